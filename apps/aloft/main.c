@@ -1,0 +1,59 @@
+/* aloft: the command line. Sub-commands come from one table. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd.h"
+
+struct command {
+    const char *group;
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+};
+
+static const struct command commands[] = {
+    {"image", "info", aloft_cmd_image_info, "check an ESP app image and show its header and app descriptor"},
+    {"image", "make", aloft_cmd_image_make, "synthesise a valid ESP app image (for tests and the simulator)"},
+    {"part", "csv2bin", aloft_cmd_part_csv2bin, "compile an ESP-IDF partition CSV to the binary table"},
+    {"part", "bin2csv", aloft_cmd_part_bin2csv, "print a binary partition table as CSV"},
+    {"part", "show", aloft_cmd_part_show, "show a partition table (CSV or binary)"},
+    {"flash", "init", aloft_cmd_flash_init, "build a whole bootable flash image"},
+    {"flash", "show", aloft_cmd_flash_show, "show a flash image: partitions, otadata, what boots and why"},
+};
+
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *out, const char *group)
+{
+    fprintf(out, "usage: aloft <command> <sub-command> [options]   (aloft <command> <sub-command> --help)\n\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!group || !strcmp(group, commands[i].group))
+            fprintf(out, "  aloft %-5s %-8s %s\n", commands[i].group, commands[i].name, commands[i].summary);
+    fprintf(out, "\nexit status: 0 success, 1 failure or bad input, 2 usage error\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout, NULL);
+        return argc < 2 ? 2 : 0;
+    }
+    bool known_group = false;
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        if (strcmp(argv[1], commands[i].group))
+            continue;
+        known_group = true;
+        if (argc >= 3 && !strcmp(argv[2], commands[i].name))
+            return commands[i].run(argc - 2, argv + 2);
+    }
+    if (!known_group) {
+        fprintf(stderr, "aloft: unknown command '%s'\n\n", argv[1]);
+        usage(stderr, NULL);
+        return 2;
+    }
+    if (argc >= 3 && strcmp(argv[2], "--help") && strcmp(argv[2], "-h"))
+        fprintf(stderr, "aloft %s: unknown sub-command '%s'\n\n", argv[1], argv[2]);
+    usage(argc >= 3 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h")) ? stdout : stderr, argv[1]);
+    return argc >= 3 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h")) ? 0 : 2;
+}
