@@ -1,9 +1,11 @@
 /* aloft tests: shared helpers. */
+#define _XOPEN_SOURCE 700
 #include "testutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +25,7 @@ uint8_t *aloft_test_fixture(const char *rel, size_t *len)
 
 int aloft_test_run(char **out, const char *const argv[])
 {
+    fflush(NULL);
     int pipefd[2];
     if (pipe(pipefd) != 0)
         return -1;
@@ -64,15 +67,28 @@ int aloft_test_run(char **out, const char *const argv[])
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+static char tmpdir[64];
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void remove_tmpdir(void)
+{
+    nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 const char *aloft_test_tmpdir(void)
 {
-    static char dir[64];
-    if (!dir[0]) {
-        snprintf(dir, sizeof dir, "/tmp/aloft-test-XXXXXX");
-        if (!mkdtemp(dir))
+    if (!tmpdir[0]) {
+        snprintf(tmpdir, sizeof tmpdir, "/tmp/aloft-test-XXXXXX");
+        if (!mkdtemp(tmpdir))
             fail();
+        atexit(remove_tmpdir);
     }
-    return dir;
+    return tmpdir;
 }
 
 void aloft_test_fill(uint8_t *buf, size_t len, uint32_t seed)

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <cmocka.h>
 
 /* Load ../shared/fixtures/<rel> (e.g. "esp-idf/partitions-8mb.csv"); fails the
@@ -17,7 +18,8 @@ uint8_t *aloft_test_fixture(const char *rel, size_t *len);
  * exit status (or -1 when it could not run / was killed). */
 int aloft_test_run(char **out, const char *const argv[]);
 
-/* A fresh temporary directory for this test process (created once). */
+/* A fresh temporary directory for this test process (created once, removed
+ * with its contents at exit). */
 const char *aloft_test_tmpdir(void);
 
 /* Deterministic pseudo-random bytes (xorshift), for test payloads. */
