@@ -1,0 +1,44 @@
+# What users type. CMake does the building; this file only names the steps.
+#   make            build everything into build/ (programs in build/bin/)
+#   make check      install missing Debian packages (scripts/deps.sh), build, run every test
+#   make size       the core cross-compiled for ESP32-C3 and Cortex-M4: sizes, stack, budgets
+#   make bench      build and run the benchmarks (bench/run.sh, under valgrind)
+#   make sanitize   build with ASan+UBSan in build-asan/ and run every test there
+#   make clean      remove every build directory
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE      ?= cmake
+CTEST      ?= ctest
+
+.PHONY: all build check size bench sanitize clean
+
+all: build
+
+$(BUILD)/CMakeCache.txt:
+	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: $(BUILD)/CMakeCache.txt
+	$(CMAKE) --build $(BUILD) --parallel $(JOBS)
+
+check:
+	scripts/deps.sh
+	$(MAKE) build
+	$(CTEST) --test-dir $(BUILD) --output-on-failure --parallel 2
+
+size:
+	scripts/size.sh
+
+bench: build
+	bench/run.sh $(BUILD)
+
+$(ASAN_BUILD)/CMakeCache.txt:
+	$(CMAKE) -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DALOFT_SANITIZE=ON
+
+sanitize: $(ASAN_BUILD)/CMakeCache.txt
+	$(CMAKE) --build $(ASAN_BUILD) --parallel $(JOBS)
+	$(CTEST) --test-dir $(ASAN_BUILD) --output-on-failure --parallel 2
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) build-size
