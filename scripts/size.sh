@@ -84,7 +84,7 @@ for t in "${targets[@]}"; do printf ' | %-26s' "${name[$t]}"; done
 printf '\n%-12s' module
 for t in "${targets[@]}"; do printf ' | %8s %8s %8s' .text .data .bss; done
 printf '\n'
-declare -A ttext tram
+declare -A ttext tdata tbss tram
 for src in "${sources[@]}"; do
     m=$(basename "$src" .c)
     printf '%-12s' "$m"
@@ -92,6 +92,8 @@ for src in "${sources[@]}"; do
         if [ -n "${text[$t,$m]:-}" ]; then
             printf ' | %8d %8d %8d' "${text[$t,$m]}" "${data[$t,$m]}" "${bss[$t,$m]}"
             ttext[$t]=$((${ttext[$t]:-0} + text[$t,$m]))
+            tdata[$t]=$((${tdata[$t]:-0} + data[$t,$m]))
+            tbss[$t]=$((${tbss[$t]:-0} + bss[$t,$m]))
             tram[$t]=$((${tram[$t]:-0} + data[$t,$m] + bss[$t,$m]))
         else
             printf ' | %26s' "(did not compile)"
@@ -101,10 +103,10 @@ for src in "${sources[@]}"; do
 done
 printf '%-12s' total
 for t in "${targets[@]}"; do
-    printf ' | %8d %17s' "${ttext[$t]:-0}" "data+bss $((${tram[$t]:-0}))"
+    printf ' | %8d %8d %8d' "${ttext[$t]:-0}" "${tdata[$t]:-0}" "${tbss[$t]:-0}"
 done
 printf '\n%-12s' budget
-for t in "${targets[@]}"; do printf ' | %8d %17s' $TEXT_BUDGET "data+bss $RAM_BUDGET"; done
+for t in "${targets[@]}"; do printf ' | %8d %17s' $TEXT_BUDGET "data+bss <= $RAM_BUDGET"; done
 printf '\n%-12s' verdict
 for t in "${targets[@]}"; do
     v="ok"

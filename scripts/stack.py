@@ -89,7 +89,7 @@ def analyse(g, root):
                     unknown.add(callee)
                 continue
             w, p, pd, ps = visit(callee, stack + [t])
-            if w > best:
+            if w > best or not best_path:
                 best, best_path = w, p
             if pd is not None and (port is None or pd > port):
                 port, port_site = pd, ps
