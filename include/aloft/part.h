@@ -10,6 +10,7 @@
 #define ALOFT_PART_TABLE_BYTES 0xC00u   /* 3072: what gen_esp32part.py writes */
 #define ALOFT_PART_MAX 95u              /* entries, MD5 entry not counted */
 #define ALOFT_PART_LABEL_MAX 16u
+#define ALOFT_PART_CSV_MAX 8192u        /* enough for any table as CSV, NUL included */
 
 enum aloft_part_type {
     ALOFT_PART_APP = 0x00,
@@ -55,15 +56,35 @@ struct aloft_part_table {
 /* Parse a binary table (what sits at 0x8000) of len bytes and validate it:
  * magic, MD5 entry, terminator, alignment, overlaps, labels, bounds against
  * flash_size (0: unknown, not checked) and table_offset.
- * Returns 0, ALOFT_E_PART_MAGIC, ALOFT_E_PART_MD5, ALOFT_E_PART_ALIGN,
- * ALOFT_E_PART_OVERLAP, ALOFT_E_PART_RANGE, ALOFT_E_PART_LABEL,
- * ALOFT_E_TOOMANY or ALOFT_E_TRUNCATED (no terminator within len). */
+ * Like the bootloader, the table ends at the first entry starting FF FF FF FF
+ * and entries after the MD5 entry are accepted (the MD5 covers only the bytes
+ * before it; aloft_part_build puts it last).
+ * Returns 0, ALOFT_E_PART_MAGIC, ALOFT_E_PART_MD5 (mismatch or a second MD5
+ * entry), ALOFT_E_TOOMANY (no terminator within the 3072-byte table),
+ * ALOFT_E_TRUNCATED (len ended before the terminator) or a validation error
+ * of aloft_part_validate; on a validation error t holds the parsed entries,
+ * so aloft_part_check can name the offending one. */
 int aloft_part_parse(struct aloft_part_table *t, const uint8_t *bin, size_t len,
                      uint32_t table_offset, uint32_t flash_size);
 
-/* Same checks as aloft_part_parse on an in-memory table (e.g. from CSV). */
+/* Validate an in-memory table (e.g. from CSV) with the rules ESP-IDF's
+ * gen_esp32part.py enforces: labels non-empty and unique (ALOFT_E_PART_LABEL);
+ * app offsets 0x10000-aligned, other offsets 0x1000, app sizes 0x1000
+ * (ALOFT_E_PART_ALIGN; data sizes are free); inside flash_size when not 0 and
+ * at or after table_offset + 0x1000, except the primary bootloader and
+ * partition_table entries (ALOFT_E_PART_RANGE); no overlap
+ * (ALOFT_E_PART_OVERLAP); at most one otadata, of exactly 0x2000 bytes, and
+ * ota_N slots numbered 0..n-1 without gaps or repeats, since the bootloader and
+ * the app count slots differently otherwise (ALOFT_E_PART_KIND); at most 95
+ * entries, 94 with an MD5 entry (ALOFT_E_TOOMANY). Returns 0 or that error. */
 int aloft_part_validate(const struct aloft_part_table *t, uint32_t table_offset,
                         uint32_t flash_size);
+
+/* aloft_part_validate that also names the offending entry: on error *bad (if
+ * not NULL) is the index in t->p of the first entry, in table order, that
+ * breaks a rule (of two overlapping or same-named entries, the later one). */
+int aloft_part_check(const struct aloft_part_table *t, uint32_t table_offset,
+                     uint32_t flash_size, uint32_t *bad);
 
 /* Write the binary table into out (cap >= ALOFT_PART_TABLE_BYTES): entries,
  * the MD5 entry when t->md5, padded with 0xFF to 3072 bytes exactly as
@@ -71,20 +92,34 @@ int aloft_part_validate(const struct aloft_part_table *t, uint32_t table_offset,
 int aloft_part_build(const struct aloft_part_table *t, uint8_t *out, size_t cap);
 
 /* Parse ESP-IDF CSV text (gen_esp32part.py syntax): empty offsets are placed
- * after the previous partition (app 0x10000-aligned, data 0x1000), sizes take
- * K/M and hex, types and subtypes names or numbers, flags `encrypted`/
- * `readonly`. The first free offset is table_offset + 0x1000. On error
- * *err_line (if not NULL) is the 1-based line. Returns 0, ALOFT_E_SYNTAX,
- * ALOFT_E_PART_TYPE, ALOFT_E_TOOMANY or a validation error. t->md5 is set. */
+ * after the previous partition (app 0x10000-aligned, others 0x1000), numbers
+ * are decimal or 0x hex with an optional K/M suffix, types and subtypes names
+ * (any case) or numbers, flags `encrypted`/`readonly` joined by ':'.
+ * The first free offset is table_offset + 0x1000; an explicit offset below
+ * the end of the previous partition is an overlap, as in gen_esp32part.py.
+ * A primary partition_table entry is placed at table_offset (0x1000 bytes);
+ * bootloader entries need an explicit offset and size (their defaults depend
+ * on the chip). Generation-time rules are checked too: a writable nvs is at
+ * least 0x3000 bytes, otadata and coredump are never readonly
+ * (ALOFT_E_PART_KIND). On error *err_line (if not NULL) is the 1-based line.
+ * Returns 0, ALOFT_E_SYNTAX, ALOFT_E_PART_TYPE, ALOFT_E_PART_LABEL (empty,
+ * longer than 16 bytes), ALOFT_E_PART_RANGE (a number above 32 bits),
+ * ALOFT_E_TOOMANY or a validation error (flash size not checked). t->md5 is
+ * set. */
 int aloft_part_csv_parse(struct aloft_part_table *t, const char *csv, size_t len,
                          uint32_t table_offset, uint32_t *err_line);
 
-/* Write t as CSV into out (NUL-terminated); names for known types/subtypes,
- * hex offsets and sizes. Returns the length or ALOFT_E_NOSPC. */
+/* Write t as CSV into out (NUL-terminated) as gen_esp32part.py's to_csv: a
+ * two-line header, then `name,type,subtype,0xOFFSET,SIZE,flags` with names for
+ * known types/subtypes (decimal otherwise) and sizes as nM/nK when exact (hex
+ * otherwise); labels as raw bytes; unknown flag bits are dropped.
+ * ALOFT_PART_CSV_MAX bytes always suffice. Returns the length, ALOFT_E_NOSPC,
+ * or ALOFT_E_PART_LABEL when a label would not read back (a comma or line
+ * break, surrounding whitespace, or a leading '#'). */
 int aloft_part_csv_write(const struct aloft_part_table *t, char *out, size_t cap);
 
-/* Names of a type and a subtype ("app", "ota_0", "littlefs"...), NULL when
- * the value has no name. */
+/* Names of a type and a subtype ("app", "ota_0", "littlefs"...) as
+ * gen_esp32part.py spells them, NULL when the value has no name. */
 const char *aloft_part_type_name(uint8_t type);
 const char *aloft_part_subtype_name(uint8_t type, uint8_t subtype);
 
@@ -97,13 +132,15 @@ const struct aloft_part *aloft_part_find(const struct aloft_part_table *t, uint8
 uint32_t aloft_part_ota_count(const struct aloft_part_table *t);
 const struct aloft_part *aloft_part_ota(const struct aloft_part_table *t, uint32_t i);
 
-/* Index (0-based ota number) of an ota app partition, or -1 for others. */
+/* Index (0-based ota number) of an ota app partition, or -1 for others
+ * (and for NULL). */
 int aloft_part_ota_index(const struct aloft_part *p);
 
 /* The slot the next update goes to while `running` runs, as ESP-IDF's
  * esp_ota_get_next_update_partition: the ota slot after the running one
- * (wrapping), skipping the running one; from factory/test, ota_0.
- * NULL when there is no ota slot to update. */
+ * (wrapping), skipping the running one; from factory/test/NULL or a
+ * partition not in t (matched by type, subtype and offset), the first ota slot.
+ * NULL when there is no ota slot to update (none, or only the running one). */
 const struct aloft_part *aloft_part_next_update(const struct aloft_part_table *t,
                                                 const struct aloft_part *running);
 
