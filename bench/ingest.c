@@ -1,0 +1,201 @@
+/* bench/ingest: what taking an update costs per byte, next to hashing the
+ * same bytes with the same SHA-256 and nothing else.
+ *
+ * A 4 MB POSIX flash (in memory) gets the real 4 MB partition table at
+ * 0x8000 and a real app in ota_0, boots through the boot logic, then takes a
+ * real ~1 MB image through aloft_update_begin/write/end in 4096-byte chunks.
+ * The two measured phases are the functions bench_phase_sha256 and
+ * bench_phase_update; the port's erase and program go through
+ * bench_flash_erase and bench_flash_program so their cost can be told apart.
+ * bench/run.sh counts instructions in each with callgrind; run alone, this
+ * program prints wall times.
+ *
+ * usage: bench_ingest [--once] [IMAGE]   (--once: a single run, for valgrind) */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "aloft/boot.h"
+#include "aloft/crypto.h"
+#include "aloft/err.h"
+#include "aloft/image.h"
+#include "aloft/part.h"
+#include "aloft/update.h"
+#include "aloft_posix_flash.h"
+#include "file.h"
+
+#define CHUNK 4096u
+#define FLASH_BYTES (4u << 20)
+#define RUNS 5
+
+static const char *image_path = ALOFT_FIXTURES "/esp-idf/esp32s3-csi-node-v0.6.4.bin";
+static const char *running_path = ALOFT_FIXTURES "/esp-idf/esp32s3-csi-node-4mb-v0.4.3.bin";
+static const char *table_path = ALOFT_FIXTURES "/esp-idf/partitions-4mb.csv";
+
+/* The POSIX flash's own callbacks, called through these wrappers. */
+static struct aloft_flash posix;
+
+__attribute__((noinline, noclone)) static int bench_flash_erase(void *ctx, uint32_t addr, size_t len)
+{
+    (void)ctx;
+    return posix.erase(posix.ctx, addr, len);
+}
+
+__attribute__((noinline, noclone)) static int bench_flash_program(void *ctx, uint32_t addr,
+                                                                 const void *buf, size_t len)
+{
+    (void)ctx;
+    return posix.write(posix.ctx, addr, buf, len);
+}
+
+static void fail(const char *what, int rc)
+{
+    fprintf(stderr, "bench_ingest: %s: %s\n", what, rc < 0 ? aloft_strerror(rc) : "failed");
+    exit(1);
+}
+
+static uint8_t *load(const char *path, size_t *len)
+{
+    uint8_t *data;
+    if (aloft_file_read(path, &data, len)) {
+        perror(path);
+        exit(1);
+    }
+    return data;
+}
+
+__attribute__((noinline, noclone)) static void bench_phase_sha256(const uint8_t *img, size_t len,
+                                                                 uint8_t out[32])
+{
+    struct aloft_sha256 s;
+    aloft_sha256_init(&s);
+    for (size_t off = 0; off < len; off += CHUNK)
+        aloft_sha256_update(&s, img + off, len - off < CHUNK ? len - off : CHUNK);
+    aloft_sha256_final(&s, out);
+}
+
+__attribute__((noinline, noclone)) static int bench_phase_update(struct aloft_update *u,
+                                                                struct aloft_boot *b,
+                                                                const uint8_t *img, size_t len)
+{
+    int rc = aloft_update_begin(u, b, NULL);
+    for (size_t off = 0; rc == 0 && off < len; off += CHUNK)
+        rc = aloft_update_write(u, img + off, len - off < CHUNK ? len - off : CHUNK);
+    return rc ? rc : aloft_update_end(u);
+}
+
+/* A device as it leaves the factory: table at 0x8000, the running app in
+ * ota_0, blank otadata; booted. Port calls go through the wrappers. */
+static void device(struct aloft_posix_flash *pf, struct aloft_flash *port, struct aloft_boot *b,
+                   const char *csv, size_t csv_len, const uint8_t *app, size_t app_len)
+{
+    static struct aloft_part_table t;
+    static uint8_t bin[ALOFT_PART_TABLE_BYTES];
+    uint32_t line = 0;
+    int rc = aloft_part_csv_parse(&t, csv, csv_len, ALOFT_PART_TABLE_OFFSET, &line);
+    if (rc)
+        fail(table_path, rc);
+    rc = aloft_part_build(&t, bin, sizeof bin);
+    if (rc < 0)
+        fail("building the partition table", rc);
+    if (aloft_posix_flash_mem(pf, FLASH_BYTES))
+        fail("making the flash", 0);
+    posix = pf->port;
+    *port = pf->port;
+    port->erase = bench_flash_erase;
+    port->write = bench_flash_program;
+
+    const struct aloft_part *ota0 = aloft_part_ota(&t, 0);
+    if (!ota0)
+        fail("the partition table has no ota_0", ALOFT_E_NOTFOUND);
+    if ((rc = aloft_flash_write(port, ALOFT_PART_TABLE_OFFSET, bin, (size_t)rc)) ||
+        (rc = aloft_flash_write(port, ota0->offset, app, app_len)))
+        fail("writing the factory flash", rc);
+    int chip = aloft_chip_id("esp32s3");
+    if ((rc = aloft_boot_init(b, port, ALOFT_PART_TABLE_OFFSET, (uint16_t)chip, true)) ||
+        (rc = aloft_boot_select(b)))
+        fail("booting the factory flash", rc);
+}
+
+/* The update must have landed: it boots next, from the other slot. */
+static void check_update(struct aloft_update *u, const struct aloft_flash *port)
+{
+    int rc = aloft_update_set_boot(u);
+    if (rc)
+        fail("set-boot", rc);
+    static struct aloft_boot again;
+    if ((rc = aloft_boot_init(&again, port, ALOFT_PART_TABLE_OFFSET, u->boot->chip, true)) ||
+        (rc = aloft_boot_select(&again)))
+        fail("booting the update", rc);
+    if (again.running->offset != u->target->offset)
+        fail("the update did not boot", ALOFT_E_NOBOOT);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+    bool once = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--once"))
+            once = true;
+        else if (argv[i][0] == '-') {
+            fprintf(stderr, "usage: bench_ingest [--once] [IMAGE]\n");
+            return 2;
+        } else
+            image_path = argv[i];
+    }
+
+    size_t len, app_len, csv_len;
+    uint8_t *img = load(image_path, &len);
+    uint8_t *app = load(running_path, &app_len);
+    char *csv = (char *)load(table_path, &csv_len);
+    const char *name = strrchr(image_path, '/') ? strrchr(image_path, '/') + 1 : image_path;
+    printf("image %s\nbytes %zu\nchunk %u\n", name, len, CHUNK);
+
+    double best_sha = 1e9, best_update = 1e9;
+    for (int run = 0; run < (once ? 1 : RUNS); run++) {
+        static struct aloft_posix_flash pf;
+        static struct aloft_flash port;
+        static struct aloft_boot boot;
+        static struct aloft_update u;
+        uint8_t digest[32];
+
+        double t0 = now();
+        bench_phase_sha256(img, len, digest);
+        double t1 = now();
+
+        device(&pf, &port, &boot, csv, csv_len, app, app_len);
+        double t2 = now();
+        int rc = bench_phase_update(&u, &boot, img, len);
+        double t3 = now();
+        if (rc)
+            fail("update", rc);
+        check_update(&u, &port);
+        aloft_posix_flash_close(&pf);
+
+        if (t1 - t0 < best_sha)
+            best_sha = t1 - t0;
+        if (t3 - t2 < best_update)
+            best_update = t3 - t2;
+    }
+    if (!once) {
+        double mb = (double)len / 1e6;
+        printf("\nwall time, best of %d (the table of record is bench/run.sh's instruction count)\n", RUNS);
+        printf("  %-36s %9.2f ms %8.1f MB/s\n", "SHA-256 alone", best_sha * 1e3, mb / best_sha);
+        printf("  %-36s %9.2f ms %8.1f MB/s\n", "update begin/write/end (all)", best_update * 1e3,
+               mb / best_update);
+    }
+    free(img);
+    free(app);
+    free(csv);
+    return 0;
+}
