@@ -186,8 +186,11 @@ static int parse_row(struct span line, uint32_t table_offset, struct aloft_part 
     }
 
     memset(p, 0, sizeof *p);
-    if (f[0].n == 0 || f[0].n > ALOFT_PART_LABEL_MAX || memchr(f[0].p, 0, f[0].n))
+    if (f[0].n == 0 || f[0].n > ALOFT_PART_LABEL_MAX)
         return ALOFT_E_PART_LABEL;
+    for (size_t i = 0; i < f[0].n; i++)
+        if (!f[0].p[i]) /* a NUL would cut the label short */
+            return ALOFT_E_PART_LABEL;
     memcpy(p->label, f[0].p, f[0].n);
 
     if (f[1].n == 0)
@@ -280,7 +283,7 @@ int aloft_part_csv_parse(struct aloft_part_table *t, const char *csv, size_t len
             }
             if (!placed) {
                 uint32_t align = p->type == ALOFT_PART_APP ? APP_ALIGN : DATA_ALIGN;
-                last_end = (last_end + align - 1) / align * align;
+                last_end = (last_end + align - 1) & ~(uint64_t)(align - 1); /* no 64-bit divide on MCUs */
                 if (last_end >= U32_LIMIT) {
                     rc = ALOFT_E_PART_RANGE;
                     break;
