@@ -24,7 +24,7 @@ build: $(BUILD)/CMakeCache.txt
 
 check:
 	scripts/deps.sh
-	$(MAKE) build
+	$(MAKE) --no-print-directory build
 	$(CTEST) --test-dir $(BUILD) --output-on-failure --parallel 2
 
 size:
