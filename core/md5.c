@@ -76,7 +76,8 @@ void aloft_md5_update(struct aloft_md5 *m, const void *data, size_t len)
 
 void aloft_md5_final(struct aloft_md5 *m, uint8_t out[16])
 {
-    uint64_t bits = m->len * 8;
+    /* Bit length as two words: a variable 64-bit shift needs libgcc on rv32. */
+    uint32_t lo = (uint32_t)(m->len << 3), hi = (uint32_t)(m->len >> 29);
     size_t fill = (size_t)(m->len & 63);
     m->buf[fill++] = 0x80;
     if (fill > 56) {
@@ -85,8 +86,10 @@ void aloft_md5_final(struct aloft_md5 *m, uint8_t out[16])
         fill = 0;
     }
     memset(m->buf + fill, 0, 56 - fill);
-    for (int i = 0; i < 8; i++)
-        m->buf[56 + i] = (uint8_t)(bits >> (8 * i));
+    for (int i = 0; i < 4; i++) {
+        m->buf[56 + i] = (uint8_t)(lo >> (8 * i));
+        m->buf[60 + i] = (uint8_t)(hi >> (8 * i));
+    }
     block(m->h, m->buf);
     for (int i = 0; i < 16; i++)
         out[i] = (uint8_t)(m->h[i / 4] >> (8 * (i % 4)));

@@ -88,7 +88,8 @@ void aloft_sha256_update(struct aloft_sha256 *s, const void *data, size_t len)
 
 void aloft_sha256_final(struct aloft_sha256 *s, uint8_t out[32])
 {
-    uint64_t bits = s->len * 8;
+    /* Bit length as two words: a variable 64-bit shift needs libgcc on rv32. */
+    uint32_t hi = (uint32_t)(s->len >> 29), lo = (uint32_t)(s->len << 3);
     size_t fill = (size_t)(s->len & 63);
     s->buf[fill++] = 0x80;
     if (fill > 56) {
@@ -97,8 +98,10 @@ void aloft_sha256_final(struct aloft_sha256 *s, uint8_t out[32])
         fill = 0;
     }
     memset(s->buf + fill, 0, 56 - fill);
-    for (int i = 0; i < 8; i++)
-        s->buf[56 + i] = (uint8_t)(bits >> (56 - 8 * i));
+    for (int i = 0; i < 4; i++) {
+        s->buf[56 + i] = (uint8_t)(hi >> (24 - 8 * i));
+        s->buf[60 + i] = (uint8_t)(lo >> (24 - 8 * i));
+    }
     block(s->h, s->buf);
     for (int i = 0; i < 8; i++) {
         out[4 * i] = (uint8_t)(s->h[i] >> 24);
