@@ -51,7 +51,9 @@ struct aloft_image_info {
     uint8_t sha256[32];     /* the stored hash (when hash_appended) */
     uint32_t image_len;     /* header..checksum(+hash): what the bootloader reads */
     uint32_t total_len;     /* bytes fed, including an accepted secure-boot tail */
-    bool has_desc;          /* segment 0 starts with a valid esp_app_desc_t */
+    bool has_desc;          /* segment 0 (>= 256 bytes) starts with the
+                             * esp_app_desc_t magic; false for bootloaders and
+                             * non-ESP-IDF images, which still verify */
     struct aloft_app_desc desc;
 };
 
@@ -65,7 +67,8 @@ struct aloft_image_verifier {
     uint8_t seg;            /* current segment index */
     uint8_t checksum;       /* running XOR */
     int err;                /* sticky: first error seen */
-    uint8_t hold[ALOFT_IMAGE_IDENT_BYTES]; /* header, segment header, descriptor */
+    uint8_t hold[ALOFT_IMAGE_IDENT_BYTES]; /* header, segment headers, descriptor;
+                                            * segment data is never copied */
     struct aloft_sha256 sha;
     struct aloft_image_info info;
 };
@@ -74,11 +77,26 @@ struct aloft_image_verifier {
  * the whole image may take (the slot size), 0 for no limit. */
 void aloft_image_begin(struct aloft_image_verifier *v, uint16_t expect_chip, uint32_t max_len);
 
-/* Feed the next len bytes (any chunking: 1 byte to the whole image).
- * Returns 0 or the first error, which stays: ALOFT_E_MAGIC, ALOFT_E_ESP8266,
- * ALOFT_E_HEADER, ALOFT_E_CHIP, ALOFT_E_SEGMENTS, ALOFT_E_SEGMENT,
- * ALOFT_E_NOSPC (longer than max_len), ALOFT_E_CHECKSUM, ALOFT_E_HASH,
- * ALOFT_E_TRAILING (data beyond the image and its secure-boot tail). */
+/* Feed the next len bytes (any chunking: 1 byte to the whole image; every
+ * check happens at a fixed stream position, so the result never depends on
+ * it). Returns 0 or the first error, which stays:
+ *   ALOFT_E_MAGIC     first byte not 0xE9 (known from the first byte)
+ *   ALOFT_E_ESP8266   first byte 0xEA, or 0xE9 with the entry point in the
+ *                     ESP8266's IRAM (0x4010xxxx) and the first segment
+ *                     loading into ESP8266 memory (core/image.c says why
+ *                     no ESP32-family image matches)
+ *   ALOFT_E_SEGMENTS  segment count 0 or above 16
+ *   ALOFT_E_CHIP      chip id unknown, or not expect_chip
+ *   ALOFT_E_HEADER    hash_appended not 0/1, or spi_mode above 5; other
+ *                     header bytes are left to the SHA-256, like esptool
+ *   ALOFT_E_SEGMENT   a segment length not a multiple of 4 or >= 16 MB
+ *   ALOFT_E_NOSPC     more than max_len bytes, as soon as known: a segment
+ *                     header that leaves no room for the rest counts
+ *   ALOFT_E_CHECKSUM  XOR of the segment data (seed 0xEF) differs
+ *   ALOFT_E_HASH      appended SHA-256 differs
+ *   ALOFT_E_TRAILING  bytes after the image other than a secure boot v2
+ *                     tail: 0xFF padding to a 4 KB boundary, then at most
+ *                     one 4 KB signature sector starting with 0xE7 */
 int aloft_image_feed(struct aloft_image_verifier *v, const void *data, size_t len);
 
 /* True once header, first segment header and descriptor area are in
@@ -90,9 +108,13 @@ bool aloft_image_ident_ready(const struct aloft_image_verifier *v);
  * check passed, the sticky error, or ALOFT_E_TRUNCATED. */
 int aloft_image_end(struct aloft_image_verifier *v);
 
-/* Verify an image already in flash (addr, at most max_len bytes), reading it
- * in small chunks. Fills *info (may be NULL). Same errors as feed/end, plus
- * ALOFT_E_IO. Used by the boot logic. */
+/* Verify an image already in flash (addr, at most max_len bytes; 0: up to
+ * the end of the flash), reading it in chunks of at most 256 bytes and not
+ * past the image's end: what follows in the slot is not looked at. The
+ * verifier lives on the stack (about 1.2 KB with the read buffer). Fills
+ * *info (may be NULL), also on failure as far as it got. Same errors as
+ * feed/end, plus ALOFT_E_INVAL (addr outside the flash) and whatever the
+ * port's read returns (ALOFT_E_IO, ALOFT_E_POWER). Used by the boot logic. */
 struct aloft_flash;
 int aloft_image_verify_flash(const struct aloft_flash *f, uint32_t addr, uint32_t max_len,
                              uint16_t expect_chip, struct aloft_image_info *info);
