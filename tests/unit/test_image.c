@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "aloft/crypto.h"
 #include "aloft/err.h"
 #include "aloft/image.h"
 #include "aloft/port.h"
@@ -202,6 +203,39 @@ static void test_empty_is_truncated(void **state)
     assert_int_equal(aloft_image_feed(&v, NULL, 0), 0);
     assert_false(aloft_image_ident_ready(&v));
     assert_int_equal(aloft_image_end(&v), ALOFT_E_TRUNCATED);
+}
+
+/* An image shorter than 288 bytes: identified when it ends. Its segment 0
+ * starts with the descriptor magic but is too short to hold a descriptor. */
+static void test_tiny_image(void **state)
+{
+    (void)state;
+    uint8_t b[96] = {0xE9, 1, 2, 0x2F, 0x00, 0x00, 0x38, 0x40, 0xEE};
+    b[12] = C3;
+    b[23] = 1;
+    wr32(b + 24, 0x3FC80000u);
+    wr32(b + 28, 16);
+    wr32(b + 32, ALOFT_APP_DESC_MAGIC);
+    aloft_test_fill(b + 36, 12, 3);
+    /* Data ends at 48: zero padding, the checksum at 63, the hash at 64. */
+    uint8_t x = 0xEF;
+    for (int i = 32; i < 48; i++)
+        x ^= b[i];
+    b[63] = x;
+    struct aloft_sha256 s;
+    aloft_sha256_init(&s);
+    aloft_sha256_update(&s, b, 64);
+    aloft_sha256_final(&s, b + 64);
+    struct aloft_image_verifier v;
+    aloft_image_begin(&v, C3, sizeof b);
+    assert_int_equal(aloft_image_feed(&v, b, sizeof b - 1), 0);
+    assert_false(aloft_image_ident_ready(&v));
+    assert_int_equal(aloft_image_feed(&v, b + sizeof b - 1, 1), 0);
+    assert_true(aloft_image_ident_ready(&v));
+    assert_int_equal(aloft_image_end(&v), 0);
+    assert_false(v.info.has_desc);
+    assert_int_equal(v.info.image_len, sizeof b);
+    assert_int_equal(verify(b, sizeof b, 1, C3, sizeof b - 1, NULL), ALOFT_E_NOSPC);
 }
 
 static void expect_truncated(const uint8_t *img, size_t cut)
@@ -502,6 +536,40 @@ static void test_trailing_and_signature_tail(void **state)
     /* Two images back to back (a merged flash file) are not one image. */
     memcpy(c + len, img, 16);
     assert_int_equal(verify(c, len + 16, 0, C3, 0, NULL), ALOFT_E_TRAILING);
+    free(c);
+    free(img);
+}
+
+/* Whatever the damage, the verdict and what was learnt do not depend on the
+ * chunking. */
+static void test_random_damage_any_chunking(void **state)
+{
+    (void)state;
+    static const size_t chunks[] = {3, 64, 4096};
+    size_t len;
+    uint8_t *img = make("esp32h2", "fuzz", "1", 0x10150, "hang", &len);
+    uint8_t *c = copy_of(img, len, len + 64);
+    uint32_t r[800];
+    aloft_test_fill((uint8_t *)r, sizeof r, 2024);
+    int seen_ok = 0, seen_err = 0;
+    for (size_t i = 0; i < 200; i++) {
+        const uint32_t *q = r + 4 * i;
+        memcpy(c, img, len);
+        size_t at = q[0] & 1 ? q[1] % 64 : q[1] % len;
+        if (q[2] % 4)
+            c[at] ^= (uint8_t)(q[2] | 1);
+        size_t n = q[3] % 3 == 0 ? len - q[3] % 200 : len + q[3] % 3 * 7;
+        memset(c + len, 0xFF, 64);
+        struct aloft_image_info whole, part;
+        int rc = verify(c, n, 0, ALOFT_CHIP_ANY, 0, &whole);
+        for (size_t k = 0; k < sizeof chunks / sizeof chunks[0]; k++) {
+            assert_int_equal(verify(c, n, chunks[k], ALOFT_CHIP_ANY, 0, &part), rc);
+            assert_memory_equal(&part, &whole, sizeof part);
+        }
+        seen_ok += rc == 0;
+        seen_err += rc != 0;
+    }
+    assert_true(seen_ok > 10 && seen_err > 100);
     free(c);
     free(img);
 }
@@ -875,6 +943,7 @@ int main(void)
         cmocka_unit_test(test_bootloader_is_an_image_without_descriptor),
         cmocka_unit_test(test_ident_ready_after_288_bytes),
         cmocka_unit_test(test_empty_is_truncated),
+        cmocka_unit_test(test_tiny_image),
         cmocka_unit_test(test_truncated_at_boundaries),
         cmocka_unit_test(test_truncated_at_random_points),
         cmocka_unit_test(test_header_fields),
@@ -885,6 +954,7 @@ int main(void)
         cmocka_unit_test(test_errors_are_sticky),
         cmocka_unit_test(test_esp8266),
         cmocka_unit_test(test_trailing_and_signature_tail),
+        cmocka_unit_test(test_random_damage_any_chunking),
         cmocka_unit_test(test_verify_flash),
         cmocka_unit_test(test_make_every_chip),
         cmocka_unit_test(test_make_size),
