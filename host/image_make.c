@@ -253,7 +253,7 @@ int aloft_image_make(const struct aloft_image_make_opts *o, uint8_t **out, size_
     /* app_elf_sha256 stands for the ELF the options describe; every
      * pseudo-random byte is seeded from it, IROM's from chip and project. */
     struct aloft_sha256 s;
-    uint8_t elf_sha[32], code_sha[32], num[10];
+    uint8_t elf_sha[32], code_sha[32], num[8];
     aloft_sha256_init(&s);
     hash_str(&s, "aloft-sim-code");
     wr16(num, o->chip_id);
