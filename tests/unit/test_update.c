@@ -161,12 +161,58 @@ static void test_bad_images_change_nothing_outside_the_slot(void **state)
     bad[len_b - 1] ^= 0x80; /* appended hash */
     refused(bad, len_b, c3, ALOFT_E_HASH);
 
+    memcpy(bad, img_b, len_b);
+    bad[1] = 0; /* segment count */
+    assert_int_equal(refused(bad, len_b, c3, ALOFT_E_SEGMENTS), 0);
+    memcpy(bad, img_b, len_b);
+    bad[23] = 2; /* hash_appended */
+    assert_int_equal(refused(bad, len_b, c3, ALOFT_E_HEADER), 0);
+    memcpy(bad, img_b, len_b);
+    bad[4] ^= 0x01; /* entry address: only the SHA-256 covers it */
+    refused(bad, len_b, c3, ALOFT_E_HASH);
+    memcpy(bad, img_b, len_b);
+    bad[24 + 4] |= 0x02; /* segment 0 length not a multiple of 4 */
+    assert_int_equal(refused(bad, len_b, c3, ALOFT_E_SEGMENT), 0);
+    memcpy(bad, img_b, len_b);
+    memset(bad + len_b, 0x5A, 100); /* garbage after the image */
+    refused(bad, len_b + 100, c3, ALOFT_E_TRAILING);
+    refused(img_b, 0, c3, ALOFT_E_TRUNCATED);
+
     uint8_t *big_img;
     size_t big_len;
     big_img = aloft_test_image("esp32c3", "3.0.0", SLOT_SIZE + 4096, NULL, &big_len);
     refused(big_img, big_len, c3, ALOFT_E_NOSPC);
     free(big_img);
     free(bad);
+}
+
+/* Truncated at every segment boundary (and one byte either side) and at
+ * random points: refused, nothing outside the slot touched. */
+static void test_truncated_updates_change_nothing(void **state)
+{
+    (void)state;
+    struct aloft_image_verifier v;
+    aloft_image_begin(&v, ALOFT_CHIP_ANY, 0);
+    assert_int_equal(aloft_image_feed(&v, img_b, len_b), 0);
+    assert_int_equal(aloft_image_end(&v), 0);
+    uint16_t c3 = v.info.chip_id;
+    int cuts = 0;
+    for (unsigned i = 0; i < v.info.segment_count; i++) {
+        uint32_t hdr = v.info.seg_offset[i] - 8;
+        for (int d = -1; d <= 1; d++) {
+            refused(img_b, hdr + d, c3, ALOFT_E_TRUNCATED);
+            refused(img_b, v.info.seg_offset[i] + d, c3, ALOFT_E_TRUNCATED);
+            cuts += 2;
+        }
+    }
+    uint8_t r[4 * 20];
+    aloft_test_fill(r, sizeof r, 7);
+    for (int i = 0; i < 20; i++) {
+        uint32_t at = (r[4 * i] | r[4 * i + 1] << 8 | (uint32_t)r[4 * i + 2] << 16) % (uint32_t)len_b;
+        refused(img_b, at, c3, ALOFT_E_TRUNCATED);
+        cuts++;
+    }
+    assert_true(cuts >= 20 + 6 * 2);
 }
 
 int main(void)
@@ -177,6 +223,7 @@ int main(void)
         cmocka_unit_test(test_refuses_running_slot_and_pending_app),
         cmocka_unit_test(test_call_order_is_enforced),
         cmocka_unit_test(test_bad_images_change_nothing_outside_the_slot),
+        cmocka_unit_test(test_truncated_updates_change_nothing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
