@@ -11,10 +11,21 @@
 
 #include "aloft/port.h"
 
+/* Datasheet times of a typical ESP32 SPI NOR flash (GD25Q/W25Q class). */
+struct aloft_posix_timing {
+    uint32_t sector_erase_us; /* 4 KB */
+    uint32_t block_erase_us;  /* 64 KB, used for aligned 64 KB runs as ESP-IDF does */
+    uint32_t page_program_us; /* 256 B page */
+};
+
+extern const struct aloft_posix_timing aloft_posix_timing_esp32;
+
 struct aloft_posix_flash {
-    uint8_t *mem;       /* the whole flash, mapped */
+    uint8_t *mem;       /* the whole flash in memory; NULL for a file */
     uint32_t size;
-    int fd;             /* -1 when in memory */
+    int fd;             /* the flash file (read and written in place), or -1 */
+    const struct aloft_posix_timing *timing; /* NULL: no delays */
+    uint64_t busy_us;   /* time the emulated chip spent erasing and programming */
     uint64_t ops;       /* erase-sector and program operations done */
     uint64_t cut_at;    /* power fails at operation number cut_at (1-based); 0 = never */
     bool tear;          /* the cut operation is half done instead of not done */
@@ -24,7 +35,10 @@ struct aloft_posix_flash {
 };
 
 /* Open (and with create, make or resize to size bytes of 0xFF) a flash file.
- * size 0 with !create takes the file's size. Returns 0 or -1 with errno. */
+ * size 0 with !create takes the file's size. The file is read and written
+ * in place (no mapping), so a process killed at any point leaves exactly
+ * the bytes written so far and memory use does not grow with the flash.
+ * Returns 0 or -1 with errno. */
 int aloft_posix_flash_open(struct aloft_posix_flash *pf, const char *path, uint32_t size, bool create);
 
 /* A flash in memory, all 0xFF. Returns 0 or -1. */

@@ -113,17 +113,55 @@ static void test_file_persists(void **state)
     snprintf(path, sizeof path, "%s/flash.img", aloft_test_tmpdir());
     struct aloft_posix_flash pf;
     assert_int_equal(aloft_posix_flash_open(&pf, path, 128 * 1024, true), 0);
-    assert_int_equal(pf.mem[128 * 1024 - 1], 0xFF); /* new flash reads erased */
+    uint8_t b[3];
+    assert_int_equal(aloft_flash_read(&pf.port, 128 * 1024 - 3, b, 3), 0);
+    assert_int_equal(b[2], 0xFF); /* new flash reads erased */
     uint8_t v[3] = {1, 2, 3};
     assert_int_equal(aloft_flash_write(&pf.port, 5000, v, 3), 0);
+    uint8_t over[3] = {1, 3, 3}; /* NOR rules hold for files too */
+    assert_int_equal(aloft_flash_write(&pf.port, 5000, over, 3), ALOFT_E_NOR);
+    assert_int_equal(aloft_flash_erase(&pf.port, 8192, 4096), 0);
     aloft_posix_flash_close(&pf);
     assert_int_equal(aloft_posix_flash_open(&pf, path, 0, false), 0);
     assert_int_equal(pf.size, 128 * 1024);
-    assert_memory_equal(pf.mem + 5000, v, 3);
+    assert_int_equal(aloft_flash_read(&pf.port, 5000, b, 3), 0);
+    assert_memory_equal(b, v, 3);
+    aloft_posix_flash_close(&pf);
+    /* a power cut in a file flash leaves what was written before it */
+    assert_int_equal(aloft_posix_flash_open(&pf, path, 0, false), 0);
+    uint8_t z[8] = {0};
+    aloft_posix_flash_cut(&pf, 2, true);
+    assert_int_equal(aloft_flash_write(&pf.port, 100, z, 8), 0);
+    assert_int_equal(aloft_flash_write(&pf.port, 200, z, 8), ALOFT_E_POWER);
+    aloft_posix_flash_close(&pf);
+    assert_int_equal(aloft_posix_flash_open(&pf, path, 0, false), 0);
+    uint8_t r[16];
+    assert_int_equal(aloft_flash_read(&pf.port, 100, r, 8), 0);
+    assert_memory_equal(r, z, 8);
+    assert_int_equal(aloft_flash_read(&pf.port, 200, r, 8), 0);
+    assert_memory_equal(r, z, 4); /* torn: first half */
+    assert_int_equal(r[4], 0xFF);
     aloft_posix_flash_close(&pf);
     /* a wrong size for an existing flash is refused, not silently resized */
     assert_int_equal(aloft_posix_flash_open(&pf, path, 64 * 1024, false), -1);
     unlink(path);
+}
+
+static void test_timing_counts_block_and_sector_erases(void **state)
+{
+    (void)state;
+    static const struct aloft_posix_timing t = {.sector_erase_us = 3, .block_erase_us = 7, .page_program_us = 1};
+    struct aloft_posix_flash pf;
+    assert_int_equal(aloft_posix_flash_mem(&pf, 256 * 1024), 0);
+    pf.timing = &t;
+    /* 4 KB before a block, one whole block, 8 KB after: 3 + 7 + 2 * 3 */
+    assert_int_equal(aloft_flash_erase(&pf.port, 0x10000 - 0x1000, 0x1000 + 0x10000 + 0x2000), 0);
+    assert_int_equal(pf.busy_us, 16);
+    uint8_t z[300] = {0};
+    pf.busy_us = 0;
+    assert_int_equal(aloft_flash_write(&pf.port, 250, z, 300), 0); /* pages 0..2 */
+    assert_int_equal(pf.busy_us, 3);
+    aloft_posix_flash_close(&pf);
 }
 
 int main(void)
@@ -134,6 +172,7 @@ int main(void)
         cmocka_unit_test(test_power_cut_before_operation),
         cmocka_unit_test(test_torn_operations),
         cmocka_unit_test(test_file_persists),
+        cmocka_unit_test(test_timing_counts_block_and_sector_erases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
