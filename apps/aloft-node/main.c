@@ -1,0 +1,508 @@
+/* aloft-node: boots a flash image through aloft's boot logic, then behaves
+ * as the firmware it booted (DESIGN.md "The simulator's firmware"). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "aloft/err.h"
+#include "aloft/otadata.h"
+#include "default_tables.h"
+#include "file.h"
+#include "flashimg.h"
+#include "node.h"
+
+static const char usage[] =
+    "usage: aloft-node --flash FLASH.img [options]\n"
+    "       aloft-node --create --flash-size SIZE --firmware FILE [--partitions CSV] [--www DIR|IMG] --flash FLASH.img [options]\n"
+    "\n"
+    "A simulated ESP32 running aloft. It boots FLASH.img through the bootloader's logic\n"
+    "(otadata, verification, rollback), prints\n"
+    "  boot: reset_reason=<REASON> running_partition=<label>\n"
+    "as its first line on every boot, then behaves as the firmware it booted: it serves the\n"
+    "device API (GET /ota/status, POST /ota, GET /api/ota/status, POST /api/ota/frontend,\n"
+    "POST /api/ota/frontend/rollback) and the update page from the active www slot.\n"
+    "A restart re-executes the process (same PID), keeping reset reason and boot count.\n"
+    "\n"
+    "  --flash FILE            the flash image (made with --create or `aloft flash init`)\n"
+    "  --listen ADDR:PORT      where to serve HTTP (default 127.0.0.1:8032)\n"
+    "  --psk SECRET            provision this PSK into the settings store (security/ota_psk);\n"
+    "                          uploads then need `Authorization: Bearer SECRET`\n"
+    "  --require-psk           refuse uploads while no PSK is provisioned\n"
+    "  --rollback on|off       bootloader app rollback (default on)\n"
+    "  --flash-timing none|esp32  emulate SPI NOR erase/program times (default none)\n"
+    "  --link-rate BYTES/S     throttle uploads like a Wi-Fi link, e.g. 1M (default unlimited)\n"
+    "  --power-cut-after N     lose power at flash operation N of this run, then boot again\n"
+    "  --restart-delay MS      pause between a successful update's reply and the restart (1000)\n"
+    "  --idle-timeout S        drop an upload that sends nothing for S seconds (30)\n"
+    "  --log FILE              also append every line to FILE\n"
+    "\n"
+    "  --create                make FLASH.img first (refused if it exists):\n"
+    "  --flash-size SIZE         4M, 8M or 16M\n"
+    "  --firmware FILE           app image for ota_0 (`aloft image make` or an ESP-IDF build)\n"
+    "  --partitions CSV          ESP-IDF partition CSV (default: aloft's table for the size,\n"
+    "                            with www_0/www_1 frontend slots)\n"
+    "  --www DIR|IMG             frontend for www_0: a directory (made into LittleFS) or an image\n"
+    "\n"
+    "The firmware's simulator record (`aloft image make --sim`) sets its behaviour:\n"
+    "panic-on-boot, hang, no-confirm, confirm-after=SECONDS; without one it confirms at once.\n"
+    "\n"
+    "example:\n"
+    "  aloft image make --chip esp32s3 --project demo --version 1.0.0 -o fw.bin\n"
+    "  aloft-node --create --flash-size 4M --firmware fw.bin --flash dev.img --listen 127.0.0.2:8032\n"
+    "  curl http://127.0.0.2:8032/ota/status\n";
+
+static FILE *log_file;
+
+void node_log(struct node *n, const char *fmt, ...)
+{
+    (void)n;
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+    fflush(stdout);
+    if (log_file) {
+        va_start(ap, fmt);
+        vfprintf(log_file, fmt, ap);
+        va_end(ap);
+        fputc('\n', log_file);
+        fflush(log_file);
+    }
+}
+
+/* Re-execute with what RTC memory keeps across a reset. Its presence also
+ * marks a restart: no --create and no --power-cut-after then. */
+static void __attribute__((noreturn)) reexec(struct node *n, const char *reason, unsigned boot_count)
+{
+    char rtc[64];
+    snprintf(rtc, sizeof rtc, "%s %u", reason, boot_count);
+    setenv("ALOFT_NODE_RTC", rtc, 1);
+    fflush(NULL);
+    execv("/proc/self/exe", n->argv);
+    fprintf(stderr, "aloft-node: cannot restart: %s\n", strerror(errno));
+    _exit(1);
+}
+
+void node_power_lost(struct node *n)
+{
+    node_log(n, "power lost at flash operation %llu", (unsigned long long)n->pf.ops);
+    reexec(n, "POWERON", 0);
+}
+
+void node_request_restart(struct node *n, const char *reason)
+{
+    pthread_mutex_lock(&n->restart_lock);
+    n->restart_reason = reason;
+    pthread_cond_signal(&n->restart_cond);
+    pthread_mutex_unlock(&n->restart_lock);
+}
+
+int node_www_inactive(const struct node *n)
+{
+    return n->www[0] && n->www[1] ? !n->www_slot : -1;
+}
+
+bool node_www_valid(struct node *n, const struct aloft_part *p)
+{
+    uint8_t *img = malloc(p->size);
+    struct aloft_lfs fs;
+    bool ok = img && aloft_flash_read(&n->pf.port, p->offset, img, p->size) == 0 &&
+              aloft_lfs_mount(&fs, img, p->size, 0) == 0;
+    free(img);
+    return ok;
+}
+
+static int fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("aloft-node: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+struct create_opts {
+    const char *partitions, *firmware, *www;
+    uint32_t flash_size;
+};
+
+/* --create: lay out a new flash file. Nothing is written unless all inputs are good. */
+static int create_flash(const char *path, const struct create_opts *c)
+{
+    struct stat st;
+    if (stat(path, &st) == 0)
+        return fail("%s exists; delete it first or drop --create to boot it", path);
+    if (!c->flash_size || !c->firmware)
+        return fail("--create needs --flash-size and --firmware");
+    uint8_t *csv = NULL, *app = NULL, *www = NULL;
+    size_t csv_len = 0, app_len, www_len = 0;
+    int status = 1;
+    static struct aloft_part_table t;
+    uint32_t line = 0;
+    const char *table = c->partitions ? NULL : aloft_default_table(c->flash_size);
+    if (!c->partitions && !table) {
+        fail("no default partition table for %u bytes of flash: use 4M, 8M or 16M, or give --partitions", c->flash_size);
+        goto out;
+    }
+    if (c->partitions && aloft_file_read(c->partitions, &csv, &csv_len) != 0) {
+        fail("%s: %s", c->partitions, strerror(errno));
+        goto out;
+    }
+    int rc = aloft_part_csv_parse(&t, csv ? (const char *)csv : table, csv ? csv_len : strlen(table),
+                                  ALOFT_PART_TABLE_OFFSET, &line);
+    if (rc == 0)
+        rc = aloft_part_validate(&t, ALOFT_PART_TABLE_OFFSET, c->flash_size);
+    if (rc) {
+        fail("%s:%u: %s", c->partitions ? c->partitions : "default table", line, aloft_strerror(rc));
+        goto out;
+    }
+    if (aloft_file_read(c->firmware, &app, &app_len) != 0) {
+        fail("%s: %s", c->firmware, strerror(errno));
+        goto out;
+    }
+    struct aloft_image_verifier v;
+    aloft_image_begin(&v, ALOFT_CHIP_ANY, 0);
+    rc = aloft_image_feed(&v, app, app_len);
+    if (rc == 0)
+        rc = aloft_image_end(&v);
+    if (rc) {
+        fail("%s is not a bootable app: %s", c->firmware, aloft_strerror(rc));
+        goto out;
+    }
+    const struct aloft_part *www0 = aloft_part_find_label(&t, "www_0");
+    if (c->www) {
+        if (!www0) {
+            fail("--www given but the partition table has no www_0 partition");
+            goto out;
+        }
+        if (stat(c->www, &st) == 0 && S_ISDIR(st.st_mode)) {
+            struct aloft_lfs_mkfs_err e;
+            rc = aloft_lfs_mkfs(c->www, www0->size, 4096, ALOFT_LFS_VERSION_2_1, &www, &www_len, &e);
+            if (rc) {
+                fail("%s: cannot make a LittleFS image of it: %s", c->www, aloft_strerror(rc));
+                goto out;
+            }
+        } else if (aloft_file_read(c->www, &www, &www_len) != 0) {
+            fail("%s: %s", c->www, strerror(errno));
+            goto out;
+        }
+        struct aloft_lfs fs;
+        if (www_len > www0->size || aloft_lfs_mount(&fs, www, www_len, 0) != 0) {
+            fail("%s is not a LittleFS image that fits www_0 (%u bytes)", c->www, www0->size);
+            goto out;
+        }
+    }
+    struct aloft_posix_flash pf;
+    if (aloft_posix_flash_open(&pf, path, c->flash_size, true) != 0) {
+        fail("%s: %s", path, strerror(errno));
+        goto out;
+    }
+    rc = aloft_flashimg_init(&pf.port, &t, ALOFT_PART_TABLE_OFFSET, app, app_len);
+    if (rc == 0 && www)
+        rc = aloft_flash_write(&pf.port, www0->offset, www, www_len);
+    struct aloft_posix_kv kv;
+    const struct aloft_part *nvs = aloft_part_find(&t, ALOFT_PART_DATA, ALOFT_PART_NVS);
+    if (rc == 0 && nvs) {
+        /* the chip is the hardware's: uploads for another chip are refused */
+        const char *chip = aloft_chip_name(v.info.chip_id);
+        rc = aloft_posix_kv_open(&kv, &pf.port, nvs);
+        if (rc == 0)
+            rc = aloft_posix_kv_set(&kv, "sys/chip", chip, strlen(chip));
+    }
+    aloft_posix_flash_close(&pf);
+    if (rc) {
+        unlink(path);
+        fail("%s: %s", path, aloft_strerror(rc));
+        goto out;
+    }
+    status = 0;
+out:
+    free(csv);
+    free(app);
+    free(www);
+    return status;
+}
+
+static int parse_listen(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    return colon && colon != s && atoi(colon + 1) > 0 && atoi(colon + 1) < 65536 ? 0 : -1;
+}
+
+/* The MAC is the device's identity: made once from the flash file's first
+ * listen address and kept in the settings store. Locally administered. */
+static void load_mac(struct node *n)
+{
+    char buf[18];
+    int len = aloft_posix_kv_get(&n->kv, "sys/mac", buf, sizeof buf - 1);
+    if (len == 17) {
+        memcpy(n->mac, buf, 17);
+        n->mac[17] = 0;
+        return;
+    }
+    struct aloft_sha256 s;
+    uint8_t h[32];
+    aloft_sha256_init(&s);
+    aloft_sha256_update(&s, n->cfg.listen, strlen(n->cfg.listen));
+    aloft_sha256_update(&s, n->cfg.flash_path, strlen(n->cfg.flash_path));
+    aloft_sha256_final(&s, h);
+    snprintf(n->mac, sizeof n->mac, "%02X:%02X:%02X:%02X:%02X:%02X", (h[0] & 0xFC) | 0x02, h[1], h[2], h[3], h[4], h[5]);
+    if (aloft_posix_kv_set(&n->kv, "sys/mac", n->mac, 17) == ALOFT_E_POWER)
+        node_power_lost(n);
+}
+
+static void load_www(struct node *n)
+{
+    n->www[0] = aloft_part_find_label(&n->boot.table, "www_0");
+    n->www[1] = aloft_part_find_label(&n->boot.table, "www_1");
+    if (!n->www[0])
+        return;
+    char slot = '0';
+    aloft_posix_kv_get(&n->kv, "www/slot", &slot, 1);
+    n->www_slot = slot == '1' && n->www[1] ? 1 : 0;
+    const struct aloft_part *p = n->www[n->www_slot];
+    n->www_img = malloc(p->size);
+    n->www_ok = n->www_img && aloft_flash_read(&n->pf.port, p->offset, n->www_img, p->size) == 0 &&
+                aloft_lfs_mount(&n->www_fs, n->www_img, p->size, 0) == 0;
+}
+
+static void *confirm_later(void *arg)
+{
+    struct node *n = arg;
+    sleep(n->sim.confirm_after_s);
+    pthread_mutex_lock(&n->lock);
+    int rc = aloft_boot_mark_valid(&n->boot);
+    pthread_mutex_unlock(&n->lock);
+    if (rc == ALOFT_E_POWER)
+        node_power_lost(n);
+    node_log(n, "app: healthy for %us, marked valid%s", n->sim.confirm_after_s, rc ? " (failed)" : "");
+    return NULL;
+}
+
+static int run(struct node *n)
+{
+    const char *rtc = getenv("ALOFT_NODE_RTC");
+    unsigned prev_boots = 0;
+    strcpy(n->reset_reason, "POWERON");
+    bool restarted = rtc != NULL;
+    if (rtc)
+        sscanf(rtc, "%15s %u", n->reset_reason, &prev_boots);
+    unsetenv("ALOFT_NODE_RTC");
+    n->boot_count = prev_boots + 1;
+    n->started = time(NULL);
+
+    if (aloft_posix_flash_open(&n->pf, n->cfg.flash_path, 0, false) != 0)
+        return fail("%s: %s", n->cfg.flash_path,
+                    errno == EINVAL ? "not a flash image (size must be a multiple of 4096)" : strerror(errno));
+    if (n->cfg.flash_timing)
+        n->pf.timing = &aloft_posix_timing_esp32;
+    if (n->cfg.power_cut_after && !restarted)
+        aloft_posix_flash_cut(&n->pf, n->cfg.power_cut_after, false);
+
+    int rc = aloft_boot_init(&n->boot, &n->pf.port, ALOFT_PART_TABLE_OFFSET, ALOFT_CHIP_ANY, n->cfg.rollback);
+    if (rc)
+        return fail("%s: no valid partition table: %s", n->cfg.flash_path, aloft_strerror(rc));
+    const struct aloft_part *nvs = aloft_part_find(&n->boot.table, ALOFT_PART_DATA, ALOFT_PART_NVS);
+    if (!nvs)
+        return fail("%s: the partition table has no nvs partition for settings", n->cfg.flash_path);
+    if ((rc = aloft_posix_kv_open(&n->kv, &n->pf.port, nvs)) != 0) {
+        if (rc == ALOFT_E_POWER)
+            node_power_lost(n);
+        return fail("settings store: %s", aloft_strerror(rc));
+    }
+    char chip[16] = "";
+    int len = aloft_posix_kv_get(&n->kv, "sys/chip", chip, sizeof chip - 1);
+    if (len > 0) {
+        chip[len] = 0;
+        n->boot.chip = (uint16_t)aloft_chip_id(chip);
+    }
+    rc = aloft_boot_select(&n->boot);
+    if (rc == ALOFT_E_POWER)
+        node_power_lost(n);
+    if (rc) {
+        node_log(n, "boot: reset_reason=%s running_partition=none", n->reset_reason);
+        return fail("bootloader: %s", aloft_strerror(rc));
+    }
+    node_log(n, "boot: reset_reason=%s running_partition=%s", n->reset_reason, n->boot.running->label);
+
+    /* what the running firmware is: its header, descriptor and behaviour */
+    const struct aloft_part *run = n->boot.running;
+    aloft_image_verify_flash(&n->pf.port, run->offset, run->size, ALOFT_CHIP_ANY, &n->app);
+    uint8_t *img = malloc(n->app.image_len);
+    n->sim.present = false;
+    n->sim.behaviour = ALOFT_SIM_HEALTHY;
+    if (img && aloft_flash_read(&n->pf.port, run->offset, img, n->app.image_len) == 0)
+        aloft_sim_record_parse(img, n->app.image_len, &n->sim);
+    free(img);
+    if (n->boot.chip == ALOFT_CHIP_ANY)
+        n->boot.chip = n->app.chip_id;
+    node_log(n, "app: %s %s on %s, state %s, boot %u", n->app.has_desc ? n->app.desc.project_name : "(no descriptor)",
+             n->app.has_desc ? n->app.desc.version : "", aloft_chip_name(n->app.chip_id),
+             aloft_otadata_state_name((uint32_t)aloft_boot_state(&n->boot)), n->boot_count);
+
+    if (n->sim.behaviour == ALOFT_SIM_PANIC_ON_BOOT) {
+        node_log(n, "Guru Meditation Error: Core  0 panic'ed (simulated: panic-on-boot)");
+        usleep(n->cfg.restart_delay_ms * 1000u);
+        reexec(n, "PANIC", n->boot_count);
+    }
+    if (n->sim.behaviour == ALOFT_SIM_HANG) {
+        node_log(n, "app: hangs (simulated): no network service");
+        for (;;)
+            pause();
+    }
+
+    /* settings: PSK provisioned from the command line, MAC, frontend slot */
+    if (n->cfg.psk && (rc = aloft_posix_kv_set(&n->kv, "security/ota_psk", n->cfg.psk, strlen(n->cfg.psk))) != 0) {
+        if (rc == ALOFT_E_POWER)
+            node_power_lost(n);
+        return fail("cannot store the PSK: %s", aloft_strerror(rc));
+    }
+    len = aloft_posix_kv_get(&n->kv, "security/ota_psk", n->psk, NODE_PSK_MAX);
+    n->psk[len > 0 ? len : 0] = 0;
+    if (!n->psk[0])
+        node_log(n, n->cfg.require_psk ? "security: no PSK provisioned: uploads are refused (--require-psk)"
+                                       : "security: WARNING: no PSK provisioned: anyone on the network can update this device");
+    load_mac(n);
+    load_www(n);
+
+    if (node_http_start(n) != 0)
+        return 1;
+    if (n->sim.behaviour == ALOFT_SIM_HEALTHY) {
+        pthread_mutex_lock(&n->lock);
+        rc = aloft_boot_mark_valid(&n->boot);
+        pthread_mutex_unlock(&n->lock);
+        if (rc == ALOFT_E_POWER)
+            node_power_lost(n);
+    } else if (n->sim.behaviour == ALOFT_SIM_CONFIRM_AFTER) {
+        pthread_t t;
+        pthread_create(&t, NULL, confirm_later, n);
+        pthread_detach(t);
+    } else {
+        node_log(n, "app: never confirms itself (simulated: no-confirm)");
+    }
+
+    pthread_mutex_lock(&n->restart_lock);
+    while (!n->restart_reason)
+        pthread_cond_wait(&n->restart_cond, &n->restart_lock);
+    pthread_mutex_unlock(&n->restart_lock);
+    usleep(n->cfg.restart_delay_ms * 1000u);
+    node_log(n, "restarting (%s)", n->restart_reason);
+    node_http_stop();
+    aloft_posix_flash_close(&n->pf);
+    reexec(n, n->restart_reason, n->boot_count);
+}
+
+enum {
+    OPT_FLASH = 256, OPT_LISTEN, OPT_PSK, OPT_REQUIRE_PSK, OPT_ROLLBACK, OPT_TIMING, OPT_LINK_RATE, OPT_CUT,
+    OPT_RESTART_DELAY, OPT_IDLE, OPT_LOG, OPT_CREATE, OPT_PARTITIONS, OPT_FLASH_SIZE, OPT_FIRMWARE, OPT_WWW,
+};
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"flash", required_argument, NULL, OPT_FLASH},
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"psk", required_argument, NULL, OPT_PSK},
+        {"require-psk", no_argument, NULL, OPT_REQUIRE_PSK},
+        {"rollback", required_argument, NULL, OPT_ROLLBACK},
+        {"flash-timing", required_argument, NULL, OPT_TIMING},
+        {"link-rate", required_argument, NULL, OPT_LINK_RATE},
+        {"power-cut-after", required_argument, NULL, OPT_CUT},
+        {"restart-delay", required_argument, NULL, OPT_RESTART_DELAY},
+        {"idle-timeout", required_argument, NULL, OPT_IDLE},
+        {"log", required_argument, NULL, OPT_LOG},
+        {"create", no_argument, NULL, OPT_CREATE},
+        {"partitions", required_argument, NULL, OPT_PARTITIONS},
+        {"flash-size", required_argument, NULL, OPT_FLASH_SIZE},
+        {"firmware", required_argument, NULL, OPT_FIRMWARE},
+        {"www", required_argument, NULL, OPT_WWW},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static struct node n = {
+        .cfg = {.listen = "127.0.0.1:8032", .rollback = true, .restart_delay_ms = 1000, .idle_timeout_s = 30},
+        .lock = PTHREAD_MUTEX_INITIALIZER,
+        .restart_lock = PTHREAD_MUTEX_INITIALIZER,
+        .restart_cond = PTHREAD_COND_INITIALIZER,
+    };
+    struct create_opts c = {0};
+    bool create = false;
+    uint32_t v;
+    int o;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case OPT_FLASH: n.cfg.flash_path = optarg; break;
+        case OPT_LISTEN:
+            if (parse_listen(optarg))
+                return fail("--listen '%s' is not ADDR:PORT, e.g. 127.0.0.2:8032", optarg), 2;
+            n.cfg.listen = optarg;
+            break;
+        case OPT_PSK:
+            if (!*optarg || strlen(optarg) > NODE_PSK_MAX)
+                return fail("--psk must be 1 to %d characters", NODE_PSK_MAX), 2;
+            n.cfg.psk = optarg;
+            break;
+        case OPT_REQUIRE_PSK: n.cfg.require_psk = true; break;
+        case OPT_ROLLBACK:
+            if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+                return fail("--rollback takes on or off"), 2;
+            n.cfg.rollback = !strcmp(optarg, "on");
+            break;
+        case OPT_TIMING:
+            if (strcmp(optarg, "none") && strcmp(optarg, "esp32"))
+                return fail("--flash-timing takes none or esp32"), 2;
+            n.cfg.flash_timing = !strcmp(optarg, "esp32");
+            break;
+        case OPT_LINK_RATE:
+            if (aloft_parse_size(optarg, &v) || !v)
+                return fail("--link-rate '%s' is not a rate in bytes/s such as 1M", optarg), 2;
+            n.cfg.link_rate = v;
+            break;
+        case OPT_CUT:
+            if (aloft_parse_size(optarg, &v) || !v)
+                return fail("--power-cut-after takes a flash operation number (1 or more)"), 2;
+            n.cfg.power_cut_after = v;
+            break;
+        case OPT_RESTART_DELAY:
+            if (aloft_parse_size(optarg, &v) || v > 600000)
+                return fail("--restart-delay takes milliseconds (0..600000)"), 2;
+            n.cfg.restart_delay_ms = v;
+            break;
+        case OPT_IDLE:
+            if (aloft_parse_size(optarg, &v) || !v || v > 3600)
+                return fail("--idle-timeout takes seconds (1..3600)"), 2;
+            n.cfg.idle_timeout_s = v;
+            break;
+        case OPT_LOG: n.cfg.log_path = optarg; break;
+        case OPT_CREATE: create = true; break;
+        case OPT_PARTITIONS: c.partitions = optarg; break;
+        case OPT_FLASH_SIZE:
+            if (aloft_parse_size(optarg, &c.flash_size) || !c.flash_size || c.flash_size % 4096)
+                return fail("--flash-size '%s' is not a size such as 4M", optarg), 2;
+            break;
+        case OPT_FIRMWARE: c.firmware = optarg; break;
+        case OPT_WWW: c.www = optarg; break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (!n.cfg.flash_path || optind != argc) {
+        fprintf(stderr, "aloft-node: --flash FLASH.img is required\n\n%s", usage);
+        return 2;
+    }
+    n.argv = argv;
+    if (n.cfg.log_path && !(log_file = fopen(n.cfg.log_path, "a")))
+        return fail("--log %s: %s", n.cfg.log_path, strerror(errno));
+    /* a restart (RTC memory set) boots what is there, it never re-creates */
+    if (create && !getenv("ALOFT_NODE_RTC") && create_flash(n.cfg.flash_path, &c) != 0)
+        return 1;
+    return run(&n);
+}
