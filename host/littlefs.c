@@ -525,8 +525,7 @@ static int mount_bs(struct aloft_lfs *fs, uint32_t bs)
             fs->why[0] = 0;
             return fail(fs, ALOFT_E_CORRUPT,
                         magic ? "blocks 0 and 1 (the superblock pair) hold no commit with a valid CRC: the image is damaged"
-                              : "not a LittleFS image: no superblock (magic \"littlefs\") in blocks 0 and 1 of %u bytes",
-                        bs);
+                              : "not a LittleFS image: no superblock (magic \"littlefs\") in its first two blocks");
         }
         if (rc)
             return rc;
@@ -609,8 +608,6 @@ int aloft_lfs_stat(struct aloft_lfs *fs, const char *path, struct aloft_lfs_info
         return 0;
     }
     rc = getinfo(fs, &m, tag_id(tag), info);
-    if (rc == ALOFT_E_NOTFOUND)
-        return fail(fs, ALOFT_E_CORRUPT, "\"%s\" was found but has no entry", path);
     /* like littlefs: a trailing slash only names a directory */
     if (rc == 0 && info->type == ALOFT_LFS_REG && strchr(path, 0)[-1] == '/')
         return ALOFT_E_NOTFOUND;
@@ -634,7 +631,7 @@ int aloft_lfs_read(struct aloft_lfs *fs, const struct aloft_lfs_info *file, uint
     uint8_t *out = buf;
     size_t done = 0;
     while (done < n) {
-        uint32_t block, off;
+        uint32_t block = 0, off = 0;
         int rc = ctz_find(fs, file->loc[0], file->size, pos + (uint32_t)done, &block, &off);
         if (rc)
             return rc;

@@ -11,5 +11,8 @@ int aloft_cmd_part_bin2csv(int argc, char **argv);
 int aloft_cmd_part_show(int argc, char **argv);
 int aloft_cmd_flash_init(int argc, char **argv);
 int aloft_cmd_flash_show(int argc, char **argv);
+int aloft_cmd_lfs_mkfs(int argc, char **argv);
+int aloft_cmd_lfs_ls(int argc, char **argv);
+int aloft_cmd_lfs_cat(int argc, char **argv);
 
 #endif

@@ -20,6 +20,9 @@ static const struct command commands[] = {
     {"part", "show", aloft_cmd_part_show, "show a partition table (CSV or binary)"},
     {"flash", "init", aloft_cmd_flash_init, "build a whole bootable flash image"},
     {"flash", "show", aloft_cmd_flash_show, "show a flash image: partitions, otadata, what boots and why"},
+    {"lfs", "mkfs", aloft_cmd_lfs_mkfs, "build a LittleFS image of a directory (also: aloft mkfs DIR ...)"},
+    {"lfs", "ls", aloft_cmd_lfs_ls, "list every entry of a LittleFS image with its size and SHA-256"},
+    {"lfs", "cat", aloft_cmd_lfs_cat, "write one file of a LittleFS image to standard output"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -39,6 +42,8 @@ int main(int argc, char **argv)
         usage(argc < 2 ? stderr : stdout, NULL);
         return argc < 2 ? 2 : 0;
     }
+    if (!strcmp(argv[1], "mkfs")) /* the common spelling: aloft mkfs = aloft lfs mkfs */
+        return aloft_cmd_lfs_mkfs(argc - 1, argv + 1);
     bool known_group = false;
     for (size_t i = 0; i < N_COMMANDS; i++) {
         if (strcmp(argv[1], commands[i].group))
