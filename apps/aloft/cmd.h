@@ -15,4 +15,8 @@ int aloft_cmd_lfs_mkfs(int argc, char **argv);
 int aloft_cmd_lfs_ls(int argc, char **argv);
 int aloft_cmd_lfs_cat(int argc, char **argv);
 
+int aloft_cmd_deploy(int argc, char **argv);
+int aloft_cmd_discover(int argc, char **argv);
+int aloft_cmd_status(int argc, char **argv);
+
 #endif

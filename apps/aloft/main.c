@@ -1,4 +1,5 @@
-/* aloft: the command line. Sub-commands come from one table. */
+/* aloft: the command line. Commands come from one table; a row without a
+ * sub-command name is a command of its own (aloft deploy ...). */
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +14,9 @@ struct command {
 };
 
 static const struct command commands[] = {
+    {"deploy", NULL, aloft_cmd_deploy, "push an image to many devices and verify each one"},
+    {"discover", NULL, aloft_cmd_discover, "find the devices on a network or in a list"},
+    {"status", NULL, aloft_cmd_status, "what each device runs, and why it last restarted"},
     {"image", "info", aloft_cmd_image_info, "check an ESP app image and show its header and app descriptor"},
     {"image", "make", aloft_cmd_image_make, "synthesise a valid ESP app image (for tests and the simulator)"},
     {"part", "csv2bin", aloft_cmd_part_csv2bin, "compile an ESP-IDF partition CSV to the binary table"},
@@ -20,19 +24,21 @@ static const struct command commands[] = {
     {"part", "show", aloft_cmd_part_show, "show a partition table (CSV or binary)"},
     {"flash", "init", aloft_cmd_flash_init, "build a whole bootable flash image"},
     {"flash", "show", aloft_cmd_flash_show, "show a flash image: partitions, otadata, what boots and why"},
-    {"lfs", "mkfs", aloft_cmd_lfs_mkfs, "build a LittleFS image of a directory (also: aloft mkfs DIR ...)"},
+    {"lfs", "mkfs", aloft_cmd_lfs_mkfs, "build a LittleFS image of a directory"},
     {"lfs", "ls", aloft_cmd_lfs_ls, "list every entry of a LittleFS image with its size and SHA-256"},
     {"lfs", "cat", aloft_cmd_lfs_cat, "write one file of a LittleFS image to standard output"},
+    {"mkfs", NULL, aloft_cmd_lfs_mkfs, "the same as aloft lfs mkfs"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 static void usage(FILE *out, const char *group)
 {
-    fprintf(out, "usage: aloft <command> <sub-command> [options]   (aloft <command> <sub-command> --help)\n\n");
+    fprintf(out, "usage: aloft <command> [<sub-command>] [options]   (each takes --help)\n\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (!group || !strcmp(group, commands[i].group))
-            fprintf(out, "  aloft %-5s %-8s %s\n", commands[i].group, commands[i].name, commands[i].summary);
+            fprintf(out, "  aloft %-8s %-8s %s\n", commands[i].group, commands[i].name ? commands[i].name : "",
+                    commands[i].summary);
     fprintf(out, "\nexit status: 0 success, 1 failure or bad input, 2 usage error\n");
 }
 
@@ -42,12 +48,12 @@ int main(int argc, char **argv)
         usage(argc < 2 ? stderr : stdout, NULL);
         return argc < 2 ? 2 : 0;
     }
-    if (!strcmp(argv[1], "mkfs")) /* the common spelling: aloft mkfs = aloft lfs mkfs */
-        return aloft_cmd_lfs_mkfs(argc - 1, argv + 1);
     bool known_group = false;
     for (size_t i = 0; i < N_COMMANDS; i++) {
         if (strcmp(argv[1], commands[i].group))
             continue;
+        if (!commands[i].name)
+            return commands[i].run(argc - 1, argv + 1);
         known_group = true;
         if (argc >= 3 && !strcmp(argv[2], commands[i].name))
             return commands[i].run(argc - 2, argv + 2);
