@@ -1,5 +1,6 @@
 # What users type. CMake does the building; this file only names the steps.
 #   make            build everything into build/ (programs in build/bin/)
+#   make run        build (the update page too) and start three simulated devices
 #   make check      install missing Debian packages (scripts/deps.sh), build, run every test
 #   make size       the core cross-compiled for ESP32-C3 and Cortex-M4: sizes, stack, budgets
 #   make bench      build and run the benchmarks (bench/run.sh, under valgrind)
@@ -12,7 +13,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE      ?= cmake
 CTEST      ?= ctest
 
-.PHONY: all build check size bench sanitize clean
+.PHONY: all build run check size bench sanitize clean
 
 all: build
 
@@ -21,6 +22,11 @@ $(BUILD)/CMakeCache.txt:
 
 build: $(BUILD)/CMakeCache.txt
 	$(CMAKE) --build $(BUILD) --parallel $(JOBS)
+
+run:
+	scripts/deps.sh
+	$(MAKE) --no-print-directory build
+	BUILD=$(BUILD) scripts/run.sh
 
 check:
 	scripts/deps.sh

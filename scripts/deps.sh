@@ -5,13 +5,16 @@
 set -eu
 
 PACKAGES="cmake gcc make pkg-config libcmocka-dev libcjson-dev
-gcc-riscv64-unknown-elf gcc-arm-none-eabi valgrind python3"
+gcc-riscv64-unknown-elf gcc-arm-none-eabi valgrind python3
+libmicrohttpd-dev libcurl4-openssl-dev curl nodejs chromium"
 
 missing=""
 for p in $PACKAGES; do
     status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
     [ "$status" = installed ] || missing="$missing $p"
 done
+# Debian's nodejs comes without npm; NodeSource's (on these machines) bundles it.
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 missing=${missing# }
 
