@@ -3,7 +3,7 @@
 # devices on 127.0.0.2-4:8032 running demo firmware; Ctrl-C stops them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build}
+BUILD=$(cd "${BUILD:-build}" && pwd) # absolute: build.sh runs from web/device
 bin=$BUILD/bin
 run=$BUILD/run
 
@@ -43,7 +43,7 @@ Open one in a browser for its update page, or try from another terminal:
 
   $bin/aloft status 127.0.0.2 127.0.0.3 127.0.0.4
   $bin/aloft deploy $run/demo-1.1.0.bin 127.0.0.0/29 --canary 1
-  $bin/aloft deploy $run/demo-1.2.0-panics.bin 127.0.0.2 --force    (panics: rolled back)
+  $bin/aloft deploy $run/demo-1.2.0-panics.bin 127.0.0.2    (it panics: rolled back)
   curl --data-binary @$run/demo-1.1.0.bin -H 'Content-Type: application/octet-stream' http://127.0.0.3:8032/ota
 
 Device logs: $run/node*.log      Ctrl-C stops the devices.
