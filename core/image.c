@@ -6,6 +6,7 @@
  * word at a time; only the 24-byte header, 8-byte segment headers and, once,
  * the descriptor area are copied into v->hold. */
 #include "aloft/image.h"
+#include "bytes.h"
 
 #include <string.h>
 
@@ -57,16 +58,6 @@ int aloft_chip_id(const char *name)
     return -1;
 }
 
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint16_t le16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
 static bool in(uint32_t x, uint32_t lo, uint32_t hi)
 {
     return x >= lo && x <= hi;
@@ -88,11 +79,11 @@ static bool esp8266_ram(uint32_t a)
 
 static bool looks_esp8266(const uint8_t *h)
 {
-    if (!in(le32(h + 4), 0x40100000u, 0x4010FFFFu))
+    if (!in(aloft_le32(h + 4), 0x40100000u, 0x4010FFFFu))
         return false;
-    uint32_t v3_first = le32(h + ALOFT_IMAGE_HEADER_BYTES);
-    return esp8266_ram(le32(h + 8)) ||
-           (le16(h + 12) == 0 && (esp8266_ram(v3_first) || in(v3_first, 0x40200000u, 0x402FFFFFu)));
+    uint32_t v3_first = aloft_le32(h + ALOFT_IMAGE_HEADER_BYTES);
+    return esp8266_ram(aloft_le32(h + 8)) ||
+           (aloft_le16(h + 12) == 0 && (esp8266_ram(v3_first) || in(v3_first, 0x40200000u, 0x402FFFFFu)));
 }
 
 /* Needs the header and the first segment header: 32 bytes in v->hold. */
@@ -121,12 +112,12 @@ static void decode_header(struct aloft_image_verifier *v)
     i->spi_mode = h[2];
     i->spi_speed = h[3] & 0x0F;
     i->spi_size = h[3] >> 4;
-    i->entry_addr = le32(h + 4);
+    i->entry_addr = aloft_le32(h + 4);
     i->wp_pin = h[8];
-    i->chip_id = le16(h + 12);
+    i->chip_id = aloft_le16(h + 12);
     i->min_chip_rev = h[14];
-    i->min_chip_rev_full = le16(h + 15);
-    i->max_chip_rev_full = le16(h + 17);
+    i->min_chip_rev_full = aloft_le16(h + 15);
+    i->max_chip_rev_full = aloft_le16(h + 17);
     i->hash_appended = h[23] == 1;
 }
 
@@ -145,18 +136,18 @@ static void decode_desc(struct aloft_image_verifier *v)
 {
     const uint8_t *d = v->hold + ALOFT_APP_DESC_OFFSET;
     struct aloft_app_desc *a = &v->info.desc;
-    if (le32(d) != ALOFT_APP_DESC_MAGIC)
+    if (aloft_le32(d) != ALOFT_APP_DESC_MAGIC)
         return;
     v->info.has_desc = true;
-    a->secure_version = le32(d + 0x04);
+    a->secure_version = aloft_le32(d + 0x04);
     copy_str(a->version, d + 0x10, sizeof a->version - 1);
     copy_str(a->project_name, d + 0x30, sizeof a->project_name - 1);
     copy_str(a->time, d + 0x50, sizeof a->time - 1);
     copy_str(a->date, d + 0x60, sizeof a->date - 1);
     copy_str(a->idf_ver, d + 0x70, sizeof a->idf_ver - 1);
     memcpy(a->app_elf_sha256, d + 0x90, sizeof a->app_elf_sha256);
-    a->min_efuse_blk_rev_full = le16(d + 0xB0);
-    a->max_efuse_blk_rev_full = le16(d + 0xB2);
+    a->min_efuse_blk_rev_full = aloft_le16(d + 0xB0);
+    a->max_efuse_blk_rev_full = aloft_le16(d + 0xB2);
     a->mmu_page_size = d[0xB4];
 }
 
@@ -202,8 +193,8 @@ static int parse_segment_header(struct aloft_image_verifier *v)
 {
     struct aloft_image_info *i = &v->info;
     const uint8_t *h = segment_header(v);
-    uint32_t len = le32(h + 4);
-    i->seg_load_addr[v->seg] = le32(h);
+    uint32_t len = aloft_le32(h + 4);
+    i->seg_load_addr[v->seg] = aloft_le32(h);
     i->seg_len[v->seg] = len;
     i->seg_offset[v->seg] = v->pos;
     if (len % 4 || len >= SEG_LEN_LIMIT)
@@ -381,6 +372,19 @@ int aloft_image_end(struct aloft_image_verifier *v)
     if (!v->err && v->phase != PH_TAIL)
         v->err = ALOFT_E_TRUNCATED;
     return v->err;
+}
+
+int aloft_image_verify(const void *data, size_t len, uint16_t expect_chip, uint32_t max_len,
+                       struct aloft_image_info *info)
+{
+    struct aloft_image_verifier v;
+    aloft_image_begin(&v, expect_chip, max_len);
+    int rc = aloft_image_feed(&v, data, len);
+    if (rc == 0)
+        rc = aloft_image_end(&v);
+    if (info)
+        *info = v.info;
+    return rc;
 }
 
 int aloft_image_verify_flash(const struct aloft_flash *f, uint32_t addr, uint32_t max_len,

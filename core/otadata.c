@@ -1,28 +1,16 @@
 /* aloft: otadata, two select entries in two sectors (FORMATS.md §2). */
 #include "aloft/otadata.h"
+#include "bytes.h"
 
 #include <string.h>
 
 #include "aloft/crypto.h"
 #include "aloft/err.h"
 
-static uint32_t le32(const uint8_t *p)
-{
-    return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
 uint32_t aloft_otadata_crc(uint32_t seq)
 {
     uint8_t b[4];
-    put_le32(b, seq);
+    aloft_put_le32(b, seq);
     return ~aloft_crc32(0, b, 4);
 }
 
@@ -42,10 +30,10 @@ int aloft_otadata_read(const struct aloft_flash *f, const struct aloft_part *p, 
         if (rc)
             return rc;
         /* Decode field by field: flash is little-endian whatever the host is. */
-        od->e[i].seq = le32(raw);
+        od->e[i].seq = aloft_le32(raw);
         memcpy(od->e[i].seq_label, raw + 4, 20);
-        od->e[i].state = le32(raw + 24);
-        od->e[i].crc = le32(raw + 28);
+        od->e[i].state = aloft_le32(raw + 24);
+        od->e[i].crc = aloft_le32(raw + 28);
     }
     return 0;
 }
@@ -67,10 +55,10 @@ static int write_copy(const struct aloft_flash *f, const struct aloft_part *p, c
                       int i)
 {
     uint8_t raw[32];
-    put_le32(raw, e->seq);
+    aloft_put_le32(raw, e->seq);
     memcpy(raw + 4, e->seq_label, 20);
-    put_le32(raw + 24, e->state);
-    put_le32(raw + 28, e->crc);
+    aloft_put_le32(raw + 24, e->state);
+    aloft_put_le32(raw + 28, e->crc);
     uint32_t addr = p->offset + (uint32_t)i * ALOFT_OTADATA_COPY;
     int rc = aloft_flash_erase(f, addr, ALOFT_OTADATA_COPY);
     return rc ? rc : aloft_flash_write(f, addr, raw, sizeof raw);

@@ -2,6 +2,7 @@
  * validate, build, names and lookups. The rules mirror gen_esp32part.py; the
  * parser reads the table the way the bootloader does. */
 #include "aloft/part.h"
+#include "bytes.h"
 
 #include <string.h>
 
@@ -71,19 +72,6 @@ const char *aloft_part_subtype_name(uint8_t type, uint8_t subtype)
         if (subtype_names[i].type == type && subtype_names[i].subtype == subtype)
             return subtype_names[i].name;
     return NULL;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
 }
 
 /* Label length up to its NUL; ALOFT_PART_LABEL_MAX + 1 means "too long". */
@@ -232,14 +220,14 @@ int aloft_part_parse(struct aloft_part_table *t, const uint8_t *bin, size_t len,
         struct aloft_part *p = &t->p[t->count++];
         p->type = e[2];
         p->subtype = e[3];
-        p->offset = get32(e + 4);
-        p->size = get32(e + 8);
+        p->offset = aloft_le32(e + 4);
+        p->size = aloft_le32(e + 8);
         /* 16 raw bytes, NUL-padded; all 16 may be used. */
         size_t n = 0;
         while (n < ALOFT_PART_LABEL_MAX && e[12 + n])
             n++;
         memcpy(p->label, e + 12, n);
-        p->flags = get32(e + 28);
+        p->flags = aloft_le32(e + 28);
     }
     return aloft_part_validate(t, table_offset, flash_size);
 }
@@ -261,11 +249,11 @@ int aloft_part_build(const struct aloft_part_table *t, uint8_t *out, size_t cap)
         e[1] = 0x50;
         e[2] = p->type;
         e[3] = p->subtype;
-        put32(e + 4, p->offset);
-        put32(e + 8, p->size);
+        aloft_put_le32(e + 4, p->offset);
+        aloft_put_le32(e + 8, p->size);
         memset(e + 12, 0, ALOFT_PART_LABEL_MAX);
         memcpy(e + 12, p->label, n);
-        put32(e + 28, p->flags);
+        aloft_put_le32(e + 28, p->flags);
     }
     if (t->md5) {
         /* EB EB, 14 x FF (already there), MD5 of every entry before it. */

@@ -168,11 +168,8 @@ static int create_flash(const char *path, const struct create_opts *c)
         fail("%s: %s", c->firmware, strerror(errno));
         goto out;
     }
-    struct aloft_image_verifier v;
-    aloft_image_begin(&v, ALOFT_CHIP_ANY, 0);
-    rc = aloft_image_feed(&v, app, app_len);
-    if (rc == 0)
-        rc = aloft_image_end(&v);
+    struct aloft_image_info info;
+    rc = aloft_image_verify(app, app_len, ALOFT_CHIP_ANY, 0, &info);
     if (rc) {
         fail("%s is not a bootable app: %s", c->firmware, aloft_strerror(rc));
         goto out;
@@ -212,7 +209,7 @@ static int create_flash(const char *path, const struct create_opts *c)
     const struct aloft_part *nvs = aloft_part_find(&t, ALOFT_PART_DATA, ALOFT_PART_NVS);
     if (rc == 0 && nvs) {
         /* the chip is the hardware's: uploads for another chip are refused */
-        const char *chip = aloft_chip_name(v.info.chip_id);
+        const char *chip = aloft_chip_name(info.chip_id);
         rc = aloft_posix_kv_open(&kv, &pf.port, nvs);
         if (rc == 0)
             rc = aloft_posix_kv_set(&kv, "sys/chip", chip, strlen(chip));

@@ -416,25 +416,22 @@ static int check_image(struct deploy *d, const char *path)
         }
         return 0;
     }
-    struct aloft_image_verifier v;
-    aloft_image_begin(&v, ALOFT_CHIP_ANY, 0);
-    int rc = aloft_image_feed(&v, d->image, d->len);
-    if (rc == 0)
-        rc = aloft_image_end(&v);
+    struct aloft_image_info info;
+    int rc = aloft_image_verify(d->image, d->len, ALOFT_CHIP_ANY, 0, &info);
     if (rc) {
         fprintf(stderr, "aloft deploy: %s is not a usable image: %s (see `aloft image info %s`)\n", path,
                 aloft_strerror(rc), path);
         return 2;
     }
-    if (!v.info.has_desc) {
+    if (!info.has_desc) {
         fprintf(stderr, "aloft deploy: %s has no app descriptor, so its version cannot be verified on the devices\n",
                 path);
         return 2;
     }
-    snprintf(d->chip, sizeof d->chip, "%s", aloft_chip_name(v.info.chip_id));
-    snprintf(d->project, sizeof d->project, "%s", v.info.desc.project_name);
+    snprintf(d->chip, sizeof d->chip, "%s", aloft_chip_name(info.chip_id));
+    snprintf(d->project, sizeof d->project, "%s", info.desc.project_name);
     if (!d->expect)
-        d->expect = strdup(v.info.desc.version);
+        d->expect = strdup(info.desc.version);
     return 0;
 }
 

@@ -109,11 +109,8 @@ int aloft_cmd_flash_init(int argc, char **argv)
                 aloft_strerror(rc));
         goto out;
     }
-    struct aloft_image_verifier v;
-    aloft_image_begin(&v, ALOFT_CHIP_ANY, 0);
-    rc = aloft_image_feed(&v, app, app_len);
-    if (rc == 0)
-        rc = aloft_image_end(&v);
+    struct aloft_image_info info;
+    rc = aloft_image_verify(app, app_len, ALOFT_CHIP_ANY, 0, &info);
     if (rc) {
         fprintf(stderr, "aloft flash init: %s is not a bootable app: %s (check it with 'aloft image info %s')\n",
                 app_path, aloft_strerror(rc), app_path);
@@ -138,8 +135,8 @@ int aloft_cmd_flash_init(int argc, char **argv)
         fprintf(stderr, "aloft flash init: %s: %s\n", out, strerror(errno));
         goto out;
     }
-    printf("%s: %u bytes, app %s %s in %s\n", out, flash_size, v.info.has_desc ? v.info.desc.project_name : "(no descriptor)",
-           v.info.has_desc ? v.info.desc.version : "", aloft_flashimg_app_slot(&t)->label);
+    printf("%s: %u bytes, app %s %s in %s\n", out, flash_size, info.has_desc ? info.desc.project_name : "(no descriptor)",
+           info.has_desc ? info.desc.version : "", aloft_flashimg_app_slot(&t)->label);
     status = 0;
 out:
     aloft_posix_flash_close(&pf);

@@ -108,6 +108,12 @@ bool aloft_image_ident_ready(const struct aloft_image_verifier *v);
  * check passed, the sticky error, or ALOFT_E_TRUNCATED. */
 int aloft_image_end(struct aloft_image_verifier *v);
 
+/* Verify a whole image held in memory: begin, feed, end in one call. Fills
+ * *info (may be NULL) as far as the image was read. Same errors as
+ * feed/end. Uses a verifier on the stack (about 1 KB): for hosts. */
+int aloft_image_verify(const void *data, size_t len, uint16_t expect_chip, uint32_t max_len,
+                       struct aloft_image_info *info);
+
 /* Verify an image already in flash (addr, at most max_len bytes; 0: up to
  * the end of the flash), reading it in chunks of at most 256 bytes and not
  * past the image's end: what follows in the slot is not looked at. The
