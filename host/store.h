@@ -1,0 +1,140 @@
+/* aloft host: the update server's database — platforms, releases, the
+ * content-addressed files they point at, devices and admin tokens.
+ *
+ * The schema comes from numbered migrations (store_schema.c) written in SQL
+ * that SQLite and PostgreSQL both run: plain types, no AUTOINCREMENT, no
+ * backend-only syntax. This build has the SQLite backend ("sqlite:PATH");
+ * every function locks the one connection, so threads may share a store.
+ *
+ * Errors: ALOFT_E_IO (the database failed: aloft_store_error() says how),
+ * ALOFT_E_NOTFOUND, ALOFT_E_INVAL, and the conflicts documented below. */
+#ifndef ALOFT_HOST_STORE_H
+#define ALOFT_HOST_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ALOFT_STORE_NAME_MAX 32 /* platform names: [A-Za-z0-9._-]{1,32} */
+#define ALOFT_STORE_VERSION_MAX 64
+
+enum aloft_store_kind { ALOFT_STORE_FIRMWARE, ALOFT_STORE_FRONTEND };
+
+struct aloft_store;
+
+struct aloft_store_platform {
+    char name[ALOFT_STORE_NAME_MAX + 1];
+    char chip[16];
+    char project[33];
+    int64_t created_at;                             /* Unix seconds */
+    char current[2][ALOFT_STORE_VERSION_MAX + 1];   /* by kind; "" when none */
+    char pinned[2][ALOFT_STORE_VERSION_MAX + 1];    /* by kind; "" when not pinned */
+    uint64_t releases;                              /* firmware releases */
+    uint64_t devices;
+};
+
+struct aloft_store_release {
+    char platform[ALOFT_STORE_NAME_MAX + 1];
+    enum aloft_store_kind kind;
+    char version[ALOFT_STORE_VERSION_MAX + 1];
+    char sha256[65]; /* lower-case hex: the file is firmware/<sha256>.bin */
+    char md5[33];
+    uint64_t size;
+    uint32_t secure_version;
+    char chip[16];
+    char project[33];
+    char idf_ver[33];
+    int64_t uploaded_at;
+    int64_t seq;     /* upload order within the database */
+};
+
+struct aloft_store_device {
+    char mac[18];    /* AA:BB:CC:DD:EE:FF */
+    char platform[ALOFT_STORE_NAME_MAX + 1];
+    char version[ALOFT_STORE_VERSION_MAX + 1];
+    char ip[48];
+    int64_t free_space;  /* -1: not sent */
+    int64_t sketch_size; /* -1: not sent */
+    char sdk_version[48];
+    char mode[8];        /* "sketch" or "spiffs" */
+    int64_t first_seen, last_seen;
+    uint64_t checkins;
+    int last_status;     /* what /update answered last time */
+    char last_reason[320];
+};
+
+/* Open (creating it) and migrate to the newest schema. url: "sqlite:PATH".
+ * Returns 0 or ALOFT_E_INVAL (unknown scheme; PostgreSQL is not in this
+ * build) or ALOFT_E_IO, with a sentence in err. */
+int aloft_store_open(struct aloft_store **s, const char *url, char *err, size_t errlen);
+void aloft_store_close(struct aloft_store *s);
+
+/* The calling thread's last database error, as text. */
+const char *aloft_store_error(void);
+
+/* The schema version now in the database (the count of migrations run). */
+int aloft_store_schema_version(struct aloft_store *s, int *version);
+
+/* Admin tokens are stored as the SHA-256 of the token, never the token. */
+int aloft_store_token_count(struct aloft_store *s, uint64_t *n);
+int aloft_store_token_add(struct aloft_store *s, const uint8_t digest[32]);
+/* *ok: digest is a stored token's; every stored digest is compared in full. */
+int aloft_store_token_check(struct aloft_store *s, const uint8_t digest[32], bool *ok);
+
+/* Is name a valid platform name? */
+bool aloft_store_name_ok(const char *name);
+
+/* Look a platform up by name, case-insensitively. ALOFT_E_NOTFOUND. */
+int aloft_store_platform_get(struct aloft_store *s, const char *name, struct aloft_store_platform *p);
+
+typedef int (*aloft_store_platform_cb)(void *ctx, const struct aloft_store_platform *p);
+typedef int (*aloft_store_release_cb)(void *ctx, const struct aloft_store_release *r);
+typedef int (*aloft_store_device_cb)(void *ctx, const struct aloft_store_device *d);
+
+/* Every platform by name. A non-zero return from cb stops and is returned. */
+int aloft_store_platforms(struct aloft_store *s, aloft_store_platform_cb cb, void *ctx);
+
+/* Record a release whose file is already stored, in one transaction: the
+ * file's row, the platform (created on its first firmware, with the chip and
+ * project of r), the release, and the platform's new current release.
+ * *existed is set when this exact release was recorded before (uploading the
+ * same bytes twice changes nothing). r->seq and r->uploaded_at are filled.
+ * Conflicts: ALOFT_E_STATE (the version is recorded with other bytes),
+ * ALOFT_E_CHIP (the platform is for another chip), ALOFT_E_NOTFOUND (a
+ * frontend for a platform that has no firmware yet). */
+int aloft_store_release_add(struct aloft_store *s, struct aloft_store_release *r, bool *existed);
+
+/* One release of a platform (case-insensitive) by kind and version.
+ * ALOFT_E_NOTFOUND. */
+int aloft_store_release_get(struct aloft_store *s, const char *platform, enum aloft_store_kind kind,
+                            const char *version, struct aloft_store_release *r);
+
+/* A platform's releases of kind, newest upload first. */
+int aloft_store_releases(struct aloft_store *s, const char *platform, enum aloft_store_kind kind,
+                         aloft_store_release_cb cb, void *ctx);
+
+/* The release of kind that devices of platform are offered: the pinned one,
+ * else for firmware the newest by version (among versions nothing else is
+ * newer than, the latest upload), for frontends the latest upload.
+ * ALOFT_E_NOTFOUND when the platform has none. */
+int aloft_store_current(struct aloft_store *s, const char *platform, enum aloft_store_kind kind,
+                        struct aloft_store_release *r);
+
+/* Pin version (it must be a release of kind: ALOFT_E_NOTFOUND) as current,
+ * older or not; version NULL unpins. */
+int aloft_store_pin(struct aloft_store *s, const char *platform, enum aloft_store_kind kind, const char *version);
+
+/* Is the file with this SHA-256 recorded? Fills size (may be NULL). */
+int aloft_store_blob_get(struct aloft_store *s, const char *sha256, uint64_t *size);
+
+/* Record a check-in: insert the device or update it (first_seen and the
+ * check-in count carry over). first_seen, last_seen and checkins of d are
+ * ignored; now is the time of the check-in. */
+int aloft_store_checkin(struct aloft_store *s, const struct aloft_store_device *d, int64_t now);
+
+/* Devices by MAC, of one platform (case-insensitive) or all (NULL). */
+int aloft_store_devices(struct aloft_store *s, const char *platform, aloft_store_device_cb cb, void *ctx);
+
+const char *aloft_store_kind_name(enum aloft_store_kind kind);
+
+#endif

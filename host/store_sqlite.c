@@ -1,0 +1,689 @@
+/* aloft host: the store on SQLite (embedded, the default). One connection,
+ * one lock; statements are prepared once and kept. WAL journal: readers never
+ * wait for the writer, and a check-in commits without an fsync
+ * (synchronous=NORMAL survives a crash of the process); a release or a pin
+ * commits with synchronous=FULL, so it also survives losing power. */
+#include <pthread.h>
+#include <stdarg.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "aloft/err.h"
+#include "store_impl.h"
+
+/* SQL with ? parameters (a PostgreSQL backend numbers them). */
+enum q {
+    Q_TOKEN_COUNT,
+    Q_TOKEN_ADD,
+    Q_TOKEN_ALL,
+    Q_PLATFORM_GET,
+    Q_PLATFORMS,
+    Q_PLATFORM_ADD,
+    Q_BLOB_GET,
+    Q_BLOB_ADD,
+    Q_RELEASE_GET,
+    Q_RELEASES_DESC,
+    Q_RELEASES_ASC,
+    Q_CURRENT_FIRMWARE,
+    Q_CURRENT_FRONTEND,
+    Q_SEQ_NEXT,
+    Q_RELEASE_ADD,
+    Q_SET_FIRMWARE,
+    Q_SET_FRONTEND,
+    Q_CHECKIN,
+    Q_DEVICES_ALL,
+    Q_DEVICES_PLATFORM,
+    Q_SCHEMA_VERSION,
+    Q_COUNT
+};
+
+#define PLATFORM_COLS                                                                                              \
+    "p.name, p.chip, p.project, p.created_at, p.current_firmware, p.pinned_firmware, p.current_frontend, "         \
+    "p.pinned_frontend, (SELECT COUNT(*) FROM releases r WHERE r.platform = p.name_key AND r.kind = 'firmware'), " \
+    "(SELECT COUNT(*) FROM devices d WHERE d.platform = p.name_key) FROM platforms p"
+#define RELEASE_COLS                                                                                          \
+    "p.name, r.kind, r.version, r.sha256, b.md5, b.size, r.secure_version, r.chip, r.project, r.idf_ver, " \
+    "r.uploaded_at, r.seq FROM releases r JOIN blobs b ON b.sha256 = r.sha256 JOIN platforms p ON p.name_key = r.platform"
+#define DEVICE_COLS                                                                                               \
+    "d.mac, p.name, d.version, d.ip, d.free_space, d.sketch_size, d.sdk_version, d.mode, d.first_seen, d.last_seen, " \
+    "d.checkins, d.last_status, d.last_reason FROM devices d JOIN platforms p ON p.name_key = d.platform"
+
+static const char *const sql[Q_COUNT] = {
+    [Q_TOKEN_COUNT] = "SELECT COUNT(*) FROM admin_tokens",
+    [Q_TOKEN_ADD] = "INSERT INTO admin_tokens (sha256, created_at) VALUES (?, ?) ON CONFLICT (sha256) DO NOTHING",
+    [Q_TOKEN_ALL] = "SELECT sha256 FROM admin_tokens",
+    [Q_PLATFORM_GET] = "SELECT " PLATFORM_COLS " WHERE p.name_key = ?",
+    [Q_PLATFORMS] = "SELECT " PLATFORM_COLS " ORDER BY p.name_key",
+    [Q_PLATFORM_ADD] = "INSERT INTO platforms (name_key, name, chip, project, created_at) VALUES (?, ?, ?, ?, ?)",
+    [Q_BLOB_GET] = "SELECT size FROM blobs WHERE sha256 = ?",
+    [Q_BLOB_ADD] = "INSERT INTO blobs (sha256, size, md5, created_at) VALUES (?, ?, ?, ?) "
+                   "ON CONFLICT (sha256) DO NOTHING",
+    [Q_RELEASE_GET] = "SELECT " RELEASE_COLS " WHERE r.platform = ? AND r.kind = ? AND r.version = ?",
+    [Q_RELEASES_DESC] = "SELECT " RELEASE_COLS " WHERE r.platform = ? AND r.kind = ? ORDER BY r.seq DESC",
+    [Q_RELEASES_ASC] = "SELECT " RELEASE_COLS " WHERE r.platform = ? AND r.kind = ? ORDER BY r.seq",
+    [Q_CURRENT_FIRMWARE] = "SELECT " RELEASE_COLS " WHERE r.platform = ? AND r.kind = 'firmware' "
+                           "AND r.version = p.current_firmware",
+    [Q_CURRENT_FRONTEND] = "SELECT " RELEASE_COLS " WHERE r.platform = ? AND r.kind = 'frontend' "
+                           "AND r.version = p.current_frontend",
+    [Q_SEQ_NEXT] = "SELECT COALESCE(MAX(seq), 0) + 1 FROM releases",
+    [Q_RELEASE_ADD] = "INSERT INTO releases (platform, kind, version, sha256, secure_version, chip, project, "
+                      "idf_ver, uploaded_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [Q_SET_FIRMWARE] = "UPDATE platforms SET current_firmware = ?, pinned_firmware = ? WHERE name_key = ?",
+    [Q_SET_FRONTEND] = "UPDATE platforms SET current_frontend = ?, pinned_frontend = ? WHERE name_key = ?",
+    [Q_CHECKIN] = "INSERT INTO devices (mac, platform, version, ip, free_space, sketch_size, sdk_version, mode, "
+                  "first_seen, last_seen, checkins, last_status, last_reason) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT (mac) DO UPDATE SET "
+                  "platform = excluded.platform, version = excluded.version, ip = excluded.ip, "
+                  "free_space = excluded.free_space, sketch_size = excluded.sketch_size, "
+                  "sdk_version = excluded.sdk_version, mode = excluded.mode, last_seen = excluded.last_seen, "
+                  "checkins = devices.checkins + 1, last_status = excluded.last_status, "
+                  "last_reason = excluded.last_reason",
+    [Q_DEVICES_ALL] = "SELECT " DEVICE_COLS " ORDER BY d.mac",
+    [Q_DEVICES_PLATFORM] = "SELECT " DEVICE_COLS " WHERE d.platform = ? ORDER BY d.mac",
+    [Q_SCHEMA_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+};
+
+struct aloft_store {
+    sqlite3 *db;
+    pthread_mutex_t lock;
+    sqlite3_stmt *st[Q_COUNT];
+};
+
+static _Thread_local char last_error[300];
+
+const char *aloft_store_error(void)
+{
+    return last_error[0] ? last_error : "no database error";
+}
+
+static int db_fail(struct aloft_store *s, const char *what)
+{
+    snprintf(last_error, sizeof last_error, "%s: %s", what, sqlite3_errmsg(s->db));
+    return ALOFT_E_IO;
+}
+
+static sqlite3_stmt *stmt(struct aloft_store *s, enum q id)
+{
+    if (!s->st[id] && sqlite3_prepare_v2(s->db, sql[id], -1, &s->st[id], NULL) != SQLITE_OK) {
+        db_fail(s, "prepare");
+        s->st[id] = NULL;
+    }
+    return s->st[id];
+}
+
+/* Bind a list of arguments: 's' text (NULL binds NULL), 'i' int64. */
+static sqlite3_stmt *bind(struct aloft_store *s, enum q id, const char *types, ...)
+{
+    sqlite3_stmt *st = stmt(s, id);
+    if (!st)
+        return NULL;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    va_list ap;
+    va_start(ap, types);
+    for (int i = 0; types[i]; i++) {
+        int rc;
+        if (types[i] == 's') {
+            const char *v = va_arg(ap, const char *);
+            rc = v ? sqlite3_bind_text(st, i + 1, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i + 1);
+        } else {
+            rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+        }
+        if (rc != SQLITE_OK) {
+            va_end(ap);
+            db_fail(s, "bind");
+            return NULL;
+        }
+    }
+    va_end(ap);
+    return st;
+}
+
+/* Step a statement that returns no rows (or whose rows are not wanted). */
+static int run(struct aloft_store *s, sqlite3_stmt *st, const char *what)
+{
+    if (!st)
+        return ALOFT_E_IO;
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_fail(s, what);
+}
+
+static int exec(struct aloft_store *s, const char *text, const char *what)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, text, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(last_error, sizeof last_error, "%s: %s", what, msg ? msg : sqlite3_errmsg(s->db));
+        sqlite3_free(msg);
+        return ALOFT_E_IO;
+    }
+    return 0;
+}
+
+static void col_text(sqlite3_stmt *st, int i, char *out, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    snprintf(out, cap, "%s", t ? (const char *)t : "");
+}
+
+static void lower(const char *in, char *out, size_t cap)
+{
+    size_t i = 0;
+    for (; in[i] && i + 1 < cap; i++)
+        out[i] = (char)(in[i] >= 'A' && in[i] <= 'Z' ? in[i] - 'A' + 'a' : in[i]);
+    out[i] = 0;
+}
+
+static int64_t now_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+int aloft_store_open(struct aloft_store **out, const char *url, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (strncmp(url, "sqlite:", 7) || !url[7]) {
+        snprintf(err, errlen,
+                 !strncmp(url, "postgres://", 11) || !strncmp(url, "postgresql://", 13)
+                     ? "%s: PostgreSQL is not supported by this build yet; use sqlite:PATH"
+                     : "%s: the database must be given as sqlite:PATH",
+                 url);
+        return ALOFT_E_INVAL;
+    }
+    struct aloft_store *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return ALOFT_E_IO;
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    const char *path = url + 7;
+    int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "%s: cannot open the database: %s", path, s->db ? sqlite3_errmsg(s->db) : "no memory");
+        aloft_store_close(s);
+        return ALOFT_E_IO;
+    }
+    sqlite3_busy_timeout(s->db, 5000); /* another aloftd on the same file holds the write lock briefly */
+    if (exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;", "pragmas") ||
+        exec(s, "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
+             "schema_migrations") ||
+        exec(s, "BEGIN IMMEDIATE", "begin")) {
+        snprintf(err, errlen, "%s: %s", path, last_error);
+        aloft_store_close(s);
+        return ALOFT_E_IO;
+    }
+    int version = 0;
+    sqlite3_stmt *st = stmt(s, Q_SCHEMA_VERSION);
+    if (!st || sqlite3_step(st) != SQLITE_ROW) {
+        rc = db_fail(s, "schema version");
+    } else {
+        version = sqlite3_column_int(st, 0);
+        sqlite3_reset(st);
+        rc = 0;
+    }
+    if (rc == 0 && (size_t)version > aloft_store_migration_count) {
+        snprintf(last_error, sizeof last_error, "the schema is at version %d, newer than this aloftd knows (%zu): upgrade aloftd",
+                 version, aloft_store_migration_count);
+        rc = ALOFT_E_STATE;
+    }
+    for (size_t i = (size_t)version; rc == 0 && i < aloft_store_migration_count; i++) {
+        char what[40];
+        snprintf(what, sizeof what, "migration %zu", i + 1);
+        char record[120];
+        snprintf(record, sizeof record, "INSERT INTO schema_migrations (version, applied_at) VALUES (%zu, %lld)", i + 1,
+                 (long long)now_s());
+        rc = exec(s, aloft_store_migrations[i], what);
+        if (rc == 0)
+            rc = exec(s, record, what);
+    }
+    if (rc == 0)
+        rc = exec(s, "COMMIT", "commit");
+    if (rc) {
+        snprintf(err, errlen, "%s: %s", path, last_error);
+        exec(s, "ROLLBACK", "rollback");
+        aloft_store_close(s);
+        return rc == ALOFT_E_STATE ? ALOFT_E_STATE : ALOFT_E_IO;
+    }
+    *out = s;
+    return 0;
+}
+
+void aloft_store_close(struct aloft_store *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < Q_COUNT; i++)
+        sqlite3_finalize(s->st[i]);
+    sqlite3_close(s->db);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+int aloft_store_schema_version(struct aloft_store *s, int *version)
+{
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = stmt(s, Q_SCHEMA_VERSION);
+    int rc = st && sqlite3_step(st) == SQLITE_ROW ? 0 : db_fail(s, "schema version");
+    if (rc == 0)
+        *version = sqlite3_column_int(st, 0);
+    if (st)
+        sqlite3_reset(st);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static void hex(const uint8_t *d, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[d[i] >> 4];
+        out[2 * i + 1] = digits[d[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+int aloft_store_token_count(struct aloft_store *s, uint64_t *n)
+{
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = stmt(s, Q_TOKEN_COUNT);
+    int rc = st && sqlite3_step(st) == SQLITE_ROW ? 0 : db_fail(s, "count tokens");
+    if (rc == 0)
+        *n = (uint64_t)sqlite3_column_int64(st, 0);
+    if (st)
+        sqlite3_reset(st);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int aloft_store_token_add(struct aloft_store *s, const uint8_t digest[32])
+{
+    char h[65];
+    hex(digest, 32, h);
+    pthread_mutex_lock(&s->lock);
+    int rc = run(s, bind(s, Q_TOKEN_ADD, "si", h, now_s()), "add token");
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int aloft_store_token_check(struct aloft_store *s, const uint8_t digest[32], bool *ok)
+{
+    char h[65];
+    hex(digest, 32, h);
+    *ok = false;
+    unsigned match = 0;
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = stmt(s, Q_TOKEN_ALL);
+    int rc = st ? SQLITE_ROW : SQLITE_ERROR;
+    while (st && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(st, 0);
+        if (!t || strlen((const char *)t) != 64)
+            continue;
+        unsigned diff = 0; /* every byte, every row: the time does not depend on where they differ */
+        for (int i = 0; i < 64; i++)
+            diff |= (unsigned)(t[i] ^ (unsigned char)h[i]);
+        match |= diff == 0;
+    }
+    if (st)
+        sqlite3_reset(st);
+    rc = rc == SQLITE_DONE ? 0 : db_fail(s, "read tokens");
+    pthread_mutex_unlock(&s->lock);
+    *ok = rc == 0 && match;
+    return rc;
+}
+
+static void read_platform(sqlite3_stmt *st, struct aloft_store_platform *p)
+{
+    memset(p, 0, sizeof *p);
+    col_text(st, 0, p->name, sizeof p->name);
+    col_text(st, 1, p->chip, sizeof p->chip);
+    col_text(st, 2, p->project, sizeof p->project);
+    p->created_at = sqlite3_column_int64(st, 3);
+    col_text(st, 4, p->current[ALOFT_STORE_FIRMWARE], sizeof p->current[0]);
+    col_text(st, 5, p->pinned[ALOFT_STORE_FIRMWARE], sizeof p->pinned[0]);
+    col_text(st, 6, p->current[ALOFT_STORE_FRONTEND], sizeof p->current[0]);
+    col_text(st, 7, p->pinned[ALOFT_STORE_FRONTEND], sizeof p->pinned[0]);
+    p->releases = (uint64_t)sqlite3_column_int64(st, 8);
+    p->devices = (uint64_t)sqlite3_column_int64(st, 9);
+}
+
+static void read_release(sqlite3_stmt *st, struct aloft_store_release *r)
+{
+    memset(r, 0, sizeof *r);
+    char kind[16];
+    col_text(st, 0, r->platform, sizeof r->platform);
+    col_text(st, 1, kind, sizeof kind);
+    r->kind = strcmp(kind, "frontend") ? ALOFT_STORE_FIRMWARE : ALOFT_STORE_FRONTEND;
+    col_text(st, 2, r->version, sizeof r->version);
+    col_text(st, 3, r->sha256, sizeof r->sha256);
+    col_text(st, 4, r->md5, sizeof r->md5);
+    r->size = (uint64_t)sqlite3_column_int64(st, 5);
+    r->secure_version = (uint32_t)sqlite3_column_int64(st, 6);
+    col_text(st, 7, r->chip, sizeof r->chip);
+    col_text(st, 8, r->project, sizeof r->project);
+    col_text(st, 9, r->idf_ver, sizeof r->idf_ver);
+    r->uploaded_at = sqlite3_column_int64(st, 10);
+    r->seq = sqlite3_column_int64(st, 11);
+}
+
+static void read_device(sqlite3_stmt *st, struct aloft_store_device *d)
+{
+    memset(d, 0, sizeof *d);
+    col_text(st, 0, d->mac, sizeof d->mac);
+    col_text(st, 1, d->platform, sizeof d->platform);
+    col_text(st, 2, d->version, sizeof d->version);
+    col_text(st, 3, d->ip, sizeof d->ip);
+    d->free_space = sqlite3_column_int64(st, 4);
+    d->sketch_size = sqlite3_column_int64(st, 5);
+    col_text(st, 6, d->sdk_version, sizeof d->sdk_version);
+    col_text(st, 7, d->mode, sizeof d->mode);
+    d->first_seen = sqlite3_column_int64(st, 8);
+    d->last_seen = sqlite3_column_int64(st, 9);
+    d->checkins = (uint64_t)sqlite3_column_int64(st, 10);
+    d->last_status = sqlite3_column_int(st, 11);
+    col_text(st, 12, d->last_reason, sizeof d->last_reason);
+}
+
+/* One row into *p; lock held. */
+static int platform_get(struct aloft_store *s, const char *key, struct aloft_store_platform *p)
+{
+    sqlite3_stmt *st = bind(s, Q_PLATFORM_GET, "s", key);
+    if (!st)
+        return ALOFT_E_IO;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        read_platform(st, p);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? ALOFT_E_NOTFOUND : db_fail(s, "read platform");
+}
+
+int aloft_store_platform_get(struct aloft_store *s, const char *name, struct aloft_store_platform *p)
+{
+    if (!aloft_store_name_ok(name))
+        return ALOFT_E_NOTFOUND;
+    char key[ALOFT_STORE_NAME_MAX + 1];
+    lower(name, key, sizeof key);
+    pthread_mutex_lock(&s->lock);
+    int rc = platform_get(s, key, p);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int aloft_store_platforms(struct aloft_store *s, aloft_store_platform_cb cb, void *ctx)
+{
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = stmt(s, Q_PLATFORMS);
+    int rc = st ? SQLITE_ROW : SQLITE_ERROR, stop = 0;
+    while (st && !stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct aloft_store_platform p;
+        read_platform(st, &p);
+        stop = cb(ctx, &p);
+    }
+    if (st)
+        sqlite3_reset(st);
+    int ret = stop ? stop : rc == SQLITE_DONE ? 0 : db_fail(s, "list platforms");
+    pthread_mutex_unlock(&s->lock);
+    return ret;
+}
+
+/* The release (platform key, kind, version) into *r; lock held. */
+static int release_get(struct aloft_store *s, const char *key, enum aloft_store_kind kind, const char *version,
+                       struct aloft_store_release *r)
+{
+    sqlite3_stmt *st = bind(s, Q_RELEASE_GET, "sss", key, aloft_store_kind_name(kind), version);
+    if (!st)
+        return ALOFT_E_IO;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        read_release(st, r);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? ALOFT_E_NOTFOUND : db_fail(s, "read release");
+}
+
+/* Set the platform's current release of kind from its pin or its history;
+ * lock held, inside a transaction. */
+static int update_current(struct aloft_store *s, const char *key, enum aloft_store_kind kind, const char *pinned)
+{
+    sqlite3_stmt *st = bind(s, Q_RELEASES_ASC, "ss", key, aloft_store_kind_name(kind));
+    if (!st)
+        return ALOFT_E_IO;
+    size_t n = 0, cap = 0;
+    struct aloft_store_release *all = NULL;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            struct aloft_store_release *bigger = realloc(all, (cap ? cap * 2 : 16) * sizeof *all);
+            if (!bigger) {
+                rc = SQLITE_NOMEM;
+                break;
+            }
+            all = bigger;
+            cap = cap ? cap * 2 : 16;
+        }
+        read_release(st, &all[n++]);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        free(all);
+        return db_fail(s, "read releases");
+    }
+    const char *current = pinned ? pinned : n ? all[aloft_store_pick_current(all, n, kind)].version : NULL;
+    rc = run(s, bind(s, kind == ALOFT_STORE_FIRMWARE ? Q_SET_FIRMWARE : Q_SET_FRONTEND, "sss", current, pinned, key),
+             "set current release");
+    free(all);
+    return rc;
+}
+
+/* Run body between BEGIN IMMEDIATE and COMMIT with synchronous=FULL. */
+static int begin_durable(struct aloft_store *s)
+{
+    int rc = exec(s, "PRAGMA synchronous = FULL", "pragma");
+    return rc ? rc : exec(s, "BEGIN IMMEDIATE", "begin");
+}
+
+static int end_durable(struct aloft_store *s, int rc)
+{
+    if (rc == 0)
+        rc = exec(s, "COMMIT", "commit");
+    if (rc) {
+        char saved[sizeof last_error];
+        memcpy(saved, last_error, sizeof saved);
+        exec(s, "ROLLBACK", "rollback");
+        memcpy(last_error, saved, sizeof saved);
+    }
+    exec(s, "PRAGMA synchronous = NORMAL", "pragma");
+    return rc;
+}
+
+static int release_add(struct aloft_store *s, struct aloft_store_release *r, bool *existed)
+{
+    char key[ALOFT_STORE_NAME_MAX + 1];
+    lower(r->platform, key, sizeof key);
+    struct aloft_store_platform p;
+    int rc = platform_get(s, key, &p);
+    if (rc == ALOFT_E_NOTFOUND && r->kind == ALOFT_STORE_FIRMWARE) {
+        rc = run(s, bind(s, Q_PLATFORM_ADD, "ssssi", key, r->platform, r->chip, r->project, now_s()), "add platform");
+        if (rc == 0)
+            rc = platform_get(s, key, &p);
+    }
+    if (rc)
+        return rc;
+    if (r->kind == ALOFT_STORE_FIRMWARE && strcmp(p.chip, r->chip))
+        return ALOFT_E_CHIP;
+    if (r->kind == ALOFT_STORE_FRONTEND) { /* a frontend belongs to the platform's chip */
+        snprintf(r->chip, sizeof r->chip, "%s", p.chip);
+        snprintf(r->project, sizeof r->project, "%s", p.project);
+    }
+    struct aloft_store_release old;
+    rc = release_get(s, key, r->kind, r->version, &old);
+    if (rc == 0) {
+        if (strcmp(old.sha256, r->sha256))
+            return ALOFT_E_STATE;
+        *r = old;
+        *existed = true;
+        return 0;
+    }
+    if (rc != ALOFT_E_NOTFOUND)
+        return rc;
+    int64_t now = now_s();
+    rc = run(s, bind(s, Q_BLOB_ADD, "sisi", r->sha256, (int64_t)r->size, r->md5, now), "add file");
+    sqlite3_stmt *st = rc ? NULL : stmt(s, Q_SEQ_NEXT);
+    if (!rc && (!st || sqlite3_step(st) != SQLITE_ROW))
+        rc = db_fail(s, "next sequence number");
+    if (!rc) {
+        r->seq = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        r->uploaded_at = now;
+        rc = run(s,
+                 bind(s, Q_RELEASE_ADD, "ssssisssii", key, aloft_store_kind_name(r->kind), r->version, r->sha256,
+                      (int64_t)r->secure_version, r->chip, r->project, r->idf_ver, now, r->seq),
+                 "add release");
+    }
+    if (!rc)
+        rc = update_current(s, key, r->kind, p.pinned[r->kind][0] ? p.pinned[r->kind] : NULL);
+    if (!rc)
+        snprintf(r->platform, sizeof r->platform, "%s", p.name);
+    return rc;
+}
+
+int aloft_store_release_add(struct aloft_store *s, struct aloft_store_release *r, bool *existed)
+{
+    *existed = false;
+    if (!aloft_store_name_ok(r->platform) || !r->version[0] || strlen(r->sha256) != 64)
+        return ALOFT_E_INVAL;
+    pthread_mutex_lock(&s->lock);
+    int rc = begin_durable(s);
+    if (rc == 0)
+        rc = end_durable(s, release_add(s, r, existed));
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static int list_releases(struct aloft_store *s, sqlite3_stmt *st, aloft_store_release_cb cb, void *ctx)
+{
+    int rc = st ? SQLITE_ROW : SQLITE_ERROR, stop = 0;
+    while (st && !stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct aloft_store_release r;
+        read_release(st, &r);
+        stop = cb(ctx, &r);
+    }
+    if (st)
+        sqlite3_reset(st);
+    return stop ? stop : rc == SQLITE_DONE ? 0 : db_fail(s, "list releases");
+}
+
+int aloft_store_release_get(struct aloft_store *s, const char *platform, enum aloft_store_kind kind,
+                            const char *version, struct aloft_store_release *r)
+{
+    if (!aloft_store_name_ok(platform))
+        return ALOFT_E_NOTFOUND;
+    char key[ALOFT_STORE_NAME_MAX + 1];
+    lower(platform, key, sizeof key);
+    pthread_mutex_lock(&s->lock);
+    int rc = release_get(s, key, kind, version, r);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int aloft_store_releases(struct aloft_store *s, const char *platform, enum aloft_store_kind kind,
+                         aloft_store_release_cb cb, void *ctx)
+{
+    char key[ALOFT_STORE_NAME_MAX + 1];
+    lower(platform, key, sizeof key);
+    pthread_mutex_lock(&s->lock);
+    int rc = list_releases(s, bind(s, Q_RELEASES_DESC, "ss", key, aloft_store_kind_name(kind)), cb, ctx);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int aloft_store_current(struct aloft_store *s, const char *platform, enum aloft_store_kind kind,
+                        struct aloft_store_release *r)
+{
+    char key[ALOFT_STORE_NAME_MAX + 1];
+    lower(platform, key, sizeof key);
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = bind(s, kind == ALOFT_STORE_FIRMWARE ? Q_CURRENT_FIRMWARE : Q_CURRENT_FRONTEND, "s", key);
+    int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
+    if (rc == SQLITE_ROW)
+        read_release(st, r);
+    if (st)
+        sqlite3_reset(st);
+    rc = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? ALOFT_E_NOTFOUND : db_fail(s, "read current release");
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static int pin(struct aloft_store *s, const char *key, enum aloft_store_kind kind, const char *version)
+{
+    struct aloft_store_platform p;
+    int rc = platform_get(s, key, &p);
+    struct aloft_store_release r;
+    if (rc == 0 && version)
+        rc = release_get(s, key, kind, version, &r);
+    return rc ? rc : update_current(s, key, kind, version);
+}
+
+int aloft_store_pin(struct aloft_store *s, const char *platform, enum aloft_store_kind kind, const char *version)
+{
+    if (!aloft_store_name_ok(platform))
+        return ALOFT_E_NOTFOUND;
+    char key[ALOFT_STORE_NAME_MAX + 1];
+    lower(platform, key, sizeof key);
+    pthread_mutex_lock(&s->lock);
+    int rc = begin_durable(s);
+    if (rc == 0)
+        rc = end_durable(s, pin(s, key, kind, version));
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int aloft_store_blob_get(struct aloft_store *s, const char *sha256, uint64_t *size)
+{
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = bind(s, Q_BLOB_GET, "s", sha256);
+    int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
+    if (rc == SQLITE_ROW && size)
+        *size = (uint64_t)sqlite3_column_int64(st, 0);
+    if (st)
+        sqlite3_reset(st);
+    rc = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? ALOFT_E_NOTFOUND : db_fail(s, "read file record");
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int aloft_store_checkin(struct aloft_store *s, const struct aloft_store_device *d, int64_t now)
+{
+    char key[ALOFT_STORE_NAME_MAX + 1];
+    lower(d->platform, key, sizeof key);
+    pthread_mutex_lock(&s->lock);
+    int rc = run(s,
+                 bind(s, Q_CHECKIN, "ssssiissiiis", d->mac, key, d->version, d->ip, d->free_space, d->sketch_size,
+                      d->sdk_version, d->mode, now, now, (int64_t)d->last_status, d->last_reason),
+                 "record check-in");
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int aloft_store_devices(struct aloft_store *s, const char *platform, aloft_store_device_cb cb, void *ctx)
+{
+    char key[ALOFT_STORE_NAME_MAX + 1];
+    if (platform)
+        lower(platform, key, sizeof key);
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = platform ? bind(s, Q_DEVICES_PLATFORM, "s", key) : stmt(s, Q_DEVICES_ALL);
+    if (st && !platform)
+        sqlite3_reset(st);
+    int rc = st ? SQLITE_ROW : SQLITE_ERROR, stop = 0;
+    while (st && !stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct aloft_store_device d;
+        read_device(st, &d);
+        stop = cb(ctx, &d);
+    }
+    if (st)
+        sqlite3_reset(st);
+    int ret = stop ? stop : rc == SQLITE_DONE ? 0 : db_fail(s, "list devices");
+    pthread_mutex_unlock(&s->lock);
+    return ret;
+}
