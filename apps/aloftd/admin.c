@@ -1,0 +1,256 @@
+/* aloftd: the admin API other than uploads (the token is checked by the
+ * caller). JSON in and out:
+ *   GET  /api/platforms
+ *   GET  /api/platforms/<p>
+ *   GET  /api/platforms/<p>/releases[?kind=frontend]  full history, newest upload first
+ *   POST /api/platforms/<p>/pin    {"version": "...", "kind": "firmware"}   also how to downgrade
+ *   POST /api/platforms/<p>/unpin  {"kind": "firmware"}  back to the newest
+ *   GET  /api/devices[?platform=<p>] */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "aloft/err.h"
+#include "aloftd.h"
+
+void aloftd_time(int64_t t, char out[21])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm) || !strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(out, 21, "%lld", (long long)t);
+}
+
+static void add_time(cJSON *j, const char *key, int64_t t)
+{
+    char buf[21];
+    aloftd_time(t, buf);
+    cJSON_AddStringToObject(j, key, buf);
+}
+
+static void add_string_or_null(cJSON *j, const char *key, const char *s)
+{
+    if (s && *s)
+        cJSON_AddStringToObject(j, key, s);
+    else
+        cJSON_AddNullToObject(j, key);
+}
+
+cJSON *aloftd_release_json(const struct aloft_store_release *r, bool current)
+{
+    char url[80];
+    snprintf(url, sizeof url, "/firmware/%s.bin", r->sha256);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "platform", r->platform);
+    cJSON_AddStringToObject(j, "kind", aloft_store_kind_name(r->kind));
+    cJSON_AddStringToObject(j, "version", r->version);
+    cJSON_AddBoolToObject(j, "current", current);
+    cJSON_AddNumberToObject(j, "size", (double)r->size);
+    cJSON_AddStringToObject(j, "sha256", r->sha256);
+    cJSON_AddStringToObject(j, "md5", r->md5);
+    cJSON_AddStringToObject(j, "chip", r->chip);
+    cJSON_AddStringToObject(j, "project", r->project);
+    cJSON_AddNumberToObject(j, "secure_version", r->secure_version);
+    cJSON_AddStringToObject(j, "idf_ver", r->idf_ver);
+    add_time(j, "uploaded_at", r->uploaded_at);
+    cJSON_AddStringToObject(j, "url", url);
+    return j;
+}
+
+static cJSON *platform_json(const struct aloft_store_platform *p)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "name", p->name);
+    cJSON_AddStringToObject(j, "chip", p->chip);
+    cJSON_AddStringToObject(j, "project", p->project);
+    add_time(j, "created_at", p->created_at);
+    add_string_or_null(j, "current", p->current[ALOFT_STORE_FIRMWARE]);
+    add_string_or_null(j, "pinned", p->pinned[ALOFT_STORE_FIRMWARE]);
+    add_string_or_null(j, "current_frontend", p->current[ALOFT_STORE_FRONTEND]);
+    add_string_or_null(j, "pinned_frontend", p->pinned[ALOFT_STORE_FRONTEND]);
+    cJSON_AddNumberToObject(j, "releases", (double)p->releases);
+    cJSON_AddNumberToObject(j, "devices", (double)p->devices);
+    return j;
+}
+
+static cJSON *device_json(const struct aloft_store_device *d)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "mac", d->mac);
+    cJSON_AddStringToObject(j, "platform", d->platform);
+    cJSON_AddStringToObject(j, "version", d->version);
+    cJSON_AddStringToObject(j, "ip", d->ip);
+    if (d->free_space >= 0)
+        cJSON_AddNumberToObject(j, "free_space", (double)d->free_space);
+    else
+        cJSON_AddNullToObject(j, "free_space");
+    if (d->sketch_size >= 0)
+        cJSON_AddNumberToObject(j, "sketch_size", (double)d->sketch_size);
+    else
+        cJSON_AddNullToObject(j, "sketch_size");
+    add_string_or_null(j, "sdk_version", d->sdk_version);
+    cJSON_AddStringToObject(j, "mode", d->mode);
+    add_time(j, "first_seen", d->first_seen);
+    add_time(j, "last_seen", d->last_seen);
+    cJSON_AddNumberToObject(j, "checkins", (double)d->checkins);
+    cJSON_AddNumberToObject(j, "last_status", d->last_status);
+    cJSON_AddStringToObject(j, "last_reason", d->last_reason);
+    return j;
+}
+
+static int add_platform(void *ctx, const struct aloft_store_platform *p)
+{
+    cJSON_AddItemToArray(ctx, platform_json(p));
+    return 0;
+}
+
+static int add_device(void *ctx, const struct aloft_store_device *d)
+{
+    cJSON_AddItemToArray(ctx, device_json(d));
+    return 0;
+}
+
+struct release_list {
+    cJSON *array;
+    const char *current;
+};
+
+static int add_release(void *ctx, const struct aloft_store_release *r)
+{
+    struct release_list *l = ctx;
+    cJSON_AddItemToArray(l->array, aloftd_release_json(r, !strcmp(r->version, l->current)));
+    return 0;
+}
+
+static enum MHD_Result reply_list(struct MHD_Connection *c, cJSON *j, int rc)
+{
+    if (rc) {
+        cJSON_Delete(j);
+        return aloftd_reply_store_error(c, rc, "not_found", "not found");
+    }
+    return aloftd_reply_json(c, 200, j);
+}
+
+/* kind from the query or a JSON body ("firmware" when absent). -1: bad. */
+static int parse_kind(const char *s)
+{
+    return !s || !strcmp(s, "firmware") ? ALOFT_STORE_FIRMWARE : !strcmp(s, "frontend") ? ALOFT_STORE_FRONTEND : -1;
+}
+
+static enum MHD_Result releases(struct aloftd *d, struct MHD_Connection *c, const struct aloft_store_platform *p)
+{
+    int kind = parse_kind(aloftd_arg(c, "kind"));
+    if (kind < 0)
+        return aloftd_reply_error(c, 400, "bad_parameter", "kind must be firmware or frontend");
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "platform", p->name);
+    cJSON_AddStringToObject(j, "kind", aloft_store_kind_name((enum aloft_store_kind)kind));
+    add_string_or_null(j, "current", p->current[kind]);
+    add_string_or_null(j, "pinned", p->pinned[kind]);
+    struct release_list l = {cJSON_AddArrayToObject(j, "releases"), p->current[kind]};
+    return reply_list(c, j, aloft_store_releases(d->store, p->name, (enum aloft_store_kind)kind, add_release, &l));
+}
+
+static enum MHD_Result pin(struct aloftd *d, struct MHD_Connection *c, const struct aloft_store_platform *p,
+                           bool unpin, const char *body, size_t len, bool too_big)
+{
+    if (too_big)
+        return aloftd_reply_error(c, 413, "too_large", "the JSON body is too large");
+    cJSON *in = len ? cJSON_ParseWithLength(body, len) : cJSON_CreateObject();
+    if (!cJSON_IsObject(in)) {
+        cJSON_Delete(in);
+        return aloftd_reply_error(c, 400, "bad_json", unpin ? "send a JSON object, e.g. {\"kind\": \"firmware\"}"
+                                                            : "send a JSON object: {\"version\": \"1.2.3\"}");
+    }
+    const cJSON *jk = cJSON_GetObjectItemCaseSensitive(in, "kind");
+    const cJSON *jv = cJSON_GetObjectItemCaseSensitive(in, "version");
+    int kind = jk && !cJSON_IsString(jk) ? -1 : parse_kind(jk ? jk->valuestring : NULL);
+    char version[ALOFT_STORE_VERSION_MAX + 1] = "";
+    bool version_ok = cJSON_IsString(jv) && jv->valuestring[0] && strlen(jv->valuestring) <= ALOFT_STORE_VERSION_MAX;
+    if (version_ok)
+        snprintf(version, sizeof version, "%s", jv->valuestring);
+    cJSON_Delete(in);
+    if (kind < 0)
+        return aloftd_reply_error(c, 400, "bad_parameter", "kind must be \"firmware\" or \"frontend\"");
+    if (!unpin && !version_ok)
+        return aloftd_reply_error(c, 400, "bad_parameter", "give the version to pin: {\"version\": \"1.2.3\"}");
+    int rc = aloft_store_pin(d->store, p->name, (enum aloft_store_kind)kind, unpin ? NULL : version);
+    if (rc == ALOFT_E_NOTFOUND)
+        return aloftd_reply_error(c, 404, "unknown_version", "platform '%s' has no %s release '%s'", p->name,
+                                  aloft_store_kind_name((enum aloft_store_kind)kind), version);
+    struct aloft_store_platform now;
+    if (rc == 0)
+        rc = aloft_store_platform_get(d->store, p->name, &now);
+    if (rc)
+        return aloftd_reply_store_error(c, rc, "unknown_platform", "no such platform");
+    if (unpin)
+        aloftd_log("%s: %s unpinned; current is %s", p->name, aloft_store_kind_name((enum aloft_store_kind)kind),
+                   now.current[kind][0] ? now.current[kind] : "none");
+    else
+        aloftd_log("%s: %s pinned to %s", p->name, aloft_store_kind_name((enum aloft_store_kind)kind), version);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "status", "ok");
+    cJSON_AddStringToObject(j, "platform", now.name);
+    cJSON_AddStringToObject(j, "kind", aloft_store_kind_name((enum aloft_store_kind)kind));
+    add_string_or_null(j, "current", now.current[kind]);
+    add_string_or_null(j, "pinned", now.pinned[kind]);
+    return aloftd_reply_json(c, 200, j);
+}
+
+static enum MHD_Result platform_route(struct aloftd *d, struct MHD_Connection *c, const char *rest, bool get,
+                                      bool post, const char *body, size_t len, bool too_big)
+{
+    char name[ALOFT_STORE_NAME_MAX + 2];
+    size_t n = strcspn(rest, "/");
+    const char *action = rest[n] ? rest + n + 1 : NULL;
+    if (n >= sizeof name)
+        return aloftd_reply_error(c, 404, "unknown_platform", "no such platform");
+    memcpy(name, rest, n);
+    name[n] = 0;
+    struct aloft_store_platform p;
+    int rc = aloft_store_platform_get(d->store, name, &p);
+    if (rc)
+        return aloftd_reply_store_error(c, rc, "unknown_platform", "no such platform");
+    if (!action) {
+        if (!get)
+            return aloftd_reply_error(c, 405, "method_not_allowed", "use GET");
+        return aloftd_reply_json(c, 200, platform_json(&p));
+    }
+    if (!strcmp(action, "releases"))
+        return get ? releases(d, c, &p) : aloftd_reply_error(c, 405, "method_not_allowed", "use GET");
+    if (!strcmp(action, "pin") || !strcmp(action, "unpin"))
+        return post ? pin(d, c, &p, !strcmp(action, "unpin"), body, len, too_big)
+                    : aloftd_reply_error(c, 405, "method_not_allowed", "use POST");
+    return aloftd_reply_error(c, 404, "not_found", "no such endpoint");
+}
+
+enum MHD_Result aloftd_admin(struct aloftd *d, struct MHD_Connection *c, const char *url, const char *method,
+                             const char *body, size_t len, bool too_big)
+{
+    bool get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
+    bool post = !strcmp(method, MHD_HTTP_METHOD_POST);
+    if (!strcmp(url, "/api/platforms")) {
+        if (!get)
+            return aloftd_reply_error(c, 405, "method_not_allowed", "use GET");
+        cJSON *j = cJSON_CreateObject();
+        cJSON *a = cJSON_AddArrayToObject(j, "platforms");
+        return reply_list(c, j, aloft_store_platforms(d->store, add_platform, a));
+    }
+    if (!strncmp(url, "/api/platforms/", 15))
+        return platform_route(d, c, url + 15, get, post, body, len, too_big);
+    if (!strcmp(url, "/api/devices")) {
+        if (!get)
+            return aloftd_reply_error(c, 405, "method_not_allowed", "use GET");
+        const char *platform = aloftd_arg(c, "platform");
+        struct aloft_store_platform p;
+        int rc = platform ? aloft_store_platform_get(d->store, platform, &p) : 0;
+        if (rc)
+            return aloftd_reply_store_error(c, rc, "unknown_platform", "no such platform");
+        cJSON *j = cJSON_CreateObject();
+        cJSON *a = cJSON_AddArrayToObject(j, "devices");
+        return reply_list(c, j, aloft_store_devices(d->store, platform, add_device, a));
+    }
+    if (!strcmp(url, "/api/firmware"))
+        return aloftd_reply_error(c, 405, "method_not_allowed", "POST the image as the body");
+    return aloftd_reply_error(c, 404, "not_found", "no such endpoint: %s", url);
+}

@@ -1,0 +1,93 @@
+/* aloftd: the update server. Shared state and the functions the request
+ * handlers in this directory offer each other. */
+#ifndef ALOFTD_H
+#define ALOFTD_H
+
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "store.h"
+
+struct aloftd {
+    /* settings: flags, then ALOFT_* environment, then defaults */
+    const char *listen;     /* ADDR:PORT */
+    const char *data;       /* data directory */
+    const char *db;         /* sqlite:PATH */
+    const char *token_file; /* --admin-token-file */
+    uint64_t max_upload;    /* bytes */
+    unsigned threads;
+
+    char firmware_dir[4096]; /* <data>/firmware: firmware/<sha256>.bin */
+    char tmp_dir[4096];      /* <data>/tmp: uploads until they are complete */
+    struct aloft_store *store;
+    struct MHD_Daemon *daemon;
+    uint16_t port; /* the port bound (--listen may ask for 0) */
+};
+
+/* What one request keeps between MHD's calls (*con_cls). */
+struct aloftd_request {
+    struct aloftd_upload *upload; /* POST /api/firmware */
+    char *body;                   /* other POSTs: the JSON body */
+    size_t len;
+    bool too_big;
+};
+
+/* http.c: replies. Each queues a response and returns MHD's answer. */
+enum MHD_Result aloftd_reply_json(struct MHD_Connection *c, unsigned status, cJSON *j);
+enum MHD_Result aloftd_reply_error(struct MHD_Connection *c, unsigned status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* A store error: 404 for ALOFT_E_NOTFOUND (code, message), else 503 with
+ * the database's own words. */
+enum MHD_Result aloftd_reply_store_error(struct MHD_Connection *c, int err, const char *code, const char *message);
+
+/* The request's header, case-insensitive; NULL when absent. */
+const char *aloftd_header(struct MHD_Connection *c, const char *name);
+/* A query argument; NULL when absent. */
+const char *aloftd_arg(struct MHD_Connection *c, const char *name);
+
+/* auth.c: is the request's Bearer token an admin token? Returns 0 (yes) or
+ * a queued 401/503 reply's MHD result via *reply (then returns -1). */
+int aloftd_auth(struct aloftd *d, struct MHD_Connection *c, enum MHD_Result *reply);
+/* At start: make sure an admin token exists (see main.c's usage). */
+int aloftd_token_setup(struct aloftd *d);
+
+/* upload.c: POST /api/firmware, called for every piece of the body. */
+enum MHD_Result aloftd_upload(struct aloftd *d, struct MHD_Connection *c, struct aloftd_request *req,
+                              const char *data, size_t *data_size);
+void aloftd_upload_free(struct aloftd_upload *up);
+
+/* admin.c: the JSON admin endpoints other than uploads (authenticated). */
+enum MHD_Result aloftd_admin(struct aloftd *d, struct MHD_Connection *c, const char *url, const char *method,
+                             const char *body, size_t len, bool too_big);
+cJSON *aloftd_release_json(const struct aloft_store_release *r, bool current);
+
+/* device.c: GET /update, the HTTPUpdate protocol (PROTOCOLS.md §3.1). */
+enum MHD_Result aloftd_update(struct aloftd *d, struct MHD_Connection *c);
+
+/* download.c: GET/HEAD /firmware/<sha256>.bin, and the file of a release
+ * as /update's 200 (*status: the status queued, 200 or 500). */
+enum MHD_Result aloftd_download(struct aloftd *d, struct MHD_Connection *c, const char *name);
+enum MHD_Result aloftd_send_release(struct aloftd *d, struct MHD_Connection *c, const struct aloft_store_release *r,
+                                    unsigned *status);
+
+/* "<dir>/<sha256>.bin" into out. */
+void aloftd_blob_path(const struct aloftd *d, const char *sha256, char *out, size_t cap);
+
+/* http.c */
+int aloftd_http_start(struct aloftd *d);
+void aloftd_http_stop(struct aloftd *d);
+
+/* main.c: a line on standard output, flushed. */
+void aloftd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Lower-case hex of n bytes into out (2n + 1 bytes). */
+void aloftd_hex(const uint8_t *d, size_t n, char *out);
+
+/* "2026-05-07T12:59:15Z" into out (21 bytes). */
+void aloftd_time(int64_t t, char out[21]);
+
+#endif

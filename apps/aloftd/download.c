@@ -1,0 +1,235 @@
+/* aloftd: serving stored files. GET/HEAD /firmware/<sha256>.bin with Range
+ * (one range: 206, or 416 when it starts past the end), If-Range,
+ * If-None-Match and an ETag that is the SHA-256 itself: a content-addressed
+ * file never changes. Only files the database records are served, so a file
+ * left by an interrupted upload never is. Bodies are sent from the file
+ * descriptor (sendfile), never read into memory. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "aloft/err.h"
+#include "aloftd.h"
+
+void aloftd_blob_path(const struct aloftd *d, const char *sha256, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%s.bin", d->firmware_dir, sha256);
+}
+
+/* Exactly 64 lower-case hex digits and ".bin": nothing else names a file,
+ * so no path (../, %2e%2e, /) ever reaches the file system. */
+static bool blob_name(const char *name, char sha[65])
+{
+    if (strlen(name) != 68 || strcmp(name + 64, ".bin"))
+        return false;
+    for (int i = 0; i < 64; i++) {
+        char ch = name[i];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+            return false;
+        sha[i] = ch;
+    }
+    sha[64] = 0;
+    return true;
+}
+
+/* Open a recorded file and check its size. Returns the descriptor, or -1
+ * with *status and a reply queued. */
+static int open_blob(struct aloftd *d, struct MHD_Connection *c, const char *sha256, uint64_t size, unsigned *status,
+                     enum MHD_Result *ret)
+{
+    char path[4300];
+    aloftd_blob_path(d, sha256, path, sizeof path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_size == size)
+        return fd;
+    int saved = fd < 0 ? errno : 0;
+    if (fd >= 0)
+        close(fd);
+    aloftd_log("stored file %s is %s", path, saved ? strerror(saved) : "not the size recorded");
+    *status = 500;
+    *ret = aloftd_reply_error(c, 500, "file_missing", "the stored file of this release is %s; see the server log",
+                              saved ? "missing" : "damaged");
+    return -1;
+}
+
+static void common_headers(struct MHD_Response *r, const char *sha256)
+{
+    char etag[70];
+    snprintf(etag, sizeof etag, "\"%s\"", sha256);
+    MHD_add_response_header(r, "Content-Type", "application/octet-stream");
+    MHD_add_response_header(r, "ETag", etag);
+    MHD_add_response_header(r, "Accept-Ranges", "bytes");
+}
+
+/* Characters safe inside a quoted filename. */
+static void safe_name(const char *in, char *out, size_t cap)
+{
+    size_t i = 0;
+    for (; *in && i + 1 < cap; in++)
+        out[i++] = (*in >= '0' && *in <= '9') || (*in >= 'a' && *in <= 'z') || (*in >= 'A' && *in <= 'Z') ||
+                           *in == '.' || *in == '-' || *in == '_'
+                       ? *in
+                       : '_';
+    out[i] = 0;
+}
+
+enum MHD_Result aloftd_send_release(struct aloftd *d, struct MHD_Connection *c, const struct aloft_store_release *r,
+                                    unsigned *status)
+{
+    enum MHD_Result ret;
+    int fd = open_blob(d, c, r->sha256, r->size, status, &ret);
+    if (fd < 0)
+        return ret;
+    struct MHD_Response *resp = MHD_create_response_from_fd64(r->size, fd);
+    if (!resp) {
+        close(fd);
+        return MHD_NO;
+    }
+    char platform[40], version[80], disposition[160];
+    safe_name(r->platform, platform, sizeof platform);
+    safe_name(r->version, version, sizeof version);
+    snprintf(disposition, sizeof disposition, "attachment; filename=\"%s-%s.bin\"", platform, version);
+    common_headers(resp, r->sha256);
+    MHD_add_response_header(resp, "x-MD5", r->md5); /* HTTPUpdate checks the body against it */
+    MHD_add_response_header(resp, "Content-Disposition", disposition);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Aloft-Version", r->version);
+    *status = 200;
+    ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+enum range { RANGE_NONE, RANGE_OK, RANGE_UNSATISFIABLE };
+
+static bool parse_u64(const char **p, uint64_t *out)
+{
+    const char *s = *p;
+    uint64_t v = 0;
+    int n = 0;
+    for (; *s >= '0' && *s <= '9'; s++, n++) {
+        if (v > (UINT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    *p = s;
+    *out = v;
+    return n > 0;
+}
+
+/* One "bytes=" range against size. Several ranges, or a malformed one, are
+ * ignored (the whole file is sent), as RFC 9110 allows. */
+static enum range parse_range(const char *h, uint64_t size, uint64_t *first, uint64_t *last)
+{
+    if (strncasecmp(h, "bytes=", 6) || strchr(h, ','))
+        return RANGE_NONE;
+    const char *p = h + 6;
+    while (*p == ' ')
+        p++;
+    uint64_t a = 0, b = 0;
+    bool has_a = parse_u64(&p, &a);
+    if (*p++ != '-')
+        return RANGE_NONE;
+    bool has_b = parse_u64(&p, &b);
+    while (*p == ' ')
+        p++;
+    if (*p || (!has_a && !has_b))
+        return RANGE_NONE;
+    if (!has_a) { /* the last b bytes */
+        if (b == 0)
+            return RANGE_UNSATISFIABLE;
+        *first = b >= size ? 0 : size - b;
+        *last = size - 1;
+        return RANGE_OK;
+    }
+    if (has_b && b < a)
+        return RANGE_NONE;
+    if (a >= size)
+        return RANGE_UNSATISFIABLE;
+    *first = a;
+    *last = has_b && b < size ? b : size - 1;
+    return RANGE_OK;
+}
+
+static bool etag_matches(const char *list, const char *etag)
+{
+    return !strcmp(list, "*") || strstr(list, etag) != NULL;
+}
+
+enum MHD_Result aloftd_download(struct aloftd *d, struct MHD_Connection *c, const char *name)
+{
+    char sha[65];
+    if (!blob_name(name, sha))
+        return aloftd_reply_error(c, 404, "not_found", "no such file: files are /firmware/<sha256>.bin");
+    uint64_t size;
+    int rc = aloft_store_blob_get(d->store, sha, &size);
+    if (rc)
+        return aloftd_reply_store_error(c, rc, "not_found", "no such file");
+    char etag[70];
+    snprintf(etag, sizeof etag, "\"%s\"", sha);
+
+    const char *inm = aloftd_header(c, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    if (inm && etag_matches(inm, etag)) {
+        struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        if (!r)
+            return MHD_NO;
+        MHD_add_response_header(r, "ETag", etag);
+        enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_NOT_MODIFIED, r);
+        MHD_destroy_response(r);
+        return ret;
+    }
+
+    uint64_t first = 0, last = size - 1;
+    const char *range = aloftd_header(c, MHD_HTTP_HEADER_RANGE);
+    const char *if_range = aloftd_header(c, MHD_HTTP_HEADER_IF_RANGE);
+    enum range kind = range && (!if_range || !strcmp(if_range, etag)) ? parse_range(range, size, &first, &last)
+                                                                      : RANGE_NONE;
+    if (kind == RANGE_UNSATISFIABLE) {
+        char cr[48];
+        snprintf(cr, sizeof cr, "bytes */%llu", (unsigned long long)size);
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "status", "error");
+        cJSON_AddStringToObject(j, "error", "range_not_satisfiable");
+        cJSON_AddStringToObject(j, "message", "the range starts past the end of the file");
+        char *body = cJSON_PrintUnformatted(j);
+        cJSON_Delete(j);
+        struct MHD_Response *r = body ? MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE) : NULL;
+        if (!r) {
+            free(body);
+            return MHD_NO;
+        }
+        MHD_add_response_header(r, "Content-Type", "application/json");
+        MHD_add_response_header(r, "Content-Range", cr);
+        enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_RANGE_NOT_SATISFIABLE, r);
+        MHD_destroy_response(r);
+        return ret;
+    }
+
+    unsigned status;
+    enum MHD_Result ret;
+    int fd = open_blob(d, c, sha, size, &status, &ret);
+    if (fd < 0)
+        return ret;
+    struct MHD_Response *r = MHD_create_response_from_fd_at_offset64(last - first + 1, fd, first);
+    if (!r) {
+        close(fd);
+        return MHD_NO;
+    }
+    common_headers(r, sha);
+    MHD_add_response_header(r, "Cache-Control", "public, max-age=31536000, immutable");
+    if (kind == RANGE_OK) {
+        char cr[80];
+        snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu", (unsigned long long)first, (unsigned long long)last,
+                 (unsigned long long)size);
+        MHD_add_response_header(r, "Content-Range", cr);
+    }
+    ret = MHD_queue_response(c, kind == RANGE_OK ? MHD_HTTP_PARTIAL_CONTENT : MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}

@@ -1,0 +1,190 @@
+/* aloftd: the HTTP server (libmicrohttpd) and the routes. Device endpoints
+ * need no token; everything under /api/ needs the admin token. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "aloft/err.h"
+#include "aloftd.h"
+
+#define JSON_BODY_MAX 4096 /* admin requests are small */
+
+enum MHD_Result aloftd_reply_json(struct MHD_Connection *c, unsigned status, cJSON *j)
+{
+    char *body = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!body)
+        return MHD_NO;
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    if (status == 401)
+        MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"aloftd\"");
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+enum MHD_Result aloftd_reply_error(struct MHD_Connection *c, unsigned status, const char *code, const char *fmt, ...)
+{
+    char message[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "status", "error");
+    cJSON_AddStringToObject(j, "error", code);
+    cJSON_AddStringToObject(j, "message", message);
+    return aloftd_reply_json(c, status, j);
+}
+
+enum MHD_Result aloftd_reply_store_error(struct MHD_Connection *c, int err, const char *code, const char *message)
+{
+    if (err == ALOFT_E_NOTFOUND)
+        return aloftd_reply_error(c, 404, code, "%s", message);
+    aloftd_log("database error: %s", aloft_store_error());
+    return aloftd_reply_error(c, 503, "database_unavailable", "the database failed: %s", aloft_store_error());
+}
+
+const char *aloftd_header(struct MHD_Connection *c, const char *name)
+{
+    return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+}
+
+const char *aloftd_arg(struct MHD_Connection *c, const char *name)
+{
+    return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+}
+
+void aloftd_hex(const uint8_t *d, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[d[i] >> 4];
+        out[2 * i + 1] = digits[d[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+/* A small JSON body, collected until the last call. */
+static void collect(struct aloftd_request *req, const char *data, size_t n)
+{
+    if (req->too_big || req->len + n > JSON_BODY_MAX) {
+        req->too_big = true;
+        return;
+    }
+    char *bigger = realloc(req->body, req->len + n + 1);
+    if (!bigger) {
+        req->too_big = true;
+        return;
+    }
+    req->body = bigger;
+    memcpy(req->body + req->len, data, n);
+    req->len += n;
+    req->body[req->len] = 0;
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                               const char *version, const char *data, size_t *data_size, void **con_cls)
+{
+    (void)version;
+    struct aloftd *d = cls;
+    struct aloftd_request *req = *con_cls;
+    bool get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
+    bool post = !strcmp(method, MHD_HTTP_METHOD_POST);
+
+    if (!strcmp(url, "/api/firmware") && post) {
+        if (!req) {
+            enum MHD_Result reply;
+            if (aloftd_auth(d, c, &reply)) /* refused before a byte of the body is read */
+                return reply;
+            if (!(req = calloc(1, sizeof *req)))
+                return MHD_NO;
+            *con_cls = req;
+        }
+        return aloftd_upload(d, c, req, data, data_size);
+    }
+    if (!req) { /* headers only: the body (if any) comes next. Answering now
+                 * would make libmicrohttpd close the connection. */
+        if (!(req = calloc(1, sizeof *req)))
+            return MHD_NO;
+        *con_cls = req;
+        return MHD_YES;
+    }
+    if (*data_size) {
+        collect(req, data, *data_size);
+        *data_size = 0;
+        return MHD_YES;
+    }
+    if (!strcmp(url, "/update"))
+        return get ? aloftd_update(d, c) : aloftd_reply_error(c, 405, "method_not_allowed", "use GET");
+    if (!strncmp(url, "/firmware/", 10))
+        return get ? aloftd_download(d, c, url + 10)
+                   : aloftd_reply_error(c, 405, "method_not_allowed", "use GET or HEAD");
+    if (!strncmp(url, "/api/", 5)) {
+        enum MHD_Result reply;
+        if (aloftd_auth(d, c, &reply))
+            return reply;
+        return aloftd_admin(d, c, url, method, req->body, req->len, req->too_big);
+    }
+    return aloftd_reply_error(c, 404, "not_found", "no such endpoint: %s", url);
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)c, (void)toe;
+    struct aloftd_request *req = *con_cls;
+    if (!req)
+        return;
+    aloftd_upload_free(req->upload); /* an upload cut short leaves no file behind */
+    free(req->body);
+    free(req);
+    *con_cls = NULL;
+}
+
+int aloftd_http_start(struct aloftd *d)
+{
+    char host[64];
+    const char *colon = strrchr(d->listen, ':');
+    char *end;
+    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || colon == d->listen || (size_t)(colon - d->listen) >= sizeof host || !colon[1] || *end || port < 0 ||
+        port > 65535) {
+        fprintf(stderr, "aloftd: --listen %s: give ADDR:PORT, e.g. 127.0.0.1:8080\n", d->listen);
+        return -1;
+    }
+    snprintf(host, sizeof host, "%.*s", (int)(colon - d->listen), d->listen);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, strcmp(host, "localhost") ? host : "127.0.0.1", &addr.sin_addr) != 1) {
+        fprintf(stderr, "aloftd: --listen %s: %s is not an IPv4 address\n", d->listen, host);
+        return -1;
+    }
+    d->daemon = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handler, d,
+                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
+                                 d->threads, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_NOTIFY_COMPLETED,
+                                 completed, d, MHD_OPTION_END);
+    if (!d->daemon) {
+        fprintf(stderr, "aloftd: cannot listen on %s (address in use or not on this machine?)\n", d->listen);
+        return -1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    d->port = info ? info->port : (uint16_t)port;
+    aloftd_log("serving on http://%s:%u/", host, d->port);
+    return 0;
+}
+
+void aloftd_http_stop(struct aloftd *d)
+{
+    if (d->daemon)
+        MHD_stop_daemon(d->daemon);
+    d->daemon = NULL;
+}
