@@ -491,7 +491,7 @@ int node_http_start(struct node *n)
     }
     daemon_ = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG,
                                0, NULL, NULL, handler, n, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                               MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_CONNECTION_TIMEOUT,
+                               MHD_OPTION_CONNECTION_TIMEOUT,
                                n->cfg.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, completed, n, MHD_OPTION_END);
     if (!daemon_) {
         fprintf(stderr, "aloft-node: cannot listen on %s (address in use or not on this machine?)\n", n->cfg.listen);
