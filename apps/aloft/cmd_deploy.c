@@ -628,8 +628,11 @@ int aloft_cmd_deploy(int argc, char **argv)
         for (canary_end = 0; canary_end < d.n && k < d.canary; canary_end++)
             k += d.devs[canary_end].phase == P_QUEUED;
     }
+    /* only the canaries' own failures stop the rest, not devices that were
+     * already unreachable before any upload */
+    unsigned failures_before = d.failures;
     run_batch(&d, 0, canary_end);
-    bool canary_failed = d.canary && d.failures > 0;
+    bool canary_failed = d.canary && d.failures > failures_before;
     if (canary_failed) {
         for (size_t i = canary_end; i < d.n; i++)
             if (d.devs[i].phase == P_QUEUED)
