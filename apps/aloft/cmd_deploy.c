@@ -40,7 +40,7 @@ static const char help[] =
     "TARGET: host, host:port, CIDR range (only devices that answer count), or @FILE.\n"
     "\n"
     "  --psk SECRET         bearer PSK for devices that require one (or env ALOFT_PSK)\n"
-    "  --parallel N         uploads at once (default 8)\n"
+    "  --parallel N         devices updated at once, upload to verification (default 8)\n"
     "  --canary K           update K devices first; stop (exit 1) if any of them fails\n"
     "  --max-failures F     start no new upload once F devices have failed\n"
     "  --expect-version V   version to verify (default: the image's own)\n"
@@ -350,11 +350,13 @@ static void run_batch(struct deploy *d, size_t from, size_t to)
     int lines = 0;
     double last_draw = 0;
     for (;;) {
-        unsigned uploading = 0;
+        /* a device stays in flight until it is verified: with --parallel 1 and
+         * --max-failures 1 a panicking image reaches one device, not all */
+        unsigned in_flight = 0;
         bool busy = false;
         for (size_t i = from; i < to; i++) {
             struct dev *v = &d->devs[i];
-            uploading += v->phase == P_UPLOAD;
+            in_flight += v->phase != P_QUEUED && v->phase != P_DONE;
             if (v->phase == P_WAIT && now() >= v->next_poll)
                 start_poll(d, v);
             if (interrupted > 1 && v->phase != P_DONE && v->phase != P_QUEUED) {
@@ -366,9 +368,9 @@ static void run_batch(struct deploy *d, size_t from, size_t to)
         bool may_start = !interrupted && (!d->max_failures || d->failures < d->max_failures);
         for (size_t i = from; i < to; i++) {
             struct dev *v = &d->devs[i];
-            if (v->phase == P_QUEUED && may_start && uploading < d->parallel) {
+            if (v->phase == P_QUEUED && may_start && in_flight < d->parallel) {
                 start_upload(d, v);
-                uploading++;
+                in_flight++;
             }
             busy |= v->phase != P_QUEUED && v->phase != P_DONE;
         }
