@@ -84,14 +84,15 @@ int aloft_store_token_check(struct aloft_store *s, const uint8_t digest[32], boo
 /* Is name a valid platform name? */
 bool aloft_store_name_ok(const char *name);
 
-/* Look a platform up by name, case-insensitively. ALOFT_E_NOTFOUND. */
-int aloft_store_platform_get(struct aloft_store *s, const char *name, struct aloft_store_platform *p);
+/* Look a platform up by name, case-insensitively. counts: also count its
+ * releases and devices (else 0). ALOFT_E_NOTFOUND. */
+int aloft_store_platform_get(struct aloft_store *s, const char *name, bool counts, struct aloft_store_platform *p);
 
 typedef int (*aloft_store_platform_cb)(void *ctx, const struct aloft_store_platform *p);
 typedef int (*aloft_store_release_cb)(void *ctx, const struct aloft_store_release *r);
 typedef int (*aloft_store_device_cb)(void *ctx, const struct aloft_store_device *d);
 
-/* Every platform by name. A non-zero return from cb stops and is returned. */
+/* Every platform by name, with counts. A non-zero return from cb stops and is returned. */
 int aloft_store_platforms(struct aloft_store *s, aloft_store_platform_cb cb, void *ctx);
 
 /* Record a release whose file is already stored, in one transaction: the

@@ -20,6 +20,7 @@ enum q {
     Q_TOKEN_ADD,
     Q_TOKEN_ALL,
     Q_PLATFORM_GET,
+    Q_PLATFORM_GET_COUNTS,
     Q_PLATFORMS,
     Q_PLATFORM_ADD,
     Q_BLOB_GET,
@@ -40,10 +41,13 @@ enum q {
     Q_COUNT
 };
 
-#define PLATFORM_COLS                                                                                              \
-    "p.name, p.chip, p.project, p.created_at, p.current_firmware, p.pinned_firmware, p.current_frontend, "         \
-    "p.pinned_frontend, (SELECT COUNT(*) FROM releases r WHERE r.platform = p.name_key AND r.kind = 'firmware'), " \
-    "(SELECT COUNT(*) FROM devices d WHERE d.platform = p.name_key) FROM platforms p"
+#define PLATFORM_COLS                                                                                        \
+    "p.name, p.chip, p.project, p.created_at, p.current_firmware, p.pinned_firmware, p.current_frontend, " \
+    "p.pinned_frontend"
+/* Counting a platform's devices walks its index: not on the /update path. */
+#define PLATFORM_COUNTS                                                                          \
+    ", (SELECT COUNT(*) FROM releases r WHERE r.platform = p.name_key AND r.kind = 'firmware'), " \
+    "(SELECT COUNT(*) FROM devices d WHERE d.platform = p.name_key)"
 #define RELEASE_COLS                                                                                          \
     "p.name, r.kind, r.version, r.sha256, b.md5, b.size, r.secure_version, r.chip, r.project, r.idf_ver, " \
     "r.uploaded_at, r.seq FROM releases r JOIN blobs b ON b.sha256 = r.sha256 JOIN platforms p ON p.name_key = r.platform"
@@ -55,8 +59,9 @@ static const char *const sql[Q_COUNT] = {
     [Q_TOKEN_COUNT] = "SELECT COUNT(*) FROM admin_tokens",
     [Q_TOKEN_ADD] = "INSERT INTO admin_tokens (sha256, created_at) VALUES (?, ?) ON CONFLICT (sha256) DO NOTHING",
     [Q_TOKEN_ALL] = "SELECT sha256 FROM admin_tokens",
-    [Q_PLATFORM_GET] = "SELECT " PLATFORM_COLS " WHERE p.name_key = ?",
-    [Q_PLATFORMS] = "SELECT " PLATFORM_COLS " ORDER BY p.name_key",
+    [Q_PLATFORM_GET] = "SELECT " PLATFORM_COLS ", 0, 0 FROM platforms p WHERE p.name_key = ?",
+    [Q_PLATFORM_GET_COUNTS] = "SELECT " PLATFORM_COLS PLATFORM_COUNTS " FROM platforms p WHERE p.name_key = ?",
+    [Q_PLATFORMS] = "SELECT " PLATFORM_COLS PLATFORM_COUNTS " FROM platforms p ORDER BY p.name_key",
     [Q_PLATFORM_ADD] = "INSERT INTO platforms (name_key, name, chip, project, created_at) VALUES (?, ?, ?, ?, ?)",
     [Q_BLOB_GET] = "SELECT size FROM blobs WHERE sha256 = ?",
     [Q_BLOB_ADD] = "INSERT INTO blobs (sha256, size, md5, created_at) VALUES (?, ?, ?, ?) "
@@ -387,9 +392,9 @@ static void read_device(sqlite3_stmt *st, struct aloft_store_device *d)
 }
 
 /* One row into *p; lock held. */
-static int platform_get(struct aloft_store *s, const char *key, struct aloft_store_platform *p)
+static int platform_get(struct aloft_store *s, const char *key, bool counts, struct aloft_store_platform *p)
 {
-    sqlite3_stmt *st = bind(s, Q_PLATFORM_GET, "s", key);
+    sqlite3_stmt *st = bind(s, counts ? Q_PLATFORM_GET_COUNTS : Q_PLATFORM_GET, "s", key);
     if (!st)
         return ALOFT_E_IO;
     int rc = sqlite3_step(st);
@@ -399,14 +404,14 @@ static int platform_get(struct aloft_store *s, const char *key, struct aloft_sto
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? ALOFT_E_NOTFOUND : db_fail(s, "read platform");
 }
 
-int aloft_store_platform_get(struct aloft_store *s, const char *name, struct aloft_store_platform *p)
+int aloft_store_platform_get(struct aloft_store *s, const char *name, bool counts, struct aloft_store_platform *p)
 {
     if (!aloft_store_name_ok(name))
         return ALOFT_E_NOTFOUND;
     char key[ALOFT_STORE_NAME_MAX + 1];
     lower(name, key, sizeof key);
     pthread_mutex_lock(&s->lock);
-    int rc = platform_get(s, key, p);
+    int rc = platform_get(s, key, counts, p);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
@@ -502,11 +507,11 @@ static int release_add(struct aloft_store *s, struct aloft_store_release *r, boo
     char key[ALOFT_STORE_NAME_MAX + 1];
     lower(r->platform, key, sizeof key);
     struct aloft_store_platform p;
-    int rc = platform_get(s, key, &p);
+    int rc = platform_get(s, key, false, &p);
     if (rc == ALOFT_E_NOTFOUND && r->kind == ALOFT_STORE_FIRMWARE) {
         rc = run(s, bind(s, Q_PLATFORM_ADD, "ssssi", key, r->platform, r->chip, r->project, now_s()), "add platform");
         if (rc == 0)
-            rc = platform_get(s, key, &p);
+            rc = platform_get(s, key, false, &p);
     }
     if (rc)
         return rc;
@@ -618,7 +623,7 @@ int aloft_store_current(struct aloft_store *s, const char *platform, enum aloft_
 static int pin(struct aloft_store *s, const char *key, enum aloft_store_kind kind, const char *version)
 {
     struct aloft_store_platform p;
-    int rc = platform_get(s, key, &p);
+    int rc = platform_get(s, key, false, &p);
     struct aloft_store_release r;
     if (rc == 0 && version)
         rc = release_get(s, key, kind, version, &r);

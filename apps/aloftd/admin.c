@@ -180,7 +180,7 @@ static enum MHD_Result pin(struct aloftd *d, struct MHD_Connection *c, const str
                                   aloft_store_kind_name((enum aloft_store_kind)kind), version);
     struct aloft_store_platform now;
     if (rc == 0)
-        rc = aloft_store_platform_get(d->store, p->name, &now);
+        rc = aloft_store_platform_get(d->store, p->name, false, &now);
     if (rc)
         return aloftd_reply_store_error(c, rc, "unknown_platform", "no such platform");
     if (unpin)
@@ -208,7 +208,7 @@ static enum MHD_Result platform_route(struct aloftd *d, struct MHD_Connection *c
     memcpy(name, rest, n);
     name[n] = 0;
     struct aloft_store_platform p;
-    int rc = aloft_store_platform_get(d->store, name, &p);
+    int rc = aloft_store_platform_get(d->store, name, true, &p);
     if (rc)
         return aloftd_reply_store_error(c, rc, "unknown_platform", "no such platform");
     if (!action) {
@@ -243,7 +243,7 @@ enum MHD_Result aloftd_admin(struct aloftd *d, struct MHD_Connection *c, const c
             return aloftd_reply_error(c, 405, "method_not_allowed", "use GET");
         const char *platform = aloftd_arg(c, "platform");
         struct aloft_store_platform p;
-        int rc = platform ? aloft_store_platform_get(d->store, platform, &p) : 0;
+        int rc = platform ? aloft_store_platform_get(d->store, platform, false, &p) : 0;
         if (rc)
             return aloftd_reply_store_error(c, rc, "unknown_platform", "no such platform");
         cJSON *j = cJSON_CreateObject();

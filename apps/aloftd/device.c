@@ -23,6 +23,20 @@
 #include "aloftd.h"
 #include "semver.h"
 
+static bool is_text(char ch)
+{
+    return (unsigned char)ch >= ' ' && (unsigned char)ch <= '~';
+}
+
+/* Printable ASCII only: the values go into headers, the database and JSON. */
+static bool printable(const char *s)
+{
+    for (; *s; s++)
+        if (!is_text(*s))
+            return false;
+    return true;
+}
+
 /* x-ESP32-<name>, or the ESP8266's x-ESP8266-<name>. */
 static const char *esp_header(struct MHD_Connection *c, const char *name)
 {
@@ -146,8 +160,9 @@ enum MHD_Result aloftd_update(struct aloftd *d, struct MHD_Connection *c)
     if (!dev || !*dev || !ver || !*ver)
         return aloftd_reply_error(c, 400, "missing_parameter", "%s: give ?dev=<platform>&ver=<running version>",
                                   !dev || !*dev ? "dev is missing" : "ver is missing");
-    if (strlen(ver) > ALOFT_STORE_VERSION_MAX)
-        return aloftd_reply_error(c, 400, "bad_parameter", "ver is longer than %d characters", ALOFT_STORE_VERSION_MAX);
+    if (strlen(ver) > ALOFT_STORE_VERSION_MAX || strlen(dev) > 64 || !printable(ver) || !printable(dev))
+        return aloftd_reply_error(c, 400, "bad_parameter", "dev and ver are printable text of at most %d characters",
+                                  ALOFT_STORE_VERSION_MAX);
     const char *mode = esp_header(c, "mode");
     if (mode && strcasecmp(mode, "sketch") && strcasecmp(mode, "spiffs"))
         return aloftd_reply_error(c, 400, "bad_header", "x-ESP32-mode must be sketch or spiffs");
@@ -163,12 +178,13 @@ enum MHD_Result aloftd_update(struct aloftd *d, struct MHD_Connection *c)
     if (dv.free_space == -2 || dv.sketch_size == -2)
         return aloftd_reply_error(c, 400, "bad_header", "x-ESP32-free-space and x-ESP32-sketch-size are byte counts");
     const char *sdk = esp_header(c, "sdk-version");
-    snprintf(dv.sdk_version, sizeof dv.sdk_version, "%s", sdk ? sdk : "");
+    for (size_t i = 0; sdk && sdk[i] && i + 1 < sizeof dv.sdk_version; i++)
+        dv.sdk_version[i] = is_text(sdk[i]) ? sdk[i] : '?';
 
     struct aloft_store_platform p;
-    int rc = aloft_store_platform_get(d->store, dev, &p);
+    int rc = aloft_store_platform_get(d->store, dev, false, &p);
     if (rc == ALOFT_E_NOTFOUND)
-        return aloftd_reply_error(c, 404, "unknown_platform", "no platform '%.64s' on this server", dev);
+        return aloftd_reply_error(c, 404, "unknown_platform", "no platform '%s' on this server", dev);
     if (rc)
         return aloftd_reply_store_error(c, rc, "", "");
 

@@ -227,7 +227,7 @@ static void check_frontend(struct aloftd_upload *up)
 static void precheck(struct aloftd *d, struct aloftd_upload *up, const struct aloft_store_release *r)
 {
     struct aloft_store_platform p;
-    int rc = aloft_store_platform_get(d->store, r->platform, &p);
+    int rc = aloft_store_platform_get(d->store, r->platform, false, &p);
     if (rc == ALOFT_E_NOTFOUND && r->kind == ALOFT_STORE_FRONTEND) {
         refuse(up, 404, "unknown_platform", "no platform '%s': upload a firmware for it first", r->platform);
         return;
