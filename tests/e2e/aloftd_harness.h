@@ -1,0 +1,74 @@
+/* aloftd end-to-end tests: start and stop real aloftd processes and talk to
+ * them with curl (the e2e helpers' e2e_curl). Each server listens on
+ * ALOFTD_TEST_ADDR with a port the kernel picks (--listen ADDR:0), read back
+ * from its `serving on` line, so test executables never compete for ports.
+ * Every server started is stopped by PID: by aloftd_stop, by
+ * aloftd_teardown (a cmocka teardown) and at exit; it also dies with the
+ * test process (PR_SET_PDEATHSIG). */
+#ifndef ALOFTD_HARNESS_H
+#define ALOFTD_HARNESS_H
+
+#include "e2e.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define ALOFTD_TEST_ADDR "127.0.5.1"
+#define ALOFTD_START_TIMEOUT_MS 10000u
+
+struct aloftd_proc {
+    pid_t pid;             /* 0: not running */
+    char data[300];        /* --data */
+    char log[300];         /* stdout and stderr of every run, appended */
+    char url[64];          /* http://127.0.5.1:PORT */
+    char token[128];       /* the admin token the first start printed ("" if none was) */
+    char auth[160];        /* "Authorization: Bearer <token>" */
+    unsigned starts;       /* `serving on` lines seen */
+};
+
+/* Name a server: its data directory and log under e2e_dir(). */
+void aloftd_init(struct aloftd_proc *s, const char *name);
+
+/* Start aloftd --data <data> --listen ALOFTD_TEST_ADDR:0 <args...> (NULL-
+ * terminated, may be NULL) and wait for its `serving on` line. Takes the
+ * admin token from the log when this start printed one. Returns 0, or -1
+ * (the log's tail printed) when it exited or did not serve in time. */
+int aloftd_start(struct aloftd_proc *s, const char *const args[]);
+
+/* SIGTERM, SIGKILL after 3 s; reaped. Returns the exit status (0: a clean
+ * stop), or -1 when it had to be killed. No-op (0) when not running. */
+int aloftd_stop(struct aloftd_proc *s);
+
+/* Stop every server this process started (use as the cmocka teardown; it
+ * also runs e2e_teardown for curls). Fails (-1) when a server did not exit
+ * with status 0 on SIGTERM: a crash, a sanitizer report, a hang. */
+int aloftd_teardown(void **state);
+
+/* The whole log, malloc'd. */
+char *aloftd_log_read(const struct aloftd_proc *s);
+
+/* curl <args...> <url><path>: the server's URL prepended to path. */
+int aloftd_get(struct aloftd_proc *s, struct e2e_http *r, const char *path, const char *const args[]);
+
+/* The same with the admin token's header. */
+int aloftd_admin_get(struct aloftd_proc *s, struct e2e_http *r, const char *path);
+int aloftd_admin_post(struct aloftd_proc *s, struct e2e_http *r, const char *path, const char *json);
+
+/* POST a file to /api/firmware<query> as application/octet-stream with the
+ * admin token; extra curl args may be NULL. Returns the status. */
+int aloftd_upload(struct aloftd_proc *s, struct e2e_http *r, const char *file, const char *query,
+                  const char *const extra[]);
+
+/* GET path with the token and parse the JSON (test failure unless 200). */
+cJSON *aloftd_json(struct aloftd_proc *s, const char *path);
+
+/* A header's value from a response (first match, case-insensitive name),
+ * into a static buffer; NULL when absent. */
+const char *aloftd_header_value(const struct e2e_http *r, const char *name);
+
+/* Names of the files in a directory of the server's data ("firmware",
+ * "tmp"): how many there are. */
+unsigned aloftd_count_files(const struct aloftd_proc *s, const char *sub);
+
+#endif
