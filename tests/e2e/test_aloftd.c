@@ -994,6 +994,51 @@ static void test_concurrent_uploads(void **state)
     cJSON_Delete(h);
 }
 
+/* Settings: flags win over ALOFT_* variables, which win over defaults. */
+static void test_settings(void **state)
+{
+    (void)state;
+    char db[400];
+    snprintf(db, sizeof db, "sqlite:%s/env.db", e2e_dir());
+    setenv("ALOFT_DB", db, 1);
+    setenv("ALOFT_LISTEN", "203.0.113.1:1", 1); /* --listen (the harness's) wins */
+    setenv("ALOFT_DATA", "/nonexistent/aloft", 1); /* --data wins */
+    setenv("ALOFT_MAX_UPLOAD", "16K", 1);
+    aloftd_init(&srv, "settings");
+    int rc = aloftd_start(&srv, NULL);
+    unsetenv("ALOFT_DB");
+    unsetenv("ALOFT_LISTEN");
+    unsetenv("ALOFT_DATA");
+    unsetenv("ALOFT_MAX_UPLOAD");
+    assert_int_equal(rc, 0);
+    char *log = aloftd_log_read(&srv);
+    char want[500];
+    snprintf(want, sizeof want, "database %s (schema 1)", db);
+    assert_non_null(strstr(log, want));
+    free(log);
+    upload_refused(make_image("s-1.0.0.bin", "demo", "1.0.0", "esp32s3", 0), NULL, 413, "too_large");
+    assert_int_equal(aloftd_stop(&srv), 0);
+
+    const char *flag[] = {"--max-upload", "1M", NULL}; /* the flag over the variable */
+    setenv("ALOFT_MAX_UPLOAD", "16K", 1);
+    rc = aloftd_start(&srv, flag);
+    unsetenv("ALOFT_MAX_UPLOAD");
+    assert_int_equal(rc, 0);
+    upload_ok(e2e_path("s-1.0.0.bin"), NULL);
+
+    char *out = NULL;
+    const char *help[] = {"aloftd", "--help", NULL};
+    assert_int_equal(aloft_test_run(&out, help), 0);
+    assert_non_null(strstr(out, "--admin-token-file"));
+    free(out);
+    const char *bad[] = {"aloftd", "--no-such-flag", NULL};
+    assert_int_equal(aloft_test_run(NULL, bad), 2);
+    char data[400];
+    snprintf(data, sizeof data, "%s/pg", e2e_dir());
+    const char *pg[] = {"aloftd", "--data", data, "--db", "postgres://127.0.0.1/aloft", NULL};
+    assert_int_equal(aloft_test_run(NULL, pg), 1); /* not in this build: said so, not ignored */
+}
+
 int main(void)
 {
     e2e_init(150);
@@ -1009,6 +1054,7 @@ int main(void)
         cmocka_unit_test_teardown(test_frontend, aloftd_teardown),
         cmocka_unit_test_teardown(test_restart, aloftd_teardown),
         cmocka_unit_test_teardown(test_concurrent_uploads, aloftd_teardown),
+        cmocka_unit_test_teardown(test_settings, aloftd_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
