@@ -19,4 +19,10 @@ int aloft_cmd_deploy(int argc, char **argv);
 int aloft_cmd_discover(int argc, char **argv);
 int aloft_cmd_status(int argc, char **argv);
 
+int aloft_cmd_server_upload(int argc, char **argv);
+int aloft_cmd_server_releases(int argc, char **argv);
+int aloft_cmd_server_pin(int argc, char **argv);
+int aloft_cmd_server_unpin(int argc, char **argv);
+int aloft_cmd_server_devices(int argc, char **argv);
+
 #endif

@@ -28,6 +28,11 @@ static const struct command commands[] = {
     {"lfs", "ls", aloft_cmd_lfs_ls, "list every entry of a LittleFS image with its size and SHA-256"},
     {"lfs", "cat", aloft_cmd_lfs_cat, "write one file of a LittleFS image to standard output"},
     {"mkfs", NULL, aloft_cmd_lfs_mkfs, "the same as aloft lfs mkfs"},
+    {"server", "upload", aloft_cmd_server_upload, "upload a firmware or frontend image to an aloftd"},
+    {"server", "releases", aloft_cmd_server_releases, "a platform's release history on an aloftd (or every platform)"},
+    {"server", "pin", aloft_cmd_server_pin, "serve one release of a platform (also to downgrade)"},
+    {"server", "unpin", aloft_cmd_server_unpin, "serve a platform's newest release again"},
+    {"server", "devices", aloft_cmd_server_devices, "the devices that checked in with an aloftd"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -1039,6 +1039,83 @@ static void test_settings(void **state)
     assert_int_equal(aloft_test_run(NULL, pg), 1); /* not in this build: said so, not ignored */
 }
 
+/* aloft server ...: the admin API from the command line. */
+static int cli(char **out, const char *const words[])
+{
+    const char *argv[32] = {"aloft", "server"};
+    size_t k = 2;
+    for (size_t i = 0; words[i]; i++)
+        argv[k++] = words[i];
+    argv[k++] = "--server";
+    argv[k++] = srv.url;
+    argv[k] = NULL;
+    return aloft_test_run(out, argv);
+}
+
+static void test_cli(void **state)
+{
+    (void)state;
+    const char *token_file = e2e_path("cli-token");
+    const char *args[] = {"--admin-token-file", token_file, NULL};
+    start("cli", args);
+    const char *f043 = fixture_file(FIX_043, "cli-043.bin"), *f064 = fixture_file(FIX_064, "cli-064.bin");
+    char *out;
+    const char *up[] = {"upload", f064, "--token-file", token_file, NULL};
+    assert_int_equal(cli(&out, up), 0);
+    assert_non_null(strstr(out, "stored esp32-csi-node firmware 0.6.4: 1088608 bytes, sha256 " SHA_064 " (current)"));
+    free(out);
+    assert_int_equal(cli(&out, up), 0);
+    assert_non_null(strstr(out, "already stored esp32-csi-node firmware 0.6.4"));
+    free(out);
+    setenv("ALOFT_TOKEN", srv.token, 1); /* the token from the environment from here on */
+    const char *up2[] = {"upload", f043, NULL};
+    assert_int_equal(cli(&out, up2), 0);
+    free(out);
+
+    const char *all[] = {"releases", NULL};
+    assert_int_equal(cli(&out, all), 0);
+    assert_non_null(strstr(out, "esp32-csi-node"));
+    assert_non_null(strstr(out, "esp32s3"));
+    free(out);
+    const char *hist[] = {"releases", "esp32-csi-node", NULL};
+    assert_int_equal(cli(&out, hist), 0);
+    assert_non_null(strstr(out, "current 0.6.4"));
+    assert_non_null(strstr(out, "* 0.6.4"));
+    assert_non_null(strstr(out, "  " VER_043));
+    free(out);
+    const char *pin[] = {"pin", "esp32-csi-node", VER_043, NULL};
+    assert_int_equal(cli(&out, pin), 0);
+    assert_non_null(strstr(out, "current " VER_043 " (pinned)"));
+    free(out);
+    struct e2e_http r;
+    device_update(&r, "dev=esp32-csi-node&ver=0.6.4", MAC1, NULL, NULL, NULL, NULL);
+    expect_offer(&r, f043);
+    e2e_http_free(&r);
+    const char *unpin[] = {"unpin", "esp32-csi-node", "--json", NULL};
+    assert_int_equal(cli(&out, unpin), 0);
+    cJSON *j = cJSON_Parse(out);
+    assert_string_equal(e2e_jstr(j, "current"), "0.6.4");
+    cJSON_Delete(j);
+    free(out);
+    const char *devs[] = {"devices", "esp32-csi-node", NULL};
+    assert_int_equal(cli(&out, devs), 0);
+    assert_non_null(strstr(out, MAC1));
+    assert_non_null(strstr(out, "offered " VER_043 " (pinned)"));
+    free(out);
+
+    /* refusals: the server's reason, exit 1; usage errors, exit 2 */
+    const char *nosuch[] = {"releases", "nosuch", NULL};
+    assert_int_equal(cli(NULL, nosuch), 1);
+    const char *junk[] = {"upload", token_file, NULL};
+    assert_int_equal(cli(NULL, junk), 1);
+    const char *usage[] = {"pin", "esp32-csi-node", NULL};
+    assert_int_equal(cli(NULL, usage), 2);
+    setenv("ALOFT_TOKEN", "not-the-token-0123456789", 1);
+    assert_int_equal(cli(NULL, all), 1);
+    unsetenv("ALOFT_TOKEN");
+    assert_int_equal(cli(NULL, all), 1); /* no token at all */
+}
+
 int main(void)
 {
     e2e_init(150);
@@ -1055,6 +1132,7 @@ int main(void)
         cmocka_unit_test_teardown(test_restart, aloftd_teardown),
         cmocka_unit_test_teardown(test_concurrent_uploads, aloftd_teardown),
         cmocka_unit_test_teardown(test_settings, aloftd_teardown),
+        cmocka_unit_test_teardown(test_cli, aloftd_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,357 @@
+/* aloft server ...: the admin API of an aloftd (issue 5) from the command
+ * line. The server and token come from flags or ALOFT_SERVER / ALOFT_TOKEN /
+ * ALOFT_TOKEN_FILE. */
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cmd.h"
+#include "file.h"
+
+enum action { UPLOAD, RELEASES, PIN, UNPIN, DEVICES };
+
+static const struct {
+    const char *name, *args, *what;
+} actions[] = {
+    [UPLOAD] = {"upload", "FILE [--platform P] [--frontend --platform P [--version LABEL]]",
+                "Upload a firmware image (identified by the server from its app descriptor) or,\n"
+                "with --frontend, a LittleFS frontend image for platform P."},
+    [RELEASES] = {"releases", "[PLATFORM [--frontend]]",
+                  "A platform's release history, newest upload first; * marks the current one.\n"
+                  "Without PLATFORM: every platform with its chip, current release and counts."},
+    [PIN] = {"pin", "PLATFORM VERSION [--frontend]",
+             "Serve VERSION to the platform's devices, older or not: this is how to downgrade."},
+    [UNPIN] = {"unpin", "PLATFORM [--frontend]", "Back to serving the newest release."},
+    [DEVICES] = {"devices", "[PLATFORM]", "The device inventory: every device's last check-in."},
+};
+
+struct opts {
+    const char *server, *token, *platform, *version;
+    bool frontend, json;
+};
+
+struct buf {
+    char *data;
+    size_t len;
+};
+
+static size_t collect(char *ptr, size_t size, size_t n, void *userdata)
+{
+    struct buf *b = userdata;
+    char *bigger = realloc(b->data, b->len + size * n + 1);
+    if (!bigger)
+        return 0;
+    b->data = bigger;
+    memcpy(b->data + b->len, ptr, size * n);
+    b->len += size * n;
+    b->data[b->len] = 0;
+    return size * n;
+}
+
+/* One request to the server. body_file: upload it raw; json: POST it.
+ * Returns the HTTP status (the reply in *out, parsed), or -1 with a message
+ * printed when the server could not be reached. */
+static long request(const struct opts *o, const char *path, const char *body_file, const char *json, cJSON **out)
+{
+    *out = NULL;
+    char url[1200], auth[600];
+    snprintf(url, sizeof url, "%s%s", o->server, path);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", o->token);
+    CURL *e = curl_easy_init();
+    if (!e)
+        return -1;
+    struct buf b = {0};
+    struct curl_slist *h = curl_slist_append(NULL, auth);
+    FILE *f = NULL;
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 10L);
+    if (body_file) {
+        struct stat st;
+        if (!(f = fopen(body_file, "rb")) || fstat(fileno(f), &st) != 0) {
+            fprintf(stderr, "aloft server: %s: %s\n", body_file, strerror(errno));
+            if (f)
+                fclose(f);
+            curl_slist_free_all(h);
+            curl_easy_cleanup(e);
+            return -1;
+        }
+        h = curl_slist_append(h, "Content-Type: application/octet-stream");
+        h = curl_slist_append(h, "Expect: 100-continue"); /* a refusal comes before the body is sent */
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_READDATA, f);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)st.st_size);
+    } else if (json) {
+        h = curl_slist_append(h, "Content-Type: application/json");
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, json);
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    CURLcode rc = curl_easy_perform(e);
+    long code = -1;
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+    else
+        fprintf(stderr, "aloft server: %s: %s\n", url, curl_easy_strerror(rc));
+    if (f)
+        fclose(f);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(e);
+    if (code > 0) {
+        *out = b.data ? cJSON_Parse(b.data) : NULL;
+        if (!*out) {
+            fprintf(stderr, "aloft server: %s answered %ld without JSON: is it an aloftd?\n", url, code);
+            code = -1;
+        }
+    }
+    free(b.data);
+    return code;
+}
+
+static const char *str(const cJSON *j, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    return cJSON_IsString(v) ? v->valuestring : "-";
+}
+
+static double num(const cJSON *j, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+/* 2xx: 0; an error reply: its message, 1. */
+static int check(long code, const cJSON *reply)
+{
+    if (code < 0)
+        return 1;
+    if (code >= 200 && code < 300)
+        return 0;
+    fprintf(stderr, "aloft server: %ld %s: %s\n", code, str(reply, "error"), str(reply, "message"));
+    return 1;
+}
+
+static void print_platforms(const cJSON *reply)
+{
+    printf("%-24s %-9s %-32s %-8s %8s %8s\n", "PLATFORM", "CHIP", "CURRENT", "PINNED", "RELEASES", "DEVICES");
+    const cJSON *p;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(reply, "platforms"))
+        printf("%-24s %-9s %-32s %-8s %8.0f %8.0f\n", str(p, "name"), str(p, "chip"), str(p, "current"),
+               cJSON_IsString(cJSON_GetObjectItemCaseSensitive(p, "pinned")) ? "yes" : "no", num(p, "releases"),
+               num(p, "devices"));
+}
+
+static void print_releases(const cJSON *reply)
+{
+    printf("%s %s: current %s%s\n", str(reply, "platform"), str(reply, "kind"), str(reply, "current"),
+           cJSON_IsString(cJSON_GetObjectItemCaseSensitive(reply, "pinned")) ? " (pinned)" : "");
+    printf("  %-32s %10s  %-20s  %s\n", "VERSION", "SIZE", "UPLOADED", "SHA-256");
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(reply, "releases"))
+        printf("%c %-32s %10.0f  %-20s  %.16s…\n", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "current")) ? '*' : ' ',
+               str(r, "version"), num(r, "size"), str(r, "uploaded_at"), str(r, "sha256"));
+}
+
+static void print_devices(const cJSON *reply)
+{
+    printf("%-17s %-20s %-32s %-15s %-20s %4s  %s\n", "MAC", "PLATFORM", "VERSION", "IP", "LAST SEEN", "LAST",
+           "WHY");
+    const cJSON *d;
+    cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(reply, "devices"))
+        printf("%-17s %-20s %-32s %-15s %-20s %4.0f  %s\n", str(d, "mac"), str(d, "platform"), str(d, "version"),
+               str(d, "ip"), str(d, "last_seen"), num(d, "last_status"), str(d, "last_reason"));
+}
+
+static int usage(FILE *out, enum action a, int status)
+{
+    fprintf(out,
+            "usage: aloft server %s %s [--server URL] [--token T | --token-file F] [--json]\n\n%s\n\n"
+            "  --server URL       the aloftd (default $ALOFT_SERVER, else http://127.0.0.1:8080)\n"
+            "  --token T          the admin token (default $ALOFT_TOKEN)\n"
+            "  --token-file F     read the token from F (default $ALOFT_TOKEN_FILE)\n"
+            "  --json             print the server's JSON reply\n"
+            "\nexit status: 0 done, 1 the server refused or could not be reached, 2 usage error\n",
+            actions[a].name, actions[a].args, actions[a].what);
+    return status;
+}
+
+/* The token from flags, a file or the environment; NULL with a message. */
+static char *load_token(const char *token, const char *file)
+{
+    if (!token && !file)
+        token = getenv("ALOFT_TOKEN");
+    if (!token && !file)
+        file = getenv("ALOFT_TOKEN_FILE");
+    if (token)
+        return strdup(token);
+    if (!file) {
+        fprintf(stderr, "aloft server: no admin token: give --token, --token-file, ALOFT_TOKEN or ALOFT_TOKEN_FILE "
+                        "(aloftd prints it on its first start)\n");
+        return NULL;
+    }
+    uint8_t *text;
+    size_t len;
+    if (aloft_file_read(file, &text, &len) != 0) {
+        fprintf(stderr, "aloft server: %s: %s\n", file, strerror(errno));
+        return NULL;
+    }
+    while (len && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
+        text[--len] = 0;
+    return (char *)text;
+}
+
+static int server(int argc, char **argv, enum action a)
+{
+    static const struct option lopts[] = {
+        {"server", required_argument, NULL, 's'},     {"token", required_argument, NULL, 't'},
+        {"token-file", required_argument, NULL, 'f'}, {"platform", required_argument, NULL, 'p'},
+        {"version", required_argument, NULL, 'v'},    {"frontend", no_argument, NULL, 'F'},
+        {"json", no_argument, NULL, 'j'},             {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct opts o = {0};
+    const char *token = NULL, *token_file = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+        switch (c) {
+        case 's': o.server = optarg; break;
+        case 't': token = optarg; break;
+        case 'f': token_file = optarg; break;
+        case 'p': o.platform = optarg; break;
+        case 'v': o.version = optarg; break;
+        case 'F': o.frontend = true; break;
+        case 'j': o.json = true; break;
+        case 'h': return usage(stdout, a, 0);
+        default: return usage(stderr, a, 2);
+        }
+    }
+    int nargs = argc - optind;
+    int want_min = a == UPLOAD || a == UNPIN ? 1 : a == PIN ? 2 : 0;
+    int want_max = a == PIN ? 2 : 1;
+    bool misplaced = (o.platform && a != UPLOAD) || (o.version && a != UPLOAD) ||
+                     (o.frontend && (a == DEVICES || (a == RELEASES && !nargs))) ||
+                     (a == UPLOAD && (o.frontend ? !o.platform : o.version != NULL));
+    if (nargs < want_min || nargs > want_max || misplaced)
+        return usage(stderr, a, 2);
+    if (!o.server)
+        o.server = getenv("ALOFT_SERVER") && *getenv("ALOFT_SERVER") ? getenv("ALOFT_SERVER") : "http://127.0.0.1:8080";
+    char *tok = load_token(token, token_file);
+    if (!tok)
+        return 1;
+    o.token = tok;
+
+    char path[600];
+    char *esc[2] = {NULL, NULL};
+    CURL *e = curl_easy_init();
+    if (!e) {
+        free(tok);
+        return 1;
+    }
+    for (int i = 0; i < nargs && i < 2; i++)
+        esc[i] = curl_easy_escape(e, argv[optind + i], 0);
+    const char *kind = o.frontend ? "frontend" : "firmware";
+    long code = -1;
+    cJSON *reply = NULL, *body = NULL;
+    char *json = NULL;
+    switch (a) {
+    case UPLOAD: {
+        char *p = o.platform ? curl_easy_escape(e, o.platform, 0) : NULL;
+        char *v = o.version ? curl_easy_escape(e, o.version, 0) : NULL;
+        snprintf(path, sizeof path, "/api/firmware%s%s%s%s%s%s", o.frontend || p ? "?" : "",
+                 o.frontend ? "kind=frontend&" : "", p ? "platform=" : "", p ? p : "", v ? "&version=" : "", v ? v : "");
+        curl_free(p);
+        curl_free(v);
+        code = request(&o, path, argv[optind], NULL, &reply);
+        break;
+    }
+    case RELEASES:
+        if (nargs)
+            snprintf(path, sizeof path, "/api/platforms/%s/releases?kind=%s", esc[0], kind);
+        code = request(&o, nargs ? path : "/api/platforms", NULL, NULL, &reply);
+        break;
+    case PIN:
+    case UNPIN:
+        body = cJSON_CreateObject();
+        cJSON_AddStringToObject(body, "kind", kind);
+        if (a == PIN)
+            cJSON_AddStringToObject(body, "version", argv[optind + 1]);
+        json = cJSON_PrintUnformatted(body);
+        snprintf(path, sizeof path, "/api/platforms/%s/%s", esc[0], a == PIN ? "pin" : "unpin");
+        code = request(&o, path, NULL, json, &reply);
+        break;
+    case DEVICES:
+        snprintf(path, sizeof path, "/api/devices%s%s", nargs ? "?platform=" : "", nargs ? esc[0] : "");
+        code = request(&o, path, NULL, NULL, &reply);
+        break;
+    }
+    int status = check(code, reply);
+    if (status == 0 && o.json) {
+        char *text = cJSON_Print(reply);
+        puts(text);
+        free(text);
+    } else if (status == 0) {
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(reply, "release");
+        switch (a) {
+        case UPLOAD:
+            printf("%s %s %s %s: %.0f bytes, sha256 %s%s\n",
+                   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "created")) ? "stored" : "already stored",
+                   str(r, "platform"), str(r, "kind"), str(r, "version"), num(r, "size"), str(r, "sha256"),
+                   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "current")) ? " (current)" : "");
+            break;
+        case RELEASES:
+            if (nargs)
+                print_releases(reply);
+            else
+                print_platforms(reply);
+            break;
+        case PIN:
+        case UNPIN:
+            printf("%s %s: current %s%s\n", str(reply, "platform"), str(reply, "kind"), str(reply, "current"),
+                   a == PIN ? " (pinned)" : "");
+            break;
+        case DEVICES: print_devices(reply); break;
+        }
+    }
+    cJSON_Delete(reply);
+    cJSON_Delete(body);
+    free(json);
+    for (int i = 0; i < 2; i++)
+        curl_free(esc[i]);
+    curl_easy_cleanup(e);
+    free(tok);
+    return status;
+}
+
+int aloft_cmd_server_upload(int argc, char **argv)
+{
+    return server(argc, argv, UPLOAD);
+}
+
+int aloft_cmd_server_releases(int argc, char **argv)
+{
+    return server(argc, argv, RELEASES);
+}
+
+int aloft_cmd_server_pin(int argc, char **argv)
+{
+    return server(argc, argv, PIN);
+}
+
+int aloft_cmd_server_unpin(int argc, char **argv)
+{
+    return server(argc, argv, UNPIN);
+}
+
+int aloft_cmd_server_devices(int argc, char **argv)
+{
+    return server(argc, argv, DEVICES);
+}
