@@ -150,11 +150,13 @@ static int run(int argc, char **argv, bool discover)
     cJSON_Delete(arr);
     if (discover && !shown)
         fprintf(stderr, "aloft discover: no device answered on %zu address%s\n", ts.n, ts.n == 1 ? "" : "es");
+    /* decided before aloft_targets_free zeroes ts.n */
+    int rc = discover ? (shown ? 0 : 1) : (answered == ts.n ? 0 : 1);
     free(addrs);
     free(st);
     aloft_targets_free(&ts);
     curl_global_cleanup();
-    return discover ? (shown ? 0 : 1) : (answered == ts.n ? 0 : 1);
+    return rc;
 }
 
 int aloft_cmd_discover(int argc, char **argv) { return run(argc, argv, true); }
