@@ -77,7 +77,7 @@ static const char *image_error_code(int err)
         {ALOFT_E_MAGIC, "not_an_image"},     {ALOFT_E_ESP8266, "esp8266_image"}, {ALOFT_E_SEGMENTS, "bad_segments"},
         {ALOFT_E_SEGMENT, "bad_segment"},    {ALOFT_E_HEADER, "bad_header"},     {ALOFT_E_CHIP, "unknown_chip"},
         {ALOFT_E_CHECKSUM, "bad_checksum"},  {ALOFT_E_HASH, "bad_sha256"},       {ALOFT_E_TRUNCATED, "truncated"},
-        {ALOFT_E_TRAILING, "trailing_data"},
+        {ALOFT_E_TRAILING, "trailing_data"},  {ALOFT_E_NOSPC, "bad_segment"}, /* segments larger than the body may be */
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (map[i].err == err)
