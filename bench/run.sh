@@ -66,6 +66,6 @@ callgrind_annotate --inclusive=yes --threshold=100 --auto=no "$out" | awk -v log
 printf '\n'
 "$bin" | sed -n '/^wall time/,$p'
 
-# bench/fleet: aloft deploy to 1..64 simulated devices (its own processes,
-# so not under valgrind either)
+# bench/fleet: aloft deploy to 1..64 simulated devices (it runs its own
+# processes, so not under valgrind)
 "$(dirname "$0")/fleet.sh" "$build"
