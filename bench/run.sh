@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the benchmarks and print their tables. Instruction counts come from
 # valgrind's callgrind, so they repeat exactly from run to run; wall times
-# follow for reference.
+# follow for reference. Then bench/push against a real aloft-node.
 #
 # usage: bench/run.sh [BUILD_DIR]      (default: build; `make bench` builds it first)
 set -euo pipefail
@@ -65,6 +65,16 @@ callgrind_annotate --inclusive=yes --threshold=100 --auto=no "$out" | awk -v log
 
 printf '\n'
 "$bin" | sed -n '/^wall time/,$p'
+
+# bench/push: a real ~1 MB image POSTed to one aloft-node with curl (wall
+# times, and the node's memory from /proc; it runs its own processes, so not
+# under valgrind).
+push=$build/bench/bench_push
+if [ ! -x "$push" ] || [ ! -x "$build/bin/aloft-node" ]; then
+    echo "bench/run.sh: $push or $build/bin/aloft-node is not built (make bench builds them)" >&2
+    exit 1
+fi
+"$push" --node "$build/bin/aloft-node"
 
 # bench/fleet: aloft deploy to 1..64 simulated devices (it runs its own
 # processes, so not under valgrind)
