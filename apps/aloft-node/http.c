@@ -300,8 +300,9 @@ static enum MHD_Result finish_upload(struct MHD_Connection *c, struct node *n, s
         cJSON_AddStringToObject(j, "partition", up->u.target->label);
         cJSON_AddStringToObject(j, "version", in->has_desc ? in->desc.version : "");
         cJSON_AddStringToObject(j, "sha256", in->hash_appended ? sha : "");
-        node_log(n, "ota: %llu bytes verified into %s, version %s; rebooting", (unsigned long long)up->received,
-                 up->u.target->label, in->has_desc ? in->desc.version : "?");
+        node_log(n, "ota: %llu bytes verified into %s, version %s; flash operations %llu, flash busy %.3f s; rebooting",
+                 (unsigned long long)up->received, up->u.target->label, in->has_desc ? in->desc.version : "?",
+                 (unsigned long long)n->pf.ops, (double)n->pf.busy_us / 1e6);
     } else {
         cJSON_AddStringToObject(j, "message", "Frontend update successful. Rebooting...");
         cJSON_AddStringToObject(j, "partition", up->slot->label);
