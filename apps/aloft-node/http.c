@@ -5,6 +5,8 @@
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -490,10 +492,29 @@ int node_http_start(struct node *n)
         fprintf(stderr, "aloft-node: --listen %s: not an IPv4 address\n", n->cfg.listen);
         return -1;
     }
+    /* With a simulated Wi-Fi link, also make the socket buffers an ESP32's
+     * size (lwIP: about 4 segments of 1436 bytes): otherwise the kernel takes
+     * a whole image into its buffers at once on loopback and the sender's
+     * progress says nothing about what the device has received. */
+    int fd = -1;
+    if (n->cfg.link_rate) {
+        int one = 1, rcvbuf = 5744, mss = 1436;
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) ||
+            setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss) ||
+            bind(fd, (struct sockaddr *)&addr, sizeof addr) || listen(fd, 16)) {
+            fprintf(stderr, "aloft-node: cannot listen on %s (address in use or not on this machine?)\n",
+                    n->cfg.listen);
+            if (fd >= 0)
+                close(fd);
+            return -1;
+        }
+    }
     daemon_ = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG,
                                0, NULL, NULL, handler, n, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                               MHD_OPTION_CONNECTION_TIMEOUT,
-                               n->cfg.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, completed, n, MHD_OPTION_END);
+                               MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT, n->cfg.idle_timeout_s,
+                               MHD_OPTION_NOTIFY_COMPLETED, completed, n, MHD_OPTION_END);
     if (!daemon_) {
         fprintf(stderr, "aloft-node: cannot listen on %s (address in use or not on this machine?)\n", n->cfg.listen);
         return -1;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,9 +35,11 @@ static const char help[] =
     "  rejected     the device refused the upload (its reason is shown)\n"
     "  unreachable  no answer (before the upload, or after it within --timeout)\n"
     "  unconfirmed  the new image runs but had not confirmed itself by --timeout\n"
-    "  unchanged    the device answers but never restarted into the new image\n"
+    "  unchanged    the device answers but does not run the new image (it never restarted\n"
+    "               into it, or it runs another version than expected)\n"
     "  skipped      not attempted: other chip or project, already on the version,\n"
     "               or stopped by --canary, --max-failures or Ctrl-C\n"
+    "  interrupted  a second Ctrl-C stopped it mid-way: its state is unknown\n"
     "TARGET: host, host:port, CIDR range (only devices that answer count), or @FILE.\n"
     "\n"
     "  --psk SECRET         bearer PSK for devices that require one (or env ALOFT_PSK)\n"
@@ -61,11 +64,11 @@ static const char help[] =
     "  aloft deploy --frontend build/www.bin @fleet.txt --parallel 16\n";
 
 enum outcome { O_NONE, O_UPDATED, O_ROLLED_BACK, O_REJECTED, O_UNREACHABLE, O_UNCONFIRMED, O_UNCHANGED, O_SKIPPED,
-               O_SENT, O_COUNT };
+               O_SENT, O_INTERRUPTED, O_COUNT };
 static const char *const outcome_name[O_COUNT] = {"", "updated", "rolled back", "rejected", "unreachable",
-                                                  "unconfirmed", "unchanged", "skipped", "sent"};
+                                                  "unconfirmed", "unchanged", "skipped", "sent", "interrupted"};
 static const char *const outcome_key[O_COUNT] = {"", "updated", "rolled_back", "rejected", "unreachable",
-                                                 "unconfirmed", "unchanged", "skipped", "sent"};
+                                                 "unconfirmed", "unchanged", "skipped", "sent", "interrupted"};
 enum phase { P_QUEUED, P_UPLOAD, P_WAIT, P_POLL, P_DONE };
 static const char *const phase_name[] = {"queued", "uploading", "restarting", "verifying", "done"};
 
@@ -162,6 +165,16 @@ static size_t read_image(char *buf, size_t size, size_t n, void *userdata)
     return take;
 }
 
+/* A small send buffer keeps the kernel from swallowing a whole image on a
+ * fast link: what curl reports sent is then close to what the device has. */
+static int small_sndbuf(void *clientp, curl_socket_t fd, curlsocktype purpose)
+{
+    (void)clientp, (void)purpose;
+    int size = 64 * 1024;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    return CURL_SOCKOPT_OK;
+}
+
 static void start_upload(struct deploy *d, struct dev *v)
 {
     char url[160], auth[128];
@@ -189,6 +202,7 @@ static void start_upload(struct deploy *d, struct dev *v)
     curl_easy_setopt(v->easy, CURLOPT_LOW_SPEED_TIME, 30L);
     curl_easy_setopt(v->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(v->easy, CURLOPT_PROXY, "");
+    curl_easy_setopt(v->easy, CURLOPT_SOCKOPTFUNCTION, small_sndbuf);
     curl_easy_setopt(v->easy, CURLOPT_PRIVATE, v);
     curl_multi_add_handle(d->multi, v->easy);
     v->phase = P_UPLOAD;
@@ -362,7 +376,8 @@ static void run_batch(struct deploy *d, size_t from, size_t to)
             if (interrupted > 1 && v->phase != P_DONE && v->phase != P_QUEUED) {
                 if (v->easy)
                     drop_easy(d, v);
-                finish(d, v, O_UNREACHABLE, "interrupted while %s", phase_name[v->phase]);
+                finish(d, v, O_INTERRUPTED, "stopped while %s: the device's state is unknown (check with aloft status)",
+                       phase_name[v->phase]);
             }
         }
         bool may_start = !interrupted && (!d->max_failures || d->failures < d->max_failures);

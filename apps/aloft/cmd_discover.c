@@ -32,7 +32,7 @@ static const char status_help[] =
     "\n"
     "One row per target: what the device runs (project, chip, version, partition, otadata\n"
     "state), why it last restarted, its uptime, or why it did not answer. Targets as for\n"
-    "`aloft discover`.\n"
+    "`aloft discover`; silent addresses of a range are left out.\n"
     "\n"
     "  --port N       port for targets without one (default 8032)\n"
     "  --timeout S    how long to wait for each device (default 3)\n"
@@ -123,15 +123,16 @@ static int run(int argc, char **argv, bool discover)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     aloft_fleet_probe(addrs, ts.n, 64, (long)(timeout * 1000), st);
 
-    size_t shown = 0, answered = 0;
+    size_t shown = 0, missing = 0;
     cJSON *arr = cJSON_CreateArray();
     if (!json)
         printf("%-22s %-18s %-9s %-24s %-9s %-15s %-9s %s\n", "address", "project", "chip", "version", "partition",
                "state", "reset", "uptime");
     for (size_t i = 0; i < ts.n; i++) {
-        answered += st[i].ok;
-        if (discover && !st[i].ok)
+        /* silence from an address of a scanned range is not a missing device */
+        if (!st[i].ok && (discover || ts.t[i].from_range))
             continue;
+        missing += !st[i].ok;
         shown++;
         if (json) {
             cJSON_AddItemToArray(arr, status_json(addrs[i], &st[i]));
@@ -151,7 +152,7 @@ static int run(int argc, char **argv, bool discover)
     if (discover && !shown)
         fprintf(stderr, "aloft discover: no device answered on %zu address%s\n", ts.n, ts.n == 1 ? "" : "es");
     /* decided before aloft_targets_free zeroes ts.n */
-    int rc = discover ? (shown ? 0 : 1) : (answered == ts.n ? 0 : 1);
+    int rc = discover ? (shown ? 0 : 1) : (missing || !shown ? 1 : 0);
     free(addrs);
     free(st);
     aloft_targets_free(&ts);
