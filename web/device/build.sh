@@ -10,6 +10,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 aloft=${1:-$root/build/bin/aloft}
 out=${2:-$root/build/www.bin}
+# Arguments are relative to where we were started; the build runs in $here.
+case $aloft in /*) ;; */*) aloft=$PWD/$aloft ;; esac
+case $out in /*) ;; *) out=$PWD/$out ;; esac
 
 command -v npm >/dev/null 2>&1 || {
 	echo "build.sh: npm not found; install Node.js 20.19+ (scripts/deps.sh does)" >&2

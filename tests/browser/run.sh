@@ -1,0 +1,21 @@
+#!/bin/sh
+# CTest's entry for the browser tests: installs playwright-core from the
+# lockfile when needed, builds the update page into BUILD/www.bin if it is not
+# there yet, then runs every *.test.mjs here with node's test runner against
+# the programs in BUILD/bin. Screenshots go to BUILD/test-artifacts/.
+# Usage: tests/browser/run.sh BUILD_DIR
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
+
+if [ ! -f "$here/node_modules/.package-lock.json" ] ||
+	[ "$here/package-lock.json" -nt "$here/node_modules/.package-lock.json" ]; then
+	(cd "$here" && npm ci --no-audit --no-fund)
+fi
+[ -f "$build/www.bin" ] || "$root/web/device/build.sh" "$build/bin/aloft" "$build/www.bin"
+
+cd "$here"
+ALOFT_BUILD=$build ALOFT_ARTIFACTS=${ALOFT_ARTIFACTS:-$build/test-artifacts} \
+	exec node --test --test-timeout=300000 ./*.test.mjs

@@ -1,0 +1,249 @@
+// The device's update page in Debian's chromium against a real aloft-node:
+// open it, see the running version, upload a firmware with the file picker,
+// watch the progress bar reach 100 %, the node restart and the page show the
+// new version. Leaves build/test-artifacts/update-page.png behind.
+//
+// Environment (all optional): ALOFT_BUILD (default <repo>/build; holds
+// bin/aloft, bin/aloft-node and www.bin), ALOFT_WWW (default
+// $ALOFT_BUILD/www.bin), ALOFT_ARTIFACTS (default $ALOFT_BUILD/test-artifacts),
+// CHROMIUM (default /usr/bin/chromium).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { createServer } from 'node:net';
+import { createInterface } from 'node:readline';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, createWriteStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const build = resolve(process.env.ALOFT_BUILD ?? join(root, 'build'));
+const artifacts = resolve(process.env.ALOFT_ARTIFACTS ?? join(build, 'test-artifacts'));
+const aloft = join(build, 'bin/aloft');
+const aloftNode = join(build, 'bin/aloft-node');
+const wwwBin = resolve(process.env.ALOFT_WWW ?? join(build, 'www.bin'));
+const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const HOST = '127.0.0.2';
+
+// Without chromium there is nothing to drive (CTest registers this test only
+// where it is installed); a missing program or www.bin is a failure, not a skip.
+const noChromium = existsSync(chromiumPath) ? false : `${chromiumPath} not found (apt-get install chromium)`;
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.once('error', fail);
+    srv.listen(0, HOST, () => {
+      const { port } = srv.address();
+      srv.close(() => ok(port));
+    });
+  });
+}
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, fail) => {
+      timer = setTimeout(() => fail(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+// Starts aloft-node on a fresh flash image and resolves once its first boot
+// line is out. `boots` collects every boot line (a restart re-executes the
+// process under the same PID and prints another).
+async function startNode(dir, firmware, extraArgs = []) {
+  const port = await freePort();
+  const log = createWriteStream(join(dir, 'node.log'));
+  const args = [
+    '--create', '--flash-size', '4M', '--firmware', firmware, '--www', wwwBin,
+    '--flash', join(dir, 'flash.img'), '--listen', `${HOST}:${port}`, ...extraArgs,
+  ];
+  const child = spawn(aloftNode, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const node = { child, port, url: `http://${HOST}:${port}/`, boots: [], waiters: [] };
+  child.stderr.pipe(log, { end: false });
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    log.write(`${line}\n`);
+    if (line.startsWith('boot: ')) {
+      node.boots.push(line);
+      node.waiters.splice(0).forEach((w) => w());
+    }
+  });
+  const exited = new Promise((_, fail) =>
+    child.once('exit', (code, sig) => fail(new Error(`aloft-node exited (${code ?? sig}); see ${dir}/node.log`)))
+  );
+  exited.catch(() => {});
+  node.exited = exited;
+  await withTimeout(
+    Promise.race([new Promise((ok) => node.waiters.push(ok)), exited]),
+    15000,
+    'aloft-node first boot line'
+  );
+  assert.match(node.boots[0], /^boot: reset_reason=POWERON running_partition=ota_0$/);
+  return node;
+}
+
+async function stopNode(node) {
+  if (!node || node.child.exitCode !== null || node.child.signalCode !== null) return;
+  const gone = new Promise((ok) => node.child.once('exit', ok));
+  process.kill(node.child.pid, 'SIGTERM');
+  try {
+    await withTimeout(gone, 5000, 'aloft-node to stop on SIGTERM');
+  } catch {
+    process.kill(node.child.pid, 'SIGKILL');
+    await withTimeout(gone, 5000, 'aloft-node to stop on SIGKILL');
+  }
+}
+
+async function launchChromium(dir) {
+  // A persistent context on a new, empty directory: playwright refuses
+  // --user-data-dir in args, and this is the same thing.
+  return chromium.launchPersistentContext(join(dir, 'profile'), {
+    executablePath: chromiumPath,
+    headless: true,
+    timeout: 30000,
+    viewport: { width: 800, height: 1000 },
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+  });
+}
+
+const text = (page, sel) => page.locator(sel).innerText();
+
+function makeImage(dir, version) {
+  const out = join(dir, `fw-${version}.bin`);
+  execFileSync(aloft, ['image', 'make', '--chip', 'esp32s3', '--project', 'demo',
+    '--version', version, '--size', '256K', '-o', out], { timeout: 30000 });
+  return out;
+}
+
+function nextBoot(node, n) {
+  return withTimeout(
+    Promise.race([
+      new Promise(function wait(ok) {
+        if (node.boots.length >= n) ok();
+        else node.waiters.push(() => wait(ok));
+      }),
+      node.exited,
+    ]),
+    30000,
+    `aloft-node boot line ${n}`
+  ).then(() => node.boots[n - 1]);
+}
+
+// Runs `body({dir, node, page})` against a node booted from `firmware`
+// (made in a fresh directory by `setup(dir)`); stops what it started. On
+// failure it keeps the directory (node.log) and screenshots the page as
+// `<name>-failed.png`.
+async function withNodeAndPage(name, setup, nodeArgs, body) {
+  for (const p of [aloft, aloftNode, wwwBin]) {
+    assert.ok(existsSync(p), `${p} not found: build it first (make build; web/device/build.sh makes www.bin)`);
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'aloft-browser-'));
+  let node;
+  let browser;
+  let page;
+  let passed = false;
+  try {
+    node = await startNode(dir, setup(dir), nodeArgs);
+    browser = await launchChromium(dir);
+    page = browser.pages()[0] ?? (await browser.newPage());
+    page.setDefaultTimeout(20000);
+    await page.goto(node.url, { timeout: 20000 });
+    await page.waitForFunction(() => document.querySelector('#version')?.textContent.trim() === '1.0.0');
+    await body({ dir, node, page });
+    passed = true;
+  } finally {
+    if (!passed && page) {
+      mkdirSync(artifacts, { recursive: true });
+      await page
+        .screenshot({ path: join(artifacts, `${name}-failed.png`), fullPage: true, timeout: 10000 })
+        .catch(() => {});
+    }
+    await browser?.close().catch(() => {});
+    await stopNode(node);
+    if (passed) rmSync(dir, { recursive: true, force: true });
+    else console.error(`kept ${dir} (node.log) and ${artifacts}/${name}-failed.png`);
+  }
+}
+
+const waitText = (page, sel, re, timeout) =>
+  page.waitForFunction(
+    ([s, src]) => new RegExp(src).test(document.querySelector(s)?.textContent ?? ''),
+    [sel, re.source],
+    { timeout }
+  );
+
+test('update page: upload a firmware, see the progress reach 100 % and the device come back with the new version',
+  { skip: noChromium, timeout: 180000 },
+  async () => {
+    let fw2;
+    const setup = (dir) => {
+      fw2 = makeImage(dir, '1.1.0');
+      return makeImage(dir, '1.0.0');
+    };
+    await withNodeAndPage('update-page', setup, [], async ({ node, page }) => {
+      assert.equal(await text(page, '#project'), 'demo');
+      assert.equal(await text(page, '#chip'), 'esp32s3');
+      assert.equal(await text(page, '#partition'), 'ota_0');
+      assert.equal(await text(page, '#next-partition'), 'ota_1');
+      assert.equal(await text(page, '#reset-reason'), 'POWERON');
+      assert.match(await text(page, '#active-slot'), /^0\b/);
+
+      await page.setInputFiles('#firmware-file', fw2);
+      await page.click('#firmware-upload');
+      await page.waitForFunction(() => document.querySelector('#progress').value === 100);
+      assert.match(await text(page, '#progress-text'), /^100 % — 262,144 of 262,144 bytes$/);
+      await waitText(page, '#message', /restarting/);
+
+      // The node replies, restarts about a second later (a second boot line
+      // from the same PID) and the page polls until it answers again.
+      assert.match(await nextBoot(node, 2), /^boot: reset_reason=SW running_partition=ota_1$/);
+      await waitText(page, '#version', /^1\.1\.0$/, 60000);
+      assert.equal(await text(page, '#partition'), 'ota_1');
+      assert.match(await text(page, '#message'), /Updated: now running 1\.1\.0 on ota_1 \(was 1\.0\.0 on ota_0\)/);
+
+      const status = await (await fetch(`${node.url}ota/status`, { signal: AbortSignal.timeout(5000) })).json();
+      assert.equal(status.version, '1.1.0');
+      assert.equal(status.running_partition, 'ota_1');
+
+      mkdirSync(artifacts, { recursive: true });
+      await page.screenshot({ path: join(artifacts, 'update-page.png'), fullPage: true, timeout: 10000 });
+    });
+  });
+
+test('update page: a device with a PSK refuses without it; with it, a www.bin upload and a rollback switch the frontend slot',
+  { skip: noChromium, timeout: 180000 },
+  async () => {
+    await withNodeAndPage('update-page-psk', (dir) => makeImage(dir, '1.0.0'), ['--psk', 's3cret'], async ({ node, page }) => {
+      await page.setInputFiles('#www-file', wwwBin);
+      await page.click('#www-upload');
+      await waitText(page, '#message', /The device requires a PSK/);
+
+      await page.fill('#psk', 'wrong');
+      await page.click('#www-upload');
+      await waitText(page, '#message', /rejected the PSK/);
+
+      await page.fill('#psk', 's3cret');
+      await page.click('#www-upload');
+      await page.waitForFunction(() => document.querySelector('#progress').value === 100);
+      assert.match(await nextBoot(node, 2), /^boot: reset_reason=SW running_partition=ota_0$/);
+      await waitText(page, '#message', /Frontend now served from slot 1 \(was 0\)/, 60000);
+      assert.match(await text(page, '#active-slot'), /^1\b/);
+      assert.ok(await page.locator('#reload').isVisible());
+
+      await page.click('#www-rollback');
+      assert.match(await nextBoot(node, 3), /^boot: reset_reason=SW running_partition=ota_0$/);
+      await waitText(page, '#message', /Frontend now served from slot 0 \(was 1\)/, 60000);
+
+      // The page from the slot it came back to still loads and reads the device.
+      await page.reload({ timeout: 20000 });
+      await waitText(page, '#version', /^1\.0\.0$/);
+      assert.match(await text(page, '#active-slot'), /^0\b/);
+    });
+  });
