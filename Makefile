@@ -13,7 +13,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE      ?= cmake
 CTEST      ?= ctest
 
-.PHONY: all build run check size bench sanitize clean
+.PHONY: all build www run check size bench sanitize clean
 
 all: build
 
@@ -23,6 +23,11 @@ $(BUILD)/CMakeCache.txt:
 build: $(BUILD)/CMakeCache.txt
 	$(CMAKE) --build $(BUILD) --parallel $(JOBS)
 
+# The device's update page (npm + vite) as a LittleFS image for a www slot.
+www: $(BUILD)/CMakeCache.txt
+	$(CMAKE) --build $(BUILD) --parallel $(JOBS) --target aloft
+	web/device/build.sh $(BUILD)/bin/aloft $(BUILD)/www.bin
+
 run:
 	scripts/deps.sh
 	$(MAKE) --no-print-directory build
@@ -31,6 +36,7 @@ run:
 check:
 	scripts/deps.sh
 	$(MAKE) --no-print-directory build
+	$(MAKE) --no-print-directory www
 	$(CTEST) --test-dir $(BUILD) --output-on-failure --parallel 2
 
 size:
