@@ -228,6 +228,35 @@ int e2e_node_wait_boot(struct e2e_node *n)
     return 0;
 }
 
+/* Fork and exec exe with stdin from /dev/null and stdout (and stderr when
+ * err_too) into out, opened with O_CREAT | O_WRONLY | mode (O_APPEND or
+ * O_TRUNC). The child never outlives the test, even when it is killed. */
+static pid_t spawn(const char *exe, const char *const argv[], const char *out, int mode, bool err_too)
+{
+    fflush(NULL);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        int fd = open(out, O_WRONLY | O_CREAT | mode, 0644);
+        int in = open("/dev/null", O_RDONLY);
+        if (fd < 0 || in < 0)
+            _exit(127);
+        dup2(in, STDIN_FILENO);
+        dup2(fd, STDOUT_FILENO);
+        if (err_too)
+            dup2(fd, STDERR_FILENO);
+        close(fd);
+        close(in);
+        execv(exe, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
 int e2e_node_start(struct e2e_node *n, const char *const args[])
 {
     assert_int_equal(n->pid, 0);
@@ -249,28 +278,7 @@ int e2e_node_start(struct e2e_node *n, const char *const args[])
     argv[k] = NULL;
     n->serving = e2e_log_count(n, "http: serving on");
 
-    fflush(NULL);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        /* never outlive the test, even when it is killed */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        int fd = open(n->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        int in = open("/dev/null", O_RDONLY);
-        if (fd < 0 || in < 0)
-            _exit(127);
-        dup2(in, STDIN_FILENO);
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-        close(fd);
-        close(in);
-        execv(exe, (char *const *)argv);
-        _exit(127);
-    }
-    n->pid = pid;
+    n->pid = spawn(exe, argv, n->log, O_APPEND, true);
     int slot = -1;
     for (int i = 0; i < MAX_PROCS; i++)
         if (!nodes[i] || nodes[i] == n) {
@@ -333,29 +341,10 @@ void e2e_curl_start(struct e2e_curl_job *j, const char *const args[])
         argv[k++] = args[i];
     }
     argv[k] = NULL;
-    fflush(NULL);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        int fd = open(j->out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int in = open("/dev/null", O_RDONLY);
-        if (fd < 0 || in < 0)
-            _exit(127);
-        dup2(in, STDIN_FILENO);
-        dup2(fd, STDOUT_FILENO);
-        close(fd);
-        close(in);
-        execv(CURL, (char *const *)argv);
-        _exit(127);
-    }
-    j->pid = pid;
+    j->pid = spawn(CURL, argv, j->out, O_TRUNC, false);
     for (int i = 0; i < MAX_PROCS; i++)
         if (curls[i] <= 0) {
-            curls[i] = pid;
+            curls[i] = j->pid;
             break;
         }
 }
