@@ -3,8 +3,10 @@
  *
  * The schema comes from numbered migrations (store_schema.c) written in SQL
  * that SQLite and PostgreSQL both run: plain types, no AUTOINCREMENT, no
- * backend-only syntax. This build has the SQLite backend ("sqlite:PATH");
- * every function locks the one connection, so threads may share a store.
+ * backend-only syntax. Two backends: SQLite ("sqlite:PATH", embedded, one
+ * locked connection) and PostgreSQL ("postgres://USER@HOST:PORT/DB", a pool
+ * of connections; several aloftd instances may share the database). Threads
+ * may share a store.
  *
  * Errors: ALOFT_E_IO (the database failed: aloft_store_error() says how),
  * ALOFT_E_NOTFOUND, ALOFT_E_INVAL, and the conflicts documented below. */
@@ -63,9 +65,12 @@ struct aloft_store_device {
     char last_reason[320];
 };
 
-/* Open (creating it) and migrate to the newest schema. url: "sqlite:PATH".
- * Returns 0 or ALOFT_E_INVAL (unknown scheme; PostgreSQL is not in this
- * build) or ALOFT_E_IO, with a sentence in err. */
+/* Open (creating an SQLite file) and migrate to the newest schema. url:
+ * "sqlite:PATH", or a libpq URL "postgres://..." / "postgresql://...".
+ * Returns 0 or ALOFT_E_INVAL (unknown scheme), ALOFT_E_IO (cannot open or
+ * connect), ALOFT_E_STATE (the schema is newer than this build), with a
+ * sentence in err. A PostgreSQL database that goes away later makes calls
+ * fail with ALOFT_E_IO until it is back: each call connects again. */
 int aloft_store_open(struct aloft_store **s, const char *url, char *err, size_t errlen);
 void aloft_store_close(struct aloft_store *s);
 

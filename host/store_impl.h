@@ -6,10 +6,78 @@
 
 #include "store.h"
 
+/* The calling thread's last database error (aloft_store_error()). */
+#define ALOFT_STORE_ERROR_MAX 300
+extern _Thread_local char aloft_store_last_error[ALOFT_STORE_ERROR_MAX];
+
+/* A backend implements the interface of store.h as aloft_store_<b>_<fn>
+ * (store.c picks one by the URL's scheme). open takes what follows the
+ * scheme: a path for sqlite, the whole URL for pg. */
+#define ALOFT_STORE_BACKEND(b)                                                                                    \
+    struct aloft_store_##b;                                                                                       \
+    int aloft_store_##b##_open(struct aloft_store_##b **s, const char *where, char *err, size_t errlen);          \
+    void aloft_store_##b##_close(struct aloft_store_##b *s);                                                      \
+    int aloft_store_##b##_schema_version(struct aloft_store_##b *s, int *version);                                \
+    int aloft_store_##b##_token_count(struct aloft_store_##b *s, uint64_t *n);                                    \
+    int aloft_store_##b##_token_add(struct aloft_store_##b *s, const uint8_t digest[32]);                         \
+    int aloft_store_##b##_token_check(struct aloft_store_##b *s, const uint8_t digest[32], bool *ok);             \
+    int aloft_store_##b##_platform_get(struct aloft_store_##b *s, const char *name, bool counts,                  \
+                                       struct aloft_store_platform *p);                                           \
+    int aloft_store_##b##_platforms(struct aloft_store_##b *s, aloft_store_platform_cb cb, void *ctx);            \
+    int aloft_store_##b##_release_add(struct aloft_store_##b *s, struct aloft_store_release *r, bool *existed);   \
+    int aloft_store_##b##_release_get(struct aloft_store_##b *s, const char *platform, enum aloft_store_kind kind, \
+                                      const char *version, struct aloft_store_release *r);                        \
+    int aloft_store_##b##_releases(struct aloft_store_##b *s, const char *platform, enum aloft_store_kind kind,    \
+                                   aloft_store_release_cb cb, void *ctx);                                         \
+    int aloft_store_##b##_current(struct aloft_store_##b *s, const char *platform, enum aloft_store_kind kind,     \
+                                  struct aloft_store_release *r);                                                 \
+    int aloft_store_##b##_pin(struct aloft_store_##b *s, const char *platform, enum aloft_store_kind kind,         \
+                              const char *version);                                                               \
+    int aloft_store_##b##_blob_get(struct aloft_store_##b *s, const char *sha256, uint64_t *size);                \
+    int aloft_store_##b##_checkin(struct aloft_store_##b *s, const struct aloft_store_device *d, int64_t now);    \
+    int aloft_store_##b##_devices(struct aloft_store_##b *s, const char *platform, aloft_store_device_cb cb,       \
+                                  void *ctx);
+
+ALOFT_STORE_BACKEND(sqlite)
+ALOFT_STORE_BACKEND(pg)
+
+/* name in lower case into out (cap bytes): the key platforms are stored by. */
+void aloft_store_key(const char *name, char *out, size_t cap);
+
 /* The schema, one migration per entry, in order: migration i takes the
  * schema from version i to i + 1. Portable SQL, run as one script each. */
 extern const char *const aloft_store_migrations[];
 extern const size_t aloft_store_migration_count;
+/* The table that records them (created before the first). */
+extern const char aloft_store_migrations_table[];
+
+/* The queries (store_schema.c), in portable SQL with ? parameters. */
+enum aloft_store_query {
+    Q_TOKEN_COUNT,
+    Q_TOKEN_ADD,
+    Q_TOKEN_ALL,
+    Q_PLATFORM_GET,
+    Q_PLATFORM_GET_COUNTS,
+    Q_PLATFORMS,
+    Q_PLATFORM_ADD,
+    Q_BLOB_GET,
+    Q_BLOB_ADD,
+    Q_RELEASE_GET,
+    Q_RELEASES_DESC,
+    Q_RELEASES_ASC,
+    Q_CURRENT_FIRMWARE,
+    Q_CURRENT_FRONTEND,
+    Q_SEQ_NEXT,
+    Q_RELEASE_ADD,
+    Q_SET_FIRMWARE,
+    Q_SET_FRONTEND,
+    Q_CHECKIN,
+    Q_DEVICES_ALL,
+    Q_DEVICES_PLATFORM,
+    Q_SCHEMA_VERSION,
+    Q_COUNT
+};
+extern const char *const aloft_store_sql[Q_COUNT];
 
 /* Which of n releases (in upload order) is current when nothing is pinned:
  * for firmware the latest upload among those no other release is newer

@@ -60,3 +60,58 @@ const char *const aloft_store_migrations[] = {
 };
 
 const size_t aloft_store_migration_count = sizeof aloft_store_migrations / sizeof aloft_store_migrations[0];
+
+const char aloft_store_migrations_table[] =
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)";
+
+/* The queries both backends run, with ? parameters (store_pg.c numbers
+ * them $1, $2, ... as PostgreSQL wants). */
+#define PLATFORM_COLS                                                                                        \
+    "p.name, p.chip, p.project, p.created_at, p.current_firmware, p.pinned_firmware, p.current_frontend, " \
+    "p.pinned_frontend"
+/* Counting a platform's devices walks its index: not on the /update path. */
+#define PLATFORM_COUNTS                                                                          \
+    ", (SELECT COUNT(*) FROM releases r WHERE r.platform = p.name_key AND r.kind = 'firmware'), " \
+    "(SELECT COUNT(*) FROM devices d WHERE d.platform = p.name_key)"
+#define RELEASE_COLS                                                                                          \
+    "p.name, r.kind, r.version, r.sha256, b.md5, b.size, r.secure_version, r.chip, r.project, r.idf_ver, " \
+    "r.uploaded_at, r.seq FROM releases r JOIN blobs b ON b.sha256 = r.sha256 JOIN platforms p ON p.name_key = r.platform"
+#define DEVICE_COLS                                                                                               \
+    "d.mac, p.name, d.version, d.ip, d.free_space, d.sketch_size, d.sdk_version, d.mode, d.first_seen, d.last_seen, " \
+    "d.checkins, d.last_status, d.last_reason FROM devices d JOIN platforms p ON p.name_key = d.platform"
+
+const char *const aloft_store_sql[Q_COUNT] = {
+    [Q_TOKEN_COUNT] = "SELECT COUNT(*) FROM admin_tokens",
+    [Q_TOKEN_ADD] = "INSERT INTO admin_tokens (sha256, created_at) VALUES (?, ?) ON CONFLICT (sha256) DO NOTHING",
+    [Q_TOKEN_ALL] = "SELECT sha256 FROM admin_tokens",
+    [Q_PLATFORM_GET] = "SELECT " PLATFORM_COLS ", 0, 0 FROM platforms p WHERE p.name_key = ?",
+    [Q_PLATFORM_GET_COUNTS] = "SELECT " PLATFORM_COLS PLATFORM_COUNTS " FROM platforms p WHERE p.name_key = ?",
+    [Q_PLATFORMS] = "SELECT " PLATFORM_COLS PLATFORM_COUNTS " FROM platforms p ORDER BY p.name_key",
+    [Q_PLATFORM_ADD] = "INSERT INTO platforms (name_key, name, chip, project, created_at) VALUES (?, ?, ?, ?, ?)",
+    [Q_BLOB_GET] = "SELECT size FROM blobs WHERE sha256 = ?",
+    [Q_BLOB_ADD] = "INSERT INTO blobs (sha256, size, md5, created_at) VALUES (?, ?, ?, ?) "
+                   "ON CONFLICT (sha256) DO NOTHING",
+    [Q_RELEASE_GET] = "SELECT " RELEASE_COLS " WHERE r.platform = ? AND r.kind = ? AND r.version = ?",
+    [Q_RELEASES_DESC] = "SELECT " RELEASE_COLS " WHERE r.platform = ? AND r.kind = ? ORDER BY r.seq DESC",
+    [Q_RELEASES_ASC] = "SELECT " RELEASE_COLS " WHERE r.platform = ? AND r.kind = ? ORDER BY r.seq",
+    [Q_CURRENT_FIRMWARE] = "SELECT " RELEASE_COLS " WHERE r.platform = ? AND r.kind = 'firmware' "
+                           "AND r.version = p.current_firmware",
+    [Q_CURRENT_FRONTEND] = "SELECT " RELEASE_COLS " WHERE r.platform = ? AND r.kind = 'frontend' "
+                           "AND r.version = p.current_frontend",
+    [Q_SEQ_NEXT] = "SELECT COALESCE(MAX(seq), 0) + 1 FROM releases",
+    [Q_RELEASE_ADD] = "INSERT INTO releases (platform, kind, version, sha256, secure_version, chip, project, "
+                      "idf_ver, uploaded_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [Q_SET_FIRMWARE] = "UPDATE platforms SET current_firmware = ?, pinned_firmware = ? WHERE name_key = ?",
+    [Q_SET_FRONTEND] = "UPDATE platforms SET current_frontend = ?, pinned_frontend = ? WHERE name_key = ?",
+    [Q_CHECKIN] = "INSERT INTO devices (mac, platform, version, ip, free_space, sketch_size, sdk_version, mode, "
+                  "first_seen, last_seen, checkins, last_status, last_reason) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT (mac) DO UPDATE SET "
+                  "platform = excluded.platform, version = excluded.version, ip = excluded.ip, "
+                  "free_space = excluded.free_space, sketch_size = excluded.sketch_size, "
+                  "sdk_version = excluded.sdk_version, mode = excluded.mode, last_seen = excluded.last_seen, "
+                  "checkins = devices.checkins + 1, last_status = excluded.last_status, "
+                  "last_reason = excluded.last_reason",
+    [Q_DEVICES_ALL] = "SELECT " DEVICE_COLS " ORDER BY d.mac",
+    [Q_DEVICES_PLATFORM] = "SELECT " DEVICE_COLS " WHERE d.platform = ? ORDER BY d.mac",
+    [Q_SCHEMA_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+};

@@ -14,105 +14,21 @@
 #include "aloft/err.h"
 #include "store_impl.h"
 
-/* SQL with ? parameters (a PostgreSQL backend numbers them). */
-enum q {
-    Q_TOKEN_COUNT,
-    Q_TOKEN_ADD,
-    Q_TOKEN_ALL,
-    Q_PLATFORM_GET,
-    Q_PLATFORM_GET_COUNTS,
-    Q_PLATFORMS,
-    Q_PLATFORM_ADD,
-    Q_BLOB_GET,
-    Q_BLOB_ADD,
-    Q_RELEASE_GET,
-    Q_RELEASES_DESC,
-    Q_RELEASES_ASC,
-    Q_CURRENT_FIRMWARE,
-    Q_CURRENT_FRONTEND,
-    Q_SEQ_NEXT,
-    Q_RELEASE_ADD,
-    Q_SET_FIRMWARE,
-    Q_SET_FRONTEND,
-    Q_CHECKIN,
-    Q_DEVICES_ALL,
-    Q_DEVICES_PLATFORM,
-    Q_SCHEMA_VERSION,
-    Q_COUNT
-};
-
-#define PLATFORM_COLS                                                                                        \
-    "p.name, p.chip, p.project, p.created_at, p.current_firmware, p.pinned_firmware, p.current_frontend, " \
-    "p.pinned_frontend"
-/* Counting a platform's devices walks its index: not on the /update path. */
-#define PLATFORM_COUNTS                                                                          \
-    ", (SELECT COUNT(*) FROM releases r WHERE r.platform = p.name_key AND r.kind = 'firmware'), " \
-    "(SELECT COUNT(*) FROM devices d WHERE d.platform = p.name_key)"
-#define RELEASE_COLS                                                                                          \
-    "p.name, r.kind, r.version, r.sha256, b.md5, b.size, r.secure_version, r.chip, r.project, r.idf_ver, " \
-    "r.uploaded_at, r.seq FROM releases r JOIN blobs b ON b.sha256 = r.sha256 JOIN platforms p ON p.name_key = r.platform"
-#define DEVICE_COLS                                                                                               \
-    "d.mac, p.name, d.version, d.ip, d.free_space, d.sketch_size, d.sdk_version, d.mode, d.first_seen, d.last_seen, " \
-    "d.checkins, d.last_status, d.last_reason FROM devices d JOIN platforms p ON p.name_key = d.platform"
-
-static const char *const sql[Q_COUNT] = {
-    [Q_TOKEN_COUNT] = "SELECT COUNT(*) FROM admin_tokens",
-    [Q_TOKEN_ADD] = "INSERT INTO admin_tokens (sha256, created_at) VALUES (?, ?) ON CONFLICT (sha256) DO NOTHING",
-    [Q_TOKEN_ALL] = "SELECT sha256 FROM admin_tokens",
-    [Q_PLATFORM_GET] = "SELECT " PLATFORM_COLS ", 0, 0 FROM platforms p WHERE p.name_key = ?",
-    [Q_PLATFORM_GET_COUNTS] = "SELECT " PLATFORM_COLS PLATFORM_COUNTS " FROM platforms p WHERE p.name_key = ?",
-    [Q_PLATFORMS] = "SELECT " PLATFORM_COLS PLATFORM_COUNTS " FROM platforms p ORDER BY p.name_key",
-    [Q_PLATFORM_ADD] = "INSERT INTO platforms (name_key, name, chip, project, created_at) VALUES (?, ?, ?, ?, ?)",
-    [Q_BLOB_GET] = "SELECT size FROM blobs WHERE sha256 = ?",
-    [Q_BLOB_ADD] = "INSERT INTO blobs (sha256, size, md5, created_at) VALUES (?, ?, ?, ?) "
-                   "ON CONFLICT (sha256) DO NOTHING",
-    [Q_RELEASE_GET] = "SELECT " RELEASE_COLS " WHERE r.platform = ? AND r.kind = ? AND r.version = ?",
-    [Q_RELEASES_DESC] = "SELECT " RELEASE_COLS " WHERE r.platform = ? AND r.kind = ? ORDER BY r.seq DESC",
-    [Q_RELEASES_ASC] = "SELECT " RELEASE_COLS " WHERE r.platform = ? AND r.kind = ? ORDER BY r.seq",
-    [Q_CURRENT_FIRMWARE] = "SELECT " RELEASE_COLS " WHERE r.platform = ? AND r.kind = 'firmware' "
-                           "AND r.version = p.current_firmware",
-    [Q_CURRENT_FRONTEND] = "SELECT " RELEASE_COLS " WHERE r.platform = ? AND r.kind = 'frontend' "
-                           "AND r.version = p.current_frontend",
-    [Q_SEQ_NEXT] = "SELECT COALESCE(MAX(seq), 0) + 1 FROM releases",
-    [Q_RELEASE_ADD] = "INSERT INTO releases (platform, kind, version, sha256, secure_version, chip, project, "
-                      "idf_ver, uploaded_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    [Q_SET_FIRMWARE] = "UPDATE platforms SET current_firmware = ?, pinned_firmware = ? WHERE name_key = ?",
-    [Q_SET_FRONTEND] = "UPDATE platforms SET current_frontend = ?, pinned_frontend = ? WHERE name_key = ?",
-    [Q_CHECKIN] = "INSERT INTO devices (mac, platform, version, ip, free_space, sketch_size, sdk_version, mode, "
-                  "first_seen, last_seen, checkins, last_status, last_reason) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT (mac) DO UPDATE SET "
-                  "platform = excluded.platform, version = excluded.version, ip = excluded.ip, "
-                  "free_space = excluded.free_space, sketch_size = excluded.sketch_size, "
-                  "sdk_version = excluded.sdk_version, mode = excluded.mode, last_seen = excluded.last_seen, "
-                  "checkins = devices.checkins + 1, last_status = excluded.last_status, "
-                  "last_reason = excluded.last_reason",
-    [Q_DEVICES_ALL] = "SELECT " DEVICE_COLS " ORDER BY d.mac",
-    [Q_DEVICES_PLATFORM] = "SELECT " DEVICE_COLS " WHERE d.platform = ? ORDER BY d.mac",
-    [Q_SCHEMA_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-};
-
-struct aloft_store {
+struct aloft_store_sqlite {
     sqlite3 *db;
     pthread_mutex_t lock;
     sqlite3_stmt *st[Q_COUNT];
 };
 
-static _Thread_local char last_error[300];
-
-const char *aloft_store_error(void)
+static int db_fail(struct aloft_store_sqlite *s, const char *what)
 {
-    return last_error[0] ? last_error : "no database error";
-}
-
-static int db_fail(struct aloft_store *s, const char *what)
-{
-    snprintf(last_error, sizeof last_error, "%s: %s", what, sqlite3_errmsg(s->db));
+    snprintf(aloft_store_last_error, sizeof aloft_store_last_error, "%s: %s", what, sqlite3_errmsg(s->db));
     return ALOFT_E_IO;
 }
 
-static sqlite3_stmt *stmt(struct aloft_store *s, enum q id)
+static sqlite3_stmt *stmt(struct aloft_store_sqlite *s, enum aloft_store_query id)
 {
-    if (!s->st[id] && sqlite3_prepare_v2(s->db, sql[id], -1, &s->st[id], NULL) != SQLITE_OK) {
+    if (!s->st[id] && sqlite3_prepare_v2(s->db, aloft_store_sql[id], -1, &s->st[id], NULL) != SQLITE_OK) {
         db_fail(s, "prepare");
         s->st[id] = NULL;
     }
@@ -120,7 +36,7 @@ static sqlite3_stmt *stmt(struct aloft_store *s, enum q id)
 }
 
 /* Bind a list of arguments: 's' text (NULL binds NULL), 'i' int64. */
-static sqlite3_stmt *bind(struct aloft_store *s, enum q id, const char *types, ...)
+static sqlite3_stmt *bind(struct aloft_store_sqlite *s, enum aloft_store_query id, const char *types, ...)
 {
     sqlite3_stmt *st = stmt(s, id);
     if (!st)
@@ -148,7 +64,7 @@ static sqlite3_stmt *bind(struct aloft_store *s, enum q id, const char *types, .
 }
 
 /* Step a statement that returns no rows (or whose rows are not wanted). */
-static int run(struct aloft_store *s, sqlite3_stmt *st, const char *what)
+static int run(struct aloft_store_sqlite *s, sqlite3_stmt *st, const char *what)
 {
     if (!st)
         return ALOFT_E_IO;
@@ -157,11 +73,12 @@ static int run(struct aloft_store *s, sqlite3_stmt *st, const char *what)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_fail(s, what);
 }
 
-static int exec(struct aloft_store *s, const char *text, const char *what)
+static int exec(struct aloft_store_sqlite *s, const char *text, const char *what)
 {
     char *msg = NULL;
     if (sqlite3_exec(s->db, text, NULL, NULL, &msg) != SQLITE_OK) {
-        snprintf(last_error, sizeof last_error, "%s: %s", what, msg ? msg : sqlite3_errmsg(s->db));
+        snprintf(aloft_store_last_error, sizeof aloft_store_last_error, "%s: %s", what,
+                 msg ? msg : sqlite3_errmsg(s->db));
         sqlite3_free(msg);
         return ALOFT_E_IO;
     }
@@ -174,50 +91,32 @@ static void col_text(sqlite3_stmt *st, int i, char *out, size_t cap)
     snprintf(out, cap, "%s", t ? (const char *)t : "");
 }
 
-static void lower(const char *in, char *out, size_t cap)
-{
-    size_t i = 0;
-    for (; in[i] && i + 1 < cap; i++)
-        out[i] = (char)(in[i] >= 'A' && in[i] <= 'Z' ? in[i] - 'A' + 'a' : in[i]);
-    out[i] = 0;
-}
-
 static int64_t now_s(void)
 {
     return (int64_t)time(NULL);
 }
 
-int aloft_store_open(struct aloft_store **out, const char *url, char *err, size_t errlen)
+int aloft_store_sqlite_open(struct aloft_store_sqlite **out, const char *path, char *err, size_t errlen)
 {
     *out = NULL;
-    if (strncmp(url, "sqlite:", 7) || !url[7]) {
-        snprintf(err, errlen,
-                 !strncmp(url, "postgres://", 11) || !strncmp(url, "postgresql://", 13)
-                     ? "%s: PostgreSQL is not supported by this build yet; use sqlite:PATH"
-                     : "%s: the database must be given as sqlite:PATH",
-                 url);
-        return ALOFT_E_INVAL;
-    }
-    struct aloft_store *s = calloc(1, sizeof *s);
+    struct aloft_store_sqlite *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "out of memory");
         return ALOFT_E_IO;
     }
     pthread_mutex_init(&s->lock, NULL);
-    const char *path = url + 7;
     int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "%s: cannot open the database: %s", path, s->db ? sqlite3_errmsg(s->db) : "no memory");
-        aloft_store_close(s);
+        aloft_store_sqlite_close(s);
         return ALOFT_E_IO;
     }
     sqlite3_busy_timeout(s->db, 5000); /* another aloftd on the same file holds the write lock briefly */
     if (exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;", "pragmas") ||
-        exec(s, "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
-             "schema_migrations") ||
+        exec(s, aloft_store_migrations_table, "schema_migrations") ||
         exec(s, "BEGIN IMMEDIATE", "begin")) {
-        snprintf(err, errlen, "%s: %s", path, last_error);
-        aloft_store_close(s);
+        snprintf(err, errlen, "%s: %s", path, aloft_store_last_error);
+        aloft_store_sqlite_close(s);
         return ALOFT_E_IO;
     }
     int version = 0;
@@ -230,8 +129,9 @@ int aloft_store_open(struct aloft_store **out, const char *url, char *err, size_
         rc = 0;
     }
     if (rc == 0 && (size_t)version > aloft_store_migration_count) {
-        snprintf(last_error, sizeof last_error, "the schema is at version %d, newer than this aloftd knows (%zu): upgrade aloftd",
-                 version, aloft_store_migration_count);
+        snprintf(aloft_store_last_error, sizeof aloft_store_last_error,
+                 "the schema is at version %d, newer than this aloftd knows (%zu): upgrade aloftd", version,
+                 aloft_store_migration_count);
         rc = ALOFT_E_STATE;
     }
     for (size_t i = (size_t)version; rc == 0 && i < aloft_store_migration_count; i++) {
@@ -247,16 +147,16 @@ int aloft_store_open(struct aloft_store **out, const char *url, char *err, size_
     if (rc == 0)
         rc = exec(s, "COMMIT", "commit");
     if (rc) {
-        snprintf(err, errlen, "%s: %s", path, last_error);
+        snprintf(err, errlen, "%s: %s", path, aloft_store_last_error);
         exec(s, "ROLLBACK", "rollback");
-        aloft_store_close(s);
+        aloft_store_sqlite_close(s);
         return rc == ALOFT_E_STATE ? ALOFT_E_STATE : ALOFT_E_IO;
     }
     *out = s;
     return 0;
 }
 
-void aloft_store_close(struct aloft_store *s)
+void aloft_store_sqlite_close(struct aloft_store_sqlite *s)
 {
     if (!s)
         return;
@@ -267,7 +167,7 @@ void aloft_store_close(struct aloft_store *s)
     free(s);
 }
 
-int aloft_store_schema_version(struct aloft_store *s, int *version)
+int aloft_store_sqlite_schema_version(struct aloft_store_sqlite *s, int *version)
 {
     pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st = stmt(s, Q_SCHEMA_VERSION);
@@ -290,7 +190,7 @@ static void hex(const uint8_t *d, size_t n, char *out)
     out[2 * n] = 0;
 }
 
-int aloft_store_token_count(struct aloft_store *s, uint64_t *n)
+int aloft_store_sqlite_token_count(struct aloft_store_sqlite *s, uint64_t *n)
 {
     pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st = stmt(s, Q_TOKEN_COUNT);
@@ -303,7 +203,7 @@ int aloft_store_token_count(struct aloft_store *s, uint64_t *n)
     return rc;
 }
 
-int aloft_store_token_add(struct aloft_store *s, const uint8_t digest[32])
+int aloft_store_sqlite_token_add(struct aloft_store_sqlite *s, const uint8_t digest[32])
 {
     char h[65];
     hex(digest, 32, h);
@@ -313,7 +213,7 @@ int aloft_store_token_add(struct aloft_store *s, const uint8_t digest[32])
     return rc;
 }
 
-int aloft_store_token_check(struct aloft_store *s, const uint8_t digest[32], bool *ok)
+int aloft_store_sqlite_token_check(struct aloft_store_sqlite *s, const uint8_t digest[32], bool *ok)
 {
     char h[65];
     hex(digest, 32, h);
@@ -392,7 +292,7 @@ static void read_device(sqlite3_stmt *st, struct aloft_store_device *d)
 }
 
 /* One row into *p; lock held. */
-static int platform_get(struct aloft_store *s, const char *key, bool counts, struct aloft_store_platform *p)
+static int platform_get(struct aloft_store_sqlite *s, const char *key, bool counts, struct aloft_store_platform *p)
 {
     sqlite3_stmt *st = bind(s, counts ? Q_PLATFORM_GET_COUNTS : Q_PLATFORM_GET, "s", key);
     if (!st)
@@ -404,19 +304,20 @@ static int platform_get(struct aloft_store *s, const char *key, bool counts, str
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? ALOFT_E_NOTFOUND : db_fail(s, "read platform");
 }
 
-int aloft_store_platform_get(struct aloft_store *s, const char *name, bool counts, struct aloft_store_platform *p)
+int aloft_store_sqlite_platform_get(struct aloft_store_sqlite *s, const char *name, bool counts,
+                                    struct aloft_store_platform *p)
 {
     if (!aloft_store_name_ok(name))
         return ALOFT_E_NOTFOUND;
     char key[ALOFT_STORE_NAME_MAX + 1];
-    lower(name, key, sizeof key);
+    aloft_store_key(name, key, sizeof key);
     pthread_mutex_lock(&s->lock);
     int rc = platform_get(s, key, counts, p);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
 
-int aloft_store_platforms(struct aloft_store *s, aloft_store_platform_cb cb, void *ctx)
+int aloft_store_sqlite_platforms(struct aloft_store_sqlite *s, aloft_store_platform_cb cb, void *ctx)
 {
     pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st = stmt(s, Q_PLATFORMS);
@@ -434,7 +335,7 @@ int aloft_store_platforms(struct aloft_store *s, aloft_store_platform_cb cb, voi
 }
 
 /* The release (platform key, kind, version) into *r; lock held. */
-static int release_get(struct aloft_store *s, const char *key, enum aloft_store_kind kind, const char *version,
+static int release_get(struct aloft_store_sqlite *s, const char *key, enum aloft_store_kind kind, const char *version,
                        struct aloft_store_release *r)
 {
     sqlite3_stmt *st = bind(s, Q_RELEASE_GET, "sss", key, aloft_store_kind_name(kind), version);
@@ -449,7 +350,7 @@ static int release_get(struct aloft_store *s, const char *key, enum aloft_store_
 
 /* Set the platform's current release of kind from its pin or its history;
  * lock held, inside a transaction. */
-static int update_current(struct aloft_store *s, const char *key, enum aloft_store_kind kind, const char *pinned)
+static int update_current(struct aloft_store_sqlite *s, const char *key, enum aloft_store_kind kind, const char *pinned)
 {
     sqlite3_stmt *st = bind(s, Q_RELEASES_ASC, "ss", key, aloft_store_kind_name(kind));
     if (!st)
@@ -482,30 +383,30 @@ static int update_current(struct aloft_store *s, const char *key, enum aloft_sto
 }
 
 /* Run body between BEGIN IMMEDIATE and COMMIT with synchronous=FULL. */
-static int begin_durable(struct aloft_store *s)
+static int begin_durable(struct aloft_store_sqlite *s)
 {
     int rc = exec(s, "PRAGMA synchronous = FULL", "pragma");
     return rc ? rc : exec(s, "BEGIN IMMEDIATE", "begin");
 }
 
-static int end_durable(struct aloft_store *s, int rc)
+static int end_durable(struct aloft_store_sqlite *s, int rc)
 {
     if (rc == 0)
         rc = exec(s, "COMMIT", "commit");
     if (rc) {
-        char saved[sizeof last_error];
-        memcpy(saved, last_error, sizeof saved);
+        char saved[sizeof aloft_store_last_error];
+        memcpy(saved, aloft_store_last_error, sizeof saved);
         exec(s, "ROLLBACK", "rollback");
-        memcpy(last_error, saved, sizeof saved);
+        memcpy(aloft_store_last_error, saved, sizeof saved);
     }
     exec(s, "PRAGMA synchronous = NORMAL", "pragma");
     return rc;
 }
 
-static int release_add(struct aloft_store *s, struct aloft_store_release *r, bool *existed)
+static int release_add(struct aloft_store_sqlite *s, struct aloft_store_release *r, bool *existed)
 {
     char key[ALOFT_STORE_NAME_MAX + 1];
-    lower(r->platform, key, sizeof key);
+    aloft_store_key(r->platform, key, sizeof key);
     struct aloft_store_platform p;
     int rc = platform_get(s, key, false, &p);
     if (rc == ALOFT_E_NOTFOUND && r->kind == ALOFT_STORE_FIRMWARE) {
@@ -553,7 +454,7 @@ static int release_add(struct aloft_store *s, struct aloft_store_release *r, boo
     return rc;
 }
 
-int aloft_store_release_add(struct aloft_store *s, struct aloft_store_release *r, bool *existed)
+int aloft_store_sqlite_release_add(struct aloft_store_sqlite *s, struct aloft_store_release *r, bool *existed)
 {
     *existed = false;
     if (!aloft_store_name_ok(r->platform) || !r->version[0] || strlen(r->sha256) != 64)
@@ -566,7 +467,7 @@ int aloft_store_release_add(struct aloft_store *s, struct aloft_store_release *r
     return rc;
 }
 
-static int list_releases(struct aloft_store *s, sqlite3_stmt *st, aloft_store_release_cb cb, void *ctx)
+static int list_releases(struct aloft_store_sqlite *s, sqlite3_stmt *st, aloft_store_release_cb cb, void *ctx)
 {
     int rc = st ? SQLITE_ROW : SQLITE_ERROR, stop = 0;
     while (st && !stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -579,35 +480,35 @@ static int list_releases(struct aloft_store *s, sqlite3_stmt *st, aloft_store_re
     return stop ? stop : rc == SQLITE_DONE ? 0 : db_fail(s, "list releases");
 }
 
-int aloft_store_release_get(struct aloft_store *s, const char *platform, enum aloft_store_kind kind,
+int aloft_store_sqlite_release_get(struct aloft_store_sqlite *s, const char *platform, enum aloft_store_kind kind,
                             const char *version, struct aloft_store_release *r)
 {
     if (!aloft_store_name_ok(platform))
         return ALOFT_E_NOTFOUND;
     char key[ALOFT_STORE_NAME_MAX + 1];
-    lower(platform, key, sizeof key);
+    aloft_store_key(platform, key, sizeof key);
     pthread_mutex_lock(&s->lock);
     int rc = release_get(s, key, kind, version, r);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
 
-int aloft_store_releases(struct aloft_store *s, const char *platform, enum aloft_store_kind kind,
+int aloft_store_sqlite_releases(struct aloft_store_sqlite *s, const char *platform, enum aloft_store_kind kind,
                          aloft_store_release_cb cb, void *ctx)
 {
     char key[ALOFT_STORE_NAME_MAX + 1];
-    lower(platform, key, sizeof key);
+    aloft_store_key(platform, key, sizeof key);
     pthread_mutex_lock(&s->lock);
     int rc = list_releases(s, bind(s, Q_RELEASES_DESC, "ss", key, aloft_store_kind_name(kind)), cb, ctx);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
 
-int aloft_store_current(struct aloft_store *s, const char *platform, enum aloft_store_kind kind,
+int aloft_store_sqlite_current(struct aloft_store_sqlite *s, const char *platform, enum aloft_store_kind kind,
                         struct aloft_store_release *r)
 {
     char key[ALOFT_STORE_NAME_MAX + 1];
-    lower(platform, key, sizeof key);
+    aloft_store_key(platform, key, sizeof key);
     pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st = bind(s, kind == ALOFT_STORE_FIRMWARE ? Q_CURRENT_FIRMWARE : Q_CURRENT_FRONTEND, "s", key);
     int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
@@ -620,7 +521,7 @@ int aloft_store_current(struct aloft_store *s, const char *platform, enum aloft_
     return rc;
 }
 
-static int pin(struct aloft_store *s, const char *key, enum aloft_store_kind kind, const char *version)
+static int pin(struct aloft_store_sqlite *s, const char *key, enum aloft_store_kind kind, const char *version)
 {
     struct aloft_store_platform p;
     int rc = platform_get(s, key, false, &p);
@@ -630,12 +531,13 @@ static int pin(struct aloft_store *s, const char *key, enum aloft_store_kind kin
     return rc ? rc : update_current(s, key, kind, version);
 }
 
-int aloft_store_pin(struct aloft_store *s, const char *platform, enum aloft_store_kind kind, const char *version)
+int aloft_store_sqlite_pin(struct aloft_store_sqlite *s, const char *platform, enum aloft_store_kind kind,
+                           const char *version)
 {
     if (!aloft_store_name_ok(platform))
         return ALOFT_E_NOTFOUND;
     char key[ALOFT_STORE_NAME_MAX + 1];
-    lower(platform, key, sizeof key);
+    aloft_store_key(platform, key, sizeof key);
     pthread_mutex_lock(&s->lock);
     int rc = begin_durable(s);
     if (rc == 0)
@@ -644,7 +546,7 @@ int aloft_store_pin(struct aloft_store *s, const char *platform, enum aloft_stor
     return rc;
 }
 
-int aloft_store_blob_get(struct aloft_store *s, const char *sha256, uint64_t *size)
+int aloft_store_sqlite_blob_get(struct aloft_store_sqlite *s, const char *sha256, uint64_t *size)
 {
     pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st = bind(s, Q_BLOB_GET, "s", sha256);
@@ -658,10 +560,10 @@ int aloft_store_blob_get(struct aloft_store *s, const char *sha256, uint64_t *si
     return rc;
 }
 
-int aloft_store_checkin(struct aloft_store *s, const struct aloft_store_device *d, int64_t now)
+int aloft_store_sqlite_checkin(struct aloft_store_sqlite *s, const struct aloft_store_device *d, int64_t now)
 {
     char key[ALOFT_STORE_NAME_MAX + 1];
-    lower(d->platform, key, sizeof key);
+    aloft_store_key(d->platform, key, sizeof key);
     pthread_mutex_lock(&s->lock);
     int rc = run(s,
                  bind(s, Q_CHECKIN, "ssssiissiiis", d->mac, key, d->version, d->ip, d->free_space, d->sketch_size,
@@ -671,11 +573,11 @@ int aloft_store_checkin(struct aloft_store *s, const struct aloft_store_device *
     return rc;
 }
 
-int aloft_store_devices(struct aloft_store *s, const char *platform, aloft_store_device_cb cb, void *ctx)
+int aloft_store_sqlite_devices(struct aloft_store_sqlite *s, const char *platform, aloft_store_device_cb cb, void *ctx)
 {
     char key[ALOFT_STORE_NAME_MAX + 1];
     if (platform)
-        lower(platform, key, sizeof key);
+        aloft_store_key(platform, key, sizeof key);
     pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st = platform ? bind(s, Q_DEVICES_PLATFORM, "s", key) : stmt(s, Q_DEVICES_ALL);
     if (st && !platform)

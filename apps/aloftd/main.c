@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "aloftd.h"
@@ -27,6 +28,10 @@ static const char usage[] =
     "  --data DIR               data directory: firmware/<sha256>.bin, tmp/ (default\n"
     "                           ./aloft-data)                                  env ALOFT_DATA\n"
     "  --db sqlite:PATH         the database (default sqlite:DIR/aloft.db)     env ALOFT_DB\n"
+    "  --db postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME[?PARAMS]\n"
+    "                           PostgreSQL (libpq's URL), which several aloftd may share\n"
+    "                           (give them the same --data, e.g. a shared volume); while it\n"
+    "                           is unreachable, calls that need it get 503 database_unavailable\n"
     "  --admin-token-file FILE  the admin token: read from FILE when it exists and accepted\n"
     "                           from then on; otherwise a new one is made and written\n"
     "                           there (mode 0600)                    env ALOFT_ADMIN_TOKEN_FILE\n"
@@ -66,20 +71,40 @@ static int make_dir(const char *path)
     return -1;
 }
 
-/* Uploads a previous run left unfinished (a crash, a kill) are dropped. */
-static void clean_tmp(const char *dir)
+/* Uploads a previous run left unfinished (a crash, a kill) are dropped.
+ * Several aloftd sharing a PostgreSQL database share the data directory
+ * too: then only files untouched for an hour go, never an upload another
+ * instance is receiving (a stalled one times out after 30 s). */
+static void clean_tmp(const char *dir, bool shared)
 {
     DIR *dp = opendir(dir);
     if (!dp)
         return;
     struct dirent *e;
     char path[4400];
-    while ((e = readdir(dp)))
-        if (!strncmp(e->d_name, "upload-", 7)) {
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    time_t now = time(NULL);
+    while ((e = readdir(dp))) {
+        struct stat st;
+        if (strncmp(e->d_name, "upload-", 7))
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (!shared || (stat(path, &st) == 0 && now - st.st_mtime > 3600))
             unlink(path);
-        }
+    }
     closedir(dp);
+}
+
+/* The database URL for the log: a password in it is not printed. */
+static void shown_url(const char *url, char *out, size_t cap)
+{
+    const char *auth = strstr(url, "://");
+    size_t n = auth ? strcspn(auth + 3, "/?") : 0; /* USER:PASSWORD@HOST:PORT */
+    const char *at = auth ? memchr(auth + 3, '@', n) : NULL;
+    const char *colon = at ? memchr(auth + 3, ':', (size_t)(at - auth - 3)) : NULL;
+    if (colon)
+        snprintf(out, cap, "%.*s:***%s", (int)(colon - url), url, at);
+    else
+        snprintf(out, cap, "%s", url);
 }
 
 static const char *setting(const char *flag, const char *env, const char *fallback)
@@ -142,7 +167,7 @@ int main(int argc, char **argv)
     snprintf(d.tmp_dir, sizeof d.tmp_dir, "%s/tmp", d.data);
     if (make_dir(d.data) || make_dir(d.firmware_dir) || make_dir(d.tmp_dir))
         return 1;
-    clean_tmp(d.tmp_dir);
+    clean_tmp(d.tmp_dir, strncmp(d.db, "sqlite:", 7) != 0);
 
     char err[600];
     if (aloft_store_open(&d.store, d.db, err, sizeof err)) {
@@ -151,7 +176,9 @@ int main(int argc, char **argv)
     }
     int schema = 0;
     aloft_store_schema_version(d.store, &schema);
-    aloftd_log("database %s (schema %d), files in %s", d.db, schema, d.firmware_dir);
+    char shown[4300];
+    shown_url(d.db, shown, sizeof shown);
+    aloftd_log("database %s (schema %d), files in %s", shown, schema, d.firmware_dir);
     if (aloftd_token_setup(&d)) {
         aloft_store_close(d.store);
         return 1;

@@ -1,15 +1,25 @@
-/* aloftd end-to-end tests: the server's process and its HTTP calls. */
+/* aloftd end-to-end tests: the server's process and its HTTP calls, and
+ * the PostgreSQL server the suite runs on with ALOFT_TEST_DB=postgres. */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "aloftd_harness.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <glob.h>
+#include <grp.h>
+#include <libpq-fe.h>
+#include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -52,6 +62,8 @@ void aloftd_init(struct aloftd_proc *s, const char *name)
     memset(s, 0, sizeof *s);
     snprintf(s->data, sizeof s->data, "%s/%s", e2e_dir(), name);
     snprintf(s->log, sizeof s->log, "%s/%s.log", e2e_dir(), name);
+    if (aloftd_on_pg())
+        aloftd_pg_create(name, s->db, sizeof s->db);
 }
 
 char *aloftd_log_read(const struct aloftd_proc *s)
@@ -119,7 +131,7 @@ static void read_start(struct aloftd_proc *s, const char *from)
     snprintf(s->auth, sizeof s->auth, "Authorization: Bearer %s", s->token);
 }
 
-int aloftd_start(struct aloftd_proc *s, const char *const args[])
+void aloftd_spawn(struct aloftd_proc *s, const char *const args[])
 {
     assert_int_equal(s->pid, 0);
     char exe[1024];
@@ -152,6 +164,8 @@ int aloftd_start(struct aloftd_proc *s, const char *const args[])
         dup2(fd, STDERR_FILENO);
         close(fd);
         close(in);
+        if (s->db[0] && !getenv("ALOFT_DB"))
+            setenv("ALOFT_DB", s->db, 1);
         execv(exe, (char *const *)argv);
         _exit(127);
     }
@@ -162,7 +176,10 @@ int aloftd_start(struct aloftd_proc *s, const char *const args[])
             slot = i;
     assert_true(slot >= 0);
     servers[slot] = s;
+}
 
+int aloftd_wait_serving(struct aloftd_proc *s)
+{
     uint64_t end = e2e_now_ms() + ALOFTD_START_TIMEOUT_MS;
     for (;;) {
         char *log = aloftd_log_read(s);
@@ -192,6 +209,12 @@ int aloftd_start(struct aloftd_proc *s, const char *const args[])
         }
         e2e_sleep_ms(5);
     }
+}
+
+int aloftd_start(struct aloftd_proc *s, const char *const args[])
+{
+    aloftd_spawn(s, args);
+    return aloftd_wait_serving(s);
 }
 
 int aloftd_stop(struct aloftd_proc *s)
@@ -306,4 +329,269 @@ unsigned aloftd_count_files(const struct aloftd_proc *s, const char *sub)
         n += e->d_name[0] != '.';
     closedir(d);
     return n;
+}
+
+/* PostgreSQL for the tests. */
+
+#define PG_START_TIMEOUT_MS 20000u
+#define PG_STOP_TIMEOUT_MS 15000u
+
+static struct {
+    char bin[256];  /* .../postgresql/N/bin */
+    char dir[64];   /* the cluster's directory: data/, the socket, postgres.log */
+    uint16_t port;
+    pid_t pid;      /* the postmaster; 0: not running */
+    uid_t uid;      /* whom it runs as (nobody when we are root) */
+    gid_t gid;
+    bool drop;      /* run it as uid/gid */
+} pg;
+
+bool aloftd_on_pg(void)
+{
+    const char *db = getenv("ALOFT_TEST_DB");
+    return db && !strcmp(db, "postgres");
+}
+
+/* In a child: become the server's user (root may not run postgres). */
+static void pg_become(void)
+{
+    if (pg.drop && (setgroups(0, NULL) || setgid(pg.gid) || setuid(pg.uid)))
+        _exit(126);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void pg_cleanup(void)
+{
+    aloftd_pg_stop();
+    if (pg.dir[0])
+        nftw(pg.dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    pg.dir[0] = 0;
+}
+
+static void pg_print_log(const char *why)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/postgres.log", pg.dir);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    aloft_file_read(path, &data, &len);
+    fprintf(stderr, "postgres (%s): %s; the end of %s:\n%.*s\n", pg.dir, why, path,
+            (int)(len > 3000 ? 3000 : len), data ? (const char *)data + (len > 3000 ? len - 3000 : 0) : "");
+    free(data);
+}
+
+/* Debian's server binaries: /usr/lib/postgresql/<version>/bin, the newest. */
+static int pg_find_bin(void)
+{
+    glob_t g;
+    if (glob("/usr/lib/postgresql/*/bin/postgres", 0, NULL, &g) || g.gl_pathc == 0) {
+        fprintf(stderr, "aloftd tests: no PostgreSQL server in /usr/lib/postgresql/*/bin: install Debian's "
+                        "postgresql (scripts/deps.sh)\n");
+        globfree(&g);
+        return -1;
+    }
+    const char *best = g.gl_pathv[0];
+    for (size_t i = 1; i < g.gl_pathc; i++) /* by the version number, not as text (9 < 15) */
+        if (atoi(g.gl_pathv[i] + strlen("/usr/lib/postgresql/")) > atoi(best + strlen("/usr/lib/postgresql/")))
+            best = g.gl_pathv[i];
+    snprintf(pg.bin, sizeof pg.bin, "%.*s", (int)(strlen(best) - strlen("/postgres")), best);
+    globfree(&g);
+    return 0;
+}
+
+static uint16_t free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* Run a server program as the server's user, output to postgres.log;
+ * returns the child's PID. */
+static pid_t pg_spawn(const char *const argv[])
+{
+    char log[128];
+    snprintf(log, sizeof log, "%s/postgres.log", pg.dir);
+    fflush(NULL);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int in = open("/dev/null", O_RDONLY);
+        if (fd < 0 || in < 0 || chdir(pg.dir))
+            _exit(127);
+        if (pg.drop && fchown(fd, pg.uid, pg.gid))
+            _exit(127);
+        dup2(in, STDIN_FILENO);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+        close(in);
+        pg_become();
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* after the user change, which clears it */
+        if (getppid() != parent)
+            _exit(127);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int pg_init(void)
+{
+    if (pg_find_bin())
+        return -1;
+    snprintf(pg.dir, sizeof pg.dir, "/tmp/aloft-pg-XXXXXX");
+    assert_non_null(mkdtemp(pg.dir));
+    atexit(pg_cleanup);
+    pg.drop = geteuid() == 0;
+    if (pg.drop) {
+        struct passwd *pw = getpwnam("nobody");
+        assert_non_null(pw);
+        pg.uid = pw->pw_uid;
+        pg.gid = pw->pw_gid;
+        assert_int_equal(chown(pg.dir, pg.uid, pg.gid), 0);
+    }
+    char initdb[300], data[128];
+    snprintf(initdb, sizeof initdb, "%s/initdb", pg.bin);
+    snprintf(data, sizeof data, "%s/data", pg.dir);
+    const char *argv[] = {initdb, "-D", data, "-U", "aloft", "--auth=trust", "--no-sync", "-E", "UTF8",
+                          "--locale=C", NULL};
+    int status;
+    pid_t pid = pg_spawn(argv);
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+        pg_print_log("initdb failed");
+        return -1;
+    }
+    pg.port = free_port();
+    return 0;
+}
+
+int aloftd_pg_start(void)
+{
+    if (pg.pid)
+        return 0;
+    if (!pg.dir[0] && pg_init())
+        return -1;
+    char exe[300], data[128], port[16];
+    snprintf(exe, sizeof exe, "%s/postgres", pg.bin);
+    snprintf(data, sizeof data, "%s/data", pg.dir);
+    snprintf(port, sizeof port, "%u", pg.port);
+    /* Tests need no durability: no fsync. */
+    const char *argv[] = {exe, "-D", data, "-k", pg.dir, "-p", port, "-c", "listen_addresses=127.0.0.1",
+                          "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off", NULL};
+    pg.pid = pg_spawn(argv);
+    char conninfo[200];
+    snprintf(conninfo, sizeof conninfo, "host=127.0.0.1 port=%u user=aloft dbname=postgres connect_timeout=2", pg.port);
+    uint64_t end = e2e_now_ms() + PG_START_TIMEOUT_MS;
+    while (PQping(conninfo) != PQPING_OK) {
+        int status;
+        if (waitpid(pg.pid, &status, WNOHANG) == pg.pid) {
+            pg.pid = 0;
+            pg_print_log("exited before accepting connections");
+            return -1;
+        }
+        if (e2e_now_ms() > end) {
+            pg_print_log("did not accept connections in time");
+            aloftd_pg_stop();
+            return -1;
+        }
+        e2e_sleep_ms(20);
+    }
+    return 0;
+}
+
+int aloftd_pg_stop(void)
+{
+    if (!pg.pid)
+        return 0;
+    kill(pg.pid, SIGINT); /* fast shutdown: clients are disconnected, the data is kept */
+    uint64_t end = e2e_now_ms() + PG_STOP_TIMEOUT_MS;
+    int rc = -1;
+    for (;;) {
+        int status;
+        if (waitpid(pg.pid, &status, WNOHANG) == pg.pid) {
+            rc = WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+            break;
+        }
+        if (e2e_now_ms() > end) {
+            kill(pg.pid, SIGKILL);
+            waitpid(pg.pid, NULL, 0);
+            break;
+        }
+        e2e_sleep_ms(10);
+    }
+    pg.pid = 0;
+    return rc;
+}
+
+static PGconn *pg_connect(const char *url)
+{
+    PGconn *c = PQconnectdb(url);
+    if (PQstatus(c) != CONNECTION_OK)
+        fprintf(stderr, "aloftd tests: %s: %s\n", url, PQerrorMessage(c));
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    return c;
+}
+
+static void pg_exec(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fprintf(stderr, "aloftd tests: %s: %s\n", sql, PQresultErrorMessage(r));
+    assert_true(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK);
+    PQclear(r);
+}
+
+void aloftd_pg_create(const char *name, char *url, size_t cap)
+{
+    assert_int_not_equal(pg.pid, 0); /* aloftd_pg_start first */
+    char db[64];
+    size_t i = 0;
+    for (; name[i] && i + 1 < sizeof db; i++) /* a plain identifier: no quoting in URLs or SQL */
+        db[i] = (char)((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ? name[i] : '_');
+    db[i] = 0;
+    char admin[160], sql[200];
+    snprintf(admin, sizeof admin, "postgres://aloft@127.0.0.1:%u/postgres", pg.port);
+    PGconn *c = pg_connect(admin);
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS t_%s", db);
+    pg_exec(c, sql);
+    snprintf(sql, sizeof sql, "CREATE DATABASE t_%s", db);
+    pg_exec(c, sql);
+    PQfinish(c);
+    snprintf(url, cap, "postgres://aloft@127.0.0.1:%u/t_%s", pg.port, db);
+}
+
+char *aloftd_pg_query(const char *url, const char *sql)
+{
+    PGconn *c = pg_connect(url);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        fprintf(stderr, "aloftd tests: %s: %s\n", sql, PQresultErrorMessage(r));
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    size_t cap = 1;
+    for (int row = 0; row < PQntuples(r); row++)
+        for (int col = 0; col < PQnfields(r); col++)
+            cap += strlen(PQgetvalue(r, row, col)) + 1;
+    char *out = malloc(cap), *w = out;
+    assert_non_null(out);
+    for (int row = 0; row < PQntuples(r); row++)
+        for (int col = 0; col < PQnfields(r); col++)
+            w += sprintf(w, "%s\n", PQgetvalue(r, row, col));
+    *w = 0;
+    PQclear(r);
+    PQfinish(c);
+    return out;
 }

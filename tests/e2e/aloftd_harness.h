@@ -4,7 +4,13 @@
  * from its `serving on` line, so test executables never compete for ports.
  * Every server started is stopped by PID: by aloftd_stop, by
  * aloftd_teardown (a cmocka teardown) and at exit; it also dies with the
- * test process (PR_SET_PDEATHSIG). */
+ * test process (PR_SET_PDEATHSIG).
+ *
+ * The suite runs on SQLite (each server's own file in its data directory)
+ * or, with ALOFT_TEST_DB=postgres, on a real PostgreSQL server the harness
+ * starts itself (aloftd_pg_start): each server named by aloftd_init gets a
+ * fresh database of that name, given to aloftd as ALOFT_DB (so a test's own
+ * ALOFT_DB or --db still wins). */
 #ifndef ALOFTD_HARNESS_H
 #define ALOFTD_HARNESS_H
 
@@ -25,9 +31,33 @@ struct aloftd_proc {
     char token[128];       /* the admin token the first start printed ("" if none was) */
     char auth[160];        /* "Authorization: Bearer <token>" */
     unsigned starts;       /* `serving on` lines seen */
+    char db[200];          /* PostgreSQL: the database URL it is given ("" on SQLite) */
 };
 
-/* Name a server: its data directory and log under e2e_dir(). */
+/* Does this run use PostgreSQL (ALOFT_TEST_DB=postgres)? */
+bool aloftd_on_pg(void);
+
+/* PostgreSQL for the tests, on 127.0.0.1 and a free port: the first call
+ * makes a data directory (initdb, trust authentication, user "aloft"), every
+ * call starts the server on it and waits until it accepts connections.
+ * As root it runs as the user nobody (postgres refuses root). Stopped by
+ * PID at exit; the directory is removed. Returns 0 or -1 (its log printed). */
+int aloftd_pg_start(void);
+
+/* Stop it by PID (SIGINT, PostgreSQL's fast shutdown; SIGKILL after 15 s)
+ * and wait. The data stays: aloftd_pg_start resumes it on the same port.
+ * Returns 0, or -1 when it had to be killed. */
+int aloftd_pg_stop(void);
+
+/* A fresh, empty database on it (dropped first when it exists); its URL. */
+void aloftd_pg_create(const char *name, char *url, size_t cap);
+
+/* Run sql on the database at url: every value of every row, each followed
+ * by a newline, malloc'd. Fails the test on an error. */
+char *aloftd_pg_query(const char *url, const char *sql);
+
+/* Name a server: its data directory and log under e2e_dir(); on
+ * PostgreSQL also a fresh database of that name. */
 void aloftd_init(struct aloftd_proc *s, const char *name);
 
 /* Start aloftd --data <data> --listen ALOFTD_TEST_ADDR:0 <args...> (NULL-
@@ -35,6 +65,11 @@ void aloftd_init(struct aloftd_proc *s, const char *name);
  * admin token from the log when this start printed one. Returns 0, or -1
  * (the log's tail printed) when it exited or did not serve in time. */
 int aloftd_start(struct aloftd_proc *s, const char *const args[]);
+
+/* aloftd_start in two halves, to start several servers at once: spawn
+ * the process, then wait for its `serving on` line (0 or -1 as above). */
+void aloftd_spawn(struct aloftd_proc *s, const char *const args[]);
+int aloftd_wait_serving(struct aloftd_proc *s);
 
 /* SIGTERM, SIGKILL after 3 s; reaped. Returns the exit status (0: a clean
  * stop), or -1 when it had to be killed. No-op (0) when not running. */

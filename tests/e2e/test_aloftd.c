@@ -1,15 +1,21 @@
-/* aloftd end to end: the real server on loopback with SQLite in a temporary
- * directory, curl as the client. Every decision of GET /update with the
+/* aloftd end to end: the real server on loopback, its database in a
+ * temporary directory, curl as the client. Every decision of GET /update with the
  * exact HTTPUpdate headers, the kstobbe server's defects as regressions, the
  * two real ESP-IDF releases, pin and downgrade, Range and resume, admin
  * authentication, refused uploads that store nothing, path traversal,
- * frontends, restarts and concurrent uploads. */
+ * frontends, restarts and concurrent uploads.
+ *
+ * The suite runs twice (CTest: test_aloftd, test_aloftd_pg): on SQLite and,
+ * with ALOFT_TEST_DB=postgres, on a PostgreSQL server the harness starts;
+ * that run adds servers sharing one database and a database outage. */
 #include "aloftd_harness.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "aloft/crypto.h"
@@ -767,7 +773,10 @@ static void test_admin_auth(void **state)
     assert_int_equal(aloftd_stop(&srv), 0);
     char db[400], hash[65];
     snprintf(db, sizeof db, "%s/aloft.db", srv.data);
-    uint8_t *bytes = e2e_file_read(db, &len);
+    uint8_t *bytes = aloftd_on_pg() ? (uint8_t *)aloftd_pg_query(srv.db, "SELECT * FROM admin_tokens")
+                                    : e2e_file_read(db, &len);
+    if (aloftd_on_pg())
+        len = strlen((char *)bytes);
     sha_hex(srv.token, 64, hash);
     assert_false(contains(bytes, len, srv.token));
     assert_true(contains(bytes, len, hash));
@@ -938,15 +947,25 @@ static void test_restart(void **state)
     upload_ok(v2, NULL);
     assert_int_equal(aloftd_stop(&srv), 0);
 
-    char leftover[400], orphan[400];
+    char leftover[400], receiving[400], orphan[400];
     snprintf(leftover, sizeof leftover, "%s/tmp/upload-Xy12Zq", srv.data);
     e2e_file_write(leftover, "half an image", 13);
+    snprintf(receiving, sizeof receiving, "%s/tmp/upload-Ab34Cd", srv.data);
+    if (aloftd_on_pg()) { /* a shared data directory: only stale uploads are another run's leftovers */
+        struct timeval old[2] = {{.tv_sec = time(NULL) - 7200}, {.tv_sec = time(NULL) - 7200}};
+        assert_int_equal(utimes(leftover, old), 0);
+        e2e_file_write(receiving, "another aloftd's upload", 23);
+    }
     const char *fake_sha = "1111111111111111111111111111111111111111111111111111111111111111";
     snprintf(orphan, sizeof orphan, "%s/firmware/%s.bin", srv.data, fake_sha);
     e2e_file_write(orphan, "not recorded", 12);
 
     assert_int_equal(aloftd_start(&srv, NULL), 0);
     assert_int_equal(access(leftover, F_OK), -1);
+    if (aloftd_on_pg()) {
+        assert_int_equal(access(receiving, F_OK), 0);
+        assert_int_equal(unlink(receiving), 0);
+    }
     char *log = aloftd_log_read(&srv);
     assert_null(strstr(strstr(log, "stopping") ? strstr(log, "stopping") : log, "admin token ("));
     free(log);
@@ -998,8 +1017,17 @@ static void test_concurrent_uploads(void **state)
 static void test_settings(void **state)
 {
     (void)state;
-    char db[400];
-    snprintf(db, sizeof db, "sqlite:%s/env.db", e2e_dir());
+    char db[400], shown[400];
+    if (aloftd_on_pg()) { /* with a password (trust accepts any): never logged */
+        char url[300];
+        aloftd_pg_create("settings-env", url, sizeof url);
+        const char *at = strchr(url, '@');
+        snprintf(db, sizeof db, "%.*s:hunter2%s", (int)(at - url), url, at);
+        snprintf(shown, sizeof shown, "%.*s:***%s", (int)(at - url), url, at);
+    } else {
+        snprintf(db, sizeof db, "sqlite:%s/env.db", e2e_dir());
+        snprintf(shown, sizeof shown, "%s", db);
+    }
     setenv("ALOFT_DB", db, 1);
     setenv("ALOFT_LISTEN", "203.0.113.1:1", 1); /* --listen (the harness's) wins */
     setenv("ALOFT_DATA", "/nonexistent/aloft", 1); /* --data wins */
@@ -1013,8 +1041,9 @@ static void test_settings(void **state)
     assert_int_equal(rc, 0);
     char *log = aloftd_log_read(&srv);
     char want[500];
-    snprintf(want, sizeof want, "database %s (schema 1)", db);
+    snprintf(want, sizeof want, "database %s (schema 1)", shown);
     assert_non_null(strstr(log, want));
+    assert_null(strstr(log, "hunter2"));
     free(log);
     upload_refused(make_image("s-1.0.0.bin", "demo", "1.0.0", "esp32s3", 0), NULL, 413, "too_large");
     assert_int_equal(aloftd_stop(&srv), 0);
@@ -1035,8 +1064,10 @@ static void test_settings(void **state)
     assert_int_equal(aloft_test_run(NULL, bad), 2);
     char data[400];
     snprintf(data, sizeof data, "%s/pg", e2e_dir());
-    const char *pg[] = {"aloftd", "--data", data, "--db", "postgres://127.0.0.1/aloft", NULL};
-    assert_int_equal(aloft_test_run(NULL, pg), 1); /* not in this build: said so, not ignored */
+    const char *pg[] = {"aloftd", "--data", data, "--db", "postgres://aloft@127.0.0.1:1/aloft", NULL};
+    assert_int_equal(aloft_test_run(NULL, pg), 1); /* nothing listens there: said so, exit 1 */
+    const char *scheme[] = {"aloftd", "--data", data, "--db", "mysql://127.0.0.1/aloft", NULL};
+    assert_int_equal(aloft_test_run(NULL, scheme), 1);
 }
 
 /* aloft server ...: the admin API from the command line. */
@@ -1116,9 +1147,165 @@ static void test_cli(void **state)
     assert_int_equal(cli(NULL, all), 1); /* no token at all */
 }
 
+/* GET /update?<query> from one of several servers, with an HTTPUpdate MAC. */
+static int update_via(struct aloftd_proc *s, struct e2e_http *r, const char *query, const char *mac)
+{
+    char path[300], h_mac[80];
+    snprintf(path, sizeof path, "/update?%s", query);
+    snprintf(h_mac, sizeof h_mac, "x-ESP32-STA-MAC: %s", mac);
+    const char *args[] = {"-H", "User-Agent: ESP32-http-Update", "-H", h_mac, NULL};
+    return aloftd_get(s, r, path, args);
+}
+
+/* PostgreSQL: three aloftd share one database (and one data directory, as
+ * a shared volume would). Started at once, they run the migrations once;
+ * what one records, the others serve at once. */
+static void test_pg_shared(void **state)
+{
+    (void)state;
+    if (!aloftd_on_pg())
+        skip();
+    static struct aloftd_proc a, b, c;
+    struct aloftd_proc *all[] = {&a, &b, &c};
+    aloftd_init(&a, "shared-a");
+    aloftd_init(&b, "shared-b");
+    aloftd_init(&c, "shared-c");
+    for (int i = 1; i < 3; i++) {
+        snprintf(all[i]->db, sizeof all[i]->db, "%s", a.db);
+        snprintf(all[i]->data, sizeof all[i]->data, "%s", a.data);
+    }
+    for (int i = 0; i < 3; i++)
+        aloftd_spawn(all[i], NULL);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(aloftd_wait_serving(all[i]), 0);
+    char *rows = aloftd_pg_query(a.db, "SELECT version FROM schema_migrations ORDER BY version");
+    assert_string_equal(rows, "1\n"); /* one migration, run once */
+    free(rows);
+    char token[128] = ""; /* those that found no token made one; any made is valid on all */
+    for (int i = 0; i < 3; i++) {
+        char *log = aloftd_log_read(all[i]);
+        assert_non_null(strstr(log, "(schema 1)"));
+        free(log);
+        if (!token[0])
+            snprintf(token, sizeof token, "%s", all[i]->token);
+    }
+    assert_int_equal(strlen(token), 64);
+    for (int i = 0; i < 3; i++) {
+        snprintf(all[i]->token, sizeof all[i]->token, "%s", token);
+        snprintf(all[i]->auth, sizeof all[i]->auth, "Authorization: Bearer %s", token);
+    }
+
+    /* uploaded through a: b and c offer it */
+    const char *f043 = fixture_file(FIX_043, "sh-043.bin"), *f064 = fixture_file(FIX_064, "sh-064.bin");
+    struct e2e_http r;
+    assert_int_equal(aloftd_upload(&a, &r, f064, NULL, NULL), 201);
+    e2e_http_free(&r);
+    update_via(&b, &r, "dev=esp32-csi-node&ver=" VER_043, MAC1);
+    expect_offer(&r, f064);
+    e2e_http_free(&r);
+    update_via(&c, &r, "dev=esp32-csi-node&ver=0.6.4", "24:0A:C4:00:00:02");
+    expect_304(&r, "runs the current release 0.6.4");
+    e2e_http_free(&r);
+
+    /* the same bytes through all three at once: recorded once */
+    char data[400], urls[3][200];
+    snprintf(data, sizeof data, "@%s", f043);
+    struct e2e_curl_job jobs[3];
+    for (int i = 0; i < 3; i++) {
+        snprintf(urls[i], sizeof urls[i], "%s/api/firmware", all[i]->url);
+        const char *args[] = {"-H", all[i]->auth, "-H", "Content-Type: application/octet-stream", "--data-binary",
+                              data, urls[i], NULL};
+        e2e_curl_start(&jobs[i], args);
+    }
+    int created = 0;
+    for (int i = 0; i < 3; i++) {
+        int code = e2e_curl_wait(&jobs[i], &r);
+        if (code != 201 && code != 200)
+            fprintf(stderr, "upload through %d: %d %s\n", i, code, r.body);
+        assert_true(code == 201 || code == 200);
+        created += code == 201;
+        e2e_http_free(&r);
+    }
+    assert_int_equal(created, 1);
+    cJSON *h = aloftd_json(&c, "/api/platforms/esp32-csi-node/releases");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(h, "releases")), 2);
+    assert_string_equal(e2e_jstr(h, "current"), "0.6.4"); /* the newer one, whoever recorded which */
+    cJSON_Delete(h);
+
+    /* pinned through b: a downgrades devices at once */
+    assert_int_equal(aloftd_admin_post(&b, &r, "/api/platforms/esp32-csi-node/pin", "{\"version\":\"" VER_043 "\"}"),
+                     200);
+    e2e_http_free(&r);
+    update_via(&a, &r, "dev=esp32-csi-node&ver=0.6.4", MAC1);
+    expect_offer(&r, f043);
+    e2e_http_free(&r);
+
+    /* check-ins through any server land in one inventory */
+    cJSON *devs = aloftd_json(&a, "/api/devices");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(devs, "devices")), 2);
+    assert_int_equal(e2e_jnum(find_device(devs, MAC1), "checkins"), 2); /* via b, then via a */
+    cJSON_Delete(devs);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(aloftd_stop(all[i]), 0);
+}
+
+/* PostgreSQL stops under a running aloftd: every call that needs the
+ * database gets 503 database_unavailable, nothing crashes, and the first
+ * request after PostgreSQL is back is served. Last: it restarts the server
+ * the suite shares. */
+static void test_pg_outage(void **state)
+{
+    (void)state;
+    if (!aloftd_on_pg())
+        skip();
+    start("outage", NULL);
+    const char *v1 = make_image("o-1.0.0.bin", "demo", "1.0.0", "esp32s3", 0);
+    const char *v2 = make_image("o-1.1.0.bin", "demo", "1.1.0", "esp32s3", 0);
+    upload_ok(v1, NULL);
+    struct e2e_http r;
+    device_update(&r, "dev=demo&ver=0.9.0", MAC1, NULL, NULL, NULL, NULL);
+    expect_offer(&r, v1);
+    e2e_http_free(&r);
+
+    assert_int_equal(aloftd_pg_stop(), 0);
+    for (int i = 0; i < 3; i++) { /* also after the broken connection is gone */
+        device_update(&r, "dev=demo&ver=0.9.0", MAC1, NULL, NULL, NULL, NULL);
+        expect_error(&r, 503, "database_unavailable");
+        assert_string_equal(aloftd_header_value(&r, "Content-Type"), "application/json");
+        cJSON *j = cJSON_Parse(r.body);
+        assert_string_equal(e2e_jstr(j, "status"), "error");
+        assert_non_null(strstr(e2e_jstr(j, "message"), "database"));
+        cJSON_Delete(j);
+        e2e_http_free(&r);
+    }
+    assert_int_equal(aloftd_admin_get(&srv, &r, "/api/platforms"), 503);
+    assert_string_equal(e2e_http_error(&r), "database_unavailable");
+    e2e_http_free(&r);
+    struct e2e_http up;
+    assert_int_equal(aloftd_upload(&srv, &up, v2, NULL, NULL), 503);
+    assert_string_equal(e2e_http_error(&up), "database_unavailable");
+    e2e_http_free(&up);
+    assert_int_equal(aloftd_count_files(&srv, "tmp"), 0);
+    assert_true(kill(srv.pid, 0) == 0);
+
+    assert_int_equal(aloftd_pg_start(), 0);
+    device_update(&r, "dev=demo&ver=0.9.0", MAC1, NULL, NULL, NULL, NULL); /* the first request after */
+    expect_offer(&r, v1);
+    e2e_http_free(&r);
+    upload_ok(v2, NULL);
+    device_update(&r, "dev=demo&ver=1.0.0", MAC1, NULL, NULL, NULL, NULL);
+    expect_offer(&r, v2);
+    e2e_http_free(&r);
+}
+
 int main(void)
 {
     e2e_init(150);
+    if (aloftd_on_pg()) {
+        printf("aloftd tests on PostgreSQL (ALOFT_TEST_DB=postgres)\n");
+        if (aloftd_pg_start())
+            return 1;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_real_fixtures, aloftd_teardown),
         cmocka_unit_test_teardown(test_update_decisions, aloftd_teardown),
@@ -1133,6 +1320,8 @@ int main(void)
         cmocka_unit_test_teardown(test_concurrent_uploads, aloftd_teardown),
         cmocka_unit_test_teardown(test_settings, aloftd_teardown),
         cmocka_unit_test_teardown(test_cli, aloftd_teardown),
+        cmocka_unit_test_teardown(test_pg_shared, aloftd_teardown),
+        cmocka_unit_test_teardown(test_pg_outage, aloftd_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
