@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# make run: build everything (the update page included) and start three simulated
-# devices on 127.0.0.2-4:8032 running demo firmware; Ctrl-C stops them.
+# make run: build everything (the update page included), start the update server
+# (aloftd, embedded SQLite) on 127.0.0.1:8080 with the demo releases, and three
+# simulated devices on 127.0.0.2-4:8032 running demo firmware; Ctrl-C stops them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=$(cd "${BUILD:-build}" && pwd) # absolute: build.sh runs from web/device
@@ -19,7 +20,7 @@ stop() {
     trap - INT TERM EXIT
     [ ${#pids[@]} -gt 0 ] && kill "${pids[@]}" 2>/dev/null || true
     wait 2>/dev/null || true
-    echo "stopped ${#pids[@]} devices"
+    echo "stopped aloftd and the devices"
 }
 trap stop INT TERM EXIT
 
@@ -29,6 +30,17 @@ for i in 2 3 4; do
         --flash "$run/node$i.img" --listen "127.0.0.$i:8032" --log "$run/node$i.log" >/dev/null 2>&1 &
     pids+=($!)
 done
+mkdir -p "$run/aloftd"
+"$bin/aloftd" --listen 127.0.0.1:8080 --data "$run/aloftd" --admin-token-file "$run/aloftd/token" \
+    >"$run/aloftd.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do grep -q "serving on" "$run/aloftd.log" 2>/dev/null && break; sleep 0.1; done
+export ALOFT_SERVER=http://127.0.0.1:8080 ALOFT_TOKEN_FILE=$run/aloftd/token
+for fw in demo-1.0.0 demo-1.1.0; do
+    "$bin/aloft" server upload "$run/$fw.bin" >/dev/null
+done
+"$bin/aloft" server upload "$BUILD/www.bin" --frontend --platform aloft-demo >/dev/null
+
 for i in 2 3 4; do # each node logs "http: serving" once it is up
     for _ in $(seq 50); do grep -q "http: serving" "$run/node$i.log" 2>/dev/null && break; sleep 0.1; done
 done
@@ -39,13 +51,18 @@ aloft is running three simulated ESP32-S3 devices with demo firmware 1.0.0:
 
   http://127.0.0.2:8032/    http://127.0.0.3:8032/    http://127.0.0.4:8032/
 
+and the update server, aloftd, at http://127.0.0.1:8080/ holding the demo releases
+(admin token in $run/aloftd/token).
+
 Open one in a browser for its update page, or try from another terminal:
 
   $bin/aloft status 127.0.0.2 127.0.0.3 127.0.0.4
   $bin/aloft deploy $run/demo-1.1.0.bin 127.0.0.0/29 --canary 1
   $bin/aloft deploy $run/demo-1.2.0-panics.bin 127.0.0.2    (it panics: rolled back)
   curl --data-binary @$run/demo-1.1.0.bin -H 'Content-Type: application/octet-stream' http://127.0.0.3:8032/ota
+  ALOFT_TOKEN_FILE=$run/aloftd/token $bin/aloft server releases aloft-demo
+  curl -s -o /dev/null -w '%{http_code}\n' -H 'x-ESP32-STA-MAC: 24:0A:C4:00:00:01' 'http://127.0.0.1:8080/update?dev=aloft-demo&ver=1.0.0'
 
-Device logs: $run/node*.log      Ctrl-C stops the devices.
+Logs: $run/node*.log, $run/aloftd.log      Ctrl-C stops everything.
 MSG
 wait
