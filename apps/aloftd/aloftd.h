@@ -13,11 +13,13 @@
 #include "store.h"
 
 struct aloftd {
-    /* settings: flags, then ALOFT_* environment, then defaults */
+    /* settings: flags, then ALOFT_* environment, then --config, then defaults */
     const char *listen;     /* ADDR:PORT */
     const char *data;       /* data directory */
     const char *db;         /* sqlite:PATH */
     const char *token_file; /* --admin-token-file */
+    const char *tls_cert;   /* --tls-cert, --tls-key: HTTPS (both or neither) */
+    const char *tls_key;
     uint64_t max_upload;    /* bytes */
     unsigned threads;
 

@@ -1,6 +1,7 @@
 /* aloftd: the HTTP server (libmicrohttpd) and the routes. Device endpoints
  * need no token; everything under /api/ needs the admin token. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 
 #include "aloft/err.h"
 #include "aloftd.h"
+#include "file.h"
 
 #define JSON_BODY_MAX 4096 /* admin requests are small */
 
@@ -151,6 +153,45 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
     *con_cls = NULL;
 }
 
+/* HTTPS: the PEM certificate (chain) and key, read whole; libmicrohttpd
+ * (GnuTLS) takes them from memory. Kept while the daemon runs. */
+static char *tls_cert, *tls_key;
+
+static char *read_pem(const char *flag, const char *path, const char *label)
+{
+    uint8_t *data;
+    size_t len;
+    if (aloft_file_read(path, &data, &len) != 0) {
+        fprintf(stderr, "aloftd: --%s %s: cannot read it: %s\n", flag, path, strerror(errno));
+        return NULL;
+    }
+    char *text = realloc(data, len + 1);
+    if (!text) {
+        free(data);
+        return NULL;
+    }
+    text[len] = 0;
+    const char *why = NULL;
+    if (strlen(text) != len || !strstr(text, "-----BEGIN ") || !strstr(text, label))
+        why = !strcmp(flag, "tls-cert") ? "not a PEM certificate (-----BEGIN CERTIFICATE-----)"
+                                        : "not a PEM private key (-----BEGIN PRIVATE KEY-----)";
+    else if (strstr(text, "ENCRYPTED"))
+        why = "the private key is encrypted; give it unencrypted (openssl pkey -in KEY -out PLAIN), mode 0600";
+    if (why) {
+        fprintf(stderr, "aloftd: --%s %s: %s\n", flag, path, why);
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+static void tls_free(void)
+{
+    free(tls_cert);
+    free(tls_key);
+    tls_cert = tls_key = NULL;
+}
+
 int aloftd_http_start(struct aloftd *d)
 {
     char host[64];
@@ -168,17 +209,41 @@ int aloftd_http_start(struct aloftd *d)
         fprintf(stderr, "aloftd: --listen %s: %s is not an IPv4 address\n", d->listen, host);
         return -1;
     }
-    d->daemon = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handler, d,
-                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
-                                 d->threads, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_NOTIFY_COMPLETED,
-                                 completed, d, MHD_OPTION_END);
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    if (d->tls_cert) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            fprintf(stderr, "aloftd: --tls-cert: this libmicrohttpd (%s) is built without TLS; serve HTTP behind "
+                            "a TLS proxy, or install one built with GnuTLS (Debian's is)\n",
+                    MHD_get_version());
+            return -1;
+        }
+        if (!(tls_cert = read_pem("tls-cert", d->tls_cert, "CERTIFICATE")) ||
+            !(tls_key = read_pem("tls-key", d->tls_key, "PRIVATE KEY"))) {
+            tls_free();
+            return -1;
+        }
+        flags |= MHD_USE_TLS;
+    }
+    /* Without TLS the two HTTPS options are skipped (MHD_OPTION_END ends the list there). */
+    d->daemon = MHD_start_daemon(flags, 0, NULL, NULL, handler, d, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                                 MHD_OPTION_THREAD_POOL_SIZE, d->threads, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+                                 MHD_OPTION_NOTIFY_COMPLETED, completed, d,
+                                 tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, tls_cert,
+                                 MHD_OPTION_HTTPS_MEM_KEY, tls_key, MHD_OPTION_END);
     if (!d->daemon) {
-        fprintf(stderr, "aloftd: cannot listen on %s (address in use or not on this machine?)\n", d->listen);
+        if (tls_cert)
+            fprintf(stderr, "aloftd: cannot serve HTTPS on %s with --tls-cert %s and --tls-key %s: the key does not "
+                            "match the certificate, either is not valid PEM, or the address is in use (the "
+                            "libmicrohttpd line above says which)\n",
+                    d->listen, d->tls_cert, d->tls_key);
+        else
+            fprintf(stderr, "aloftd: cannot listen on %s (address in use or not on this machine?)\n", d->listen);
+        tls_free();
         return -1;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d->daemon, MHD_DAEMON_INFO_BIND_PORT);
     d->port = info ? info->port : (uint16_t)port;
-    aloftd_log("serving on http://%s:%u/", host, d->port);
+    aloftd_log("serving on %s://%s:%u/", tls_cert ? "https" : "http", host, d->port);
     return 0;
 }
 
@@ -187,4 +252,5 @@ void aloftd_http_stop(struct aloftd *d)
     if (d->daemon)
         MHD_stop_daemon(d->daemon);
     d->daemon = NULL;
+    tls_free();
 }

@@ -1,5 +1,6 @@
 /* aloftd: the update server (DESIGN.md, issue 5). Settings come from flags,
- * then the environment, then defaults; it serves until SIGINT or SIGTERM. */
+ * then the environment, then a config file, then defaults; it serves until
+ * SIGINT or SIGTERM. */
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
@@ -36,7 +37,16 @@ static const char usage[] =
     "                           from then on; otherwise a new one is made and written\n"
     "                           there (mode 0600)                    env ALOFT_ADMIN_TOKEN_FILE\n"
     "  --max-upload SIZE        largest image accepted, e.g. 16M (default)  env ALOFT_MAX_UPLOAD\n"
-    "  --threads N              HTTP worker threads (default 4)\n"
+    "  --threads N              HTTP worker threads (default 4)                env ALOFT_THREADS\n"
+    "  --tls-cert FILE          serve HTTPS: the server's certificate (PEM; with its chain)\n"
+    "                                                                          env ALOFT_TLS_CERT\n"
+    "  --tls-key FILE           and its private key (PEM, unencrypted)         env ALOFT_TLS_KEY\n"
+    "  --config FILE            settings as `key = value` lines (keys: listen, data, db,\n"
+    "                           admin-token-file, max-upload, threads, tls-cert, tls-key;\n"
+    "                           # starts a comment line)                     env ALOFT_CONFIG\n"
+    "\n"
+    "A flag wins over the environment, which wins over the config file, which wins\n"
+    "over the default; each setting that is not a default is logged with its source.\n"
     "\n"
     "On its first start aloftd makes an admin token, prints it once and stores only its\n"
     "SHA-256. Admin calls send it as `Authorization: Bearer <token>`:\n"
@@ -107,62 +117,206 @@ static void shown_url(const char *url, char *out, size_t cap)
         snprintf(out, cap, "%s", url);
 }
 
-static const char *setting(const char *flag, const char *env, const char *fallback)
+/* Every setting, once: its flag (--KEY), its config file key (KEY; '_' may
+ * stand for '-'), its environment variable and its default. Flags, the
+ * environment and the config file all go through this table, in that order
+ * of precedence. */
+enum { S_LISTEN, S_DATA, S_DB, S_TOKEN_FILE, S_MAX_UPLOAD, S_THREADS, S_TLS_CERT, S_TLS_KEY, S_COUNT };
+
+static struct setting {
+    const char *key, *env, *fallback;
+    const char *value;  /* the winner, NULL: unset */
+    char source[300];   /* where it came from, for the log */
+    char *from_file;    /* the config file's value (malloc'd) */
+    unsigned line;
+} settings[S_COUNT] = {
+    [S_LISTEN] = {"listen", "ALOFT_LISTEN", "127.0.0.1:8080"},
+    [S_DATA] = {"data", "ALOFT_DATA", "./aloft-data"},
+    [S_DB] = {"db", "ALOFT_DB", NULL}, /* default: sqlite:<data>/aloft.db */
+    [S_TOKEN_FILE] = {"admin-token-file", "ALOFT_ADMIN_TOKEN_FILE", NULL},
+    [S_MAX_UPLOAD] = {"max-upload", "ALOFT_MAX_UPLOAD", "16M"},
+    [S_THREADS] = {"threads", "ALOFT_THREADS", "4"},
+    [S_TLS_CERT] = {"tls-cert", "ALOFT_TLS_CERT", NULL},
+    [S_TLS_KEY] = {"tls-key", "ALOFT_TLS_KEY", NULL},
+};
+
+static struct setting *setting_named(const char *key, size_t len)
 {
-    if (flag)
-        return flag;
-    const char *v = getenv(env);
-    return v && *v ? v : fallback;
+    for (int i = 0; i < S_COUNT; i++) {
+        const char *k = settings[i].key;
+        if (strlen(k) != len)
+            continue;
+        size_t j = 0;
+        while (j < len && (key[j] == k[j] || (key[j] == '_' && k[j] == '-')))
+            j++;
+        if (j == len)
+            return &settings[i];
+    }
+    return NULL;
+}
+
+/* The config file: `key = value` lines; blank lines and lines starting
+ * with # are skipped; the value may be in double quotes. Returns 0, or -1
+ * with the reason on standard error. */
+static int read_config(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "aloftd: config file %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char line[4200];
+    unsigned n = 0;
+    int rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        n++;
+        size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n') {
+            fprintf(stderr, "aloftd: %s:%u: the line is too long\n", path, n);
+            rc = -1;
+            break;
+        }
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
+            line[--len] = 0;
+        char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (!*p || *p == '#')
+            continue;
+        char *eq = strchr(p, '=');
+        if (!eq) {
+            fprintf(stderr, "aloftd: %s:%u: expected `key = value`, got '%s'\n", path, n, p);
+            rc = -1;
+            break;
+        }
+        char *kend = eq;
+        while (kend > p && (kend[-1] == ' ' || kend[-1] == '\t'))
+            kend--;
+        char *v = eq + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        size_t vlen = strlen(v);
+        if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"') {
+            v[vlen - 1] = 0;
+            v++;
+        }
+        struct setting *s = setting_named(p, (size_t)(kend - p));
+        if (!s) {
+            fprintf(stderr, "aloftd: %s:%u: unknown setting '%.*s' (known:", path, n, (int)(kend - p), p);
+            for (int i = 0; i < S_COUNT; i++)
+                fprintf(stderr, " %s", settings[i].key);
+            fputs(")\n", stderr);
+            rc = -1;
+        } else if (s->from_file) {
+            fprintf(stderr, "aloftd: %s:%u: %s is already set on line %u\n", path, n, s->key, s->line);
+            rc = -1;
+        } else if (!(s->from_file = strdup(v))) {
+            rc = -1;
+        } else {
+            s->line = n;
+        }
+    }
+    if (ferror(f)) {
+        fprintf(stderr, "aloftd: config file %s: %s\n", path, strerror(errno));
+        rc = -1;
+    }
+    fclose(f);
+    return rc;
+}
+
+/* Flags are set already; then the environment, the config file, defaults. */
+static void resolve(const char *config)
+{
+    for (int i = 0; i < S_COUNT; i++) {
+        struct setting *s = &settings[i];
+        const char *env = getenv(s->env);
+        if (s->value)
+            continue;
+        if (env && *env) {
+            s->value = env;
+            snprintf(s->source, sizeof s->source, "environment %s", s->env);
+        } else if (s->from_file) {
+            s->value = s->from_file;
+            snprintf(s->source, sizeof s->source, "config %s:%u", config, s->line);
+        } else {
+            s->value = s->fallback;
+        }
+    }
+}
+
+/* A setting's value is wrong: say which, where it came from, and what to give. */
+static int bad_setting(int i, const char *hint)
+{
+    fprintf(stderr, "aloftd: %s '%s'%s%s%s: %s\n", settings[i].key, settings[i].value, settings[i].source[0] ? " (" : "",
+            settings[i].source, settings[i].source[0] ? ")" : "", hint);
+    return 2;
 }
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"listen", required_argument, NULL, 'l'},     {"data", required_argument, NULL, 'd'},
-        {"db", required_argument, NULL, 'b'},         {"admin-token-file", required_argument, NULL, 't'},
-        {"max-upload", required_argument, NULL, 'm'}, {"threads", required_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
-    };
-    const char *listen = NULL, *data = NULL, *db = NULL, *token_file = NULL, *max_upload = NULL, *threads = NULL;
+    /* --KEY VALUE for every setting (getopt's val: 256 + its index), and --config */
+    enum { OPT_CONFIG = 256 + S_COUNT };
+    struct option opts[S_COUNT + 3];
+    for (int i = 0; i < S_COUNT; i++)
+        opts[i] = (struct option){settings[i].key, required_argument, NULL, 256 + i};
+    opts[S_COUNT] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
+    opts[S_COUNT + 1] = (struct option){"help", no_argument, NULL, 'h'};
+    opts[S_COUNT + 2] = (struct option){NULL, 0, NULL, 0};
+    const char *config = NULL;
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (o) {
-        case 'l': listen = optarg; break;
-        case 'd': data = optarg; break;
-        case 'b': db = optarg; break;
-        case 't': token_file = optarg; break;
-        case 'm': max_upload = optarg; break;
-        case 'n': threads = optarg; break;
-        case 'h': fputs(usage, stdout); return 0;
-        default: fputs(usage, stderr); return 2;
+        if (o >= 256 && o < 256 + S_COUNT) {
+            settings[o - 256].value = optarg;
+            snprintf(settings[o - 256].source, sizeof settings[o - 256].source, "flag --%s", settings[o - 256].key);
+        } else if (o == OPT_CONFIG) {
+            config = optarg;
+        } else if (o == 'h') {
+            fputs(usage, stdout);
+            return 0;
+        } else {
+            fputs(usage, stderr);
+            return 2;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "aloftd: unexpected argument '%s'\n\n%s", argv[optind], usage);
         return 2;
     }
+    if (!config && getenv("ALOFT_CONFIG") && *getenv("ALOFT_CONFIG"))
+        config = getenv("ALOFT_CONFIG");
+    if (config && read_config(config))
+        return 2;
+    resolve(config);
 
     static struct aloftd d;
-    d.listen = setting(listen, "ALOFT_LISTEN", "127.0.0.1:8080");
-    d.data = setting(data, "ALOFT_DATA", "./aloft-data");
-    d.token_file = setting(token_file, "ALOFT_ADMIN_TOKEN_FILE", NULL);
-    const char *size = setting(max_upload, "ALOFT_MAX_UPLOAD", "16M");
+    d.listen = settings[S_LISTEN].value;
+    d.data = settings[S_DATA].value;
+    d.token_file = settings[S_TOKEN_FILE].value;
+    d.tls_cert = settings[S_TLS_CERT].value;
+    d.tls_key = settings[S_TLS_KEY].value;
+    const char *size = settings[S_MAX_UPLOAD].value;
     uint32_t max;
-    if (aloft_parse_size(size, &max) || max == 0) {
-        fprintf(stderr, "aloftd: --max-upload %s: give a size such as 16M\n", size);
-        return 2;
-    }
+    if (aloft_parse_size(size, &max) || max == 0)
+        return bad_setting(S_MAX_UPLOAD, "give a size such as 16M");
     d.max_upload = max;
+    const char *threads = settings[S_THREADS].value;
     char *end;
-    long n = threads ? strtol(threads, &end, 10) : 4;
-    if (threads && (*end || n < 1 || n > 256)) {
-        fprintf(stderr, "aloftd: --threads %s: give 1 to 256\n", threads);
-        return 2;
-    }
+    long n = strtol(threads, &end, 10);
+    if (*end || end == threads || n < 1 || n > 256)
+        return bad_setting(S_THREADS, "give 1 to 256");
     d.threads = (unsigned)n;
+    if (!d.tls_cert != !d.tls_key)
+        return bad_setting(d.tls_cert ? S_TLS_CERT : S_TLS_KEY, "HTTPS needs both tls-cert and tls-key");
     char default_db[4200];
     snprintf(default_db, sizeof default_db, "sqlite:%s/aloft.db", d.data);
-    d.db = setting(db, "ALOFT_DB", default_db);
+    d.db = settings[S_DB].value ? settings[S_DB].value : default_db;
+    for (int i = 0; i < S_COUNT; i++) { /* what is not a default, and why */
+        char shown[4300];
+        if (!settings[i].source[0])
+            continue;
+        shown_url(settings[i].value, shown, sizeof shown);
+        aloftd_log("setting %s = %s (%s)", settings[i].key, shown, settings[i].source);
+    }
     snprintf(d.firmware_dir, sizeof d.firmware_dir, "%s/firmware", d.data);
     snprintf(d.tmp_dir, sizeof d.tmp_dir, "%s/tmp", d.data);
     if (make_dir(d.data) || make_dir(d.firmware_dir) || make_dir(d.tmp_dir))
