@@ -143,4 +143,73 @@ int aloft_store_devices(struct aloft_store *s, const char *platform, aloft_store
 
 const char *aloft_store_kind_name(enum aloft_store_kind kind);
 
+/* Per-platform MAC whitelists (off by default). *allowed: the whitelist is
+ * off, or mac (AA:BB:CC:DD:EE:FF) is on it. */
+int aloft_store_whitelist_check(struct aloft_store *s, const char *platform, const char *mac, bool *allowed);
+int aloft_store_whitelist_enable(struct aloft_store *s, const char *platform, bool on);
+/* Add a MAC (adding it twice is fine); remove one (ALOFT_E_NOTFOUND when
+ * it is not on the list). */
+int aloft_store_whitelist_add(struct aloft_store *s, const char *platform, const char *mac);
+int aloft_store_whitelist_remove(struct aloft_store *s, const char *platform, const char *mac);
+typedef int (*aloft_store_mac_cb)(void *ctx, const char *mac);
+int aloft_store_whitelist(struct aloft_store *s, const char *platform, bool *enabled, aloft_store_mac_cb cb,
+                          void *ctx);
+
+/* A device's outcome report after its restart (the last one is kept). */
+struct aloft_store_report {
+    char mac[18];
+    char version[ALOFT_STORE_VERSION_MAX + 1];
+    char result[16]; /* updated, rolled_back, failed */
+    char reason[200];
+    char partition[17];
+    char state[24];
+    char reset_reason[24];
+    int64_t reported_at;
+    uint64_t reports;
+};
+/* Record it; the device must have checked in (ALOFT_E_NOTFOUND). platform
+ * (may be NULL): the device's platform key is copied there. */
+int aloft_store_report_add(struct aloft_store *s, const struct aloft_store_report *r, int64_t now,
+                           char platform[ALOFT_STORE_NAME_MAX + 1]);
+typedef int (*aloft_store_report_cb)(void *ctx, const struct aloft_store_report *r);
+int aloft_store_reports(struct aloft_store *s, aloft_store_report_cb cb, void *ctx);
+
+/* Staged rollouts: a release offered to a growing share of a platform's
+ * devices (stages in percent); the others get `previous`. */
+#define ALOFT_STORE_STAGES_MAX 10
+struct aloft_store_rollout {
+    int64_t id;
+    char platform[ALOFT_STORE_NAME_MAX + 1];
+    char version[ALOFT_STORE_VERSION_MAX + 1];
+    char previous[ALOFT_STORE_VERSION_MAX + 1]; /* "" : none */
+    int stages[ALOFT_STORE_STAGES_MAX];
+    int nstages;
+    int stage;      /* index into stages */
+    char status[12]; /* active, paused, halted, aborted, completed */
+    int64_t max_failures;
+    bool max_failures_percent;
+    char reason[200];
+    int64_t created_at, updated_at;
+    uint64_t offered, failures, successes; /* devices offered it; of them, reported failed/rolled back; updated */
+};
+/* Start one: r's platform, version, stages, max_failures; previous is
+ * computed (the release that would be current without r->version), id
+ * and times are filled. ALOFT_E_NOTFOUND: no such release;
+ * ALOFT_E_STATE: the platform has a rollout active or paused. */
+int aloft_store_rollout_add(struct aloft_store *s, struct aloft_store_rollout *r);
+int aloft_store_rollout_get(struct aloft_store *s, int64_t id, struct aloft_store_rollout *r);
+/* The rollout that decides the platform's /update: its newest rollout,
+ * unless that one completed. ALOFT_E_NOTFOUND: none. */
+int aloft_store_rollout_governing(struct aloft_store *s, const char *platform, struct aloft_store_rollout *r);
+typedef int (*aloft_store_rollout_cb)(void *ctx, const struct aloft_store_rollout *r);
+int aloft_store_rollouts(struct aloft_store *s, aloft_store_rollout_cb cb, void *ctx);
+/* Move from status `from` to (stage, status): ALOFT_E_STATE when the
+ * rollout is no longer in `from` (someone else changed it). */
+int aloft_store_rollout_set(struct aloft_store *s, int64_t id, const char *from, int stage, const char *status,
+                            const char *reason);
+/* mac was offered the rollout's release. */
+int aloft_store_rollout_offered(struct aloft_store *s, int64_t id, const char *mac);
+/* A report of mac for the rollout; *counted: mac had been offered it. */
+int aloft_store_rollout_result(struct aloft_store *s, int64_t id, const char *mac, const char *result, bool *counted);
+
 #endif

@@ -2,9 +2,15 @@
 #ifndef ALOFT_HOST_STORE_IMPL_H
 #define ALOFT_HOST_STORE_IMPL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 #include "store.h"
+
+/* A row of a generic query (aloft_store_<b>_vexec): every column as text,
+ * "" for NULL. A non-zero return stops the query and is returned. */
+typedef int (*aloft_store_row_cb)(void *ctx, int ncols, const char *const *cols);
+#define ALOFT_STORE_COLS_MAX 24
 
 /* The calling thread's last database error (aloft_store_error()). */
 #define ALOFT_STORE_ERROR_MAX 300
@@ -36,10 +42,10 @@ extern _Thread_local char aloft_store_last_error[ALOFT_STORE_ERROR_MAX];
     int aloft_store_##b##_blob_get(struct aloft_store_##b *s, const char *sha256, uint64_t *size);                \
     int aloft_store_##b##_checkin(struct aloft_store_##b *s, const struct aloft_store_device *d, int64_t now);    \
     int aloft_store_##b##_devices(struct aloft_store_##b *s, const char *platform, aloft_store_device_cb cb,       \
-                                  void *ctx);
+                                  void *ctx);                                                                     \
+    int aloft_store_##b##_vexec(struct aloft_store_##b *s, enum aloft_store_query id, aloft_store_row_cb cb,     \
+                                void *ctx, int64_t *changed, const char *types, va_list ap);
 
-ALOFT_STORE_BACKEND(sqlite)
-ALOFT_STORE_BACKEND(pg)
 
 /* name in lower case into out (cap bytes): the key platforms are stored by. */
 void aloft_store_key(const char *name, char *out, size_t cap);
@@ -75,9 +81,30 @@ enum aloft_store_query {
     Q_DEVICES_ALL,
     Q_DEVICES_PLATFORM,
     Q_SCHEMA_VERSION,
+    Q_WHITELIST_CHECK,
+    Q_WHITELIST_ENABLED,
+    Q_WHITELIST_SET,
+    Q_WHITELIST_ADD,
+    Q_WHITELIST_REMOVE,
+    Q_WHITELIST_MACS,
+    Q_DEVICE_PLATFORM,
+    Q_REPORT_ADD,
+    Q_REPORTS,
+    Q_ROLLOUT_NEXT_ID,
+    Q_ROLLOUT_ADD,
+    Q_ROLLOUT_GET,
+    Q_ROLLOUT_GOVERNING,
+    Q_ROLLOUT_RUNNING,
+    Q_ROLLOUTS,
+    Q_ROLLOUT_SET,
+    Q_ROLLOUT_OFFERED,
+    Q_ROLLOUT_RESULT,
     Q_COUNT
 };
 extern const char *const aloft_store_sql[Q_COUNT];
+
+ALOFT_STORE_BACKEND(sqlite)
+ALOFT_STORE_BACKEND(pg)
 
 /* Which of n releases (in upload order) is current when nothing is pinned:
  * for firmware the latest upload among those no other release is newer

@@ -740,3 +740,25 @@ int aloft_store_pg_devices(struct aloft_store_pg *s, const char *platform, aloft
     PQclear(res);
     return stop ? stop : res ? 0 : ALOFT_E_IO;
 }
+
+int aloft_store_pg_vexec(struct aloft_store_pg *s, enum aloft_store_query id, aloft_store_row_cb cb, void *ctx,
+                         int64_t *changed, const char *types, va_list ap)
+{
+    WITH_CONN(s, c);
+    PGresult *res = vquery(s, c, id, "query", types, ap);
+    release(s, c);
+    if (changed)
+        *changed = res ? strtoll(PQcmdTuples(res), NULL, 10) : 0;
+    int stop = 0;
+    int n = res ? PQnfields(res) : 0;
+    if (n > ALOFT_STORE_COLS_MAX)
+        n = ALOFT_STORE_COLS_MAX;
+    for (int row = 0; res && cb && !stop && row < PQntuples(res); row++) {
+        const char *cols[ALOFT_STORE_COLS_MAX];
+        for (int i = 0; i < n; i++)
+            cols[i] = PQgetisnull(res, row, i) ? "" : PQgetvalue(res, row, i);
+        stop = cb(ctx, n, cols);
+    }
+    PQclear(res);
+    return stop ? stop : res ? 0 : ALOFT_E_IO;
+}

@@ -57,6 +57,50 @@ const char *const aloft_store_migrations[] = {
     "  sha256 TEXT PRIMARY KEY,"   /* of the token; the token itself is never stored */
     "  created_at BIGINT NOT NULL"
     ");",
+    /* 2: per-platform MAC whitelists, device outcome reports, staged rollouts */
+    "CREATE TABLE whitelists ("
+    "  platform TEXT PRIMARY KEY REFERENCES platforms (name_key),"
+    "  enabled INTEGER NOT NULL"   /* 0: every device may update (the default) */
+    ");"
+    "CREATE TABLE whitelist_macs ("
+    "  platform TEXT NOT NULL REFERENCES platforms (name_key),"
+    "  mac TEXT NOT NULL,"         /* AA:BB:CC:DD:EE:FF */
+    "  added_at BIGINT NOT NULL,"
+    "  PRIMARY KEY (platform, mac)"
+    ");"
+    "CREATE TABLE device_reports ("
+    "  mac TEXT PRIMARY KEY REFERENCES devices (mac)," /* the last report of each device */
+    "  version TEXT NOT NULL,"
+    "  result TEXT NOT NULL,"      /* updated, rolled_back or failed */
+    "  reason TEXT NOT NULL,"
+    "  partition_label TEXT NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  reset_reason TEXT NOT NULL,"
+    "  reported_at BIGINT NOT NULL,"
+    "  reports BIGINT NOT NULL"
+    ");"
+    "CREATE TABLE rollouts ("
+    "  id BIGINT PRIMARY KEY,"
+    "  platform TEXT NOT NULL REFERENCES platforms (name_key),"
+    "  version TEXT NOT NULL,"     /* the release rolled out */
+    "  previous TEXT NOT NULL,"    /* what the others are offered ('' : nothing) */
+    "  stages TEXT NOT NULL,"      /* percentages, e.g. 1,10,50,100 */
+    "  stage INTEGER NOT NULL,"    /* index into stages */
+    "  status TEXT NOT NULL,"      /* active, paused, halted, aborted, completed */
+    "  max_failures BIGINT NOT NULL,"
+    "  max_failures_percent INTEGER NOT NULL," /* 1: max_failures is a percentage of the devices offered */
+    "  reason TEXT NOT NULL,"
+    "  created_at BIGINT NOT NULL,"
+    "  updated_at BIGINT NOT NULL"
+    ");"
+    "CREATE UNIQUE INDEX rollouts_one_running ON rollouts (platform) WHERE status IN ('active', 'paused');"
+    "CREATE TABLE rollout_devices ("
+    "  rollout BIGINT NOT NULL REFERENCES rollouts (id),"
+    "  mac TEXT NOT NULL,"         /* offered the rollout's release */
+    "  result TEXT NOT NULL,"      /* '' until the device reports */
+    "  offered_at BIGINT NOT NULL,"
+    "  PRIMARY KEY (rollout, mac)"
+    ");",
 };
 
 const size_t aloft_store_migration_count = sizeof aloft_store_migrations / sizeof aloft_store_migrations[0];
@@ -79,6 +123,14 @@ const char aloft_store_migrations_table[] =
 #define DEVICE_COLS                                                                                               \
     "d.mac, p.name, d.version, d.ip, d.free_space, d.sketch_size, d.sdk_version, d.mode, d.first_seen, d.last_seen, " \
     "d.checkins, d.last_status, d.last_reason FROM devices d JOIN platforms p ON p.name_key = d.platform"
+
+#define ROLLOUT_COLS                                                                                              \
+    "o.id, p.name, o.version, o.previous, o.stages, o.stage, o.status, o.max_failures, o.max_failures_percent, " \
+    "o.reason, o.created_at, o.updated_at, "                                                                  \
+    "(SELECT COUNT(*) FROM rollout_devices a WHERE a.rollout = o.id), "                                       \
+    "(SELECT COUNT(*) FROM rollout_devices a WHERE a.rollout = o.id AND a.result IN ('failed', 'rolled_back')), " \
+    "(SELECT COUNT(*) FROM rollout_devices a WHERE a.rollout = o.id AND a.result = 'updated') "             \
+    "FROM rollouts o JOIN platforms p ON p.name_key = o.platform"
 
 const char *const aloft_store_sql[Q_COUNT] = {
     [Q_TOKEN_COUNT] = "SELECT COUNT(*) FROM admin_tokens",
@@ -114,4 +166,38 @@ const char *const aloft_store_sql[Q_COUNT] = {
     [Q_DEVICES_ALL] = "SELECT " DEVICE_COLS " ORDER BY d.mac",
     [Q_DEVICES_PLATFORM] = "SELECT " DEVICE_COLS " WHERE d.platform = ? ORDER BY d.mac",
     [Q_SCHEMA_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+    [Q_WHITELIST_CHECK] = "SELECT COALESCE((SELECT w.enabled FROM whitelists w WHERE w.platform = ?), 0), "
+                          "(SELECT COUNT(*) FROM whitelist_macs m WHERE m.platform = ? AND m.mac = ?)",
+    [Q_WHITELIST_ENABLED] = "SELECT COALESCE((SELECT w.enabled FROM whitelists w WHERE w.platform = ?), 0)",
+    [Q_WHITELIST_SET] = "INSERT INTO whitelists (platform, enabled) VALUES (?, ?) "
+                        "ON CONFLICT (platform) DO UPDATE SET enabled = excluded.enabled",
+    [Q_WHITELIST_ADD] = "INSERT INTO whitelist_macs (platform, mac, added_at) VALUES (?, ?, ?) "
+                        "ON CONFLICT (platform, mac) DO NOTHING",
+    [Q_WHITELIST_REMOVE] = "DELETE FROM whitelist_macs WHERE platform = ? AND mac = ?",
+    [Q_WHITELIST_MACS] = "SELECT mac FROM whitelist_macs WHERE platform = ? ORDER BY mac",
+    [Q_DEVICE_PLATFORM] = "SELECT platform FROM devices WHERE mac = ?",
+    [Q_REPORT_ADD] = "INSERT INTO device_reports (mac, version, result, reason, partition_label, state, reset_reason, "
+                     "reported_at, reports) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (mac) DO UPDATE SET "
+                     "version = excluded.version, result = excluded.result, reason = excluded.reason, "
+                     "partition_label = excluded.partition_label, state = excluded.state, "
+                     "reset_reason = excluded.reset_reason, reported_at = excluded.reported_at, "
+                     "reports = device_reports.reports + 1",
+    [Q_REPORTS] = "SELECT mac, version, result, reason, partition_label, state, reset_reason, reported_at, reports "
+                  "FROM device_reports ORDER BY mac",
+    [Q_ROLLOUT_NEXT_ID] = "SELECT COALESCE(MAX(id), 0) + 1 FROM rollouts",
+    [Q_ROLLOUT_ADD] = "INSERT INTO rollouts (id, platform, version, previous, stages, stage, status, max_failures, "
+                      "max_failures_percent, reason, created_at, updated_at) "
+                      "VALUES (?, ?, ?, ?, ?, 0, 'active', ?, ?, '', ?, ?)",
+    [Q_ROLLOUT_GET] = "SELECT " ROLLOUT_COLS " WHERE o.id = ?",
+    /* the rollout that decides /update: the platform's newest one not completed */
+    [Q_ROLLOUT_GOVERNING] = "SELECT " ROLLOUT_COLS " WHERE o.platform = ? AND o.status <> 'completed' "
+                            "AND o.id = (SELECT MAX(id) FROM rollouts x WHERE x.platform = o.platform)",
+    [Q_ROLLOUT_RUNNING] = "SELECT id FROM rollouts WHERE platform = ? AND status IN ('active', 'paused')",
+    [Q_ROLLOUTS] = "SELECT " ROLLOUT_COLS " ORDER BY o.id",
+    /* a change of stage or status, only from the status the caller saw */
+    [Q_ROLLOUT_SET] = "UPDATE rollouts SET stage = ?, status = ?, reason = ?, updated_at = ? "
+                      "WHERE id = ? AND status = ?",
+    [Q_ROLLOUT_OFFERED] = "INSERT INTO rollout_devices (rollout, mac, result, offered_at) VALUES (?, ?, '', ?) "
+                          "ON CONFLICT (rollout, mac) DO NOTHING",
+    [Q_ROLLOUT_RESULT] = "UPDATE rollout_devices SET result = ? WHERE rollout = ? AND mac = ?",
 };

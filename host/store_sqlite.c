@@ -594,3 +594,44 @@ int aloft_store_sqlite_devices(struct aloft_store_sqlite *s, const char *platfor
     pthread_mutex_unlock(&s->lock);
     return ret;
 }
+
+int aloft_store_sqlite_vexec(struct aloft_store_sqlite *s, enum aloft_store_query id, aloft_store_row_cb cb, void *ctx,
+                             int64_t *changed, const char *types, va_list ap)
+{
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = stmt(s, id);
+    int rc = st ? SQLITE_ROW : SQLITE_ERROR, stop = 0;
+    if (st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        for (int i = 0; types[i] && rc == SQLITE_ROW; i++) {
+            int b;
+            if (types[i] == 's') {
+                const char *v = va_arg(ap, const char *);
+                b = v ? sqlite3_bind_text(st, i + 1, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i + 1);
+            } else {
+                b = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+            }
+            if (b != SQLITE_OK)
+                rc = SQLITE_ERROR;
+        }
+    }
+    while (st && rc == SQLITE_ROW && !stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int n = sqlite3_column_count(st);
+        if (n > ALOFT_STORE_COLS_MAX)
+            n = ALOFT_STORE_COLS_MAX;
+        const char *cols[ALOFT_STORE_COLS_MAX];
+        for (int i = 0; i < n; i++) {
+            const unsigned char *t = sqlite3_column_text(st, i);
+            cols[i] = t ? (const char *)t : "";
+        }
+        stop = cb ? cb(ctx, n, cols) : 0;
+    }
+    if (changed)
+        *changed = sqlite3_changes(s->db);
+    int ret = stop ? stop : rc == SQLITE_DONE ? 0 : db_fail(s, "query");
+    if (st)
+        sqlite3_reset(st);
+    pthread_mutex_unlock(&s->lock);
+    return ret;
+}
