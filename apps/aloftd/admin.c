@@ -5,7 +5,9 @@
  *   GET  /api/platforms/<p>/releases[?kind=frontend]  full history, newest upload first
  *   POST /api/platforms/<p>/pin    {"version": "...", "kind": "firmware"}   also how to downgrade
  *   POST /api/platforms/<p>/unpin  {"kind": "firmware"}  back to the newest
- *   GET  /api/devices[?platform=<p>] */
+ *   GET  /api/devices[?platform=<p>]   with each device's last outcome report
+ *   GET|POST /api/platforms/<p>/whitelist, POST /api/platforms/<p>/rollouts,
+ *   GET  /api/rollouts[/<id>], POST /api/rollouts/<id>/<action>: rollout.c */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -95,6 +97,7 @@ static cJSON *device_json(const struct aloft_store_device *d)
     cJSON_AddNumberToObject(j, "checkins", (double)d->checkins);
     cJSON_AddNumberToObject(j, "last_status", d->last_status);
     cJSON_AddStringToObject(j, "last_reason", d->last_reason);
+    cJSON_AddNullToObject(j, "report"); /* filled by add_report */
     return j;
 }
 
@@ -107,6 +110,31 @@ static int add_platform(void *ctx, const struct aloft_store_platform *p)
 static int add_device(void *ctx, const struct aloft_store_device *d)
 {
     cJSON_AddItemToArray(ctx, device_json(d));
+    return 0;
+}
+
+/* A device's last outcome report, into its object of the list ("report":
+ * null for devices that never reported). */
+static int add_report(void *ctx, const struct aloft_store_report *r)
+{
+    cJSON *dev;
+    cJSON_ArrayForEach(dev, (cJSON *)ctx)
+    {
+        const cJSON *mac = cJSON_GetObjectItemCaseSensitive(dev, "mac");
+        if (!cJSON_IsString(mac) || strcmp(mac->valuestring, r->mac))
+            continue;
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "version", r->version);
+        cJSON_AddStringToObject(j, "result", r->result);
+        cJSON_AddStringToObject(j, "reason", r->reason);
+        cJSON_AddStringToObject(j, "partition", r->partition);
+        cJSON_AddStringToObject(j, "state", r->state);
+        cJSON_AddStringToObject(j, "reset_reason", r->reset_reason);
+        add_time(j, "reported_at", r->reported_at);
+        cJSON_AddNumberToObject(j, "reports", (double)r->reports);
+        cJSON_ReplaceItemInObjectCaseSensitive(dev, "report", j);
+        break;
+    }
     return 0;
 }
 
@@ -221,6 +249,12 @@ static enum MHD_Result platform_route(struct aloftd *d, struct MHD_Connection *c
     if (!strcmp(action, "pin") || !strcmp(action, "unpin"))
         return post ? pin(d, c, &p, !strcmp(action, "unpin"), body, len, too_big)
                     : aloftd_reply_error(c, 405, "method_not_allowed", "use POST");
+    if (!strcmp(action, "whitelist"))
+        return get || post ? aloftd_whitelist(d, c, p.name, post, body, len, too_big)
+                           : aloftd_reply_error(c, 405, "method_not_allowed", "use GET or POST");
+    if (!strcmp(action, "rollouts"))
+        return post ? aloftd_rollout_start(d, c, p.name, body, len, too_big)
+                    : aloftd_reply_error(c, 405, "method_not_allowed", "POST to start one; GET /api/rollouts");
     return aloftd_reply_error(c, 404, "not_found", "no such endpoint");
 }
 
@@ -248,8 +282,13 @@ enum MHD_Result aloftd_admin(struct aloftd *d, struct MHD_Connection *c, const c
             return aloftd_reply_store_error(c, rc, "unknown_platform", "no such platform");
         cJSON *j = cJSON_CreateObject();
         cJSON *a = cJSON_AddArrayToObject(j, "devices");
-        return reply_list(c, j, aloft_store_devices(d->store, platform, add_device, a));
+        rc = aloft_store_devices(d->store, platform, add_device, a);
+        if (rc == 0)
+            rc = aloft_store_reports(d->store, add_report, a);
+        return reply_list(c, j, rc);
     }
+    if (!strcmp(url, "/api/rollouts") || !strncmp(url, "/api/rollouts/", 14))
+        return aloftd_rollout_route(d, c, url[13] ? url + 14 : "", get, post);
     if (!strcmp(url, "/api/firmware"))
         return aloftd_reply_error(c, 405, "method_not_allowed", "POST the image as the body");
     return aloftd_reply_error(c, 404, "not_found", "no such endpoint: %s", url);

@@ -36,6 +36,7 @@ struct aloftd_request {
     char *body;                   /* other POSTs: the JSON body */
     size_t len;
     bool too_big;
+    int endpoint; /* enum aloftd_endpoint, for /metrics */
 };
 
 /* http.c: replies. Each queues a response and returns MHD's answer. */
@@ -91,5 +92,42 @@ void aloftd_hex(const uint8_t *d, size_t n, char *out);
 
 /* "2026-05-07T12:59:15Z" into out (21 bytes). */
 void aloftd_time(int64_t t, char out[21]);
+
+/* rollout.c: whitelists, device reports, staged rollouts (see there). */
+enum MHD_Result aloftd_whitelist(struct aloftd *d, struct MHD_Connection *c, const char *platform, bool post,
+                                 const char *body, size_t len, bool too_big);
+enum MHD_Result aloftd_rollout_start(struct aloftd *d, struct MHD_Connection *c, const char *platform,
+                                     const char *body, size_t len, bool too_big);
+/* /api/rollouts/<rest> ("" for the list) */
+enum MHD_Result aloftd_rollout_route(struct aloftd *d, struct MHD_Connection *c, const char *rest, bool get,
+                                     bool post);
+/* POST /api/devices/<rest>: <MAC>/report, a device endpoint (no token). */
+enum MHD_Result aloftd_report(struct aloftd *d, struct MHD_Connection *c, const char *rest, const char *body,
+                              size_t len, bool too_big);
+cJSON *aloftd_rollout_json(const struct aloft_store_rollout *r);
+/* The device's bucket in a rollout: FNV-1a (64 bits) of "<id>/<MAC>" mod 100. */
+unsigned aloftd_rollout_bucket(int64_t id, const char *mac);
+/* AA:BB:CC:DD:EE:FF, aa-bb-..., or 12 hex digits into AA:BB:CC:DD:EE:FF. */
+bool aloftd_mac_normalize(const char *s, char out[18]);
+
+/* metrics.c: GET /metrics and the counters it shows. */
+enum aloftd_endpoint {
+    ALOFTD_EP_OTHER,
+    ALOFTD_EP_UPDATE,
+    ALOFTD_EP_FIRMWARE,
+    ALOFTD_EP_REPORT,
+    ALOFTD_EP_UPLOAD,
+    ALOFTD_EP_API,
+    ALOFTD_EP_METRICS,
+    ALOFTD_EP_COUNT
+};
+enum MHD_Result aloftd_metrics(struct aloftd *d, struct MHD_Connection *c);
+void aloftd_metrics_request(int endpoint, unsigned status);
+void aloftd_metrics_checkin(unsigned status);
+void aloftd_metrics_download(uint64_t bytes);
+void aloftd_metrics_report(const char *result);
+void aloftd_metrics_rollout_event(void);
+/* Is the request this thread is answering a HEAD (no body is sent)? */
+extern _Thread_local bool aloftd_head_request;
 
 #endif

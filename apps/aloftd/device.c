@@ -5,12 +5,16 @@
  *        newer (no downgrade unless the operator pinned one), or a version
  *        that cannot be ordered (never assumed older), or the release does
  *        not fit its free space
+ *   403  the platform's whitelist is on and the MAC is not on it
  *   404  unknown platform, or a platform without a release
  *   400  a parameter missing, or a header malformed
  * Every answered check-in of a known platform with a MAC is recorded in the
  * device inventory with what it was told and why; a 304 says why in
  * X-Aloft-Reason too. x-ESP32-mode: spiffs asks for the frontend image; the
- * device names the one it has in x-ESP32-version (its label or SHA-256). */
+ * device names the one it has in x-ESP32-version (its label or SHA-256).
+ * While a rollout decides the platform's firmware (rollout.c), the release
+ * considered is the rollout's for devices in its current share and the one
+ * current before it for the others; a 304 then says how in X-Aloft-Rollout. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -98,12 +102,14 @@ static void client_ip(struct MHD_Connection *c, char *out, size_t cap)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, out, (socklen_t)cap);
 }
 
-static enum MHD_Result not_modified(struct MHD_Connection *c, const char *reason)
+static enum MHD_Result not_modified(struct MHD_Connection *c, const char *reason, const char *rollout)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
     if (!r)
         return MHD_NO;
     MHD_add_response_header(r, "X-Aloft-Reason", reason);
+    if (rollout && rollout[0])
+        MHD_add_response_header(r, "X-Aloft-Rollout", rollout);
     MHD_add_response_header(r, "Cache-Control", "no-store");
     enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_NOT_MODIFIED, r);
     MHD_destroy_response(r);
@@ -188,14 +194,50 @@ enum MHD_Result aloftd_update(struct aloftd *d, struct MHD_Connection *c)
     if (rc)
         return aloftd_reply_store_error(c, rc, "", "");
 
+    bool allowed;
+    rc = aloft_store_whitelist_check(d->store, p.name, dv.mac, &allowed);
+    if (rc)
+        return aloftd_reply_store_error(c, rc, "", "");
+
     struct aloft_store_release cur;
     unsigned status;
     char why[320];
-    rc = aloft_store_current(d->store, p.name, kind, &cur);
+    /* A rollout of the platform's firmware decides which release this
+     * device is offered: its own inside the stage's share, else the one
+     * current before it. */
+    struct aloft_store_rollout ro;
+    bool in_stage = false, governed = false;
+    char target[ALOFT_STORE_VERSION_MAX + 1] = "", rollout_note[120] = "";
+    if (allowed && kind == ALOFT_STORE_FIRMWARE) {
+        rc = aloft_store_rollout_governing(d->store, p.name, &ro);
+        if (rc && rc != ALOFT_E_NOTFOUND)
+            return aloftd_reply_store_error(c, rc, "", "");
+        governed = rc == 0;
+    }
+    if (governed) {
+        unsigned bucket = dv.mac[0] ? aloftd_rollout_bucket(ro.id, dv.mac) : 100;
+        in_stage = !strcmp(ro.status, "active") && bucket < (unsigned)ro.stages[ro.stage];
+        snprintf(target, sizeof target, "%s", in_stage ? ro.version : ro.previous);
+        snprintf(rollout_note, sizeof rollout_note, "id=%lld; status=%s; percent=%d; bucket=%u; %s", (long long)ro.id,
+                 ro.status, ro.stages[ro.stage], bucket, in_stage ? "in" : "out");
+        rc = target[0] ? aloft_store_release_get(d->store, p.name, kind, target, &cur) : ALOFT_E_NOTFOUND;
+    } else {
+        rc = allowed ? aloft_store_current(d->store, p.name, kind, &cur) : 0;
+    }
     if (rc && rc != ALOFT_E_NOTFOUND)
         return aloftd_reply_store_error(c, rc, "", "");
     enum MHD_Result ret;
-    if (rc == ALOFT_E_NOTFOUND) {
+    if (!allowed) {
+        snprintf(why, sizeof why, "the whitelist of %s is on and %s is not on it", p.name,
+                 dv.mac[0] ? dv.mac : "a device without x-ESP32-STA-MAC");
+        status = 403;
+        ret = aloftd_reply_error(c, 403, "not_whitelisted", "%s", why);
+    } else if (governed && rc == ALOFT_E_NOTFOUND) {
+        snprintf(why, sizeof why, "outside rollout %lld's share (%d%%, %s) and no release was current before it",
+                 (long long)ro.id, ro.stages[ro.stage], ro.status);
+        status = 304;
+        ret = not_modified(c, why, rollout_note);
+    } else if (rc == ALOFT_E_NOTFOUND) {
         snprintf(why, sizeof why, "platform %s has no %s release", p.name, aloft_store_kind_name(kind));
         status = 404;
         ret = aloftd_reply_error(c, 404, "no_release", "%s", why);
@@ -203,10 +245,13 @@ enum MHD_Result aloftd_update(struct aloftd *d, struct MHD_Connection *c)
                    ? firmware_decision(&p, &cur, ver, esp_header(c, "sketch-md5"), dv.free_space, why, sizeof why)
                    : frontend_decision(&cur, esp_header(c, "version"), why, sizeof why)) {
         status = 304;
-        ret = not_modified(c, why);
+        ret = not_modified(c, why, rollout_note);
     } else {
         ret = aloftd_send_release(d, c, &cur, &status);
+        if (status == 200 && in_stage && dv.mac[0] && aloft_store_rollout_offered(d->store, ro.id, dv.mac))
+            aloftd_log("rollout %lld: offer to %s not recorded: %s", (long long)ro.id, dv.mac, aloft_store_error());
     }
+    aloftd_metrics_checkin(status);
     if (dv.mac[0]) {
         snprintf(dv.platform, sizeof dv.platform, "%s", p.name);
         snprintf(dv.version, sizeof dv.version, "%s", ver);

@@ -102,6 +102,8 @@ enum MHD_Result aloftd_send_release(struct aloftd *d, struct MHD_Connection *c, 
     MHD_add_response_header(resp, "X-Aloft-Version", r->version);
     *status = 200;
     ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+    if (ret == MHD_YES && !aloftd_head_request)
+        aloftd_metrics_download(r->size);
     MHD_destroy_response(resp);
     return ret;
 }
@@ -230,6 +232,8 @@ enum MHD_Result aloftd_download(struct aloftd *d, struct MHD_Connection *c, cons
         MHD_add_response_header(r, "Content-Range", cr);
     }
     ret = MHD_queue_response(c, kind == RANGE_OK ? MHD_HTTP_PARTIAL_CONTENT : MHD_HTTP_OK, r);
+    if (ret == MHD_YES && !aloftd_head_request)
+        aloftd_metrics_download(last - first + 1);
     MHD_destroy_response(r);
     return ret;
 }

@@ -103,6 +103,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     struct aloftd_request *req = *con_cls;
     bool get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
     bool post = !strcmp(method, MHD_HTTP_METHOD_POST);
+    aloftd_head_request = !strcmp(method, MHD_HTTP_METHOD_HEAD);
 
     if (!strcmp(url, "/api/firmware") && post) {
         if (!req) {
@@ -111,6 +112,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                 return reply;
             if (!(req = calloc(1, sizeof *req)))
                 return MHD_NO;
+            req->endpoint = ALOFTD_EP_UPLOAD;
             *con_cls = req;
         }
         return aloftd_upload(d, c, req, data, data_size);
@@ -119,6 +121,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                  * would make libmicrohttpd close the connection. */
         if (!(req = calloc(1, sizeof *req)))
             return MHD_NO;
+        req->endpoint = !strcmp(url, "/update")              ? ALOFTD_EP_UPDATE
+                        : !strncmp(url, "/firmware/", 10)     ? ALOFTD_EP_FIRMWARE
+                        : !strncmp(url, "/api/devices/", 13) ? ALOFTD_EP_REPORT
+                        : !strncmp(url, "/api/", 5)          ? ALOFTD_EP_API
+                        : !strcmp(url, "/metrics")           ? ALOFTD_EP_METRICS
+                                                             : ALOFTD_EP_OTHER;
         *con_cls = req;
         return MHD_YES;
     }
@@ -132,6 +140,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (!strncmp(url, "/firmware/", 10))
         return get ? aloftd_download(d, c, url + 10)
                    : aloftd_reply_error(c, 405, "method_not_allowed", "use GET or HEAD");
+    if (!strncmp(url, "/api/devices/", 13) && post) /* a device's outcome report: no token */
+        return aloftd_report(d, c, url + 13, req->body, req->len, req->too_big);
+    if (!strcmp(url, "/metrics")) {
+        enum MHD_Result reply;
+        if (aloftd_auth(d, c, &reply))
+            return reply;
+        return get ? aloftd_metrics(d, c) : aloftd_reply_error(c, 405, "method_not_allowed", "use GET");
+    }
     if (!strncmp(url, "/api/", 5)) {
         enum MHD_Result reply;
         if (aloftd_auth(d, c, &reply))
@@ -143,10 +159,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
-    (void)cls, (void)c, (void)toe;
+    (void)cls, (void)toe;
     struct aloftd_request *req = *con_cls;
     if (!req)
         return;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_HTTP_STATUS);
+    if (ci && ci->http_status)
+        aloftd_metrics_request(req->endpoint, ci->http_status);
     aloftd_upload_free(req->upload); /* an upload cut short leaves no file behind */
     free(req->body);
     free(req);

@@ -1,0 +1,447 @@
+/* aloftd: MAC whitelists, device outcome reports and staged rollouts.
+ *
+ * Admin (the token is checked by the caller):
+ *   GET  /api/platforms/<p>/whitelist
+ *   POST /api/platforms/<p>/whitelist  {"enabled": true|false, "add": [MAC...], "remove": [MAC...]}
+ *        (each member optional). An enabled whitelist, empty or not, lets only
+ *        its MACs update: /update answers 403 not_whitelisted to the others.
+ *   POST /api/platforms/<p>/rollouts   {"version": V, "stages": [1, 10, 50, 100],
+ *                                       "max_failures": 3 | "5%"}
+ *   GET  /api/rollouts, /api/rollouts/<id>
+ *   POST /api/rollouts/<id>/advance|pause|resume|abort
+ * Device (no token):
+ *   POST /api/devices/<mac>/report  {"version": V, "result": "updated"|"rolled_back"|"failed",
+ *                                    "reason": ..., "partition": ..., "state": ..., "reset_reason": ...}
+ *
+ * A rollout offers its release to the devices whose bucket — a hash of the
+ * rollout id and the MAC into [0, 100) — is below the current stage's
+ * percentage, and the release that was current before it (`previous`) to
+ * the others. Paused, halted or aborted, it offers `previous` to every
+ * device; completed (advanced past its last stage), it no longer decides.
+ * Failures (failed or rolled_back reports of devices it was offered to)
+ * beyond max_failures — a count, or a percentage of the devices offered —
+ * halt it by itself. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "aloft/err.h"
+#include "aloftd.h"
+
+unsigned aloftd_rollout_bucket(int64_t id, const char *mac)
+{
+    char key[64];
+    snprintf(key, sizeof key, "%lld/%s", (long long)id, mac);
+    uint64_t h = 1469598103934665603ull; /* FNV-1a, 64 bits */
+    for (const char *p = key; *p; p++) {
+        h ^= (unsigned char)*p;
+        h *= 1099511628211ull;
+    }
+    return (unsigned)(h % 100);
+}
+
+bool aloftd_mac_normalize(const char *s, char out[18])
+{
+    char hex[13];
+    size_t n = 0;
+    for (const char *p = s; *p; p++) {
+        char ch = *p;
+        if (ch == ':' || ch == '-')
+            continue;
+        if (n == 12 || !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F')))
+            return false;
+        hex[n++] = (char)(ch >= 'a' && ch <= 'f' ? ch - 'a' + 'A' : ch);
+    }
+    if (n != 12 || (strlen(s) != 12 && strlen(s) != 17))
+        return false;
+    for (int i = 0; i < 6; i++) {
+        out[3 * i] = hex[2 * i];
+        out[3 * i + 1] = hex[2 * i + 1];
+        out[3 * i + 2] = i < 5 ? ':' : 0;
+    }
+    return true;
+}
+
+static cJSON *parse_body(const char *body, size_t len)
+{
+    cJSON *in = len ? cJSON_ParseWithLength(body, len) : NULL;
+    if (!cJSON_IsObject(in)) {
+        cJSON_Delete(in);
+        return NULL;
+    }
+    return in;
+}
+
+/* ---- whitelist ---- */
+
+static int add_mac(void *ctx, const char *mac)
+{
+    cJSON_AddItemToArray(ctx, cJSON_CreateString(mac));
+    return 0;
+}
+
+static enum MHD_Result whitelist_reply(struct aloftd *d, struct MHD_Connection *c, const char *platform)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "platform", platform);
+    cJSON *macs = cJSON_CreateArray();
+    bool on = false;
+    int rc = aloft_store_whitelist(d->store, platform, &on, add_mac, macs);
+    if (rc) {
+        cJSON_Delete(macs);
+        cJSON_Delete(j);
+        return aloftd_reply_store_error(c, rc, "unknown_platform", "no such platform");
+    }
+    cJSON_AddBoolToObject(j, "enabled", on);
+    cJSON_AddItemToObject(j, "macs", macs);
+    return aloftd_reply_json(c, 200, j);
+}
+
+enum MHD_Result aloftd_whitelist(struct aloftd *d, struct MHD_Connection *c, const char *platform, bool post,
+                                 const char *body, size_t len, bool too_big)
+{
+    if (!post)
+        return whitelist_reply(d, c, platform);
+    if (too_big)
+        return aloftd_reply_error(c, 413, "too_large", "the JSON body is too large");
+    cJSON *in = parse_body(body, len);
+    if (!in)
+        return aloftd_reply_error(c, 400, "bad_json",
+                                  "send a JSON object: {\"enabled\": true, \"add\": [\"AA:BB:CC:DD:EE:FF\"], "
+                                  "\"remove\": [...]}");
+    const cJSON *en = cJSON_GetObjectItemCaseSensitive(in, "enabled");
+    const cJSON *add = cJSON_GetObjectItemCaseSensitive(in, "add");
+    const cJSON *rem = cJSON_GetObjectItemCaseSensitive(in, "remove");
+    const char *bad = en && !cJSON_IsBool(en) ? "enabled must be true or false"
+                      : add && !cJSON_IsArray(add) ? "add must be a list of MACs"
+                      : rem && !cJSON_IsArray(rem) ? "remove must be a list of MACs"
+                      : !en && !add && !rem ? "give enabled, add or remove" : NULL;
+    const cJSON *m;
+    char mac[18];
+    cJSON_ArrayForEach(m, add) if (!bad && (!cJSON_IsString(m) || !aloftd_mac_normalize(m->valuestring, mac))) bad =
+        "a MAC looks like AA:BB:CC:DD:EE:FF";
+    cJSON_ArrayForEach(m, rem) if (!bad && (!cJSON_IsString(m) || !aloftd_mac_normalize(m->valuestring, mac))) bad =
+        "a MAC looks like AA:BB:CC:DD:EE:FF";
+    if (bad) {
+        cJSON_Delete(in);
+        return aloftd_reply_error(c, 400, "bad_parameter", "%s", bad);
+    }
+    int rc = 0;
+    cJSON_ArrayForEach(m, add) if (!rc && aloftd_mac_normalize(m->valuestring, mac)) rc =
+        aloft_store_whitelist_add(d->store, platform, mac);
+    char missing[18] = "";
+    cJSON_ArrayForEach(m, rem) if (!rc && aloftd_mac_normalize(m->valuestring, mac)) {
+        rc = aloft_store_whitelist_remove(d->store, platform, mac);
+        if (rc == ALOFT_E_NOTFOUND) {
+            snprintf(missing, sizeof missing, "%s", mac);
+            rc = 0;
+        }
+    }
+    if (!rc && en)
+        rc = aloft_store_whitelist_enable(d->store, platform, cJSON_IsTrue(en));
+    if (!rc && en)
+        aloftd_log("%s: whitelist %s", platform, cJSON_IsTrue(en) ? "on" : "off");
+    cJSON_Delete(in);
+    if (rc)
+        return aloftd_reply_store_error(c, rc, "unknown_platform", "no such platform");
+    if (missing[0])
+        return aloftd_reply_error(c, 404, "not_listed", "%s is not on the whitelist of %s (the rest was done)",
+                                  missing, platform);
+    return whitelist_reply(d, c, platform);
+}
+
+/* ---- rollouts ---- */
+
+static void time_text(int64_t t, cJSON *j, const char *key)
+{
+    char buf[21];
+    aloftd_time(t, buf);
+    cJSON_AddStringToObject(j, key, buf);
+}
+
+cJSON *aloftd_rollout_json(const struct aloft_store_rollout *r)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "id", (double)r->id);
+    cJSON_AddStringToObject(j, "platform", r->platform);
+    cJSON_AddStringToObject(j, "version", r->version);
+    if (r->previous[0])
+        cJSON_AddStringToObject(j, "previous", r->previous);
+    else
+        cJSON_AddNullToObject(j, "previous");
+    cJSON_AddStringToObject(j, "status", r->status);
+    cJSON *st = cJSON_AddArrayToObject(j, "stages");
+    for (int i = 0; i < r->nstages; i++)
+        cJSON_AddItemToArray(st, cJSON_CreateNumber(r->stages[i]));
+    cJSON_AddNumberToObject(j, "stage", r->stage);
+    cJSON_AddNumberToObject(j, "percent", !strcmp(r->status, "completed") ? 100 : r->stages[r->stage]);
+    if (r->max_failures_percent) {
+        char pct[24];
+        snprintf(pct, sizeof pct, "%lld%%", (long long)r->max_failures);
+        cJSON_AddStringToObject(j, "max_failures", pct);
+    } else {
+        cJSON_AddNumberToObject(j, "max_failures", (double)r->max_failures);
+    }
+    cJSON_AddNumberToObject(j, "offered", (double)r->offered);
+    cJSON_AddNumberToObject(j, "failures", (double)r->failures);
+    cJSON_AddNumberToObject(j, "successes", (double)r->successes);
+    cJSON_AddStringToObject(j, "reason", r->reason);
+    time_text(r->created_at, j, "created_at");
+    time_text(r->updated_at, j, "updated_at");
+    return j;
+}
+
+enum MHD_Result aloftd_rollout_start(struct aloftd *d, struct MHD_Connection *c, const char *platform,
+                                     const char *body, size_t len, bool too_big)
+{
+    if (too_big)
+        return aloftd_reply_error(c, 413, "too_large", "the JSON body is too large");
+    cJSON *in = parse_body(body, len);
+    if (!in)
+        return aloftd_reply_error(c, 400, "bad_json",
+                                  "send a JSON object: {\"version\": \"1.2.3\", \"stages\": [1, 10, 50, 100], "
+                                  "\"max_failures\": \"5%%\"}");
+    struct aloft_store_rollout r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.platform, sizeof r.platform, "%s", platform);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(in, "version");
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(in, "stages");
+    const cJSON *mf = cJSON_GetObjectItemCaseSensitive(in, "max_failures");
+    const char *bad = NULL;
+    if (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) > ALOFT_STORE_VERSION_MAX)
+        bad = "give the release's version: \"version\": \"1.2.3\"";
+    else
+        snprintf(r.version, sizeof r.version, "%s", v->valuestring);
+    if (!st) {
+        static const int def[] = {1, 10, 50, 100};
+        memcpy(r.stages, def, sizeof def);
+        r.nstages = 4;
+    } else if (!cJSON_IsArray(st) || cJSON_GetArraySize(st) < 1 || cJSON_GetArraySize(st) > ALOFT_STORE_STAGES_MAX) {
+        bad = bad ? bad : "stages: a list of 1 to 10 percentages, e.g. [1, 10, 50, 100]";
+    } else {
+        const cJSON *s;
+        cJSON_ArrayForEach(s, st)
+        {
+            double x = cJSON_IsNumber(s) ? s->valuedouble : -1;
+            if (x < 1 || x > 100 || x != (int)x || (r.nstages && (int)x <= r.stages[r.nstages - 1])) {
+                bad = bad ? bad : "stages: whole percentages from 1 to 100, each larger than the one before";
+                break;
+            }
+            r.stages[r.nstages++] = (int)x;
+        }
+    }
+    if (!mf) {
+        r.max_failures = 5;
+        r.max_failures_percent = true;
+    } else if (cJSON_IsNumber(mf) && mf->valuedouble >= 0 && mf->valuedouble == (int64_t)mf->valuedouble &&
+               mf->valuedouble < 1e9) {
+        r.max_failures = (int64_t)mf->valuedouble;
+    } else {
+        char *end = NULL;
+        long x = cJSON_IsString(mf) ? strtol(mf->valuestring, &end, 10) : -1;
+        if (end && end != mf->valuestring && !strcmp(end, "%") && x >= 0 && x <= 100) {
+            r.max_failures = x;
+            r.max_failures_percent = true;
+        } else {
+            bad = bad ? bad : "max_failures: a count (3) or a percentage of the devices offered (\"5%\")";
+        }
+    }
+    cJSON_Delete(in);
+    if (bad)
+        return aloftd_reply_error(c, 400, "bad_parameter", "%s", bad);
+    int rc = aloft_store_rollout_add(d->store, &r);
+    if (rc == ALOFT_E_NOTFOUND)
+        return aloftd_reply_error(c, 404, "unknown_version", "platform '%s' has no firmware release '%s'", platform,
+                                  r.version);
+    if (rc == ALOFT_E_STATE)
+        return aloftd_reply_error(c, 409, "rollout_running",
+                                  "platform '%s' has a rollout active or paused: advance, abort or finish it first",
+                                  platform);
+    if (rc)
+        return aloftd_reply_store_error(c, rc, "unknown_platform", "no such platform");
+    aloftd_log("%s: rollout %lld of %s started at %d%% (others: %s)", r.platform, (long long)r.id, r.version,
+               r.stages[0], r.previous[0] ? r.previous : "nothing");
+    aloftd_metrics_rollout_event();
+    return aloftd_reply_json(c, 201, aloftd_rollout_json(&r));
+}
+
+static int add_rollout(void *ctx, const struct aloft_store_rollout *r)
+{
+    cJSON_AddItemToArray(ctx, aloftd_rollout_json(r));
+    return 0;
+}
+
+/* Does r have more failures than it allows? */
+static bool over_threshold(const struct aloft_store_rollout *r)
+{
+    if (r->max_failures_percent)
+        return r->failures * 100 > (uint64_t)r->max_failures * r->offered;
+    return r->failures > (uint64_t)r->max_failures;
+}
+
+enum MHD_Result aloftd_rollout_route(struct aloftd *d, struct MHD_Connection *c, const char *rest, bool get,
+                                     bool post)
+{
+    if (!*rest) {
+        if (!get)
+            return aloftd_reply_error(c, 405, "method_not_allowed", "use GET");
+        cJSON *j = cJSON_CreateObject();
+        int rc = aloft_store_rollouts(d->store, add_rollout, cJSON_AddArrayToObject(j, "rollouts"));
+        if (rc) {
+            cJSON_Delete(j);
+            return aloftd_reply_store_error(c, rc, "", "");
+        }
+        return aloftd_reply_json(c, 200, j);
+    }
+    char *end;
+    long long id = strtoll(rest, &end, 10);
+    if (end == rest || id <= 0 || (*end && *end != '/'))
+        return aloftd_reply_error(c, 404, "unknown_rollout", "no such rollout");
+    const char *action = *end ? end + 1 : NULL;
+    struct aloft_store_rollout r;
+    int rc = aloft_store_rollout_get(d->store, id, &r);
+    if (rc)
+        return aloftd_reply_store_error(c, rc, "unknown_rollout", "no such rollout");
+    if (!action)
+        return get ? aloftd_reply_json(c, 200, aloftd_rollout_json(&r))
+                   : aloftd_reply_error(c, 405, "method_not_allowed", "use GET");
+    if (!post)
+        return aloftd_reply_error(c, 405, "method_not_allowed", "use POST");
+    int stage = r.stage;
+    const char *to;
+    bool running = !strcmp(r.status, "active") || !strcmp(r.status, "paused");
+    if (!strcmp(action, "advance") && running) {
+        to = r.stage + 1 < r.nstages ? "active" : "completed";
+        stage = r.stage + 1 < r.nstages ? r.stage + 1 : r.stage;
+    } else if (!strcmp(action, "pause") && !strcmp(r.status, "active")) {
+        to = "paused";
+    } else if (!strcmp(action, "resume") && !strcmp(r.status, "paused")) {
+        to = "active";
+    } else if (!strcmp(action, "abort") && (running || !strcmp(r.status, "halted"))) {
+        to = "aborted";
+    } else if (!strcmp(action, "advance") || !strcmp(action, "pause") || !strcmp(action, "resume") ||
+               !strcmp(action, "abort")) {
+        return aloftd_reply_error(c, 409, "bad_state", "rollout %lld is %s: cannot %s it", id, r.status, action);
+    } else {
+        return aloftd_reply_error(c, 404, "not_found", "no such action: advance, pause, resume or abort");
+    }
+    char why[80];
+    snprintf(why, sizeof why, "%s by the operator", action);
+    rc = aloft_store_rollout_set(d->store, id, r.status, stage, to, why);
+    if (rc == ALOFT_E_STATE)
+        return aloftd_reply_error(c, 409, "bad_state", "rollout %lld changed meanwhile: try again", id);
+    if (rc == 0)
+        rc = aloft_store_rollout_get(d->store, id, &r);
+    if (rc)
+        return aloftd_reply_store_error(c, rc, "unknown_rollout", "no such rollout");
+    aloftd_log("%s: rollout %lld %s: %s at %d%%", r.platform, id, action, r.status, r.stages[r.stage]);
+    aloftd_metrics_rollout_event();
+    return aloftd_reply_json(c, 200, aloftd_rollout_json(&r));
+}
+
+/* ---- device reports ---- */
+
+static bool text_ok(const cJSON *j, size_t max)
+{
+    if (!j)
+        return true;
+    if (!cJSON_IsString(j) || strlen(j->valuestring) > max)
+        return false;
+    for (const char *p = j->valuestring; *p; p++)
+        if ((unsigned char)*p < ' ' || (unsigned char)*p > '~')
+            return false;
+    return true;
+}
+
+static void copy_text(const cJSON *in, const char *key, char *out, size_t cap)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(in, key);
+    snprintf(out, cap, "%s", cJSON_IsString(j) ? j->valuestring : "");
+}
+
+enum MHD_Result aloftd_report(struct aloftd *d, struct MHD_Connection *c, const char *rest, const char *body,
+                              size_t len, bool too_big)
+{
+    char mac[18], id[40];
+    size_t n = strcspn(rest, "/");
+    if (n >= sizeof id || strcmp(rest + n, "/report"))
+        return aloftd_reply_error(c, 404, "not_found", "devices report to POST /api/devices/<MAC>/report");
+    memcpy(id, rest, n);
+    id[n] = 0;
+    if (!aloftd_mac_normalize(id, mac))
+        return aloftd_reply_error(c, 400, "bad_parameter", "the device id is its MAC: AA:BB:CC:DD:EE:FF");
+    if (too_big)
+        return aloftd_reply_error(c, 413, "too_large", "the JSON body is too large");
+    cJSON *in = parse_body(body, len);
+    if (!in)
+        return aloftd_reply_error(c, 400, "bad_json",
+                                  "send a JSON object: {\"version\": \"1.2.3\", \"result\": \"updated\", "
+                                  "\"reason\": \"...\"}");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(in, "version");
+    const cJSON *res = cJSON_GetObjectItemCaseSensitive(in, "result");
+    const char *bad = NULL;
+    if (!cJSON_IsString(v) || !v->valuestring[0] || !text_ok(v, ALOFT_STORE_VERSION_MAX))
+        bad = "version: the version the device runs now";
+    else if (!cJSON_IsString(res) || (strcmp(res->valuestring, "updated") && strcmp(res->valuestring, "rolled_back") &&
+                                      strcmp(res->valuestring, "failed")))
+        bad = "result: updated, rolled_back or failed";
+    else if (!text_ok(cJSON_GetObjectItemCaseSensitive(in, "reason"), 199) ||
+             !text_ok(cJSON_GetObjectItemCaseSensitive(in, "partition"), 16) ||
+             !text_ok(cJSON_GetObjectItemCaseSensitive(in, "state"), 23) ||
+             !text_ok(cJSON_GetObjectItemCaseSensitive(in, "reset_reason"), 23))
+        bad = "reason (199), partition (16), state and reset_reason (23): printable text of at most that length";
+    if (bad) {
+        cJSON_Delete(in);
+        return aloftd_reply_error(c, 400, "bad_parameter", "%s", bad);
+    }
+    struct aloft_store_report r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.mac, sizeof r.mac, "%s", mac);
+    copy_text(in, "version", r.version, sizeof r.version);
+    copy_text(in, "result", r.result, sizeof r.result);
+    copy_text(in, "reason", r.reason, sizeof r.reason);
+    copy_text(in, "partition", r.partition, sizeof r.partition);
+    copy_text(in, "state", r.state, sizeof r.state);
+    copy_text(in, "reset_reason", r.reset_reason, sizeof r.reset_reason);
+    cJSON_Delete(in);
+    char platform[ALOFT_STORE_NAME_MAX + 1];
+    int rc = aloft_store_report_add(d->store, &r, (int64_t)time(NULL), platform);
+    if (rc == ALOFT_E_NOTFOUND)
+        return aloftd_reply_error(c, 404, "unknown_device", "device %s has never checked in", mac);
+    if (rc)
+        return aloftd_reply_store_error(c, rc, "", "");
+    aloftd_metrics_report(r.result);
+
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "status", "ok");
+    cJSON_AddStringToObject(j, "mac", mac);
+    struct aloft_store_rollout ro;
+    rc = aloft_store_rollout_governing(d->store, platform, &ro);
+    bool counted = false;
+    if (rc == 0 && (!strcmp(ro.status, "active") || !strcmp(ro.status, "paused")))
+        rc = aloft_store_rollout_result(d->store, ro.id, mac, r.result, &counted);
+    if (rc == 0 && counted) {
+        rc = aloft_store_rollout_get(d->store, ro.id, &ro);
+        if (rc == 0 && strcmp(r.result, "updated") && over_threshold(&ro)) {
+            char why[200];
+            snprintf(why, sizeof why, "halted: %llu failures of %llu devices offered, more than max_failures %lld%s",
+                     (unsigned long long)ro.failures, (unsigned long long)ro.offered, (long long)ro.max_failures,
+                     ro.max_failures_percent ? "%" : "");
+            if (aloft_store_rollout_set(d->store, ro.id, ro.status, ro.stage, "halted", why) == 0) {
+                aloftd_log("%s: rollout %lld %s", ro.platform, (long long)ro.id, why);
+                aloftd_metrics_rollout_event();
+            }
+            rc = aloft_store_rollout_get(d->store, ro.id, &ro);
+        }
+    }
+    if (rc && rc != ALOFT_E_NOTFOUND) {
+        cJSON_Delete(j);
+        return aloftd_reply_store_error(c, rc, "", "");
+    }
+    cJSON_AddBoolToObject(j, "counted", counted);
+    if (counted)
+        cJSON_AddItemToObject(j, "rollout", aloftd_rollout_json(&ro));
+    return aloftd_reply_json(c, 200, j);
+}

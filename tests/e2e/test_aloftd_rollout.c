@@ -1,0 +1,620 @@
+/* aloftd end to end: per-platform MAC whitelists, device outcome reports,
+ * staged rollouts with 100 simulated devices, and /metrics. Real aloftd
+ * processes on loopback, curl as the devices. Runs twice like
+ * test_aloftd (CTest: test_aloftd_rollout on SQLite, test_aloftd_rollout_pg
+ * on a PostgreSQL server the harness starts). */
+#include "aloftd_harness.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "aloft/image.h"
+#include "image_make.h"
+
+#define MAC1 "24:0A:C4:00:00:01"
+#define MAC2 "24:0A:C4:00:00:02"
+#define NDEV 100
+
+static struct aloftd_proc srv;
+
+static const char *make_image(const char *name, const char *project, const char *version)
+{
+    struct aloft_image_make_opts o = {.chip_id = (uint16_t)aloft_chip_id("esp32s3"), .project = project,
+                                      .version = version};
+    uint8_t *img;
+    size_t len;
+    assert_int_equal(aloft_image_make(&o, &img, &len), 0);
+    const char *path = e2e_path(name);
+    e2e_file_write(path, img, len);
+    free(img);
+    return path;
+}
+
+static void start(const char *name)
+{
+    aloftd_init(&srv, name);
+    assert_int_equal(aloftd_start(&srv, NULL), 0);
+    assert_int_equal(strlen(srv.token), 64);
+}
+
+static void upload_ok(const char *file)
+{
+    struct e2e_http r;
+    int code = aloftd_upload(&srv, &r, file, NULL, NULL);
+    if (code != 201)
+        fprintf(stderr, "upload %s: %d %s\n", file, code, r.body);
+    assert_int_equal(code, 201);
+    e2e_http_free(&r);
+}
+
+/* GET /update as an ESP32 (or, esp8266, an ESP8266) with this MAC (NULL:
+ * none) running ver; returns the status. */
+static int checkin(const char *platform, const char *ver, const char *mac, bool esp8266, struct e2e_http *out)
+{
+    char path[200], h_mac[80];
+    snprintf(path, sizeof path, "/update?dev=%s&ver=%s", platform, ver);
+    snprintf(h_mac, sizeof h_mac, "%s: %s", esp8266 ? "x-ESP8266-STA-MAC" : "x-ESP32-STA-MAC", mac ? mac : "");
+    const char *args[] = {"-H", esp8266 ? "User-Agent: ESP8266-http-Update" : "User-Agent: ESP32-http-Update",
+                          "-H", "x-ESP32-free-space: 1900544", "-H", "x-ESP32-mode: sketch",
+                          mac ? "-H" : NULL, h_mac, NULL};
+    struct e2e_http r;
+    int code = aloftd_get(&srv, &r, path, args);
+    if (out)
+        *out = r;
+    else
+        e2e_http_free(&r);
+    return code;
+}
+
+static void expect(int got, int want, const char *what)
+{
+    if (got != want)
+        fprintf(stderr, "%s: %d, want %d\n", what, got, want);
+    assert_int_equal(got, want);
+}
+
+static int admin_post(const char *path, const char *json, cJSON **reply)
+{
+    struct e2e_http r;
+    int code = aloftd_admin_post(&srv, &r, path, json);
+    if (reply)
+        *reply = cJSON_Parse(r.body);
+    e2e_http_free(&r);
+    return code;
+}
+
+/* POST a device's report (no token). */
+static int report(const char *mac, const char *json, cJSON **reply)
+{
+    char path[100];
+    snprintf(path, sizeof path, "/api/devices/%.40s/report", mac);
+    const char *args[] = {"-H", "Content-Type: application/json", "--data-binary", json, NULL};
+    struct e2e_http r;
+    int code = aloftd_get(&srv, &r, path, args);
+    if (reply)
+        *reply = cJSON_Parse(r.body);
+    e2e_http_free(&r);
+    return code;
+}
+
+/* The server's bucket of a device in a rollout, computed independently:
+ * FNV-1a (64 bits) of "<id>/<MAC>" mod 100. */
+static unsigned bucket(long long id, const char *mac)
+{
+    char key[64];
+    snprintf(key, sizeof key, "%lld/%.17s", id, mac);
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = key; *p; p++) {
+        h ^= (unsigned char)*p;
+        h *= 1099511628211ull;
+    }
+    return (unsigned)(h % 100);
+}
+
+static char macs[NDEV][18];
+
+static void make_macs(void)
+{
+    for (int i = 0; i < NDEV; i++)
+        snprintf(macs[i], sizeof macs[i], "24:0A:C4:10:%02X:%02X", i / 16 * 7 % 256, i);
+}
+
+/* Every device checks in on ver: which got 200 (offered), which 304. Any
+ * other answer fails. Returns how many were offered. */
+static int fleet_checkin(const char *platform, const char *ver, bool offered[NDEV])
+{
+    int n = 0;
+    for (int i = 0; i < NDEV; i++) {
+        int code = checkin(platform, ver, macs[i], false, NULL);
+        if (code != 200 && code != 304)
+            fprintf(stderr, "device %s: %d\n", macs[i], code);
+        assert_true(code == 200 || code == 304);
+        offered[i] = code == 200;
+        n += offered[i];
+    }
+    return n;
+}
+
+/* Exactly the devices whose bucket is below percent were offered. */
+static void expect_share(long long id, int percent, const bool offered[NDEV], int n)
+{
+    int want = 0;
+    for (int i = 0; i < NDEV; i++) {
+        bool in = bucket(id, macs[i]) < (unsigned)percent;
+        if (in != offered[i])
+            fprintf(stderr, "rollout %lld at %d%%: device %s (bucket %u) %s\n", id, percent, macs[i],
+                    bucket(id, macs[i]), offered[i] ? "offered but outside" : "not offered but inside");
+        assert_int_equal(in, offered[i]);
+        want += in;
+    }
+    assert_int_equal(n, want);
+}
+
+static cJSON *rollout_get(long long id)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/api/rollouts/%lld", id);
+    return aloftd_json(&srv, path);
+}
+
+/* ---- whitelist ---- */
+
+static void test_whitelist(void **state)
+{
+    (void)state;
+    start("whitelist");
+    upload_ok(make_image("w-1.0.0.bin", "demo", "1.0.0"));
+    upload_ok(make_image("w-1.1.0.bin", "demo", "1.1.0"));
+
+    /* off by default */
+    expect(checkin("demo", "1.0.0", MAC1, false, NULL), 200, "whitelist off");
+    cJSON *w = aloftd_json(&srv, "/api/platforms/demo/whitelist");
+    assert_false(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(w, "enabled")));
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(w, "macs")), 0);
+    cJSON_Delete(w);
+
+    /* on and empty: 403 for every device, and nothing crashes */
+    expect(admin_post("/api/platforms/demo/whitelist", "{\"enabled\": true}", NULL), 200, "enable");
+    struct e2e_http r;
+    expect(checkin("demo", "1.0.0", MAC1, false, &r), 403, "empty whitelist");
+    assert_string_equal(e2e_http_error(&r), "not_whitelisted");
+    e2e_http_free(&r);
+    expect(checkin("demo", "1.0.0", NULL, false, NULL), 403, "no MAC");
+    expect(checkin("demo", "1.1.0", MAC2, false, NULL), 403, "current but not listed");
+    expect(checkin("nosuch", "1.0.0", MAC1, false, NULL), 404, "unknown platform");
+
+    /* listed: served as usual, on both ESP32 and ESP8266 headers, any MAC spelling */
+    cJSON *reply;
+    expect(admin_post("/api/platforms/DEMO/whitelist", "{\"add\": [\"24:0a:c4:00:00:01\", \"240AC4000003\"]}",
+                      &reply),
+           200, "add");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "enabled")));
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(reply, "macs");
+    assert_int_equal(cJSON_GetArraySize(list), 2);
+    assert_string_equal(cJSON_GetArrayItem(list, 0)->valuestring, MAC1);
+    assert_string_equal(cJSON_GetArrayItem(list, 1)->valuestring, "24:0A:C4:00:00:03");
+    cJSON_Delete(reply);
+    expect(checkin("demo", "1.0.0", MAC1, false, NULL), 200, "listed");
+    expect(checkin("demo", "1.0.0", "24:0a:c4:00:00:03", true, NULL), 200, "listed, ESP8266");
+    expect(checkin("demo", "1.1.0", MAC1, false, NULL), 304, "listed, current");
+    expect(checkin("demo", "1.0.0", MAC2, true, NULL), 403, "not listed, ESP8266");
+    /* the refused check-in is in the inventory with its reason */
+    cJSON *devs = aloftd_json(&srv, "/api/devices");
+    const cJSON *d;
+    bool seen = false;
+    cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(devs, "devices")) if (!strcmp(e2e_jstr(d, "mac"), MAC2))
+    {
+        seen = true;
+        assert_int_equal(e2e_jnum(d, "last_status"), 403);
+        assert_non_null(strstr(e2e_jstr(d, "last_reason"), "whitelist"));
+    }
+    assert_true(seen);
+    cJSON_Delete(devs);
+
+    /* remove; removing what is not listed is 404 */
+    expect(admin_post("/api/platforms/demo/whitelist", "{\"remove\": [\"" MAC1 "\"]}", NULL), 200, "remove");
+    expect(checkin("demo", "1.0.0", MAC1, false, NULL), 403, "removed");
+    struct e2e_http e;
+    expect(aloftd_admin_post(&srv, &e, "/api/platforms/demo/whitelist", "{\"remove\": [\"" MAC2 "\"]}"), 404,
+           "remove unlisted");
+    assert_string_equal(e2e_http_error(&e), "not_listed");
+    e2e_http_free(&e);
+
+    /* bad input */
+    static const char *const bad[] = {"{\"add\": [\"24:0A:C4\"]}", "{\"add\": \"" MAC1 "\"}", "{\"enabled\": 1}",
+                                      "{}", "[]", "nonsense", "{\"add\": [\"ZZ:0A:C4:00:00:01\"]}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int code = admin_post("/api/platforms/demo/whitelist", bad[i], NULL);
+        if (code != 400)
+            fprintf(stderr, "%s: %d\n", bad[i], code);
+        assert_int_equal(code, 400);
+    }
+    expect(admin_post("/api/platforms/nosuch/whitelist", "{\"enabled\": true}", NULL), 404, "unknown platform");
+    const char *noauth[] = {"-H", "Content-Type: application/json", "--data-binary", "{\"enabled\": false}", NULL};
+    expect(aloftd_get(&srv, &e, "/api/platforms/demo/whitelist", noauth), 401, "no token");
+    e2e_http_free(&e);
+    expect(checkin("demo", "1.0.0", MAC2, false, NULL), 403, "still on");
+
+    /* off again: everyone */
+    expect(admin_post("/api/platforms/demo/whitelist", "{\"enabled\": false}", NULL), 200, "disable");
+    expect(checkin("demo", "1.0.0", MAC2, false, NULL), 200, "whitelist off again");
+    expect(checkin("demo", "1.0.0", NULL, false, NULL), 200, "no MAC, whitelist off");
+}
+
+/* ---- device reports ---- */
+
+static void test_reports(void **state)
+{
+    (void)state;
+    start("reports");
+    upload_ok(make_image("r-1.0.0.bin", "demo", "1.0.0"));
+    upload_ok(make_image("r-1.1.0.bin", "demo", "1.1.0"));
+    expect(checkin("demo", "1.0.0", MAC1, false, NULL), 200, "offered");
+    expect(checkin("demo", "1.0.0", MAC2, false, NULL), 200, "offered");
+
+    cJSON *reply;
+    expect(report(MAC1,
+                  "{\"version\": \"1.1.0\", \"result\": \"updated\", \"reason\": \"verified\", \"partition\": \"ota_1\", "
+                  "\"state\": \"valid\", \"reset_reason\": \"software\"}",
+                  &reply),
+           200, "report");
+    assert_string_equal(e2e_jstr(reply, "status"), "ok");
+    assert_false(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "counted"))); /* no rollout */
+    cJSON_Delete(reply);
+    expect(report("240ac4000002", "{\"version\": \"1.0.0\", \"result\": \"rolled_back\", \"reason\": \"boot loop\"}",
+                  NULL),
+           200, "report, MAC without colons");
+    expect(report(MAC2, "{\"version\": \"1.0.0\", \"result\": \"failed\", \"reason\": \"md5 mismatch\"}", NULL), 200,
+           "second report");
+
+    cJSON *devs = aloftd_json(&srv, "/api/devices");
+    const cJSON *d;
+    int found = 0;
+    cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(devs, "devices"))
+    {
+        const cJSON *rep = cJSON_GetObjectItemCaseSensitive(d, "report");
+        if (!strcmp(e2e_jstr(d, "mac"), MAC1)) {
+            found++;
+            assert_string_equal(e2e_jstr(rep, "version"), "1.1.0");
+            assert_string_equal(e2e_jstr(rep, "result"), "updated");
+            assert_string_equal(e2e_jstr(rep, "reason"), "verified");
+            assert_string_equal(e2e_jstr(rep, "partition"), "ota_1");
+            assert_string_equal(e2e_jstr(rep, "state"), "valid");
+            assert_string_equal(e2e_jstr(rep, "reset_reason"), "software");
+            assert_int_equal(e2e_jnum(rep, "reports"), 1);
+        } else if (!strcmp(e2e_jstr(d, "mac"), MAC2)) {
+            found++;
+            assert_string_equal(e2e_jstr(rep, "result"), "failed"); /* the last one */
+            assert_string_equal(e2e_jstr(rep, "reason"), "md5 mismatch");
+            assert_int_equal(e2e_jnum(rep, "reports"), 2);
+        }
+    }
+    assert_int_equal(found, 2);
+    cJSON_Delete(devs);
+
+    /* refused: never checked in, bad ids, bad bodies; nothing recorded */
+    struct e2e_http r;
+    const char *args[] = {"-H", "Content-Type: application/json", "--data-binary",
+                          "{\"version\": \"1.0.0\", \"result\": \"updated\"}", NULL};
+    expect(aloftd_get(&srv, &r, "/api/devices/24:0A:C4:00:00:99/report", args), 404, "unknown device");
+    assert_string_equal(e2e_http_error(&r), "unknown_device");
+    e2e_http_free(&r);
+    expect(aloftd_get(&srv, &r, "/api/devices/not-a-mac/report", args), 400, "bad id");
+    e2e_http_free(&r);
+    expect(aloftd_get(&srv, &r, "/api/devices/" MAC1 "/other", args), 404, "bad path");
+    e2e_http_free(&r);
+    static const char *const bad[] = {"{\"version\": \"1.0.0\", \"result\": \"great\"}", "{\"result\": \"updated\"}",
+                                      "{\"version\": \"1.0.0\"}", "not json", "",
+                                      "{\"version\": \"1.0.0\", \"result\": \"failed\", \"reason\": 5}",
+                                      "{\"version\": \"1\\n0\", \"result\": \"failed\"}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int code = report(MAC1, bad[i], NULL);
+        if (code != 400)
+            fprintf(stderr, "'%s': %d\n", bad[i], code);
+        assert_int_equal(code, 400);
+    }
+    /* GET on it is an admin call: the token is needed */
+    expect(aloftd_get(&srv, &r, "/api/devices/" MAC1 "/report", NULL), 401, "GET without token");
+    e2e_http_free(&r);
+}
+
+/* ---- rollouts ---- */
+
+static long long start_rollout(const char *json)
+{
+    cJSON *reply;
+    int code = admin_post("/api/platforms/demo/rollouts", json, &reply);
+    if (code != 201)
+        fprintf(stderr, "rollout %s: %d\n", json, code);
+    assert_int_equal(code, 201);
+    long long id = (long long)e2e_jnum(reply, "id");
+    assert_string_equal(e2e_jstr(reply, "status"), "active");
+    cJSON_Delete(reply);
+    return id;
+}
+
+static void action(long long id, const char *what, int want, const char *status)
+{
+    char path[80];
+    snprintf(path, sizeof path, "/api/rollouts/%lld/%s", id, what);
+    cJSON *reply;
+    int code = admin_post(path, "{}", &reply);
+    if (code != want)
+        fprintf(stderr, "%s: %d, want %d\n", path, code, want);
+    assert_int_equal(code, want);
+    if (status)
+        assert_string_equal(e2e_jstr(reply, "status"), status);
+    cJSON_Delete(reply);
+}
+
+/* 100 devices on 1.0.0 check in at every stage: exactly the devices
+ * whose bucket is under the stage's percentage are offered 1.1.0, the same
+ * ones every time; advancing widens the share; paused offers nothing new;
+ * completed leaves the platform's current release to everyone. */
+static void test_rollout_stages(void **state)
+{
+    (void)state;
+    start("stages");
+    make_macs();
+    upload_ok(make_image("s-1.0.0.bin", "demo", "1.0.0"));
+    upload_ok(make_image("s-1.1.0.bin", "demo", "1.1.0"));
+
+    /* refusals */
+    expect(admin_post("/api/platforms/demo/rollouts", "{\"version\": \"9.9.9\"}", NULL), 404, "unknown version");
+    expect(admin_post("/api/platforms/nosuch/rollouts", "{\"version\": \"1.1.0\"}", NULL), 404, "unknown platform");
+    static const char *const bad[] = {"{}", "{\"version\": \"1.1.0\", \"stages\": [10, 5]}",
+                                      "{\"version\": \"1.1.0\", \"stages\": [0, 100]}",
+                                      "{\"version\": \"1.1.0\", \"stages\": [101]}",
+                                      "{\"version\": \"1.1.0\", \"stages\": []}",
+                                      "{\"version\": \"1.1.0\", \"max_failures\": \"x%\"}",
+                                      "{\"version\": \"1.1.0\", \"max_failures\": -1}", "nonsense"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int code = admin_post("/api/platforms/demo/rollouts", bad[i], NULL);
+        if (code != 400)
+            fprintf(stderr, "%s: %d\n", bad[i], code);
+        assert_int_equal(code, 400);
+    }
+
+    long long id = start_rollout("{\"version\": \"1.1.0\", \"stages\": [1, 10, 50, 100], \"max_failures\": 100}");
+    expect(admin_post("/api/platforms/demo/rollouts", "{\"version\": \"1.1.0\"}", NULL), 409, "second rollout");
+    cJSON *ro = rollout_get(id);
+    assert_string_equal(e2e_jstr(ro, "version"), "1.1.0");
+    assert_string_equal(e2e_jstr(ro, "previous"), "1.0.0");
+    assert_int_equal(e2e_jnum(ro, "percent"), 1);
+    assert_int_equal(e2e_jnum(ro, "max_failures"), 100);
+    cJSON_Delete(ro);
+
+    bool offered[NDEV], again[NDEV];
+    static const int percents[] = {1, 10, 50, 100};
+    for (int s = 0; s < 4; s++) {
+        if (s)
+            action(id, "advance", 200, "active");
+        int n = fleet_checkin("demo", "1.0.0", offered);
+        printf("rollout %lld at %d%%: %d of %d devices offered 1.1.0\n", id, percents[s], n, NDEV);
+        expect_share(id, percents[s], offered, n);
+        int m = fleet_checkin("demo", "1.0.0", again); /* deterministic */
+        assert_int_equal(m, n);
+        assert_memory_equal(offered, again, sizeof offered);
+        if (s == 1) { /* a device outside the share learns why */
+            for (int i = 0; i < NDEV; i++) {
+                if (offered[i])
+                    continue;
+                struct e2e_http r;
+                expect(checkin("demo", "1.0.0", macs[i], false, &r), 304, "outside");
+                const char *note = aloftd_header_value(&r, "X-Aloft-Rollout");
+                assert_non_null(note);
+                assert_non_null(strstr(note, "out"));
+                e2e_http_free(&r);
+                break;
+            }
+        }
+        if (s == 2) { /* paused: nobody is offered it; resumed: the same share again */
+            action(id, "pause", 200, "paused");
+            assert_int_equal(fleet_checkin("demo", "1.0.0", again), 0);
+            action(id, "resume", 200, "active");
+            assert_int_equal(fleet_checkin("demo", "1.0.0", again), n);
+            ro = rollout_get(id);
+            assert_int_equal(e2e_jnum(ro, "offered"), n); /* each device counted once */
+            cJSON_Delete(ro);
+        }
+    }
+    /* a device without a MAC is never inside a share below 100 %, but 100 % is everyone... */
+    expect(checkin("demo", "1.0.0", NULL, false, NULL), 304, "no MAC");
+    action(id, "advance", 200, "completed");
+    action(id, "advance", 409, NULL);
+    action(id, "pause", 409, NULL);
+    /* completed: the platform's current release (1.1.0) for everyone */
+    assert_int_equal(fleet_checkin("demo", "1.0.0", offered), NDEV);
+    expect(checkin("demo", "1.0.0", NULL, false, NULL), 200, "no MAC, completed");
+    expect(admin_post("/api/rollouts/99/advance", "{}", NULL), 404, "unknown rollout");
+    cJSON *all = aloftd_json(&srv, "/api/rollouts");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(all, "rollouts")), 1);
+    cJSON_Delete(all);
+}
+
+/* Failures reported by devices offered the release, beyond max_failures,
+ * halt the rollout; then nobody is offered it. As a count, and as a
+ * percentage of the devices offered. */
+static void test_rollout_halt(void **state)
+{
+    (void)state;
+    start("halt");
+    make_macs();
+    upload_ok(make_image("h-1.0.0.bin", "demo", "1.0.0"));
+    upload_ok(make_image("h-1.1.0.bin", "demo", "1.1.0"));
+
+    long long id = start_rollout("{\"version\": \"1.1.0\", \"stages\": [50, 100], \"max_failures\": 2}");
+    bool offered[NDEV];
+    int n = fleet_checkin("demo", "1.0.0", offered);
+    expect_share(id, 50, offered, n);
+    assert_true(n > 5);
+    /* a device that was not offered it: recorded, not counted */
+    int outside = -1;
+    for (int i = 0; i < NDEV && outside < 0; i++)
+        if (!offered[i])
+            outside = i;
+    cJSON *reply;
+    expect(report(macs[outside], "{\"version\": \"1.0.0\", \"result\": \"failed\", \"reason\": \"x\"}", &reply), 200,
+           "report outside");
+    assert_false(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "counted")));
+    cJSON_Delete(reply);
+    int failed = 0, updated = 0;
+    for (int i = 0; i < NDEV && failed < 3; i++) {
+        if (!offered[i])
+            continue;
+        if (updated < 2) { /* successes never halt it */
+            expect(report(macs[i], "{\"version\": \"1.1.0\", \"result\": \"updated\"}", NULL), 200, "updated");
+            updated++;
+            continue;
+        }
+        expect(report(macs[i],
+                      failed % 2 ? "{\"version\": \"1.0.0\", \"result\": \"rolled_back\", \"reason\": \"boot loop\"}"
+                                 : "{\"version\": \"1.0.0\", \"result\": \"failed\", \"reason\": \"crash\"}",
+                      &reply),
+               200, "failure");
+        failed++;
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "counted")));
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(reply, "rollout");
+        assert_int_equal(e2e_jnum(r, "failures"), failed);
+        assert_string_equal(e2e_jstr(r, "status"), failed <= 2 ? "active" : "halted"); /* past 2 */
+        cJSON_Delete(reply);
+    }
+    cJSON *ro = rollout_get(id);
+    assert_string_equal(e2e_jstr(ro, "status"), "halted");
+    assert_int_equal(e2e_jnum(ro, "failures"), 3);
+    assert_int_equal(e2e_jnum(ro, "successes"), 2);
+    assert_int_equal(e2e_jnum(ro, "offered"), n);
+    assert_non_null(strstr(e2e_jstr(ro, "reason"), "3 failures"));
+    cJSON_Delete(ro);
+    /* halted: it stops offering, advancing is refused */
+    assert_int_equal(fleet_checkin("demo", "1.0.0", offered), 0);
+    action(id, "advance", 409, NULL);
+    action(id, "resume", 409, NULL);
+
+    /* a new rollout of the same release, threshold 10 % of the devices offered */
+    long long id2 = start_rollout("{\"version\": \"1.1.0\", \"stages\": [50, 100], \"max_failures\": \"10%\"}");
+    assert_true(id2 > id);
+    n = fleet_checkin("demo", "1.0.0", offered);
+    expect_share(id2, 50, offered, n);
+    int allowed = n / 10; /* failures * 100 > 10 * n halts */
+    failed = 0;
+    for (int i = 0; i < NDEV; i++) {
+        if (!offered[i])
+            continue;
+        expect(report(macs[i], "{\"version\": \"1.0.0\", \"result\": \"failed\"}", &reply), 200, "failure");
+        failed++;
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(reply, "rollout");
+        assert_string_equal(e2e_jstr(r, "status"), failed <= allowed ? "active" : "halted");
+        assert_string_equal(e2e_jstr(r, "max_failures"), "10%");
+        cJSON_Delete(reply);
+        if (failed > allowed)
+            break;
+    }
+    assert_int_equal(failed, allowed + 1);
+    assert_int_equal(fleet_checkin("demo", "1.0.0", offered), 0);
+    action(id2, "abort", 200, "aborted");
+    assert_int_equal(fleet_checkin("demo", "1.0.0", offered), 0); /* aborted: the previous release still */
+}
+
+/* ---- metrics ---- */
+
+static unsigned long long metric(const char *text, const char *line)
+{
+    char want[300]; /* at the start of a line: not the # HELP line */
+    snprintf(want, sizeof want, "\n%s ", line);
+    const char *p = strstr(text, want);
+    if (!p)
+        fprintf(stderr, "no '%s' in\n%s\n", line, text);
+    assert_non_null(p);
+    p += strlen(want) - 1;
+    assert_true(*p == ' ');
+    return strtoull(p + 1, NULL, 10);
+}
+
+static void test_metrics(void **state)
+{
+    (void)state;
+    start("metrics");
+    const char *v1 = make_image("m-1.0.0.bin", "demo", "1.0.0");
+    upload_ok(v1);
+    size_t size;
+    free(e2e_file_read(v1, &size));
+    expect(checkin("demo", "0.9.0", MAC1, false, NULL), 200, "offered");
+    expect(checkin("demo", "0.9.0", MAC2, false, NULL), 200, "offered");
+    expect(checkin("demo", "1.0.0", MAC1, false, NULL), 304, "current");
+    expect(checkin("nosuch", "1.0.0", MAC1, false, NULL), 404, "unknown");
+    expect(report(MAC1, "{\"version\": \"1.0.0\", \"result\": \"updated\"}", NULL), 200, "report");
+    long long id = 0;
+    {
+        cJSON *reply;
+        expect(admin_post("/api/platforms/demo/rollouts", "{\"version\": \"1.0.0\", \"stages\": [10, 100]}", &reply),
+               201, "rollout");
+        id = (long long)e2e_jnum(reply, "id");
+        cJSON_Delete(reply);
+    }
+
+    struct e2e_http r;
+    expect(aloftd_get(&srv, &r, "/metrics", NULL), 401, "metrics without token");
+    e2e_http_free(&r);
+    const char *auth[] = {"-H", srv.auth, NULL};
+    expect(aloftd_get(&srv, &r, "/metrics", auth), 200, "metrics");
+    assert_non_null(strstr(aloftd_header_value(&r, "Content-Type"), "text/plain; version=0.0.4"));
+    assert_non_null(strstr(r.body, "# TYPE aloft_http_requests_total counter\n"));
+    assert_int_equal(metric(r.body, "aloft_http_requests_total{endpoint=\"update\",status=\"200\"}"), 2);
+    assert_int_equal(metric(r.body, "aloft_http_requests_total{endpoint=\"update\",status=\"304\"}"), 1);
+    assert_int_equal(metric(r.body, "aloft_http_requests_total{endpoint=\"update\",status=\"404\"}"), 1);
+    assert_int_equal(metric(r.body, "aloft_http_requests_total{endpoint=\"upload\",status=\"201\"}"), 1);
+    assert_int_equal(metric(r.body, "aloft_http_requests_total{endpoint=\"report\",status=\"200\"}"), 1);
+    assert_int_equal(metric(r.body, "aloft_http_requests_total{endpoint=\"metrics\",status=\"401\"}"), 1);
+    assert_int_equal(metric(r.body, "aloft_checkins_total{status=\"200\"}"), 2);
+    assert_int_equal(metric(r.body, "aloft_checkins_total{status=\"304\"}"), 1);
+    assert_int_equal(metric(r.body, "aloft_downloads_total"), 2);
+    assert_int_equal(metric(r.body, "aloft_download_bytes_total"), 2 * size);
+    assert_int_equal(metric(r.body, "aloft_device_reports_total{result=\"updated\"}"), 1);
+    char line[200];
+    snprintf(line, sizeof line, "aloft_rollout_percent{rollout=\"%lld\",platform=\"demo\",version=\"1.0.0\"}", id);
+    assert_int_equal(metric(r.body, line), 10);
+    snprintf(line, sizeof line,
+             "aloft_rollout_status{rollout=\"%lld\",platform=\"demo\",version=\"1.0.0\",status=\"active\"}", id);
+    assert_int_equal(metric(r.body, line), 1);
+    e2e_http_free(&r);
+
+    /* downloads by /firmware: a whole file and a range; HEAD sends no body */
+    char path[120];
+    cJSON *rel = aloftd_json(&srv, "/api/platforms/demo/releases");
+    snprintf(path, sizeof path, "%s", e2e_jstr(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(rel, "releases"), 0),
+                                               "url"));
+    cJSON_Delete(rel);
+    expect(aloftd_get(&srv, &r, path, NULL), 200, "download");
+    e2e_http_free(&r);
+    const char *range[] = {"-H", "Range: bytes=0-99", NULL};
+    expect(aloftd_get(&srv, &r, path, range), 206, "range");
+    e2e_http_free(&r);
+    const char *head[] = {"-I", NULL};
+    expect(aloftd_get(&srv, &r, path, head), 200, "HEAD");
+    e2e_http_free(&r);
+    expect(aloftd_get(&srv, &r, "/metrics", auth), 200, "metrics");
+    assert_int_equal(metric(r.body, "aloft_downloads_total"), 4);
+    assert_int_equal(metric(r.body, "aloft_download_bytes_total"), 3 * size + 100);
+    assert_int_equal(metric(r.body, "aloft_http_requests_total{endpoint=\"firmware\",status=\"206\"}"), 1);
+    assert_int_equal(metric(r.body, "aloft_http_requests_total{endpoint=\"firmware\",status=\"200\"}"), 2);
+    e2e_http_free(&r);
+}
+
+int main(void)
+{
+    e2e_init(152);
+    if (aloftd_on_pg()) {
+        printf("aloftd rollout tests on PostgreSQL (ALOFT_TEST_DB=postgres)\n");
+        if (aloftd_pg_start())
+            return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_whitelist, aloftd_teardown),
+        cmocka_unit_test_teardown(test_reports, aloftd_teardown),
+        cmocka_unit_test_teardown(test_rollout_stages, aloftd_teardown),
+        cmocka_unit_test_teardown(test_rollout_halt, aloftd_teardown),
+        cmocka_unit_test_teardown(test_metrics, aloftd_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
