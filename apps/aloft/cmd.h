@@ -24,5 +24,7 @@ int aloft_cmd_server_releases(int argc, char **argv);
 int aloft_cmd_server_pin(int argc, char **argv);
 int aloft_cmd_server_unpin(int argc, char **argv);
 int aloft_cmd_server_devices(int argc, char **argv);
+int aloft_cmd_server_rollout(int argc, char **argv);
+int aloft_cmd_server_whitelist(int argc, char **argv);
 
 #endif

@@ -15,7 +15,7 @@
 #include "cmd.h"
 #include "file.h"
 
-enum action { UPLOAD, RELEASES, PIN, UNPIN, DEVICES };
+enum action { UPLOAD, RELEASES, PIN, UNPIN, DEVICES, ROLLOUT, WHITELIST };
 
 static const struct {
     const char *name, *args, *what;
@@ -29,11 +29,23 @@ static const struct {
     [PIN] = {"pin", "PLATFORM VERSION [--frontend]",
              "Serve VERSION to the platform's devices, older or not: this is how to downgrade."},
     [UNPIN] = {"unpin", "PLATFORM [--frontend]", "Back to serving the newest release."},
-    [DEVICES] = {"devices", "[PLATFORM]", "The device inventory: every device's last check-in."},
+    [DEVICES] = {"devices", "[PLATFORM]", "The device inventory: every device's last check-in and outcome report."},
+    [ROLLOUT] = {"rollout",
+                 "start PLATFORM VERSION [--stages 1,10,50,100] [--max-failures N|N%]\n"
+                 "       aloft server rollout advance|pause|resume|abort|show ID\n"
+                 "       aloft server rollout show",
+                 "Staged rollouts: VERSION is offered to a growing share of PLATFORM's devices\n"
+                 "(stages in percent, chosen by a stable hash of each MAC); the others keep the\n"
+                 "release current before. More failed or rolled-back reports than --max-failures\n"
+                 "(a count, or a percentage of the devices offered; default 5%) halt it.\n"
+                 "advance opens the next stage (after the last: completed); show without ID lists all."},
+    [WHITELIST] = {"whitelist", "PLATFORM [on | off | add MAC... | remove MAC...]",
+                   "A platform's MAC whitelist (off by default). When on, even empty, only the\n"
+                   "devices on it are offered updates; the others get 403. Without a verb: show it."},
 };
 
 struct opts {
-    const char *server, *token, *platform, *version;
+    const char *server, *token, *platform, *version, *stages, *max_failures;
     bool frontend, json;
 };
 
@@ -170,6 +182,26 @@ static void print_devices(const cJSON *reply)
                str(d, "ip"), str(d, "last_seen"), num(d, "last_status"), str(d, "last_reason"));
 }
 
+static void print_rollout(const cJSON *r)
+{
+    char stages[80] = "";
+    size_t k = 0;
+    const cJSON *st;
+    cJSON_ArrayForEach(st, cJSON_GetObjectItemCaseSensitive(r, "stages")) if (k < sizeof stages) k +=
+        (size_t)snprintf(stages + k, sizeof stages - k, "%s%.0f", k ? "," : "", st->valuedouble);
+    const cJSON *mf = cJSON_GetObjectItemCaseSensitive(r, "max_failures");
+    char maxf[24];
+    if (cJSON_IsString(mf))
+        snprintf(maxf, sizeof maxf, "%s", mf->valuestring);
+    else
+        snprintf(maxf, sizeof maxf, "%.0f", num(r, "max_failures"));
+    printf("rollout %.0f: %s %s, %s at %.0f%% (stages %s; others get %s)\n"
+           "  offered %.0f, updated %.0f, failed %.0f (max %s)%s%s\n",
+           num(r, "id"), str(r, "platform"), str(r, "version"), str(r, "status"), num(r, "percent"), stages,
+           str(r, "previous"), num(r, "offered"), num(r, "successes"), num(r, "failures"), maxf,
+           *str(r, "reason") && strcmp(str(r, "reason"), "-") ? "; " : "", strcmp(str(r, "reason"), "-") ? str(r, "reason") : "");
+}
+
 static int usage(FILE *out, enum action a, int status)
 {
     fprintf(out,
@@ -215,6 +247,7 @@ static int server(int argc, char **argv, enum action a)
         {"token-file", required_argument, NULL, 'f'}, {"platform", required_argument, NULL, 'p'},
         {"version", required_argument, NULL, 'v'},    {"frontend", no_argument, NULL, 'F'},
         {"json", no_argument, NULL, 'j'},             {"help", no_argument, NULL, 'h'},
+        {"stages", required_argument, NULL, 'S'},     {"max-failures", required_argument, NULL, 'M'},
         {NULL, 0, NULL, 0},
     };
     struct opts o = {0};
@@ -230,16 +263,31 @@ static int server(int argc, char **argv, enum action a)
         case 'v': o.version = optarg; break;
         case 'F': o.frontend = true; break;
         case 'j': o.json = true; break;
+        case 'S': o.stages = optarg; break;
+        case 'M': o.max_failures = optarg; break;
         case 'h': return usage(stdout, a, 0);
         default: return usage(stderr, a, 2);
         }
     }
     int nargs = argc - optind;
-    int want_min = a == UPLOAD || a == UNPIN ? 1 : a == PIN ? 2 : 0;
-    int want_max = a == PIN ? 2 : 1;
+    int want_min = a == UPLOAD || a == UNPIN || a == ROLLOUT || a == WHITELIST ? 1 : a == PIN ? 2 : 0;
+    int want_max = a == PIN ? 2 : a == ROLLOUT ? 3 : a == WHITELIST ? 64 : 1;
+    const char *verb = nargs > 0 ? argv[optind] : "";
+    bool start = a == ROLLOUT && !strcmp(verb, "start");
     bool misplaced = (o.platform && a != UPLOAD) || (o.version && a != UPLOAD) ||
-                     (o.frontend && (a == DEVICES || (a == RELEASES && !nargs))) ||
-                     (a == UPLOAD && (o.frontend ? !o.platform : o.version != NULL));
+                     (o.frontend && (a == DEVICES || a == ROLLOUT || a == WHITELIST || (a == RELEASES && !nargs))) ||
+                     (a == UPLOAD && (o.frontend ? !o.platform : o.version != NULL)) ||
+                     ((o.stages || o.max_failures) && !start);
+    if (a == ROLLOUT && nargs >= 1) { /* start P V; show [ID]; the others ID */
+        bool other = !strcmp(verb, "advance") || !strcmp(verb, "pause") || !strcmp(verb, "resume") ||
+                     !strcmp(verb, "abort");
+        misplaced = misplaced || (start ? nargs != 3 : !strcmp(verb, "show") ? nargs > 2 : !other || nargs != 2);
+    }
+    if (a == WHITELIST && nargs >= 2) { /* P on|off; P add|remove MAC... */
+        const char *w = argv[optind + 1];
+        bool onoff = !strcmp(w, "on") || !strcmp(w, "off"), list = !strcmp(w, "add") || !strcmp(w, "remove");
+        misplaced = misplaced || (onoff ? nargs != 2 : !list || nargs < 3);
+    }
     if (nargs < want_min || nargs > want_max || misplaced)
         return usage(stderr, a, 2);
     if (!o.server)
@@ -292,6 +340,77 @@ static int server(int argc, char **argv, enum action a)
         snprintf(path, sizeof path, "/api/devices%s%s", nargs ? "?platform=" : "", nargs ? esc[0] : "");
         code = request(&o, path, NULL, NULL, &reply);
         break;
+    case ROLLOUT:
+        if (start) {
+            char *p = curl_easy_escape(e, argv[optind + 1], 0);
+            body = cJSON_CreateObject();
+            cJSON_AddStringToObject(body, "version", argv[optind + 2]);
+            if (o.stages) {
+                cJSON *st = cJSON_AddArrayToObject(body, "stages");
+                for (const char *q = o.stages; *q;) {
+                    char *end;
+                    long v = strtol(q, &end, 10);
+                    if (end == q || (*end && *end != ',')) {
+                        fprintf(stderr, "aloft server rollout: --stages %s: give percentages, e.g. 1,10,50,100\n",
+                                o.stages);
+                        curl_free(p);
+                        code = -2;
+                        break;
+                    }
+                    cJSON_AddItemToArray(st, cJSON_CreateNumber((double)v));
+                    q = *end ? end + 1 : end;
+                }
+            }
+            if (o.max_failures) {
+                char *end;
+                long v = strtol(o.max_failures, &end, 10);
+                if (!*end && end != o.max_failures)
+                    cJSON_AddNumberToObject(body, "max_failures", (double)v);
+                else
+                    cJSON_AddStringToObject(body, "max_failures", o.max_failures); /* "5%": the server checks */
+            }
+            if (code == -2)
+                break;
+            json = cJSON_PrintUnformatted(body);
+            snprintf(path, sizeof path, "/api/platforms/%s/rollouts", p);
+            curl_free(p);
+            code = request(&o, path, NULL, json, &reply);
+        } else if (!strcmp(verb, "show")) {
+            char *id = nargs > 1 ? curl_easy_escape(e, argv[optind + 1], 0) : NULL;
+            snprintf(path, sizeof path, "/api/rollouts%s%s", id ? "/" : "", id ? id : "");
+            curl_free(id);
+            code = request(&o, path, NULL, NULL, &reply);
+        } else {
+            char *id = curl_easy_escape(e, argv[optind + 1], 0);
+            snprintf(path, sizeof path, "/api/rollouts/%s/%s", id, verb);
+            curl_free(id);
+            code = request(&o, path, NULL, "{}", &reply);
+        }
+        break;
+    case WHITELIST:
+        snprintf(path, sizeof path, "/api/platforms/%s/whitelist", esc[0]);
+        if (nargs >= 2) {
+            const char *w = argv[optind + 1];
+            body = cJSON_CreateObject();
+            if (!strcmp(w, "on") || !strcmp(w, "off")) {
+                cJSON_AddBoolToObject(body, "enabled", !strcmp(w, "on"));
+            } else {
+                cJSON *list = cJSON_AddArrayToObject(body, w);
+                for (int i = 2; i < nargs; i++)
+                    cJSON_AddItemToArray(list, cJSON_CreateString(argv[optind + i]));
+            }
+            json = cJSON_PrintUnformatted(body);
+        }
+        code = request(&o, path, NULL, json, &reply);
+        break;
+    }
+    if (code == -2) { /* a usage error found late */
+        cJSON_Delete(body);
+        for (int i = 0; i < 2; i++)
+            curl_free(esc[i]);
+        curl_easy_cleanup(e);
+        free(tok);
+        return 2;
     }
     int status = check(code, reply);
     if (status == 0 && o.json) {
@@ -319,6 +438,23 @@ static int server(int argc, char **argv, enum action a)
                    a == PIN ? " (pinned)" : "");
             break;
         case DEVICES: print_devices(reply); break;
+        case ROLLOUT:
+            if (cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(reply, "rollouts"))) {
+                const cJSON *ro;
+                cJSON_ArrayForEach(ro, cJSON_GetObjectItemCaseSensitive(reply, "rollouts")) print_rollout(ro);
+            } else {
+                print_rollout(reply);
+            }
+            break;
+        case WHITELIST: {
+            const cJSON *macs = cJSON_GetObjectItemCaseSensitive(reply, "macs");
+            printf("%s whitelist: %s, %d MAC%s\n", str(reply, "platform"),
+                   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "enabled")) ? "on" : "off",
+                   cJSON_GetArraySize(macs), cJSON_GetArraySize(macs) == 1 ? "" : "s");
+            const cJSON *m;
+            cJSON_ArrayForEach(m, macs) printf("  %s\n", cJSON_IsString(m) ? m->valuestring : "-");
+            break;
+        }
         }
     }
     cJSON_Delete(reply);
@@ -354,4 +490,14 @@ int aloft_cmd_server_unpin(int argc, char **argv)
 int aloft_cmd_server_devices(int argc, char **argv)
 {
     return server(argc, argv, DEVICES);
+}
+
+int aloft_cmd_server_rollout(int argc, char **argv)
+{
+    return server(argc, argv, ROLLOUT);
+}
+
+int aloft_cmd_server_whitelist(int argc, char **argv)
+{
+    return server(argc, argv, WHITELIST);
 }

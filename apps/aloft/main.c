@@ -33,6 +33,8 @@ static const struct command commands[] = {
     {"server", "pin", aloft_cmd_server_pin, "serve one release of a platform (also to downgrade)"},
     {"server", "unpin", aloft_cmd_server_unpin, "serve a platform's newest release again"},
     {"server", "devices", aloft_cmd_server_devices, "the devices that checked in with an aloftd"},
+    {"server", "rollout", aloft_cmd_server_rollout, "staged rollouts: start, advance, pause, resume, abort, show"},
+    {"server", "whitelist", aloft_cmd_server_whitelist, "a platform's MAC whitelist: show, on, off, add, remove"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

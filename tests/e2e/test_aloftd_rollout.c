@@ -601,6 +601,102 @@ static void test_metrics(void **state)
     e2e_http_free(&r);
 }
 
+/* ---- aloft server rollout / whitelist ---- */
+
+static int cli(char **out, const char *const words[])
+{
+    const char *argv[32] = {"aloft", "server"};
+    size_t k = 2;
+    for (size_t i = 0; words[i]; i++)
+        argv[k++] = words[i];
+    argv[k++] = "--server";
+    argv[k++] = srv.url;
+    argv[k++] = "--token";
+    argv[k++] = srv.token;
+    argv[k] = NULL;
+    return aloft_test_run(out, argv);
+}
+
+static void cli_ok(const char *const words[], const char *want)
+{
+    char *out;
+    int rc = cli(&out, words);
+    if (rc != 0 || !strstr(out, want))
+        fprintf(stderr, "aloft server %s ...: %d, want '%s' in:\n%s\n", words[0], rc, want, out);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, want));
+    free(out);
+}
+
+static void test_cli(void **state)
+{
+    (void)state;
+    start("cli");
+    make_macs();
+    upload_ok(make_image("c-1.0.0.bin", "demo", "1.0.0"));
+    upload_ok(make_image("c-1.1.0.bin", "demo", "1.1.0"));
+
+    const char *wl_show[] = {"whitelist", "demo", NULL};
+    cli_ok(wl_show, "demo whitelist: off, 0 MACs");
+    const char *wl_add[] = {"whitelist", "demo", "add", MAC1, "24:0a:c4:00:00:02", NULL};
+    cli_ok(wl_add, "demo whitelist: off, 2 MACs\n  " MAC1 "\n  " MAC2);
+    const char *wl_on[] = {"whitelist", "demo", "on", NULL};
+    cli_ok(wl_on, "demo whitelist: on, 2 MACs");
+    expect(checkin("demo", "1.0.0", "24:0A:C4:00:00:09", false, NULL), 403, "not listed");
+    expect(checkin("demo", "1.0.0", MAC2, false, NULL), 200, "listed");
+    const char *wl_rm[] = {"whitelist", "demo", "remove", MAC2, NULL};
+    cli_ok(wl_rm, "demo whitelist: on, 1 MAC\n");
+    expect(checkin("demo", "1.0.0", MAC2, false, NULL), 403, "removed");
+    const char *wl_off[] = {"whitelist", "demo", "off", NULL};
+    cli_ok(wl_off, "demo whitelist: off, 1 MAC");
+
+    const char *start_ro[] = {"rollout", "start", "demo", "1.1.0", "--stages", "10,50,100", "--max-failures", "20%",
+                              NULL};
+    cli_ok(start_ro, "rollout 1: demo 1.1.0, active at 10% (stages 10,50,100; others get 1.0.0)");
+    bool offered[NDEV];
+    int n = fleet_checkin("demo", "1.0.0", offered);
+    expect_share(1, 10, offered, n);
+    char want[120];
+    snprintf(want, sizeof want, "offered %d, updated 0, failed 0 (max 20%%)", n);
+    const char *show[] = {"rollout", "show", "1", NULL};
+    cli_ok(show, want);
+    const char *adv[] = {"rollout", "advance", "1", NULL};
+    cli_ok(adv, "active at 50%");
+    const char *pause[] = {"rollout", "pause", "1", NULL};
+    cli_ok(pause, "paused at 50%");
+    const char *resume[] = {"rollout", "resume", "1", NULL};
+    cli_ok(resume, "active at 50%");
+    n = fleet_checkin("demo", "1.0.0", offered);
+    expect_share(1, 50, offered, n);
+    const char *abort_ro[] = {"rollout", "abort", "1", NULL};
+    cli_ok(abort_ro, "aborted at 50%");
+    const char *list[] = {"rollout", "show", NULL};
+    cli_ok(list, "rollout 1: demo 1.1.0, aborted");
+    const char *json[] = {"rollout", "show", "1", "--json", NULL};
+    cli_ok(json, "\"status\":\t\"aborted\"");
+
+    /* refused by the server: exit 1 with its words; bad usage: exit 2 */
+    char *out;
+    assert_int_equal(cli(&out, adv), 1);
+    free(out);
+    const char *bad[][8] = {{"rollout", NULL},
+                            {"rollout", "start", "demo", NULL},
+                            {"rollout", "jump", "1", NULL},
+                            {"rollout", "advance", NULL},
+                            {"rollout", "show", "1", "--stages", "1,2", NULL},
+                            {"rollout", "start", "demo", "1.1.0", "--stages", "1,x", NULL},
+                            {"whitelist", NULL},
+                            {"whitelist", "demo", "add", NULL},
+                            {"whitelist", "demo", "maybe", NULL}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = cli(&out, bad[i]);
+        if (rc != 2)
+            fprintf(stderr, "case %zu: %d\n%s\n", i, rc, out);
+        assert_int_equal(rc, 2);
+        free(out);
+    }
+}
+
 int main(void)
 {
     e2e_init(152);
@@ -615,6 +711,7 @@ int main(void)
         cmocka_unit_test_teardown(test_rollout_stages, aloftd_teardown),
         cmocka_unit_test_teardown(test_rollout_halt, aloftd_teardown),
         cmocka_unit_test_teardown(test_metrics, aloftd_teardown),
+        cmocka_unit_test_teardown(test_cli, aloftd_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
