@@ -79,3 +79,7 @@ fi
 # bench/fleet: aloft deploy to 1..64 simulated devices (it runs its own
 # processes, so not under valgrind)
 "$(dirname "$0")/fleet.sh" "$build"
+
+# bench/server: aloftd under wrk next to nginx, /update's 304 path and a
+# 1 MB download, on SQLite and PostgreSQL (its own processes, not under valgrind)
+"$(dirname "$0")/server.sh" "$build"

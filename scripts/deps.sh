@@ -6,7 +6,7 @@ set -eu
 
 PACKAGES="cmake gcc make pkg-config libcmocka-dev libcjson-dev clang
 gcc-riscv64-unknown-elf gcc-arm-none-eabi valgrind python3
-libmicrohttpd-dev libcurl4-openssl-dev curl nodejs chromium libsqlite3-dev time libpq-dev postgresql openssl"
+libmicrohttpd-dev libcurl4-openssl-dev curl nodejs chromium libsqlite3-dev time libpq-dev postgresql openssl wrk nginx-light"
 
 missing=""
 for p in $PACKAGES; do
