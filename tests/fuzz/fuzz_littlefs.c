@@ -5,12 +5,19 @@
  * file in odd-sized pieces and whole, list every directory, count the used
  * blocks. Must never crash, read outside the image or loop (libFuzzer's
  * -timeout catches the last). Checked: a read never returns more than asked
- * or than the file holds, and reads in pieces cover the file's size. */
+ * or than the file holds, and reads in pieces cover the file's size.
+ *
+ * Every commit is CRC-protected, so most mutations of metadata would only
+ * reach the CRC check. The first byte of the input says whether to first
+ * recompute the CRC of every commit, as the reader finds them, for blocks of
+ * 128 << ((byte - 1) % 6) bytes (0: leave the image as it is): mutated tags
+ * and fields then reach the parser behind the CRC. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "aloft/crypto.h"
 #include "aloft/err.h"
 #include "littlefs.h"
 
@@ -21,6 +28,45 @@ struct ctx {
     uint8_t *buf;
     size_t cap;
 };
+
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint32_t dsize(uint32_t tag)
+{
+    return 4 + ((tag & 0x3ff) == 0x3ff ? 0 : (tag & 0x3ff));
+}
+
+/* Walk a metadata block's commits as littlefs's fetch does (tags XOR-chained,
+ * big-endian; a CCRC tag closes a commit) and store the right CRC in each. */
+static void fix_crcs(uint8_t *b, uint32_t bs)
+{
+    uint32_t off = 0, ptag = 0xffffffffu, crc = aloft_crc32(0xffffffffu, b, 4);
+    for (;;) {
+        off += dsize(ptag);
+        if (off + 4 > bs)
+            return;
+        uint32_t tag = be32(b + off) ^ ptag;
+        if (tag & 0x80000000u || off + dsize(tag) > bs)
+            return;
+        crc = aloft_crc32(crc, b + off, 4);
+        ptag = tag;
+        if ((tag & 0x78000000u) >> 20 == 0x500) { /* CCRC */
+            if (off + 8 > bs)
+                return;
+            b[off + 4] = (uint8_t)crc;
+            b[off + 5] = (uint8_t)(crc >> 8);
+            b[off + 6] = (uint8_t)(crc >> 16);
+            b[off + 7] = (uint8_t)(crc >> 24);
+            ptag ^= ((tag >> 20) & 1u) << 31;
+            crc = 0xffffffffu;
+            continue;
+        }
+        crc = aloft_crc32(crc, b + off + 4, dsize(tag) - 4);
+    }
+}
 
 static void fail(const char *what)
 {
@@ -74,11 +120,21 @@ static int visit(void *vctx, const char *path, const struct aloft_lfs_info *info
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    if (size < 1)
+        return 0;
+    uint8_t mode = data[0];
+    data++;
+    size--;
     /* A private copy of exactly size bytes: reads past the image are caught. */
     uint8_t *img = malloc(size ? size : 1);
     if (!img)
         abort();
     memcpy(img, data, size);
+    if (mode) {
+        uint32_t bs = 128u << ((mode - 1) % 6);
+        for (size_t at = 0; at + bs <= size; at += bs)
+            fix_crcs(img + at, bs);
+    }
     struct aloft_lfs fs;
     if (aloft_lfs_mount(&fs, img, size, 0) == 0) {
         if ((uint64_t)fs.block_size * fs.block_count > size)
