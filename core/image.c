@@ -268,16 +268,16 @@ static int advance(struct aloft_image_verifier *v)
 /* Bytes after the image: at most a secure boot v2 tail, i.e. 0xFF padding
  * to a 4 KB boundary (what espsecure pads with) and one signature sector
  * that starts with a signature block. Its contents are the signature
- * check's business. */
-static int check_tail(const struct aloft_image_verifier *v, const uint8_t *p, size_t k)
+ * check's business. Returns how many of the k bytes fit that shape. */
+static size_t tail_ok(const struct aloft_image_verifier *v, const uint8_t *p, size_t k)
 {
     uint32_t sector = v->next - SIG_SECTOR;
     for (size_t j = 0; j < k; j++) {
         uint32_t at = v->pos + (uint32_t)j;
         if ((at < sector && p[j] != 0xFF) || (at == sector && p[j] != SIG_BLOCK_MAGIC))
-            return ALOFT_E_TRAILING;
+            return j;
     }
-    return 0;
+    return k;
 }
 
 /* Take up to n bytes of the current phase. Returns how many were taken. */
@@ -312,12 +312,15 @@ static size_t consume(struct aloft_image_verifier *v, const uint8_t *p, size_t n
         memcpy(v->info.sha256 + SHA_BYTES - want, p, k);
         v->pos += (uint32_t)k;
         return k;
-    case PH_TAIL:
-        v->err = want ? check_tail(v, p, k) : ALOFT_E_TRAILING;
-        if (v->err)
-            return 0;
-        v->pos += (uint32_t)k;
-        return k;
+    case PH_TAIL: {
+        /* stop at the first bad byte, so what was consumed does not depend
+         * on how the stream was chunked */
+        size_t good = tail_ok(v, p, k);
+        v->pos += (uint32_t)good;
+        if (good < n)
+            v->err = ALOFT_E_TRAILING;
+        return good;
+    }
     case PH_PAD:
         break;
     }

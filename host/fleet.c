@@ -26,7 +26,10 @@ static void copy_str(const cJSON *j, const char *key, char *out, size_t cap)
 static long get_num(const cJSON *j, const char *key, long dflt)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-    return cJSON_IsNumber(v) ? (long)v->valuedouble : dflt;
+    /* a device's number is data: out of range (or NaN) is refused, not cast */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= -2147483648.0 && v->valuedouble <= 2147483647.0))
+        return dflt;
+    return (long)v->valuedouble;
 }
 
 bool aloft_devstatus_parse(const char *json, struct aloft_devstatus *s)
