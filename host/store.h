@@ -199,7 +199,7 @@ struct aloft_store_rollout {
 int aloft_store_rollout_add(struct aloft_store *s, struct aloft_store_rollout *r);
 int aloft_store_rollout_get(struct aloft_store *s, int64_t id, struct aloft_store_rollout *r);
 /* The rollout that decides the platform's /update: its newest rollout,
- * unless that one completed. ALOFT_E_NOTFOUND: none. */
+ * unless that one completed or was aborted. ALOFT_E_NOTFOUND: none. */
 int aloft_store_rollout_governing(struct aloft_store *s, const char *platform, struct aloft_store_rollout *r);
 typedef int (*aloft_store_rollout_cb)(void *ctx, const struct aloft_store_rollout *r);
 int aloft_store_rollouts(struct aloft_store *s, aloft_store_rollout_cb cb, void *ctx);

@@ -189,8 +189,8 @@ const char *const aloft_store_sql[Q_COUNT] = {
                       "max_failures_percent, reason, created_at, updated_at) "
                       "VALUES (?, ?, ?, ?, ?, 0, 'active', ?, ?, '', ?, ?)",
     [Q_ROLLOUT_GET] = "SELECT " ROLLOUT_COLS " WHERE o.id = ?",
-    /* the rollout that decides /update: the platform's newest one not completed */
-    [Q_ROLLOUT_GOVERNING] = "SELECT " ROLLOUT_COLS " WHERE o.platform = ? AND o.status <> 'completed' "
+    /* the rollout that decides /update: the platform's newest one, unless it is over */
+    [Q_ROLLOUT_GOVERNING] = "SELECT " ROLLOUT_COLS " WHERE o.platform = ? AND o.status NOT IN ('completed', 'aborted') "
                             "AND o.id = (SELECT MAX(id) FROM rollouts x WHERE x.platform = o.platform)",
     [Q_ROLLOUT_RUNNING] = "SELECT id FROM rollouts WHERE platform = ? AND status IN ('active', 'paused')",
     [Q_ROLLOUTS] = "SELECT " ROLLOUT_COLS " ORDER BY o.id",

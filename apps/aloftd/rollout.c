@@ -16,8 +16,13 @@
  * A rollout offers its release to the devices whose bucket — a hash of the
  * rollout id and the MAC into [0, 100) — is below the current stage's
  * percentage, and the release that was current before it (`previous`) to
- * the others. Paused, halted or aborted, it offers `previous` to every
- * device; completed (advanced past its last stage), it no longer decides.
+ * the others — whatever is pinned meanwhile. Paused or halted, it offers
+ * `previous` to every device. Then the platform's pin or newest release
+ * decides again once it is over: aborted, it pins `previous` (so that a
+ * rollout of the newest upload is really undone; unpin to serve the newest
+ * again); completed (advanced past its last stage), it moves a pin the
+ * platform has to its own release (the way to roll out safely is: pin the
+ * running release, upload, start the rollout).
  * Failures (failed or rolled_back reports of devices it was offered to)
  * beyond max_failures — a count, or a percentage of the devices offered —
  * halt it by itself. */
@@ -332,11 +337,22 @@ enum MHD_Result aloftd_rollout_route(struct aloftd *d, struct MHD_Connection *c,
     rc = aloft_store_rollout_set(d->store, id, r.status, stage, to, why);
     if (rc == ALOFT_E_STATE)
         return aloftd_reply_error(c, 409, "bad_state", "rollout %lld changed meanwhile: try again", id);
+    /* over: hand the platform back to its pin (see the top of the file) */
+    struct aloft_store_platform p;
+    if (rc == 0 && (!strcmp(to, "aborted") || !strcmp(to, "completed")))
+        rc = aloft_store_platform_get(d->store, r.platform, false, &p);
+    if (rc == 0 && !strcmp(to, "aborted") && r.previous[0])
+        rc = aloft_store_pin(d->store, r.platform, ALOFT_STORE_FIRMWARE, r.previous);
+    if (rc == 0 && !strcmp(to, "completed") && p.pinned[ALOFT_STORE_FIRMWARE][0] &&
+        strcmp(p.pinned[ALOFT_STORE_FIRMWARE], r.version))
+        rc = aloft_store_pin(d->store, r.platform, ALOFT_STORE_FIRMWARE, r.version);
     if (rc == 0)
         rc = aloft_store_rollout_get(d->store, id, &r);
     if (rc)
         return aloftd_reply_store_error(c, rc, "unknown_rollout", "no such rollout");
-    aloftd_log("%s: rollout %lld %s: %s at %d%%", r.platform, id, action, r.status, r.stages[r.stage]);
+    aloftd_log("%s: rollout %lld %s: %s at %d%%%s%s", r.platform, id, action, r.status, r.stages[r.stage],
+               !strcmp(to, "aborted") && r.previous[0] ? "; pinned " : "",
+               !strcmp(to, "aborted") && r.previous[0] ? r.previous : "");
     aloftd_metrics_rollout_event();
     return aloftd_reply_json(c, 200, aloftd_rollout_json(&r));
 }

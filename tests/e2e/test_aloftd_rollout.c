@@ -513,7 +513,42 @@ static void test_rollout_halt(void **state)
     assert_int_equal(failed, allowed + 1);
     assert_int_equal(fleet_checkin("demo", "1.0.0", offered), 0);
     action(id2, "abort", 200, "aborted");
-    assert_int_equal(fleet_checkin("demo", "1.0.0", offered), 0); /* aborted: the previous release still */
+    /* aborted: the previous release is pinned, so nobody gets the new one */
+    cJSON *p = aloftd_json(&srv, "/api/platforms/demo");
+    assert_string_equal(e2e_jstr(p, "pinned"), "1.0.0");
+    cJSON_Delete(p);
+    assert_int_equal(fleet_checkin("demo", "1.0.0", offered), 0);
+    action(id2, "resume", 409, NULL);
+}
+
+/* The safe way to roll out: pin the running release, upload the new one
+ * (nobody gets it), start the rollout; once completed the pin has moved to
+ * the new release. */
+static void test_rollout_pinned(void **state)
+{
+    (void)state;
+    start("pinned");
+    make_macs();
+    upload_ok(make_image("p-1.0.0.bin", "demo", "1.0.0"));
+    expect(admin_post("/api/platforms/demo/pin", "{\"version\": \"1.0.0\"}", NULL), 200, "pin");
+    upload_ok(make_image("p-1.1.0.bin", "demo", "1.1.0"));
+    bool offered[NDEV];
+    assert_int_equal(fleet_checkin("demo", "1.0.0", offered), 0);
+    long long id = start_rollout("{\"version\": \"1.1.0\", \"stages\": [25, 100]}");
+    cJSON *ro = rollout_get(id);
+    assert_string_equal(e2e_jstr(ro, "previous"), "1.0.0");
+    assert_string_equal(e2e_jstr(ro, "max_failures"), "5%"); /* the default */
+    cJSON_Delete(ro);
+    int n = fleet_checkin("demo", "1.0.0", offered);
+    expect_share(id, 25, offered, n);
+    action(id, "advance", 200, "active");
+    assert_int_equal(fleet_checkin("demo", "1.0.0", offered), NDEV);
+    action(id, "advance", 200, "completed");
+    cJSON *p = aloftd_json(&srv, "/api/platforms/demo");
+    assert_string_equal(e2e_jstr(p, "pinned"), "1.1.0");
+    cJSON_Delete(p);
+    assert_int_equal(fleet_checkin("demo", "1.0.0", offered), NDEV);
+    expect(checkin("demo", "1.1.0", macs[0], false, NULL), 304, "updated device");
 }
 
 /* ---- metrics ---- */
@@ -710,6 +745,7 @@ int main(void)
         cmocka_unit_test_teardown(test_reports, aloftd_teardown),
         cmocka_unit_test_teardown(test_rollout_stages, aloftd_teardown),
         cmocka_unit_test_teardown(test_rollout_halt, aloftd_teardown),
+        cmocka_unit_test_teardown(test_rollout_pinned, aloftd_teardown),
         cmocka_unit_test_teardown(test_metrics, aloftd_teardown),
         cmocka_unit_test_teardown(test_cli, aloftd_teardown),
     };
