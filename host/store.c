@@ -2,6 +2,7 @@
  * and the choice of backend by the database URL's scheme. */
 #include "store_impl.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,14 +66,257 @@ const char *aloft_store_error(void)
     return aloft_store_last_error[0] ? aloft_store_last_error : "no database error";
 }
 
+/* The check-in queue (see aloft_store_checkin_flush): a ring of waiting
+ * devices in arrival order of their first waiting check-in, found by MAC
+ * through hash chains. */
+#define CQ_CAP 16384
+#define CQ_BATCH 2048
+#define CQ_INTERVAL_NS 100000000L
+#define CQ_BUCKETS 32768
+
+struct cq_entry {
+    struct aloft_store_device d;
+    uint32_t next; /* ring position + 1 of the next in the chain; 0: none */
+    uint32_t bucket;
+};
+
+struct checkin_queue {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_mutex_t flush_lock; /* one writer at a time, so batches land in order */
+    pthread_t thread;
+    bool started, stop;
+    struct cq_entry *ring;
+    uint32_t *buckets; /* ring position + 1 of the chain's first; 0: empty */
+    size_t head, n;
+    struct aloft_store_device *batch; /* the flush's copy (flush_lock) */
+    uint64_t queued, written, dropped, failed;
+};
+
+/* The decision cache (see aloft_store_update_view): a few platforms, each
+ * valid while the store's generation is the one it was read at. */
+#define VC_MAX 64
+#define VC_TTL_MS 1000 /* PostgreSQL: a view is read again after this long at most */
+
+struct view_entry {
+    char key[ALOFT_STORE_NAME_MAX + 1]; /* "": unused */
+    uint64_t gen;
+    int64_t loaded_ms;
+    struct aloft_store_update_view v;
+    bool whitelist_on;
+    char (*macs)[18]; /* sorted */
+    size_t nmacs;
+};
+
 /* One backend is open: the other pointer is NULL. */
 struct aloft_store {
     struct aloft_store_sqlite *sqlite;
     struct aloft_store_pg *pg;
+    struct checkin_queue q;
+    pthread_rwlock_t view_lock;
+    struct view_entry views[VC_MAX];
+    size_t view_next;  /* the entry replaced next when all are used */
+    uint64_t gen;      /* bumped (atomically) by every change of what the views hold */
+    bool views_usable; /* may views be kept at all (see aloft_store_update_view) */
 };
 
 #define DISPATCH(fn, ...) \
     (s->pg ? aloft_store_pg_##fn(s->pg, __VA_ARGS__) : aloft_store_sqlite_##fn(s->sqlite, __VA_ARGS__))
+
+static void views_changed(struct aloft_store *s)
+{
+    __atomic_add_fetch(&s->gen, 1, __ATOMIC_SEQ_CST);
+    /* the other processes sharing the database; a lost notification
+     * still expires their copies after VC_TTL_MS */
+    if (s->pg && aloft_store_pg_notify(s->pg))
+        fprintf(stderr, "aloft store: cannot notify the other servers of a change: %s\n", aloft_store_error());
+}
+
+/* The LISTEN thread's news (store_impl.h). */
+static void pg_event(void *ctx, int e)
+{
+    struct aloft_store *s = ctx;
+    if (e == 2)
+        __atomic_store_n(&s->views_usable, false, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&s->gen, 1, __ATOMIC_SEQ_CST);
+    if (e == 1)
+        __atomic_store_n(&s->views_usable, true, __ATOMIC_SEQ_CST);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static uint32_t mac_hash(const char *mac)
+{
+    uint32_t h = 2166136261u;
+    for (; *mac; mac++)
+        h = (h ^ (unsigned char)*mac) * 16777619u;
+    return h % CQ_BUCKETS;
+}
+
+/* Everything waiting into q->batch, emptying the queue; lock held. */
+static size_t queue_take(struct checkin_queue *q)
+{
+    size_t n = q->n;
+    for (size_t i = 0; i < n; i++)
+        q->batch[i] = q->ring[(q->head + i) % CQ_CAP].d;
+    if (n)
+        memset(q->buckets, 0, CQ_BUCKETS * sizeof *q->buckets);
+    q->head = q->n = 0;
+    return n;
+}
+
+int aloft_store_checkin_flush(struct aloft_store *s)
+{
+    struct checkin_queue *q = &s->q;
+    if (!q->ring)
+        return 0;
+    pthread_mutex_lock(&q->flush_lock);
+    pthread_mutex_lock(&q->lock);
+    size_t n = queue_take(q);
+    pthread_mutex_unlock(&q->lock);
+    int rc = 0;
+    if (n) {
+        rc = s->pg ? aloft_store_pg_checkin_batch(s->pg, q->batch, n)
+                   : aloft_store_sqlite_checkin_batch(s->sqlite, q->batch, n);
+        __atomic_add_fetch(rc ? &q->failed : &q->written, n, __ATOMIC_RELAXED);
+        if (rc)
+            fprintf(stderr, "aloft store: %zu check-ins not recorded: %s\n", n, aloft_store_error());
+    }
+    pthread_mutex_unlock(&q->flush_lock);
+    return rc;
+}
+
+static void *queue_thread(void *arg)
+{
+    struct aloft_store *s = arg;
+    struct checkin_queue *q = &s->q;
+    pthread_mutex_lock(&q->lock);
+    while (!q->stop) {
+        if (q->n < CQ_BATCH) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += CQ_INTERVAL_NS;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            while (!q->stop && q->n < CQ_BATCH && pthread_cond_timedwait(&q->wake, &q->lock, &until) == 0) {
+            }
+        }
+        if (!q->n)
+            continue;
+        pthread_mutex_unlock(&q->lock);
+        aloft_store_checkin_flush(s);
+        pthread_mutex_lock(&q->lock);
+    }
+    pthread_mutex_unlock(&q->lock);
+    return NULL;
+}
+
+static int queue_start(struct aloft_store *s)
+{
+    struct checkin_queue *q = &s->q;
+    pthread_mutex_init(&q->lock, NULL);
+    pthread_mutex_init(&q->flush_lock, NULL);
+    pthread_cond_init(&q->wake, NULL);
+    q->ring = calloc(CQ_CAP, sizeof *q->ring);
+    q->buckets = calloc(CQ_BUCKETS, sizeof *q->buckets);
+    q->batch = calloc(CQ_CAP, sizeof *q->batch);
+    if (!q->ring || !q->buckets || !q->batch)
+        return -1;
+    if (pthread_create(&q->thread, NULL, queue_thread, s))
+        return -1;
+    q->started = true;
+    return 0;
+}
+
+/* Stop the thread and write what waits. */
+static void queue_stop(struct aloft_store *s)
+{
+    struct checkin_queue *q = &s->q;
+    if (q->started) {
+        pthread_mutex_lock(&q->lock);
+        q->stop = true;
+        pthread_cond_signal(&q->wake);
+        pthread_mutex_unlock(&q->lock);
+        pthread_join(q->thread, NULL);
+        q->started = false;
+    }
+    if (q->ring && q->buckets && q->batch)
+        aloft_store_checkin_flush(s);
+    free(q->ring);
+    free(q->buckets);
+    free(q->batch);
+    q->ring = NULL;
+    q->buckets = NULL;
+    q->batch = NULL;
+}
+
+void aloft_store_checkin_stats(struct aloft_store *s, struct aloft_store_checkin_stats *st)
+{
+    struct checkin_queue *q = &s->q;
+    pthread_mutex_lock(&q->lock);
+    st->waiting = q->n;
+    st->queued = q->queued;
+    st->dropped = q->dropped;
+    pthread_mutex_unlock(&q->lock);
+    st->written = __atomic_load_n(&q->written, __ATOMIC_RELAXED);
+    st->failed = __atomic_load_n(&q->failed, __ATOMIC_RELAXED);
+}
+
+/* Unlink ring position pos from its chain; lock held. */
+static void queue_unlink(struct checkin_queue *q, size_t pos)
+{
+    uint32_t *link = &q->buckets[q->ring[pos].bucket];
+    while (*link && *link != pos + 1)
+        link = &q->ring[*link - 1].next;
+    if (*link)
+        *link = q->ring[pos].next;
+}
+
+int aloft_store_checkin(struct aloft_store *s, const struct aloft_store_device *d, int64_t now)
+{
+    struct checkin_queue *q = &s->q;
+    uint32_t h = mac_hash(d->mac);
+    pthread_mutex_lock(&q->lock);
+    q->queued++;
+    for (uint32_t p = q->buckets[h]; p; p = q->ring[p - 1].next) {
+        struct cq_entry *e = &q->ring[p - 1];
+        if (!strcmp(e->d.mac, d->mac)) { /* coalesce: the latest wins */
+            int64_t first = e->d.first_seen;
+            uint64_t count = e->d.checkins;
+            e->d = *d;
+            e->d.first_seen = first;
+            e->d.last_seen = now;
+            e->d.checkins = count + 1;
+            pthread_mutex_unlock(&q->lock);
+            return 0;
+        }
+    }
+    if (q->n == CQ_CAP) { /* full: the oldest waiting device's update goes */
+        queue_unlink(q, q->head);
+        q->head = (q->head + 1) % CQ_CAP;
+        q->n--;
+        q->dropped++;
+    }
+    size_t pos = (q->head + q->n) % CQ_CAP;
+    struct cq_entry *e = &q->ring[pos];
+    e->d = *d;
+    e->d.first_seen = e->d.last_seen = now;
+    e->d.checkins = 1;
+    e->bucket = h;
+    e->next = q->buckets[h];
+    q->buckets[h] = (uint32_t)pos + 1;
+    if (++q->n == CQ_BATCH)
+        pthread_cond_signal(&q->wake);
+    pthread_mutex_unlock(&q->lock);
+    return 0;
+}
 
 int aloft_store_open(struct aloft_store **out, const char *url, char *err, size_t errlen)
 {
@@ -93,6 +337,21 @@ int aloft_store_open(struct aloft_store **out, const char *url, char *err, size_
         free(s);
         return rc;
     }
+    pthread_rwlock_init(&s->view_lock, NULL);
+    if (queue_start(s)) {
+        snprintf(err, errlen, "out of memory or threads for the check-in queue");
+        aloft_store_close(s);
+        return ALOFT_E_IO;
+    }
+    /* SQLite: one process owns the file (only this store changes it).
+     * PostgreSQL: other processes may change it; views are kept only
+     * while the LISTEN connection is up (pg_event), VC_TTL_MS at most. */
+    s->views_usable = s->sqlite != NULL;
+    if (s->pg && aloft_store_pg_listen_start(s->pg, pg_event, s)) {
+        snprintf(err, errlen, "cannot start the PostgreSQL LISTEN thread");
+        aloft_store_close(s);
+        return ALOFT_E_IO;
+    }
     *out = s;
     return 0;
 }
@@ -101,6 +360,12 @@ void aloft_store_close(struct aloft_store *s)
 {
     if (!s)
         return;
+    if (s->pg)
+        aloft_store_pg_listen_stop(s->pg);
+    queue_stop(s);
+    for (size_t i = 0; i < VC_MAX; i++)
+        free(s->views[i].macs);
+    pthread_rwlock_destroy(&s->view_lock);
     if (s->pg)
         aloft_store_pg_close(s->pg);
     else
@@ -130,17 +395,22 @@ int aloft_store_token_check(struct aloft_store *s, const uint8_t digest[32], boo
 
 int aloft_store_platform_get(struct aloft_store *s, const char *name, bool counts, struct aloft_store_platform *p)
 {
+    if (counts)
+        aloft_store_checkin_flush(s);
     return DISPATCH(platform_get, name, counts, p);
 }
 
 int aloft_store_platforms(struct aloft_store *s, aloft_store_platform_cb cb, void *ctx)
 {
+    aloft_store_checkin_flush(s);
     return DISPATCH(platforms, cb, ctx);
 }
 
 int aloft_store_release_add(struct aloft_store *s, struct aloft_store_release *r, bool *existed)
 {
-    return DISPATCH(release_add, r, existed);
+    int rc = DISPATCH(release_add, r, existed);
+    views_changed(s);
+    return rc;
 }
 
 int aloft_store_release_get(struct aloft_store *s, const char *platform, enum aloft_store_kind kind,
@@ -163,7 +433,9 @@ int aloft_store_current(struct aloft_store *s, const char *platform, enum aloft_
 
 int aloft_store_pin(struct aloft_store *s, const char *platform, enum aloft_store_kind kind, const char *version)
 {
-    return DISPATCH(pin, platform, kind, version);
+    int rc = DISPATCH(pin, platform, kind, version);
+    views_changed(s);
+    return rc;
 }
 
 int aloft_store_blob_get(struct aloft_store *s, const char *sha256, uint64_t *size)
@@ -171,13 +443,10 @@ int aloft_store_blob_get(struct aloft_store *s, const char *sha256, uint64_t *si
     return DISPATCH(blob_get, sha256, size);
 }
 
-int aloft_store_checkin(struct aloft_store *s, const struct aloft_store_device *d, int64_t now)
-{
-    return DISPATCH(checkin, d, now);
-}
 
 int aloft_store_devices(struct aloft_store *s, const char *platform, aloft_store_device_cb cb, void *ctx)
 {
+    aloft_store_checkin_flush(s);
     return DISPATCH(devices, platform, cb, ctx);
 }
 
@@ -231,14 +500,20 @@ int aloft_store_whitelist_enable(struct aloft_store *s, const char *platform, bo
 {
     char key[ALOFT_STORE_NAME_MAX + 1];
     int rc = key_of(platform, key);
-    return rc ? rc : sexec(s, Q_WHITELIST_SET, NULL, NULL, NULL, "si", key, (int64_t)on);
+    if (!rc)
+        rc = sexec(s, Q_WHITELIST_SET, NULL, NULL, NULL, "si", key, (int64_t)on);
+    views_changed(s);
+    return rc;
 }
 
 int aloft_store_whitelist_add(struct aloft_store *s, const char *platform, const char *mac)
 {
     char key[ALOFT_STORE_NAME_MAX + 1];
     int rc = key_of(platform, key);
-    return rc ? rc : sexec(s, Q_WHITELIST_ADD, NULL, NULL, NULL, "ssi", key, mac, (int64_t)time(NULL));
+    if (!rc)
+        rc = sexec(s, Q_WHITELIST_ADD, NULL, NULL, NULL, "ssi", key, mac, (int64_t)time(NULL));
+    views_changed(s);
+    return rc;
 }
 
 int aloft_store_whitelist_remove(struct aloft_store *s, const char *platform, const char *mac)
@@ -248,6 +523,7 @@ int aloft_store_whitelist_remove(struct aloft_store *s, const char *platform, co
     int rc = key_of(platform, key);
     if (!rc)
         rc = sexec(s, Q_WHITELIST_REMOVE, NULL, NULL, &n, "ss", key, mac);
+    views_changed(s);
     return rc ? rc : n ? 0 : ALOFT_E_NOTFOUND;
 }
 
@@ -286,6 +562,7 @@ int aloft_store_report_add(struct aloft_store *s, const struct aloft_store_repor
                            char platform[ALOFT_STORE_NAME_MAX + 1])
 {
     char key[ALOFT_STORE_VERSION_MAX + 1] = "";
+    aloft_store_checkin_flush(s); /* the device's check-in may still wait */
     int rc = sexec(s, Q_DEVICE_PLATFORM, read_text, key, NULL, "s", r->mac);
     if (rc)
         return rc;
@@ -449,6 +726,7 @@ int aloft_store_rollout_add(struct aloft_store *s, struct aloft_store_rollout *r
     stages_text(r, stages, sizeof stages);
     rc = sexec(s, Q_ROLLOUT_ADD, NULL, NULL, NULL, "issssiiii", r->id, key, r->version, r->previous, stages,
                r->max_failures, (int64_t)r->max_failures_percent, r->created_at, r->updated_at);
+    views_changed(s);
     if (rc) { /* another instance started one at the same moment */
         running.n = 0;
         if (sexec(s, Q_ROLLOUT_RUNNING, read_ints, &running, NULL, "s", key) == 0 && running.n)
@@ -487,6 +765,7 @@ int aloft_store_rollout_set(struct aloft_store *s, int64_t id, const char *from,
     int64_t n = 0;
     int rc = sexec(s, Q_ROLLOUT_SET, NULL, NULL, &n, "issiis", (int64_t)stage, status, reason ? reason : "",
                    (int64_t)time(NULL), id, from);
+    views_changed(s);
     return rc ? rc : n ? 0 : ALOFT_E_STATE;
 }
 
@@ -501,4 +780,130 @@ int aloft_store_rollout_result(struct aloft_store *s, int64_t id, const char *ma
     int rc = sexec(s, Q_ROLLOUT_RESULT, NULL, NULL, &n, "sis", result, id, mac);
     *counted = rc == 0 && n > 0;
     return rc;
+}
+
+/* The decision cache of GET /update (aloft_store_update_view). */
+
+struct mac_vec {
+    char (*macs)[18];
+    size_t n, cap;
+};
+
+static int collect_mac(void *ctx, const char *mac)
+{
+    struct mac_vec *v = ctx;
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 64;
+        char(*bigger)[18] = realloc(v->macs, cap * sizeof *bigger);
+        if (!bigger)
+            return ALOFT_E_IO;
+        v->macs = bigger;
+        v->cap = cap;
+    }
+    snprintf(v->macs[v->n++], 18, "%s", mac);
+    return 0;
+}
+
+static int mac_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* Read a platform's view from the database into e (its macs allocated). */
+static int view_read(struct aloft_store *s, const char *platform, struct view_entry *e)
+{
+    struct aloft_store_update_view *v = &e->v;
+    memset(e, 0, sizeof *e);
+    int rc = DISPATCH(platform_get, platform, false, &v->p);
+    if (rc)
+        return rc;
+    struct mac_vec macs = {NULL, 0, 0};
+    rc = aloft_store_whitelist(s, v->p.name, &e->whitelist_on, collect_mac, &macs);
+    e->macs = macs.macs;
+    e->nmacs = macs.n;
+    if (rc)
+        return rc;
+    if (e->nmacs)
+        qsort(e->macs, e->nmacs, sizeof *e->macs, mac_cmp);
+    v->governing_rc = aloft_store_rollout_governing(s, v->p.name, &v->ro);
+    if (v->governing_rc && v->governing_rc != ALOFT_E_NOTFOUND)
+        return v->governing_rc;
+    v->rollout_rc[0] = v->rollout_rc[1] = ALOFT_E_NOTFOUND;
+    for (int i = 0; v->governing_rc == 0 && i < 2; i++) {
+        const char *version = i ? v->ro.previous : v->ro.version;
+        if (version[0])
+            v->rollout_rc[i] =
+                DISPATCH(release_get, v->p.name, ALOFT_STORE_FIRMWARE, version, &v->rollout_release[i]);
+        if (v->rollout_rc[i] && v->rollout_rc[i] != ALOFT_E_NOTFOUND)
+            return v->rollout_rc[i];
+    }
+    for (int k = 0; k < 2; k++) {
+        v->current_rc[k] = DISPATCH(current, v->p.name, (enum aloft_store_kind)k, &v->current[k]);
+        if (v->current_rc[k] && v->current_rc[k] != ALOFT_E_NOTFOUND)
+            return v->current_rc[k];
+    }
+    return 0;
+}
+
+/* e's answer for mac into *v. */
+static void view_answer(const struct view_entry *e, const char *mac, struct aloft_store_update_view *v)
+{
+    *v = e->v;
+    v->allowed = !e->whitelist_on ||
+                 (mac && mac[0] && e->nmacs && bsearch(mac, e->macs, e->nmacs, sizeof *e->macs, mac_cmp));
+}
+
+int aloft_store_update_view(struct aloft_store *s, const char *platform, const char *mac,
+                            struct aloft_store_update_view *v)
+{
+    char key[ALOFT_STORE_NAME_MAX + 1];
+    int rc = key_of(platform, key);
+    if (rc)
+        return rc;
+    bool keep = __atomic_load_n(&s->views_usable, __ATOMIC_ACQUIRE);
+    uint64_t gen = __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE);
+    int64_t now = now_ms();
+    if (keep) {
+        pthread_rwlock_rdlock(&s->view_lock);
+        for (size_t i = 0; i < VC_MAX; i++) {
+            struct view_entry *e = &s->views[i];
+            if (e->key[0] && e->gen == gen && !strcmp(e->key, key) && (!s->pg || now - e->loaded_ms < VC_TTL_MS)) {
+                view_answer(e, mac, v);
+                pthread_rwlock_unlock(&s->view_lock);
+                return 0;
+            }
+        }
+        pthread_rwlock_unlock(&s->view_lock);
+    }
+    struct view_entry fresh;
+    rc = view_read(s, platform, &fresh);
+    if (rc) {
+        free(fresh.macs);
+        return rc;
+    }
+    view_answer(&fresh, mac, v);
+    snprintf(fresh.key, sizeof fresh.key, "%s", key);
+    fresh.gen = gen;
+    fresh.loaded_ms = now;
+    pthread_rwlock_wrlock(&s->view_lock);
+    /* kept only if nothing changed since the reading began (a change
+     * committed meanwhile bumped gen after its commit) */
+    if (keep && __atomic_load_n(&s->views_usable, __ATOMIC_ACQUIRE) &&
+        __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE) == gen) {
+        size_t slot = VC_MAX;
+        for (size_t i = 0; i < VC_MAX && slot == VC_MAX; i++)
+            if (!strcmp(s->views[i].key, key))
+                slot = i;
+        for (size_t i = 0; i < VC_MAX && slot == VC_MAX; i++)
+            if (!s->views[i].key[0] || s->views[i].gen != gen)
+                slot = i;
+        if (slot == VC_MAX)
+            slot = s->view_next++ % VC_MAX;
+        free(s->views[slot].macs);
+        s->views[slot] = fresh;
+        fresh.macs = NULL;
+    }
+    pthread_rwlock_unlock(&s->view_lock);
+    free(fresh.macs);
+    return 0;
 }

@@ -135,8 +135,29 @@ int aloft_store_blob_get(struct aloft_store *s, const char *sha256, uint64_t *si
 
 /* Record a check-in: insert the device or update it (first_seen and the
  * check-in count carry over). first_seen, last_seen and checkins of d are
- * ignored; now is the time of the check-in. */
+ * ignored; now is the time of the check-in. Queued, never blocking on the
+ * database (see aloft_store_checkin_flush); returns 0. */
 int aloft_store_checkin(struct aloft_store *s, const struct aloft_store_device *d, int64_t now);
+
+/* Check-ins are queued, not written at once: coalesced by MAC (the latest
+ * check-in of a device wins; their count and the first one's time are
+ * kept) and written by a background thread in one transaction every
+ * 100 ms, or as soon as 2048 devices wait, and at aloft_store_close. When
+ * 16384 devices wait, the oldest waiting one's update is dropped (counted)
+ * rather than blocking. Every read of the inventory through this store
+ * (devices, reports, platform counts) writes what is queued first, so it
+ * sees every check-in made before it; another process sharing a PostgreSQL
+ * database sees them within the 100 ms. Returns 0, or the database's error
+ * for the check-ins written now (they are lost). */
+int aloft_store_checkin_flush(struct aloft_store *s);
+struct aloft_store_checkin_stats {
+    uint64_t queued;  /* check-ins accepted */
+    uint64_t written; /* device rows written */
+    uint64_t dropped; /* coalesced updates dropped because the queue was full */
+    uint64_t failed;  /* device rows lost to database errors */
+    uint64_t waiting; /* devices waiting now */
+};
+void aloft_store_checkin_stats(struct aloft_store *s, struct aloft_store_checkin_stats *st);
 
 /* Devices by MAC, of one platform (case-insensitive) or all (NULL). */
 int aloft_store_devices(struct aloft_store *s, const char *platform, aloft_store_device_cb cb, void *ctx);
@@ -211,5 +232,27 @@ int aloft_store_rollout_set(struct aloft_store *s, int64_t id, const char *from,
 int aloft_store_rollout_offered(struct aloft_store *s, int64_t id, const char *mac);
 /* A report of mac for the rollout; *counted: mac had been offered it. */
 int aloft_store_rollout_result(struct aloft_store *s, int64_t id, const char *mac, const char *result, bool *counted);
+
+/* What GET /update decides with, for one platform (case-insensitive): the
+ * platform, whether mac ("" or NULL: none) passes its whitelist, the rollout
+ * governing its firmware (governing_rc 0 or ALOFT_E_NOTFOUND) with the
+ * releases of its version and previous (rollout_rc[0], [1]), and the
+ * current release of each kind (current_rc[kind]). Served from memory:
+ * the copy of a platform is dropped whenever this process changes a
+ * release, pin, whitelist or rollout, and on PostgreSQL whenever any
+ * process sharing the database does (LISTEN/NOTIFY; while that channel is
+ * down, nothing is kept). ALOFT_E_NOTFOUND: no such platform. */
+struct aloft_store_update_view {
+    struct aloft_store_platform p; /* without counts */
+    bool allowed;
+    int governing_rc;
+    struct aloft_store_rollout ro;
+    int rollout_rc[2];
+    struct aloft_store_release rollout_release[2];
+    int current_rc[2];
+    struct aloft_store_release current[2];
+};
+int aloft_store_update_view(struct aloft_store *s, const char *platform, const char *mac,
+                            struct aloft_store_update_view *v);
 
 #endif

@@ -43,6 +43,7 @@ extern _Thread_local char aloft_store_last_error[ALOFT_STORE_ERROR_MAX];
     int aloft_store_##b##_checkin(struct aloft_store_##b *s, const struct aloft_store_device *d, int64_t now);    \
     int aloft_store_##b##_devices(struct aloft_store_##b *s, const char *platform, aloft_store_device_cb cb,       \
                                   void *ctx);                                                                     \
+    int aloft_store_##b##_checkin_batch(struct aloft_store_##b *s, const struct aloft_store_device *d, size_t n); \
     int aloft_store_##b##_vexec(struct aloft_store_##b *s, enum aloft_store_query id, aloft_store_row_cb cb,     \
                                 void *ctx, int64_t *changed, const char *types, va_list ap);
 
@@ -78,6 +79,7 @@ enum aloft_store_query {
     Q_SET_FIRMWARE,
     Q_SET_FRONTEND,
     Q_CHECKIN,
+    Q_CHECKIN_BATCH,
     Q_DEVICES_ALL,
     Q_DEVICES_PLATFORM,
     Q_SCHEMA_VERSION,
@@ -105,6 +107,15 @@ extern const char *const aloft_store_sql[Q_COUNT];
 
 ALOFT_STORE_BACKEND(sqlite)
 ALOFT_STORE_BACKEND(pg)
+
+/* PostgreSQL only (store.c's decision cache): NOTIFY every process that
+ * listens that releases, pins, whitelists or rollouts changed; and a
+ * thread of its own connection that LISTENs, calling event(ctx, e) with
+ * e = 0 on a notification, 1 when it listens (again), 2 when it no longer
+ * does (the connection broke; it reconnects). */
+int aloft_store_pg_notify(struct aloft_store_pg *s);
+int aloft_store_pg_listen_start(struct aloft_store_pg *s, void (*event)(void *ctx, int e), void *ctx);
+void aloft_store_pg_listen_stop(struct aloft_store_pg *s);
 
 /* Which of n releases (in upload order) is current when nothing is pinned:
  * for firmware the latest upload among those no other release is newer

@@ -20,6 +20,7 @@
  * transaction, so the current release is computed from the whole history
  * whatever another instance commits meanwhile. */
 #include <libpq-fe.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -49,6 +50,11 @@ struct aloft_store_pg {
     pthread_mutex_t lock;
     pthread_cond_t freed;
     struct conn conns[POOL_MAX];
+    /* the LISTEN thread (aloft_store_pg_listen_start) */
+    pthread_t listener;
+    bool listening, listen_stop;
+    void (*event)(void *ctx, int e);
+    void *event_ctx;
 };
 
 /* The query with each ? replaced by $1, $2, ... (none of them contains a ?
@@ -333,6 +339,7 @@ void aloft_store_pg_close(struct aloft_store_pg *s)
 {
     if (!s)
         return;
+    aloft_store_pg_listen_stop(s);
     for (int i = 0; i < POOL_MAX; i++)
         PQfinish(s->conns[i].pg);
     for (int i = 0; i < Q_COUNT; i++)
@@ -722,6 +729,22 @@ int aloft_store_pg_checkin(struct aloft_store_pg *s, const struct aloft_store_de
     return rc;
 }
 
+int aloft_store_pg_checkin_batch(struct aloft_store_pg *s, const struct aloft_store_device *d, size_t n)
+{
+    WITH_CONN(s, c);
+    int rc = exec(s, c, "BEGIN", "begin");
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char key[ALOFT_STORE_NAME_MAX + 1];
+        aloft_store_key(d[i].platform, key, sizeof key);
+        rc = run(s, c, Q_CHECKIN_BATCH, "record check-ins", "ssssiissiiiis", d[i].mac, key, d[i].version, d[i].ip,
+                 d[i].free_space, d[i].sketch_size, d[i].sdk_version, d[i].mode, d[i].first_seen, d[i].last_seen,
+                 (int64_t)d[i].checkins, (int64_t)d[i].last_status, d[i].last_reason);
+    }
+    rc = end_release(s, c, rc);
+    release(s, c);
+    return rc;
+}
+
 int aloft_store_pg_devices(struct aloft_store_pg *s, const char *platform, aloft_store_device_cb cb, void *ctx)
 {
     char key[ALOFT_STORE_NAME_MAX + 1];
@@ -761,4 +784,83 @@ int aloft_store_pg_vexec(struct aloft_store_pg *s, enum aloft_store_query id, al
     }
     PQclear(res);
     return stop ? stop : res ? 0 : ALOFT_E_IO;
+}
+
+#define CHANNEL "aloft_changes"
+
+int aloft_store_pg_notify(struct aloft_store_pg *s)
+{
+    WITH_CONN(s, c);
+    int rc = exec(s, c, "NOTIFY " CHANNEL, "notify");
+    release(s, c);
+    return rc;
+}
+
+static void *listen_thread(void *arg)
+{
+    struct aloft_store_pg *s = arg;
+    PGconn *pg = NULL;
+    bool up = false;
+    while (!__atomic_load_n(&s->listen_stop, __ATOMIC_ACQUIRE)) {
+        if (!pg) {
+            const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+            const char *const values[] = {"5", "aloftd-listen", s->url, NULL};
+            pg = PQconnectdbParams(keys, values, 1);
+            PGresult *res = pg && PQstatus(pg) == CONNECTION_OK ? PQexec(pg, "LISTEN " CHANNEL) : NULL;
+            bool ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
+            PQclear(res);
+            if (!ok) {
+                PQfinish(pg);
+                pg = NULL;
+                nanosleep(&(struct timespec){0, 100000000L}, NULL);
+                continue;
+            }
+            up = true;
+            s->event(s->event_ctx, 1);
+        }
+        struct pollfd p = {PQsocket(pg), POLLIN, 0};
+        int n = poll(&p, 1, 100);
+        if (n == 0)
+            continue;
+        bool any = false;
+        if (n > 0 && PQconsumeInput(pg)) {
+            PGnotify *nf;
+            while ((nf = PQnotifies(pg))) {
+                any = true;
+                PQfreemem(nf);
+            }
+        }
+        if (any)
+            s->event(s->event_ctx, 0);
+        if (n < 0 || PQstatus(pg) != CONNECTION_OK) {
+            PQfinish(pg);
+            pg = NULL;
+            up = false;
+            s->event(s->event_ctx, 2);
+        }
+    }
+    PQfinish(pg);
+    if (up)
+        s->event(s->event_ctx, 2);
+    return NULL;
+}
+
+int aloft_store_pg_listen_start(struct aloft_store_pg *s, void (*event)(void *ctx, int e), void *ctx)
+{
+    s->event = event;
+    s->event_ctx = ctx;
+    s->listen_stop = false;
+    if (pthread_create(&s->listener, NULL, listen_thread, s))
+        return ALOFT_E_IO;
+    s->listening = true;
+    return 0;
+}
+
+void aloft_store_pg_listen_stop(struct aloft_store_pg *s)
+{
+    if (!s->listening)
+        return;
+    __atomic_store_n(&s->listen_stop, true, __ATOMIC_RELEASE);
+    pthread_join(s->listener, NULL);
+    s->listening = false;
 }

@@ -163,6 +163,16 @@ const char *const aloft_store_sql[Q_COUNT] = {
                   "sdk_version = excluded.sdk_version, mode = excluded.mode, last_seen = excluded.last_seen, "
                   "checkins = devices.checkins + 1, last_status = excluded.last_status, "
                   "last_reason = excluded.last_reason",
+    /* coalesced check-ins (store.c's queue): first_seen, last_seen and the
+     * count of check-ins since the last flush */
+    [Q_CHECKIN_BATCH] = "INSERT INTO devices (mac, platform, version, ip, free_space, sketch_size, sdk_version, mode, "
+                        "first_seen, last_seen, checkins, last_status, last_reason) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (mac) DO UPDATE SET "
+                        "platform = excluded.platform, version = excluded.version, ip = excluded.ip, "
+                        "free_space = excluded.free_space, sketch_size = excluded.sketch_size, "
+                        "sdk_version = excluded.sdk_version, mode = excluded.mode, last_seen = excluded.last_seen, "
+                        "checkins = devices.checkins + excluded.checkins, last_status = excluded.last_status, "
+                        "last_reason = excluded.last_reason",
     [Q_DEVICES_ALL] = "SELECT " DEVICE_COLS " ORDER BY d.mac",
     [Q_DEVICES_PLATFORM] = "SELECT " DEVICE_COLS " WHERE d.platform = ? ORDER BY d.mac",
     [Q_SCHEMA_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",

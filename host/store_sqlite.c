@@ -573,6 +573,31 @@ int aloft_store_sqlite_checkin(struct aloft_store_sqlite *s, const struct aloft_
     return rc;
 }
 
+int aloft_store_sqlite_checkin_batch(struct aloft_store_sqlite *s, const struct aloft_store_device *d, size_t n)
+{
+    pthread_mutex_lock(&s->lock);
+    int rc = exec(s, "BEGIN IMMEDIATE", "begin");
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char key[ALOFT_STORE_NAME_MAX + 1];
+        aloft_store_key(d[i].platform, key, sizeof key);
+        rc = run(s,
+                 bind(s, Q_CHECKIN_BATCH, "ssssiissiiiis", d[i].mac, key, d[i].version, d[i].ip, d[i].free_space,
+                      d[i].sketch_size, d[i].sdk_version, d[i].mode, d[i].first_seen, d[i].last_seen,
+                      (int64_t)d[i].checkins, (int64_t)d[i].last_status, d[i].last_reason),
+                 "record check-ins");
+    }
+    if (rc == 0)
+        rc = exec(s, "COMMIT", "commit");
+    if (rc) {
+        char saved[sizeof aloft_store_last_error];
+        memcpy(saved, aloft_store_last_error, sizeof saved);
+        exec(s, "ROLLBACK", "rollback");
+        memcpy(aloft_store_last_error, saved, sizeof saved);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
 int aloft_store_sqlite_devices(struct aloft_store_sqlite *s, const char *platform, aloft_store_device_cb cb, void *ctx)
 {
     char key[ALOFT_STORE_NAME_MAX + 1];

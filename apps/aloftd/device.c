@@ -9,12 +9,15 @@
  *   404  unknown platform, or a platform without a release
  *   400  a parameter missing, or a header malformed
  * Every answered check-in of a known platform with a MAC is recorded in the
- * device inventory with what it was told and why; a 304 says why in
+ * device inventory with what it was told and why (queued, written in
+ * batches: aloft_store_checkin_flush); a 304 says why in
  * X-Aloft-Reason too. x-ESP32-mode: spiffs asks for the frontend image; the
  * device names the one it has in x-ESP32-version (its label or SHA-256).
  * While a rollout decides the platform's firmware (rollout.c), the release
  * considered is the rollout's for devices in its current share and the one
- * current before it for the others; a 304 then says how in X-Aloft-Rollout. */
+ * current before it for the others; a 304 then says how in X-Aloft-Rollout.
+ * What the decision needs of the database comes from the store's cache of
+ * it (aloft_store_update_view), so a 304 touches the database not at all. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -187,17 +190,15 @@ enum MHD_Result aloftd_update(struct aloftd *d, struct MHD_Connection *c)
     for (size_t i = 0; sdk && sdk[i] && i + 1 < sizeof dv.sdk_version; i++)
         dv.sdk_version[i] = is_text(sdk[i]) ? sdk[i] : '?';
 
-    struct aloft_store_platform p;
-    int rc = aloft_store_platform_get(d->store, dev, false, &p);
+    /* the platform, its whitelist, rollout and current releases: from
+     * memory, read again only after a change (store.h) */
+    struct aloft_store_update_view view;
+    int rc = aloft_store_update_view(d->store, dev, dv.mac, &view);
     if (rc == ALOFT_E_NOTFOUND)
         return aloftd_reply_error(c, 404, "unknown_platform", "no platform '%s' on this server", dev);
     if (rc)
         return aloftd_reply_store_error(c, rc, "", "");
-
-    bool allowed;
-    rc = aloft_store_whitelist_check(d->store, p.name, dv.mac, &allowed);
-    if (rc)
-        return aloftd_reply_store_error(c, rc, "", "");
+    bool allowed = view.allowed;
 
     struct aloft_store_release cur;
     unsigned status;
@@ -205,55 +206,58 @@ enum MHD_Result aloftd_update(struct aloftd *d, struct MHD_Connection *c)
     /* A rollout of the platform's firmware decides which release this
      * device is offered: its own inside the stage's share, else the one
      * current before it. */
-    struct aloft_store_rollout ro;
     bool in_stage = false, governed = false;
     char target[ALOFT_STORE_VERSION_MAX + 1] = "", rollout_note[120] = "";
-    if (allowed && kind == ALOFT_STORE_FIRMWARE) {
-        rc = aloft_store_rollout_governing(d->store, p.name, &ro);
-        if (rc && rc != ALOFT_E_NOTFOUND)
-            return aloftd_reply_store_error(c, rc, "", "");
-        governed = rc == 0;
-    }
+    if (allowed && kind == ALOFT_STORE_FIRMWARE)
+        governed = view.governing_rc == 0;
     if (governed) {
-        unsigned bucket = dv.mac[0] ? aloftd_rollout_bucket(ro.id, dv.mac) : 100;
-        in_stage = !strcmp(ro.status, "active") && bucket < (unsigned)ro.stages[ro.stage];
-        snprintf(target, sizeof target, "%s", in_stage ? ro.version : ro.previous);
-        snprintf(rollout_note, sizeof rollout_note, "id=%lld; status=%s; percent=%d; bucket=%u; %s", (long long)ro.id,
-                 ro.status, ro.stages[ro.stage], bucket, in_stage ? "in" : "out");
-        rc = target[0] ? aloft_store_release_get(d->store, p.name, kind, target, &cur) : ALOFT_E_NOTFOUND;
+        unsigned bucket = dv.mac[0] ? aloftd_rollout_bucket(view.ro.id, dv.mac) : 100;
+        in_stage = !strcmp(view.ro.status, "active") && bucket < (unsigned)view.ro.stages[view.ro.stage];
+        snprintf(target, sizeof target, "%s", in_stage ? view.ro.version : view.ro.previous);
+        snprintf(rollout_note, sizeof rollout_note, "id=%lld; status=%s; percent=%d; bucket=%u; %s",
+                 (long long)view.ro.id, view.ro.status, view.ro.stages[view.ro.stage], bucket,
+                 in_stage ? "in" : "out");
+        int which = in_stage ? 0 : 1;
+        rc = target[0] ? view.rollout_rc[which] : ALOFT_E_NOTFOUND;
+        if (rc == 0)
+            cur = view.rollout_release[which];
     } else {
-        rc = allowed ? aloft_store_current(d->store, p.name, kind, &cur) : 0;
+        rc = allowed ? view.current_rc[kind] : 0;
+        if (allowed && rc == 0)
+            cur = view.current[kind];
     }
     if (rc && rc != ALOFT_E_NOTFOUND)
         return aloftd_reply_store_error(c, rc, "", "");
     enum MHD_Result ret;
     if (!allowed) {
-        snprintf(why, sizeof why, "the whitelist of %s is on and %s is not on it", p.name,
+        snprintf(why, sizeof why, "the whitelist of %s is on and %s is not on it", view.p.name,
                  dv.mac[0] ? dv.mac : "a device without x-ESP32-STA-MAC");
         status = 403;
         ret = aloftd_reply_error(c, 403, "not_whitelisted", "%s", why);
     } else if (governed && rc == ALOFT_E_NOTFOUND) {
         snprintf(why, sizeof why, "outside rollout %lld's share (%d%%, %s) and no release was current before it",
-                 (long long)ro.id, ro.stages[ro.stage], ro.status);
+                 (long long)view.ro.id, view.ro.stages[view.ro.stage], view.ro.status);
         status = 304;
         ret = not_modified(c, why, rollout_note);
     } else if (rc == ALOFT_E_NOTFOUND) {
-        snprintf(why, sizeof why, "platform %s has no %s release", p.name, aloft_store_kind_name(kind));
+        snprintf(why, sizeof why, "platform %s has no %s release", view.p.name, aloft_store_kind_name(kind));
         status = 404;
         ret = aloftd_reply_error(c, 404, "no_release", "%s", why);
     } else if (kind == ALOFT_STORE_FIRMWARE
-                   ? firmware_decision(&p, &cur, ver, esp_header(c, "sketch-md5"), dv.free_space, why, sizeof why)
+                   ? firmware_decision(&view.p, &cur, ver, esp_header(c, "sketch-md5"), dv.free_space, why,
+                                       sizeof why)
                    : frontend_decision(&cur, esp_header(c, "version"), why, sizeof why)) {
         status = 304;
         ret = not_modified(c, why, rollout_note);
     } else {
         ret = aloftd_send_release(d, c, &cur, &status);
-        if (status == 200 && in_stage && dv.mac[0] && aloft_store_rollout_offered(d->store, ro.id, dv.mac))
-            aloftd_log("rollout %lld: offer to %s not recorded: %s", (long long)ro.id, dv.mac, aloft_store_error());
+        if (status == 200 && in_stage && dv.mac[0] && aloft_store_rollout_offered(d->store, view.ro.id, dv.mac))
+            aloftd_log("rollout %lld: offer to %s not recorded: %s", (long long)view.ro.id, dv.mac,
+                       aloft_store_error());
     }
     aloftd_metrics_checkin(status);
     if (dv.mac[0]) {
-        snprintf(dv.platform, sizeof dv.platform, "%s", p.name);
+        snprintf(dv.platform, sizeof dv.platform, "%s", view.p.name);
         snprintf(dv.version, sizeof dv.version, "%s", ver);
         snprintf(dv.mode, sizeof dv.mode, "%s", kind == ALOFT_STORE_FRONTEND ? "spiffs" : "sketch");
         client_ip(c, dv.ip, sizeof dv.ip);

@@ -154,6 +154,23 @@ enum MHD_Result aloftd_metrics(struct aloftd *d, struct MHD_Connection *c)
     for (unsigned s = 0; s < STATUS_MAX; s++)
         if (get(&checkins[s]))
             put(&o, "aloft_checkins_total{status=\"%u\"} %llu\n", s, (unsigned long long)get(&checkins[s]));
+    struct aloft_store_checkin_stats q;
+    aloft_store_checkin_stats(d->store, &q);
+    put(&o,
+        "# HELP aloft_inventory_updates_written_total Device rows written from the check-in queue (coalesced by MAC).\n"
+        "# TYPE aloft_inventory_updates_written_total counter\n"
+        "aloft_inventory_updates_written_total %llu\n"
+        "# HELP aloft_inventory_updates_dropped_total Coalesced check-ins dropped because the queue was full.\n"
+        "# TYPE aloft_inventory_updates_dropped_total counter\n"
+        "aloft_inventory_updates_dropped_total %llu\n"
+        "# HELP aloft_inventory_updates_failed_total Device rows lost to database errors.\n"
+        "# TYPE aloft_inventory_updates_failed_total counter\n"
+        "aloft_inventory_updates_failed_total %llu\n"
+        "# HELP aloft_inventory_queue_devices Devices whose check-in waits to be written.\n"
+        "# TYPE aloft_inventory_queue_devices gauge\n"
+        "aloft_inventory_queue_devices %llu\n",
+        (unsigned long long)q.written, (unsigned long long)q.dropped, (unsigned long long)q.failed,
+        (unsigned long long)q.waiting);
     put(&o,
         "# HELP aloft_downloads_total Firmware bodies sent (/update 200, /firmware 200 and 206; not HEAD).\n"
         "# TYPE aloft_downloads_total counter\n"
