@@ -255,6 +255,9 @@ static enum MHD_Result platform_route(struct aloftd *d, struct MHD_Connection *c
     if (!strcmp(action, "rollouts"))
         return post ? aloftd_rollout_start(d, c, p.name, body, len, too_big)
                     : aloftd_reply_error(c, 405, "method_not_allowed", "POST to start one; GET /api/rollouts");
+    if (!strcmp(action, "trigger"))
+        return post ? aloftd_trigger(d, c, p.name, body, len, too_big)
+                    : aloftd_reply_error(c, 405, "method_not_allowed", "use POST");
     return aloftd_reply_error(c, 404, "not_found", "no such endpoint");
 }
 

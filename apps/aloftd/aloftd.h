@@ -20,6 +20,10 @@ struct aloftd {
     const char *token_file; /* --admin-token-file */
     const char *tls_cert;   /* --tls-cert, --tls-key: HTTPS (both or neither) */
     const char *tls_key;
+    const char *mqtt;       /* --mqtt HOST:PORT: triggers (mqtt.c); NULL: none */
+    const char *mqtt_user;  /* --mqtt-user, --mqtt-password */
+    const char *mqtt_password;
+    const char *public_url; /* --public-url: the base of download URLs in triggers */
     uint64_t max_upload;    /* bytes */
     unsigned threads;
 
@@ -109,6 +113,27 @@ cJSON *aloftd_rollout_json(const struct aloft_store_rollout *r);
 unsigned aloftd_rollout_bucket(int64_t id, const char *mac);
 /* AA:BB:CC:DD:EE:FF, aa-bb-..., or 12 hex digits into AA:BB:CC:DD:EE:FF. */
 bool aloftd_mac_normalize(const char *s, char out[18]);
+
+/* mqtt.c: MQTT triggers (PROTOCOLS.md §3.2). Start after the HTTP server
+ * (the default public URL needs its port): connects in the background,
+ * reconnecting with backoff; -1 on a bad --mqtt. */
+int aloftd_mqtt_start(struct aloftd *d);
+void aloftd_mqtt_stop(void);
+bool aloftd_mqtt_enabled(void);
+/* aloft/<platform>/cmd (mac NULL) or aloft/<platform>/<mac>/cmd into out. */
+void aloftd_mqtt_topic(const char *platform, const char *mac, char *out, size_t cap);
+/* The trigger message of a release. */
+cJSON *aloftd_mqtt_trigger_json(const struct aloft_store_release *r);
+/* Publish r's trigger (QoS 1, not retained) to the platform's topic (mac
+ * NULL) or the device's. 0, or -1: no --mqtt, not connected, refused. */
+int aloftd_mqtt_trigger(const struct aloft_store_release *r, const char *mac);
+/* A rollout opened a stage: trigger the inventory devices of its platform
+ * whose bucket is in [from_percent, the stage's percent) and that do not
+ * run its release yet; at 100 % the platform's topic instead. */
+void aloftd_mqtt_rollout(struct aloftd *d, const struct aloft_store_rollout *ro, int from_percent);
+/* admin.c's POST /api/platforms/<p>/trigger {"device": MAC, "version": V} (both optional). */
+enum MHD_Result aloftd_trigger(struct aloftd *d, struct MHD_Connection *c, const char *platform, const char *body,
+                               size_t len, bool too_big);
 
 /* metrics.c: GET /metrics and the counters it shows. */
 enum aloftd_endpoint {

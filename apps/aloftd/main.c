@@ -41,8 +41,16 @@ static const char usage[] =
     "  --tls-cert FILE          serve HTTPS: the server's certificate (PEM; with its chain)\n"
     "                                                                          env ALOFT_TLS_CERT\n"
     "  --tls-key FILE           and its private key (PEM, unencrypted)         env ALOFT_TLS_KEY\n"
+    "  --mqtt HOST:PORT         publish OTA triggers to this MQTT broker (connects in the\n"
+    "                           background and reconnects; aloftd runs while it is down)\n"
+    "                                                                          env ALOFT_MQTT\n"
+    "  --mqtt-user USER         the broker's user name                    env ALOFT_MQTT_USER\n"
+    "  --mqtt-password PASS     and password                          env ALOFT_MQTT_PASSWORD\n"
+    "  --public-url URL         the base of download URLs in triggers (default\n"
+    "                           http://<listen address>)                 env ALOFT_PUBLIC_URL\n"
     "  --config FILE            settings as `key = value` lines (keys: listen, data, db,\n"
-    "                           admin-token-file, max-upload, threads, tls-cert, tls-key;\n"
+    "                           admin-token-file, max-upload, threads, tls-cert, tls-key,\n"
+    "                           mqtt, mqtt-user, mqtt-password, public-url;\n"
     "                           # starts a comment line)                     env ALOFT_CONFIG\n"
     "\n"
     "A flag wins over the environment, which wins over the config file, which wins\n"
@@ -58,6 +66,9 @@ static const char usage[] =
     "  GET|POST /api/platforms/P/whitelist {\"enabled\": true, \"add\": [MAC], \"remove\": [MAC]}\n"
     "  POST /api/platforms/P/rollouts {\"version\": V, \"stages\": [1,10,50,100], \"max_failures\": \"5%\"}\n"
     "  GET  /api/rollouts[/ID]; POST /api/rollouts/ID/advance|pause|resume|abort\n"
+    "  POST /api/platforms/P/trigger {\"device\": MAC, \"version\": V}   (both optional) an MQTT\n"
+    "       trigger to aloft/P/cmd or aloft/P/MAC/cmd; a rollout's start and advances trigger\n"
+    "       the inventory devices of each new stage (--mqtt)\n"
     "  GET  /metrics                               Prometheus text format\n"
     "Devices report the outcome of an update, without a token:\n"
     "  POST /api/devices/MAC/report {\"version\": V, \"result\": \"updated|rolled_back|failed\", ...}\n"
@@ -127,7 +138,8 @@ static void shown_url(const char *url, char *out, size_t cap)
  * stand for '-'), its environment variable and its default. Flags, the
  * environment and the config file all go through this table, in that order
  * of precedence. */
-enum { S_LISTEN, S_DATA, S_DB, S_TOKEN_FILE, S_MAX_UPLOAD, S_THREADS, S_TLS_CERT, S_TLS_KEY, S_COUNT };
+enum { S_LISTEN, S_DATA, S_DB, S_TOKEN_FILE, S_MAX_UPLOAD, S_THREADS, S_TLS_CERT, S_TLS_KEY, S_MQTT, S_MQTT_USER,
+       S_MQTT_PASSWORD, S_PUBLIC_URL, S_COUNT };
 
 static struct setting {
     const char *key, *env, *fallback;
@@ -144,6 +156,10 @@ static struct setting {
     [S_THREADS] = {"threads", "ALOFT_THREADS", "4"},
     [S_TLS_CERT] = {"tls-cert", "ALOFT_TLS_CERT", NULL},
     [S_TLS_KEY] = {"tls-key", "ALOFT_TLS_KEY", NULL},
+    [S_MQTT] = {"mqtt", "ALOFT_MQTT", NULL},
+    [S_MQTT_USER] = {"mqtt-user", "ALOFT_MQTT_USER", NULL},
+    [S_MQTT_PASSWORD] = {"mqtt-password", "ALOFT_MQTT_PASSWORD", NULL},
+    [S_PUBLIC_URL] = {"public-url", "ALOFT_PUBLIC_URL", NULL},
 };
 
 static struct setting *setting_named(const char *key, size_t len)
@@ -300,6 +316,14 @@ int main(int argc, char **argv)
     d.token_file = settings[S_TOKEN_FILE].value;
     d.tls_cert = settings[S_TLS_CERT].value;
     d.tls_key = settings[S_TLS_KEY].value;
+    d.mqtt = settings[S_MQTT].value;
+    d.mqtt_user = settings[S_MQTT_USER].value;
+    d.mqtt_password = settings[S_MQTT_PASSWORD].value;
+    d.public_url = settings[S_PUBLIC_URL].value;
+    if (d.mqtt_password && !d.mqtt_user)
+        return bad_setting(S_MQTT_PASSWORD, "give mqtt-user too");
+    if (d.public_url && strncmp(d.public_url, "http://", 7) && strncmp(d.public_url, "https://", 8))
+        return bad_setting(S_PUBLIC_URL, "give a URL such as https://updates.example.com");
     const char *size = settings[S_MAX_UPLOAD].value;
     uint32_t max;
     if (aloft_parse_size(size, &max) || max == 0)
@@ -320,7 +344,10 @@ int main(int argc, char **argv)
         char shown[4300];
         if (!settings[i].source[0])
             continue;
-        shown_url(settings[i].value, shown, sizeof shown);
+        if (i == S_MQTT_PASSWORD)
+            snprintf(shown, sizeof shown, "***");
+        else
+            shown_url(settings[i].value, shown, sizeof shown);
         aloftd_log("setting %s = %s (%s)", settings[i].key, shown, settings[i].source);
     }
     snprintf(d.firmware_dir, sizeof d.firmware_dir, "%s/firmware", d.data);
@@ -355,10 +382,17 @@ int main(int argc, char **argv)
         aloft_store_close(d.store);
         return 1;
     }
+    if (aloftd_mqtt_start(&d)) {
+        aloftd_mqtt_stop();
+        aloftd_http_stop(&d);
+        aloft_store_close(d.store);
+        return 2;
+    }
     int sig;
     sigwait(&stop, &sig);
     aloftd_log("stopping (%s)", sig == SIGINT ? "SIGINT" : "SIGTERM");
     aloftd_http_stop(&d);
+    aloftd_mqtt_stop();
     aloft_store_close(d.store);
     return 0;
 }

@@ -269,6 +269,7 @@ enum MHD_Result aloftd_rollout_start(struct aloftd *d, struct MHD_Connection *c,
     aloftd_log("%s: rollout %lld of %s started at %d%% (others: %s)", r.platform, (long long)r.id, r.version,
                r.stages[0], r.previous[0] ? r.previous : "nothing");
     aloftd_metrics_rollout_event();
+    aloftd_mqtt_rollout(d, &r, 0); /* MQTT triggers to the first stage's devices */
     return aloftd_reply_json(c, 201, aloftd_rollout_json(&r));
 }
 
@@ -314,7 +315,7 @@ enum MHD_Result aloftd_rollout_route(struct aloftd *d, struct MHD_Connection *c,
                    : aloftd_reply_error(c, 405, "method_not_allowed", "use GET");
     if (!post)
         return aloftd_reply_error(c, 405, "method_not_allowed", "use POST");
-    int stage = r.stage;
+    int stage = r.stage, stage_before = r.stage;
     const char *to;
     bool running = !strcmp(r.status, "active") || !strcmp(r.status, "paused");
     if (!strcmp(action, "advance") && running) {
@@ -354,6 +355,8 @@ enum MHD_Result aloftd_rollout_route(struct aloftd *d, struct MHD_Connection *c,
                !strcmp(to, "aborted") && r.previous[0] ? "; pinned " : "",
                !strcmp(to, "aborted") && r.previous[0] ? r.previous : "");
     aloftd_metrics_rollout_event();
+    if (!strcmp(action, "advance") && r.stage > stage_before) /* the devices the new stage adds */
+        aloftd_mqtt_rollout(d, &r, r.stages[stage_before]);
     return aloftd_reply_json(c, 200, aloftd_rollout_json(&r));
 }
 
