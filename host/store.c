@@ -569,7 +569,7 @@ int aloft_store_report_add(struct aloft_store *s, const struct aloft_store_repor
     if (!key[0])
         return ALOFT_E_NOTFOUND;
     if (platform)
-        snprintf(platform, ALOFT_STORE_NAME_MAX + 1, "%s", key);
+        snprintf(platform, ALOFT_STORE_NAME_MAX + 1, "%.*s", (int)ALOFT_STORE_NAME_MAX, key);
     return sexec(s, Q_REPORT_ADD, NULL, NULL, NULL, "sssssssi", r->mac, r->version, r->result, r->reason,
                  r->partition, r->state, r->reset_reason, now);
 }
