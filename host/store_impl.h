@@ -40,7 +40,6 @@ extern _Thread_local char aloft_store_last_error[ALOFT_STORE_ERROR_MAX];
     int aloft_store_##b##_pin(struct aloft_store_##b *s, const char *platform, enum aloft_store_kind kind,         \
                               const char *version);                                                               \
     int aloft_store_##b##_blob_get(struct aloft_store_##b *s, const char *sha256, uint64_t *size);                \
-    int aloft_store_##b##_checkin(struct aloft_store_##b *s, const struct aloft_store_device *d, int64_t now);    \
     int aloft_store_##b##_devices(struct aloft_store_##b *s, const char *platform, aloft_store_device_cb cb,       \
                                   void *ctx);                                                                     \
     int aloft_store_##b##_checkin_batch(struct aloft_store_##b *s, const struct aloft_store_device *d, size_t n); \
@@ -78,7 +77,6 @@ enum aloft_store_query {
     Q_RELEASE_ADD,
     Q_SET_FIRMWARE,
     Q_SET_FRONTEND,
-    Q_CHECKIN,
     Q_CHECKIN_BATCH,
     Q_DEVICES_ALL,
     Q_DEVICES_PLATFORM,

@@ -718,17 +718,6 @@ int aloft_store_pg_blob_get(struct aloft_store_pg *s, const char *sha256, uint64
     return rc;
 }
 
-int aloft_store_pg_checkin(struct aloft_store_pg *s, const struct aloft_store_device *d, int64_t now)
-{
-    char key[ALOFT_STORE_NAME_MAX + 1];
-    aloft_store_key(d->platform, key, sizeof key);
-    WITH_CONN(s, c);
-    int rc = run(s, c, Q_CHECKIN, "record check-in", "ssssiissiiis", d->mac, key, d->version, d->ip, d->free_space,
-                 d->sketch_size, d->sdk_version, d->mode, now, now, (int64_t)d->last_status, d->last_reason);
-    release(s, c);
-    return rc;
-}
-
 int aloft_store_pg_checkin_batch(struct aloft_store_pg *s, const struct aloft_store_device *d, size_t n)
 {
     WITH_CONN(s, c);

@@ -155,14 +155,6 @@ const char *const aloft_store_sql[Q_COUNT] = {
                       "idf_ver, uploaded_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [Q_SET_FIRMWARE] = "UPDATE platforms SET current_firmware = ?, pinned_firmware = ? WHERE name_key = ?",
     [Q_SET_FRONTEND] = "UPDATE platforms SET current_frontend = ?, pinned_frontend = ? WHERE name_key = ?",
-    [Q_CHECKIN] = "INSERT INTO devices (mac, platform, version, ip, free_space, sketch_size, sdk_version, mode, "
-                  "first_seen, last_seen, checkins, last_status, last_reason) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT (mac) DO UPDATE SET "
-                  "platform = excluded.platform, version = excluded.version, ip = excluded.ip, "
-                  "free_space = excluded.free_space, sketch_size = excluded.sketch_size, "
-                  "sdk_version = excluded.sdk_version, mode = excluded.mode, last_seen = excluded.last_seen, "
-                  "checkins = devices.checkins + 1, last_status = excluded.last_status, "
-                  "last_reason = excluded.last_reason",
     /* coalesced check-ins (store.c's queue): first_seen, last_seen and the
      * count of check-ins since the last flush */
     [Q_CHECKIN_BATCH] = "INSERT INTO devices (mac, platform, version, ip, free_space, sketch_size, sdk_version, mode, "

@@ -560,19 +560,6 @@ int aloft_store_sqlite_blob_get(struct aloft_store_sqlite *s, const char *sha256
     return rc;
 }
 
-int aloft_store_sqlite_checkin(struct aloft_store_sqlite *s, const struct aloft_store_device *d, int64_t now)
-{
-    char key[ALOFT_STORE_NAME_MAX + 1];
-    aloft_store_key(d->platform, key, sizeof key);
-    pthread_mutex_lock(&s->lock);
-    int rc = run(s,
-                 bind(s, Q_CHECKIN, "ssssiissiiis", d->mac, key, d->version, d->ip, d->free_space, d->sketch_size,
-                      d->sdk_version, d->mode, now, now, (int64_t)d->last_status, d->last_reason),
-                 "record check-in");
-    pthread_mutex_unlock(&s->lock);
-    return rc;
-}
-
 int aloft_store_sqlite_checkin_batch(struct aloft_store_sqlite *s, const struct aloft_store_device *d, size_t n)
 {
     pthread_mutex_lock(&s->lock);
