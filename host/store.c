@@ -373,16 +373,6 @@ void aloft_store_close(struct aloft_store *s)
     free(s);
 }
 
-int aloft_store_schema_version(struct aloft_store *s, int *version)
-{
-    return DISPATCH(schema_version, version);
-}
-
-int aloft_store_token_count(struct aloft_store *s, uint64_t *n)
-{
-    return DISPATCH(token_count, n);
-}
-
 int aloft_store_token_add(struct aloft_store *s, const uint8_t digest[32])
 {
     return DISPATCH(token_add, digest);
@@ -483,6 +473,22 @@ static int read_ints(void *ctx, int n, const char *const *cols)
         x->v[i] = strtoll(cols[i], NULL, 10);
     x->n = n;
     return 0;
+}
+
+int aloft_store_schema_version(struct aloft_store *s, int *version)
+{
+    struct ints x = {{0}, 0};
+    int rc = sexec(s, Q_SCHEMA_VERSION, read_ints, &x, NULL, "");
+    *version = (int)x.v[0];
+    return rc;
+}
+
+int aloft_store_token_count(struct aloft_store *s, uint64_t *n)
+{
+    struct ints x = {{0}, 0};
+    int rc = sexec(s, Q_TOKEN_COUNT, read_ints, &x, NULL, "");
+    *n = (uint64_t)x.v[0];
+    return rc;
 }
 
 int aloft_store_whitelist_check(struct aloft_store *s, const char *platform, const char *mac, bool *allowed)

@@ -23,8 +23,6 @@ extern _Thread_local char aloft_store_last_error[ALOFT_STORE_ERROR_MAX];
     struct aloft_store_##b;                                                                                       \
     int aloft_store_##b##_open(struct aloft_store_##b **s, const char *where, char *err, size_t errlen);          \
     void aloft_store_##b##_close(struct aloft_store_##b *s);                                                      \
-    int aloft_store_##b##_schema_version(struct aloft_store_##b *s, int *version);                                \
-    int aloft_store_##b##_token_count(struct aloft_store_##b *s, uint64_t *n);                                    \
     int aloft_store_##b##_token_add(struct aloft_store_##b *s, const uint8_t digest[32]);                         \
     int aloft_store_##b##_token_check(struct aloft_store_##b *s, const uint8_t digest[32], bool *ok);             \
     int aloft_store_##b##_platform_get(struct aloft_store_##b *s, const char *name, bool counts,                  \

@@ -30,6 +30,7 @@
 
 #include "aloft/err.h"
 #include "store_impl.h"
+#include "hex.h"
 
 #define POOL_MAX 8
 #define PARAMS_MAX 16
@@ -356,42 +357,10 @@ void aloft_store_pg_close(struct aloft_store_pg *s)
     if (!c)                              \
         return ALOFT_E_IO;
 
-int aloft_store_pg_schema_version(struct aloft_store_pg *s, int *version)
-{
-    WITH_CONN(s, c);
-    PGresult *res = query(s, c, Q_SCHEMA_VERSION, "schema version", "");
-    if (res)
-        *version = (int)col_int(res, 0, 0);
-    PQclear(res);
-    release(s, c);
-    return res ? 0 : ALOFT_E_IO;
-}
-
-static void hex(const uint8_t *d, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[d[i] >> 4];
-        out[2 * i + 1] = digits[d[i] & 15];
-    }
-    out[2 * n] = 0;
-}
-
-int aloft_store_pg_token_count(struct aloft_store_pg *s, uint64_t *n)
-{
-    WITH_CONN(s, c);
-    PGresult *res = query(s, c, Q_TOKEN_COUNT, "count tokens", "");
-    if (res)
-        *n = (uint64_t)col_int(res, 0, 0);
-    PQclear(res);
-    release(s, c);
-    return res ? 0 : ALOFT_E_IO;
-}
-
 int aloft_store_pg_token_add(struct aloft_store_pg *s, const uint8_t digest[32])
 {
     char h[65];
-    hex(digest, 32, h);
+    aloft_hex(digest, 32, h);
     WITH_CONN(s, c);
     int rc = run(s, c, Q_TOKEN_ADD, "add token", "si", h, now_s());
     release(s, c);
@@ -401,7 +370,7 @@ int aloft_store_pg_token_add(struct aloft_store_pg *s, const uint8_t digest[32])
 int aloft_store_pg_token_check(struct aloft_store_pg *s, const uint8_t digest[32], bool *ok)
 {
     char h[65];
-    hex(digest, 32, h);
+    aloft_hex(digest, 32, h);
     *ok = false;
     WITH_CONN(s, c);
     PGresult *res = query(s, c, Q_TOKEN_ALL, "read tokens", "");

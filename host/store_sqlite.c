@@ -13,6 +13,7 @@
 
 #include "aloft/err.h"
 #include "store_impl.h"
+#include "hex.h"
 
 struct aloft_store_sqlite {
     sqlite3 *db;
@@ -167,46 +168,10 @@ void aloft_store_sqlite_close(struct aloft_store_sqlite *s)
     free(s);
 }
 
-int aloft_store_sqlite_schema_version(struct aloft_store_sqlite *s, int *version)
-{
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt(s, Q_SCHEMA_VERSION);
-    int rc = st && sqlite3_step(st) == SQLITE_ROW ? 0 : db_fail(s, "schema version");
-    if (rc == 0)
-        *version = sqlite3_column_int(st, 0);
-    if (st)
-        sqlite3_reset(st);
-    pthread_mutex_unlock(&s->lock);
-    return rc;
-}
-
-static void hex(const uint8_t *d, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[d[i] >> 4];
-        out[2 * i + 1] = digits[d[i] & 15];
-    }
-    out[2 * n] = 0;
-}
-
-int aloft_store_sqlite_token_count(struct aloft_store_sqlite *s, uint64_t *n)
-{
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = stmt(s, Q_TOKEN_COUNT);
-    int rc = st && sqlite3_step(st) == SQLITE_ROW ? 0 : db_fail(s, "count tokens");
-    if (rc == 0)
-        *n = (uint64_t)sqlite3_column_int64(st, 0);
-    if (st)
-        sqlite3_reset(st);
-    pthread_mutex_unlock(&s->lock);
-    return rc;
-}
-
 int aloft_store_sqlite_token_add(struct aloft_store_sqlite *s, const uint8_t digest[32])
 {
     char h[65];
-    hex(digest, 32, h);
+    aloft_hex(digest, 32, h);
     pthread_mutex_lock(&s->lock);
     int rc = run(s, bind(s, Q_TOKEN_ADD, "si", h, now_s()), "add token");
     pthread_mutex_unlock(&s->lock);
@@ -216,7 +181,7 @@ int aloft_store_sqlite_token_add(struct aloft_store_sqlite *s, const uint8_t dig
 int aloft_store_sqlite_token_check(struct aloft_store_sqlite *s, const uint8_t digest[32], bool *ok)
 {
     char h[65];
-    hex(digest, 32, h);
+    aloft_hex(digest, 32, h);
     *ok = false;
     unsigned match = 0;
     pthread_mutex_lock(&s->lock);

@@ -18,6 +18,7 @@
 #include "aloft/otadata.h"
 #include "aloft/update.h"
 #include "node.h"
+#include "hex.h"
 
 static struct MHD_Daemon *daemon_;
 
@@ -57,19 +58,13 @@ static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned status, co
     return reply_json(c, status, j);
 }
 
-static void hex(const uint8_t *d, size_t len, char *out)
-{
-    for (size_t i = 0; i < len; i++)
-        sprintf(out + 2 * i, "%02x", d[i]);
-}
-
 static cJSON *firmware_status(struct node *n)
 {
     const struct aloft_app_desc *d = &n->app.desc;
     const struct aloft_part *next = aloft_part_next_update(&n->boot.table, n->boot.running);
     const struct aloft_part *target = next ? next : NULL;
     char sha[65];
-    hex(n->app.sha256, 32, sha);
+    aloft_hex(n->app.sha256, 32, sha);
     int64_t state = aloft_boot_state(&n->boot);
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "version", n->app.has_desc ? d->version : "");
@@ -297,7 +292,7 @@ static enum MHD_Result finish_upload(struct MHD_Connection *c, struct node *n, s
     if (up->kind == FIRMWARE) {
         const struct aloft_image_info *in = &up->u.v.info;
         char sha[65];
-        hex(in->sha256, 32, sha);
+        aloft_hex(in->sha256, 32, sha);
         cJSON_AddStringToObject(j, "message", "OTA update successful. Rebooting...");
         cJSON_AddStringToObject(j, "partition", up->u.target->label);
         cJSON_AddStringToObject(j, "version", in->has_desc ? in->desc.version : "");

@@ -15,6 +15,7 @@
 #include "cmd.h"
 #include "file.h"
 #include "flashimg.h"
+#include "hex.h"
 
 static const char init_help[] =
     "usage: aloft flash init --partitions CSV --flash-size SIZE --app FILE -o FLASH.img [--table-offset OFF]\n"
@@ -154,12 +155,6 @@ static const char *why_text(uint8_t why)
     }
 }
 
-static void hex(const uint8_t *d, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        sprintf(out + 2 * i, "%02x", d[i]);
-}
-
 /* What the bootloader would do, on a copy so the file stays untouched. */
 static int predict_boot(const struct aloft_posix_flash *pf, uint32_t table_offset, bool rollback, struct aloft_boot *b,
                         int64_t *state)
@@ -265,7 +260,7 @@ int aloft_cmd_flash_show(int argc, char **argv)
             cJSON_AddBoolToObject(app, "valid", irc == 0);
             if (irc == 0) {
                 char sha[65];
-                hex(info.sha256, 32, sha);
+                aloft_hex(info.sha256, 32, sha);
                 const char *chip = aloft_chip_name(info.chip_id);
                 cJSON_AddStringToObject(app, "chip", chip ? chip : "unknown");
                 cJSON_AddNumberToObject(app, "size", info.image_len);

@@ -11,6 +11,7 @@
 #include "cmd.h"
 #include "file.h"
 #include "image_make.h"
+#include "hex.h"
 
 #define EXIT_USAGE 2
 
@@ -46,12 +47,6 @@ static void spi_size_name(uint8_t code, char *buf, size_t n)
         snprintf(buf, n, "%uMB", 1u << code);
     else
         snprintf(buf, n, "unknown");
-}
-
-static void hex(const uint8_t *p, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        sprintf(out + 2 * i, "%02x", p[i]);
 }
 
 static uint32_t rd32(const uint8_t *p)
@@ -154,7 +149,7 @@ static void print_text(const char *path, size_t len, int rc, const struct aloft_
         printf("  SHA-256:          not appended\n");
     } else if (rc == 0 || rc == ALOFT_E_HASH || rc == ALOFT_E_TRAILING) {
         char h[65];
-        hex(in->sha256, 32, h);
+        aloft_hex(in->sha256, 32, h);
         printf("  SHA-256:          %s %s\n", h, rc == ALOFT_E_HASH ? "MISMATCH" : "ok");
     }
     if (in->image_len) {
@@ -166,7 +161,7 @@ static void print_text(const char *path, size_t len, int rc, const struct aloft_
     if (in->has_desc) {
         const struct aloft_app_desc *d = &in->desc;
         char h[65];
-        hex(d->app_elf_sha256, 32, h);
+        aloft_hex(d->app_elf_sha256, 32, h);
         printf("  app descriptor:\n");
         printf("    project:        %s\n", d->project_name);
         printf("    version:        %s\n", d->version);
@@ -235,7 +230,7 @@ static void print_json(const char *path, size_t len, int rc, const struct aloft_
             cJSON_AddNullToObject(o, "checksum_ok");
         cJSON_AddBoolToObject(o, "hash_appended", in->hash_appended);
         if (in->hash_appended && past_checksum) {
-            hex(in->sha256, 32, h);
+            aloft_hex(in->sha256, 32, h);
             cJSON_AddStringToObject(o, "sha256", h);
             cJSON_AddBoolToObject(o, "sha256_ok", rc != ALOFT_E_HASH);
         } else {
@@ -252,7 +247,7 @@ static void print_json(const char *path, size_t len, int rc, const struct aloft_
             cJSON_AddStringToObject(a, "date", d->date);
             cJSON_AddStringToObject(a, "time", d->time);
             cJSON_AddStringToObject(a, "idf_ver", d->idf_ver);
-            hex(d->app_elf_sha256, 32, h);
+            aloft_hex(d->app_elf_sha256, 32, h);
             cJSON_AddStringToObject(a, "app_elf_sha256", h);
             cJSON_AddNumberToObject(a, "min_efuse_blk_rev_full", d->min_efuse_blk_rev_full);
             cJSON_AddNumberToObject(a, "max_efuse_blk_rev_full", d->max_efuse_blk_rev_full);

@@ -91,9 +91,6 @@ void aloftd_http_stop(struct aloftd *d);
 /* main.c: a line on standard output, flushed. */
 void aloftd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Lower-case hex of n bytes into out (2n + 1 bytes). */
-void aloftd_hex(const uint8_t *d, size_t n, char *out);
-
 /* "2026-05-07T12:59:15Z" into out (21 bytes). */
 void aloftd_time(int64_t t, char out[21]);
 

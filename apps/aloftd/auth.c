@@ -13,6 +13,7 @@
 #include "aloft/crypto.h"
 #include "aloftd.h"
 #include "file.h"
+#include "hex.h"
 
 #define TOKEN_MIN 16 /* characters: a token from a file must be at least this long */
 
@@ -59,7 +60,7 @@ static int new_token(char out[65])
             return -1;
         got += (size_t)n;
     }
-    aloftd_hex(raw, sizeof raw, out);
+    aloft_hex(raw, sizeof raw, out);
     return 0;
 }
 

@@ -24,6 +24,7 @@
 #include "aloftd.h"
 #include "littlefs.h"
 #include "semver.h"
+#include "hex.h"
 
 struct aloftd_upload {
     enum aloft_store_kind kind;
@@ -275,8 +276,8 @@ static enum MHD_Result finish(struct aloftd *d, struct MHD_Connection *c, struct
     uint8_t digest[32], md5[16];
     aloft_sha256_final(&up->sha, digest);
     aloft_md5_final(&up->md5, md5);
-    aloftd_hex(digest, 32, r.sha256);
-    aloftd_hex(md5, 16, r.md5);
+    aloft_hex(digest, 32, r.sha256);
+    aloft_hex(md5, 16, r.md5);
     r.size = up->received;
     if (!up->status && up->kind == ALOFT_STORE_FIRMWARE) {
         identify_firmware(up, &r);

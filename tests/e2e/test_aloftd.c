@@ -23,6 +23,7 @@
 #include "aloft/image.h"
 #include "image_make.h"
 #include "littlefs.h"
+#include "hex.h"
 
 #define FIX_043 "esp-idf/esp32s3-csi-node-v0.4.3.bin"
 #define FIX_064 "esp-idf/esp32s3-csi-node-v0.6.4.bin"
@@ -33,12 +34,6 @@
 
 static struct aloftd_proc srv;
 
-static void hex(const uint8_t *d, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        sprintf(out + 2 * i, "%02x", d[i]);
-}
-
 static void md5_hex(const void *data, size_t len, char out[33])
 {
     struct aloft_md5 m;
@@ -46,7 +41,7 @@ static void md5_hex(const void *data, size_t len, char out[33])
     aloft_md5_init(&m);
     aloft_md5_update(&m, data, len);
     aloft_md5_final(&m, d);
-    hex(d, 16, out);
+    aloft_hex(d, 16, out);
 }
 
 static bool contains(const uint8_t *hay, size_t n, const char *needle)
@@ -65,7 +60,7 @@ static void sha_hex(const void *data, size_t len, char out[65])
     aloft_sha256_init(&s);
     aloft_sha256_update(&s, data, len);
     aloft_sha256_final(&s, d);
-    hex(d, 32, out);
+    aloft_hex(d, 32, out);
 }
 
 /* The real fixtures, copied into the test directory (curl uploads files). */

@@ -5,12 +5,7 @@
 #include <string.h>
 
 #include "aloft/crypto.h"
-
-static void hex(const uint8_t *d, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        sprintf(out + 2 * i, "%02x", d[i]);
-}
+#include "hex.h"
 
 static void sha_hex(const void *data, size_t len, size_t chunk, char out[65])
 {
@@ -20,7 +15,7 @@ static void sha_hex(const void *data, size_t len, size_t chunk, char out[65])
     for (size_t off = 0; off < len; off += chunk)
         aloft_sha256_update(&s, (const uint8_t *)data + off, len - off < chunk ? len - off : chunk);
     aloft_sha256_final(&s, d);
-    hex(d, 32, out);
+    aloft_hex(d, 32, out);
 }
 
 static void test_sha256_vectors(void **state)
@@ -75,7 +70,7 @@ static void test_md5_vectors(void **state)
             for (size_t off = 0; off < len; off += chunk)
                 aloft_md5_update(&m, v[i].in + off, len - off < chunk ? len - off : chunk);
             aloft_md5_final(&m, d);
-            hex(d, 16, h);
+            aloft_hex(d, 16, h);
             assert_string_equal(h, v[i].out);
         }
     }
