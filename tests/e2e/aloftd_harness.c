@@ -147,28 +147,13 @@ void aloftd_spawn(struct aloftd_proc *s, const char *const args[])
     s->starts = count(before, "serving on ");
     free(before);
 
-    fflush(NULL);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
-        if (getppid() != parent)
-            _exit(127);
-        int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        int in = open("/dev/null", O_RDONLY);
-        if (fd < 0 || in < 0)
-            _exit(127);
-        dup2(in, STDIN_FILENO);
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-        close(fd);
-        close(in);
-        if (s->db[0] && !getenv("ALOFT_DB"))
-            setenv("ALOFT_DB", s->db, 1);
-        execv(exe, (char *const *)argv);
-        _exit(127);
-    }
+    /* this server's database, unless the test gave ALOFT_DB itself */
+    bool set_db = s->db[0] && !getenv("ALOFT_DB");
+    if (set_db)
+        setenv("ALOFT_DB", s->db, 1);
+    pid_t pid = e2e_spawn(exe, argv, s->log, O_APPEND, true);
+    if (set_db)
+        unsetenv("ALOFT_DB");
     s->pid = pid;
     int slot = -1;
     for (int i = 0; i < MAX_SERVERS && slot < 0; i++)

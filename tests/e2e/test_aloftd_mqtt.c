@@ -111,24 +111,8 @@ static void broker_start(void)
 {
     broker_init();
     assert_int_equal(broker.pid, 0);
-    fflush(NULL);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        int fd = open(broker.log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        int in = open("/dev/null", O_RDONLY);
-        if (fd < 0 || in < 0)
-            _exit(127);
-        dup2(in, STDIN_FILENO);
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-        execlp("mosquitto", "mosquitto", "-c", broker.conf, (char *)NULL);
-        _exit(127);
-    }
+    const char *argv[] = {"mosquitto", "-c", broker.conf, NULL};
+    pid_t pid = e2e_spawn("mosquitto", argv, broker.log, O_APPEND, true);
     broker.pid = pid;
     uint64_t end = e2e_now_ms() + WAIT_MS;
     while (!port_open(broker.port)) {

@@ -228,10 +228,7 @@ int e2e_node_wait_boot(struct e2e_node *n)
     return 0;
 }
 
-/* Fork and exec exe with stdin from /dev/null and stdout (and stderr when
- * err_too) into out, opened with O_CREAT | O_WRONLY | mode (O_APPEND or
- * O_TRUNC). The child never outlives the test, even when it is killed. */
-static pid_t spawn(const char *exe, const char *const argv[], const char *out, int mode, bool err_too)
+pid_t e2e_spawn(const char *exe, const char *const argv[], const char *out, int mode, bool err_too)
 {
     fflush(NULL);
     pid_t parent = getpid();
@@ -251,7 +248,7 @@ static pid_t spawn(const char *exe, const char *const argv[], const char *out, i
             dup2(fd, STDERR_FILENO);
         close(fd);
         close(in);
-        execv(exe, (char *const *)argv);
+        execvp(exe, (char *const *)argv);
         _exit(127);
     }
     return pid;
@@ -278,7 +275,7 @@ int e2e_node_start(struct e2e_node *n, const char *const args[])
     argv[k] = NULL;
     n->serving = e2e_log_count(n, "http: serving on");
 
-    n->pid = spawn(exe, argv, n->log, O_APPEND, true);
+    n->pid = e2e_spawn(exe, argv, n->log, O_APPEND, true);
     int slot = -1;
     for (int i = 0; i < MAX_PROCS; i++)
         if (!nodes[i] || nodes[i] == n) {
@@ -341,7 +338,7 @@ void e2e_curl_start(struct e2e_curl_job *j, const char *const args[])
         argv[k++] = args[i];
     }
     argv[k] = NULL;
-    j->pid = spawn(CURL, argv, j->out, O_TRUNC, false);
+    j->pid = e2e_spawn(CURL, argv, j->out, O_TRUNC, false);
     for (int i = 0; i < MAX_PROCS; i++)
         if (curls[i] <= 0) {
             curls[i] = j->pid;

@@ -88,6 +88,12 @@ char *e2e_log_read(const struct e2e_node *n);
  * into 16-byte buffers. Returns 0 or -1 when the log has no boot line. */
 int e2e_last_boot(const struct e2e_node *n, char reason[16], char part[17]);
 
+/* Fork and exec exe (a path, or a name looked up in PATH) with stdin from
+ * /dev/null and stdout (and stderr when err_too) into out, opened with
+ * O_CREAT | O_WRONLY | mode (O_APPEND or O_TRUNC). The child never outlives
+ * the test, even when it is killed. Returns its PID. */
+pid_t e2e_spawn(const char *exe, const char *const argv[], const char *out, int mode, bool err_too);
+
 /* Stop by PID: SIGTERM, SIGKILL after 3 s; reaped. No-op when not running. */
 void e2e_node_stop(struct e2e_node *n);
 
