@@ -13,6 +13,7 @@
 
 #include "aloft/err.h"
 #include "aloft/part.h"
+#include "same_table.h"
 
 #define TABLE_OFFSET ALOFT_PART_TABLE_OFFSET
 #define FLASH_4MB 0x400000u
@@ -21,19 +22,6 @@ static void fail(const char *what)
 {
     fprintf(stderr, "fuzz_part: %s\n", what);
     abort();
-}
-
-static bool same_table(const struct aloft_part_table *a, const struct aloft_part_table *b)
-{
-    if (a->count != b->count || a->md5 != b->md5)
-        return false;
-    for (uint32_t i = 0; i < a->count; i++) {
-        const struct aloft_part *p = &a->p[i], *q = &b->p[i];
-        if (p->type != q->type || p->subtype != q->subtype || p->offset != q->offset || p->size != q->size ||
-            p->flags != q->flags || memcmp(p->label, q->label, sizeof p->label))
-            return false;
-    }
-    return true;
 }
 
 static bool in_table(const struct aloft_part_table *t, const struct aloft_part *p)

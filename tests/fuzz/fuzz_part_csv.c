@@ -11,6 +11,7 @@
 
 #include "aloft/err.h"
 #include "aloft/part.h"
+#include "same_table.h"
 
 #define TABLE_OFFSET ALOFT_PART_TABLE_OFFSET
 
@@ -18,19 +19,6 @@ static void fail(const char *what)
 {
     fprintf(stderr, "fuzz_part_csv: %s\n", what);
     abort();
-}
-
-static bool same_table(const struct aloft_part_table *a, const struct aloft_part_table *b)
-{
-    if (a->count != b->count || a->md5 != b->md5)
-        return false;
-    for (uint32_t i = 0; i < a->count; i++) {
-        const struct aloft_part *p = &a->p[i], *q = &b->p[i];
-        if (p->type != q->type || p->subtype != q->subtype || p->offset != q->offset || p->size != q->size ||
-            p->flags != q->flags || memcmp(p->label, q->label, sizeof p->label))
-            return false;
-    }
-    return true;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
