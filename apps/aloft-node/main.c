@@ -41,6 +41,21 @@ static const char usage[] =
     "  --idle-timeout S        drop an upload that sends nothing for S seconds (30)\n"
     "  --log FILE              also append every line to FILE\n"
     "\n"
+    "Pull updates (PROTOCOLS.md §3):\n"
+    "  --mqtt HOST:PORT        take ota_trigger commands from this MQTT broker; subscribes to\n"
+    "                          aloft/<platform>/<device-id>/cmd and aloft/<platform>/cmd and\n"
+    "                          publishes its state, retained, on aloft/<platform>/<device-id>/state\n"
+    "  --mqtt-tls-ca FILE      connect to the broker with TLS, trusting this CA\n"
+    "  --mqtt-user U --mqtt-password P   broker credentials\n"
+    "  --device-id ID          the id in topics and reports (default: the MAC, AA:BB:CC:DD:EE:FF)\n"
+    "  --platform NAME         the platform in topics (default: the running image's project)\n"
+    "  --cmd-topic TOPIC       also take commands on TOPIC (seed style: /switch/cmd/root)\n"
+    "  --server URL            aloftd: ask GET URL/update for updates, report outcomes to it\n"
+    "  --check-every S         ask every S seconds (±10 % jitter; default: once at boot)\n"
+    "  --ca-file FILE          trust this CA for HTTPS downloads (default: the system's CAs)\n"
+    "  --insecure              do NOT verify HTTPS certificates (anyone on the path can then\n"
+    "                          serve this device an image; for tests only)\n"
+    "\n"
     "  --create                make FLASH.img first (refused if it exists):\n"
     "  --flash-size SIZE         4M, 8M or 16M\n"
     "  --firmware FILE           app image for ota_0 (`aloft image make` or an ESP-IDF build)\n"
@@ -281,6 +296,8 @@ static void *confirm_later(void *arg)
     if (rc == ALOFT_E_POWER)
         node_power_lost(n);
     node_log(n, "app: healthy for %us, marked valid%s", n->sim.confirm_after_s, rc ? " (failed)" : "");
+    if (rc == 0)
+        node_pull_confirmed(n);
     return NULL;
 }
 
@@ -369,8 +386,13 @@ static int run(struct node *n)
                                        : "security: WARNING: no PSK provisioned: anyone on the network can update this device");
     load_mac(n);
     load_www(n);
+    snprintf(n->device_id, sizeof n->device_id, "%s", n->cfg.device_id ? n->cfg.device_id : n->mac);
+    snprintf(n->platform, sizeof n->platform, "%s",
+             n->cfg.platform ? n->cfg.platform : n->app.has_desc && n->app.desc.project_name[0] ? n->app.desc.project_name : "unknown");
 
     if (node_http_start(n) != 0)
+        return 1;
+    if (n->cfg.mqtt && node_mqtt_start(n) != 0)
         return 1;
     if (n->sim.behaviour == ALOFT_SIM_HEALTHY) {
         pthread_mutex_lock(&n->lock);
@@ -378,6 +400,7 @@ static int run(struct node *n)
         pthread_mutex_unlock(&n->lock);
         if (rc == ALOFT_E_POWER)
             node_power_lost(n);
+        node_pull_confirmed(n);
     } else if (n->sim.behaviour == ALOFT_SIM_CONFIRM_AFTER) {
         pthread_t t;
         pthread_create(&t, NULL, confirm_later, n);
@@ -385,6 +408,9 @@ static int run(struct node *n)
     } else {
         node_log(n, "app: never confirms itself (simulated: no-confirm)");
     }
+    node_pull_boot(n);
+    if (n->cfg.server && node_check_start(n) != 0)
+        return 1;
 
     pthread_mutex_lock(&n->restart_lock);
     while (!n->restart_reason)
@@ -392,6 +418,7 @@ static int run(struct node *n)
     pthread_mutex_unlock(&n->restart_lock);
     usleep(n->cfg.restart_delay_ms * 1000u);
     node_log(n, "restarting (%s)", n->restart_reason);
+    node_mqtt_stop(n);
     node_http_stop();
     aloft_posix_flash_close(&n->pf);
     reexec(n, n->restart_reason, n->boot_count);
@@ -400,6 +427,8 @@ static int run(struct node *n)
 enum {
     OPT_FLASH = 256, OPT_LISTEN, OPT_PSK, OPT_REQUIRE_PSK, OPT_ROLLBACK, OPT_TIMING, OPT_LINK_RATE, OPT_CUT,
     OPT_RESTART_DELAY, OPT_IDLE, OPT_LOG, OPT_CREATE, OPT_PARTITIONS, OPT_FLASH_SIZE, OPT_FIRMWARE, OPT_WWW,
+    OPT_MQTT, OPT_MQTT_CA, OPT_MQTT_USER, OPT_MQTT_PASSWORD, OPT_DEVICE_ID, OPT_PLATFORM, OPT_CMD_TOPIC, OPT_SERVER,
+    OPT_CHECK_EVERY, OPT_CA_FILE, OPT_INSECURE,
 };
 
 int main(int argc, char **argv)
@@ -421,6 +450,17 @@ int main(int argc, char **argv)
         {"flash-size", required_argument, NULL, OPT_FLASH_SIZE},
         {"firmware", required_argument, NULL, OPT_FIRMWARE},
         {"www", required_argument, NULL, OPT_WWW},
+        {"mqtt", required_argument, NULL, OPT_MQTT},
+        {"mqtt-tls-ca", required_argument, NULL, OPT_MQTT_CA},
+        {"mqtt-user", required_argument, NULL, OPT_MQTT_USER},
+        {"mqtt-password", required_argument, NULL, OPT_MQTT_PASSWORD},
+        {"device-id", required_argument, NULL, OPT_DEVICE_ID},
+        {"platform", required_argument, NULL, OPT_PLATFORM},
+        {"cmd-topic", required_argument, NULL, OPT_CMD_TOPIC},
+        {"server", required_argument, NULL, OPT_SERVER},
+        {"check-every", required_argument, NULL, OPT_CHECK_EVERY},
+        {"ca-file", required_argument, NULL, OPT_CA_FILE},
+        {"insecure", no_argument, NULL, OPT_INSECURE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -429,6 +469,7 @@ int main(int argc, char **argv)
         .lock = PTHREAD_MUTEX_INITIALIZER,
         .restart_lock = PTHREAD_MUTEX_INITIALIZER,
         .restart_cond = PTHREAD_COND_INITIALIZER,
+        .state_lock = PTHREAD_MUTEX_INITIALIZER,
     };
     struct create_opts c = {0};
     bool create = false;
@@ -487,6 +528,37 @@ int main(int argc, char **argv)
             break;
         case OPT_FIRMWARE: c.firmware = optarg; break;
         case OPT_WWW: c.www = optarg; break;
+        case OPT_MQTT:
+            if (parse_listen(optarg))
+                return fail("--mqtt '%s' is not HOST:PORT, e.g. 127.0.0.1:1883", optarg), 2;
+            n.cfg.mqtt = optarg;
+            break;
+        case OPT_MQTT_CA: n.cfg.mqtt_tls_ca = optarg; break;
+        case OPT_MQTT_USER: n.cfg.mqtt_user = optarg; break;
+        case OPT_MQTT_PASSWORD: n.cfg.mqtt_password = optarg; break;
+        case OPT_DEVICE_ID:
+            if (!*optarg || strlen(optarg) >= sizeof n.device_id || strpbrk(optarg, "/+#"))
+                return fail("--device-id must be 1 to %zu characters without / + #", sizeof n.device_id - 1), 2;
+            n.cfg.device_id = optarg;
+            break;
+        case OPT_PLATFORM:
+            if (!*optarg || strlen(optarg) >= sizeof n.platform || strpbrk(optarg, "/+#"))
+                return fail("--platform must be 1 to %zu characters without / + #", sizeof n.platform - 1), 2;
+            n.cfg.platform = optarg;
+            break;
+        case OPT_CMD_TOPIC: n.cfg.cmd_topic = optarg; break;
+        case OPT_SERVER:
+            if (strncmp(optarg, "http://", 7) && strncmp(optarg, "https://", 8))
+                return fail("--server '%s' is not an http:// or https:// URL", optarg), 2;
+            n.cfg.server = optarg;
+            break;
+        case OPT_CHECK_EVERY:
+            if (aloft_parse_size(optarg, &v) || !v || v > 86400)
+                return fail("--check-every takes seconds (1..86400)"), 2;
+            n.cfg.check_every_s = v;
+            break;
+        case OPT_CA_FILE: n.cfg.ca_file = optarg; break;
+        case OPT_INSECURE: n.cfg.insecure = true; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }

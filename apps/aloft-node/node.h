@@ -29,6 +29,30 @@ struct node_config {
     unsigned restart_delay_ms;   /* between a successful update's reply and the restart */
     unsigned idle_timeout_s;     /* an upload that stalls this long is dropped */
     const char *log_path;
+    /* pull updates (pull.c, check.c, mqtt.c) */
+    const char *mqtt;            /* broker HOST:PORT; NULL: no MQTT */
+    const char *mqtt_tls_ca, *mqtt_user, *mqtt_password;
+    const char *device_id;       /* NULL: the MAC */
+    const char *platform;        /* NULL: the running image's project */
+    const char *cmd_topic;       /* extra command topic, e.g. /switch/cmd/root */
+    const char *server;          /* aloftd URL for scheduled checks and reports */
+    unsigned check_every_s;      /* 0: check once at boot only when --server is set */
+    const char *ca_file;         /* CA bundle for HTTPS downloads; NULL: the system's */
+    bool insecure;               /* do not verify HTTPS certificates */
+};
+
+/* What the device is doing about updates: published retained on
+ * aloft/<platform>/<device-id>/state (PROTOCOLS.md §3.2) at each phase. */
+enum node_phase { NODE_IDLE, NODE_DOWNLOADING, NODE_VERIFYING, NODE_RESTARTING, NODE_UPDATED, NODE_FAILED, NODE_ROLLED_BACK };
+
+struct node_state {
+    enum node_phase phase;
+    char trigger[48];            /* id of the trigger being or last handled ("" if none) */
+    bool frontend;               /* target: the www slot, not the app */
+    char version[32];            /* the version being installed, installed or refused */
+    uint64_t bytes, total;       /* downloading: progress (total 0: unknown) */
+    char code[32];               /* failed: machine-readable reason, e.g. bad_sha256 */
+    char reason[256];            /* failed or rolled back: for people */
 };
 
 struct node {
@@ -57,6 +81,13 @@ struct node {
     pthread_mutex_t restart_lock;
     pthread_cond_t restart_cond;
     const char *restart_reason;
+    /* identity for pull updates: --device-id or the MAC; --platform or the project */
+    char device_id[64];
+    char platform[33];           /* a project name is up to 32 characters */
+    /* update state; on_state (set by mqtt.c) publishes each change */
+    pthread_mutex_t state_lock;
+    struct node_state state;
+    void (*on_state)(struct node *n);
 };
 
 /* Print a line to stdout (flushed) and the log file. */
@@ -75,6 +106,42 @@ int node_www_inactive(const struct node *n);
 
 /* Does the partition hold a LittleFS image that mounts? */
 bool node_www_valid(struct node *n, const struct aloft_part *p);
+
+struct cJSON;
+
+/* State (state.c): replace the state and publish it; a copy as JSON
+ * (device, platform, running version and partition, and the state). */
+void node_state_set(struct node *n, const struct node_state *s);
+struct cJSON *node_state_json(struct node *n);
+const char *node_phase_name(enum node_phase p);
+
+/* A pull update (pull.c): download url and apply it like an upload, in a
+ * thread of its own. */
+struct node_pull_req {
+    char url[512];
+    char version[32];            /* optional: expected version */
+    char sha256[65];             /* optional: expected SHA-256 of the body, hex */
+    uint64_t size;               /* optional: expected size; 0: unknown */
+    char token[256];             /* optional: bearer token for the download */
+    char trigger[48];            /* the trigger's id, echoed in the state */
+    bool frontend;               /* the www slot, not the app */
+};
+/* Start it. Returns 0, or -1 when an update is already running or the same
+ * trigger was handled already (the state says why). */
+int node_pull_start(struct node *n, const struct node_pull_req *r);
+/* At boot, once the app runs: resume an interrupted download, or report the
+ * outcome of the update that restarted the device (updated, rolled back). */
+void node_pull_boot(struct node *n);
+/* The running image was just marked valid: an update into it succeeded. */
+void node_pull_confirmed(struct node *n);
+
+/* Scheduled checks against aloftd's GET /update (check.c). */
+int node_check_start(struct node *n);
+
+/* MQTT (mqtt.c): subscribe to the command topics, publish the state.
+ * node_mqtt_stop publishes the last state and disconnects (before a restart). */
+int node_mqtt_start(struct node *n);
+void node_mqtt_stop(struct node *n);
 
 /* HTTP server (http.c). Returns 0 or -1 with a message printed. */
 int node_http_start(struct node *n);
