@@ -24,6 +24,7 @@ struct aloftd {
     const char *mqtt_user;  /* --mqtt-user, --mqtt-password */
     const char *mqtt_password;
     const char *public_url; /* --public-url: the base of download URLs in triggers */
+    const char *ui;         /* --ui: the built admin UI (ui.c) */
     uint64_t max_upload;    /* bytes */
     unsigned threads;
 
@@ -83,6 +84,13 @@ enum MHD_Result aloftd_send_release(struct aloftd *d, struct MHD_Connection *c, 
 
 /* "<dir>/<sha256>.bin" into out. */
 void aloftd_blob_path(const struct aloftd *d, const char *sha256, char *out, size_t cap);
+
+/* ui.c: GET /, /admin, /admin/<file>: the admin UI's static files. */
+enum MHD_Result aloftd_ui(struct aloftd *d, struct MHD_Connection *c, const char *url, bool get);
+/* Where the build puts the UI: <directory of the executable>/../admin. */
+void aloftd_ui_default(char *out, size_t cap);
+/* At start: where the UI is served from, or that it is not built. */
+void aloftd_ui_log(const struct aloftd *d);
 
 /* http.c */
 int aloftd_http_start(struct aloftd *d);

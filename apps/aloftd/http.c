@@ -144,7 +144,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             return reply;
         return aloftd_admin(d, c, url, method, req->body, req->len, req->too_big);
     }
-    return aloftd_reply_error(c, 404, "not_found", "no such endpoint (devices: /update, /firmware/; admin: /api/)");
+    if (!strcmp(url, "/") || !strcmp(url, "/admin") || !strncmp(url, "/admin/", 7))
+        return aloftd_ui(d, c, url, get);
+    return aloftd_reply_error(c, 404, "not_found",
+                              "no such endpoint (devices: /update, /firmware/; admin: /api/, the UI at /admin/)");
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)

@@ -48,9 +48,12 @@ static const char usage[] =
     "  --mqtt-password PASS     and password                          env ALOFT_MQTT_PASSWORD\n"
     "  --public-url URL         the base of download URLs in triggers (default\n"
     "                           http://<listen address>)                 env ALOFT_PUBLIC_URL\n"
+    "  --ui DIR                 the built admin web UI, served at /admin/ (default: the\n"
+    "                           build's, <aloftd's directory>/../admin; make www builds it)\n"
+    "                                                                          env ALOFT_UI\n"
     "  --config FILE            settings as `key = value` lines (keys: listen, data, db,\n"
     "                           admin-token-file, max-upload, threads, tls-cert, tls-key,\n"
-    "                           mqtt, mqtt-user, mqtt-password, public-url;\n"
+    "                           mqtt, mqtt-user, mqtt-password, public-url, ui;\n"
     "                           # starts a comment line)                     env ALOFT_CONFIG\n"
     "\n"
     "A flag wins over the environment, which wins over the config file, which wins\n"
@@ -139,7 +142,7 @@ static void shown_url(const char *url, char *out, size_t cap)
  * environment and the config file all go through this table, in that order
  * of precedence. */
 enum { S_LISTEN, S_DATA, S_DB, S_TOKEN_FILE, S_MAX_UPLOAD, S_THREADS, S_TLS_CERT, S_TLS_KEY, S_MQTT, S_MQTT_USER,
-       S_MQTT_PASSWORD, S_PUBLIC_URL, S_COUNT };
+       S_MQTT_PASSWORD, S_PUBLIC_URL, S_UI, S_COUNT };
 
 static struct setting {
     const char *key, *env, *fallback;
@@ -160,6 +163,7 @@ static struct setting {
     [S_MQTT_USER] = {"mqtt-user", "ALOFT_MQTT_USER", NULL},
     [S_MQTT_PASSWORD] = {"mqtt-password", "ALOFT_MQTT_PASSWORD", NULL},
     [S_PUBLIC_URL] = {"public-url", "ALOFT_PUBLIC_URL", NULL},
+    [S_UI] = {"ui", "ALOFT_UI", NULL}, /* default: aloftd_ui_default */
 };
 
 static struct setting *setting_named(const char *key, size_t len)
@@ -340,6 +344,9 @@ int main(int argc, char **argv)
     char default_db[4200];
     snprintf(default_db, sizeof default_db, "sqlite:%s/aloft.db", d.data);
     d.db = settings[S_DB].value ? settings[S_DB].value : default_db;
+    static char default_ui[4096];
+    aloftd_ui_default(default_ui, sizeof default_ui);
+    d.ui = settings[S_UI].value ? settings[S_UI].value : default_ui;
     for (int i = 0; i < S_COUNT; i++) { /* what is not a default, and why */
         char shown[4300];
         if (!settings[i].source[0])
@@ -382,6 +389,7 @@ int main(int argc, char **argv)
         aloft_store_close(d.store);
         return 1;
     }
+    aloftd_ui_log(&d);
     if (aloftd_mqtt_start(&d)) {
         aloftd_mqtt_stop();
         aloftd_http_stop(&d);
