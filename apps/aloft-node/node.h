@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -126,6 +127,10 @@ struct node_pull_req {
     char trigger[48];            /* the trigger's id, echoed in the state */
     bool frontend;               /* the www slot, not the app */
 };
+/* Parse a trigger {"type":"ota_trigger","url":…, optional "version",
+ * "sha256", "size", "token", "id" (≤ 47 characters), "target":
+ * "firmware"|"frontend"}. Returns 0, or -1 with a reason in why. */
+int node_pull_parse(const char *json, size_t len, struct node_pull_req *r, char *why, size_t why_len);
 /* Start it. Returns 0, or -1 when an update is already running or the same
  * trigger was handled already (the state says why). */
 int node_pull_start(struct node *n, const struct node_pull_req *r);
