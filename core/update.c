@@ -18,7 +18,8 @@ static int slot_of(const struct aloft_part_table *t, const struct aloft_part *p)
     return -1;
 }
 
-int aloft_update_begin(struct aloft_update *u, struct aloft_boot *b, const struct aloft_part *target)
+/* What begin and resume share: pick the target and refuse what may not be updated. */
+static int prepare(struct aloft_update *u, struct aloft_boot *b, const struct aloft_part *target)
 {
     if (!u || !b || !b->running)
         return ALOFT_E_INVAL;
@@ -38,12 +39,49 @@ int aloft_update_begin(struct aloft_update *u, struct aloft_boot *b, const struc
         return (int)st;
     if (st == ALOFT_OTA_PENDING_VERIFY)
         return ALOFT_E_STATE;
-    int rc = aloft_flash_erase(b->flash, u->target->offset, u->target->size);
+    return 0;
+}
+
+int aloft_update_begin(struct aloft_update *u, struct aloft_boot *b, const struct aloft_part *target)
+{
+    int rc = prepare(u, b, target);
+    if (rc)
+        return rc;
+    rc = aloft_flash_erase(b->flash, u->target->offset, u->target->size);
     if (rc) {
         u->state = U_FAILED;
         return rc;
     }
     aloft_image_begin(&u->v, b->chip, u->target->size);
+    u->state = U_WRITING;
+    return 0;
+}
+
+int aloft_update_resume(struct aloft_update *u, struct aloft_boot *b, const struct aloft_part *target,
+                        uint32_t written)
+{
+    int rc = prepare(u, b, target);
+    if (rc)
+        return rc;
+    const struct aloft_part *t = u->target;
+    if (written > t->size || written % b->flash->sector_size)
+        return ALOFT_E_INVAL;
+    aloft_image_begin(&u->v, b->chip, t->size);
+    uint8_t buf[128]; /* small: this runs on the update path's stack */
+    for (uint32_t pos = 0; pos < written && rc == 0;) {
+        uint32_t n = written - pos < sizeof buf ? written - pos : (uint32_t)sizeof buf;
+        rc = aloft_flash_read(b->flash, t->offset + pos, buf, n);
+        if (rc == 0)
+            rc = aloft_image_feed(&u->v, buf, n);
+        pos += n;
+    }
+    if (rc == 0)
+        rc = aloft_flash_erase(b->flash, t->offset + written, t->size - written);
+    if (rc) {
+        u->state = U_FAILED;
+        return rc;
+    }
+    u->written = written;
     u->state = U_WRITING;
     return 0;
 }

@@ -24,6 +24,18 @@ struct aloft_update {
  * ALOFT_E_INVAL, ALOFT_E_RUNNING, ALOFT_E_STATE or ALOFT_E_IO. */
 int aloft_update_begin(struct aloft_update *u, struct aloft_boot *b, const struct aloft_part *target);
 
+/* Continue an interrupted update of target (NULL: the next update slot)
+ * whose first `written` bytes are already in the slot: the same checks as
+ * begin, then those bytes are read back from flash through the verifier
+ * (nothing from before the interruption is trusted), and only then is the
+ * rest of the slot erased — an interrupted program may have left bytes past
+ * `written` that continuing would have to set bits in. So written must be a
+ * multiple of the sector size (ALOFT_E_INVAL otherwise, or past the slot).
+ * Returns 0 (write continues at `written`), begin's errors, or the image
+ * error the bytes in flash give (the slot is then left as it was). */
+int aloft_update_resume(struct aloft_update *u, struct aloft_boot *b, const struct aloft_part *target,
+                        uint32_t written);
+
 /* Append len bytes (any size). They are verified before they are written, so
  * nothing that fails a check reaches flash. Returns 0, ALOFT_E_STATE, an
  * image error (aloft_image_feed) or ALOFT_E_IO/ALOFT_E_POWER. After an
