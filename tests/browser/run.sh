@@ -1,8 +1,8 @@
 #!/bin/sh
 # CTest's entry for the browser tests: installs playwright-core from the
-# lockfile when needed, builds the update page into BUILD/www.bin if it is not
-# there yet, then runs every *.test.mjs here with node's test runner against
-# the programs in BUILD/bin. Screenshots go to BUILD/test-artifacts/.
+# lockfile when needed, builds the update page into BUILD/www.bin and the
+# admin UI into BUILD/admin/ if they are not there yet, then runs every
+# *.test.mjs here with node's test runner against the programs in BUILD/bin. Screenshots go to BUILD/test-artifacts/.
 # Usage: tests/browser/run.sh BUILD_DIR
 set -eu
 
@@ -15,6 +15,7 @@ if [ ! -f "$here/node_modules/.package-lock.json" ] ||
 	(cd "$here" && npm ci --no-audit --no-fund)
 fi
 [ -f "$build/www.bin" ] || "$root/web/device/build.sh" "$build/bin/aloft" "$build/www.bin"
+[ -f "$build/admin/index.html" ] || "$root/web/admin/build.sh" "$build/admin"
 
 cd "$here"
 ALOFT_BUILD=$build ALOFT_ARTIFACTS=${ALOFT_ARTIFACTS:-$build/test-artifacts} \
