@@ -1,0 +1,373 @@
+// aloftd's admin web UI in Debian's chromium against a real aloftd: sign in
+// (a wrong token first), upload two ESP-IDF images with the file picker, see
+// the platform and both releases, have devices check in over the HTTPUpdate
+// protocol and watch them appear, pin, start a rollout and advance it. Also,
+// without a browser: the UI's static serving (redirect, types, gzip), refused
+// path traversal, and the page a server without a built UI answers.
+// Leaves build/test-artifacts/admin-ui.png behind.
+//
+// Environment (all optional): ALOFT_BUILD (default <repo>/build; holds
+// bin/aloftd and admin/, the UI web/admin/build.sh builds), ALOFT_ARTIFACTS
+// (default $ALOFT_BUILD/test-artifacts), ALOFT_FIXTURES (default
+// <repo>/../shared/fixtures), CHROMIUM (default /usr/bin/chromium).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { request } from 'node:http';
+import { createInterface } from 'node:readline';
+import { gunzipSync } from 'node:zlib';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createHash } from 'node:crypto';
+import { chromium } from 'playwright-core';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const build = resolve(process.env.ALOFT_BUILD ?? join(root, 'build'));
+const artifacts = resolve(process.env.ALOFT_ARTIFACTS ?? join(build, 'test-artifacts'));
+const fixtures = resolve(process.env.ALOFT_FIXTURES ?? join(root, '../shared/fixtures'));
+const aloftd = join(build, 'bin/aloftd');
+const uiDir = join(build, 'admin');
+const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const HOST = '127.0.0.3';
+const TOKEN = 'admin-ui-test-token-5f1c2a9e7b';
+const FW_OLD = join(fixtures, 'esp-idf/esp32s3-csi-node-v0.4.3.bin');
+const FW_NEW = join(fixtures, 'esp-idf/esp32s3-csi-node-v0.6.4.bin');
+const PLATFORM = 'esp32-csi-node';
+// The versions in the two images' app descriptors (shared/fixtures/esp-idf/PROVENANCE.md).
+const OLD = 'v0.4.3.1-esp32-3-g66e2fa083-dir';
+const NEW = '0.6.4';
+const re = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+const noChromium = existsSync(chromiumPath) ? false : `${chromiumPath} not found (apt-get install chromium)`;
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, fail) => {
+      timer = setTimeout(() => fail(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+// Starts aloftd on HOST, any free port, with a fresh data directory and the
+// known admin token; resolves once it serves (its `serving on` line gives
+// the port) and has said where the UI comes from.
+async function startAloftd(dir, extraArgs = []) {
+  const tokenFile = join(dir, 'token');
+  writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+  const log = createWriteStream(join(dir, 'aloftd.log'));
+  const args = ['--listen', `${HOST}:0`, '--data', join(dir, 'data'), '--admin-token-file', tokenFile, ...extraArgs];
+  const child = spawn(aloftd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const server = { child, lines: [] };
+  child.stderr.pipe(log, { end: false });
+  const exited = new Promise((_, fail) =>
+    child.once('exit', (code, sig) => fail(new Error(`aloftd exited (${code ?? sig}); see ${dir}/aloftd.log`)))
+  );
+  exited.catch(() => {});
+  const ready = new Promise((ok) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      log.write(`${line}\n`);
+      server.lines.push(line);
+      const m = line.match(/^aloftd: serving on http:\/\/([\d.]+):(\d+)\/$/);
+      if (m) server.url = `http://${m[1]}:${m[2]}`;
+      if (/^aloftd: admin UI/.test(line)) ok();
+    });
+  });
+  await withTimeout(Promise.race([ready, exited]), 15000, 'aloftd to start serving');
+  return server;
+}
+
+async function stopAloftd(server) {
+  if (!server || server.child.exitCode !== null || server.child.signalCode !== null) return;
+  const gone = new Promise((ok) => server.child.once('exit', ok));
+  process.kill(server.child.pid, 'SIGTERM');
+  try {
+    await withTimeout(gone, 5000, 'aloftd to stop on SIGTERM');
+  } catch {
+    process.kill(server.child.pid, 'SIGKILL');
+    await withTimeout(gone, 5000, 'aloftd to stop on SIGKILL');
+  }
+}
+
+// One HTTP request with the path sent exactly as given (fetch would
+// normalise ../ away), optionally from a chosen loopback address.
+function raw(url, path, { method = 'GET', headers = {}, localAddress } = {}) {
+  const { hostname, port } = new URL(url);
+  return withTimeout(
+    new Promise((ok, fail) => {
+      const req = request({ host: hostname, port, path, method, headers, localAddress }, (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => ok({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', fail);
+      });
+      req.on('error', fail);
+      req.end();
+    }),
+    10000,
+    `${method} ${path}`
+  );
+}
+
+// A device's check-in, as Arduino's HTTPUpdate sends it (PROTOCOLS.md §3.1),
+// from its own loopback address standing in for its LAN address.
+function checkIn(url, { mac, version, ip }) {
+  return raw(url, `/update?dev=${PLATFORM}&ver=${version}`, {
+    localAddress: ip,
+    headers: {
+      'User-Agent': 'ESP32-http-Update',
+      'x-ESP32-STA-MAC': mac,
+      'x-ESP32-AP-MAC': mac,
+      'x-ESP32-free-space': '1966080',
+      'x-ESP32-sketch-size': '917504',
+      'x-ESP32-sketch-md5': '0123456789abcdef0123456789abcdef',
+      'x-ESP32-chip-size': '4194304',
+      'x-ESP32-sdk-version': 'v5.1.2',
+      'x-ESP32-mode': 'sketch',
+    },
+  });
+}
+
+async function launchChromium(dir) {
+  return chromium.launchPersistentContext(join(dir, 'profile'), {
+    executablePath: chromiumPath,
+    headless: true,
+    timeout: 30000,
+    viewport: { width: 1280, height: 1000 },
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+  });
+}
+
+const waitText = (page, sel, re, timeout) =>
+  page.waitForFunction(
+    ([s, src]) => new RegExp(src).test(document.querySelector(s)?.textContent ?? ''),
+    [sel, re.source],
+    { timeout }
+  );
+
+// Runs body({dir, server}) against a fresh aloftd; stops it, keeps the
+// directory (aloftd.log) when the body fails.
+async function withAloftd(args, body) {
+  assert.ok(existsSync(aloftd), `${aloftd} not found: build it first (make build)`);
+  const dir = mkdtempSync(join(tmpdir(), 'aloft-admin-ui-'));
+  let server;
+  let passed = false;
+  try {
+    server = await startAloftd(dir, args);
+    await body({ dir, server });
+    passed = true;
+  } finally {
+    await stopAloftd(server);
+    if (passed) rmSync(dir, { recursive: true, force: true });
+    else console.error(`kept ${dir} (aloftd.log)`);
+  }
+}
+
+test('admin UI files: / redirects, types and gzip are right, path traversal is refused', { timeout: 60000 }, async () => {
+  assert.ok(existsSync(join(uiDir, 'index.html')), `${uiDir}/index.html not found: web/admin/build.sh ${uiDir}`);
+  // No --ui: the default, <bin>/../admin, is where the build put the UI.
+  await withAloftd([], async ({ server }) => {
+    assert.ok(server.lines.some((l) => l.startsWith('aloftd: admin UI at /admin/ from ')), server.lines.join('\n'));
+    for (const path of ['/', '/admin']) {
+      const r = await raw(server.url, path);
+      assert.equal(r.status, 302, path);
+      assert.equal(r.headers.location, '/admin/', path);
+    }
+
+    const index = await raw(server.url, '/admin/');
+    assert.equal(index.status, 200);
+    assert.equal(index.headers['content-type'], 'text/html; charset=utf-8');
+    assert.equal(index.headers['content-encoding'], undefined);
+    assert.deepEqual(index.body, readFileSync(join(uiDir, 'index.html')));
+    const script = index.body.toString().match(/src="\.\/(assets\/[^"]+\.js)"/)?.[1];
+    assert.ok(script, `no script in ${index.body}`);
+
+    const plain = await raw(server.url, `/admin/${script}`);
+    assert.equal(plain.status, 200);
+    assert.equal(plain.headers['content-type'], 'text/javascript; charset=utf-8');
+    assert.equal(plain.headers['content-encoding'], undefined);
+    const gz = await raw(server.url, `/admin/${script}`, { headers: { 'Accept-Encoding': 'gzip, deflate' } });
+    assert.equal(gz.status, 200);
+    assert.equal(gz.headers['content-encoding'], 'gzip');
+    assert.equal(gz.headers['content-type'], 'text/javascript; charset=utf-8');
+    assert.deepEqual(gunzipSync(gz.body), plain.body);
+    const refused = await raw(server.url, `/admin/${script}`, { headers: { 'Accept-Encoding': 'gzip;q=0' } });
+    assert.equal(refused.headers['content-encoding'], undefined);
+
+    // Outside the UI directory: the server's own executable (<build>/bin/aloftd)
+    // and the token file the test wrote; raw and percent-encoded.
+    const elf = createHash('sha256').update(readFileSync(aloftd)).digest('hex');
+    for (const path of [
+      '/admin/../bin/aloftd', '/admin/%2e%2e/bin/aloftd', '/admin/%2E%2E%2Fbin%2Faloftd', '/admin/..%2fbin/aloftd',
+      '/admin/assets/../../bin/aloftd', '/admin/assets/%2e%2e/%2e%2e/bin/aloftd', '/admin/.%2e/bin/aloftd',
+      '/admin/%252e%252e/bin/aloftd', '/admin//etc/passwd', '/admin/%2fetc/passwd', '/admin/.hidden',
+      '/admin/..\\bin\\aloftd',
+    ]) {
+      const r = await raw(server.url, path);
+      assert.notEqual(r.status, 200, path);
+      assert.notEqual(createHash('sha256').update(r.body).digest('hex'), elf, path);
+      assert.ok(r.status === 400 || r.status === 404, `${path}: ${r.status}`);
+      assert.equal(r.headers['content-type'], 'application/json', path);
+      assert.match(JSON.parse(r.body).error, /^(bad_path|not_found)$/, path);
+    }
+    assert.equal(JSON.parse((await raw(server.url, '/admin/../bin/aloftd')).body).error, 'bad_path');
+    const missing = await raw(server.url, '/admin/assets/none.js');
+    assert.equal(missing.status, 404);
+    assert.equal(JSON.parse(missing.body).error, 'not_found');
+    const post = await raw(server.url, '/admin/', { method: 'POST' });
+    assert.equal(post.status, 405);
+    // The files need no token; the API still does.
+    assert.equal((await raw(server.url, '/api/platforms')).status, 401);
+  });
+});
+
+test('admin UI not built: /admin/ answers 404 with a page that says how to build it', { timeout: 60000 }, async () => {
+  const empty = mkdtempSync(join(tmpdir(), 'aloft-no-ui-'));
+  try {
+    await withAloftd(['--ui', empty], async ({ server }) => {
+      assert.ok(server.lines.some((l) => l.includes('has no index.html (make www builds it')), server.lines.join('\n'));
+      const r = await raw(server.url, '/admin/');
+      assert.equal(r.status, 404);
+      assert.equal(r.headers['content-type'], 'text/html; charset=utf-8');
+      assert.match(r.body.toString(), /The admin UI is not built/);
+      assert.match(r.body.toString(), /make www/);
+      assert.ok(r.body.toString().includes(empty));
+    });
+  } finally {
+    rmSync(empty, { recursive: true, force: true });
+  }
+});
+
+test('admin UI: sign in, upload two releases, see devices check in live, pin, start and advance a rollout',
+  { skip: noChromium, timeout: 180000 },
+  async () => {
+    for (const f of [FW_OLD, FW_NEW]) assert.ok(existsSync(f), `${f} not found (ALOFT_FIXTURES)`);
+    await withAloftd([], async ({ dir, server }) => {
+      let browser;
+      let page;
+      let passed = false;
+      try {
+        browser = await launchChromium(dir);
+        page = browser.pages()[0] ?? (await browser.newPage());
+        page.setDefaultTimeout(20000);
+        await page.goto(`${server.url}/`, { timeout: 20000 });
+        assert.equal(new URL(page.url()).pathname, '/admin/');
+
+        // A wrong token: the server's 401 reason, and still signed out.
+        await page.fill('#token', 'not-the-admin-token-at-all');
+        await page.click('#sign-in');
+        await waitText(page, '#login-message', /refused the token \(401\): the token is not an admin token/);
+        assert.equal(await page.locator('#firmware-file').count(), 0);
+
+        await page.fill('#token', TOKEN);
+        await page.click('#sign-in');
+        await page.waitForSelector('#firmware-file');
+        assert.equal(await page.evaluate(() => sessionStorage.getItem('aloft-admin-token')), TOKEN);
+
+        // Two releases through the file picker; the descriptor names them.
+        await page.setInputFiles('#firmware-file', FW_OLD);
+        await page.click('#upload');
+        await waitText(page, '#upload-result', new RegExp(`^Uploaded: esp32-csi-node firmware ${re(OLD)} \\(project esp32-csi-node, chip esp32s3, `));
+        await page.setInputFiles('#firmware-file', FW_NEW);
+        await page.click('#upload');
+        await waitText(page, '#upload-result', /^Uploaded: esp32-csi-node firmware 0\.6\.4 .*, now current$/);
+        // The same bytes again: recorded already, not a new release.
+        await page.setInputFiles('#firmware-file', FW_NEW);
+        await page.click('#upload');
+        await waitText(page, '#upload-result', /^Already recorded: esp32-csi-node firmware 0\.6\.4/);
+        // Not an image: the server's reason.
+        const junk = join(dir, 'junk.bin');
+        writeFileSync(junk, 'this is not a firmware image');
+        await page.setInputFiles('#firmware-file', junk);
+        await page.click('#upload');
+        await waitText(page, '#upload-result', /^Refused: HTTP 4\d\d \w+: /);
+
+        const row = `#platforms tr[data-platform="${PLATFORM}"]`;
+        await waitText(page, `${row} .current`, /^0\.6\.4$/);
+        assert.equal(await page.locator('#platform-name').innerText(), PLATFORM);
+        const releases = '#firmware-releases';
+        await waitText(page, `${releases} tr[data-version="0.6.4"] .badges`, /current/);
+        assert.equal(await page.locator(`${releases} tbody tr`).count(), 2);
+        assert.equal(await page.locator(`${releases} tr[data-version="${OLD}"] .badges`).innerText(), '');
+        assert.equal(await page.locator(`${releases} .current-version`).innerText(), '0.6.4');
+
+        // Three devices check in; the table shows them within its refresh.
+        const devices = [
+          { mac: '24:0A:C4:00:00:01', version: OLD, ip: '127.0.0.11' },
+          { mac: '24:0A:C4:00:00:02', version: OLD, ip: '127.0.0.12' },
+          { mac: '24:0A:C4:00:00:03', version: '0.6.4', ip: '127.0.0.13' },
+        ];
+        const fwNew = readFileSync(FW_NEW);
+        for (const d of devices) {
+          const r = await checkIn(server.url, d);
+          if (d.version === '0.6.4') {
+            assert.equal(r.status, 304);
+          } else {
+            assert.equal(r.status, 200);
+            assert.deepEqual(r.body, fwNew);
+          }
+        }
+        for (const d of devices) {
+          await waitText(page, `#devices tr[data-mac="${d.mac}"] .version`, new RegExp(`^${re(d.version)}$`), 15000);
+          const cells = await page.locator(`#devices tr[data-mac="${d.mac}"] td`).allInnerTexts();
+          assert.equal(cells[2], d.ip);
+          assert.equal(cells[5], d.version === '0.6.4' ? '304 runs the current release 0.6.4' : '200 offered 0.6.4');
+        }
+
+        // Pin the old release, then roll the new one out stage by stage.
+        await page.click(`${releases} tr[data-version="${OLD}"] .pin-button`);
+        await waitText(page, `${releases} tr[data-version="${OLD}"] .badges`, /current\s*pinned/);
+        await waitText(page, `${row} .pinned`, new RegExp(`^${re(OLD)}$`));
+
+        await page.selectOption('#rollout-version', '0.6.4');
+        await page.fill('#rollout-stages', '10, 50, 100');
+        await page.fill('#rollout-max-failures', '1');
+        await page.click('#rollout-start');
+        const ro = '#rollout-list tbody tr:first-child';
+        await waitText(page, `${ro} .status`, /^active$/);
+        assert.equal(await page.locator(`${ro} .stage`).innerText(), '1 of 3: 10 %');
+        await page.click(`${ro} .advance`);
+        await waitText(page, `${ro} .stage`, /^2 of 3: 50 %$/);
+
+        // A device checks in again; the rollout decides what it is offered,
+        // and the rollout's count of devices offered follows live.
+        const before = Number(await page.locator(`${ro} .offered`).innerText());
+        for (const d of devices.slice(0, 2)) await checkIn(server.url, d);
+        const api = await (await fetch(`${server.url}/api/rollouts`, {
+          headers: { Authorization: `Bearer ${TOKEN}` }, signal: AbortSignal.timeout(5000),
+        })).json();
+        assert.equal(api.rollouts.length, 1);
+        assert.equal(api.rollouts[0].stage, 1);
+        assert.equal(api.rollouts[0].status, 'active');
+        await waitText(page, `${ro} .offered`, new RegExp(`^${api.rollouts[0].offered}$`), 15000);
+        assert.ok(api.rollouts[0].offered >= before);
+
+        await page.click(`${ro} .pause`);
+        await waitText(page, `${ro} .status`, /^paused$/);
+        await page.click(`${ro} .resume`);
+        await waitText(page, `${ro} .status`, /^active$/);
+
+        // A token revoked under the page (here: cleared to a wrong one)
+        // sends the operator back to sign in with the server's reason.
+        mkdirSync(artifacts, { recursive: true });
+        await page.screenshot({ path: join(artifacts, 'admin-ui.png'), fullPage: true, timeout: 10000 });
+        await page.evaluate(() => sessionStorage.setItem('aloft-admin-token', 'revoked-token-0000000000'));
+        await waitText(page, '#login-message', /refused the token \(401\)/, 15000);
+        passed = true;
+      } finally {
+        if (!passed && page) {
+          mkdirSync(artifacts, { recursive: true });
+          await page
+            .screenshot({ path: join(artifacts, 'admin-ui-failed.png'), fullPage: true, timeout: 10000 })
+            .catch(() => {});
+        }
+        await browser?.close().catch(() => {});
+      }
+    });
+  });
