@@ -1,6 +1,6 @@
 # What users type. CMake does the building; this file only names the steps.
 #   make            build everything into build/ (programs in build/bin/)
-#   make run        build (the update page too) and start three simulated devices
+#   make run        build (the update page and admin UI too) and start aloftd and three simulated devices
 #   make check      install missing Debian packages (scripts/deps.sh), build, run every test
 #   make size       the core cross-compiled for ESP32-C3 and Cortex-M4: sizes, stack, budgets
 #   make bench      build and run the benchmarks (bench/run.sh, under valgrind)
@@ -23,14 +23,17 @@ $(BUILD)/CMakeCache.txt:
 build: $(BUILD)/CMakeCache.txt
 	$(CMAKE) --build $(BUILD) --parallel $(JOBS)
 
-# The device's update page (npm + vite) as a LittleFS image for a www slot.
+# The device's update page (npm + vite) as a LittleFS image for a www slot,
+# and aloftd's admin UI into $(BUILD)/admin/, where aloftd looks by default.
 www: $(BUILD)/CMakeCache.txt
 	$(CMAKE) --build $(BUILD) --parallel $(JOBS) --target aloft
 	web/device/build.sh $(BUILD)/bin/aloft $(BUILD)/www.bin
+	web/admin/build.sh $(BUILD)/admin
 
 run:
 	scripts/deps.sh
 	$(MAKE) --no-print-directory build
+	web/admin/build.sh $(BUILD)/admin
 	BUILD=$(BUILD) scripts/run.sh
 
 check:
