@@ -18,6 +18,7 @@ int aloft_cmd_lfs_cat(int argc, char **argv);
 int aloft_cmd_deploy(int argc, char **argv);
 int aloft_cmd_discover(int argc, char **argv);
 int aloft_cmd_status(int argc, char **argv);
+int aloft_cmd_trigger(int argc, char **argv);
 
 int aloft_cmd_server_upload(int argc, char **argv);
 int aloft_cmd_server_releases(int argc, char **argv);
