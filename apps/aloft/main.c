@@ -17,6 +17,7 @@ static const struct command commands[] = {
     {"deploy", NULL, aloft_cmd_deploy, "push an image to many devices and verify each one"},
     {"discover", NULL, aloft_cmd_discover, "find the devices on a network or in a list"},
     {"status", NULL, aloft_cmd_status, "what each device runs, and why it last restarted"},
+    {"trigger", NULL, aloft_cmd_trigger, "publish an OTA trigger over MQTT and follow the devices' outcomes"},
     {"image", "info", aloft_cmd_image_info, "check an ESP app image and show its header and app descriptor"},
     {"image", "make", aloft_cmd_image_make, "synthesise a valid ESP app image (for tests and the simulator)"},
     {"part", "csv2bin", aloft_cmd_part_csv2bin, "compile an ESP-IDF partition CSV to the binary table"},
