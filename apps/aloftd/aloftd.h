@@ -114,6 +114,10 @@ enum MHD_Result aloftd_rollout_route(struct aloftd *d, struct MHD_Connection *c,
 enum MHD_Result aloftd_report(struct aloftd *d, struct MHD_Connection *c, const char *rest, const char *body,
                               size_t len, bool too_big);
 cJSON *aloftd_rollout_json(const struct aloft_store_rollout *r);
+/* /update's check-in of mac running ver on a platform the rollout ro (from
+ * the update view) governs: counts a device it was offered as succeeded
+ * or failed. true: the rollout halted or advanced meanwhile. */
+bool aloftd_rollout_checkin(struct aloftd *d, const struct aloft_store_rollout *ro, const char *mac, const char *ver);
 /* The device's bucket in a rollout: FNV-1a (64 bits) of "<id>/<MAC>" mod 100. */
 unsigned aloftd_rollout_bucket(int64_t id, const char *mac);
 /* AA:BB:CC:DD:EE:FF, aa-bb-..., or 12 hex digits into AA:BB:CC:DD:EE:FF. */
