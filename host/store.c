@@ -629,7 +629,7 @@ struct rollout_read {
 static int read_rollout(void *ctx, int n, const char *const *c)
 {
     struct rollout_read *x = ctx;
-    if (n < 15)
+    if (n < 20)
         return 0;
     struct aloft_store_rollout r;
     memset(&r, 0, sizeof r);
@@ -652,6 +652,11 @@ static int read_rollout(void *ctx, int n, const char *const *c)
     r.offered = strtoull(c[12], NULL, 10);
     r.failures = strtoull(c[13], NULL, 10);
     r.successes = strtoull(c[14], NULL, 10);
+    r.auto_advance = strtoll(c[15], NULL, 10);
+    r.auto_advance_percent = strtol(c[16], NULL, 10) != 0;
+    r.stage_offered = strtoull(c[17], NULL, 10);
+    r.stage_failures = strtoull(c[18], NULL, 10);
+    r.stage_successes = strtoull(c[19], NULL, 10);
     x->found = true;
     if (x->r) {
         *x->r = r;
@@ -730,8 +735,9 @@ int aloft_store_rollout_add(struct aloft_store *s, struct aloft_store_rollout *r
     r->created_at = r->updated_at = (int64_t)time(NULL);
     char stages[80];
     stages_text(r, stages, sizeof stages);
-    rc = sexec(s, Q_ROLLOUT_ADD, NULL, NULL, NULL, "issssiiii", r->id, key, r->version, r->previous, stages,
-               r->max_failures, (int64_t)r->max_failures_percent, r->created_at, r->updated_at);
+    rc = sexec(s, Q_ROLLOUT_ADD, NULL, NULL, NULL, "issssiiiiii", r->id, key, r->version, r->previous, stages,
+               r->max_failures, (int64_t)r->max_failures_percent, r->auto_advance,
+               (int64_t)r->auto_advance_percent, r->created_at, r->updated_at);
     views_changed(s);
     if (rc) { /* another instance started one at the same moment */
         running.n = 0;
@@ -765,25 +771,33 @@ int aloft_store_rollouts(struct aloft_store *s, aloft_store_rollout_cb cb, void 
     return sexec(s, Q_ROLLOUTS, read_rollout, &x, NULL, "");
 }
 
-int aloft_store_rollout_set(struct aloft_store *s, int64_t id, const char *from, int stage, const char *status,
-                            const char *reason)
+int aloft_store_rollout_set(struct aloft_store *s, int64_t id, const char *from, int from_stage, int stage,
+                            const char *status, const char *reason)
 {
     int64_t n = 0;
-    int rc = sexec(s, Q_ROLLOUT_SET, NULL, NULL, &n, "issiis", (int64_t)stage, status, reason ? reason : "",
-                   (int64_t)time(NULL), id, from);
+    int rc = sexec(s, Q_ROLLOUT_SET, NULL, NULL, &n, "issiisi", (int64_t)stage, status, reason ? reason : "",
+                   (int64_t)time(NULL), id, from, (int64_t)from_stage);
     views_changed(s);
     return rc ? rc : n ? 0 : ALOFT_E_STATE;
 }
 
-int aloft_store_rollout_offered(struct aloft_store *s, int64_t id, const char *mac)
+int aloft_store_rollout_offered(struct aloft_store *s, int64_t id, int stage, const char *mac)
 {
-    return sexec(s, Q_ROLLOUT_OFFERED, NULL, NULL, NULL, "isi", id, mac, (int64_t)time(NULL));
+    return sexec(s, Q_ROLLOUT_OFFERED, NULL, NULL, NULL, "isii", id, mac, (int64_t)time(NULL), (int64_t)stage);
 }
 
 int aloft_store_rollout_result(struct aloft_store *s, int64_t id, const char *mac, const char *result, bool *counted)
 {
     int64_t n = 0;
     int rc = sexec(s, Q_ROLLOUT_RESULT, NULL, NULL, &n, "sis", result, id, mac);
+    *counted = rc == 0 && n > 0;
+    return rc;
+}
+
+int aloft_store_rollout_settle(struct aloft_store *s, int64_t id, const char *mac, bool on_release, bool *counted)
+{
+    int64_t n = 0;
+    int rc = sexec(s, Q_ROLLOUT_SETTLE, NULL, NULL, &n, "sis", on_release ? "updated" : "old_version", id, mac);
     *counted = rc == 0 && n > 0;
     return rc;
 }

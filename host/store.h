@@ -211,9 +211,16 @@ struct aloft_store_rollout {
     bool max_failures_percent;
     char reason[200];
     int64_t created_at, updated_at;
-    uint64_t offered, failures, successes; /* devices offered it; of them, reported failed/rolled back; updated */
+    uint64_t offered, failures, successes; /* devices offered it; of them, failed (see below); updated */
+    int64_t auto_advance;      /* 0: advanced only on command */
+    bool auto_advance_percent; /* auto_advance is a percentage of the stage's devices offered */
+    uint64_t stage_offered, stage_failures, stage_successes; /* the same, of the devices offered in this stage */
 };
-/* Start one: r's platform, version, stages, max_failures; previous is
+/* A device offered the release has one outcome (result): none yet, or its
+ * report's (updated, failed, rolled_back; the last report wins), or what
+ * its next check-in showed: updated when it runs the release, else
+ * old_version. failed, rolled_back and old_version are failures. */
+/* Start one: r's platform, version, stages, max_failures, auto_advance; previous is
  * computed (the release that would be current without r->version), id
  * and times are filled. ALOFT_E_NOTFOUND: no such release;
  * ALOFT_E_STATE: the platform has a rollout active or paused. */
@@ -224,14 +231,20 @@ int aloft_store_rollout_get(struct aloft_store *s, int64_t id, struct aloft_stor
 int aloft_store_rollout_governing(struct aloft_store *s, const char *platform, struct aloft_store_rollout *r);
 typedef int (*aloft_store_rollout_cb)(void *ctx, const struct aloft_store_rollout *r);
 int aloft_store_rollouts(struct aloft_store *s, aloft_store_rollout_cb cb, void *ctx);
-/* Move from status `from` to (stage, status): ALOFT_E_STATE when the
- * rollout is no longer in `from` (someone else changed it). */
-int aloft_store_rollout_set(struct aloft_store *s, int64_t id, const char *from, int stage, const char *status,
-                            const char *reason);
-/* mac was offered the rollout's release. */
-int aloft_store_rollout_offered(struct aloft_store *s, int64_t id, const char *mac);
+/* Move from status `from` at stage `from_stage` to (stage, status):
+ * ALOFT_E_STATE when the rollout is no longer there (someone else changed
+ * it). */
+int aloft_store_rollout_set(struct aloft_store *s, int64_t id, const char *from, int from_stage, int stage,
+                            const char *status, const char *reason);
+/* mac was offered the rollout's release while it was at stage (an index;
+ * the first offer counts). */
+int aloft_store_rollout_offered(struct aloft_store *s, int64_t id, int stage, const char *mac);
 /* A report of mac for the rollout; *counted: mac had been offered it. */
 int aloft_store_rollout_result(struct aloft_store *s, int64_t id, const char *mac, const char *result, bool *counted);
+/* A check-in of mac: its outcome becomes updated (on_release) or
+ * old_version, if it was offered the release and has no outcome yet
+ * (*counted). */
+int aloft_store_rollout_settle(struct aloft_store *s, int64_t id, const char *mac, bool on_release, bool *counted);
 
 /* What GET /update decides with, for one platform (case-insensitive): the
  * platform, whether mac ("" or NULL: none) passes its whitelist, the rollout

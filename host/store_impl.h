@@ -97,6 +97,7 @@ enum aloft_store_query {
     Q_ROLLOUT_SET,
     Q_ROLLOUT_OFFERED,
     Q_ROLLOUT_RESULT,
+    Q_ROLLOUT_SETTLE,
     Q_COUNT
 };
 extern const char *const aloft_store_sql[Q_COUNT];

@@ -101,6 +101,13 @@ const char *const aloft_store_migrations[] = {
     "  offered_at BIGINT NOT NULL,"
     "  PRIMARY KEY (rollout, mac)"
     ");",
+    /* 3: rollouts that advance by themselves once a stage's devices succeed;
+     * the stage each device was offered in (0 for older rows); a device
+     * that checked in again still on another version is result
+     * 'old_version', a failure like 'failed' and 'rolled_back' */
+    "ALTER TABLE rollouts ADD COLUMN auto_advance BIGINT NOT NULL DEFAULT 0;" /* 0: only on command */
+    "ALTER TABLE rollouts ADD COLUMN auto_advance_percent INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE rollout_devices ADD COLUMN stage INTEGER NOT NULL DEFAULT 0;",
 };
 
 const size_t aloft_store_migration_count = sizeof aloft_store_migrations / sizeof aloft_store_migrations[0];
@@ -124,12 +131,19 @@ const char aloft_store_migrations_table[] =
     "d.mac, p.name, d.version, d.ip, d.free_space, d.sketch_size, d.sdk_version, d.mode, d.first_seen, d.last_seen, " \
     "d.checkins, d.last_status, d.last_reason FROM devices d JOIN platforms p ON p.name_key = d.platform"
 
+/* the outcomes that count as failures */
+#define ROLLOUT_FAILED "a.result IN ('failed', 'rolled_back', 'old_version')"
+/* the devices offered it, its failures and successes: in all, then in the current stage */
 #define ROLLOUT_COLS                                                                                              \
     "o.id, p.name, o.version, o.previous, o.stages, o.stage, o.status, o.max_failures, o.max_failures_percent, " \
     "o.reason, o.created_at, o.updated_at, "                                                                  \
     "(SELECT COUNT(*) FROM rollout_devices a WHERE a.rollout = o.id), "                                       \
-    "(SELECT COUNT(*) FROM rollout_devices a WHERE a.rollout = o.id AND a.result IN ('failed', 'rolled_back')), " \
-    "(SELECT COUNT(*) FROM rollout_devices a WHERE a.rollout = o.id AND a.result = 'updated') "             \
+    "(SELECT COUNT(*) FROM rollout_devices a WHERE a.rollout = o.id AND " ROLLOUT_FAILED "), "                \
+    "(SELECT COUNT(*) FROM rollout_devices a WHERE a.rollout = o.id AND a.result = 'updated'), "            \
+    "o.auto_advance, o.auto_advance_percent, "                                                                \
+    "(SELECT COUNT(*) FROM rollout_devices a WHERE a.rollout = o.id AND a.stage = o.stage), "                 \
+    "(SELECT COUNT(*) FROM rollout_devices a WHERE a.rollout = o.id AND a.stage = o.stage AND " ROLLOUT_FAILED "), " \
+    "(SELECT COUNT(*) FROM rollout_devices a WHERE a.rollout = o.id AND a.stage = o.stage AND a.result = 'updated') " \
     "FROM rollouts o JOIN platforms p ON p.name_key = o.platform"
 
 const char *const aloft_store_sql[Q_COUNT] = {
@@ -188,18 +202,21 @@ const char *const aloft_store_sql[Q_COUNT] = {
                   "FROM device_reports ORDER BY mac",
     [Q_ROLLOUT_NEXT_ID] = "SELECT COALESCE(MAX(id), 0) + 1 FROM rollouts",
     [Q_ROLLOUT_ADD] = "INSERT INTO rollouts (id, platform, version, previous, stages, stage, status, max_failures, "
-                      "max_failures_percent, reason, created_at, updated_at) "
-                      "VALUES (?, ?, ?, ?, ?, 0, 'active', ?, ?, '', ?, ?)",
+                      "max_failures_percent, auto_advance, auto_advance_percent, reason, created_at, updated_at) "
+                      "VALUES (?, ?, ?, ?, ?, 0, 'active', ?, ?, ?, ?, '', ?, ?)",
     [Q_ROLLOUT_GET] = "SELECT " ROLLOUT_COLS " WHERE o.id = ?",
     /* the rollout that decides /update: the platform's newest one, unless it is over */
     [Q_ROLLOUT_GOVERNING] = "SELECT " ROLLOUT_COLS " WHERE o.platform = ? AND o.status NOT IN ('completed', 'aborted') "
                             "AND o.id = (SELECT MAX(id) FROM rollouts x WHERE x.platform = o.platform)",
     [Q_ROLLOUT_RUNNING] = "SELECT id FROM rollouts WHERE platform = ? AND status IN ('active', 'paused')",
     [Q_ROLLOUTS] = "SELECT " ROLLOUT_COLS " ORDER BY o.id",
-    /* a change of stage or status, only from the status the caller saw */
+    /* a change of stage or status, only from the status and stage the
+     * caller saw: of two servers advancing at once, one does */
     [Q_ROLLOUT_SET] = "UPDATE rollouts SET stage = ?, status = ?, reason = ?, updated_at = ? "
-                      "WHERE id = ? AND status = ?",
-    [Q_ROLLOUT_OFFERED] = "INSERT INTO rollout_devices (rollout, mac, result, offered_at) VALUES (?, ?, '', ?) "
-                          "ON CONFLICT (rollout, mac) DO NOTHING",
+                      "WHERE id = ? AND status = ? AND stage = ?",
+    [Q_ROLLOUT_OFFERED] = "INSERT INTO rollout_devices (rollout, mac, result, offered_at, stage) "
+                          "VALUES (?, ?, '', ?, ?) ON CONFLICT (rollout, mac) DO NOTHING",
     [Q_ROLLOUT_RESULT] = "UPDATE rollout_devices SET result = ? WHERE rollout = ? AND mac = ?",
+    /* a check-in settles only a device that has no outcome yet */
+    [Q_ROLLOUT_SETTLE] = "UPDATE rollout_devices SET result = ? WHERE rollout = ? AND mac = ? AND result = ''",
 };

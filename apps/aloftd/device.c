@@ -16,6 +16,8 @@
  * While a rollout decides the platform's firmware (rollout.c), the release
  * considered is the rollout's for devices in its current share and the one
  * current before it for the others; a 304 then says how in X-Aloft-Rollout.
+ * A check-in of a device the rollout was offered to is that device's
+ * success or failure, before anything is decided (rollout.c).
  * What the decision needs of the database comes from the store's cache of
  * it (aloft_store_update_view), so a 304 touches the database not at all. */
 #include <arpa/inet.h>
@@ -194,6 +196,11 @@ enum MHD_Result aloftd_update(struct aloftd *d, struct MHD_Connection *c)
      * memory, read again only after a change (store.h) */
     struct aloft_store_update_view view;
     int rc = aloft_store_update_view(d->store, dev, dv.mac, &view);
+    /* a device a rollout was offered to, back: a success or a failure
+     * (rollout.c); the rollout it halted or advanced decides anew */
+    if (rc == 0 && view.governing_rc == 0 && view.allowed && kind == ALOFT_STORE_FIRMWARE && dv.mac[0] &&
+        aloftd_rollout_checkin(d, &view.ro, dv.mac, ver))
+        rc = aloft_store_update_view(d->store, dev, dv.mac, &view);
     if (rc == ALOFT_E_NOTFOUND)
         return aloftd_reply_error(c, 404, "unknown_platform", "no platform '%s' on this server", dev);
     if (rc)
@@ -251,7 +258,8 @@ enum MHD_Result aloftd_update(struct aloftd *d, struct MHD_Connection *c)
         ret = not_modified(c, why, rollout_note);
     } else {
         ret = aloftd_send_release(d, c, &cur, &status);
-        if (status == 200 && in_stage && dv.mac[0] && aloft_store_rollout_offered(d->store, view.ro.id, dv.mac))
+        if (status == 200 && in_stage && dv.mac[0] &&
+            aloft_store_rollout_offered(d->store, view.ro.id, view.ro.stage, dv.mac))
             aloftd_log("rollout %lld: offer to %s not recorded: %s", (long long)view.ro.id, dv.mac,
                        aloft_store_error());
     }

@@ -6,7 +6,7 @@
  *        (each member optional). An enabled whitelist, empty or not, lets only
  *        its MACs update: /update answers 403 not_whitelisted to the others.
  *   POST /api/platforms/<p>/rollouts   {"version": V, "stages": [1, 10, 50, 100],
- *                                       "max_failures": 3 | "5%"}
+ *                                       "max_failures": 3 | "5%", "auto_advance": 20 | "90%"}
  *   GET  /api/rollouts, /api/rollouts/<id>
  *   POST /api/rollouts/<id>/advance|pause|resume|abort
  * Device (no token):
@@ -23,9 +23,21 @@
  * again); completed (advanced past its last stage), it moves a pin the
  * platform has to its own release (the way to roll out safely is: pin the
  * running release, upload, start the rollout).
- * Failures (failed or rolled_back reports of devices it was offered to)
- * beyond max_failures — a count, or a percentage of the devices offered —
- * halt it by itself. */
+ * Each device it was offered to (a 200 from /update) gets one outcome: its
+ * report's, or else what its next check-in shows. Back on the rollout's
+ * version, it succeeded ("updated") even without a report; on any other
+ * version it failed ("old_version"): a device gets the 200 only when it
+ * does not run the release, and downloads, flashes and restarts before it
+ * asks again, so the next check-in after the 200 comes from what it
+ * booted. The check-in that gets the 200 is not that one; a device with an
+ * outcome keeps it (a later report replaces it, a check-in does not).
+ * Failures (failed, rolled_back, old_version) beyond max_failures — a
+ * count, or a percentage of the devices offered — halt it by itself.
+ * auto_advance (a count, or a percentage) advances it by itself, as the
+ * operator's advance would, once that many of the devices offered in the
+ * current stage succeeded (at least one offered): looked at whenever an
+ * outcome arrives while it is active, and when it is resumed (paused, it
+ * stays). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +46,7 @@
 
 #include "aloft/err.h"
 #include "aloftd.h"
+#include "semver.h"
 
 unsigned aloftd_rollout_bucket(int64_t id, const char *mac)
 {
@@ -166,6 +179,33 @@ static void time_text(int64_t t, cJSON *j, const char *key)
     cJSON_AddStringToObject(j, key, buf);
 }
 
+/* A threshold as JSON: a count, or "N%". */
+static void threshold_json(cJSON *j, const char *key, int64_t n, bool percent)
+{
+    char pct[24];
+    snprintf(pct, sizeof pct, "%lld%%", (long long)n);
+    cJSON_AddItemToObject(j, key, percent ? cJSON_CreateString(pct) : cJSON_CreateNumber((double)n));
+}
+
+/* A threshold from JSON: a whole count from min, or a string "N%" with N
+ * from min to 100. */
+static bool threshold_parse(const cJSON *j, int64_t min, int64_t *n, bool *percent)
+{
+    if (cJSON_IsNumber(j) && j->valuedouble >= (double)min && j->valuedouble == (int64_t)j->valuedouble &&
+        j->valuedouble < 1e9) {
+        *n = (int64_t)j->valuedouble;
+        *percent = false;
+        return true;
+    }
+    char *end = NULL;
+    long x = cJSON_IsString(j) ? strtol(j->valuestring, &end, 10) : -1;
+    if (!end || end == j->valuestring || strcmp(end, "%") || x < min || x > 100)
+        return false;
+    *n = x;
+    *percent = true;
+    return true;
+}
+
 cJSON *aloftd_rollout_json(const struct aloft_store_rollout *r)
 {
     cJSON *j = cJSON_CreateObject();
@@ -182,16 +222,18 @@ cJSON *aloftd_rollout_json(const struct aloft_store_rollout *r)
         cJSON_AddItemToArray(st, cJSON_CreateNumber(r->stages[i]));
     cJSON_AddNumberToObject(j, "stage", r->stage);
     cJSON_AddNumberToObject(j, "percent", !strcmp(r->status, "completed") ? 100 : r->stages[r->stage]);
-    if (r->max_failures_percent) {
-        char pct[24];
-        snprintf(pct, sizeof pct, "%lld%%", (long long)r->max_failures);
-        cJSON_AddStringToObject(j, "max_failures", pct);
-    } else {
-        cJSON_AddNumberToObject(j, "max_failures", (double)r->max_failures);
-    }
+    threshold_json(j, "max_failures", r->max_failures, r->max_failures_percent);
+    if (r->auto_advance)
+        threshold_json(j, "auto_advance", r->auto_advance, r->auto_advance_percent);
+    else
+        cJSON_AddNullToObject(j, "auto_advance");
     cJSON_AddNumberToObject(j, "offered", (double)r->offered);
     cJSON_AddNumberToObject(j, "failures", (double)r->failures);
     cJSON_AddNumberToObject(j, "successes", (double)r->successes);
+    cJSON *cs = cJSON_AddObjectToObject(j, "stage_counts"); /* of the devices offered in the current stage */
+    cJSON_AddNumberToObject(cs, "offered", (double)r->stage_offered);
+    cJSON_AddNumberToObject(cs, "succeeded", (double)r->stage_successes);
+    cJSON_AddNumberToObject(cs, "failed", (double)r->stage_failures);
     cJSON_AddStringToObject(j, "reason", r->reason);
     time_text(r->created_at, j, "created_at");
     time_text(r->updated_at, j, "updated_at");
@@ -207,13 +249,14 @@ enum MHD_Result aloftd_rollout_start(struct aloftd *d, struct MHD_Connection *c,
     if (!in)
         return aloftd_reply_error(c, 400, "bad_json",
                                   "send a JSON object: {\"version\": \"1.2.3\", \"stages\": [1, 10, 50, 100], "
-                                  "\"max_failures\": \"5%%\"}");
+                                  "\"max_failures\": \"5%%\", \"auto_advance\": \"90%%\"}");
     struct aloft_store_rollout r;
     memset(&r, 0, sizeof r);
     snprintf(r.platform, sizeof r.platform, "%s", platform);
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(in, "version");
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(in, "stages");
     const cJSON *mf = cJSON_GetObjectItemCaseSensitive(in, "max_failures");
+    const cJSON *aa = cJSON_GetObjectItemCaseSensitive(in, "auto_advance");
     const char *bad = NULL;
     if (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) > ALOFT_STORE_VERSION_MAX)
         bad = "give the release's version: \"version\": \"1.2.3\"";
@@ -240,19 +283,13 @@ enum MHD_Result aloftd_rollout_start(struct aloftd *d, struct MHD_Connection *c,
     if (!mf) {
         r.max_failures = 5;
         r.max_failures_percent = true;
-    } else if (cJSON_IsNumber(mf) && mf->valuedouble >= 0 && mf->valuedouble == (int64_t)mf->valuedouble &&
-               mf->valuedouble < 1e9) {
-        r.max_failures = (int64_t)mf->valuedouble;
-    } else {
-        char *end = NULL;
-        long x = cJSON_IsString(mf) ? strtol(mf->valuestring, &end, 10) : -1;
-        if (end && end != mf->valuestring && !strcmp(end, "%") && x >= 0 && x <= 100) {
-            r.max_failures = x;
-            r.max_failures_percent = true;
-        } else {
-            bad = bad ? bad : "max_failures: a count (3) or a percentage of the devices offered (\"5%\")";
-        }
+    } else if (!threshold_parse(mf, 0, &r.max_failures, &r.max_failures_percent)) {
+        bad = bad ? bad : "max_failures: a count (3) or a percentage of the devices offered (\"5%\")";
     }
+    if (aa && !cJSON_IsNull(aa) && !threshold_parse(aa, 1, &r.auto_advance, &r.auto_advance_percent))
+        bad = bad ? bad
+                  : "auto_advance: how many devices offered in a stage must succeed before the next one opens by "
+                    "itself, a count (20) or a percentage of them (\"90%\"), at least 1";
     cJSON_Delete(in);
     if (bad)
         return aloftd_reply_error(c, 400, "bad_parameter", "%s", bad);
@@ -266,8 +303,8 @@ enum MHD_Result aloftd_rollout_start(struct aloftd *d, struct MHD_Connection *c,
                                   platform);
     if (rc)
         return aloftd_reply_store_error(c, rc, "unknown_platform", "no such platform");
-    aloftd_log("%s: rollout %lld of %s started at %d%% (others: %s)", r.platform, (long long)r.id, r.version,
-               r.stages[0], r.previous[0] ? r.previous : "nothing");
+    aloftd_log("%s: rollout %lld of %s started at %d%% (others: %s)%s", r.platform, (long long)r.id, r.version,
+               r.stages[0], r.previous[0] ? r.previous : "nothing", r.auto_advance ? ", advancing by itself" : "");
     aloftd_metrics_rollout_event();
     aloftd_mqtt_rollout(d, &r, 0); /* MQTT triggers to the first stage's devices */
     return aloftd_reply_json(c, 201, aloftd_rollout_json(&r));
@@ -285,6 +322,95 @@ static bool over_threshold(const struct aloft_store_rollout *r)
     if (r->max_failures_percent)
         return r->failures * 100 > (uint64_t)r->max_failures * r->offered;
     return r->failures > (uint64_t)r->max_failures;
+}
+
+/* Have enough of the devices offered in r's current stage succeeded for it
+ * to advance by itself? */
+static bool stage_done(const struct aloft_store_rollout *r)
+{
+    if (!r->auto_advance || !r->stage_offered)
+        return false;
+    if (r->auto_advance_percent)
+        return r->stage_successes * 100 >= (uint64_t)r->auto_advance * r->stage_offered;
+    return r->stage_successes >= (uint64_t)r->auto_advance;
+}
+
+/* Move r, as it was read, to (stage, to) for why; hand the platform back to
+ * its pin when it is over (see the top of the file); trigger the devices a
+ * new stage adds. r is read again. ALOFT_E_STATE: it changed meanwhile. */
+static int move(struct aloftd *d, struct aloft_store_rollout *r, int stage, const char *to, const char *why)
+{
+    int stage_before = r->stage;
+    int rc = aloft_store_rollout_set(d->store, r->id, r->status, r->stage, stage, to, why);
+    struct aloft_store_platform p;
+    if (rc == 0 && (!strcmp(to, "aborted") || !strcmp(to, "completed")))
+        rc = aloft_store_platform_get(d->store, r->platform, false, &p);
+    if (rc == 0 && !strcmp(to, "aborted") && r->previous[0])
+        rc = aloft_store_pin(d->store, r->platform, ALOFT_STORE_FIRMWARE, r->previous);
+    if (rc == 0 && !strcmp(to, "completed") && p.pinned[ALOFT_STORE_FIRMWARE][0] &&
+        strcmp(p.pinned[ALOFT_STORE_FIRMWARE], r->version))
+        rc = aloft_store_pin(d->store, r->platform, ALOFT_STORE_FIRMWARE, r->version);
+    if (rc == 0)
+        rc = aloft_store_rollout_get(d->store, r->id, r);
+    if (rc)
+        return rc;
+    aloftd_log("%s: rollout %lld: %s; %s at %d%%%s%s", r->platform, (long long)r->id, why, r->status,
+               r->stages[r->stage], !strcmp(to, "aborted") && r->previous[0] ? "; pinned " : "",
+               !strcmp(to, "aborted") && r->previous[0] ? r->previous : "");
+    aloftd_metrics_rollout_event();
+    if (r->stage > stage_before) /* the devices the new stage adds */
+        aloftd_mqtt_rollout(d, r, r->stages[stage_before]);
+    return 0;
+}
+
+/* A device's outcome was counted for rollout id: halt it when failures are
+ * over max_failures, else advance it when its stage is done. *r: the
+ * rollout now. *changed: it halted or advanced. */
+static int judge(struct aloftd *d, int64_t id, struct aloft_store_rollout *r, bool *changed)
+{
+    *changed = false;
+    int rc = aloft_store_rollout_get(d->store, id, r);
+    if (rc)
+        return rc;
+    bool running = !strcmp(r->status, "active") || !strcmp(r->status, "paused");
+    char why[200];
+    if (running && over_threshold(r)) {
+        snprintf(why, sizeof why, "halted: %llu failures of %llu devices offered, more than max_failures %lld%s",
+                 (unsigned long long)r->failures, (unsigned long long)r->offered, (long long)r->max_failures,
+                 r->max_failures_percent ? "%" : "");
+        rc = move(d, r, r->stage, "halted", why);
+    } else if (!strcmp(r->status, "active") && stage_done(r)) {
+        bool last = r->stage + 1 == r->nstages;
+        snprintf(why, sizeof why,
+                 "advanced by itself: %llu of %llu devices offered at %d%% updated (auto_advance %lld%s)",
+                 (unsigned long long)r->stage_successes, (unsigned long long)r->stage_offered, r->stages[r->stage],
+                 (long long)r->auto_advance, r->auto_advance_percent ? "%" : "");
+        rc = move(d, r, last ? r->stage : r->stage + 1, last ? "completed" : "active", why);
+    } else {
+        return 0;
+    }
+    if (rc == ALOFT_E_STATE) /* another request or server moved it first */
+        return aloft_store_rollout_get(d->store, id, r);
+    *changed = rc == 0;
+    return rc;
+}
+
+bool aloftd_rollout_checkin(struct aloftd *d, const struct aloft_store_rollout *ro, const char *mac, const char *ver)
+{
+    /* only a device inside the current share can have been offered it
+     * (shares only grow): the others cost no database work */
+    if (!mac[0] || (strcmp(ro->status, "active") && strcmp(ro->status, "paused")) ||
+        aloftd_rollout_bucket(ro->id, mac) >= (unsigned)ro->stages[ro->stage])
+        return false;
+    bool on_release = !strcmp(ver, ro->version) || aloft_semver_compare(ver, ro->version) == ALOFT_SEMVER_SAME;
+    bool counted = false, changed = false;
+    struct aloft_store_rollout r;
+    int rc = aloft_store_rollout_settle(d->store, ro->id, mac, on_release, &counted);
+    if (rc == 0 && counted)
+        rc = judge(d, ro->id, &r, &changed);
+    if (rc)
+        aloftd_log("rollout %lld: the check-in of %s not counted: %s", (long long)ro->id, mac, aloft_store_error());
+    return changed;
 }
 
 enum MHD_Result aloftd_rollout_route(struct aloftd *d, struct MHD_Connection *c, const char *rest, bool get,
@@ -315,7 +441,7 @@ enum MHD_Result aloftd_rollout_route(struct aloftd *d, struct MHD_Connection *c,
                    : aloftd_reply_error(c, 405, "method_not_allowed", "use GET");
     if (!post)
         return aloftd_reply_error(c, 405, "method_not_allowed", "use POST");
-    int stage = r.stage, stage_before = r.stage;
+    int stage = r.stage;
     const char *to;
     bool running = !strcmp(r.status, "active") || !strcmp(r.status, "paused");
     if (!strcmp(action, "advance") && running) {
@@ -335,28 +461,14 @@ enum MHD_Result aloftd_rollout_route(struct aloftd *d, struct MHD_Connection *c,
     }
     char why[80];
     snprintf(why, sizeof why, "%s by the operator", action);
-    rc = aloft_store_rollout_set(d->store, id, r.status, stage, to, why);
+    rc = move(d, &r, stage, to, why);
+    bool changed;
+    if (rc == 0 && !strcmp(action, "resume")) /* the outcomes that came meanwhile may have done the stage */
+        rc = judge(d, id, &r, &changed);
     if (rc == ALOFT_E_STATE)
         return aloftd_reply_error(c, 409, "bad_state", "rollout %lld changed meanwhile: try again", id);
-    /* over: hand the platform back to its pin (see the top of the file) */
-    struct aloft_store_platform p;
-    if (rc == 0 && (!strcmp(to, "aborted") || !strcmp(to, "completed")))
-        rc = aloft_store_platform_get(d->store, r.platform, false, &p);
-    if (rc == 0 && !strcmp(to, "aborted") && r.previous[0])
-        rc = aloft_store_pin(d->store, r.platform, ALOFT_STORE_FIRMWARE, r.previous);
-    if (rc == 0 && !strcmp(to, "completed") && p.pinned[ALOFT_STORE_FIRMWARE][0] &&
-        strcmp(p.pinned[ALOFT_STORE_FIRMWARE], r.version))
-        rc = aloft_store_pin(d->store, r.platform, ALOFT_STORE_FIRMWARE, r.version);
-    if (rc == 0)
-        rc = aloft_store_rollout_get(d->store, id, &r);
     if (rc)
         return aloftd_reply_store_error(c, rc, "unknown_rollout", "no such rollout");
-    aloftd_log("%s: rollout %lld %s: %s at %d%%%s%s", r.platform, id, action, r.status, r.stages[r.stage],
-               !strcmp(to, "aborted") && r.previous[0] ? "; pinned " : "",
-               !strcmp(to, "aborted") && r.previous[0] ? r.previous : "");
-    aloftd_metrics_rollout_event();
-    if (!strcmp(action, "advance") && r.stage > stage_before) /* the devices the new stage adds */
-        aloftd_mqtt_rollout(d, &r, r.stages[stage_before]);
     return aloftd_reply_json(c, 200, aloftd_rollout_json(&r));
 }
 
@@ -438,23 +550,11 @@ enum MHD_Result aloftd_report(struct aloftd *d, struct MHD_Connection *c, const 
     cJSON_AddStringToObject(j, "mac", mac);
     struct aloft_store_rollout ro;
     rc = aloft_store_rollout_governing(d->store, platform, &ro);
-    bool counted = false;
+    bool counted = false, changed;
     if (rc == 0 && (!strcmp(ro.status, "active") || !strcmp(ro.status, "paused")))
         rc = aloft_store_rollout_result(d->store, ro.id, mac, r.result, &counted);
-    if (rc == 0 && counted) {
-        rc = aloft_store_rollout_get(d->store, ro.id, &ro);
-        if (rc == 0 && strcmp(r.result, "updated") && over_threshold(&ro)) {
-            char why[200];
-            snprintf(why, sizeof why, "halted: %llu failures of %llu devices offered, more than max_failures %lld%s",
-                     (unsigned long long)ro.failures, (unsigned long long)ro.offered, (long long)ro.max_failures,
-                     ro.max_failures_percent ? "%" : "");
-            if (aloft_store_rollout_set(d->store, ro.id, ro.status, ro.stage, "halted", why) == 0) {
-                aloftd_log("%s: rollout %lld %s", ro.platform, (long long)ro.id, why);
-                aloftd_metrics_rollout_event();
-            }
-            rc = aloft_store_rollout_get(d->store, ro.id, &ro);
-        }
-    }
+    if (rc == 0 && counted)
+        rc = judge(d, ro.id, &ro, &changed);
     if (rc && rc != ALOFT_E_NOTFOUND) {
         cJSON_Delete(j);
         return aloftd_reply_store_error(c, rc, "", "");
