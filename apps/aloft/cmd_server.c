@@ -31,13 +31,17 @@ static const struct {
     [UNPIN] = {"unpin", "PLATFORM [--frontend]", "Back to serving the newest release."},
     [DEVICES] = {"devices", "[PLATFORM]", "The device inventory: every device's last check-in and outcome report."},
     [ROLLOUT] = {"rollout",
-                 "start PLATFORM VERSION [--stages 1,10,50,100] [--max-failures N|N%]\n"
+                 "start PLATFORM VERSION [--stages 1,10,50,100] [--max-failures N|N%] [--auto-advance N|N%]\n"
                  "       aloft server rollout advance|pause|resume|abort|show ID\n"
                  "       aloft server rollout show",
                  "Staged rollouts: VERSION is offered to a growing share of PLATFORM's devices\n"
                  "(stages in percent, chosen by a stable hash of each MAC); the others keep the\n"
-                 "release current before. More failed or rolled-back reports than --max-failures\n"
+                 "release current before. A device offered VERSION succeeded when it reports\n"
+                 "\"updated\" or checks in again running VERSION, and failed when it reports a\n"
+                 "failure or checks in again on another version. More failures than --max-failures\n"
                  "(a count, or a percentage of the devices offered; default 5%) halt it.\n"
+                 "--auto-advance: open the next stage by itself once N devices offered in the\n"
+                 "current stage (or N% of them, at least one) succeeded; else only on command.\n"
                  "advance opens the next stage (after the last: completed); show without ID lists all."},
     [WHITELIST] = {"whitelist", "PLATFORM [on | off | add MAC... | remove MAC...]",
                    "A platform's MAC whitelist (off by default). When on, even empty, only the\n"
@@ -45,7 +49,7 @@ static const struct {
 };
 
 struct opts {
-    const char *server, *token, *platform, *version, *stages, *max_failures;
+    const char *server, *token, *platform, *version, *stages, *max_failures, *auto_advance;
     bool frontend, json;
 };
 
@@ -182,6 +186,16 @@ static void print_devices(const cJSON *reply)
                str(d, "ip"), str(d, "last_seen"), num(d, "last_status"), str(d, "last_reason"));
 }
 
+/* A threshold of the server's: a count, or a string "5%". */
+static void threshold_text(const cJSON *r, const char *key, char *out, size_t cap)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, key);
+    if (cJSON_IsString(v))
+        snprintf(out, cap, "%s", v->valuestring);
+    else
+        snprintf(out, cap, "%.0f", num(r, key));
+}
+
 static void print_rollout(const cJSON *r)
 {
     char stages[80] = "";
@@ -189,17 +203,32 @@ static void print_rollout(const cJSON *r)
     const cJSON *st;
     cJSON_ArrayForEach(st, cJSON_GetObjectItemCaseSensitive(r, "stages")) if (k < sizeof stages) k +=
         (size_t)snprintf(stages + k, sizeof stages - k, "%s%.0f", k ? "," : "", st->valuedouble);
-    const cJSON *mf = cJSON_GetObjectItemCaseSensitive(r, "max_failures");
-    char maxf[24];
-    if (cJSON_IsString(mf))
-        snprintf(maxf, sizeof maxf, "%s", mf->valuestring);
-    else
-        snprintf(maxf, sizeof maxf, "%.0f", num(r, "max_failures"));
+    char maxf[24], autoa[24];
+    threshold_text(r, "max_failures", maxf, sizeof maxf);
+    threshold_text(r, "auto_advance", autoa, sizeof autoa);
+    const cJSON *sc = cJSON_GetObjectItemCaseSensitive(r, "stage_counts");
     printf("rollout %.0f: %s %s, %s at %.0f%% (stages %s; others get %s)\n"
-           "  offered %.0f, updated %.0f, failed %.0f (max %s)%s%s\n",
+           "  offered %.0f, updated %.0f, failed %.0f (max %s)%s%s\n"
+           "  this stage: offered %.0f, updated %.0f, failed %.0f; advances %s%s\n",
            num(r, "id"), str(r, "platform"), str(r, "version"), str(r, "status"), num(r, "percent"), stages,
            str(r, "previous"), num(r, "offered"), num(r, "successes"), num(r, "failures"), maxf,
-           *str(r, "reason") && strcmp(str(r, "reason"), "-") ? "; " : "", strcmp(str(r, "reason"), "-") ? str(r, "reason") : "");
+           *str(r, "reason") && strcmp(str(r, "reason"), "-") ? "; " : "", strcmp(str(r, "reason"), "-") ? str(r, "reason") : "",
+           num(sc, "offered"), num(sc, "succeeded"), num(sc, "failed"),
+           cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(r, "auto_advance")) ? "on command" : "by itself at ",
+           cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(r, "auto_advance")) ? "" : autoa);
+}
+
+/* A count as a JSON number, anything else ("5%") as a string: the server checks. */
+static void add_threshold(cJSON *body, const char *key, const char *arg)
+{
+    if (!arg)
+        return;
+    char *end;
+    long v = strtol(arg, &end, 10);
+    if (!*end && end != arg)
+        cJSON_AddNumberToObject(body, key, (double)v);
+    else
+        cJSON_AddStringToObject(body, key, arg);
 }
 
 static int usage(FILE *out, enum action a, int status)
@@ -248,7 +277,7 @@ static int server(int argc, char **argv, enum action a)
         {"version", required_argument, NULL, 'v'},    {"frontend", no_argument, NULL, 'F'},
         {"json", no_argument, NULL, 'j'},             {"help", no_argument, NULL, 'h'},
         {"stages", required_argument, NULL, 'S'},     {"max-failures", required_argument, NULL, 'M'},
-        {NULL, 0, NULL, 0},
+        {"auto-advance", required_argument, NULL, 'A'}, {NULL, 0, NULL, 0},
     };
     struct opts o = {0};
     const char *token = NULL, *token_file = NULL;
@@ -265,6 +294,7 @@ static int server(int argc, char **argv, enum action a)
         case 'j': o.json = true; break;
         case 'S': o.stages = optarg; break;
         case 'M': o.max_failures = optarg; break;
+        case 'A': o.auto_advance = optarg; break;
         case 'h': return usage(stdout, a, 0);
         default: return usage(stderr, a, 2);
         }
@@ -277,7 +307,7 @@ static int server(int argc, char **argv, enum action a)
     bool misplaced = (o.platform && a != UPLOAD) || (o.version && a != UPLOAD) ||
                      (o.frontend && (a == DEVICES || a == ROLLOUT || a == WHITELIST || (a == RELEASES && !nargs))) ||
                      (a == UPLOAD && (o.frontend ? !o.platform : o.version != NULL)) ||
-                     ((o.stages || o.max_failures) && !start);
+                     ((o.stages || o.max_failures || o.auto_advance) && !start);
     if (a == ROLLOUT && nargs >= 1) { /* start P V; show [ID]; the others ID */
         bool other = !strcmp(verb, "advance") || !strcmp(verb, "pause") || !strcmp(verb, "resume") ||
                      !strcmp(verb, "abort");
@@ -361,14 +391,8 @@ static int server(int argc, char **argv, enum action a)
                     q = *end ? end + 1 : end;
                 }
             }
-            if (o.max_failures) {
-                char *end;
-                long v = strtol(o.max_failures, &end, 10);
-                if (!*end && end != o.max_failures)
-                    cJSON_AddNumberToObject(body, "max_failures", (double)v);
-                else
-                    cJSON_AddStringToObject(body, "max_failures", o.max_failures); /* "5%": the server checks */
-            }
+            add_threshold(body, "max_failures", o.max_failures);
+            add_threshold(body, "auto_advance", o.auto_advance);
             if (code == -2)
                 break;
             json = cJSON_PrintUnformatted(body);
