@@ -1,8 +1,9 @@
 /* aloftd end to end: per-platform MAC whitelists, device outcome reports,
- * staged rollouts with 100 simulated devices, and /metrics. Real aloftd
- * processes on loopback, curl as the devices. Runs twice like
- * test_aloftd (CTest: test_aloftd_rollout on SQLite, test_aloftd_rollout_pg
- * on a PostgreSQL server the harness starts). */
+ * staged rollouts with 100 simulated devices (halted by failures, advanced
+ * by successes), and /metrics. Real aloftd processes on loopback, curl as
+ * the devices. Runs twice like test_aloftd (CTest: test_aloftd_rollout on
+ * SQLite, test_aloftd_rollout_pg on a PostgreSQL server the harness
+ * starts). */
 #include "aloftd_harness.h"
 
 #include <stdio.h>
@@ -148,6 +149,36 @@ static void expect_share(long long id, int percent, const bool offered[NDEV], in
         want += in;
     }
     assert_int_equal(n, want);
+}
+
+/* Like fleet_checkin, but the devices with updated[i] run 1.1.0 (they
+ * installed it when they were offered it) and the others 1.0.0. */
+static int fleet_checkin_mixed(const char *platform, const bool updated[NDEV], bool offered[NDEV])
+{
+    int n = 0;
+    for (int i = 0; i < NDEV; i++) {
+        int code = checkin(platform, updated[i] ? "1.1.0" : "1.0.0", macs[i], false, NULL);
+        if (code != 200 && code != 304)
+            fprintf(stderr, "device %s: %d\n", macs[i], code);
+        assert_true(code == 200 || code == 304);
+        offered[i] = code == 200;
+        n += offered[i];
+    }
+    return n;
+}
+
+/* Exactly the devices whose bucket is below percent were offered it or
+ * run it already (never both: it is not offered again). */
+static void expect_share_mixed(long long id, int percent, const bool updated[NDEV], const bool offered[NDEV])
+{
+    bool in[NDEV];
+    int n = 0;
+    for (int i = 0; i < NDEV; i++) {
+        assert_false(updated[i] && offered[i]);
+        in[i] = updated[i] || offered[i];
+        n += in[i];
+    }
+    expect_share(id, percent, in, n);
 }
 
 static cJSON *rollout_get(long long id)
@@ -541,14 +572,222 @@ static void test_rollout_pinned(void **state)
     cJSON_Delete(ro);
     int n = fleet_checkin("demo", "1.0.0", offered);
     expect_share(id, 25, offered, n);
+    /* they install it: their next check-in, on 1.1.0, is their success */
+    bool updated[NDEV];
+    memcpy(updated, offered, sizeof updated);
+    assert_int_equal(fleet_checkin_mixed("demo", updated, offered), 0);
+    ro = rollout_get(id);
+    assert_int_equal(e2e_jnum(ro, "successes"), n);
+    assert_int_equal(e2e_jnum(ro, "failures"), 0);
+    cJSON_Delete(ro);
     action(id, "advance", 200, "active");
-    assert_int_equal(fleet_checkin("demo", "1.0.0", offered), NDEV);
+    assert_int_equal(fleet_checkin_mixed("demo", updated, offered), NDEV - n); /* all the others */
+    expect_share_mixed(id, 100, updated, offered);
     action(id, "advance", 200, "completed");
     cJSON *p = aloftd_json(&srv, "/api/platforms/demo");
     assert_string_equal(e2e_jstr(p, "pinned"), "1.1.0");
     cJSON_Delete(p);
     assert_int_equal(fleet_checkin("demo", "1.0.0", offered), NDEV);
     expect(checkin("demo", "1.1.0", macs[0], false, NULL), 304, "updated device");
+}
+
+/* A device offered the release that checks in again: on it, a success
+ * even without a report; on the old version, a failure (once per device)
+ * that halts the rollout past max_failures. The check-in that gets the 200
+ * is not one, nor a device that reported "updated". */
+static void test_rollout_old_version(void **state)
+{
+    (void)state;
+    start("oldver");
+    make_macs();
+    upload_ok(make_image("o-1.0.0.bin", "demo", "1.0.0"));
+    upload_ok(make_image("o-1.1.0.bin", "demo", "1.1.0"));
+    long long id = start_rollout("{\"version\": \"1.1.0\", \"stages\": [50, 100], \"max_failures\": 1}");
+    bool offered[NDEV];
+    int n = fleet_checkin("demo", "1.0.0", offered);
+    expect_share(id, 50, offered, n);
+    int idx[NDEV], k = 0;
+    for (int i = 0; i < NDEV; i++)
+        if (offered[i])
+            idx[k++] = i;
+    assert_true(n >= 5);
+    cJSON *ro = rollout_get(id);
+    assert_int_equal(e2e_jnum(ro, "offered"), n);
+    assert_int_equal(e2e_jnum(ro, "failures"), 0); /* the 200s themselves */
+    assert_int_equal(e2e_jnum(ro, "successes"), 0);
+    assert_int_equal(e2e_jnum(cJSON_GetObjectItemCaseSensitive(ro, "stage_counts"), "offered"), n);
+    cJSON_Delete(ro);
+
+    /* reported "updated", then on the release: one success */
+    cJSON *reply;
+    expect(report(macs[idx[0]], "{\"version\": \"1.1.0\", \"result\": \"updated\"}", &reply), 200, "updated");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "counted")));
+    cJSON_Delete(reply);
+    expect(checkin("demo", "1.1.0", macs[idx[0]], false, NULL), 304, "on the release after its report");
+    /* reported "updated": its report is its outcome, whatever it runs next */
+    expect(report(macs[idx[1]], "{\"version\": \"1.1.0\", \"result\": \"updated\"}", NULL), 200, "updated");
+    expect(checkin("demo", "1.0.0", macs[idx[1]], false, NULL), 200, "on the old version after its report");
+    /* no report, back on the release: a success */
+    expect(checkin("demo", "1.1.0", macs[idx[2]], false, NULL), 304, "on the release");
+    ro = rollout_get(id);
+    assert_int_equal(e2e_jnum(ro, "successes"), 3);
+    assert_int_equal(e2e_jnum(ro, "failures"), 0);
+    assert_string_equal(e2e_jstr(ro, "status"), "active");
+    cJSON_Delete(ro);
+
+    /* back on the old version: a failure, counted once however often it comes */
+    for (int t = 0; t < 3; t++) {
+        expect(checkin("demo", "1.0.0", macs[idx[3]], false, NULL), 200, "on the old version: offered again");
+        ro = rollout_get(id);
+        assert_int_equal(e2e_jnum(ro, "failures"), 1);
+        assert_int_equal(e2e_jnum(cJSON_GetObjectItemCaseSensitive(ro, "stage_counts"), "failed"), 1);
+        assert_string_equal(e2e_jstr(ro, "status"), "active"); /* not more than max_failures 1 */
+        cJSON_Delete(ro);
+    }
+    /* a second one: more than max_failures, halted; it is answered by the halted rollout */
+    struct e2e_http r;
+    expect(checkin("demo", "1.0.0", macs[idx[4]], false, &r), 304, "the second failure");
+    assert_non_null(strstr(aloftd_header_value(&r, "X-Aloft-Rollout"), "status=halted"));
+    e2e_http_free(&r);
+    ro = rollout_get(id);
+    assert_string_equal(e2e_jstr(ro, "status"), "halted");
+    assert_int_equal(e2e_jnum(ro, "failures"), 2);
+    assert_int_equal(e2e_jnum(ro, "successes"), 3);
+    assert_non_null(strstr(e2e_jstr(ro, "reason"), "2 failures"));
+    cJSON_Delete(ro);
+    assert_int_equal(fleet_checkin("demo", "1.0.0", offered), 0);
+}
+
+/* Success rate of stage s
+ * = devices offered it in s that succeeded / devices offered it in s (at
+ * least one). auto_advance "50%" opens the next stage exactly when it is
+ * reached, by a report or a check-in on the release; the devices the new
+ * stage adds are offered it; paused, it waits; at the last stage it
+ * completes. */
+static void test_rollout_auto_advance(void **state)
+{
+    (void)state;
+    start("auto");
+    make_macs();
+    upload_ok(make_image("a-1.0.0.bin", "demo", "1.0.0"));
+    upload_ok(make_image("a-1.1.0.bin", "demo", "1.1.0"));
+    static const char *const bad[] = {"{\"version\": \"1.1.0\", \"auto_advance\": 0}",
+                                      "{\"version\": \"1.1.0\", \"auto_advance\": \"0%\"}",
+                                      "{\"version\": \"1.1.0\", \"auto_advance\": \"101%\"}",
+                                      "{\"version\": \"1.1.0\", \"auto_advance\": \"most\"}",
+                                      "{\"version\": \"1.1.0\", \"auto_advance\": 2.5}",
+                                      "{\"version\": \"1.1.0\", \"auto_advance\": true}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct e2e_http r;
+        int code = aloftd_admin_post(&srv, &r, "/api/platforms/demo/rollouts", bad[i]);
+        if (code != 400)
+            fprintf(stderr, "%s: %d\n", bad[i], code);
+        assert_int_equal(code, 400);
+        assert_string_equal(e2e_http_error(&r), "bad_parameter");
+        e2e_http_free(&r);
+    }
+    cJSON *all = aloftd_json(&srv, "/api/rollouts");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(all, "rollouts")), 0);
+    cJSON_Delete(all);
+
+    long long id = start_rollout("{\"version\": \"1.1.0\", \"stages\": [10, 50, 100], \"auto_advance\": \"50%\", "
+                                 "\"max_failures\": 100}");
+    cJSON *ro = rollout_get(id);
+    assert_string_equal(e2e_jstr(ro, "auto_advance"), "50%");
+    cJSON_Delete(ro);
+    bool offered[NDEV], updated[NDEV] = {false};
+    int n = fleet_checkin("demo", "1.0.0", offered);
+    expect_share(id, 10, offered, n);
+    assert_true(n >= 3);
+    int idx[NDEV], k = 0;
+    for (int i = 0; i < NDEV; i++)
+        if (offered[i])
+            idx[k++] = i;
+    int need = (n + 1) / 2; /* 50 % of the n devices offered, rounded up */
+    printf("rollout %lld at 10%%: %d devices offered, %d successes advance it\n", id, n, need);
+
+    /* a failure is no success */
+    cJSON *reply;
+    expect(report(macs[idx[0]], "{\"version\": \"1.0.0\", \"result\": \"failed\"}", &reply), 200, "failed");
+    const cJSON *sc = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(reply, "rollout"),
+                                                       "stage_counts");
+    assert_int_equal(e2e_jnum(sc, "offered"), n);
+    assert_int_equal(e2e_jnum(sc, "failed"), 1);
+    assert_int_equal(e2e_jnum(sc, "succeeded"), 0);
+    cJSON_Delete(reply);
+    /* successes, by reports and by check-ins on the release: at 10 % until the need-th */
+    for (int s = 1; s <= need; s++) {
+        const char *mac = macs[idx[s]];
+        if (s % 2)
+            expect(report(mac, "{\"version\": \"1.1.0\", \"result\": \"updated\"}", NULL), 200, "updated");
+        else
+            expect(checkin("demo", "1.1.0", mac, false, NULL), 304, "on the release");
+        updated[idx[s]] = true;
+        ro = rollout_get(id);
+        sc = cJSON_GetObjectItemCaseSensitive(ro, "stage_counts");
+        if (s < need) {
+            assert_int_equal(e2e_jnum(ro, "percent"), 10);
+            assert_int_equal(e2e_jnum(sc, "succeeded"), s);
+        } else {
+            assert_int_equal(e2e_jnum(ro, "percent"), 50);
+            assert_int_equal(e2e_jnum(ro, "stage"), 1);
+            assert_string_equal(e2e_jstr(ro, "status"), "active");
+            assert_non_null(strstr(e2e_jstr(ro, "reason"), "advanced by itself"));
+            assert_int_equal(e2e_jnum(sc, "offered"), 0); /* the new stage's */
+        }
+        cJSON_Delete(ro);
+    }
+
+    /* the devices the new stage adds are offered it (and the ones offered
+     * before that still run 1.0.0 again: failures, under max_failures) */
+    int added = 0;
+    for (int i = 0; i < NDEV; i++)
+        added += bucket(id, macs[i]) >= 10 && bucket(id, macs[i]) < 50;
+    fleet_checkin_mixed("demo", updated, offered);
+    expect_share_mixed(id, 50, updated, offered);
+    ro = rollout_get(id);
+    sc = cJSON_GetObjectItemCaseSensitive(ro, "stage_counts");
+    assert_int_equal(e2e_jnum(sc, "offered"), added);
+    assert_int_equal(e2e_jnum(sc, "succeeded"), 0);
+    assert_int_equal(e2e_jnum(ro, "failures"), n - need); /* idx[0] reported; need + 1 .. n - 1 came back */
+    cJSON_Delete(ro);
+
+    /* paused, it does not advance by itself, however many succeed */
+    action(id, "pause", 200, "paused");
+    for (int i = 0; i < NDEV; i++)
+        if (bucket(id, macs[i]) >= 10 && bucket(id, macs[i]) < 50)
+            updated[i] = true;
+    assert_int_equal(fleet_checkin_mixed("demo", updated, offered), 0);
+    ro = rollout_get(id);
+    assert_string_equal(e2e_jstr(ro, "status"), "paused");
+    assert_int_equal(e2e_jnum(ro, "percent"), 50);
+    assert_int_equal(e2e_jnum(cJSON_GetObjectItemCaseSensitive(ro, "stage_counts"), "succeeded"), added);
+    cJSON_Delete(ro);
+    /* resumed: what came meanwhile counts */
+    char path[80];
+    snprintf(path, sizeof path, "/api/rollouts/%lld/resume", id);
+    expect(admin_post(path, "{}", &reply), 200, "resume");
+    assert_string_equal(e2e_jstr(reply, "status"), "active");
+    assert_int_equal(e2e_jnum(reply, "percent"), 100);
+    cJSON_Delete(reply);
+
+    /* the last stage: everyone else is offered it; done, it completes */
+    int rest = fleet_checkin_mixed("demo", updated, offered);
+    expect_share_mixed(id, 100, updated, offered);
+    int last = 0, lidx[NDEV];
+    for (int i = 0; i < NDEV; i++)
+        if (bucket(id, macs[i]) >= 50)
+            lidx[last++] = i;
+    assert_true(rest >= last);
+    int need2 = (last + 1) / 2;
+    for (int s = 1; s <= need2; s++) {
+        expect(checkin("demo", "1.1.0", macs[lidx[s - 1]], false, NULL), 304, "on the release");
+        ro = rollout_get(id);
+        assert_string_equal(e2e_jstr(ro, "status"), s < need2 ? "active" : "completed");
+        cJSON_Delete(ro);
+    }
+    /* completed: the platform's current release, 1.1.0, for everyone */
+    assert_int_equal(fleet_checkin("demo", "1.0.0", offered), NDEV);
 }
 
 /* ---- metrics ---- */
@@ -695,14 +934,22 @@ static void test_cli(void **state)
     snprintf(want, sizeof want, "offered %d, updated 0, failed 0 (max 20%%)", n);
     const char *show[] = {"rollout", "show", "1", NULL};
     cli_ok(show, want);
+    snprintf(want, sizeof want, "this stage: offered %d, updated 0, failed 0; advances on command", n);
+    cli_ok(show, want);
+    /* they install it: their next check-in, on 1.1.0, is their success */
+    bool updated[NDEV];
+    memcpy(updated, offered, sizeof updated);
+    assert_int_equal(fleet_checkin_mixed("demo", updated, offered), 0);
+    snprintf(want, sizeof want, "offered %d, updated %d, failed 0 (max 20%%)", n, n);
+    cli_ok(show, want);
     const char *adv[] = {"rollout", "advance", "1", NULL};
     cli_ok(adv, "active at 50%");
     const char *pause[] = {"rollout", "pause", "1", NULL};
     cli_ok(pause, "paused at 50%");
     const char *resume[] = {"rollout", "resume", "1", NULL};
     cli_ok(resume, "active at 50%");
-    n = fleet_checkin("demo", "1.0.0", offered);
-    expect_share(1, 50, offered, n);
+    fleet_checkin_mixed("demo", updated, offered);
+    expect_share_mixed(1, 50, updated, offered);
     const char *abort_ro[] = {"rollout", "abort", "1", NULL};
     cli_ok(abort_ro, "aborted at 50%");
     const char *list[] = {"rollout", "show", NULL};
@@ -710,15 +957,31 @@ static void test_cli(void **state)
     const char *json[] = {"rollout", "show", "1", "--json", NULL};
     cli_ok(json, "\"status\":\t\"aborted\"");
 
+    /* --auto-advance */
+    const char *start_auto[] = {"rollout", "start", "demo", "1.1.0", "--stages", "50,100", "--auto-advance", "90%",
+                                NULL};
+    cli_ok(start_auto, "rollout 2: demo 1.1.0, active at 50%");
+    const char *show2[] = {"rollout", "show", "2", NULL};
+    cli_ok(show2, "this stage: offered 0, updated 0, failed 0; advances by itself at 90%");
+    const char *json2[] = {"rollout", "show", "2", "--json", NULL};
+    cli_ok(json2, "\"auto_advance\":\t\"90%\"");
+    const char *abort2[] = {"rollout", "abort", "2", NULL};
+    cli_ok(abort2, "aborted at 50%");
+
     /* refused by the server: exit 1 with its words; bad usage: exit 2 */
     char *out;
     assert_int_equal(cli(&out, adv), 1);
     free(out);
+    const char *zero[] = {"rollout", "start", "demo", "1.1.0", "--auto-advance", "0", NULL};
+    assert_int_equal(cli(&out, zero), 1); /* auto_advance: at least 1 */
+    free(out);
+
     const char *bad[][8] = {{"rollout", NULL},
                             {"rollout", "start", "demo", NULL},
                             {"rollout", "jump", "1", NULL},
                             {"rollout", "advance", NULL},
                             {"rollout", "show", "1", "--stages", "1,2", NULL},
+                            {"rollout", "advance", "1", "--auto-advance", "5", NULL},
                             {"rollout", "start", "demo", "1.1.0", "--stages", "1,x", NULL},
                             {"whitelist", NULL},
                             {"whitelist", "demo", "add", NULL},
@@ -746,6 +1009,8 @@ int main(void)
         cmocka_unit_test_teardown(test_rollout_stages, aloftd_teardown),
         cmocka_unit_test_teardown(test_rollout_halt, aloftd_teardown),
         cmocka_unit_test_teardown(test_rollout_pinned, aloftd_teardown),
+        cmocka_unit_test_teardown(test_rollout_old_version, aloftd_teardown),
+        cmocka_unit_test_teardown(test_rollout_auto_advance, aloftd_teardown),
         cmocka_unit_test_teardown(test_metrics, aloftd_teardown),
         cmocka_unit_test_teardown(test_cli, aloftd_teardown),
     };
