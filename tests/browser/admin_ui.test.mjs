@@ -1,13 +1,15 @@
 // aloftd's admin web UI in Debian's chromium against a real aloftd: sign in
 // (a wrong token first), upload two ESP-IDF images with the file picker, see
 // the platform and both releases, have devices check in over the HTTPUpdate
-// protocol and watch them appear, pin, start a rollout and advance it. Also,
+// protocol and watch them appear, pin, start a rollout and advance it, turn
+// the whitelist on and off, upload a frontend. Also,
 // without a browser: the UI's static serving (redirect, types, gzip), refused
 // path traversal, and the page a server without a built UI answers.
 // Leaves build/test-artifacts/admin-ui.png behind.
 //
 // Environment (all optional): ALOFT_BUILD (default <repo>/build; holds
-// bin/aloftd and admin/, the UI web/admin/build.sh builds), ALOFT_ARTIFACTS
+// bin/aloftd, admin/ (web/admin/build.sh) and www.bin (web/device/build.sh),
+// uploaded as a frontend), ALOFT_ARTIFACTS
 // (default $ALOFT_BUILD/test-artifacts), ALOFT_FIXTURES (default
 // <repo>/../shared/fixtures), CHROMIUM (default /usr/bin/chromium).
 import { test } from 'node:test';
@@ -29,6 +31,7 @@ const artifacts = resolve(process.env.ALOFT_ARTIFACTS ?? join(build, 'test-artif
 const fixtures = resolve(process.env.ALOFT_FIXTURES ?? join(root, '../shared/fixtures'));
 const aloftd = join(build, 'bin/aloftd');
 const uiDir = join(build, 'admin');
+const wwwBin = join(build, 'www.bin');
 const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const HOST = '127.0.0.3';
 const TOKEN = 'admin-ui-test-token-5f1c2a9e7b';
@@ -248,6 +251,7 @@ test('admin UI: sign in, upload two releases, see devices check in live, pin, st
   { skip: noChromium, timeout: 180000 },
   async () => {
     for (const f of [FW_OLD, FW_NEW]) assert.ok(existsSync(f), `${f} not found (ALOFT_FIXTURES)`);
+    assert.ok(existsSync(wwwBin), `${wwwBin} not found: web/device/build.sh makes it`);
     await withAloftd([], async ({ dir, server }) => {
       let browser;
       let page;
@@ -353,10 +357,32 @@ test('admin UI: sign in, upload two releases, see devices check in live, pin, st
         await page.click(`${ro} .resume`);
         await waitText(page, `${ro} .status`, /^active$/);
 
-        // A token revoked under the page (here: cleared to a wrong one)
-        // sends the operator back to sign in with the server's reason.
+        // The whitelist: on, with one MAC; the other devices are refused.
+        await page.fill('#whitelist-mac', '24:0a:c4:00:00:01');
+        await page.click('#whitelist button[type="submit"]');
+        await waitText(page, '#whitelist ul.macs', /24:0A:C4:00:00:01/);
+        await page.check('#whitelist-enabled');
+        await page.waitForFunction(() => document.querySelector('#whitelist-enabled').checked);
+        assert.equal((await checkIn(server.url, devices[2])).status, 403);
+        assert.notEqual((await checkIn(server.url, devices[0])).status, 403);
+        await page.uncheck('#whitelist-enabled');
+        await page.waitForFunction(() => !document.querySelector('#whitelist-enabled').checked);
+        assert.notEqual((await checkIn(server.url, devices[2])).status, 403);
+
+        // A frontend image (the device's update page, a LittleFS image) for the platform.
+        await page.selectOption('#upload-kind', 'frontend');
+        await page.selectOption('#upload-platform', PLATFORM);
+        await page.fill('#upload-label', 'page-1');
+        await page.setInputFiles('#firmware-file', wwwBin);
+        await page.click('#upload');
+        await waitText(page, '#upload-result', /^Uploaded: esp32-csi-node frontend page-1, now current$/);
+        await waitText(page, '#frontend-releases tr[data-version="page-1"] .badges', /current/);
+
         mkdirSync(artifacts, { recursive: true });
         await page.screenshot({ path: join(artifacts, 'admin-ui.png'), fullPage: true, timeout: 10000 });
+
+        // A token that stops working under the page (here: replaced by a
+        // wrong one) sends the operator back to sign in, with the reason.
         await page.evaluate(() => sessionStorage.setItem('aloft-admin-token', 'revoked-token-0000000000'));
         await waitText(page, '#login-message', /refused the token \(401\)/, 15000);
         passed = true;
