@@ -28,8 +28,9 @@ void aloftd_ui_default(char *out, size_t cap)
     }
     exe[n] = 0;
     char *slash = strrchr(exe, '/'); /* <build>/bin/aloftd -> <build>/admin */
-    *slash = 0;
-    snprintf(out, cap, "%s/../admin", exe);
+    if (slash)
+        *slash = 0;
+    snprintf(out, cap, "%s/../admin", slash ? exe : ".");
 }
 
 void aloftd_ui_log(const struct aloftd *d)
@@ -161,16 +162,16 @@ enum MHD_Result aloftd_ui(struct aloftd *d, struct MHD_Connection *c, const char
                                   "the admin UI's files are named with A-Z a-z 0-9 . _ - and / only, "
                                   "with no segment starting with a dot");
     bool index = !*rel || rel[strlen(rel) - 1] == '/';
-    char path[4400];
-    snprintf(path, sizeof path, "%s/%s%s", d->ui, rel, index ? "index.html" : "");
+    char path[4400], gzpath[4410];
+    int n = snprintf(path, sizeof path, "%s/%s%s", d->ui, rel, index ? "index.html" : "");
+    if (n < 0 || (size_t)n >= sizeof path)
+        return aloftd_reply_error(c, 404, "not_found", "the admin UI has no such file");
+    snprintf(gzpath, sizeof gzpath, "%s.gz", path);
     struct stat st;
     bool gz = false;
     int fd = -1;
-    if (accepts_gzip(aloftd_header(c, MHD_HTTP_HEADER_ACCEPT_ENCODING))) {
-        char gzpath[4410];
-        snprintf(gzpath, sizeof gzpath, "%s.gz", path);
+    if (accepts_gzip(aloftd_header(c, MHD_HTTP_HEADER_ACCEPT_ENCODING)))
         gz = (fd = open_file(gzpath, &st)) >= 0;
-    }
     if (fd < 0 && (fd = open_file(path, &st)) < 0) {
         if (!strcmp(rel, "") || !strcmp(rel, "index.html"))
             return not_built(d, c);
