@@ -3,8 +3,9 @@
  * as root with `user root`, else mosquitto would drop to the user
  * mosquitto), stopped by PID. A libmosquitto client subscribed to aloft/#
  * collects what arrives. The operator's trigger to the platform's topic and
- * to one device's; a rollout's start and advances publish to exactly the
- * devices of each new stage share; a broker that is down when aloftd starts
+ * to one device's; a rollout's start and advances (the operator's, or its
+ * own once a stage succeeded) publish to exactly the devices of each new
+ * stage share; a broker that is down when aloftd starts
  * is connected to once it is up (and again after it restarts). Runs twice
  * like test_aloftd (CTest: test_aloftd_mqtt on SQLite, test_aloftd_mqtt_pg
  * on a PostgreSQL server the harness starts). */
@@ -563,6 +564,57 @@ static void test_rollout_triggers(void **state)
     cJSON_Delete(rel);
 }
 
+/* A rollout that advances by itself (auto_advance 1: one device of the
+ * stage back on the release) triggers the devices of the new stage share,
+ * as the operator's advance does. */
+static void test_rollout_auto_triggers(void **state)
+{
+    (void)state;
+    broker_init();
+    broker_start();
+    sub_start();
+    start("auto", NULL);
+    wait_connected(0, WAIT_MS);
+    for (int i = 0; i < NDEV; i++)
+        snprintf(macs[i], sizeof macs[i], "24:0A:C4:40:%02X:%02X", i * 5 % 256, i);
+    cJSON *old = upload(make_image("a-1.0.0.bin", "demo", "1.0.0"));
+    for (int i = 0; i < NDEV; i++)
+        checkin(macs[i], "1.0.0");
+    cJSON *rel = upload(make_image("a-1.1.0.bin", "demo", "1.1.0"));
+
+    cJSON *reply;
+    expect(admin_post("/api/platforms/demo/rollouts",
+                      "{\"version\": \"1.1.0\", \"stages\": [10, 50, 100], \"auto_advance\": 1}", &reply),
+           201, "start");
+    long long id = (long long)e2e_jnum(reply, "id");
+    cJSON_Delete(reply);
+    expect_devices(id, 0, 10, rel);
+
+    int first = -1;
+    for (int i = 0; i < NDEV && first < 0; i++)
+        if (bucket(id, macs[i]) < 10)
+            first = i;
+    assert_true(first >= 0);
+    sub_clear();
+    checkin(macs[first], "1.0.0"); /* offered it: no outcome yet */
+    e2e_sleep_ms(QUIET_MS);
+    assert_int_equal(sub_count(), 0);
+    char path[80];
+    snprintf(path, sizeof path, "/api/rollouts/%lld", id);
+    cJSON *ro = aloftd_json(&srv, path);
+    assert_int_equal(e2e_jnum(ro, "percent"), 10);
+    cJSON_Delete(ro);
+
+    checkin(macs[first], "1.1.0"); /* back on it: the stage is done */
+    expect_devices(id, 10, 50, rel);
+    ro = aloftd_json(&srv, path);
+    assert_int_equal(e2e_jnum(ro, "percent"), 50);
+    assert_string_equal(e2e_jstr(ro, "status"), "active");
+    cJSON_Delete(ro);
+    cJSON_Delete(old);
+    cJSON_Delete(rel);
+}
+
 /* ---- a broker that comes later, and goes and comes back ---- */
 
 static void test_broker_down(void **state)
@@ -619,6 +671,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_operator_trigger, sub_stop),
         cmocka_unit_test_teardown(test_rollout_triggers, sub_stop),
+        cmocka_unit_test_teardown(test_rollout_auto_triggers, sub_stop),
         cmocka_unit_test_teardown(test_broker_down, sub_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
