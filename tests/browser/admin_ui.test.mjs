@@ -331,7 +331,7 @@ test('admin UI: sign in, upload two releases, see devices check in live, pin, st
 
         await page.selectOption('#rollout-version', '0.6.4');
         await page.fill('#rollout-stages', '10, 50, 100');
-        await page.fill('#rollout-max-failures', '1');
+        await page.fill('#rollout-max-failures', '100%'); // no halt: the devices' outcomes are not under test here
         await page.click('#rollout-start');
         const ro = '#rollout-list tbody tr:first-child';
         await waitText(page, `${ro} .status`, /^active$/);
