@@ -369,30 +369,33 @@ static int move(struct aloftd *d, struct aloft_store_rollout *r, int stage, cons
 static int judge(struct aloftd *d, int64_t id, struct aloft_store_rollout *r, bool *changed)
 {
     *changed = false;
-    int rc = aloft_store_rollout_get(d->store, id, r);
-    if (rc)
-        return rc;
-    bool running = !strcmp(r->status, "active") || !strcmp(r->status, "paused");
-    char why[200];
-    if (running && over_threshold(r)) {
-        snprintf(why, sizeof why, "halted: %llu failures of %llu devices offered, more than max_failures %lld%s",
-                 (unsigned long long)r->failures, (unsigned long long)r->offered, (long long)r->max_failures,
-                 r->max_failures_percent ? "%" : "");
-        rc = move(d, r, r->stage, "halted", why);
-    } else if (!strcmp(r->status, "active") && stage_done(r)) {
-        bool last = r->stage + 1 == r->nstages;
-        snprintf(why, sizeof why,
-                 "advanced by itself: %llu of %llu devices offered at %d%% updated (auto_advance %lld%s)",
-                 (unsigned long long)r->stage_successes, (unsigned long long)r->stage_offered, r->stages[r->stage],
-                 (long long)r->auto_advance, r->auto_advance_percent ? "%" : "");
-        rc = move(d, r, last ? r->stage : r->stage + 1, last ? "completed" : "active", why);
-    } else {
-        return 0;
+    for (int tries = 0; tries < 3; tries++) { /* again when another request or server moved it first */
+        int rc = aloft_store_rollout_get(d->store, id, r);
+        if (rc)
+            return rc;
+        bool running = !strcmp(r->status, "active") || !strcmp(r->status, "paused");
+        char why[200];
+        if (running && over_threshold(r)) {
+            snprintf(why, sizeof why, "halted: %llu failures of %llu devices offered, more than max_failures %lld%s",
+                     (unsigned long long)r->failures, (unsigned long long)r->offered, (long long)r->max_failures,
+                     r->max_failures_percent ? "%" : "");
+            rc = move(d, r, r->stage, "halted", why);
+        } else if (!strcmp(r->status, "active") && stage_done(r)) {
+            bool last = r->stage + 1 == r->nstages;
+            snprintf(why, sizeof why,
+                     "advanced by itself: %llu of %llu devices offered at %d%% updated (auto_advance %lld%s)",
+                     (unsigned long long)r->stage_successes, (unsigned long long)r->stage_offered,
+                     r->stages[r->stage], (long long)r->auto_advance, r->auto_advance_percent ? "%" : "");
+            rc = move(d, r, last ? r->stage : r->stage + 1, last ? "completed" : "active", why);
+        } else {
+            return 0;
+        }
+        if (rc != ALOFT_E_STATE) {
+            *changed = rc == 0;
+            return rc;
+        }
     }
-    if (rc == ALOFT_E_STATE) /* another request or server moved it first */
-        return aloft_store_rollout_get(d->store, id, r);
-    *changed = rc == 0;
-    return rc;
+    return aloft_store_rollout_get(d->store, id, r);
 }
 
 bool aloftd_rollout_checkin(struct aloftd *d, const struct aloft_store_rollout *ro, const char *mac, const char *ver)
@@ -409,7 +412,7 @@ bool aloftd_rollout_checkin(struct aloftd *d, const struct aloft_store_rollout *
     if (rc == 0 && counted)
         rc = judge(d, ro->id, &r, &changed);
     if (rc)
-        aloftd_log("rollout %lld: the check-in of %s not counted: %s", (long long)ro->id, mac, aloft_store_error());
+        aloftd_log("rollout %lld: the check-in of %s: %s", (long long)ro->id, mac, aloft_store_error());
     return changed;
 }
 
