@@ -6,7 +6,6 @@
  * ../ (libmicrohttpd has already decoded %2e%2e and %2f) nor hidden files
  * can be reached. A client that accepts gzip gets <path>.gz when the build
  * made one, with Content-Encoding: gzip. */
-#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
