@@ -613,12 +613,14 @@ int aloft_cmd_trigger(int argc, char **argv)
         snprintf(topic, sizeof topic, "aloft/%s/%s/cmd", a.platform, a.device);
     else
         snprintf(topic, sizeof topic, "aloft/%s/cmd", a.platform);
-    if (a.wait && !a.device && !a.topic && t.n == 0) {
+    if (a.wait && !a.device && t.n == 0) {
         fprintf(stderr, "aloft trigger: no device of platform '%s' has a state on %s: nothing to wait for\n",
                 a.platform, a.broker);
         code = 2;
         goto out;
     }
+    if (a.wait && a.device && !find_dev(a.device, false)) /* not seen yet: waited for all the same */
+        snprintf(find_dev(a.device, true)->platform, sizeof t.devs[0].platform, "%s", a.platform);
     trigger = trigger_json(&a);
     char *text = cJSON_PrintUnformatted(trigger);
     rc = mosquitto_publish(t.m, &t.pub_mid, topic, (int)strlen(text), text, 1, false);
