@@ -1,5 +1,6 @@
 /* aloft-node: MQTT commands and state (PROTOCOLS.md §3.2) through
- * libmosquitto and its own network thread (mosquitto_loop_start).
+ * libmosquitto and its own network thread (mosquitto_loop_start, once the
+ * first connection is up).
  *
  * Commands: subscribed with QoS 1 to aloft/<platform>/<device-id>/cmd,
  * aloft/<platform>/cmd and --cmd-topic (seed style: /switch/cmd/root). An
@@ -28,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "node.h"
 
@@ -43,6 +45,9 @@ static const char *topics[3];
 static int n_topics;
 static char topic_dev[128], topic_platform[128];
 static bool was_connected, connected; /* ever, now (the network thread's) */
+static pthread_t connector;
+static pthread_mutex_t conn_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool looping, stopping; /* under conn_lock: the network thread runs; node_mqtt_stop began */
 
 /* the "restarting" state's acknowledgement, awaited by node_mqtt_stop */
 static pthread_mutex_t pub_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -188,6 +193,34 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
     cJSON_Delete(j);
 }
 
+/* The first connection, made blocking (TCP and TLS) and retried with the
+ * same backoff: libmosquitto's network thread, started once it succeeds,
+ * reconnects after losses but gives up for good on a TLS error in a
+ * connection it began itself. */
+static void *first_connect(void *arg)
+{
+    (void)arg;
+    unsigned delay = 1;
+    int last = MOSQ_ERR_SUCCESS;
+    for (;;) {
+        int rc = mosquitto_connect(mosq, host, port, KEEPALIVE_S), err = errno;
+        pthread_mutex_lock(&conn_lock);
+        bool stop = stopping;
+        if (!stop && rc == MOSQ_ERR_SUCCESS && (rc = mosquitto_loop_start(mosq)) == MOSQ_ERR_SUCCESS)
+            looping = true;
+        pthread_mutex_unlock(&conn_lock);
+        if (stop || looping)
+            return NULL;
+        if (rc != last)
+            node_log(node, "mqtt: cannot reach %s (%s%s); trying again with backoff", broker,
+                     rc == MOSQ_ERR_ERRNO ? strerror(err) : mosquitto_strerror(rc),
+                     rc == MOSQ_ERR_TLS ? " - is --mqtt-tls-ca the CA of the broker's certificate?" : "");
+        last = rc;
+        sleep(delay);
+        delay = delay * 2 > 30 ? 30 : delay * 2;
+    }
+}
+
 int node_mqtt_start(struct node *n)
 {
     node = n;
@@ -240,16 +273,12 @@ int node_mqtt_start(struct node *n)
     mosquitto_reconnect_delay_set(mosq, 1, 30, true);
     n->on_state = on_state;
 
-    if ((rc = mosquitto_loop_start(mosq)) != MOSQ_ERR_SUCCESS) {
-        fprintf(stderr, "aloft-node: mqtt: cannot start its thread: %s\n", mosquitto_strerror(rc));
+    if (pthread_create(&connector, NULL, first_connect, NULL)) {
+        fprintf(stderr, "aloft-node: mqtt: cannot start its thread: %s\n", strerror(errno));
         n->on_state = NULL;
         return -1;
     }
-    /* a broker that is down now is retried by the network thread */
-    rc = mosquitto_connect_async(mosq, host, port, KEEPALIVE_S);
-    if (rc)
-        node_log(n, "mqtt: cannot reach %s yet (%s); retrying in the background", broker,
-                 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+    pthread_detach(connector);
     node_log(n, "mqtt: broker %s; commands on %s, %s%s%s; state on %s", broker, topic_dev, topic_platform,
              n->cfg.cmd_topic ? ", " : "", n->cfg.cmd_topic ? n->cfg.cmd_topic : "", state_topic);
     return 0;
@@ -260,6 +289,12 @@ void node_mqtt_stop(struct node *n)
     if (!mosq)
         return;
     n->on_state = NULL;
+    pthread_mutex_lock(&conn_lock);
+    stopping = true;
+    bool up = looping;
+    pthread_mutex_unlock(&conn_lock);
+    if (!up) /* never connected: the connecting thread ends with the process */
+        return;
     int mid = -1;
     pthread_mutex_lock(&pub_lock);
     pub_done = false;
