@@ -22,9 +22,9 @@
 
 static struct MHD_Daemon *daemon_;
 
-enum kind { FIRMWARE, FRONTEND };
+enum kind { FIRMWARE, FRONTEND, PULL };
 
-/* One upload in flight (at most one: n->busy). */
+/* One upload in flight (at most one: n->busy), or a pull trigger's body. */
 struct upload {
     enum kind kind;
     bool started;          /* holds n->busy */
@@ -35,6 +35,8 @@ struct upload {
     struct timespec t0;
     const struct aloft_part *slot; /* frontend target */
     struct aloft_update u;
+    char trigger[2048];    /* PULL: the JSON */
+    size_t trigger_len;
 };
 
 static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned status, cJSON *j)
@@ -238,12 +240,8 @@ static void take_data(struct node *n, struct upload *up, const char *data, size_
     int rc;
     if (up->kind == FIRMWARE) {
         rc = aloft_update_write(&up->u, data, len);
-        /* anti-rollback: never go below the running image's secure_version */
-        const struct aloft_image_info *in = &up->u.v.info;
-        if (rc == 0 && aloft_image_ident_ready(&up->u.v) && in->has_desc && n->app.has_desc &&
-            in->desc.secure_version < n->app.desc.secure_version) {
-            snprintf(up->message, sizeof up->message, "secure_version %u is below the running image's %u",
-                     in->desc.secure_version, n->app.desc.secure_version);
+        if (rc == 0 && aloft_image_ident_ready(&up->u.v) &&
+            !node_secure_version_ok(n, &up->u.v.info, up->message, sizeof up->message)) {
             up->status = 422;
             up->code = "secure_version";
             aloft_update_abort(&up->u);
@@ -275,10 +273,10 @@ static enum MHD_Result finish_upload(struct MHD_Connection *c, struct node *n, s
         if (rc)
             classify(up, rc, n);
     } else if (!up->status) {
-        int rc = 0;
-        if (!node_www_valid(n, up->slot))
+        int rc = node_www_commit(n, up->slot);
+        if (rc == 1)
             upload_fail(up, 400, "not_littlefs", "the body is not a LittleFS image that mounts (make one with aloft mkfs)");
-        else if ((rc = aloft_posix_kv_set(&n->kv, "www/slot", up->slot == n->www[1] ? "1" : "0", 1)) != 0)
+        else if (rc)
             classify(up, rc, n);
         if (rc == ALOFT_E_POWER)
             node_power_lost(n);
@@ -359,11 +357,61 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
         aloft_update_abort(&up->u);
         node_log(n, "ota: upload dropped after %llu bytes; nothing changed", (unsigned long long)up->received);
     }
-    pthread_mutex_lock(&n->lock);
-    n->busy = false;
-    pthread_mutex_unlock(&n->lock);
+    if (up->started) {
+        pthread_mutex_lock(&n->lock);
+        n->busy = false;
+        pthread_mutex_unlock(&n->lock);
+    }
     free(up);
     *con_cls = NULL;
+}
+
+/* POST /api/ota/pull: a trigger as MQTT brings it; pull.c downloads it. */
+static enum MHD_Result pull_request(struct MHD_Connection *c, struct node *n, const char *data, size_t *data_size,
+                                    void **con_cls)
+{
+    struct upload *up = *con_cls;
+    if (!up) {
+        const char *why = auth_error(c, n);
+        if (*why)
+            return reply_error(c, 401, "unauthorized", why);
+        if (!(up = calloc(1, sizeof *up)))
+            return MHD_NO;
+        up->kind = PULL;
+        *con_cls = up;
+        return MHD_YES;
+    }
+    if (*data_size) {
+        if (up->trigger_len + *data_size < sizeof up->trigger)
+            memcpy(up->trigger + up->trigger_len, data, *data_size);
+        up->trigger_len += *data_size;
+        *data_size = 0;
+        return MHD_YES;
+    }
+    if (up->trigger_len >= sizeof up->trigger)
+        return reply_error(c, 413, "too_large", "a trigger is at most 2 KB of JSON");
+    struct node_pull_req r;
+    char why[200];
+    if (node_pull_parse(up->trigger, up->trigger_len, &r, why, sizeof why))
+        return reply_error(c, 400, "bad_trigger", why);
+    int rc = node_pull_start(n, &r);
+    if (rc == -1)
+        return reply_error(c, 409, "busy", "another update is in progress; try again when it is done");
+    if (rc == -2)
+        return reply_error(c, 409, "already_handled", "a trigger with this id was handled already");
+    if (rc) {
+        cJSON *st = node_state_json(n);
+        char code[32], message[256];
+        snprintf(code, sizeof code, "%s", cJSON_GetStringValue(cJSON_GetObjectItem(st, "code")));
+        snprintf(message, sizeof message, "%s", cJSON_GetStringValue(cJSON_GetObjectItem(st, "reason")));
+        cJSON_Delete(st);
+        return reply_error(c, strcmp(code, "pending_verify") ? 422 : 409, code, message);
+    }
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "status", "accepted");
+    cJSON_AddStringToObject(j, "trigger", r.trigger);
+    cJSON_AddStringToObject(j, "message", "Downloading; follow GET /api/ota/state");
+    return reply_json(c, 202, j);
 }
 
 static enum MHD_Result frontend_rollback(struct MHD_Connection *c, struct node *n)
@@ -460,6 +508,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         return upload(c, n, FIRMWARE, data, data_size, con_cls);
     if (!strcmp(url, "/api/ota/frontend") && post)
         return upload(c, n, FRONTEND, data, data_size, con_cls);
+    if (!strcmp(url, "/api/ota/pull") && post)
+        return pull_request(c, n, data, data_size, con_cls);
     if (*data_size) { /* a body nobody wants */
         *data_size = 0;
         return MHD_YES;
@@ -468,6 +518,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         return reply_json(c, 200, firmware_status(n));
     if (!strcmp(url, "/api/ota/status") && get)
         return frontend_status(c, n);
+    if (!strcmp(url, "/api/ota/state") && get)
+        return reply_json(c, 200, node_state_json(n));
     if (!strcmp(url, "/api/ota/frontend/rollback") && post)
         return frontend_rollback(c, n);
     if (!strcmp(url, "/ota") || !strncmp(url, "/api/", 5))

@@ -108,6 +108,13 @@ int node_www_inactive(const struct node *n);
 /* Does the partition hold a LittleFS image that mounts? */
 bool node_www_valid(struct node *n, const struct aloft_part *p);
 
+/* Shared by pushed and pulled updates (apply.c). Is the image's
+ * secure_version at least the running image's? (false: why says so) */
+bool node_secure_version_ok(const struct node *n, const struct aloft_image_info *in, char *why, size_t cap);
+/* Make the www slot written the active one from the next boot: 0, 1 when it
+ * holds no LittleFS image that mounts, or an aloft error from the settings. */
+int node_www_commit(struct node *n, const struct aloft_part *slot);
+
 struct cJSON;
 
 /* State (state.c): replace the state and publish it; a copy as JSON
@@ -131,9 +138,17 @@ struct node_pull_req {
  * "sha256", "size", "token", "id" (≤ 47 characters), "target":
  * "firmware"|"frontend"}. Returns 0, or -1 with a reason in why. */
 int node_pull_parse(const char *json, size_t len, struct node_pull_req *r, char *why, size_t why_len);
-/* Start it. Returns 0, or -1 when an update is already running or the same
- * trigger was handled already (the state says why). */
+/* Start it. Returns 0; -1 when an update is already running (state: failed,
+ * busy); -2 when a trigger with this id was handled already (ignored: the
+ * state does not change); -3 when it is refused at once (state: failed with
+ * the code, e.g. no_frontend_slots, pending_verify). */
 int node_pull_start(struct node *n, const struct node_pull_req *r);
+/* A scheduled check (check.c): GET url with these request headers and, on
+ * a 200, apply the body like a trigger (frontend: the www slot), in the
+ * caller's thread. A 304 or an error status changes nothing; it is logged.
+ * Returns the HTTP status, or -1 when an update is running already. */
+struct curl_slist;
+int node_pull_check(struct node *n, const char *url, const struct curl_slist *headers, bool frontend);
 /* At boot, once the app runs: resume an interrupted download, or report the
  * outcome of the update that restarted the device (updated, rolled back). */
 void node_pull_boot(struct node *n);
