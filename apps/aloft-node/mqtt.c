@@ -1,6 +1,5 @@
 /* aloft-node: MQTT commands and state (PROTOCOLS.md §3.2) through
- * libmosquitto and its own network thread (mosquitto_loop_start, once the
- * first connection is up).
+ * libmosquitto, on a network thread of its own.
  *
  * Commands: subscribed with QoS 1 to aloft/<platform>/<device-id>/cmd,
  * aloft/<platform>/cmd and --cmd-topic (seed style: /switch/cmd/root). An
@@ -19,8 +18,8 @@
  *
  * Sessions are clean: a trigger reaches the devices connected when it is
  * published; the others find the release with their scheduled check
- * (--server). The broker going away: libmosquitto reconnects (1 s doubling
- * to 30 s); losses and reconnections are logged. */
+ * (--server). The broker going away: the network thread connects again
+ * (1 s doubling to 30 s); losses and reconnections are logged. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -29,7 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "node.h"
 
@@ -45,9 +43,12 @@ static const char *topics[3];
 static int n_topics;
 static char topic_dev[128], topic_platform[128];
 static bool was_connected, connected; /* ever, now (the network thread's) */
-static pthread_t connector;
+
+/* the network thread; stopping and done under conn_lock, wake signals both */
+static pthread_t network_thread;
 static pthread_mutex_t conn_lock = PTHREAD_MUTEX_INITIALIZER;
-static bool looping, stopping; /* under conn_lock: the network thread runs; node_mqtt_stop began */
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static bool stopping, done;
 
 /* the "restarting" state's acknowledgement, awaited by node_mqtt_stop */
 static pthread_mutex_t pub_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -110,11 +111,9 @@ static void on_connect(struct mosquitto *m, void *obj, int rc)
 static void on_disconnect(struct mosquitto *m, void *obj, int rc)
 {
     (void)m, (void)obj;
-    const char *why = rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc);
     if (rc && connected)
-        node_log(node, "mqtt: lost the connection to %s (%s); reconnecting with backoff", broker, why);
-    else if (rc)
-        node_log(node, "mqtt: cannot reach %s (%s); trying again with backoff", broker, why);
+        node_log(node, "mqtt: lost the connection to %s (%s); reconnecting with backoff", broker,
+                 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
     connected = false;
 }
 
@@ -193,32 +192,62 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
     cJSON_Delete(j);
 }
 
-/* The first connection, made blocking (TCP and TLS) and retried with the
- * same backoff: libmosquitto's network thread, started once it succeeds,
- * reconnects after losses but gives up for good on a TLS error in a
- * connection it began itself. */
-static void *first_connect(void *arg)
+static bool is_stopping(void)
+{
+    pthread_mutex_lock(&conn_lock);
+    bool stop = stopping;
+    pthread_mutex_unlock(&conn_lock);
+    return stop;
+}
+
+/* Sleep s seconds unless node_mqtt_stop comes first. */
+static void pause_s(unsigned s)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_sec += s;
+    pthread_mutex_lock(&conn_lock);
+    while (!stopping && pthread_cond_timedwait(&wake, &conn_lock, &t) == 0)
+        ;
+    pthread_mutex_unlock(&conn_lock);
+}
+
+/* The network thread: connect, serve the connection, and after a failure
+ * or a loss connect again (1 s doubling to 30 s) until node_mqtt_stop.
+ * Its own loop rather than mosquitto_loop_start's: that one gives up for
+ * good on a TLS error, e.g. a broker whose certificate is being replaced. */
+static void *network(void *arg)
 {
     (void)arg;
     unsigned delay = 1;
     int last = MOSQ_ERR_SUCCESS;
-    for (;;) {
-        int rc = mosquitto_connect(mosq, host, port, KEEPALIVE_S), err = errno;
-        pthread_mutex_lock(&conn_lock);
-        bool stop = stopping;
-        if (!stop && rc == MOSQ_ERR_SUCCESS && (rc = mosquitto_loop_start(mosq)) == MOSQ_ERR_SUCCESS)
-            looping = true;
-        pthread_mutex_unlock(&conn_lock);
-        if (stop || looping)
-            return NULL;
-        if (rc != last)
+    bool ever = false;
+    while (!is_stopping()) {
+        int rc = ever ? mosquitto_reconnect(mosq) : mosquitto_connect(mosq, host, port, KEEPALIVE_S), err = errno;
+        if (rc == MOSQ_ERR_SUCCESS) {
+            ever = true;
+            while (!is_stopping() && (rc = mosquitto_loop(mosq, 200, 1)) == MOSQ_ERR_SUCCESS)
+                ;
+            err = errno;
+            if (connected) /* it was up: start the backoff over */
+                delay = 1;
+            connected = false;
+        }
+        if (is_stopping())
+            break;
+        if (rc != last && !was_connected)
             node_log(node, "mqtt: cannot reach %s (%s%s); trying again with backoff", broker,
                      rc == MOSQ_ERR_ERRNO ? strerror(err) : mosquitto_strerror(rc),
                      rc == MOSQ_ERR_TLS ? " - is --mqtt-tls-ca the CA of the broker's certificate?" : "");
         last = rc;
-        sleep(delay);
+        pause_s(delay);
         delay = delay * 2 > 30 ? 30 : delay * 2;
     }
+    pthread_mutex_lock(&conn_lock);
+    done = true;
+    pthread_cond_broadcast(&wake);
+    pthread_mutex_unlock(&conn_lock);
+    return NULL;
 }
 
 int node_mqtt_start(struct node *n)
@@ -270,15 +299,14 @@ int node_mqtt_start(struct node *n)
     mosquitto_subscribe_callback_set(mosq, on_subscribe);
     mosquitto_message_callback_set(mosq, on_message);
     mosquitto_publish_callback_set(mosq, on_publish);
-    mosquitto_reconnect_delay_set(mosq, 1, 30, true);
+    mosquitto_threaded_set(mosq, true); /* states are published from the update's threads */
     n->on_state = on_state;
 
-    if (pthread_create(&connector, NULL, first_connect, NULL)) {
+    if (pthread_create(&network_thread, NULL, network, NULL)) {
         fprintf(stderr, "aloft-node: mqtt: cannot start its thread: %s\n", strerror(errno));
         n->on_state = NULL;
         return -1;
     }
-    pthread_detach(connector);
     node_log(n, "mqtt: broker %s; commands on %s, %s%s%s; state on %s", broker, topic_dev, topic_platform,
              n->cfg.cmd_topic ? ", " : "", n->cfg.cmd_topic ? n->cfg.cmd_topic : "", state_topic);
     return 0;
@@ -289,12 +317,7 @@ void node_mqtt_stop(struct node *n)
     if (!mosq)
         return;
     n->on_state = NULL;
-    pthread_mutex_lock(&conn_lock);
-    stopping = true;
-    bool up = looping;
-    pthread_mutex_unlock(&conn_lock);
-    if (!up) /* never connected: the connecting thread ends with the process */
-        return;
+    /* the last state first, while the network thread still runs */
     int mid = -1;
     pthread_mutex_lock(&pub_lock);
     pub_done = false;
@@ -307,11 +330,24 @@ void node_mqtt_stop(struct node *n)
         ;
     bool acked = pub_done;
     pthread_mutex_unlock(&pub_lock);
-    if (!acked)
+    if (!acked && rc != MOSQ_ERR_NO_CONN)
         node_log(n, "mqtt: the broker did not take the restarting state (%s)",
                  rc ? mosquitto_strerror(rc) : "no acknowledgement");
     mosquitto_disconnect(mosq);
-    mosquitto_loop_stop(mosq, !acked);
+    pthread_mutex_lock(&conn_lock);
+    stopping = true;
+    pthread_cond_broadcast(&wake);
+    /* the thread notices within a loop's 200 ms; a connection attempt to a
+     * host that does not answer may take longer: then it ends with the process */
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_sec += STOP_WAIT_MS / 1000;
+    while (!done && pthread_cond_timedwait(&wake, &conn_lock, &t) == 0)
+        ;
+    bool finished = done;
+    pthread_mutex_unlock(&conn_lock);
+    if (!finished)
+        return;
+    pthread_join(network_thread, NULL);
     mosquitto_destroy(mosq);
     mosq = NULL;
     mosquitto_lib_cleanup();
