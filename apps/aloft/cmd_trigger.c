@@ -94,7 +94,7 @@ static struct {
     struct mosquitto *m;
     bool json, published;
     const char *trigger_id, *state_filter;
-    bool connack;
+    bool connack, lost;
     int connack_rc;
     bool subacked, puback;
     int pub_mid;
@@ -198,7 +198,8 @@ static void on_state(const char *topic, const char *payload, int len, bool retai
         return;
     }
     const char *state = jstr(j, "state");
-    bool ours = !strcmp(jstr(j, "trigger"), t.trigger_id) && !retained;
+    /* an answer comes after the trigger; retained ones too after a reconnection */
+    bool ours = !strcmp(jstr(j, "trigger"), t.trigger_id) && t.published;
     /* before publishing, every state names a device; after it, only
      * devices answering the trigger are added */
     struct dev *v = find_dev(id, !t.published || ours);
@@ -228,7 +229,10 @@ static void on_state(const char *topic, const char *payload, int len, bool retai
         finish(v, O_UPDATED, "runs %s%s on %s", target[0] ? target : v->version,
                !strcmp(jstr(j, "target"), "frontend") ? " (frontend)" : "", v->partition);
     } else if (!strcmp(state, "rolled_back")) {
-        finish(v, O_ROLLED_BACK, "back on %s %s: %s", v->version, v->partition, reason[0] ? reason : code);
+        if (reason[0])
+            finish(v, O_ROLLED_BACK, "%s", reason);
+        else
+            finish(v, O_ROLLED_BACK, "back on %s %s", v->version, v->partition);
     } else if (!strcmp(state, "failed") && !strcmp(code, "same_version")) {
         finish(v, O_UNCHANGED, "already runs %s", v->version);
     } else if (!strcmp(state, "failed")) {
@@ -276,18 +280,41 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
     on_state(msg->topic, msg->payload ? (const char *)msg->payload : "", msg->payloadlen, msg->retain);
 }
 
-/* Run the network until *flag, the deadline or Ctrl-C; false unless *flag. */
+/* Run the network until *flag, the deadline or Ctrl-C; false unless *flag.
+ * A failed connection sets t.lost. */
 static bool loop_until(const bool *flag, uint64_t deadline)
 {
-    while (!*flag && !interrupted && now_ms() < deadline) {
+    while (!*flag && !interrupted && !t.lost && now_ms() < deadline) {
         int rc = mosquitto_loop(t.m, 100, 1);
         if (rc != MOSQ_ERR_SUCCESS) {
             fprintf(stderr, "aloft trigger: the broker connection failed: %s\n",
                     rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
-            return false;
+            t.lost = true;
         }
     }
     return *flag;
+}
+
+/* While waiting: connect again (every second until the deadline) and
+ * subscribe again; the retained states bring what was missed. */
+static bool reconnect(uint64_t deadline)
+{
+    while (!interrupted && now_ms() < deadline) {
+        usleep(1000 * 1000);
+        if (mosquitto_reconnect(t.m) != MOSQ_ERR_SUCCESS)
+            continue;
+        t.lost = t.connack = t.subacked = false;
+        if (!loop_until(&t.connack, now_ms() + CONNECT_WAIT_S * 1000u) || t.connack_rc ||
+            mosquitto_subscribe(t.m, NULL, t.state_filter, 1) != MOSQ_ERR_SUCCESS ||
+            !loop_until(&t.subacked, now_ms() + CONNECT_WAIT_S * 1000u)) {
+            t.lost = true;
+            continue;
+        }
+        if (!t.json)
+            printf("reconnected to the broker\n");
+        return true;
+    }
+    return false;
 }
 
 static bool all_done(void)
@@ -537,6 +564,7 @@ static int learn_devices(const struct args *a, char *filter, size_t cap, uint64_
         snprintf(filter, cap, "aloft/%s/%s/state", a->platform ? a->platform : "+", a->device);
     else
         snprintf(filter, cap, "aloft/%s/+/state", a->platform);
+    t.state_filter = filter;
     int rc = mosquitto_subscribe(t.m, NULL, filter, 1);
     if (rc != MOSQ_ERR_SUCCESS || !loop_until(&t.subacked, now_ms() + CONNECT_WAIT_S * 1000u)) {
         if (!interrupted)
@@ -552,8 +580,9 @@ static int learn_devices(const struct args *a, char *filter, size_t cap, uint64_
         if (a->expect ? t.n >= a->expect || now >= deadline
                       : now - t.last_retained >= SETTLE_MS || now - start >= SETTLE_MAX_MS)
             break;
-        if (!loop_until(&never, now + 50) && interrupted)
-            return 130;
+        loop_until(&never, now + 50);
+        if (interrupted || t.lost)
+            return interrupted ? 130 : 1;
     }
     return 0;
 }
@@ -642,12 +671,11 @@ int aloft_cmd_trigger(int argc, char **argv)
     for (size_t i = 0; i < t.n; i++)
         if (t.devs[i].offline)
             finish(&t.devs[i], O_UNREACHABLE, "offline: not connected to the broker when the trigger was sent");
-    bool done = false;
+    bool never = false;
     while (!all_done() && !interrupted && now_ms() < deadline) {
-        if (!loop_until(&done, now_ms() + 200) && !interrupted && now_ms() < deadline) {
-            code = 1;
+        loop_until(&never, now_ms() + 200);
+        if (t.lost && !reconnect(deadline))
             break;
-        }
     }
     for (size_t i = 0; i < t.n; i++) {
         struct dev *v = &t.devs[i];
@@ -664,7 +692,7 @@ int aloft_cmd_trigger(int argc, char **argv)
         else
             finish(v, O_UNREACHABLE, "no answer to the trigger within %.0fs", a.timeout);
     }
-    bool failed = code != 0 || (a.expect && t.n < a.expect);
+    bool failed = a.expect && t.n < a.expect;
     for (size_t i = 0; i < t.n; i++)
         failed |= t.devs[i].outcome != O_UPDATED && t.devs[i].outcome != O_UNCHANGED;
     code = interrupted ? 130 : failed ? 1 : 0;

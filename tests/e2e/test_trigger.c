@@ -57,7 +57,7 @@ static struct {
 static void *serve_one(void *arg)
 {
     int c = (int)(intptr_t)arg;
-    char req[4096];
+    char req[4096] = "";
     size_t n = 0;
     while (n < sizeof req - 1 && !strstr(req, "\r\n\r\n")) {
         ssize_t r = read(c, req + n, sizeof req - 1 - n);
@@ -256,6 +256,8 @@ static void test_wait_platform(void **state)
     assert_non_null(report);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(report, "devices")), 5);
     const cJSON *sum = cJSON_GetObjectItemCaseSensitive(report, "summary");
+    if (e2e_jnum(sum, "updated") != 3 || e2e_jnum(sum, "rolled_back") != 1 || e2e_jnum(sum, "unreachable") != 1)
+        fprintf(stderr, "want 3 updated, 1 rolled back, 1 unreachable; the report:\n%s\n", out);
     assert_true(e2e_jnum(sum, "updated") == 3);
     assert_true(e2e_jnum(sum, "rolled_back") == 1);
     assert_true(e2e_jnum(sum, "unreachable") == 1);
