@@ -83,3 +83,7 @@ fi
 # bench/server: aloftd under wrk next to nginx, /update's 304 path and a
 # 1 MB download, on SQLite and PostgreSQL (its own processes, not under valgrind)
 "$(dirname "$0")/server.sh" "$build"
+
+# bench/pull: 64 devices pull a 1 MB release from one aloftd, triggered at
+# once over MQTT (a broker, aloftd and the nodes of its own; not under valgrind)
+"$(dirname "$0")/pull.sh" "$build"
