@@ -85,6 +85,7 @@ struct dev {
     char version[32], partition[20];  /* from its last state */
     char last[32];                    /* its last state answering this trigger ("" none) */
     unsigned progress;                /* last progress printed, in quarters */
+    unsigned percent;                 /* last progress seen */
     bool offline;
     enum outcome outcome;
     char reason[300];
@@ -92,7 +93,7 @@ struct dev {
 
 static struct {
     struct mosquitto *m;
-    bool json, published;
+    bool json, tty, published;
     const char *trigger_id, *state_filter;
     bool connack, lost;
     int connack_rc;
@@ -133,7 +134,7 @@ static int usage_error(const char *fmt, ...)
 static void note(const struct dev *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void note(const struct dev *v, const char *fmt, ...)
 {
-    if (t.json)
+    if (t.json || t.tty)
         return;
     va_list ap;
     va_start(ap, fmt);
@@ -247,6 +248,7 @@ static void on_state(const char *topic, const char *payload, int len, bool retai
                 note(v, "%s", state);
         }
         v->progress = quarter;
+        v->percent = cJSON_IsNumber(p) ? (unsigned)p->valuedouble : 0;
         snprintf(v->last, sizeof v->last, "%s", state);
     }
     cJSON_Delete(j);
@@ -315,6 +317,40 @@ static bool reconnect(uint64_t deadline)
         return true;
     }
     return false;
+}
+
+/* On a terminal: one live line per device still under way, redrawn in place. */
+#define DRAW_MAX 20
+
+static void draw(int *lines, bool final)
+{
+    if (!t.tty)
+        return;
+    for (int i = 0; i < *lines; i++)
+        fputs("\033[1A\033[2K", stdout);
+    *lines = 0;
+    if (final) /* the live lines go; the outcomes stay */
+        return;
+    size_t more = 0;
+    for (size_t i = 0; i < t.n; i++) {
+        const struct dev *v = &t.devs[i];
+        if (v->outcome != O_NONE)
+            continue;
+        if (*lines == DRAW_MAX) {
+            more++;
+            continue;
+        }
+        if (!strcmp(v->last, "downloading"))
+            printf("%-22s %-12s %3u%%\n", v->id, v->last, v->percent);
+        else
+            printf("%-22s %s\n", v->id, v->last[0] ? v->last : v->offline ? "offline" : "waiting for an answer");
+        (*lines)++;
+    }
+    if (more) {
+        printf("... and %zu more\n", more);
+        (*lines)++;
+    }
+    fflush(stdout);
 }
 
 static bool all_done(void)
@@ -610,6 +646,7 @@ int aloft_cmd_trigger(int argc, char **argv)
         a.id = idbuf;
     }
     t.trigger_id = a.id;
+    t.tty = !t.json && isatty(STDOUT_FILENO);
     t.devs = calloc(MAX_DEVICES, sizeof *t.devs);
     if (!t.devs)
         return 1;
@@ -672,11 +709,14 @@ int aloft_cmd_trigger(int argc, char **argv)
         if (t.devs[i].offline)
             finish(&t.devs[i], O_UNREACHABLE, "offline: not connected to the broker when the trigger was sent");
     bool never = false;
+    int lines = 0;
     while (!all_done() && !interrupted && now_ms() < deadline) {
+        draw(&lines, false);
         loop_until(&never, now_ms() + 200);
         if (t.lost && !reconnect(deadline))
             break;
     }
+    draw(&lines, true);
     for (size_t i = 0; i < t.n; i++) {
         struct dev *v = &t.devs[i];
         if (v->outcome != O_NONE)
