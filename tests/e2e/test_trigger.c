@@ -6,8 +6,9 @@
  * rolls back, one stopped (its last will says offline) — and
  * `aloft trigger --wait` reports five outcomes and exit 1; a second round
  * (the stopped one forgotten) is all updated or unchanged: exit 0. One
- * device of another chip is rejected with its reason; without --wait the
- * trigger is published once, as given; bad arguments exit 2. */
+ * device of another chip is rejected with its reason; --target frontend
+ * flips a device's www slot; without --wait the trigger is published once,
+ * as given; bad arguments exit 2. */
 #include "mqtt_harness.h"
 
 #include <arpa/inet.h>
@@ -19,13 +20,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define RUN_MS 150000u /* an aloft trigger --wait --timeout 120 ends by itself before this */
 
 static struct mqtt_broker broker;
-static char good[300], panics[300], old[300], other_chip[300];
+static char good[300], panics[300], old[300], other_chip[300], www_dir[300], www_new[300];
 
 static int setup(void **state)
 {
@@ -39,6 +41,19 @@ static int setup(void **state)
     e2e_image(panics, "esp32s3", "1.1.0", 200000, "panic-on-boot");
     e2e_image(old, "esp32s3", "1.0.0", 0, NULL);
     e2e_image(other_chip, "esp32", "1.0.0", 0, NULL);
+    /* a frontend for the nodes' www_0 and a new one to pull */
+    snprintf(www_dir, sizeof www_dir, "%s", e2e_path("www"));
+    snprintf(www_new, sizeof www_new, "%s", e2e_path("www-new.bin"));
+    char dir2[300], file[400];
+    snprintf(dir2, sizeof dir2, "%s", e2e_path("www2"));
+    assert_int_equal(mkdir(www_dir, 0755), 0);
+    assert_int_equal(mkdir(dir2, 0755), 0);
+    snprintf(file, sizeof file, "%s/index.html", www_dir);
+    e2e_file_write(file, "<h1>one</h1>\n", 13);
+    snprintf(file, sizeof file, "%s/index.html", dir2);
+    e2e_file_write(file, "<h1>two</h1>\n", 13);
+    const char *mkfs[] = {"aloft", "mkfs", dir2, "-o", www_new, NULL};
+    assert_int_equal(aloft_test_run(NULL, mkfs), 0);
     return 0;
 }
 
@@ -50,8 +65,8 @@ static struct {
     pthread_t thread;
     pthread_mutex_t lock;
     unsigned gets, panics_left;
-    uint8_t *good, *panics;
-    size_t good_len, panics_len;
+    uint8_t *good, *panics, *www;
+    size_t good_len, panics_len, www_len;
 } fs = {.fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void *serve_one(void *arg)
@@ -68,10 +83,11 @@ static void *serve_one(void *arg)
     }
     req[n] = 0;
     bool head = !strncmp(req, "HEAD ", 5), get = !strncmp(req, "GET ", 4);
-    const uint8_t *body = fs.good;
-    size_t len = fs.good_len;
+    bool www = strstr(req, " /www.bin ") != NULL;
+    const uint8_t *body = www ? fs.www : fs.good;
+    size_t len = www ? fs.www_len : fs.good_len;
     pthread_mutex_lock(&fs.lock);
-    if (get) {
+    if (get && !www) {
         fs.gets++;
         if (fs.panics_left) {
             fs.panics_left--;
@@ -117,6 +133,7 @@ static void fs_start(unsigned panics_left)
         signal(SIGPIPE, SIG_IGN);
         fs.good = e2e_file_read(good, &fs.good_len);
         fs.panics = e2e_file_read(panics, &fs.panics_len);
+        fs.www = e2e_file_read(www_new, &fs.www_len);
         fs.fd = socket(AF_INET, SOCK_STREAM, 0);
         struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         socklen_t alen = sizeof a;
@@ -136,6 +153,13 @@ static const char *fs_url(void)
 {
     static char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%u/fw-1.1.0.bin", fs.port);
+    return url;
+}
+
+static const char *fs_www_url(void)
+{
+    static char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/www.bin", fs.port);
     return url;
 }
 
@@ -197,7 +221,7 @@ static void start_node(struct e2e_node *n, const char *id, const char *firmware)
 {
     e2e_node_init(n, id);
     const char *args[] = {"--create", "--flash-size", "4M", "--firmware", firmware, "--mqtt", broker.addr,
-                          "--device-id", id, "--platform", "five", NULL};
+                          "--device-id", id, "--platform", "five", "--www", www_dir, NULL};
     assert_int_equal(e2e_node_start(n, args), 0);
     assert_int_equal(e2e_node_wait_log(n, "mqtt: subscribed to 2 topics", 1, MQTT_WAIT_MS), 0);
 }
@@ -329,6 +353,26 @@ static void test_device_and_publish(void **state)
     e2e_snap_free(&snap);
     expect_runs(&n, "1.0.0", "ota_0");
     e2e_node_stop(&n);
+
+    /* --target frontend: the www slot flips, the app stays */
+    struct e2e_node fe;
+    start_node(&fe, "fe-dev", old);
+    cJSON *st = e2e_status(&fe);
+    double slot = e2e_jnum(st, "www_slot");
+    cJSON_Delete(st);
+    const char *front[] = {"trigger", "--broker", broker.addr, "--device", "fe-dev", "--platform", "five", "--url",
+                           fs_www_url(), "--target", "frontend", "--wait", "--timeout", "60", NULL};
+    rc = run(&out, front);
+    if (rc != 0 || !strstr(out, "summary: 1 updated, of 1 device"))
+        fprintf(stderr, "aloft trigger --target frontend: exit %d (want 0), output:\n%s\n", rc, out);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "(frontend)"));
+    free(out);
+    st = e2e_status(&fe);
+    assert_true(e2e_jnum(st, "www_slot") == 1 - slot);
+    cJSON_Delete(st);
+    expect_runs(&fe, "1.0.0", "ota_0");
+    e2e_node_stop(&fe);
 
     /* without --wait: published once, as given, not retained; exit 0 */
     unsigned from = mqtt_sub_count();
