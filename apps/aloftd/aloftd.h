@@ -79,6 +79,8 @@ enum MHD_Result aloftd_update(struct aloftd *d, struct MHD_Connection *c);
 /* download.c: GET/HEAD /firmware/<sha256>.bin, and the file of a release
  * as /update's 200 (*status: the status queued, 200 or 500). */
 enum MHD_Result aloftd_download(struct aloftd *d, struct MHD_Connection *c, const char *name);
+/* After the daemon stopped: close the files kept open for downloads. */
+void aloftd_download_stop(void);
 enum MHD_Result aloftd_send_release(struct aloftd *d, struct MHD_Connection *c, const struct aloft_store_release *r,
                                     unsigned *status);
 

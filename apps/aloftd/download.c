@@ -3,9 +3,11 @@
  * If-None-Match and an ETag that is the SHA-256 itself: a content-addressed
  * file never changes. Only files the database records are served, so a file
  * left by an interrupted upload never is. Bodies are sent from the file
- * descriptor (sendfile), never read into memory. */
+ * descriptor (sendfile), never read into memory; the whole-file responses
+ * of recent downloads are kept, descriptors open (see cache_put). */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,13 +166,95 @@ static bool etag_matches(const char *list, const char *etag)
     return !strcmp(list, "*") || strstr(list, etag) != NULL;
 }
 
+/* The whole-file 200 responses of the files most recently downloaded, with
+ * their descriptors open. A stored file is content-addressed: it never
+ * changes and is never removed, so once the database has named it, later
+ * downloads need neither a query nor an open(), and libmicrohttpd queues one
+ * response on any number of connections (it counts its references, so an
+ * evicted response lives until its last send ends). It reads the descriptor
+ * at explicit offsets (sendfile, pread), so sharing it is safe. */
+#define CACHE_SLOTS 16
+
+static struct cached {
+    char sha[65];
+    uint64_t size;
+    struct MHD_Response *resp;
+    uint64_t used; /* for LRU eviction */
+} cache[CACHE_SLOTS];
+static uint64_t cache_clock;
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct cached *cache_find(const char *sha)
+{
+    for (int i = 0; i < CACHE_SLOTS; i++)
+        if (cache[i].resp && !strcmp(cache[i].sha, sha))
+            return &cache[i];
+    return NULL;
+}
+
+/* The size of a cached file: true when sha is cached. */
+static bool cache_size(const char *sha, uint64_t *size)
+{
+    pthread_mutex_lock(&cache_lock);
+    struct cached *e = cache_find(sha);
+    if (e)
+        *size = e->size;
+    pthread_mutex_unlock(&cache_lock);
+    return e != NULL;
+}
+
+/* Queue sha's cached response, under the lock so that no eviction destroys
+ * it first: true when it was cached, *ret then MHD's answer. */
+static bool cache_queue(struct MHD_Connection *c, const char *sha, enum MHD_Result *ret)
+{
+    pthread_mutex_lock(&cache_lock);
+    struct cached *e = cache_find(sha);
+    if (e) {
+        e->used = ++cache_clock;
+        *ret = MHD_queue_response(c, MHD_HTTP_OK, e->resp);
+    }
+    pthread_mutex_unlock(&cache_lock);
+    return e != NULL;
+}
+
+/* Keep r (the caller's reference) as sha's response, in place of the least
+ * recently used one; a response another thread cached first stays. */
+static void cache_put(const char *sha, uint64_t size, struct MHD_Response *r)
+{
+    struct MHD_Response *drop = r;
+    pthread_mutex_lock(&cache_lock);
+    if (!cache_find(sha)) {
+        struct cached *e = &cache[0];
+        for (int i = 1; i < CACHE_SLOTS; i++)
+            if (cache[i].used < e->used)
+                e = &cache[i];
+        drop = e->resp;
+        memcpy(e->sha, sha, sizeof e->sha);
+        e->size = size;
+        e->resp = r;
+        e->used = ++cache_clock;
+    }
+    pthread_mutex_unlock(&cache_lock);
+    if (drop)
+        MHD_destroy_response(drop);
+}
+
+void aloftd_download_stop(void)
+{
+    for (int i = 0; i < CACHE_SLOTS; i++) {
+        if (cache[i].resp)
+            MHD_destroy_response(cache[i].resp);
+        cache[i].resp = NULL;
+    }
+}
+
 enum MHD_Result aloftd_download(struct aloftd *d, struct MHD_Connection *c, const char *name)
 {
     char sha[65];
     if (!blob_name(name, sha))
         return aloftd_reply_error(c, 404, "not_found", "no such file: files are /firmware/<sha256>.bin");
     uint64_t size;
-    int rc = aloft_store_blob_get(d->store, sha, &size);
+    int rc = cache_size(sha, &size) ? 0 : aloft_store_blob_get(d->store, sha, &size);
     if (rc)
         return aloftd_reply_store_error(c, rc, "not_found", "no such file");
     char etag[70];
@@ -213,12 +297,18 @@ enum MHD_Result aloftd_download(struct aloftd *d, struct MHD_Connection *c, cons
         return ret;
     }
 
-    unsigned status;
     enum MHD_Result ret;
+    uint64_t len = last - first + 1;
+    if (kind == RANGE_NONE && cache_queue(c, sha, &ret)) {
+        if (ret == MHD_YES && !aloftd_head_request)
+            aloftd_metrics_download(len);
+        return ret;
+    }
+    unsigned status;
     int fd = open_blob(d, c, sha, size, &status, &ret);
     if (fd < 0)
         return ret;
-    struct MHD_Response *r = MHD_create_response_from_fd_at_offset64(last - first + 1, fd, first);
+    struct MHD_Response *r = MHD_create_response_from_fd_at_offset64(len, fd, first);
     if (!r) {
         close(fd);
         return MHD_NO;
@@ -233,7 +323,10 @@ enum MHD_Result aloftd_download(struct aloftd *d, struct MHD_Connection *c, cons
     }
     ret = MHD_queue_response(c, kind == RANGE_OK ? MHD_HTTP_PARTIAL_CONTENT : MHD_HTTP_OK, r);
     if (ret == MHD_YES && !aloftd_head_request)
-        aloftd_metrics_download(last - first + 1);
-    MHD_destroy_response(r);
+        aloftd_metrics_download(len);
+    if (kind == RANGE_NONE)
+        cache_put(sha, size, r); /* the whole file: kept for the next download */
+    else
+        MHD_destroy_response(r);
     return ret;
 }
