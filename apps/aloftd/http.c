@@ -264,5 +264,6 @@ void aloftd_http_stop(struct aloftd *d)
     if (d->daemon)
         MHD_stop_daemon(d->daemon);
     d->daemon = NULL;
+    aloftd_download_stop();
     tls_free();
 }
