@@ -312,6 +312,12 @@ static int identify(struct dl *d)
         return dl_fail(d, "secure_version", "%s", why);
     if (in->has_desc && n->app.has_desc && !strcmp(in->desc.version, n->app.desc.version))
         return dl_fail(d, "same_version", "the image is version %s, which this device runs already", in->desc.version);
+    char bad[sizeof in->desc.version];
+    kv_str(n, "pull/rolled_back", bad, sizeof bad);
+    /* a check would offer it again and again: only a trigger retries it */
+    if (d->check && in->has_desc && !strcmp(in->desc.version, bad))
+        return dl_fail(d, "rolled_back_before", "version %s was rolled back on this device; not installed again "
+                       "unless triggered", bad);
     if (d->r.version[0] && in->has_desc && strcmp(in->desc.version, d->r.version))
         return dl_fail(d, "wrong_version", "expected version %s; the image is %s", d->r.version, in->desc.version);
     if (in->has_desc)
@@ -775,8 +781,8 @@ static void job_failed(struct dl *d)
     clear_job(n);
     node_log(n, "pull: failed: %s (%s); nothing changed", d->code, d->reason);
     publish(d, NODE_FAILED);
-    /* a refusal of what the device runs already is not an update's outcome */
-    if (strcmp(d->code, "same_version"))
+    /* refusing what runs already or was rolled back is no update's outcome */
+    if (strcmp(d->code, "same_version") && strcmp(d->code, "rolled_back_before"))
         report(n, "failed", d->reason);
     release(n);
 }
@@ -818,6 +824,9 @@ static int complete(struct dl *d)
         return dl_fail(d, "not_littlefs", "the body is not a LittleFS image that mounts");
     if (rc)
         return image_fail(d, rc);
+    const struct aloft_image_info *in = &d->u.v.info;
+    if (!d->r.frontend && in->has_desc) /* a resumed job may not have seen the head */
+        snprintf(d->r.version, sizeof d->r.version, "%.*s", (int)sizeof d->r.version - 1, in->desc.version);
     cJSON *p = cJSON_CreateObject();
     cJSON_AddStringToObject(p, "version", d->r.version);
     cJSON_AddStringToObject(p, "trigger", d->r.trigger);
@@ -1024,6 +1033,7 @@ static void outcome(struct node *n, bool confirmed)
         snprintf(s.reason, sizeof s.reason, "%s did not come up in %s; back on %s %s (reset reason %s)", s.version, slot,
                  n->boot.running->label, running, n->reset_reason);
         node_log(n, "pull: rolled back: %s", s.reason);
+        kv_put(n, "pull/rolled_back", s.version);
     }
     kv_put(n, "pull/pending", NULL);
     pthread_mutex_unlock(&outcome_lock);

@@ -1,0 +1,775 @@
+/* Pull updates end to end (issue 6): real aloft-node processes take
+ * triggers on POST /api/ota/pull and ask a real aloftd (--server) on a
+ * schedule; they download from aloftd over HTTPS with a test CA made with
+ * openssl, and from a small file server of this test that misbehaves on
+ * purpose (drops the connection at 30, 60 and 95 % of the body, serves other
+ * bytes, a cut file, 404, a non-image, another chip's image) and honours
+ * Range. Each failure is reported with its code and leaves the running slot,
+ * otadata and every setting but the pull/ ones byte-identical. */
+#include "aloftd_harness.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "aloft/crypto.h"
+#include "aloft/err.h"
+#include "aloft_posix_flash.h"
+#include "aloft_posix_kv.h"
+
+#define ADDR "127.0.0.80" /* e2e_init(60) */
+#define WAIT_MS 60000u
+
+/* ---- the file server ---- */
+
+struct file {
+    char path[64];
+    uint8_t *data;
+    size_t len;
+    uint64_t drops[4]; /* close the connection once after sending up to each offset */
+    unsigned ndrops;
+};
+
+static struct {
+    int fd;
+    unsigned port;
+    pthread_t thread;
+    volatile int stop;
+    pthread_mutex_t lock;
+    struct file files[12];
+    unsigned nfiles;
+    char log[256][96]; /* "GET /path FROM" per request: FROM is the Range start, -1 without */
+    unsigned nlog;
+} fs = {.fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void send_all(int c, const void *p, size_t len)
+{
+    const uint8_t *b = p;
+    while (len) {
+        ssize_t k = send(c, b, len, MSG_NOSIGNAL);
+        if (k <= 0)
+            return;
+        b += k, len -= (size_t)k;
+    }
+}
+
+/* The value of request header name ("\r\nName: "), or NULL. */
+static const char *find_header(const char *req, const char *name)
+{
+    size_t len = strlen(name);
+    for (const char *p = req; (p = strstr(p, "\r\n")); p += 2)
+        if (!strncasecmp(p + 2, name, len) && p[2 + len] == ':')
+            return p + 2 + len + 1 + strspn(p + 3 + len, " ");
+    return NULL;
+}
+
+static void serve(int c)
+{
+    char req[4096] = "";
+    size_t n = 0;
+    while (n < sizeof req - 1 && !strstr(req, "\r\n\r\n")) {
+        ssize_t k = recv(c, req + n, sizeof req - 1 - n, 0);
+        if (k <= 0)
+            return;
+        n += (size_t)k;
+        req[n] = 0;
+    }
+    char path[64] = "";
+    sscanf(req, "GET %63s", path);
+    long long from = -1;
+    const char *r = find_header(req, "Range");
+    if (r && !strncmp(r, "bytes=", 6))
+        from = atoll(r + 6);
+    const char *ir = find_header(req, "If-Range");
+    pthread_mutex_lock(&fs.lock);
+    if (fs.nlog < 256)
+        snprintf(fs.log[fs.nlog++], sizeof fs.log[0], "GET %s %lld", path, from);
+    struct file *f = NULL;
+    for (unsigned i = 0; i < fs.nfiles; i++)
+        if (!strcmp(fs.files[i].path, path))
+            f = &fs.files[i];
+    pthread_mutex_unlock(&fs.lock);
+    char h[512];
+    if (!f) {
+        const char *body = "no such file\n";
+        snprintf(h, sizeof h, "HTTP/1.1 404 Not Found\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                 strlen(body), body);
+        send_all(c, h, strlen(h));
+        return;
+    }
+    char etag[40];
+    snprintf(etag, sizeof etag, "\"%s-%zu\"", f->path + 1, f->len);
+    if (ir && strncmp(ir, etag, strlen(etag)))
+        from = -1; /* another file than the client has: all of it */
+    size_t start = from >= 0 && (size_t)from < f->len ? (size_t)from : 0;
+    if (from >= 0 && (size_t)from < f->len)
+        snprintf(h, sizeof h,
+                 "HTTP/1.1 206 Partial Content\r\nContent-Length: %zu\r\nContent-Range: bytes %zu-%zu/%zu\r\n"
+                 "ETag: %s\r\nConnection: close\r\n\r\n",
+                 f->len - start, start, f->len - 1, f->len, etag);
+    else
+        snprintf(h, sizeof h,
+                 "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nContent-Type: application/octet-stream\r\n"
+                 "Accept-Ranges: bytes\r\nETag: %s\r\nConnection: close\r\n\r\n",
+                 f->len, etag);
+    send_all(c, h, strlen(h));
+    size_t end = f->len;
+    pthread_mutex_lock(&fs.lock);
+    for (unsigned i = 0; i < f->ndrops; i++)
+        if (f->drops[i] > start && f->drops[i] < end) {
+            end = f->drops[i];
+            f->drops[i] = 0; /* once */
+            break;
+        }
+    pthread_mutex_unlock(&fs.lock);
+    send_all(c, f->data + start, end - start);
+}
+
+static void *server_thread(void *arg)
+{
+    (void)arg;
+    while (!fs.stop) {
+        struct pollfd p = {.fd = fs.fd, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        int c = accept(fs.fd, NULL, NULL);
+        if (c < 0)
+            continue;
+        serve(c);
+        shutdown(c, SHUT_RDWR);
+        close(c);
+    }
+    return NULL;
+}
+
+static void server_start(void)
+{
+    fs.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(fs.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    inet_pton(AF_INET, ADDR, &a.sin_addr);
+    assert_int_equal(bind(fs.fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fs.fd, 8), 0);
+    socklen_t al = sizeof a;
+    getsockname(fs.fd, (struct sockaddr *)&a, &al);
+    fs.port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&fs.thread, NULL, server_thread, NULL), 0);
+}
+
+static void server_stop(void)
+{
+    if (fs.fd < 0)
+        return;
+    fs.stop = 1;
+    pthread_join(fs.thread, NULL);
+    close(fs.fd);
+    fs.fd = -1;
+    for (unsigned i = 0; i < fs.nfiles; i++)
+        free(fs.files[i].data);
+    fs.nfiles = 0;
+}
+
+/* Serve bytes at path (a copy); returns the file for drop points. */
+static struct file *serve_bytes(const char *path, const void *data, size_t len)
+{
+    pthread_mutex_lock(&fs.lock);
+    assert_true(fs.nfiles < sizeof fs.files / sizeof fs.files[0]);
+    struct file *f = &fs.files[fs.nfiles++];
+    memset(f, 0, sizeof *f);
+    snprintf(f->path, sizeof f->path, "%s", path);
+    f->data = malloc(len ? len : 1);
+    memcpy(f->data, data, len);
+    f->len = len;
+    pthread_mutex_unlock(&fs.lock);
+    return f;
+}
+
+static const char *file_url(const char *path)
+{
+    static char url[4][128];
+    static unsigned k;
+    char *u = url[k++ % 4];
+    snprintf(u, sizeof url[0], "http://%s:%u%s", ADDR, fs.port, path);
+    return u;
+}
+
+/* Requests for path seen so far with a Range start > 0. */
+static unsigned ranged_requests(const char *path, long long *max_from)
+{
+    unsigned count = 0;
+    char want[80];
+    snprintf(want, sizeof want, "GET %s ", path);
+    pthread_mutex_lock(&fs.lock);
+    for (unsigned i = 0; i < fs.nlog; i++)
+        if (!strncmp(fs.log[i], want, strlen(want))) {
+            long long from = atoll(fs.log[i] + strlen(want));
+            if (from > 0) {
+                count++;
+                if (max_from && from > *max_from)
+                    *max_from = from;
+            }
+        }
+    pthread_mutex_unlock(&fs.lock);
+    return count;
+}
+
+/* ---- helpers ---- */
+
+static char fw1[300], fw2[300];
+static uint8_t *img2;
+static size_t img2_len;
+
+static void sha_hex(const void *data, size_t len, char out[65])
+{
+    struct aloft_sha256 s;
+    uint8_t d[32];
+    aloft_sha256_init(&s);
+    aloft_sha256_update(&s, data, len);
+    aloft_sha256_final(&s, d);
+    for (int i = 0; i < 32; i++)
+        sprintf(out + 2 * i, "%02x", d[i]);
+}
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    fflush(NULL);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void start_node(struct e2e_node *n, const char *name, const char *const extra[])
+{
+    e2e_node_init(n, name);
+    const char *args[32] = {"--create", "--flash-size", "4M", "--firmware", fw1};
+    size_t k = 5;
+    for (size_t i = 0; extra && extra[i]; i++)
+        args[k++] = extra[i];
+    args[k] = NULL;
+    assert_int_equal(e2e_node_start(n, args), 0);
+}
+
+/* POST a trigger to the node's HTTP seam; returns the status. */
+static int trigger(struct e2e_node *n, const char *json, struct e2e_http *r)
+{
+    char url[200];
+    snprintf(url, sizeof url, "%s/api/ota/pull", n->url);
+    const char *args[] = {"-X", "POST", "-H", "Content-Type: application/json", "--data-binary", json, url, NULL};
+    return e2e_curl(r, args);
+}
+
+static void trigger_ok(struct e2e_node *n, const char *json)
+{
+    struct e2e_http r;
+    int code = trigger(n, json, &r);
+    if (code != 202)
+        fail_msg("trigger %s: %d %s", json, code, r.body);
+    e2e_http_free(&r);
+}
+
+static void print_tail(const struct e2e_node *n)
+{
+    char *log = e2e_log_read(n);
+    size_t len = strlen(log);
+    fprintf(stderr, "--- %s log (tail) ---\n%s\n", n->name, log + (len > 3000 ? len - 3000 : 0));
+    free(log);
+}
+
+/* Poll GET /api/ota/state until the state answering trigger id is want. */
+static cJSON *wait_state(struct e2e_node *n, const char *id, const char *want)
+{
+    uint64_t t0 = e2e_now_ms();
+    char last[512] = "";
+    while (e2e_now_ms() - t0 < WAIT_MS) {
+        cJSON *j = e2e_try_json(n, "/api/ota/state");
+        if (j) {
+            char *text = cJSON_PrintUnformatted(j);
+            snprintf(last, sizeof last, "%s", text);
+            free(text);
+            if (!strcmp(e2e_jstr(j, "trigger"), id) && !strcmp(e2e_jstr(j, "state"), want))
+                return j;
+            cJSON_Delete(j);
+        }
+        e2e_sleep_ms(50);
+    }
+    print_tail(n);
+    fail_msg("%s: no state %s for trigger '%s'; last: %s", n->name, want, id, last);
+    return NULL;
+}
+
+static void expect_version(struct e2e_node *n, const char *version)
+{
+    cJSON *st = e2e_status(n);
+    assert_string_equal(e2e_jstr(st, "version"), version);
+    cJSON_Delete(st);
+}
+
+/* The settings store's values of the keys that are not pull's, as text. */
+static void settings(const struct e2e_node *n, char *out, size_t cap)
+{
+    struct aloft_posix_flash pf;
+    assert_int_equal(aloft_posix_flash_open(&pf, n->flash, 0, false), 0);
+    struct aloft_part nvs = {.offset = E2E_NVS_OFF, .size = E2E_NVS_SIZE};
+    struct aloft_posix_kv kv;
+    assert_int_equal(aloft_posix_kv_open(&kv, &pf.port, &nvs), 0);
+    static const char *const keys[] = {"sys/chip", "sys/mac", "security/ota_psk", "www/slot"};
+    size_t k = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        char v[200];
+        int len = aloft_posix_kv_get(&kv, keys[i], v, sizeof v - 1);
+        v[len > 0 ? len : 0] = 0;
+        k += (size_t)snprintf(out + k, cap - k, "%s=%s(%d);", keys[i], v, len);
+    }
+    aloft_posix_flash_close(&pf);
+}
+
+static bool has_setting(const struct e2e_node *n, const char *key)
+{
+    struct aloft_posix_flash pf;
+    assert_int_equal(aloft_posix_flash_open(&pf, n->flash, 0, false), 0);
+    struct aloft_part nvs = {.offset = E2E_NVS_OFF, .size = E2E_NVS_SIZE};
+    struct aloft_posix_kv kv;
+    assert_int_equal(aloft_posix_kv_open(&kv, &pf.port, &nvs), 0);
+    char v[8];
+    int len = aloft_posix_kv_get(&kv, key, v, sizeof v);
+    aloft_posix_flash_close(&pf);
+    return len != ALOFT_E_NOTFOUND;
+}
+
+/* The running slot and otadata, byte for byte, and the settings but pull's. */
+struct before {
+    uint32_t run_off, run_size;
+    uint8_t *run, *otadata;
+    char settings[600];
+};
+
+static void take(struct before *b, struct e2e_node *n)
+{
+    cJSON *st = e2e_status(n);
+    e2e_part(n, e2e_jstr(st, "running_partition"), &b->run_off, &b->run_size);
+    cJSON_Delete(st);
+    b->run = e2e_flash_read(n, b->run_off, b->run_size);
+    b->otadata = e2e_flash_read(n, E2E_OTADATA_OFF, E2E_OTADATA_SIZE);
+    settings(n, b->settings, sizeof b->settings);
+}
+
+static void unchanged(struct before *b, struct e2e_node *n, const char *what)
+{
+    uint8_t *run = e2e_flash_read(n, b->run_off, b->run_size);
+    uint8_t *od = e2e_flash_read(n, E2E_OTADATA_OFF, E2E_OTADATA_SIZE);
+    char now[600];
+    settings(n, now, sizeof now);
+    if (memcmp(run, b->run, b->run_size))
+        fail_msg("%s: the running slot changed", what);
+    if (memcmp(od, b->otadata, E2E_OTADATA_SIZE))
+        fail_msg("%s: otadata changed", what);
+    if (strcmp(now, b->settings))
+        fail_msg("%s: settings changed: %s -> %s", what, b->settings, now);
+    assert_false(has_setting(n, "pull/job")); /* no job left to resume */
+    assert_false(has_setting(n, "pull/pending"));
+    free(run);
+    free(od);
+    free(b->run);
+    free(b->otadata);
+}
+
+/* The slot the update went to holds exactly the image. */
+static void slot_holds(struct e2e_node *n, const char *label, const uint8_t *img, size_t len)
+{
+    uint32_t off, size;
+    e2e_part(n, label, &off, &size);
+    uint8_t *got = e2e_flash_read(n, off, (uint32_t)len);
+    assert_memory_equal(got, img, len);
+    free(got);
+}
+
+static const cJSON *device_report(cJSON *devices, const char *mac)
+{
+    const cJSON *d;
+    cJSON_ArrayForEach(d, cJSON_GetObjectItem(devices, "devices"))
+    if (!strcmp(e2e_jstr(d, "mac"), mac))
+        return cJSON_GetObjectItem(d, "report");
+    return NULL;
+}
+
+/* Poll aloftd until the device's last report has result and version
+ * (ca: the CA of an HTTPS server, or NULL). */
+static void wait_report(struct aloftd_proc *s, const char *ca, const char *mac, const char *result,
+                        const char *version)
+{
+    uint64_t t0 = e2e_now_ms();
+    char last[400] = "none";
+    while (e2e_now_ms() - t0 < WAIT_MS) {
+        struct e2e_http h;
+        const char *args[] = {"-H", s->auth, ca ? "--cacert" : NULL, ca, NULL};
+        int code = aloftd_get(s, &h, "/api/devices", args);
+        cJSON *all = code == 200 ? cJSON_Parse(h.body) : NULL;
+        e2e_http_free(&h);
+        const cJSON *r = device_report(all, mac);
+        if (cJSON_IsObject(r)) {
+            char *text = cJSON_PrintUnformatted(r);
+            snprintf(last, sizeof last, "%s", text);
+            free(text);
+            if (!strcmp(e2e_jstr(r, "result"), result) && !strcmp(e2e_jstr(r, "version"), version)) {
+                cJSON_Delete(all);
+                return;
+            }
+        }
+        cJSON_Delete(all);
+        e2e_sleep_ms(200);
+    }
+    fail_msg("aloftd: no report %s %s from %s; last: %s", result, version, mac, last);
+}
+
+static const char *mac_of(struct e2e_node *n)
+{
+    static char mac[18];
+    cJSON *st = e2e_status(n);
+    snprintf(mac, sizeof mac, "%s", e2e_jstr(st, "mac"));
+    cJSON_Delete(st);
+    return mac;
+}
+
+/* ---- tests ---- */
+
+/* HTTPS from aloftd with a certificate the node verifies with --ca-file:
+ * the node restarts on the new version, its state says updated and aloftd
+ * has its report. A node without that CA refuses the server: tls, and
+ * nothing changes. */
+static void test_https_verified_update_and_untrusted_certificate(void **state)
+{
+    (void)state;
+    const char *dir = e2e_dir();
+    int rc = sh("cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key "
+                "-out ca.pem -days 2 -subj /CN=aloft-pull-test-ca 2>/dev/null"
+                " && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key -out srv.csr "
+                "-subj /CN=" ALOFTD_TEST_ADDR " 2>/dev/null"
+                " && printf 'subjectAltName=IP:" ALOFTD_TEST_ADDR "\\nbasicConstraints=CA:FALSE\\n"
+                "extendedKeyUsage=serverAuth\\n' >srv.ext"
+                " && openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 "
+                "-extfile srv.ext 2>/dev/null",
+                dir);
+    assert_int_equal(rc, 0);
+    const char *ca = e2e_path("ca.pem");
+
+    struct aloftd_proc srv;
+    aloftd_init(&srv, "https");
+    const char *args[] = {"--tls-cert", e2e_path("srv.pem"), "--tls-key", e2e_path("srv.key"), NULL};
+    assert_int_equal(aloftd_start(&srv, args), 0);
+    char *log = aloftd_log_read(&srv);
+    const char *u = strstr(log, "serving on https://");
+    assert_non_null(u);
+    u += strlen("serving on ");
+    snprintf(srv.url, sizeof srv.url, "%.*s", (int)strcspn(u + 8, "/\n") + 8, u);
+    free(log);
+    const char *trust[] = {"--cacert", ca, NULL};
+    struct e2e_http r;
+    /* the running release first, so that the node's check-in at boot is a 304 */
+    assert_int_equal(aloftd_upload(&srv, &r, fw1, NULL, trust), 201);
+    e2e_http_free(&r);
+
+    struct e2e_node a, b;
+    const char *a_args[] = {"--server", srv.url, "--ca-file", ca, NULL};
+    start_node(&a, "https", a_args);
+    start_node(&b, "untrusted", NULL);
+    e2e_sleep_ms(500); /* a's check-in at boot */
+    assert_int_equal(aloftd_upload(&srv, &r, fw2, NULL, trust), 201);
+    e2e_http_free(&r);
+    char sha[65], json[600];
+    sha_hex(img2, img2_len, sha);
+    snprintf(json, sizeof json,
+             "{\"type\":\"ota_trigger\",\"url\":\"%s/firmware/%s.bin\",\"version\":\"2.0.0\",\"sha256\":\"%s\","
+             "\"size\":%zu,\"id\":\"https-1\"}",
+             srv.url, sha, sha, img2_len);
+
+    struct before before;
+    take(&before, &b);
+    trigger_ok(&b, json);
+    cJSON *st = wait_state(&b, "https-1", "failed");
+    assert_string_equal(e2e_jstr(st, "code"), "tls");
+    cJSON_Delete(st);
+    unchanged(&before, &b, "untrusted certificate");
+    expect_version(&b, "1.0.0");
+
+    trigger_ok(&a, json);
+    st = wait_state(&a, "https-1", "updated");
+    assert_string_equal(e2e_jstr(st, "version"), "2.0.0");
+    assert_string_equal(e2e_jstr(st, "partition"), "ota_1");
+    cJSON_Delete(st);
+    expect_version(&a, "2.0.0");
+    slot_holds(&a, "ota_1", img2, img2_len);
+    wait_report(&srv, ca, mac_of(&a), "updated", "2.0.0");
+
+    /* the same trigger again (a redelivery): ignored, no second update */
+    assert_int_equal(trigger(&a, json, &r), 409);
+    assert_string_equal(e2e_http_error(&r), "already_handled");
+    e2e_http_free(&r);
+    e2e_sleep_ms(300);
+    expect_version(&a, "2.0.0");
+    assert_int_equal(e2e_log_count(&a, "restarting (SW)"), 1);
+    e2e_node_stop(&a);
+    e2e_node_stop(&b);
+    aloftd_stop(&srv);
+}
+
+/* The connection drops at 30, 60 and 95 % of the body: each time the node
+ * asks for the rest with Range and the slot ends holding the exact image. */
+static void test_dropped_connections_resume_with_range(void **state)
+{
+    (void)state;
+    struct file *f = serve_bytes("/drop.bin", img2, img2_len);
+    f->drops[0] = img2_len * 30 / 100;
+    f->drops[1] = img2_len * 60 / 100;
+    f->drops[2] = img2_len * 95 / 100;
+    f->ndrops = 3;
+    struct e2e_node n;
+    start_node(&n, "drops", NULL);
+    char sha[65], json[600];
+    sha_hex(img2, img2_len, sha);
+    snprintf(json, sizeof json, "{\"type\":\"ota_trigger\",\"url\":\"%s\",\"sha256\":\"%s\",\"size\":%zu,\"id\":\"drops\"}",
+             file_url("/drop.bin"), sha, img2_len);
+    trigger_ok(&n, json);
+    cJSON_Delete(wait_state(&n, "drops", "updated"));
+    expect_version(&n, "2.0.0");
+    slot_holds(&n, "ota_1", img2, img2_len);
+    long long max_from = 0;
+    assert_int_equal(ranged_requests("/drop.bin", &max_from), 3);
+    assert_int_equal(max_from, (long long)(img2_len * 95 / 100));
+    e2e_node_stop(&n);
+}
+
+/* kill -9 in the middle of a download: started again, the node resumes
+ * from what it kept (a Range from a non-zero offset) and updates. */
+static void test_killed_mid_download_resumes_after_restart(void **state)
+{
+    (void)state;
+    serve_bytes("/slow.bin", img2, img2_len);
+    struct e2e_node n;
+    const char *slow[] = {"--link-rate", "250000", NULL};
+    start_node(&n, "killed", slow);
+    char json[600];
+    snprintf(json, sizeof json, "{\"type\":\"ota_trigger\",\"url\":\"%s\",\"id\":\"killed\"}", file_url("/slow.bin"));
+    trigger_ok(&n, json);
+    uint64_t t0 = e2e_now_ms();
+    double bytes = 0;
+    while (bytes < 400000 && e2e_now_ms() - t0 < WAIT_MS) {
+        cJSON *st = e2e_try_json(&n, "/api/ota/state");
+        bytes = st ? e2e_jnum(st, "bytes") : 0;
+        cJSON_Delete(st);
+        e2e_sleep_ms(20);
+    }
+    assert_true(bytes >= 400000 && bytes < img2_len);
+    e2e_node_kill9(&n);
+    assert_int_equal(ranged_requests("/slow.bin", NULL), 0);
+    const char *again[] = {"--link-rate", "250000", NULL};
+    assert_int_equal(e2e_node_start(&n, again), 0);
+    cJSON_Delete(wait_state(&n, "killed", "updated"));
+    expect_version(&n, "2.0.0");
+    slot_holds(&n, "ota_1", img2, img2_len);
+    long long from = 0;
+    assert_int_equal(ranged_requests("/slow.bin", &from), 1);
+    assert_true(from >= 65536 && from % 65536 == 0 && from <= bytes);
+    e2e_node_stop(&n);
+}
+
+/* Each bad download fails with its code; nothing that matters changes. */
+static void test_bad_downloads_fail_and_change_nothing(void **state)
+{
+    (void)state;
+    const char *v3 = e2e_path("pull-3.0.0.bin"), *chip = e2e_path("pull-c3.bin");
+    e2e_image(v3, "esp32s3", "3.0.0", img2_len, NULL);
+    e2e_image(chip, "esp32c3", "2.0.0", 0, NULL);
+    size_t l3, lc;
+    uint8_t *b3 = e2e_file_read(v3, &l3), *bc = e2e_file_read(chip, &lc);
+    serve_bytes("/other.bin", b3, l3);                    /* not the bytes the sha256 names */
+    serve_bytes("/cut.bin", img2, img2_len * 6 / 10);     /* a file that ends early */
+    serve_bytes("/text.bin", "<html>not firmware</html>\n", 26);
+    serve_bytes("/chip.bin", bc, lc);
+    size_t l1;
+    uint8_t *b1 = e2e_file_read(fw1, &l1);
+    serve_bytes("/same.bin", b1, l1); /* the version it runs */
+    free(b1);
+    serve_bytes("/size.bin", img2, img2_len);
+    free(b3);
+    free(bc);
+    char sha[65];
+    sha_hex(img2, img2_len, sha);
+    struct e2e_node n;
+    start_node(&n, "bad", NULL);
+    static const struct {
+        const char *path, *extra, *code;
+    } cases[] = {
+        {"/other.bin", "\"sha256\":\"%s\"", "bad_sha256"},
+        {"/cut.bin", NULL, "truncated"},
+        {"/missing.bin", NULL, "http_404"},
+        {"/text.bin", NULL, "not_an_image"},
+        {"/chip.bin", NULL, "wrong_chip"},
+        {"/same.bin", NULL, "same_version"},
+        {"/size.bin", "\"size\":1000", "size_mismatch"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char extra[120] = "", id[16], json[700];
+        if (cases[i].extra)
+            snprintf(extra, sizeof extra, cases[i].extra, sha);
+        snprintf(id, sizeof id, "bad-%zu", i);
+        snprintf(json, sizeof json, "{\"type\":\"ota_trigger\",\"url\":\"%s\",\"id\":\"%s\"%s%s}",
+                 file_url(cases[i].path), id, extra[0] ? "," : "", extra);
+        struct before before;
+        take(&before, &n);
+        trigger_ok(&n, json);
+        cJSON *st = wait_state(&n, id, "failed");
+        if (strcmp(e2e_jstr(st, "code"), cases[i].code))
+            fail_msg("%s: code %s (%s), want %s", cases[i].path, e2e_jstr(st, "code"), e2e_jstr(st, "reason"),
+                     cases[i].code);
+        assert_true(strlen(e2e_jstr(st, "reason")) > 0);
+        cJSON_Delete(st);
+        unchanged(&before, &n, cases[i].path);
+        expect_version(&n, "1.0.0");
+    }
+    /* a bad trigger is refused before anything happens */
+    struct e2e_http r;
+    assert_int_equal(trigger(&n, "{\"type\":\"ota_trigger\",\"url\":\"ftp://x/fw.bin\"}", &r), 400);
+    assert_string_equal(e2e_http_error(&r), "bad_trigger");
+    e2e_http_free(&r);
+    assert_int_equal(e2e_log_count(&n, "restarting"), 0);
+    e2e_node_stop(&n);
+}
+
+/* --server with --check-every: a 304 does nothing; a new release is
+ * downloaded and installed and the report arrives; a release that panics
+ * at boot is rolled back by the bootloader and reported rolled_back. */
+static void test_scheduled_checks(void **state)
+{
+    (void)state;
+    struct aloftd_proc srv;
+    aloftd_init(&srv, "checks");
+    assert_int_equal(aloftd_start(&srv, NULL), 0);
+    struct e2e_http r;
+    assert_int_equal(aloftd_upload(&srv, &r, fw1, NULL, NULL), 201);
+    e2e_http_free(&r);
+    struct e2e_node n;
+    const char *args[] = {"--server", srv.url, "--check-every", "1", NULL}; /* rollback is on by default */
+    start_node(&n, "checks", args);
+    assert_int_equal(e2e_node_wait_log(&n, "answered 304", 2, WAIT_MS), 0);
+    struct before before;
+    take(&before, &n);
+    assert_int_equal(e2e_node_wait_log(&n, "answered 304", 4, WAIT_MS), 0);
+    unchanged(&before, &n, "304");
+    expect_version(&n, "1.0.0");
+
+    assert_int_equal(aloftd_upload(&srv, &r, fw2, NULL, NULL), 201);
+    e2e_http_free(&r);
+    cJSON_Delete(wait_state(&n, "", "updated"));
+    expect_version(&n, "2.0.0");
+    wait_report(&srv, NULL, mac_of(&n), "updated", "2.0.0");
+
+    const char *bad = e2e_path("pull-panic.bin");
+    e2e_image(bad, "esp32s3", "3.0.0", 0, "panic-on-boot");
+    assert_int_equal(aloftd_upload(&srv, &r, bad, NULL, NULL), 201);
+    e2e_http_free(&r);
+    assert_int_equal(e2e_node_wait_log(&n, "pull: rolled back", 1, WAIT_MS), 0);
+    wait_report(&srv, NULL, mac_of(&n), "rolled_back", "2.0.0");
+    expect_version(&n, "2.0.0");
+    /* the next checks do not install the rolled-back release again */
+    assert_int_equal(e2e_node_wait_log(&n, "rolled_back_before", 1, WAIT_MS), 0);
+    assert_int_equal(e2e_log_count(&n, "Guru Meditation"), 1);
+    e2e_node_stop(&n);
+    aloftd_stop(&srv);
+}
+
+/* "target":"frontend": the www slot is written, must mount, and becomes
+ * the active one after the restart. */
+static void test_frontend_target(void **state)
+{
+    (void)state;
+    const char *www = e2e_path("pull-www");
+    assert_int_equal(sh("mkdir -p %s && printf '<h1>pulled frontend</h1>\\n' > %s/index.html", www, www), 0);
+    const char *mkfs[] = {"aloft", "mkfs", www, "-o", e2e_path("pull-www.bin"), NULL};
+    assert_int_equal(aloft_test_run(NULL, mkfs), 0);
+    size_t len;
+    uint8_t *bin = e2e_file_read(e2e_path("pull-www.bin"), &len);
+    serve_bytes("/www.bin", bin, len);
+    serve_bytes("/notfs.bin", img2, 100000);
+    struct e2e_node n;
+    start_node(&n, "frontend", NULL);
+    char json[600];
+    struct before before;
+    take(&before, &n);
+    snprintf(json, sizeof json, "{\"type\":\"ota_trigger\",\"url\":\"%s\",\"target\":\"frontend\",\"id\":\"fe-bad\"}",
+             file_url("/notfs.bin"));
+    trigger_ok(&n, json);
+    cJSON *st = wait_state(&n, "fe-bad", "failed");
+    assert_string_equal(e2e_jstr(st, "code"), "not_littlefs");
+    assert_string_equal(e2e_jstr(st, "target"), "frontend");
+    cJSON_Delete(st);
+    unchanged(&before, &n, "not LittleFS");
+
+    snprintf(json, sizeof json, "{\"type\":\"ota_trigger\",\"url\":\"%s\",\"target\":\"frontend\",\"id\":\"fe\"}",
+             file_url("/www.bin"));
+    trigger_ok(&n, json);
+    st = wait_state(&n, "fe", "updated");
+    assert_string_equal(e2e_jstr(st, "target"), "frontend");
+    cJSON_Delete(st);
+    cJSON *fe = e2e_get_json(&n, "/api/ota/status");
+    assert_int_equal((int)e2e_jnum(fe, "active_slot"), 1);
+    cJSON_Delete(fe);
+    slot_holds(&n, "www_1", bin, len);
+    struct e2e_http r;
+    char url[200];
+    snprintf(url, sizeof url, "%s/", n.url);
+    const char *get[] = {url, NULL};
+    assert_int_equal(e2e_curl(&r, get), 200);
+    assert_non_null(strstr(r.body, "pulled frontend"));
+    e2e_http_free(&r);
+    expect_version(&n, "1.0.0");
+    free(bin);
+    e2e_node_stop(&n);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(fw1, sizeof fw1, "%s", e2e_path("pull-1.0.0.bin"));
+    snprintf(fw2, sizeof fw2, "%s", e2e_path("pull-2.0.0.bin"));
+    e2e_image(fw1, "esp32s3", "1.0.0", 0, NULL);
+    e2e_image(fw2, "esp32s3", "2.0.0", 900000, NULL);
+    img2 = e2e_file_read(fw2, &img2_len);
+    server_start();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    server_stop();
+    free(img2);
+    return aloftd_teardown(state);
+}
+
+int main(void)
+{
+    e2e_init(60);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_https_verified_update_and_untrusted_certificate, aloftd_teardown),
+        cmocka_unit_test_teardown(test_dropped_connections_resume_with_range, e2e_teardown),
+        cmocka_unit_test_teardown(test_killed_mid_download_resumes_after_restart, e2e_teardown),
+        cmocka_unit_test_teardown(test_bad_downloads_fail_and_change_nothing, e2e_teardown),
+        cmocka_unit_test_teardown(test_scheduled_checks, aloftd_teardown),
+        cmocka_unit_test_teardown(test_frontend_target, e2e_teardown),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
