@@ -26,6 +26,8 @@ static const char usage[] =
     "as its first line on every boot, then behaves as the firmware it booted: it serves the\n"
     "device API (GET /ota/status, POST /ota, GET /api/ota/status, POST /api/ota/frontend,\n"
     "POST /api/ota/frontend/rollback) and the update page from the active www slot.\n"
+    "POST /api/ota/pull takes a trigger as MQTT would ({\"type\":\"ota_trigger\",\"url\":...}, the\n"
+    "upload PSK; 202, 409 busy/already_handled, 400 bad_trigger); GET /api/ota/state shows the state.\n"
     "A restart re-executes the process (same PID), keeping reset reason and boot count.\n"
     "\n"
     "  --flash FILE            the flash image (made with --create or `aloft flash init`)\n"
