@@ -579,11 +579,11 @@ static CURLcode attempt(struct dl *d)
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)(n->cfg.idle_timeout_s ? n->cfg.idle_timeout_s : 30));
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, https ? "https" : "http,https");
-    /* redirects: never from HTTPS down to plain HTTP */
+    /* redirects stay on the scheme asked for: never from HTTPS down to HTTP */
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, https ? "https" : "http");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, https ? "https" : "http,https");
+    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, https ? "https" : "http");
     if (n->cfg.ca_file)
         curl_easy_setopt(c, CURLOPT_CAINFO, n->cfg.ca_file);
     if (n->cfg.insecure) {

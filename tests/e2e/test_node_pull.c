@@ -483,10 +483,12 @@ static void test_https_verified_update_and_untrusted_certificate(void **state)
     assert_int_equal(aloftd_upload(&srv, &r, fw1, NULL, trust), 201);
     e2e_http_free(&r);
 
-    struct e2e_node a, b;
+    struct e2e_node a, b, c;
     const char *a_args[] = {"--server", srv.url, "--ca-file", ca, NULL};
+    const char *c_args[] = {"--insecure", NULL};
     start_node(&a, "https", a_args);
     start_node(&b, "untrusted", NULL);
+    start_node(&c, "insecure", c_args);
     e2e_sleep_ms(500); /* a's check-in at boot */
     assert_int_equal(aloftd_upload(&srv, &r, fw2, NULL, trust), 201);
     e2e_http_free(&r);
@@ -506,6 +508,12 @@ static void test_https_verified_update_and_untrusted_certificate(void **state)
     unchanged(&before, &b, "untrusted certificate");
     expect_version(&b, "1.0.0");
 
+    /* --insecure takes it without the CA, and says so */
+    trigger_ok(&c, json);
+    cJSON_Delete(wait_state(&c, "https-1", "updated"));
+    assert_int_equal(e2e_log_count(&c, "WARNING: --insecure: the certificate of https://"), 1);
+    assert_int_equal(e2e_log_count(&a, "--insecure"), 0);
+
     trigger_ok(&a, json);
     st = wait_state(&a, "https-1", "updated");
     assert_string_equal(e2e_jstr(st, "version"), "2.0.0");
@@ -524,6 +532,7 @@ static void test_https_verified_update_and_untrusted_certificate(void **state)
     assert_int_equal(e2e_log_count(&a, "restarting (SW)"), 1);
     e2e_node_stop(&a);
     e2e_node_stop(&b);
+    e2e_node_stop(&c);
     aloftd_stop(&srv);
 }
 
@@ -574,6 +583,12 @@ static void test_killed_mid_download_resumes_after_restart(void **state)
         e2e_sleep_ms(20);
     }
     assert_true(bytes >= 400000 && bytes < img2_len);
+    /* one update at a time */
+    struct e2e_http r;
+    assert_int_equal(trigger(&n, "{\"type\":\"ota_trigger\",\"url\":\"http://127.0.0.1:9/x.bin\",\"id\":\"2nd\"}", &r),
+                     409);
+    assert_string_equal(e2e_http_error(&r), "busy");
+    e2e_http_free(&r);
     e2e_node_kill9(&n);
     assert_int_equal(ranged_requests("/slow.bin", NULL), 0);
     const char *again[] = {"--link-rate", "250000", NULL};
@@ -741,6 +756,30 @@ static void test_frontend_target(void **state)
     e2e_node_stop(&n);
 }
 
+/* POST /api/ota/pull takes the upload PSK like POST /ota. */
+static void test_trigger_needs_the_psk(void **state)
+{
+    (void)state;
+    struct e2e_node n;
+    const char *args[] = {"--psk", "pull-secret", NULL};
+    start_node(&n, "psk", args);
+    char url[200], json[300];
+    snprintf(url, sizeof url, "%s/api/ota/pull", n.url);
+    snprintf(json, sizeof json, "{\"type\":\"ota_trigger\",\"url\":\"%s\",\"id\":\"psk\"}", file_url("/gone.bin"));
+    static const char *const auth[] = {NULL, "Authorization: Bearer wrong", "Authorization: Bearer pull-secret"};
+    static const int want[] = {401, 401, 202};
+    for (int i = 0; i < 3; i++) {
+        const char *args2[] = {"-X", "POST", "--data-binary", json, "-H", auth[i] ? auth[i] : "X-None: 1", url, NULL};
+        struct e2e_http r;
+        assert_int_equal(e2e_curl(&r, args2), want[i]);
+        e2e_http_free(&r);
+    }
+    cJSON *st = wait_state(&n, "psk", "failed");
+    assert_string_equal(e2e_jstr(st, "code"), "http_404");
+    cJSON_Delete(st);
+    e2e_node_stop(&n);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -770,6 +809,7 @@ int main(void)
         cmocka_unit_test_teardown(test_bad_downloads_fail_and_change_nothing, e2e_teardown),
         cmocka_unit_test_teardown(test_scheduled_checks, aloftd_teardown),
         cmocka_unit_test_teardown(test_frontend_target, e2e_teardown),
+        cmocka_unit_test_teardown(test_trigger_needs_the_psk, e2e_teardown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
