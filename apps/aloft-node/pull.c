@@ -652,14 +652,14 @@ static int download(struct dl *d)
             return dl_fail(d, "redirect", "%s: %s", d->url, err);
         bool server_error = rc == CURLE_HTTP_RETURNED_ERROR;
         if (server_error && d->status < 500 && d->status != 408 && d->status != 429) {
-            char code[16];
+            char code[32];
             snprintf(code, sizeof code, "http_%ld", d->status);
             return dl_fail(d, code, "%s answered %ld", d->url, d->status);
         }
         stalls = d->restart ? stalls : d->done > before ? 0 : stalls + 1;
         if (stalls >= MAX_STALLS) {
             if (server_error) {
-                char code[16];
+                char code[32];
                 snprintf(code, sizeof code, "http_%ld", d->status);
                 return dl_fail(d, code, "%s answered %ld, %u times in a row", d->url, d->status, stalls);
             }
