@@ -1017,6 +1017,9 @@ static void outcome(struct node *n, bool confirmed)
     if (there && !s.frontend && !confirmed) {
         /* the new image runs but has not confirmed itself yet */
         pthread_mutex_unlock(&outcome_lock);
+        s.phase = NODE_VERIFYING;
+        snprintf(s.reason, sizeof s.reason, "%s runs; waiting for it to mark itself valid", s.version);
+        node_state_set(n, &s);
         return;
     }
     if (there) {
@@ -1077,6 +1080,15 @@ static void resume_job(struct node *n)
     cJSON_Delete(j);
     uint64_t at = strtoull(off, NULL, 10);
     d->slot = aloft_part_find_label(&n->boot.table, slot);
+    if (d->slot && d->slot == n->boot.running) {
+        /* it was complete and made the boot image just before the power went */
+        node_log(n, "pull: the download into %s had completed; it runs now", slot);
+        clear_job(n);
+        release(n);
+        curl_easy_cleanup(d->curl);
+        free(d);
+        return;
+    }
     const struct aloft_part *want = target_slot(n, &r, d);
     if (!d->slot || d->slot != want) {
         if (!d->code[0])
