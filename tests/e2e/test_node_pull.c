@@ -31,9 +31,11 @@
 /* ---- the file server ---- */
 
 struct file {
-    char path[64];
+    char path[128];
     uint8_t *data;
     size_t len;
+    char etag[80];     /* "" : "<name>-<len>" */
+    char md5[40];      /* x-MD5 on a 200, as aloftd's /update sends it; "" : none */
     uint64_t drops[4]; /* close the connection once after sending up to each offset */
     unsigned ndrops;
 };
@@ -44,10 +46,11 @@ static struct {
     pthread_t thread;
     volatile int stop;
     pthread_mutex_t lock;
-    struct file files[12];
+    struct file files[24];
     unsigned nfiles;
-    char log[256][96]; /* "GET /path FROM" per request: FROM is the Range start, -1 without */
+    char log[256][160]; /* "GET /path FROM" per request: FROM is the Range start, -1 without */
     unsigned nlog;
+    char update_req[4096]; /* the last firmware GET /update request, headers and all */
 } fs = {.fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void send_all(int c, const void *p, size_t len)
@@ -82,8 +85,8 @@ static void serve(int c)
         n += (size_t)k;
         req[n] = 0;
     }
-    char path[64] = "";
-    sscanf(req, "GET %63s", path);
+    char path[128] = "";
+    sscanf(req, "GET %127s", path);
     long long from = -1;
     const char *r = find_header(req, "Range");
     if (r && !strncmp(r, "bytes=", 6))
@@ -96,8 +99,20 @@ static void serve(int c)
     for (unsigned i = 0; i < fs.nfiles; i++)
         if (!strcmp(fs.files[i].path, path))
             f = &fs.files[i];
+    bool spiffs = false;
+    if (!strncmp(path, "/update?", 8)) {
+        const char *mode = find_header(req, "x-ESP32-mode");
+        spiffs = mode && !strncmp(mode, "spiffs", 6);
+        if (!spiffs)
+            snprintf(fs.update_req, sizeof fs.update_req, "%s", req);
+    }
     pthread_mutex_unlock(&fs.lock);
     char h[512];
+    if (spiffs) { /* no frontend release here */
+        const char *nm = "HTTP/1.1 304 Not Modified\r\nConnection: close\r\n\r\n";
+        send_all(c, nm, strlen(nm));
+        return;
+    }
     if (!f) {
         const char *body = "no such file\n";
         snprintf(h, sizeof h, "HTTP/1.1 404 Not Found\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
@@ -105,8 +120,13 @@ static void serve(int c)
         send_all(c, h, strlen(h));
         return;
     }
-    char etag[40];
-    snprintf(etag, sizeof etag, "\"%s-%zu\"", f->path + 1, f->len);
+    char etag[90], md5[60] = "";
+    if (f->etag[0])
+        snprintf(etag, sizeof etag, "%s", f->etag);
+    else
+        snprintf(etag, sizeof etag, "\"%.40s-%zu\"", f->path + 1, f->len);
+    if (f->md5[0])
+        snprintf(md5, sizeof md5, "x-MD5: %s\r\n", f->md5);
     if (ir && strncmp(ir, etag, strlen(etag)))
         from = -1; /* another file than the client has: all of it */
     size_t start = from >= 0 && (size_t)from < f->len ? (size_t)from : 0;
@@ -118,8 +138,8 @@ static void serve(int c)
     else
         snprintf(h, sizeof h,
                  "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nContent-Type: application/octet-stream\r\n"
-                 "Accept-Ranges: bytes\r\nETag: %s\r\nConnection: close\r\n\r\n",
-                 f->len, etag);
+                 "Accept-Ranges: bytes\r\nETag: %s\r\n%sConnection: close\r\n\r\n",
+                 f->len, etag, md5);
     send_all(c, h, strlen(h));
     size_t end = f->len;
     pthread_mutex_lock(&fs.lock);
@@ -206,7 +226,7 @@ static const char *file_url(const char *path)
 static unsigned ranged_requests(const char *path, long long *max_from)
 {
     unsigned count = 0;
-    char want[80];
+    char want[160];
     snprintf(want, sizeof want, "GET %s ", path);
     pthread_mutex_lock(&fs.lock);
     for (unsigned i = 0; i < fs.nlog; i++)
@@ -772,15 +792,86 @@ static void test_updated_only_once_confirmed(void **state)
     char json[300];
     snprintf(json, sizeof json, "{\"type\":\"ota_trigger\",\"url\":\"%s\",\"id\":\"later\"}", file_url("/later.bin"));
     trigger_ok(&n, json);
-    cJSON *st = wait_state(&n, "later", "verifying");
-    assert_string_equal(e2e_jstr(st, "version"), "2.1.0");
-    cJSON_Delete(st);
+    /* after the restart: the new image runs, not yet valid */
+    uint64_t t0 = e2e_now_ms();
+    bool seen = false;
+    while (!seen && e2e_now_ms() - t0 < WAIT_MS) {
+        cJSON *st = e2e_try_json(&n, "/api/ota/state");
+        seen = st && !strcmp(e2e_jstr(st, "state"), "verifying") && !strcmp(e2e_jstr(st, "version"), "2.1.0") &&
+               !strcmp(e2e_jstr(st, "trigger"), "later");
+        cJSON_Delete(st);
+        e2e_sleep_ms(50);
+    }
+    assert_true(seen);
     cJSON_Delete(wait_state(&n, "later", "updated"));
     char *log = e2e_log_read(&n);
     char *valid = strstr(log, "marked valid"), *updated = strstr(log, "pull: updated");
     assert_true(valid && updated && valid < updated);
     free(log);
     e2e_node_stop(&n);
+}
+
+/* A scheduled check as HTTPUpdate makes it, against this test's server
+ * playing aloftd: the headers are there; a wrong x-MD5 fails the update
+ * (bad_md5, nothing changed); a 200 dropped halfway resumes with Range at
+ * /firmware/<sha256>.bin, which the ETag names, and installs the image. */
+static void test_check_headers_md5_and_resume(void **state)
+{
+    (void)state;
+    char sha[65], md5[33], fw_path[100];
+    sha_hex(img2, img2_len, sha);
+    struct aloft_md5 m;
+    uint8_t d[16];
+    aloft_md5_init(&m);
+    aloft_md5_update(&m, img2, img2_len);
+    aloft_md5_final(&m, d);
+    for (int i = 0; i < 16; i++)
+        sprintf(md5 + 2 * i, "%02x", d[i]);
+    struct file *u = serve_bytes("/update?dev=demo&ver=1.0.0", img2, img2_len);
+    snprintf(u->etag, sizeof u->etag, "\"%s\"", sha);
+    snprintf(u->md5, sizeof u->md5, "%s", "0123456789abcdef0123456789abcdef");
+    snprintf(fw_path, sizeof fw_path, "/firmware/%s.bin", sha);
+    struct file *f = serve_bytes(fw_path, img2, img2_len);
+    snprintf(f->etag, sizeof f->etag, "\"%s\"", sha);
+    char server[80];
+    snprintf(server, sizeof server, "http://%s:%u", ADDR, fs.port);
+
+    struct e2e_node a;
+    const char *args[] = {"--server", server, NULL};
+    e2e_node_init(&a, "md5");
+    const char *a_args[] = {"--create", "--flash-size", "4M", "--firmware", fw1, "--server", server, NULL};
+    assert_int_equal(e2e_node_start(&a, a_args), 0);
+    cJSON *st = wait_state(&a, "", "failed");
+    assert_string_equal(e2e_jstr(st, "code"), "bad_md5");
+    cJSON_Delete(st);
+    expect_version(&a, "1.0.0");
+    assert_false(has_setting(&a, "pull/job"));
+    pthread_mutex_lock(&fs.lock);
+    const char *req = fs.update_req;
+    static const char *const must[] = {"User-Agent: ESP32-http-Update", "x-ESP32-STA-MAC: ", "x-ESP32-AP-MAC: ",
+                                       "x-ESP32-free-space: 983040", "x-ESP32-sketch-size: ", "x-ESP32-sketch-md5: ",
+                                       "x-ESP32-sketch-sha256: ", "x-ESP32-chip-size: 4194304",
+                                       "x-ESP32-sdk-version: ", "x-ESP32-mode: ", "x-ESP32-version: "};
+    for (size_t i = 0; i < sizeof must / sizeof must[0]; i++)
+        if (!strstr(req, must[i]))
+            fail_msg("the check did not send '%s':\n%s", must[i], req);
+    pthread_mutex_unlock(&fs.lock);
+    e2e_node_stop(&a);
+
+    pthread_mutex_lock(&fs.lock);
+    snprintf(u->md5, sizeof u->md5, "%s", md5);
+    u->drops[0] = img2_len / 2;
+    u->ndrops = 1;
+    pthread_mutex_unlock(&fs.lock);
+    struct e2e_node b;
+    start_node(&b, "resume-check", args);
+    cJSON_Delete(wait_state(&b, "", "updated"));
+    expect_version(&b, "2.0.0");
+    slot_holds(&b, "ota_1", img2, img2_len);
+    long long from = 0;
+    assert_int_equal(ranged_requests(fw_path, &from), 1);
+    assert_int_equal(from, (long long)(img2_len / 2));
+    e2e_node_stop(&b);
 }
 
 /* POST /api/ota/pull takes the upload PSK like POST /ota. */
@@ -838,6 +929,7 @@ int main(void)
         cmocka_unit_test_teardown(test_frontend_target, e2e_teardown),
         cmocka_unit_test_teardown(test_trigger_needs_the_psk, e2e_teardown),
         cmocka_unit_test_teardown(test_updated_only_once_confirmed, e2e_teardown),
+        cmocka_unit_test_teardown(test_check_headers_md5_and_resume, e2e_teardown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
