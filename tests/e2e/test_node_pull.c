@@ -656,6 +656,7 @@ static void test_bad_downloads_fail_and_change_nothing(void **state)
         {"/chip.bin", NULL, "wrong_chip"},
         {"/same.bin", NULL, "same_version"},
         {"/size.bin", "\"size\":1000", "size_mismatch"},
+        {"http://" ADDR ":1/fw.bin", NULL, "unreachable"}, /* nobody listens on port 1 */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char extra[120] = "", id[16], json[700];
@@ -663,7 +664,8 @@ static void test_bad_downloads_fail_and_change_nothing(void **state)
             snprintf(extra, sizeof extra, cases[i].extra, sha);
         snprintf(id, sizeof id, "bad-%zu", i);
         snprintf(json, sizeof json, "{\"type\":\"ota_trigger\",\"url\":\"%s\",\"id\":\"%s\"%s%s}",
-                 file_url(cases[i].path), id, extra[0] ? "," : "", extra);
+                 strncmp(cases[i].path, "http", 4) ? file_url(cases[i].path) : cases[i].path, id,
+                 extra[0] ? "," : "", extra);
         struct before before;
         take(&before, &n);
         trigger_ok(&n, json);
