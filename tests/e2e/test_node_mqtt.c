@@ -6,13 +6,17 @@
  * commands changing nothing; a trigger downloaded over verified HTTPS,
  * restart, "updated" on the state topic and in aloftd's report; an
  * untrusted certificate refused; the broker killed and restarted in the
- * middle of a download; the same trigger delivered again updating once. */
+ * middle of a download (the node and `aloft trigger --wait` both come
+ * back); the same trigger delivered again updating once; a TLS broker. */
 #include "aloftd_harness.h"
 #include "mqtt_harness.h"
 
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 
 #define UPDATE_MS 60000u /* a trigger to "updated": download, flash, restart */
@@ -373,10 +377,21 @@ static void test_broker_restart_and_duplicate(void **state)
     snprintf(topic, sizeof topic, "aloft/demo/%s/state", mac);
     wait_log(&n, "mqtt: subscribed to 2 topics", 1);
 
+    /* aloft trigger --wait publishes it and follows the device through the
+     * broker's restart; the recorder delivers it a second time at once */
     char *trigger = upload_trigger(big2, "t-twice");
+    cJSON *tj = cJSON_Parse(trigger);
+    char size[32];
+    snprintf(size, sizeof size, "%.0f", e2e_jnum(tj, "size"));
+    const char *cli[] = {"aloft", "trigger", "--broker", broker.addr, "--platform", "demo", "--url", e2e_jstr(tj, "url"),
+                         "--version", e2e_jstr(tj, "version"), "--sha256", e2e_jstr(tj, "sha256"), "--size", size,
+                         "--id", "t-twice", "--wait", "--timeout", "120", "--json", NULL};
+    const char *report = e2e_path("restart-report.json");
+    pid_t cli_pid = e2e_spawn(ALOFT_BIN "/aloft", cli, report, O_TRUNC, false);
+    cJSON_Delete(tj);
     unsigned from = mqtt_sub_count();
-    mqtt_publish("aloft/demo/cmd", trigger, false);
-    mqtt_publish("aloft/demo/cmd", trigger, false); /* redelivered at once */
+    cJSON_Delete(expect_state(&from, "aloft/demo/cmd", "id", "t-twice", MQTT_WAIT_MS));
+    mqtt_publish("aloft/demo/cmd", trigger, false); /* redelivered */
     cJSON_Delete(expect_state(&from, topic, "state", "downloading", UPDATE_MS));
 
     mqtt_broker_kill9(&broker);
@@ -398,6 +413,31 @@ static void test_broker_restart_and_duplicate(void **state)
     assert_string_equal(e2e_jstr(s, "trigger"), "t-twice");
     assert_string_equal(e2e_jstr(s, "version"), "1.1.0");
     cJSON_Delete(s);
+
+    /* aloft trigger reconnected, and saw it through */
+    int status = -1;
+    uint64_t end = e2e_now_ms() + UPDATE_MS;
+    while (waitpid(cli_pid, &status, WNOHANG) != cli_pid) {
+        if (e2e_now_ms() > end) { /* stopped by its PID, then judged */
+            kill(cli_pid, SIGKILL);
+            waitpid(cli_pid, &status, 0);
+            break;
+        }
+        e2e_sleep_ms(50);
+    }
+    size_t len;
+    char *text = (char *)e2e_file_read(report, &len);
+    cJSON *rep = cJSON_ParseWithLength(text, len);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) || !rep)
+        fprintf(stderr, "aloft trigger --wait through a broker restart: status %#x, report:\n%.*s\n", status,
+                (int)len, text);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_non_null(rep);
+    const cJSON *dev = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(rep, "devices"), 0);
+    assert_string_equal(e2e_jstr(dev, "device"), mac);
+    assert_string_equal(e2e_jstr(dev, "outcome"), "updated");
+    cJSON_Delete(rep);
+    free(text);
 
     /* delivered once more after the update: ignored, no second update */
     wait_log(&n, "mqtt: subscribed to 2 topics", 3);
