@@ -832,7 +832,6 @@ static int complete(struct dl *d)
     cJSON_AddStringToObject(p, "trigger", d->r.trigger);
     cJSON_AddStringToObject(p, "target", d->r.frontend ? "frontend" : "firmware");
     cJSON_AddStringToObject(p, "slot", d->slot->label);
-    cJSON_AddStringToObject(p, "from", n->app.has_desc ? n->app.desc.version : "");
     kv_put_json(n, "pull/pending", p);
     if (d->r.frontend && (d->r.version[0] || d->r.sha256[0])) /* what a check names as its frontend */
         kv_put(n, "pull/www", d->r.version[0] ? d->r.version : d->r.sha256);
@@ -844,8 +843,14 @@ static int complete(struct dl *d)
     return 0;
 }
 
-/* Run a job to its end; frees it. */
-static int run(struct dl *d)
+static void dl_free(struct dl *d)
+{
+    curl_easy_cleanup(d->curl);
+    free(d);
+}
+
+/* Run a job to its end and free it. Returns the HTTP status of its last response. */
+static long run(struct dl *d)
 {
     int rc = download(d);
     if (rc == 0)
@@ -854,9 +859,9 @@ static int run(struct dl *d)
         job_failed(d);
     else if (rc > 0)
         release(d->n);
-    curl_easy_cleanup(d->curl);
-    free(d);
-    return rc;
+    long status = d->status;
+    dl_free(d);
+    return status;
 }
 
 static void *job_thread(void *arg)
@@ -924,8 +929,7 @@ int node_pull_start(struct node *n, const struct node_pull_req *r)
         dl_fail(d, "busy", "another update is in progress; try again when it is done");
         node_log(n, "pull: refused %s: %s", r->url, d->reason);
         publish(d, NODE_FAILED);
-        curl_easy_cleanup(d->curl);
-        free(d);
+        dl_free(d);
         return -1;
     }
     if (r->trigger[0])
@@ -933,8 +937,7 @@ int node_pull_start(struct node *n, const struct node_pull_req *r)
     d->slot = target_slot(n, r, d);
     if (!d->slot) {
         job_failed(d);
-        curl_easy_cleanup(d->curl);
-        free(d);
+        dl_free(d);
         return -3;
     }
     node_log(n, "pull: %s %s into %s%s%s", r->frontend ? "frontend" : "firmware", r->url, d->slot->label,
@@ -945,8 +948,7 @@ int node_pull_start(struct node *n, const struct node_pull_req *r)
     if (pthread_create(&t, NULL, job_thread, d)) {
         dl_fail(d, "no_thread", "cannot start the download");
         job_failed(d);
-        curl_easy_cleanup(d->curl);
-        free(d);
+        dl_free(d);
         return -3;
     }
     pthread_detach(t);
@@ -970,23 +972,10 @@ int node_pull_check(struct node *n, const char *url, const struct curl_slist *he
     if (!d->slot) {
         node_log(n, "pull: check: skipped: %s", d->reason);
         release(n);
-        curl_easy_cleanup(d->curl);
-        free(d);
+        dl_free(d);
         return -1;
     }
-    /* the request URL is the check's; the job's (r.url) becomes the file's once a 200 names it */
-    snprintf(d->url, sizeof d->url, "%s", url);
-    int rc = download(d);
-    long status = d->status;
-    if (rc == 0)
-        rc = complete(d);
-    if (rc < 0)
-        job_failed(d);
-    else if (rc > 0)
-        release(n);
-    curl_easy_cleanup(d->curl);
-    free(d);
-    return (int)status;
+    return (int)run(d);
 }
 
 /* ---- after a restart ---- */
@@ -1003,12 +992,11 @@ static void outcome(struct node *n, bool confirmed)
         return;
     }
     struct node_state s = {0};
-    char slot[17], from[33], target[16];
+    char slot[17], target[16];
     json_str(p, "version", s.version, sizeof s.version);
     json_str(p, "trigger", s.trigger, sizeof s.trigger);
     json_str(p, "target", target, sizeof target);
     json_str(p, "slot", slot, sizeof slot);
-    json_str(p, "from", from, sizeof from);
     cJSON_Delete(p);
     s.frontend = !strcmp(target, "frontend");
     const char *running = n->app.has_desc ? n->app.desc.version : "";
@@ -1085,8 +1073,7 @@ static void resume_job(struct node *n)
         node_log(n, "pull: the download into %s had completed; it runs now", slot);
         clear_job(n);
         release(n);
-        curl_easy_cleanup(d->curl);
-        free(d);
+        dl_free(d);
         return;
     }
     const struct aloft_part *want = target_slot(n, &r, d);
@@ -1094,8 +1081,7 @@ static void resume_job(struct node *n)
         if (!d->code[0])
             dl_fail(d, "restarted", "the device restarted into another slot; the download is abandoned");
         job_failed(d);
-        curl_easy_cleanup(d->curl);
-        free(d);
+        dl_free(d);
         return;
     }
     int rc = 0;
@@ -1131,8 +1117,7 @@ static void resume_job(struct node *n)
     if (pthread_create(&t, NULL, job_thread, d)) {
         dl_fail(d, "no_thread", "cannot start the download");
         job_failed(d);
-        curl_easy_cleanup(d->curl);
-        free(d);
+        dl_free(d);
         return;
     }
     pthread_detach(t);
