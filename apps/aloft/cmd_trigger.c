@@ -30,8 +30,8 @@ static const char help[] =
     "\n"
     "  --broker HOST:PORT   the MQTT broker (or env ALOFT_BROKER)\n"
     "  --platform NAME      every device of the platform (with --device: the device's platform)\n"
-    "  --device ID          one device (its MAC by default); without --platform, the platform\n"
-    "                       is taken from the device's retained state\n"
+    "  --device ID          one device: its id, by default its MAC (in any spelling); without\n"
+    "                       --platform, the platform is taken from the device's retained state\n"
     "  --topic T            publish to T instead (with --wait, --platform says whose states to follow)\n"
     "  --url URL            where the devices download the image (http:// or https://)\n"
     "  --version V          the image's version (devices refuse another one)\n"
@@ -410,6 +410,26 @@ static bool topic_word(const char *s)
     return *s && !strpbrk(s, "/+#");
 }
 
+/* A MAC in any spelling (240ac4000001, 24-0a-c4-00-00-01) becomes the
+ * device id aloft-node uses by default: 24:0A:C4:00:00:01. Other ids stay. */
+static const char *device_id(const char *s, char out[18])
+{
+    char hex[13];
+    size_t n = 0;
+    for (const char *c = s; *c; c++) {
+        if (*c == ':' || *c == '-')
+            continue;
+        if (n == 12 || !strchr("0123456789abcdefABCDEF", *c))
+            return s;
+        hex[n++] = *c >= 'a' ? (char)(*c - 'a' + 'A') : *c;
+    }
+    if (n != 12)
+        return s;
+    for (int i = 0; i < 6; i++)
+        snprintf(out + 3 * i, 4, "%c%c%s", hex[2 * i], hex[2 * i + 1], i < 5 ? ":" : "");
+    return out;
+}
+
 static bool is_hex64(const char *s)
 {
     if (strlen(s) != 64)
@@ -505,8 +525,11 @@ static int parse(int argc, char **argv, struct args *a)
         return usage_error("--topic '%s' must be a topic without wildcards", a->topic);
     if (a->platform && !topic_word(a->platform))
         return usage_error("--platform '%s' must be a name without / + #", a->platform);
+    static char mac[18];
     if (a->device && !topic_word(a->device))
         return usage_error("--device '%s' must be an id without / + #", a->device);
+    if (a->device)
+        a->device = device_id(a->device, mac);
     if (a->wait && a->topic && !a->platform)
         return usage_error("--wait with --topic needs --platform: the devices whose states to follow");
     if (!a->url)

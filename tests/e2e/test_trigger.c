@@ -406,6 +406,10 @@ static void test_device_and_publish(void **state)
                          "http://h/fw.bin", NULL};
     expect_run(dev, 0, "to aloft/demo/d-1/cmd");
     cJSON_Delete(mqtt_sub_wait(&from, "aloft/demo/d-1/cmd", "type", "ota_trigger", MQTT_WAIT_MS));
+    const char *mac[] = {"trigger", "--broker", broker.addr, "--device", "240ac4-00-00-0a", "--platform", "demo",
+                         "--url", "http://h/fw.bin", NULL};
+    expect_run(mac, 0, "to aloft/demo/24:0A:C4:00:00:0A/cmd"); /* a MAC as aloft-node spells it */
+    cJSON_Delete(mqtt_sub_wait(&from, "aloft/demo/24:0A:C4:00:00:0A/cmd", "type", "ota_trigger", MQTT_WAIT_MS));
     e2e_sleep_ms(300);
     assert_int_equal(mqtt_sub_count(), from); /* nothing else */
 
