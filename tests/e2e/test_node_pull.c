@@ -582,8 +582,44 @@ static void test_dropped_connections_resume_with_range(void **state)
     e2e_node_stop(&n);
 }
 
+/* Trigger a throttled download of path (len bytes) on n, kill -9 the node
+ * past 400 KB and start it again: it resumes from the offset it kept (one
+ * Range request from a non-zero multiple of 64 KB) to the updated state. */
+static void kill_and_resume(struct e2e_node *n, const char *path, size_t len, const char *target, const char *id)
+{
+    char json[600];
+    snprintf(json, sizeof json, "{\"type\":\"ota_trigger\",\"url\":\"%s\",\"target\":\"%s\",\"id\":\"%s\"}",
+             file_url(path), target, id);
+    trigger_ok(n, json);
+    uint64_t t0 = e2e_now_ms();
+    double bytes = 0;
+    while (bytes < 400000 && e2e_now_ms() - t0 < WAIT_MS) {
+        cJSON *st = e2e_try_json(n, "/api/ota/state");
+        bytes = st ? e2e_jnum(st, "bytes") : 0;
+        cJSON_Delete(st);
+        e2e_sleep_ms(20);
+    }
+    assert_true(bytes >= 400000 && bytes < len);
+    /* one update at a time */
+    struct e2e_http r;
+    assert_int_equal(trigger(n, "{\"type\":\"ota_trigger\",\"url\":\"http://127.0.0.1:9/x.bin\",\"id\":\"2nd\"}", &r),
+                     409);
+    assert_string_equal(e2e_http_error(&r), "busy");
+    e2e_http_free(&r);
+    e2e_node_kill9(n);
+    assert_int_equal(ranged_requests(path, NULL), 0);
+    const char *again[] = {"--link-rate", "250000", NULL};
+    assert_int_equal(e2e_node_start(n, again), 0);
+    cJSON *st = wait_state(n, id, "updated");
+    assert_string_equal(e2e_jstr(st, "target"), target);
+    cJSON_Delete(st);
+    long long from = 0;
+    assert_int_equal(ranged_requests(path, &from), 1);
+    assert_true(from >= 65536 && from % 65536 == 0 && from < (long long)len);
+}
+
 /* kill -9 in the middle of a download: started again, the node resumes
- * from what it kept (a Range from a non-zero offset) and updates. */
+ * from what it kept and updates. */
 static void test_killed_mid_download_resumes_after_restart(void **state)
 {
     (void)state;
@@ -591,34 +627,9 @@ static void test_killed_mid_download_resumes_after_restart(void **state)
     struct e2e_node n;
     const char *slow[] = {"--link-rate", "250000", NULL};
     start_node(&n, "killed", slow);
-    char json[600];
-    snprintf(json, sizeof json, "{\"type\":\"ota_trigger\",\"url\":\"%s\",\"id\":\"killed\"}", file_url("/slow.bin"));
-    trigger_ok(&n, json);
-    uint64_t t0 = e2e_now_ms();
-    double bytes = 0;
-    while (bytes < 400000 && e2e_now_ms() - t0 < WAIT_MS) {
-        cJSON *st = e2e_try_json(&n, "/api/ota/state");
-        bytes = st ? e2e_jnum(st, "bytes") : 0;
-        cJSON_Delete(st);
-        e2e_sleep_ms(20);
-    }
-    assert_true(bytes >= 400000 && bytes < img2_len);
-    /* one update at a time */
-    struct e2e_http r;
-    assert_int_equal(trigger(&n, "{\"type\":\"ota_trigger\",\"url\":\"http://127.0.0.1:9/x.bin\",\"id\":\"2nd\"}", &r),
-                     409);
-    assert_string_equal(e2e_http_error(&r), "busy");
-    e2e_http_free(&r);
-    e2e_node_kill9(&n);
-    assert_int_equal(ranged_requests("/slow.bin", NULL), 0);
-    const char *again[] = {"--link-rate", "250000", NULL};
-    assert_int_equal(e2e_node_start(&n, again), 0);
-    cJSON_Delete(wait_state(&n, "killed", "updated"));
+    kill_and_resume(&n, "/slow.bin", img2_len, "firmware", "killed");
     expect_version(&n, "2.0.0");
     slot_holds(&n, "ota_1", img2, img2_len);
-    long long from = 0;
-    assert_int_equal(ranged_requests("/slow.bin", &from), 1);
-    assert_true(from >= 65536 && from % 65536 == 0 && from < (long long)img2_len);
     e2e_node_stop(&n);
 }
 
@@ -774,8 +785,20 @@ static void test_frontend_target(void **state)
     assert_non_null(strstr(r.body, "pulled frontend"));
     e2e_http_free(&r);
     expect_version(&n, "1.0.0");
-    free(bin);
     e2e_node_stop(&n);
+
+    /* killed in the middle of a frontend download: resumed after the restart */
+    serve_bytes("/slow-www.bin", bin, len);
+    struct e2e_node k;
+    const char *slow[] = {"--link-rate", "250000", NULL};
+    start_node(&k, "frontend-killed", slow);
+    kill_and_resume(&k, "/slow-www.bin", len, "frontend", "fe-killed");
+    slot_holds(&k, "www_1", bin, len);
+    fe = e2e_get_json(&k, "/api/ota/status");
+    assert_int_equal((int)e2e_jnum(fe, "active_slot"), 1);
+    cJSON_Delete(fe);
+    free(bin);
+    e2e_node_stop(&k);
 }
 
 /* An image that confirms itself only after a while: verifying until then,
