@@ -289,8 +289,9 @@ static bool loop_until(const bool *flag, uint64_t deadline)
     while (!*flag && !interrupted && !t.lost && now_ms() < deadline) {
         int rc = mosquitto_loop(t.m, 100, 1);
         if (rc != MOSQ_ERR_SUCCESS) {
-            fprintf(stderr, "aloft trigger: the broker connection failed: %s\n",
-                    rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+            if (!t.connack_rc) /* a refusal is told by whoever waited for the CONNACK */
+                fprintf(stderr, "aloft trigger: the broker connection failed: %s\n",
+                        rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
             t.lost = true;
         }
     }
@@ -608,8 +609,11 @@ static int connect_broker(const struct args *a)
         return 1;
     }
     if (!loop_until(&t.connack, now_ms() + CONNECT_WAIT_S * 1000u) || t.connack_rc) {
-        fprintf(stderr, "aloft trigger: the broker %s %s\n", a->broker,
-                !t.connack ? "did not answer the connection" : mosquitto_connack_string(t.connack_rc));
+        if (!t.connack)
+            fprintf(stderr, "aloft trigger: the broker %s did not answer the connection\n", a->broker);
+        else
+            fprintf(stderr, "aloft trigger: the broker %s refused the connection: %s%s\n", a->broker,
+                    mosquitto_connack_string(t.connack_rc), a->user ? " (check --user and --password)" : "");
         return interrupted ? 130 : 1;
     }
     return 0;

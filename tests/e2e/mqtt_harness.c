@@ -42,6 +42,16 @@ static bool port_open(uint16_t port)
     return ok;
 }
 
+static void print_log_file(const char *log, const char *why)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    aloft_file_read(log, &data, &len);
+    fprintf(stderr, "mosquitto: %s; %s:\n%.*s\n", why, log, (int)(len > 3000 ? 3000 : len),
+            data ? (const char *)data + (len > 3000 ? len - 3000 : 0) : "");
+    free(data);
+}
+
 static void stop_all(void)
 {
     for (size_t i = 0; i < sizeof brokers / sizeof brokers[0]; i++)
@@ -50,6 +60,32 @@ static void stop_all(void)
             waitpid(brokers[i]->pid, NULL, 0);
             brokers[i]->pid = 0;
         }
+}
+
+/* Every listener has its own settings: anonymous on the plain and TLS ones. */
+static void write_conf(const struct mqtt_broker *b)
+{
+    char conf[2000];
+    int n = snprintf(conf, sizeof conf, "per_listener_settings true\npersistence false\n%s"
+                     "listener %u 127.0.0.1\nallow_anonymous true\n", geteuid() == 0 ? "user root\n" : "", b->port);
+    if (b->tls_port)
+        n += snprintf(conf + n, sizeof conf - (size_t)n,
+                      "listener %u 127.0.0.1\nallow_anonymous true\ncertfile %s\nkeyfile %s\n", b->tls_port, b->cert,
+                      b->key);
+    if (b->auth_port)
+        n += snprintf(conf + n, sizeof conf - (size_t)n, "listener %u 127.0.0.1\nallow_anonymous false\npassword_file %s\n",
+                      b->auth_port, b->passwd);
+    assert_true(n < (int)sizeof conf);
+    e2e_file_write(b->conf, conf, (size_t)n);
+}
+
+static uint16_t another_port(const struct mqtt_broker *b)
+{
+    uint16_t p;
+    do
+        p = free_port();
+    while (p == b->port || p == b->tls_port || p == b->auth_port);
+    return p;
 }
 
 void mqtt_broker_init(struct mqtt_broker *b, const char *name, const char *cert, const char *key)
@@ -72,27 +108,35 @@ void mqtt_broker_init(struct mqtt_broker *b, const char *name, const char *cert,
     snprintf(b->conf, sizeof b->conf, "%s", e2e_path(file));
     snprintf(file, sizeof file, "%s.log", name);
     snprintf(b->log, sizeof b->log, "%s", e2e_path(file));
-    char conf[1200], tls[900] = "";
+    snprintf(file, sizeof file, "%s.passwd", name);
+    snprintf(b->passwd, sizeof b->passwd, "%s", e2e_path(file));
     if (cert) {
-        do
-            b->tls_port = free_port();
-        while (b->tls_port == b->port);
+        b->tls_port = another_port(b);
         snprintf(b->tls_addr, sizeof b->tls_addr, "127.0.0.1:%u", b->tls_port);
-        snprintf(tls, sizeof tls, "listener %u 127.0.0.1\ncertfile %s\nkeyfile %s\n", b->tls_port, cert, key);
+        snprintf(b->cert, sizeof b->cert, "%s", cert);
+        snprintf(b->key, sizeof b->key, "%s", key);
     }
-    int n = snprintf(conf, sizeof conf, "per_listener_settings false\nallow_anonymous true\npersistence false\n%s"
-                     "listener %u 127.0.0.1\n%s", geteuid() == 0 ? "user root\n" : "", b->port, tls);
-    e2e_file_write(b->conf, conf, (size_t)n);
+    write_conf(b);
+}
+
+void mqtt_broker_add_password(struct mqtt_broker *b, const char *user, const char *password)
+{
+    assert_int_equal(b->pid, 0);
+    const char *argv[] = {"mosquitto_passwd", "-b", "-c", b->passwd, user, password, NULL};
+    pid_t pid = e2e_spawn("mosquitto_passwd", argv, b->log, O_APPEND, true);
+    int status = -1;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status))
+        print_log_file(b->log, "mosquitto_passwd failed");
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    b->auth_port = another_port(b);
+    snprintf(b->auth_addr, sizeof b->auth_addr, "127.0.0.1:%u", b->auth_port);
+    write_conf(b);
 }
 
 static void print_log(const struct mqtt_broker *b, const char *why)
 {
-    uint8_t *data = NULL;
-    size_t len = 0;
-    aloft_file_read(b->log, &data, &len);
-    fprintf(stderr, "mosquitto: %s; %s:\n%.*s\n", why, b->log, (int)(len > 3000 ? 3000 : len),
-            data ? (const char *)data + (len > 3000 ? len - 3000 : 0) : "");
-    free(data);
+    print_log_file(b->log, why);
 }
 
 void mqtt_broker_start(struct mqtt_broker *b)
@@ -101,7 +145,8 @@ void mqtt_broker_start(struct mqtt_broker *b)
     const char *argv[] = {"mosquitto", "-c", b->conf, NULL};
     b->pid = e2e_spawn("mosquitto", argv, b->log, O_APPEND, true);
     uint64_t end = e2e_now_ms() + MQTT_WAIT_MS;
-    while (!port_open(b->port) || (b->tls_port && !port_open(b->tls_port))) {
+    while (!port_open(b->port) || (b->tls_port && !port_open(b->tls_port)) ||
+           (b->auth_port && !port_open(b->auth_port))) {
         if (waitpid(b->pid, NULL, WNOHANG) == b->pid) {
             b->pid = 0;
             print_log(b, "exited (is Debian's mosquitto installed? scripts/deps.sh)");

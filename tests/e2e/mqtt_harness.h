@@ -20,12 +20,19 @@ struct mqtt_broker {
     uint16_t port, tls_port;
     char addr[32];         /* 127.0.0.1:PORT */
     char tls_addr[32];     /* 127.0.0.1:TLS_PORT ("" without TLS) */
+    uint16_t auth_port;
+    char auth_addr[32];    /* 127.0.0.1:AUTH_PORT: a user and password needed ("" without) */
     char conf[300], log[300];
+    char cert[300], key[300], passwd[300];
 };
 
 /* Choose the ports and write the config; nothing runs yet. cert and key
  * (PEM, may be NULL): also a TLS listener with them. */
 void mqtt_broker_init(struct mqtt_broker *b, const char *name, const char *cert, const char *key);
+
+/* Also a listener that takes only user with password (mosquitto_passwd
+ * makes the password file); after mqtt_broker_init, before the start. */
+void mqtt_broker_add_password(struct mqtt_broker *b, const char *user, const char *password);
 
 /* Start it and wait until it listens (test failure otherwise). */
 void mqtt_broker_start(struct mqtt_broker *b);

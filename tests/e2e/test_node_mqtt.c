@@ -7,7 +7,8 @@
  * restart, "updated" on the state topic and in aloftd's report; an
  * untrusted certificate refused; the broker killed and restarted in the
  * middle of a download (the node and `aloft trigger --wait` both come
- * back); the same trigger delivered again updating once; a TLS broker. */
+ * back); the same trigger delivered again updating once; a TLS broker; a
+ * broker that wants a user and password. */
 #include "aloftd_harness.h"
 #include "mqtt_harness.h"
 
@@ -496,6 +497,51 @@ static void test_tls_broker(void **state)
     e2e_node_stop(&wrong);
 }
 
+/* ---- a broker that wants a user and password ---- */
+
+static void test_password_broker(void **state)
+{
+    (void)state;
+    mqtt_broker_init(&broker, "auth", NULL, NULL);
+    mqtt_broker_add_password(&broker, "fleet", "s3cret-pw");
+    mqtt_broker_start(&broker);
+    mqtt_sub_start(&broker, "aloft/#", NULL); /* anonymous, on the plain listener */
+    struct e2e_node n, wrong;
+    e2e_node_init(&n, "auth");
+    const char *args[] = {"--create", "--flash-size", "4M", "--firmware", v1, "--mqtt", broker.auth_addr,
+                          "--mqtt-user", "fleet", "--mqtt-password", "s3cret-pw", "--device-id", "pw-dev", NULL};
+    assert_int_equal(e2e_node_start(&n, args), 0);
+    wait_log(&n, "mqtt: subscribed to 2 topics", 1);
+    unsigned from = 0;
+    cJSON_Delete(expect_state(&from, "aloft/demo/pw-dev/state", "device", "pw-dev", MQTT_WAIT_MS));
+    char *out;
+    const char *trig[] = {"aloft", "trigger", "--broker", broker.auth_addr, "--user", "fleet", "--password",
+                          "s3cret-pw", "--device", "pw-dev", "--platform", "demo", "--url", "http://127.0.0.1:1/fw.bin",
+                          NULL};
+    assert_int_equal(aloft_test_run(&out, trig), 0);
+    free(out);
+    wait_log(&n, "mqtt: trigger ", 1);
+    trig[7] = "wrong";
+    assert_int_equal(aloft_test_run(&out, trig), 1); /* the broker refuses it */
+    free(out);
+    assert_int_equal(e2e_log_count(&n, "mqtt: trigger "), 1);
+
+    /* a wrong password: refused, said so, never subscribed */
+    e2e_node_init(&wrong, "auth-wrong");
+    const char *bad[] = {"--create", "--flash-size", "4M", "--firmware", v1, "--mqtt", broker.auth_addr,
+                         "--mqtt-user", "fleet", "--mqtt-password", "wrong", "--device-id", "pw-wrong", NULL};
+    assert_int_equal(e2e_node_start(&wrong, bad), 0);
+    wait_log(&wrong, "refused the connection", 1);
+    assert_int_equal(e2e_log_count(&wrong, "mqtt: subscribed"), 0);
+    assert_int_equal(mqtt_sub_matching("aloft/demo/pw-wrong/state", NULL, NULL), 0);
+    /* the password is never logged */
+    char *log = e2e_log_read(&n);
+    assert_null(strstr(log, "s3cret-pw"));
+    free(log);
+    e2e_node_stop(&n);
+    e2e_node_stop(&wrong);
+}
+
 int main(void)
 {
     e2e_init(70);
@@ -504,6 +550,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_state_and_commands, teardown),
         cmocka_unit_test_teardown(test_tls_broker, teardown),
+        cmocka_unit_test_teardown(test_password_broker, teardown),
         cmocka_unit_test_teardown(test_https_trigger, teardown),
         cmocka_unit_test_teardown(test_broker_restart_and_duplicate, teardown),
     };
