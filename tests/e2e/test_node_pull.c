@@ -657,18 +657,24 @@ static void test_bad_downloads_fail_and_change_nothing(void **state)
     sha_hex(img2, img2_len, sha);
     struct e2e_node n;
     start_node(&n, "bad", NULL);
+    /* before_write: refused before the update slot is erased (it holds the
+     * first cases' bytes by then, so an erase would show) */
     static const struct {
         const char *path, *extra, *code;
+        bool before_write;
     } cases[] = {
-        {"/other.bin", "\"sha256\":\"%s\"", "bad_sha256"},
-        {"/cut.bin", NULL, "truncated"},
-        {"/missing.bin", NULL, "http_404"},
-        {"/text.bin", NULL, "not_an_image"},
-        {"/chip.bin", NULL, "wrong_chip"},
-        {"/same.bin", NULL, "same_version"},
-        {"/size.bin", "\"size\":1000", "size_mismatch"},
-        {"http://" ADDR ":1/fw.bin", NULL, "unreachable"}, /* nobody listens on port 1 */
+        {"/other.bin", "\"sha256\":\"%s\"", "bad_sha256", false},
+        {"/cut.bin", NULL, "truncated", false},
+        {"/missing.bin", NULL, "http_404", true},
+        {"/text.bin", NULL, "not_an_image", true},
+        {"/chip.bin", NULL, "wrong_chip", true},
+        {"/same.bin", NULL, "same_version", true},
+        {"/size.bin", "\"size\":1000", "size_mismatch", true},
+        {"/size.bin", "\"version\":\"9.9.9\"", "wrong_version", true},
+        {"http://" ADDR ":1/fw.bin", NULL, "unreachable", true}, /* nobody listens on port 1 */
     };
+    uint32_t slot_off, slot_size;
+    e2e_part(&n, "ota_1", &slot_off, &slot_size);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char extra[120] = "", id[16], json[700];
         if (cases[i].extra)
@@ -679,6 +685,7 @@ static void test_bad_downloads_fail_and_change_nothing(void **state)
                  extra[0] ? "," : "", extra);
         struct before before;
         take(&before, &n);
+        uint8_t *slot = e2e_flash_read(&n, slot_off, slot_size);
         trigger_ok(&n, json);
         cJSON *st = wait_state(&n, id, "failed");
         if (strcmp(e2e_jstr(st, "code"), cases[i].code))
@@ -688,14 +695,58 @@ static void test_bad_downloads_fail_and_change_nothing(void **state)
         cJSON_Delete(st);
         unchanged(&before, &n, cases[i].path);
         expect_version(&n, "1.0.0");
+        uint8_t *after = e2e_flash_read(&n, slot_off, slot_size);
+        if (cases[i].before_write && memcmp(slot, after, slot_size))
+            fail_msg("%s: the update slot was written", cases[i].path);
+        free(slot);
+        free(after);
+    }
+    e2e_node_stop(&n);
+
+    /* a device running secure_version 2: lower ones and other projects are refused */
+    const char *sv2 = e2e_path("pull-sv2.bin"), *sv1 = e2e_path("pull-sv1.bin"), *other = e2e_path("pull-other.bin");
+    const char *m1[] = {"aloft", "image", "make", "--chip", "esp32s3", "--project", "demo", "--version", "1.5.0",
+                        "--secure-version", "2", "-o", sv2, NULL};
+    const char *m2[] = {"aloft", "image", "make", "--chip", "esp32s3", "--project", "demo", "--version", "2.0.0",
+                        "--secure-version", "1", "-o", sv1, NULL};
+    const char *m3[] = {"aloft", "image", "make", "--chip", "esp32s3", "--project", "other", "--version", "2.0.0",
+                        "--secure-version", "2", "-o", other, NULL};
+    assert_int_equal(aloft_test_run(NULL, m1), 0);
+    assert_int_equal(aloft_test_run(NULL, m2), 0);
+    assert_int_equal(aloft_test_run(NULL, m3), 0);
+    uint8_t *b = e2e_file_read(sv1, &l1);
+    serve_bytes("/sv1.bin", b, l1);
+    free(b);
+    b = e2e_file_read(other, &l1);
+    serve_bytes("/otherproject.bin", b, l1);
+    free(b);
+    struct e2e_node s;
+    e2e_node_init(&s, "anti-rollback");
+    const char *s_args[] = {"--create", "--flash-size", "4M", "--firmware", sv2, NULL};
+    assert_int_equal(e2e_node_start(&s, s_args), 0);
+    static const char *const refusals[][3] = {{"/sv1.bin", "sv", "secure_version"},
+                                              {"/otherproject.bin", "proj", "wrong_project"}};
+    for (size_t i = 0; i < 2; i++) {
+        char json[300];
+        snprintf(json, sizeof json, "{\"type\":\"ota_trigger\",\"url\":\"%s\",\"id\":\"%s\"}",
+                 file_url(refusals[i][0]), refusals[i][1]);
+        struct before before;
+        take(&before, &s);
+        trigger_ok(&s, json);
+        cJSON *st = wait_state(&s, refusals[i][1], "failed");
+        assert_string_equal(e2e_jstr(st, "code"), refusals[i][2]);
+        cJSON_Delete(st);
+        unchanged(&before, &s, refusals[i][0]);
+        expect_version(&s, "1.5.0");
     }
     /* a bad trigger is refused before anything happens */
     struct e2e_http r;
-    assert_int_equal(trigger(&n, "{\"type\":\"ota_trigger\",\"url\":\"ftp://x/fw.bin\"}", &r), 400);
+    assert_int_equal(trigger(&s, "{\"type\":\"ota_trigger\",\"url\":\"ftp://x/fw.bin\"}", &r), 400);
     assert_string_equal(e2e_http_error(&r), "bad_trigger");
     e2e_http_free(&r);
+    assert_int_equal(e2e_log_count(&s, "restarting"), 0);
     assert_int_equal(e2e_log_count(&n, "restarting"), 0);
-    e2e_node_stop(&n);
+    e2e_node_stop(&s);
 }
 
 /* --server with --check-every: a 304 does nothing; a new release is
