@@ -26,7 +26,8 @@
  * Each device it was offered to (a 200 from /update) gets one outcome: its
  * report's, or else what its next check-in shows. Back on the rollout's
  * version, it succeeded ("updated") even without a report; on any other
- * version it failed ("old_version"): a device gets the 200 only when it
+ * version it failed ("old_version"; newer counts as updated, one it cannot
+ * order settles nothing): a device gets the 200 only when it
  * does not run the release, and downloads, flashes and restarts before it
  * asks again, so the next check-in after the 200 comes from what it
  * booted. The check-in that gets the 200 is not that one; a device with an
@@ -405,7 +406,12 @@ bool aloftd_rollout_checkin(struct aloftd *d, const struct aloft_store_rollout *
     if (!mac[0] || (strcmp(ro->status, "active") && strcmp(ro->status, "paused")) ||
         aloftd_rollout_bucket(ro->id, mac) >= (unsigned)ro->stages[ro->stage])
         return false;
-    bool on_release = !strcmp(ver, ro->version) || aloft_semver_compare(ver, ro->version) == ALOFT_SEMVER_SAME;
+    /* newer than the release is no failure of it; a version the server
+     * cannot order is never assumed older, so it settles nothing */
+    int order = strcmp(ver, ro->version) ? aloft_semver_compare(ver, ro->version) : ALOFT_SEMVER_SAME;
+    if (order == ALOFT_SEMVER_UNORDERED)
+        return false;
+    bool on_release = order != ALOFT_SEMVER_OLDER;
     bool counted = false, changed = false;
     struct aloft_store_rollout r;
     int rc = aloft_store_rollout_settle(d->store, ro->id, mac, on_release, &counted);
