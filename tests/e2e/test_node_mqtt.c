@@ -174,6 +174,21 @@ static void test_state_and_commands(void **state)
     /* the other device saw none of it */
     assert_int_equal(mqtt_sub_matching(topic_b, "state", "failed"), 0);
 
+    /* aloft trigger --wait on the seed's topic: the answer comes on the
+     * device's state topic (here: the other node's HTTP server has no such file) */
+    char url[128], *out;
+    snprintf(url, sizeof url, "%s/no-such-firmware.bin", b.url);
+    const char *seed[] = {"aloft", "trigger", "--broker", broker.addr, "--topic", "/switch/cmd/root", "--platform",
+                          "plat", "--url", url, "--wait", "--timeout", "60", NULL};
+    int rc = aloft_test_run(&out, seed);
+    if (rc != 1 || !strstr(out, "summary: 1 rejected, of 1 device") || !strstr(out, "http_404"))
+        fprintf(stderr, "aloft trigger --topic /switch/cmd/root --wait: exit %d (want 1, rejected http_404):\n%s\n", rc,
+                out);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "summary: 1 rejected, of 1 device"));
+    assert_non_null(strstr(out, "http_404"));
+    free(out);
+
     /* the last will: a device that vanishes is marked offline, retained */
     e2e_node_kill9(&a);
     s = expect_state(&from, "aloft/plat/dev-a/state", "state", "offline", MQTT_WAIT_MS);
