@@ -7,7 +7,8 @@
  * `aloft trigger --wait` reports five outcomes and exit 1; a second round
  * (the stopped one forgotten) is all updated or unchanged: exit 0. One
  * device of another chip is rejected with its reason; --target frontend
- * flips a device's www slot; without --wait the trigger is published once,
+ * flips a device's www slot; an image that never confirms itself is
+ * unconfirmed at the timeout; without --wait the trigger is published once,
  * as given; bad arguments exit 2. */
 #include "mqtt_harness.h"
 
@@ -27,7 +28,7 @@
 #define RUN_MS 150000u /* an aloft trigger --wait --timeout 120 ends by itself before this */
 
 static struct mqtt_broker broker;
-static char good[300], panics[300], old[300], other_chip[300], www_dir[300], www_new[300];
+static char good[300], panics[300], old[300], other_chip[300], www_dir[300], www_new[300], no_confirm[300];
 
 static int setup(void **state)
 {
@@ -41,6 +42,8 @@ static int setup(void **state)
     e2e_image(panics, "esp32s3", "1.1.0", 200000, "panic-on-boot");
     e2e_image(old, "esp32s3", "1.0.0", 0, NULL);
     e2e_image(other_chip, "esp32", "1.0.0", 0, NULL);
+    snprintf(no_confirm, sizeof no_confirm, "%s", e2e_path("tr-1.2.0-no-confirm.bin"));
+    e2e_image(no_confirm, "esp32s3", "1.2.0", 0, "no-confirm");
     /* a frontend for the nodes' www_0 and a new one to pull */
     snprintf(www_dir, sizeof www_dir, "%s", e2e_path("www"));
     snprintf(www_new, sizeof www_new, "%s", e2e_path("www-new.bin"));
@@ -65,8 +68,8 @@ static struct {
     pthread_t thread;
     pthread_mutex_t lock;
     unsigned gets, panics_left;
-    uint8_t *good, *panics, *www;
-    size_t good_len, panics_len, www_len;
+    uint8_t *good, *panics, *www, *noconf;
+    size_t good_len, panics_len, www_len, noconf_len;
 } fs = {.fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void *serve_one(void *arg)
@@ -83,11 +86,11 @@ static void *serve_one(void *arg)
     }
     req[n] = 0;
     bool head = !strncmp(req, "HEAD ", 5), get = !strncmp(req, "GET ", 4);
-    bool www = strstr(req, " /www.bin ") != NULL;
-    const uint8_t *body = www ? fs.www : fs.good;
-    size_t len = www ? fs.www_len : fs.good_len;
+    bool www = strstr(req, " /www.bin ") != NULL, noconf = strstr(req, " /no-confirm.bin ") != NULL;
+    const uint8_t *body = www ? fs.www : noconf ? fs.noconf : fs.good;
+    size_t len = www ? fs.www_len : noconf ? fs.noconf_len : fs.good_len;
     pthread_mutex_lock(&fs.lock);
-    if (get && !www) {
+    if (get && !www && !noconf) {
         fs.gets++;
         if (fs.panics_left) {
             fs.panics_left--;
@@ -134,6 +137,7 @@ static void fs_start(unsigned panics_left)
         fs.good = e2e_file_read(good, &fs.good_len);
         fs.panics = e2e_file_read(panics, &fs.panics_len);
         fs.www = e2e_file_read(www_new, &fs.www_len);
+        fs.noconf = e2e_file_read(no_confirm, &fs.noconf_len);
         fs.fd = socket(AF_INET, SOCK_STREAM, 0);
         struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         socklen_t alen = sizeof a;
@@ -160,6 +164,13 @@ static const char *fs_www_url(void)
 {
     static char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%u/www.bin", fs.port);
+    return url;
+}
+
+static const char *fs_no_confirm_url(void)
+{
+    static char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/no-confirm.bin", fs.port);
     return url;
 }
 
@@ -372,6 +383,20 @@ static void test_device_and_publish(void **state)
     assert_true(e2e_jnum(st, "www_slot") == 1 - slot);
     cJSON_Delete(st);
     expect_runs(&fe, "1.0.0", "ota_0");
+
+    /* an image that never confirms itself: unconfirmed at the timeout */
+    const char *nc[] = {"trigger", "--broker", broker.addr, "--device", "fe-dev", "--url", fs_no_confirm_url(),
+                        "--wait", "--timeout", "8", NULL};
+    rc = run(&out, nc);
+    if (rc != 1 || !strstr(out, "summary: 1 unconfirmed, of 1 device"))
+        fprintf(stderr, "aloft trigger of a no-confirm image: exit %d (want 1, unconfirmed), output:\n%s\n", rc, out);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "summary: 1 unconfirmed, of 1 device"));
+    free(out);
+    st = e2e_status(&fe);
+    assert_string_equal(e2e_jstr(st, "version"), "1.2.0");
+    assert_string_equal(e2e_jstr(st, "state"), "pending_verify");
+    cJSON_Delete(st);
     e2e_node_stop(&fe);
 
     /* without --wait: published once, as given, not retained; exit 0 */
