@@ -146,7 +146,8 @@ int node_pull_start(struct node *n, const struct node_pull_req *r);
 /* A scheduled check (check.c): GET url with these request headers and, on
  * a 200, apply the body like a trigger (frontend: the www slot), in the
  * caller's thread. A 304 or an error status changes nothing; it is logged.
- * Returns the HTTP status, or -1 when an update is running already. */
+ * Returns the HTTP status, or -1 when it cannot run now (an update is
+ * running already, or there is no slot to write). */
 struct curl_slist;
 int node_pull_check(struct node *n, const char *url, const struct curl_slist *headers, bool frontend);
 /* At boot, once the app runs: resume an interrupted download, or report the
