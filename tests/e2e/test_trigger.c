@@ -12,6 +12,8 @@
  * as given; bad arguments exit 2. */
 #include "mqtt_harness.h"
 
+#include "file.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -207,6 +209,35 @@ static int run(char **out, const char *const args[])
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* The file as a string ("" when it does not exist yet); free() it. */
+static char *read_text(const char *file)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    if (aloft_file_read(file, &data, &len) != 0)
+        len = 0;
+    char *s = realloc(data, len + 1);
+    assert_non_null(s);
+    s[len] = 0;
+    return s;
+}
+
+/* Wait until file holds needle. Returns 0 or -1. */
+static int wait_file(const char *file, const char *needle, unsigned timeout_ms)
+{
+    uint64_t end = e2e_now_ms() + timeout_ms;
+    for (;;) {
+        char *text = read_text(file);
+        bool found = strstr(text, needle) != NULL;
+        free(text);
+        if (found)
+            return 0;
+        if (e2e_now_ms() > end)
+            return -1;
+        e2e_sleep_ms(20);
+    }
+}
+
 static void expect_run(const char *const args[], int want, const char *message)
 {
     char *out;
@@ -397,6 +428,30 @@ static void test_device_and_publish(void **state)
     assert_string_equal(e2e_jstr(st, "version"), "1.2.0");
     assert_string_equal(e2e_jstr(st, "state"), "pending_verify");
     cJSON_Delete(st);
+
+    /* Ctrl-C while waiting (a topic nobody listens to): interrupted, 130 */
+    const char *nowhere[] = {"aloft", "trigger", "--broker", broker.addr, "--topic", "/nowhere/cmd", "--platform",
+                             "five", "--url", fs_url(), "--wait", NULL};
+    const char *file = e2e_path("interrupted.out");
+    pid_t pid = e2e_spawn(ALOFT_BIN "/aloft", nowhere, file, O_TRUNC, true);
+    assert_int_equal(wait_file(file, "published trigger", MQTT_WAIT_MS), 0);
+    kill(pid, SIGINT);
+    int status = -1;
+    uint64_t end = e2e_now_ms() + MQTT_WAIT_MS;
+    while (waitpid(pid, &status, WNOHANG) != pid) {
+        if (e2e_now_ms() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            break;
+        }
+        e2e_sleep_ms(20);
+    }
+    char *text = read_text(file);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 130 || !strstr(text, "fe-dev                 interrupted"))
+        fprintf(stderr, "aloft trigger interrupted: status %#x (want exit 130), output:\n%s\n", status, text);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 130);
+    assert_non_null(strstr(text, "fe-dev                 interrupted"));
+    free(text);
     e2e_node_stop(&fe);
 
     /* without --wait: published once, as given, not retained; exit 0 */
