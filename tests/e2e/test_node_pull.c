@@ -950,6 +950,48 @@ static void test_check_headers_md5_and_resume(void **state)
     e2e_node_stop(&b);
 }
 
+/* Triggers that do not parse: 400 bad_trigger saying what is wrong, and
+ * nothing happens. */
+static void test_bad_triggers_are_refused_with_a_reason(void **state)
+{
+    (void)state;
+    struct e2e_node n;
+    start_node(&n, "triggers", NULL);
+    static const char *const cases[][2] = {
+        {"not json", "not a JSON object"},
+        {"[1,2]", "not a JSON object"},
+        {"{\"url\":\"http://a/b.bin\"}", "\"type\" must be \"ota_trigger\""},
+        {"{\"type\":\"reboot\",\"url\":\"http://a/b.bin\"}", "\"type\" must be \"ota_trigger\""},
+        {"{\"type\":\"ota_trigger\"}", "\"url\" is missing"},
+        {"{\"type\":\"ota_trigger\",\"url\":\"file:///etc/passwd\"}", "http:// or https://"},
+        {"{\"type\":\"ota_trigger\",\"url\":\"http://a/b.bin\",\"sha256\":\"abc\"}", "64 hex digits"},
+        {"{\"type\":\"ota_trigger\",\"url\":\"http://a/b.bin\",\"size\":-5}", "positive whole number"},
+        {"{\"type\":\"ota_trigger\",\"url\":\"http://a/b.bin\",\"size\":1.5}", "positive whole number"},
+        {"{\"type\":\"ota_trigger\",\"url\":\"http://a/b.bin\",\"target\":\"bootloader\"}", "firmware\" or \"frontend"},
+        {"{\"type\":\"ota_trigger\",\"url\":\"http://a/b.bin\",\"version\":7}", "\"version\" must be a string"},
+        {"{\"type\":\"ota_trigger\",\"url\":\"http://a/b.bin\","
+         "\"id\":\"0123456789012345678901234567890123456789012345678\"}",
+         "\"id\" must be a string of at most 47"},
+    };
+    struct before before;
+    take(&before, &n);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct e2e_http r;
+        int code = trigger(&n, cases[i][0], &r);
+        cJSON *j = cJSON_Parse(r.body);
+        const char *msg = j ? e2e_jstr(j, "message") : "";
+        if (code != 400 || strcmp(e2e_http_error(&r), "bad_trigger") || !strstr(msg, cases[i][1]))
+            fail_msg("%s: %d %s (want 400 bad_trigger '%s')", cases[i][0], code, r.body, cases[i][1]);
+        cJSON_Delete(j);
+        e2e_http_free(&r);
+    }
+    cJSON *st = e2e_get_json(&n, "/api/ota/state");
+    assert_string_equal(e2e_jstr(st, "state"), "idle");
+    cJSON_Delete(st);
+    unchanged(&before, &n, "bad triggers");
+    e2e_node_stop(&n);
+}
+
 /* POST /api/ota/pull takes the upload PSK like POST /ota. */
 static void test_trigger_needs_the_psk(void **state)
 {
@@ -1004,6 +1046,7 @@ int main(void)
         cmocka_unit_test_teardown(test_scheduled_checks, aloftd_teardown),
         cmocka_unit_test_teardown(test_frontend_target, e2e_teardown),
         cmocka_unit_test_teardown(test_trigger_needs_the_psk, e2e_teardown),
+        cmocka_unit_test_teardown(test_bad_triggers_are_refused_with_a_reason, e2e_teardown),
         cmocka_unit_test_teardown(test_updated_only_once_confirmed, e2e_teardown),
         cmocka_unit_test_teardown(test_check_headers_md5_and_resume, e2e_teardown),
     };
