@@ -8,8 +8,9 @@
  * (the stopped one forgotten) is all updated or unchanged: exit 0. One
  * device of another chip is rejected with its reason; --target frontend
  * flips a device's www slot; an image that never confirms itself is
- * unconfirmed at the timeout; without --wait the trigger is published once,
- * as given; bad arguments exit 2. */
+ * unconfirmed at the timeout; Ctrl-C while waiting is interrupted (130);
+ * without --wait the trigger is published once, as given; bad arguments
+ * exit 2. */
 #include "mqtt_harness.h"
 
 #include "file.h"
