@@ -134,7 +134,7 @@ struct node_pull_req {
     char trigger[48];            /* the trigger's id, echoed in the state */
     bool frontend;               /* the www slot, not the app */
 };
-/* Parse a trigger {"type":"ota_trigger","url":…, optional "version",
+/* Parse a trigger (trigger.c) {"type":"ota_trigger","url":…, optional "version",
  * "sha256", "size", "token", "id" (≤ 47 characters), "target":
  * "firmware"|"frontend"}. Returns 0, or -1 with a reason in why. */
 int node_pull_parse(const char *json, size_t len, struct node_pull_req *r, char *why, size_t why_len);
