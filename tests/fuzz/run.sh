@@ -32,7 +32,7 @@ JOBS=${FUZZ_JOBS:-2}
 TIME=${FUZZ_TIME:-20}
 
 # name, runs, max_len: a few seconds each on one core.
-HARNESSES="image:20000:9000 part:150000:3200 part_csv:150000:2048 littlefs:60000:65537 devstatus:300000:17000"
+HARNESSES="image:20000:9000 part:150000:3200 part_csv:150000:2048 littlefs:60000:65537 devstatus:300000:17000 trigger:300000:4096"
 
 say() { echo "fuzz: $*"; }
 
@@ -62,6 +62,10 @@ build() {
         extra="$SRC/host/fleet.c"
         libs="$(pkg-config --libs libcjson libcurl 2>/dev/null || echo -lcjson -lcurl)"
         extra="$extra $(pkg-config --cflags libcjson libcurl 2>/dev/null || true)"
+        ;;
+    trigger)
+        extra="$SRC/apps/aloft-node/trigger.c -I$SRC/apps/aloft-node $(pkg-config --cflags libcjson 2>/dev/null || true)"
+        libs="$(pkg-config --libs libcjson 2>/dev/null || echo -lcjson)"
         ;;
     *) extra="$CORE" libs="" ;;
     esac
@@ -106,7 +110,7 @@ fi
 # ---- seeds ----
 
 S=$OUT/seeds
-mkdir -p "$S/image" "$S/part" "$S/part_csv" "$S/littlefs" "$S/devstatus"
+mkdir -p "$S/image" "$S/part" "$S/part_csv" "$S/littlefs" "$S/devstatus" "$S/trigger"
 [ -d "$FIXTURES/esp-idf" ] || say "no fixtures in $FIXTURES: seeding from synthesised inputs only"
 have_aloft=no
 [ -x "$ALOFT" ] && have_aloft=yes
@@ -226,6 +230,12 @@ printf '\002{"version":"v0.4.3","running_partition":"ota_1"}' >"$S/devstatus/min
 printf '\001{"status":"error","error":"busy","message":"another upload"}' >"$S/devstatus/error"
 printf '\000[1,2,{"version":null}]' >"$S/devstatus/array"
 
+# trigger: the JSON of an ota_trigger (fuzz_trigger.c).
+printf '{"type":"ota_trigger","url":"https://ota.example/fw.bin","version":"1.2.0","sha256":"%s","size":1048576,"token":"t0k3n","id":"rollout-7","target":"firmware"}' \
+    "$(printf '%064d' 0)" >"$S/trigger/full"
+printf '{"type":"ota_trigger","url":"http://10.0.0.1/fw.bin"}' >"$S/trigger/seed"
+printf '{"type":"ota_trigger","url":"http://a/www.bin","target":"frontend","size":null}' >"$S/trigger/frontend"
+
 # Dictionaries: the words of each grammar.
 cat >"$OUT/part.dict" <<'EOF'
 "\xaa\x50\x00\x10"
@@ -275,6 +285,25 @@ cat >"$OUT/part_csv.dict" <<'EOF'
 ","
 "#"
 "\xef\xbb\xbf"
+EOF
+cat >"$OUT/trigger.dict" <<'EOF'
+"\"type\":"
+"\"ota_trigger\""
+"\"url\":"
+"\"http://"
+"\"https://"
+"\"version\":"
+"\"sha256\":"
+"\"size\":"
+"\"token\":"
+"\"id\":"
+"\"target\":"
+"\"frontend\""
+"\"firmware\""
+"null"
+"1e308"
+"-1"
+"0.5"
 EOF
 cat >"$OUT/devstatus.dict" <<'EOF'
 "\"version\":"
