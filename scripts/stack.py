@@ -111,7 +111,7 @@ def main():
     ap.add_argument("--budget-root", default="aloft_update_write")
     ap.add_argument("--budget", type=int, default=1536, help="bytes allowed for --budget-root")
     ap.add_argument("roots", nargs="*", default=["aloft_update_write", "aloft_update_begin",
-                                                 "aloft_update_end", "aloft_update_set_boot",
+                                                 "aloft_update_end", "aloft_update_set_boot", "aloft_update_resume",
                                                  "aloft_boot_select"])
     a = ap.parse_intermixed_args()
 
