@@ -2,9 +2,10 @@
  * (one range: 206, or 416 when it starts past the end), If-Range,
  * If-None-Match and an ETag that is the SHA-256 itself: a content-addressed
  * file never changes. Only files the database records are served, so a file
- * left by an interrupted upload never is. Bodies are sent from the file
- * descriptor (sendfile), never read into memory; the whole-file responses
- * of recent downloads are kept, descriptors open (see cache_put). */
+ * left by an interrupted upload never is. Bodies are never read into
+ * memory: a whole file goes from a read-only mapping (see whole_file), a
+ * range from the descriptor (sendfile); the whole-file responses of recent
+ * downloads are kept (see cache_put). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
