@@ -169,12 +169,13 @@ static bool etag_matches(const char *list, const char *etag)
 }
 
 /* The whole-file 200 responses of the files most recently downloaded, with
- * their descriptors open. A stored file is content-addressed: it never
- * changes and is never removed, so once the database has named it, later
- * downloads need neither a query nor an open(), and libmicrohttpd queues one
- * response on any number of connections (it counts its references, so an
- * evicted response lives until its last send ends). It reads the descriptor
- * at explicit offsets (sendfile, pread), so sharing it is safe. */
+ * their mappings (or, with TLS, descriptors) open. A stored file is
+ * content-addressed: it never changes and is never removed, so once the
+ * database has named it, later downloads need neither a query nor an open(),
+ * and libmicrohttpd queues one response on any number of connections (it
+ * counts its references, so an evicted response lives until its last send
+ * ends). It reads a mapping or a descriptor at explicit offsets (sendmsg,
+ * pread), so sharing it is safe. */
 #define CACHE_SLOTS 16
 
 static struct cached {
