@@ -4,13 +4,11 @@
 
 #include <fcntl.h>
 #include <mosquitto.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,28 +17,6 @@
 /* ---- the broker ---- */
 
 static struct mqtt_broker *brokers[8];
-
-static uint16_t free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static bool port_open(uint16_t port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    if (fd >= 0)
-        close(fd);
-    return ok;
-}
 
 static void print_log_file(const char *log, const char *why)
 {
@@ -83,7 +59,7 @@ static uint16_t another_port(const struct mqtt_broker *b)
 {
     uint16_t p;
     do
-        p = free_port();
+        p = e2e_free_port();
     while (p == b->port || p == b->tls_port || p == b->auth_port);
     return p;
 }
@@ -101,7 +77,7 @@ void mqtt_broker_init(struct mqtt_broker *b, const char *name, const char *cert,
     assert_true(slot < sizeof brokers / sizeof brokers[0]);
     brokers[slot] = b;
     memset(b, 0, sizeof *b);
-    b->port = free_port();
+    b->port = e2e_free_port();
     snprintf(b->addr, sizeof b->addr, "127.0.0.1:%u", b->port);
     char file[64];
     snprintf(file, sizeof file, "%s.conf", name);
@@ -145,8 +121,8 @@ void mqtt_broker_start(struct mqtt_broker *b)
     const char *argv[] = {"mosquitto", "-c", b->conf, NULL};
     b->pid = e2e_spawn("mosquitto", argv, b->log, O_APPEND, true);
     uint64_t end = e2e_now_ms() + MQTT_WAIT_MS;
-    while (!port_open(b->port) || (b->tls_port && !port_open(b->tls_port)) ||
-           (b->auth_port && !port_open(b->auth_port))) {
+    while (!e2e_port_open(b->port) || (b->tls_port && !e2e_port_open(b->tls_port)) ||
+           (b->auth_port && !e2e_port_open(b->auth_port))) {
         if (waitpid(b->pid, NULL, WNOHANG) == b->pid) {
             b->pid = 0;
             print_log(b, "exited (is Debian's mosquitto installed? scripts/deps.sh)");
@@ -202,6 +178,7 @@ static struct {
     unsigned n;
     char topic[MAX_MSGS][128];
     char *payload[MAX_MSGS];
+    int qos[MAX_MSGS];
     bool retain[MAX_MSGS];
 } sub = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
@@ -242,6 +219,7 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
     if (sub.n < MAX_MSGS) {
         snprintf(sub.topic[sub.n], sizeof sub.topic[0], "%s", msg->topic);
         sub.payload[sub.n] = strndup(msg->payload ? (const char *)msg->payload : "", (size_t)msg->payloadlen);
+        sub.qos[sub.n] = msg->qos;
         sub.retain[sub.n] = msg->retain;
         sub.n++;
     }
@@ -323,6 +301,23 @@ bool mqtt_sub_retained(unsigned i)
     bool r = i < sub.n && sub.retain[i];
     pthread_mutex_unlock(&sub.lock);
     return r;
+}
+
+cJSON *mqtt_sub_message(unsigned i, char topic[128], int *qos, bool *retain)
+{
+    pthread_mutex_lock(&sub.lock);
+    bool have = i < sub.n;
+    if (have) {
+        snprintf(topic, 128, "%s", sub.topic[i]);
+        *qos = sub.qos[i];
+        *retain = sub.retain[i];
+    }
+    cJSON *j = have ? cJSON_Parse(sub.payload[i]) : NULL;
+    pthread_mutex_unlock(&sub.lock);
+    if (!have)
+        fprintf(stderr, "no MQTT message %u: %u arrived\n", i, mqtt_sub_count());
+    assert_true(have);
+    return j;
 }
 
 /* Message i matches (called with the lock held); its JSON when it does. */

@@ -60,6 +60,10 @@ cJSON *mqtt_sub_wait(unsigned *from, const char *topic, const char *key, const c
 /* Message i: its retain flag. */
 bool mqtt_sub_retained(unsigned i);
 
+/* Message i (test failure when fewer came): its topic, QoS and retain flag,
+ * and its payload parsed (NULL when not JSON; cJSON_Delete it). */
+cJSON *mqtt_sub_message(unsigned i, char topic[128], int *qos, bool *retain);
+
 /* How many messages on topic have key == value (key NULL: all on topic). */
 unsigned mqtt_sub_matching(const char *topic, const char *key, const char *value);
 

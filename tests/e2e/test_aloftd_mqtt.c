@@ -1,30 +1,20 @@
 /* aloftd end to end: MQTT triggers (PROTOCOLS.md §3.2) at a real mosquitto
- * broker the test starts on 127.0.0.1 and a free port (a temporary config;
- * as root with `user root`, else mosquitto would drop to the user
- * mosquitto), stopped by PID. A libmosquitto client subscribed to aloft/#
- * collects what arrives. The operator's trigger to the platform's topic and
- * to one device's; a rollout's start and advances (the operator's, or its
- * own once a stage succeeded) publish to exactly the devices of each new
- * stage share; a broker that is down when aloftd starts
+ * broker the test starts (mqtt_harness.h), whose recording client subscribed
+ * to aloft/# collects what arrives. The operator's trigger to the platform's
+ * topic and to one device's; a rollout's start and advances (the operator's,
+ * or its own once a stage succeeded) publish to exactly the devices of each
+ * new stage share; a broker that is down when aloftd starts
  * is connected to once it is up (and again after it restarts). Runs twice
  * like test_aloftd (CTest: test_aloftd_mqtt on SQLite, test_aloftd_mqtt_pg
  * on a PostgreSQL server the harness starts). */
 #include "aloftd_harness.h"
+#include "mqtt_harness.h"
 
-#include <fcntl.h>
-#include <mosquitto.h>
-#include <netinet/in.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "aloft/image.h"
-#include "file.h"
 #include "image_make.h"
 
 #define NDEV 100
@@ -33,212 +23,21 @@
 #define RECONNECT_MS 20000u  /* aloftd's backoff is 0.5 s doubling: a few tries */
 
 static struct aloftd_proc srv;
+static struct mqtt_broker broker;
 
-/* ---- the broker ---- */
-
-static struct {
-    pid_t pid;
-    uint16_t port;
-    char addr[32]; /* 127.0.0.1:PORT */
-    char conf[300], log[300];
-} broker;
-
-static uint16_t free_port(void)
+/* The broker, and the recording client subscribed to aloft/#. */
+static void broker_up(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
+    mqtt_broker_init(&broker, "mosquitto", NULL, NULL);
+    mqtt_broker_start(&broker);
+    mqtt_sub_start(&broker, "aloft/#", NULL);
 }
 
-static bool port_open(uint16_t port)
+static int teardown(void **state)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    if (fd >= 0)
-        close(fd);
-    return ok;
-}
-
-static void broker_stop(void)
-{
-    if (broker.pid <= 0)
-        return;
-    kill(broker.pid, SIGTERM);
-    uint64_t end = e2e_now_ms() + 3000;
-    while (waitpid(broker.pid, NULL, WNOHANG) != broker.pid) {
-        if (e2e_now_ms() > end) {
-            kill(broker.pid, SIGKILL);
-            waitpid(broker.pid, NULL, 0);
-            break;
-        }
-        e2e_sleep_ms(10);
-    }
-    broker.pid = 0;
-}
-
-static void broker_print_log(const char *why)
-{
-    uint8_t *data = NULL;
-    size_t len = 0;
-    aloft_file_read(broker.log, &data, &len);
-    fprintf(stderr, "mosquitto: %s; %s:\n%.*s\n", why, broker.log, (int)(len > 3000 ? 3000 : len),
-            data ? (const char *)data + (len > 3000 ? len - 3000 : 0) : "");
-    free(data);
-}
-
-/* Choose the port and write the config (once); nothing runs yet. */
-static void broker_init(void)
-{
-    if (broker.port)
-        return;
-    atexit(broker_stop);
-    broker.port = free_port();
-    snprintf(broker.addr, sizeof broker.addr, "127.0.0.1:%u", broker.port);
-    snprintf(broker.conf, sizeof broker.conf, "%s", e2e_path("mosquitto.conf"));
-    snprintf(broker.log, sizeof broker.log, "%s", e2e_path("mosquitto.log"));
-    char conf[400];
-    int n = snprintf(conf, sizeof conf, "listener %u 127.0.0.1\nallow_anonymous true\npersistence false\n%s",
-                     broker.port, geteuid() == 0 ? "user root\n" : "");
-    e2e_file_write(broker.conf, conf, (size_t)n);
-}
-
-static void broker_start(void)
-{
-    broker_init();
-    assert_int_equal(broker.pid, 0);
-    const char *argv[] = {"mosquitto", "-c", broker.conf, NULL};
-    pid_t pid = e2e_spawn("mosquitto", argv, broker.log, O_APPEND, true);
-    broker.pid = pid;
-    uint64_t end = e2e_now_ms() + WAIT_MS;
-    while (!port_open(broker.port)) {
-        if (waitpid(broker.pid, NULL, WNOHANG) == broker.pid) {
-            broker.pid = 0;
-            broker_print_log("exited (is Debian's mosquitto installed? scripts/deps.sh)");
-            fail();
-        }
-        if (e2e_now_ms() > end) {
-            broker_print_log("did not listen in time");
-            broker_stop();
-            fail();
-        }
-        e2e_sleep_ms(20);
-    }
-}
-
-/* ---- the subscriber: everything under aloft/# ---- */
-
-#define MAX_MSGS 512
-
-static struct {
-    struct mosquitto *m;
-    pthread_mutex_t lock;
-    unsigned subscribed; /* SUBACKs seen */
-    unsigned n;
-    char topic[MAX_MSGS][128];
-    char *payload[MAX_MSGS];
-    int qos[MAX_MSGS];
-    bool retain[MAX_MSGS];
-} sub = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-static void sub_on_connect(struct mosquitto *m, void *obj, int rc)
-{
-    (void)obj;
-    if (rc == 0)
-        mosquitto_subscribe(m, NULL, "aloft/#", 1); /* a clean session: again on every connection */
-}
-
-static void sub_on_subscribe(struct mosquitto *m, void *obj, int mid, int n, const int *granted)
-{
-    (void)m, (void)obj, (void)mid, (void)n, (void)granted;
-    pthread_mutex_lock(&sub.lock);
-    sub.subscribed++;
-    pthread_mutex_unlock(&sub.lock);
-}
-
-static void sub_on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg)
-{
-    (void)m, (void)obj;
-    pthread_mutex_lock(&sub.lock);
-    if (sub.n < MAX_MSGS) {
-        snprintf(sub.topic[sub.n], sizeof sub.topic[0], "%s", msg->topic);
-        sub.payload[sub.n] = strndup(msg->payload ? (const char *)msg->payload : "", (size_t)msg->payloadlen);
-        sub.qos[sub.n] = msg->qos;
-        sub.retain[sub.n] = msg->retain;
-        sub.n++;
-    }
-    pthread_mutex_unlock(&sub.lock);
-}
-
-static unsigned sub_subscribed(void)
-{
-    pthread_mutex_lock(&sub.lock);
-    unsigned n = sub.subscribed;
-    pthread_mutex_unlock(&sub.lock);
-    return n;
-}
-
-static unsigned sub_count(void)
-{
-    pthread_mutex_lock(&sub.lock);
-    unsigned n = sub.n;
-    pthread_mutex_unlock(&sub.lock);
-    return n;
-}
-
-static void sub_clear(void)
-{
-    pthread_mutex_lock(&sub.lock);
-    for (unsigned i = 0; i < sub.n; i++)
-        free(sub.payload[i]);
-    sub.n = 0;
-    pthread_mutex_unlock(&sub.lock);
-}
-
-/* Wait until the subscription has been acknowledged more than `before` times. */
-static void sub_wait_subscribed(unsigned before)
-{
-    uint64_t end = e2e_now_ms() + RECONNECT_MS;
-    while (sub_subscribed() <= before) {
-        if (e2e_now_ms() > end) {
-            fprintf(stderr, "the subscriber did not subscribe at %s in time\n", broker.addr);
-            fail();
-        }
-        e2e_sleep_ms(10);
-    }
-}
-
-static void sub_start(void)
-{
-    mosquitto_lib_init();
-    sub.m = mosquitto_new(NULL, true, NULL);
-    assert_non_null(sub.m);
-    mosquitto_connect_callback_set(sub.m, sub_on_connect);
-    mosquitto_subscribe_callback_set(sub.m, sub_on_subscribe);
-    mosquitto_message_callback_set(sub.m, sub_on_message);
-    mosquitto_reconnect_delay_set(sub.m, 1, 1, false);
-    unsigned before = sub_subscribed();
-    assert_int_equal(mosquitto_connect(sub.m, "127.0.0.1", broker.port, 30), MOSQ_ERR_SUCCESS);
-    assert_int_equal(mosquitto_loop_start(sub.m), MOSQ_ERR_SUCCESS);
-    sub_wait_subscribed(before);
-}
-
-static int sub_stop(void **state)
-{
-    if (sub.m) {
-        mosquitto_disconnect(sub.m);
-        mosquitto_loop_stop(sub.m, false);
-        mosquitto_destroy(sub.m);
-        sub.m = NULL;
-    }
-    sub_clear();
+    mqtt_sub_stop();
     int rc = aloftd_teardown(state);
-    broker_stop();
+    mqtt_broker_stop(&broker);
     return rc;
 }
 
@@ -247,27 +46,27 @@ static int sub_stop(void **state)
 static void sub_expect(unsigned n)
 {
     uint64_t end = e2e_now_ms() + WAIT_MS;
-    while (sub_count() < n && e2e_now_ms() < end)
+    while (mqtt_sub_count() < n && e2e_now_ms() < end)
         e2e_sleep_ms(10);
-    if (sub_count() < n)
-        fprintf(stderr, "%u MQTT messages arrived, want %u\n", sub_count(), n);
-    assert_int_equal(sub_count(), n);
+    if (mqtt_sub_count() < n)
+        fprintf(stderr, "%u MQTT messages arrived, want %u\n", mqtt_sub_count(), n);
+    assert_int_equal(mqtt_sub_count(), n);
     e2e_sleep_ms(QUIET_MS);
-    if (sub_count() != n)
-        fprintf(stderr, "%u MQTT messages arrived, want only %u\n", sub_count(), n);
-    assert_int_equal(sub_count(), n);
+    if (mqtt_sub_count() != n)
+        fprintf(stderr, "%u MQTT messages arrived, want only %u\n", mqtt_sub_count(), n);
+    assert_int_equal(mqtt_sub_count(), n);
 }
 
 /* Message i: on topic, the trigger of a release; its payload parsed. */
 static cJSON *sub_trigger(unsigned i, const char *topic, const cJSON *release)
 {
-    pthread_mutex_lock(&sub.lock);
-    assert_true(i < sub.n);
-    assert_string_equal(sub.topic[i], topic);
-    assert_int_equal(sub.qos[i], 1);
-    assert_false(sub.retain[i]);
-    cJSON *j = cJSON_Parse(sub.payload[i]);
-    pthread_mutex_unlock(&sub.lock);
+    char got[128];
+    int qos;
+    bool retain;
+    cJSON *j = mqtt_sub_message(i, got, &qos, &retain);
+    assert_string_equal(got, topic);
+    assert_int_equal(qos, 1);
+    assert_false(retain);
     assert_non_null(j);
     assert_string_equal(e2e_jstr(j, "type"), "ota_trigger");
     assert_string_equal(e2e_jstr(j, "version"), e2e_jstr(release, "version"));
@@ -374,9 +173,7 @@ static void expect_download(const cJSON *trigger)
 static void test_operator_trigger(void **state)
 {
     (void)state;
-    broker_init();
-    broker_start();
-    sub_start();
+    broker_up();
     /* the flags; the password is never logged (the broker takes anyone) */
     const char *args[] = {"--mqtt", broker.addr, "--public-url", "http://updates.example.com:8080/", "--mqtt-user",
                           "aloft", "--mqtt-password", "s3cret-pw", NULL};
@@ -401,7 +198,7 @@ static void test_operator_trigger(void **state)
     cJSON_Delete(t);
 
     /* one device, its MAC in any spelling */
-    sub_clear();
+    mqtt_sub_clear();
     expect(admin_post("/api/platforms/demo/trigger", "{\"device\": \"240ac4000001\"}", &reply), 200,
            "trigger a device");
     assert_string_equal(e2e_jstr(reply, "topic"), "aloft/demo/24:0A:C4:00:00:01/cmd");
@@ -411,7 +208,7 @@ static void test_operator_trigger(void **state)
 
     /* an older release by version */
     cJSON *rel2 = upload(make_image("o-1.1.0.bin", "demo", "1.1.0"));
-    sub_clear();
+    mqtt_sub_clear();
     expect(admin_post("/api/platforms/demo/trigger", "{\"version\": \"1.0.0\", \"device\": \"24:0A:C4:00:00:02\"}",
                       NULL),
            200, "trigger a version");
@@ -421,7 +218,7 @@ static void test_operator_trigger(void **state)
     cJSON_Delete(sub_trigger(1, "aloft/demo/cmd", rel2));
 
     /* refusals publish nothing */
-    sub_clear();
+    mqtt_sub_clear();
     expect(admin_post("/api/platforms/demo/trigger", "{\"device\": \"nonsense\"}", NULL), 400, "bad device");
     expect(admin_post("/api/platforms/demo/trigger", "[1]", NULL), 400, "not an object");
     expect(admin_post("/api/platforms/demo/trigger", "{\"version\": \"9.9.9\"}", NULL), 404, "unknown version");
@@ -431,7 +228,7 @@ static void test_operator_trigger(void **state)
            "no token");
     e2e_http_free(&r);
     e2e_sleep_ms(QUIET_MS);
-    assert_int_equal(sub_count(), 0);
+    assert_int_equal(mqtt_sub_count(), 0);
     cJSON_Delete(rel);
     cJSON_Delete(rel2);
 }
@@ -480,10 +277,10 @@ static void expect_devices(long long id, unsigned from, unsigned to, const cJSON
     sub_expect(want);
     bool seen[NDEV] = {false};
     for (unsigned k = 0; k < want; k++) {
-        pthread_mutex_lock(&sub.lock);
         char topic[128];
-        snprintf(topic, sizeof topic, "%s", sub.topic[k]);
-        pthread_mutex_unlock(&sub.lock);
+        int qos;
+        bool retain;
+        cJSON_Delete(mqtt_sub_message(k, topic, &qos, &retain));
         int found = -1;
         for (int i = 0; i < NDEV && found < 0; i++) {
             char t[128];
@@ -510,9 +307,7 @@ static void expect_devices(long long id, unsigned from, unsigned to, const cJSON
 static void test_rollout_triggers(void **state)
 {
     (void)state;
-    broker_init();
-    broker_start();
-    sub_start();
+    broker_up();
     /* the config file; downloads from aloftd's own address */
     char conf[200];
     int n = snprintf(conf, sizeof conf, "# MQTT triggers\nmqtt = \"%s\"\n", broker.addr);
@@ -527,7 +322,7 @@ static void test_rollout_triggers(void **state)
         checkin(macs[i], "1.0.0");
     checkin("24:0A:C4:30:00:01", "1.1.0"); /* runs it already: inside the share or not, never triggered */
     cJSON *rel = upload(make_image("r-1.1.0.bin", "demo", "1.1.0"));
-    assert_int_equal(sub_count(), 0); /* uploads trigger nothing */
+    assert_int_equal(mqtt_sub_count(), 0); /* uploads trigger nothing */
 
     cJSON *reply;
     expect(admin_post("/api/platforms/demo/rollouts", "{\"version\": \"1.1.0\", \"stages\": [10, 50, 100]}", &reply),
@@ -538,28 +333,28 @@ static void test_rollout_triggers(void **state)
 
     char path[80];
     snprintf(path, sizeof path, "/api/rollouts/%lld/pause", id);
-    sub_clear();
+    mqtt_sub_clear();
     expect(admin_post(path, "{}", NULL), 200, "pause");
     snprintf(path, sizeof path, "/api/rollouts/%lld/resume", id);
     expect(admin_post(path, "{}", NULL), 200, "resume");
     e2e_sleep_ms(QUIET_MS);
-    assert_int_equal(sub_count(), 0); /* no new stage: nothing */
+    assert_int_equal(mqtt_sub_count(), 0); /* no new stage: nothing */
 
     snprintf(path, sizeof path, "/api/rollouts/%lld/advance", id);
     expect(admin_post(path, "{}", NULL), 200, "advance to 50 %");
     expect_devices(id, 10, 50, rel); /* only the devices the stage adds */
 
-    sub_clear();
+    mqtt_sub_clear();
     expect(admin_post(path, "{}", NULL), 200, "advance to 100 %");
     sub_expect(1); /* everyone: the platform's topic */
     cJSON *t = sub_trigger(0, "aloft/demo/cmd", rel);
     expect_download(t);
     cJSON_Delete(t);
 
-    sub_clear();
+    mqtt_sub_clear();
     expect(admin_post(path, "{}", NULL), 200, "complete");
     e2e_sleep_ms(QUIET_MS);
-    assert_int_equal(sub_count(), 0);
+    assert_int_equal(mqtt_sub_count(), 0);
     cJSON_Delete(old);
     cJSON_Delete(rel);
 }
@@ -570,9 +365,7 @@ static void test_rollout_triggers(void **state)
 static void test_rollout_auto_triggers(void **state)
 {
     (void)state;
-    broker_init();
-    broker_start();
-    sub_start();
+    broker_up();
     start("auto", NULL);
     wait_connected(0, WAIT_MS);
     for (int i = 0; i < NDEV; i++)
@@ -595,10 +388,10 @@ static void test_rollout_auto_triggers(void **state)
         if (bucket(id, macs[i]) < 10)
             first = i;
     assert_true(first >= 0);
-    sub_clear();
+    mqtt_sub_clear();
     checkin(macs[first], "1.0.0"); /* offered it: no outcome yet */
     e2e_sleep_ms(QUIET_MS);
-    assert_int_equal(sub_count(), 0);
+    assert_int_equal(mqtt_sub_count(), 0);
     char path[80];
     snprintf(path, sizeof path, "/api/rollouts/%lld", id);
     cJSON *ro = aloftd_json(&srv, path);
@@ -620,7 +413,7 @@ static void test_rollout_auto_triggers(void **state)
 static void test_broker_down(void **state)
 {
     (void)state;
-    broker_init(); /* its port, nothing listening */
+    mqtt_broker_init(&broker, "mosquitto", NULL, NULL); /* its port, nothing listening */
     setenv("ALOFT_MQTT", broker.addr, 1); /* the environment */
     const char *args[] = {NULL};
     start("late", args);
@@ -638,8 +431,8 @@ static void test_broker_down(void **state)
     cJSON_Delete(aloftd_json(&srv, "/api/platforms/demo"));
     e2e_sleep_ms(1500); /* a few failed attempts */
 
-    broker_start();
-    sub_start();
+    mqtt_broker_start(&broker);
+    mqtt_sub_start(&broker, "aloft/#", NULL);
     wait_connected(0, RECONNECT_MS);
     expect(admin_post("/api/platforms/demo/trigger", "{\"device\": \"24:0A:C4:00:00:09\"}", NULL), 200,
            "trigger once connected");
@@ -647,13 +440,13 @@ static void test_broker_down(void **state)
     cJSON_Delete(sub_trigger(0, "aloft/demo/24:0A:C4:00:00:09/cmd", rel));
 
     /* the broker restarts: aloftd reconnects by itself */
-    unsigned subs = sub_subscribed();
-    broker_stop();
+    unsigned subs = mqtt_sub_subscribed();
+    mqtt_broker_stop(&broker);
     e2e_sleep_ms(300);
-    broker_start();
-    sub_wait_subscribed(subs);
+    mqtt_broker_start(&broker);
+    mqtt_sub_wait_subscribed(subs);
     wait_connected(1, RECONNECT_MS);
-    sub_clear();
+    mqtt_sub_clear();
     expect(admin_post("/api/platforms/demo/trigger", "{}", NULL), 200, "trigger after the restart");
     sub_expect(1);
     cJSON_Delete(sub_trigger(0, "aloft/demo/cmd", rel));
@@ -669,10 +462,10 @@ int main(void)
             return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_operator_trigger, sub_stop),
-        cmocka_unit_test_teardown(test_rollout_triggers, sub_stop),
-        cmocka_unit_test_teardown(test_rollout_auto_triggers, sub_stop),
-        cmocka_unit_test_teardown(test_broker_down, sub_stop),
+        cmocka_unit_test_teardown(test_operator_trigger, teardown),
+        cmocka_unit_test_teardown(test_rollout_triggers, teardown),
+        cmocka_unit_test_teardown(test_rollout_auto_triggers, teardown),
+        cmocka_unit_test_teardown(test_broker_down, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

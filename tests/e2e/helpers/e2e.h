@@ -147,6 +147,13 @@ double e2e_jnum(const cJSON *j, const char *key);
  * (one that stalls mid-body). Fails the test when it cannot connect. */
 int e2e_connect(const struct e2e_node *n);
 
+/* A port on 127.0.0.1 that the kernel picked as free just now, for servers
+ * that cannot be told to pick one themselves (mosquitto, PostgreSQL). */
+uint16_t e2e_free_port(void);
+
+/* Does something accept connections on 127.0.0.1:port? */
+bool e2e_port_open(uint16_t port);
+
 /* Bytes of the flash file; malloc'd. */
 uint8_t *e2e_flash_read(const struct e2e_node *n, uint32_t off, uint32_t len);
 
