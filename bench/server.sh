@@ -16,8 +16,11 @@
 # aloftd gets --threads $BENCH_THREADS and nginx as many worker processes
 # (default: the number of CPUs); wrk runs $BENCH_CONNS connections
 # (default 32) in one thread for $BENCH_SECONDS seconds (default 8) per
-# run. Every process is started here, in the foreground, and stopped by
-# its PID; the temporary directory is removed at the end.
+# run. Each comparison alternates nginx and aloftd for $BENCH_ROUNDS rounds
+# (default 3) and compares the medians: on a shared machine a single run
+# of each, minutes apart, measures the neighbours' load more than the
+# servers. Every process is started here, in the foreground, and stopped
+# by its PID; the temporary directory is removed at the end.
 #
 # usage: bench/server.sh [BUILD_DIR]    (default: build; run by bench/run.sh)
 set -euo pipefail
@@ -28,6 +31,7 @@ aloftd=$build/bin/aloftd
 threads=${BENCH_THREADS:-$(nproc)}
 conns=${BENCH_CONNS:-32}
 seconds=${BENCH_SECONDS:-8}
+rounds=${BENCH_ROUNDS:-3}
 macs=10000
 
 for exe in "$aloft" "$aloftd"; do
@@ -163,8 +167,27 @@ measure() {
         END { printf "%.0f %.1f %.2f\n", rps, mbs, p99 }'
 }
 
-nginx_update=$(measure "http://127.0.0.1:$nginx_port/update?dev=bench&ver=1.0.0" "$tmp/update.lua")
-nginx_file=$(measure "http://127.0.0.1:$nginx_port/firmware/$sha.bin")
+nginx_update_url="http://127.0.0.1:$nginx_port/update?dev=bench&ver=1.0.0"
+nginx_file_url="http://127.0.0.1:$nginx_port/firmware/$sha.bin"
+
+# pair KIND NGINX_URL ALOFTD_URL [SCRIPT]: $rounds rounds of nginx then
+# aloftd; prints nginx's median run, aloftd's median run (by req/s for
+# KIND rate, MB/s for throughput), then every run's figure of each.
+pair() {
+    local kind=$1 nurl=$2 aurl=$3 script=${4:-} n=() a=() i
+    for ((i = 0; i < rounds; i++)); do
+        n+=("$(measure "$nurl" "$script")")
+        a+=("$(measure "$aurl" "$script")")
+    done
+    local col=1
+    [ "$kind" = rate ] || col=2
+    median() { printf '%s\n' "$@" | sort -k"$col","$col" -g | sed -n "$(((${#} + 1) / 2))p"; }
+    runs() { printf '%s\n' "$@" | cut -d' ' -f"$col" | paste -sd' '; }
+    median "${n[@]}"
+    median "${a[@]}"
+    runs "${n[@]}"
+    runs "${a[@]}"
+}
 
 row() { # LABEL "rps mbs p99" [NGINX "rps mbs p99" KIND]
     local label=$1 r=$2 base=${3:-} kind=${4:-}
@@ -210,14 +233,21 @@ run_aloftd() {
         -H 'x-ESP32-STA-MAC: 24:0A:C4:00:00:01' "$url/update?dev=bench&ver=1.0.0")
     [ "$code" = 304 ] || { echo "bench/server.sh: /update answers $code, not 304" >&2; exit 1; }
     local update file
-    update=$(measure "$url/update?dev=bench&ver=1.0.0" "$tmp/update.lua")
-    file=$(measure "$url/firmware/$sha.bin")
+    update=$(pair rate "$nginx_update_url" "$url/update?dev=bench&ver=1.0.0" "$tmp/update.lua")
+    file=$(pair throughput "$nginx_file_url" "$url/firmware/$sha.bin")
     local devices
     devices=$(curl -s --noproxy '*' -H "Authorization: Bearer $(cat "$data/token")" "$url/api/devices?platform=bench" |
         python3 -c 'import json, sys; j = json.load(sys.stdin); print(len(j.get("devices", j) if isinstance(j, dict) else j))' \
             2>/dev/null || echo "?")
-    row "(a) aloftd /update 304, $name" "$update" "$nginx_update" rate
-    row "(b) aloftd 1 MB download, $name" "$file" "$nginx_file" throughput
+    local nu au nf af
+    { read -r nu; read -r au; } <<<"$update"
+    { read -r nf; read -r af; } <<<"$file"
+    row "(a) nginx return 304" "$nu"
+    row "(a) aloftd /update 304, $name" "$au" "$nu" rate
+    row "(b) nginx static 1 MB file" "$nf"
+    row "(b) aloftd 1 MB download, $name" "$af" "$nf" throughput
+    echo "    req/s of each run (a): nginx $(sed -n 3p <<<"$update"), aloftd $(sed -n 4p <<<"$update")"
+    echo "    MB/s of each run (b): nginx $(sed -n 3p <<<"$file"), aloftd $(sed -n 4p <<<"$file")"
     echo "    ($devices devices in the inventory after (a))"
     kill "$pid"
     wait "$pid" 2>/dev/null || true
@@ -253,12 +283,11 @@ pg_start() {
     return 1
 }
 
-printf '\nbench/server: aloftd (--threads %s) and nginx (%s workers) on loopback, wrk -t1 -c%s -d%ss each\n' \
+printf '\nbench/server: aloftd (--threads %s) and nginx (%s workers) on loopback, wrk -t1 -c%s -d%ss each,\n' \
     "$threads" "$threads" "$conns" "$seconds"
+printf '%s rounds of nginx then aloftd; the median run of each\n' "$rounds"
 printf '(a) GET /update, 304, HTTPUpdate headers, %s distinct MACs; (b) GET of a 1 MB release\n\n' "$macs"
 printf "%-40s %10s %9s %9s %8s  %s\n" "" "req/s" "MB/s" "p99 ms" "ratio" "target"
-row "(a) nginx return 304" "$nginx_update"
-row "(b) nginx static 1 MB file" "$nginx_file"
 run_aloftd sqlite "sqlite:$tmp/aloftd-sqlite/aloft.db"
 if pg_start; then
     run_aloftd postgresql "$pg_url"
