@@ -64,6 +64,17 @@ void aloftd_init(struct aloftd_proc *s, const char *name)
         aloftd_pg_create(name, s->db, sizeof s->db);
 }
 
+void aloftd_https_url(struct aloftd_proc *s)
+{
+    char *log = aloftd_log_read(s);
+    const char *u = NULL;
+    for (const char *p = log; (p = strstr(p, "serving on https://")); p++)
+        u = p + strlen("serving on ");
+    assert_non_null(u);
+    snprintf(s->url, sizeof s->url, "%.*s", (int)strcspn(u + 8, "/\n") + 8, u);
+    free(log);
+}
+
 char *aloftd_log_read(const struct aloftd_proc *s)
 {
     uint8_t *data = NULL;

@@ -80,6 +80,10 @@ int aloftd_stop(struct aloftd_proc *s);
  * with status 0 on SIGTERM: a crash, a sanitizer report, a hang. */
 int aloftd_teardown(void **state);
 
+/* After a start with --tls-cert: s->url becomes the https:// URL of its
+ * last `serving on` line. */
+void aloftd_https_url(struct aloftd_proc *s);
+
 /* The whole log, malloc'd. */
 char *aloftd_log_read(const struct aloftd_proc *s);
 

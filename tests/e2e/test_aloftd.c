@@ -53,16 +53,6 @@ static bool contains(const uint8_t *hay, size_t n, const char *needle)
     return false;
 }
 
-static void sha_hex(const void *data, size_t len, char out[65])
-{
-    struct aloft_sha256 s;
-    uint8_t d[32];
-    aloft_sha256_init(&s);
-    aloft_sha256_update(&s, data, len);
-    aloft_sha256_final(&s, d);
-    aloft_hex(d, 32, out);
-}
-
 /* The real fixtures, copied into the test directory (curl uploads files). */
 static const char *fixture_file(const char *rel, const char *name)
 {
@@ -772,7 +762,7 @@ static void test_admin_auth(void **state)
                                     : e2e_file_read(db, &len);
     if (aloftd_on_pg())
         len = strlen((char *)bytes);
-    sha_hex(srv.token, 64, hash);
+    aloft_test_sha256_hex(srv.token, 64, hash);
     assert_false(contains(bytes, len, srv.token));
     assert_true(contains(bytes, len, hash));
     free(bytes);
@@ -888,7 +878,7 @@ static void test_frontend(void **state)
     const char *www = e2e_path("www.bin");
     e2e_file_write(www, img, len);
     char sha[65];
-    sha_hex(img, len, sha);
+    aloft_test_sha256_hex(img, len, sha);
     free(img);
 
     upload_refused(www, "?kind=frontend", 400, "missing_parameter");

@@ -12,7 +12,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "aloft/crypto.h"
 
 static struct aloftd_proc srv;
 
@@ -45,29 +44,6 @@ static int sh(char **out, const char *fmt, ...)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static void sha_hex(const void *data, size_t len, char out[65])
-{
-    struct aloft_sha256 s;
-    uint8_t d[32];
-    aloft_sha256_init(&s);
-    aloft_sha256_update(&s, data, len);
-    aloft_sha256_final(&s, d);
-    for (int i = 0; i < 32; i++)
-        sprintf(out + 2 * i, "%02x", d[i]);
-}
-
-/* The https:// URL of the server's last start, from its log. */
-static void https_url(struct aloftd_proc *s)
-{
-    char *log = aloftd_log_read(s);
-    const char *u = NULL;
-    for (const char *p = log; (p = strstr(p, "serving on https://")); p++)
-        u = p + strlen("serving on ");
-    assert_non_null(u);
-    snprintf(s->url, sizeof s->url, "%.*s", (int)strcspn(u + 8, "/\n") + 8, u);
-    free(log);
-}
-
 /* aloftd with argv (NULL-terminated, after "aloftd --data D --listen
  * 127.0.0.1:0"), expected to refuse to start: its status, output in *out. */
 static int refused(char **out, const char *args)
@@ -94,16 +70,9 @@ static void test_tls(void **state)
     const char *dir = e2e_dir();
     char *out;
     /* a CA, and a certificate for 127.0.0.1 it signs; a second, unrelated key */
+    e2e_make_ca("127.0.0.1");
     int rc = sh(&out,
-                "cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key "
-                "-out ca.pem -days 2 -subj /CN=aloft-test-ca"
-                " && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key -out srv.csr "
-                "-subj /CN=127.0.0.1"
-                " && printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n"
-                "extendedKeyUsage=serverAuth\\n' >srv.ext"
-                " && openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 "
-                "-extfile srv.ext"
-                " && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out other.key"
+                "cd %s && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out other.key"
                 " && printf 'not a certificate\\n' >junk.pem",
                 dir);
     if (rc)
@@ -115,7 +84,7 @@ static void test_tls(void **state)
     aloftd_init(&srv, "tls");
     const char *args[] = {"--listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key, NULL};
     assert_int_equal(aloftd_start(&srv, args), 0);
-    https_url(&srv);
+    aloftd_https_url(&srv);
 
     /* trusted through the CA: the device endpoint and an upload + download */
     const char *trust[] = {"--cacert", ca, NULL};
@@ -130,13 +99,13 @@ static void test_tls(void **state)
     size_t len;
     uint8_t *bytes = e2e_file_read(img, &len);
     char sha[65], path[100];
-    sha_hex(bytes, len, sha);
+    aloft_test_sha256_hex(bytes, len, sha);
     free(bytes);
     snprintf(path, sizeof path, "/firmware/%s.bin", sha);
     assert_int_equal(aloftd_get(&srv, &r, path, trust), 200);
     char got[65];
     assert_int_equal(r.len, len);
-    sha_hex(r.body, r.len, got);
+    aloft_test_sha256_hex(r.body, r.len, got);
     assert_string_equal(got, sha);
     e2e_http_free(&r);
 

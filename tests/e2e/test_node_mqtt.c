@@ -199,40 +199,15 @@ static void test_state_and_commands(void **state)
 
 /* ---- HTTPS download, restart, updated on MQTT and in aloftd ---- */
 
-static void make_ca(void)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd,
-             "cd %s && (openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key "
-             "-out ca.pem -days 2 -subj /CN=aloft-test-ca"
-             " && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key -out srv.csr "
-             "-subj /CN=127.0.0.1"
-             " && printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n' "
-             ">srv.ext"
-             " && openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 "
-             "-extfile srv.ext) >openssl.log 2>&1",
-             e2e_dir());
-    int rc = system(cmd);
-    if (rc)
-        fprintf(stderr, "openssl (scripts/deps.sh installs it) failed: see %s/openssl.log\n", e2e_dir());
-    assert_int_equal(rc, 0);
-}
-
 /* aloftd over HTTPS; its https:// URL from the log. */
 static void start_https_aloftd(const char *name)
 {
-    make_ca();
+    e2e_make_ca("127.0.0.1");
     aloftd_init(&srv, name);
     const char *args[] = {"--listen", "127.0.0.1:0", "--tls-cert", e2e_path("srv.pem"), "--tls-key",
                           e2e_path("srv.key"), NULL};
     assert_int_equal(aloftd_start(&srv, args), 0);
-    char *log = aloftd_log_read(&srv);
-    const char *u = NULL;
-    for (const char *p = log; (p = strstr(p, "serving on https://")); p++)
-        u = p + strlen("serving on ");
-    assert_non_null(u);
-    snprintf(srv.url, sizeof srv.url, "%.*s", (int)strcspn(u + 8, "/\n") + 8, u);
-    free(log);
+    aloftd_https_url(&srv);
 }
 
 /* Upload a firmware image to aloftd; the trigger JSON for it (URL on
@@ -475,7 +450,7 @@ static void test_broker_restart_and_duplicate(void **state)
 static void test_tls_broker(void **state)
 {
     (void)state;
-    make_ca();
+    e2e_make_ca("127.0.0.1");
     mqtt_broker_init(&broker, "tls", e2e_path("srv.pem"), e2e_path("srv.key"));
     mqtt_broker_start(&broker);
     mqtt_sub_start(&broker, "aloft/#", NULL); /* on the plain listener: the same topics */

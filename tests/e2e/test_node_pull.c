@@ -248,17 +248,6 @@ static char fw1[300], fw2[300];
 static uint8_t *img2;
 static size_t img2_len;
 
-static void sha_hex(const void *data, size_t len, char out[65])
-{
-    struct aloft_sha256 s;
-    uint8_t d[32];
-    aloft_sha256_init(&s);
-    aloft_sha256_update(&s, data, len);
-    aloft_sha256_final(&s, d);
-    for (int i = 0; i < 32; i++)
-        sprintf(out + 2 * i, "%02x", d[i]);
-}
-
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int sh(const char *fmt, ...)
 {
@@ -474,29 +463,14 @@ static const char *mac_of(struct e2e_node *n)
 static void test_https_verified_update_and_untrusted_certificate(void **state)
 {
     (void)state;
-    const char *dir = e2e_dir();
-    int rc = sh("cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key "
-                "-out ca.pem -days 2 -subj /CN=aloft-pull-test-ca 2>/dev/null"
-                " && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key -out srv.csr "
-                "-subj /CN=" ALOFTD_TEST_ADDR " 2>/dev/null"
-                " && printf 'subjectAltName=IP:" ALOFTD_TEST_ADDR "\\nbasicConstraints=CA:FALSE\\n"
-                "extendedKeyUsage=serverAuth\\n' >srv.ext"
-                " && openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 "
-                "-extfile srv.ext 2>/dev/null",
-                dir);
-    assert_int_equal(rc, 0);
+    e2e_make_ca(ALOFTD_TEST_ADDR);
     const char *ca = e2e_path("ca.pem");
 
     struct aloftd_proc srv;
     aloftd_init(&srv, "https");
     const char *args[] = {"--tls-cert", e2e_path("srv.pem"), "--tls-key", e2e_path("srv.key"), NULL};
     assert_int_equal(aloftd_start(&srv, args), 0);
-    char *log = aloftd_log_read(&srv);
-    const char *u = strstr(log, "serving on https://");
-    assert_non_null(u);
-    u += strlen("serving on ");
-    snprintf(srv.url, sizeof srv.url, "%.*s", (int)strcspn(u + 8, "/\n") + 8, u);
-    free(log);
+    aloftd_https_url(&srv);
     const char *trust[] = {"--cacert", ca, NULL};
     struct e2e_http r;
     /* the running release first, so that the node's check-in at boot is a 304 */
@@ -513,7 +487,7 @@ static void test_https_verified_update_and_untrusted_certificate(void **state)
     assert_int_equal(aloftd_upload(&srv, &r, fw2, NULL, trust), 201);
     e2e_http_free(&r);
     char sha[65], json[600];
-    sha_hex(img2, img2_len, sha);
+    aloft_test_sha256_hex(img2, img2_len, sha);
     snprintf(json, sizeof json,
              "{\"type\":\"ota_trigger\",\"url\":\"%s/firmware/%s.bin\",\"version\":\"2.0.0\",\"sha256\":\"%s\","
              "\"size\":%zu,\"id\":\"https-1\"}",
@@ -569,7 +543,7 @@ static void test_dropped_connections_resume_with_range(void **state)
     struct e2e_node n;
     start_node(&n, "drops", NULL);
     char sha[65], json[600];
-    sha_hex(img2, img2_len, sha);
+    aloft_test_sha256_hex(img2, img2_len, sha);
     snprintf(json, sizeof json, "{\"type\":\"ota_trigger\",\"url\":\"%s\",\"sha256\":\"%s\",\"size\":%zu,\"id\":\"drops\"}",
              file_url("/drop.bin"), sha, img2_len);
     trigger_ok(&n, json);
@@ -654,7 +628,7 @@ static void test_bad_downloads_fail_and_change_nothing(void **state)
     free(b3);
     free(bc);
     char sha[65];
-    sha_hex(img2, img2_len, sha);
+    aloft_test_sha256_hex(img2, img2_len, sha);
     struct e2e_node n;
     start_node(&n, "bad", NULL);
     /* before_write: refused before the update slot is erased (it holds the
@@ -895,7 +869,7 @@ static void test_check_headers_md5_and_resume(void **state)
 {
     (void)state;
     char sha[65], md5[33], fw_path[100];
-    sha_hex(img2, img2_len, sha);
+    aloft_test_sha256_hex(img2, img2_len, sha);
     struct aloft_md5 m;
     uint8_t d[16];
     aloft_md5_init(&m);

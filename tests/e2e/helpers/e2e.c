@@ -522,6 +522,26 @@ int e2e_connect(const struct e2e_node *n)
     return fd;
 }
 
+void e2e_make_ca(const char *ip)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && (openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key "
+             "-out ca.pem -days 2 -subj /CN=aloft-test-ca"
+             " && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key -out srv.csr "
+             "-subj /CN=%s"
+             " && printf 'subjectAltName=IP:%s\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n' "
+             ">srv.ext"
+             " && openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 "
+             "-extfile srv.ext) >openssl.log 2>&1",
+             e2e_dir(), ip, ip);
+    fflush(NULL);
+    int rc = system(cmd);
+    if (rc)
+        fprintf(stderr, "openssl (scripts/deps.sh installs it) failed: see %s/openssl.log\n", e2e_dir());
+    assert_int_equal(rc, 0);
+}
+
 uint16_t e2e_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

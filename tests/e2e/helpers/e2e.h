@@ -180,6 +180,11 @@ void e2e_snap_free(struct e2e_snap *s);
  * size] [--sim sim] -o out (size 0 / sim NULL: not given). */
 void e2e_image(const char *out, const char *chip, const char *version, size_t size, const char *sim);
 
+/* A throwaway CA (ca.pem, ca.key) and a server certificate it signs for the
+ * IP address ip (srv.pem, srv.key) in e2e_dir(), made with the openssl CLI
+ * (its output in openssl.log); fails the test when openssl does. */
+void e2e_make_ca(const char *ip);
+
 /* Whole files. e2e_file_read fails the test when the file is missing. */
 uint8_t *e2e_file_read(const char *path, size_t *len);
 void e2e_file_write(const char *path, const void *data, size_t len);

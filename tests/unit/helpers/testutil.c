@@ -9,7 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "aloft/crypto.h"
 #include "file.h"
+#include "hex.h"
 
 uint8_t *aloft_test_fixture(const char *rel, size_t *len)
 {
@@ -100,4 +102,14 @@ void aloft_test_fill(uint8_t *buf, size_t len, uint32_t seed)
         x ^= x << 5;
         buf[i] = (uint8_t)x;
     }
+}
+
+void aloft_test_sha256_hex(const void *data, size_t len, char out[65])
+{
+    struct aloft_sha256 s;
+    uint8_t d[32];
+    aloft_sha256_init(&s);
+    aloft_sha256_update(&s, data, len);
+    aloft_sha256_final(&s, d);
+    aloft_hex(d, 32, out);
 }

@@ -25,4 +25,7 @@ const char *aloft_test_tmpdir(void);
 /* Deterministic pseudo-random bytes (xorshift), for test payloads. */
 void aloft_test_fill(uint8_t *buf, size_t len, uint32_t seed);
 
+/* SHA-256 of data as 64 lower-case hex digits and a NUL. */
+void aloft_test_sha256_hex(const void *data, size_t len, char out[65]);
+
 #endif
