@@ -12,8 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "aloft/crypto.h"
-
 #define FILES 20 /* more than the 16 kept */
 #define AT_ONCE 10
 
@@ -26,17 +24,6 @@ static struct {
     size_t len;
 } img[FILES];
 
-static void sha_hex(const void *data, size_t len, char out[65])
-{
-    struct aloft_sha256 s;
-    uint8_t d[32];
-    aloft_sha256_init(&s);
-    aloft_sha256_update(&s, data, len);
-    aloft_sha256_final(&s, d);
-    for (int i = 0; i < 32; i++)
-        sprintf(out + 2 * i, "%02x", d[i]);
-}
-
 /* FILES images of different sizes, uploaded. */
 static void upload_all(void)
 {
@@ -48,7 +35,7 @@ static void upload_all(void)
         e2e_image(img[i].path, "esp32s3", version, 131072 + 4096 * (size_t)i, NULL);
         img[i].bytes = e2e_file_read(img[i].path, &img[i].len);
         char sha[65];
-        sha_hex(img[i].bytes, img[i].len, sha);
+        aloft_test_sha256_hex(img[i].bytes, img[i].len, sha);
         snprintf(img[i].url, sizeof img[i].url, "/firmware/%s.bin", sha);
         struct e2e_http r;
         assert_int_equal(aloftd_upload(&srv, &r, img[i].path, "?platform=dl", NULL), 201);
