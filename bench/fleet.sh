@@ -14,6 +14,8 @@
 #
 # usage: bench/fleet.sh [BUILD_DIR]    (default: build; run by bench/run.sh)
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 build=${1:-build}
 aloft=$build/bin/aloft
@@ -22,39 +24,13 @@ port=${BENCH_PORT:-17032}
 first=141 # 127.0.0.141 .. 127.0.0.204
 sizes="1 16 32 64"
 max=64
-fixture=${ALOFT_FIXTURES:-$(dirname "$0")/../../shared/fixtures}/esp-idf/esp32s3-csi-node-v0.6.4.bin
 
-for exe in "$aloft" "$node"; do
-    if [ ! -x "$exe" ]; then
-        echo "bench/fleet.sh: $exe is not built (make bench builds it)" >&2
-        exit 1
-    fi
-done
+bench_need "$aloft" "$node"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/aloft-bench-fleet.XXXXXX")
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_tmp fleet
 
 # the image to deploy, and the older one the nodes start with
-if [ -f "$fixture" ]; then
-    image=$fixture
-    "$aloft" image make --chip esp32s3 --project esp32-csi-node --version 0.6.3 -o "$tmp/base.bin" >/dev/null
-else
-    image=$tmp/app.bin
-    "$aloft" image make --chip esp32s3 --project bench --version 2.0.0 --size 1000000 -o "$image" >/dev/null
-    "$aloft" image make --chip esp32s3 --project bench --version 1.0.0 -o "$tmp/base.bin" >/dev/null
-fi
-image_bytes=$(wc -c <"$image")
+bench_images
 
 addr() { echo "127.0.0.$((first + $1)):$port"; }
 
@@ -65,16 +41,8 @@ for ((i = 0; i < max; i++)); do
         </dev/null >"$tmp/node$i.log" 2>&1 &
     pids+=($!)
 done
-deadline=$((SECONDS + 60))
 for ((i = 0; i < max; i++)); do
-    until grep -q 'http: serving' "$tmp/node$i.log" 2>/dev/null; do
-        if ! kill -0 "${pids[$i]}" 2>/dev/null || [ $SECONDS -gt $deadline ]; then
-            echo "bench/fleet.sh: node $(addr $i) did not start (BENCH_PORT=$port taken?):" >&2
-            tail -5 "$tmp/node$i.log" >&2
-            exit 1
-        fi
-        sleep 0.05
-    done
+    bench_wait_for "$tmp/node$i.log" "http: serving" "${pids[$i]}" "node $(addr $i) (BENCH_PORT=$port taken?)"
 done
 
 # time one deploy: wall, aloft's CPU and peak RSS, the outcome
@@ -96,7 +64,7 @@ run() { # run N PARALLEL -> "wall cpu rss_kb updated exit"
         rss=""
     fi
     local updated
-    updated=$(tr -d ' \t\n' <"$out" | grep -o '"summary":{"updated":[0-9]*' | grep -o '[0-9]*$' || echo 0)
+    updated=$(bench_updated "$out")
     echo "$wall $(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }') ${rss:-0} $updated $code"
 }
 
@@ -133,11 +101,4 @@ awk -v a="${ratio[64-64]}" -v b="${ratio[64-8]}" 'BEGIN {
     printf "\ntarget: 64 nodes with --parallel 64 <= 1.50x single: %.2fx, %s\n", a, ok64
     printf "target: 64 nodes with --parallel 8 ~ ceil(64/8) = 8x single (within 20%%): %.2fx, %s\n", b, ok8
 }'
-if [ $failed = 1 ]; then
-    trap - EXIT
-    echo "bench/fleet.sh: some deploys failed; node logs kept in $tmp" >&2
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -f "$tmp"/node*.img
-    exit 1
-fi
+[ $failed = 0 ] || bench_fail "some deploys failed"

@@ -20,6 +20,8 @@
 #
 # usage: bench/pull.sh [BUILD_DIR]    (default: build; run by bench/run.sh)
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 build=${1:-build}
 aloft=$build/bin/aloft
@@ -30,71 +32,33 @@ mqtt_port=${BENCH_MQTT_PORT:-17883}
 http_port=${BENCH_HTTP_PORT:-17080}
 first=141 # 127.0.0.141 .. 127.0.0.205
 max=64
-fixture=${ALOFT_FIXTURES:-$(dirname "$0")/../../shared/fixtures}/esp-idf/esp32s3-csi-node-v0.6.4.bin
 
-for exe in "$aloft" "$node" "$aloftd"; do
-    if [ ! -x "$exe" ]; then
-        echo "bench/pull.sh: $exe is not built (make bench builds it)" >&2
-        exit 1
-    fi
-done
+bench_need "$aloft" "$node" "$aloftd"
 if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
     echo "bench/pull.sh: mosquitto not found; run scripts/deps.sh" >&2
     exit 1
 fi
 mosquitto=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/aloft-bench-pull.XXXXXX")
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-wait_for() { # FILE TEXT PID WHAT
-    local deadline=$((SECONDS + 60))
-    until grep -q "$2" "$1" 2>/dev/null; do
-        if ! kill -0 "$3" 2>/dev/null || [ $SECONDS -gt $deadline ]; then
-            echo "bench/pull.sh: $4 did not start:" >&2
-            tail -5 "$1" >&2
-            exit 1
-        fi
-        sleep 0.05
-    done
-}
+bench_tmp pull
 
 # the broker and the server
 printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 10000\n%s' \
     "$mqtt_port" "$([ "$(id -u)" = 0 ] && echo 'user root')" >"$tmp/mosquitto.conf"
 "$mosquitto" -c "$tmp/mosquitto.conf" >"$tmp/mosquitto.log" 2>&1 &
 pids+=($!)
-wait_for "$tmp/mosquitto.log" "running" "${pids[-1]}" "mosquitto on 127.0.0.1:$mqtt_port (BENCH_MQTT_PORT taken?)"
+bench_wait_for "$tmp/mosquitto.log" "running" "${pids[-1]}" "mosquitto on 127.0.0.1:$mqtt_port (BENCH_MQTT_PORT taken?)"
 broker=127.0.0.1:$mqtt_port
 mkdir -p "$tmp/aloftd"
 "$aloftd" --listen "127.0.0.1:$http_port" --data "$tmp/aloftd" --admin-token-file "$tmp/aloftd/token" \
     >"$tmp/aloftd.log" 2>&1 &
 aloftd_pid=$!
 pids+=($aloftd_pid)
-wait_for "$tmp/aloftd.log" "serving on" "$aloftd_pid" "aloftd on 127.0.0.1:$http_port (BENCH_HTTP_PORT taken?)"
+bench_wait_for "$tmp/aloftd.log" "serving on" "$aloftd_pid" "aloftd on 127.0.0.1:$http_port (BENCH_HTTP_PORT taken?)"
 server=http://127.0.0.1:$http_port
 
 # the release, and the older image the nodes start with
-if [ -f "$fixture" ]; then
-    image=$fixture
-    "$aloft" image make --chip esp32s3 --project esp32-csi-node --version 0.6.3 -o "$tmp/base.bin" >/dev/null
-else
-    image=$tmp/app.bin
-    "$aloft" image make --chip esp32s3 --project bench --version 2.0.0 --size 1000000 -o "$image" >/dev/null
-    "$aloft" image make --chip esp32s3 --project bench --version 1.0.0 -o "$tmp/base.bin" >/dev/null
-fi
-image_bytes=$(wc -c <"$image")
+bench_images
 version=$("$aloft" image info "$image" | awk '/^ *version/ { print $NF; exit }')
 ALOFT_SERVER=$server ALOFT_TOKEN_FILE=$tmp/aloftd/token "$aloft" server upload "$image" >/dev/null
 sha=$(sha256sum "$image" | cut -c1-64)
@@ -113,7 +77,7 @@ for ((i = 0; i <= max; i++)); do
     pids+=($!)
 done
 for ((i = 0; i <= max; i++)); do
-    wait_for "$tmp/node$i.log" "mqtt: subscribed" "${pids[$((i + 2))]}" "node $(addr $i) (BENCH_PORT=$port taken?)"
+    bench_wait_for "$tmp/node$i.log" "mqtt: subscribed" "${pids[$((i + 2))]}" "node $(addr $i) (BENCH_PORT=$port taken?)"
 done
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$aloftd_pid/stat"; }
@@ -130,7 +94,7 @@ run() { # PLATFORM N -> "wall cpu rss_kb updated exit"
         --sha256 "$sha" --size "$image_bytes" --expect "$n" --wait --timeout 600 --json >"$out" || code=$?
     t1=$(date +%s.%N)
     local updated
-    updated=$(tr -d ' \t\n' <"$out" | grep -o '"summary":{"updated":[0-9]*' | grep -o '[0-9]*$' || echo 0)
+    updated=$(bench_updated "$out")
     echo "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')" \
         "$(awk -v c="$(($(cpu_ticks) - c0))" -v t="$ticks" 'BEGIN { printf "%.2f", c / t }')" \
         "$(hwm_kb)" "$updated" "$code"
@@ -158,11 +122,4 @@ for spec in bench-pull-one:1 bench-pull:$max; do
     printf '%6d %9.2f %9sx %14s %13.1f MiB   %s\n' "$n" "$wall" "$r" "$cpu" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" \
         "$result"
 done
-if [ $failed = 1 ]; then
-    trap - EXIT
-    echo "bench/pull.sh: some devices did not update; logs kept in $tmp" >&2
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -f "$tmp"/node*.img
-    exit 1
-fi
+[ $failed = 0 ] || bench_fail "some devices did not update"
