@@ -57,15 +57,7 @@ static int finish(struct aloft_test_dev *d, const uint8_t *img, size_t len, uint
     int rc = aloft_update_resume(&u, &d->boot, NULL, at);
     if (rc == 0)
         assert_int_equal(u.written, at);
-    for (size_t off = at; rc == 0 && off < len; off += chunk)
-        rc = aloft_update_write(&u, img + off, len - off < chunk ? len - off : chunk);
-    if (rc == 0)
-        rc = aloft_update_end(&u);
-    if (rc == 0)
-        rc = aloft_update_set_boot(&u);
-    if (rc)
-        aloft_update_abort(&u);
-    return rc;
+    return aloft_test_update_finish(&u, rc, img, len, at, chunk);
 }
 
 /* Every sector offset from 0 to past the image, with bytes of the same image

@@ -30,15 +30,20 @@ int aloft_test_dev_boot(struct aloft_test_dev *d)
 int aloft_test_update(struct aloft_boot *b, const uint8_t *img, size_t len, size_t chunk)
 {
     static struct aloft_update u;
-    int rc = aloft_update_begin(&u, b, NULL);
-    for (size_t off = 0; rc == 0 && off < len; off += chunk)
-        rc = aloft_update_write(&u, img + off, len - off < chunk ? len - off : chunk);
+    return aloft_test_update_finish(&u, aloft_update_begin(&u, b, NULL), img, len, 0, chunk);
+}
+
+int aloft_test_update_finish(struct aloft_update *u, int rc, const uint8_t *img, size_t len, size_t from,
+                             size_t chunk)
+{
+    for (size_t off = from; rc == 0 && off < len; off += chunk)
+        rc = aloft_update_write(u, img + off, len - off < chunk ? len - off : chunk);
     if (rc == 0)
-        rc = aloft_update_end(&u);
+        rc = aloft_update_end(u);
     if (rc == 0)
-        rc = aloft_update_set_boot(&u);
+        rc = aloft_update_set_boot(u);
     if (rc)
-        aloft_update_abort(&u);
+        aloft_update_abort(u);
     return rc;
 }
 

@@ -33,6 +33,11 @@ int aloft_test_dev_boot(struct aloft_test_dev *d);
 /* begin / write in chunks / end / set_boot; returns the first error. */
 int aloft_test_update(struct aloft_boot *b, const uint8_t *img, size_t len, size_t chunk);
 
+/* The rest of an update whose begin or resume returned rc: write img[from,
+ * len) in chunks, end, set_boot; aborts on the first error and returns it. */
+int aloft_test_update_finish(struct aloft_update *u, int rc, const uint8_t *img, size_t len, size_t from,
+                             size_t chunk);
+
 /* Version string of the running app ("" when none). */
 const char *aloft_test_running_version(const struct aloft_test_dev *d);
 
