@@ -20,19 +20,14 @@ import { createInterface } from 'node:readline';
 import { gunzipSync } from 'node:zlib';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
-import { chromium } from 'playwright-core';
+import { artifacts, build, launchChromium, noChromium, root, stopChild, withTimeout } from './lib.mjs';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const build = resolve(process.env.ALOFT_BUILD ?? join(root, 'build'));
-const artifacts = resolve(process.env.ALOFT_ARTIFACTS ?? join(build, 'test-artifacts'));
 const fixtures = resolve(process.env.ALOFT_FIXTURES ?? join(root, '../shared/fixtures'));
 const aloftd = join(build, 'bin/aloftd');
 const uiDir = join(build, 'admin');
 const wwwBin = join(build, 'www.bin');
-const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const HOST = '127.0.0.3';
 const TOKEN = 'admin-ui-test-token-5f1c2a9e7b';
 const FW_OLD = join(fixtures, 'esp-idf/esp32s3-csi-node-v0.4.3.bin');
@@ -42,18 +37,6 @@ const PLATFORM = 'esp32-csi-node';
 const OLD = 'v0.4.3.1-esp32-3-g66e2fa083-dir';
 const NEW = '0.6.4';
 const re = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
-const noChromium = existsSync(chromiumPath) ? false : `${chromiumPath} not found (apt-get install chromium)`;
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, fail) => {
-      timer = setTimeout(() => fail(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
 
 // Starts aloftd on HOST, any free port, with a fresh data directory and the
 // known admin token; resolves once it serves (its `serving on` line gives
@@ -81,18 +64,6 @@ async function startAloftd(dir, extraArgs = []) {
   });
   await withTimeout(Promise.race([ready, exited]), 15000, 'aloftd to start serving');
   return server;
-}
-
-async function stopAloftd(server) {
-  if (!server || server.child.exitCode !== null || server.child.signalCode !== null) return;
-  const gone = new Promise((ok) => server.child.once('exit', ok));
-  process.kill(server.child.pid, 'SIGTERM');
-  try {
-    await withTimeout(gone, 5000, 'aloftd to stop on SIGTERM');
-  } catch {
-    process.kill(server.child.pid, 'SIGKILL');
-    await withTimeout(gone, 5000, 'aloftd to stop on SIGKILL');
-  }
 }
 
 // One HTTP request with the path sent exactly as given (fetch would
@@ -134,19 +105,6 @@ function checkIn(url, { mac, version, ip }) {
   });
 }
 
-async function launchChromium(dir) {
-  return chromium.launchPersistentContext(join(dir, 'profile'), {
-    executablePath: chromiumPath,
-    headless: true,
-    timeout: 30000,
-    viewport: { width: 1280, height: 1000 },
-    args: [
-      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
-  });
-}
-
 const waitText = (page, sel, re, timeout) =>
   page.waitForFunction(
     ([s, src]) => new RegExp(src).test(document.querySelector(s)?.textContent ?? ''),
@@ -166,7 +124,7 @@ async function withAloftd(args, body) {
     await body({ dir, server });
     passed = true;
   } finally {
-    await stopAloftd(server);
+    await stopChild(server?.child, 'aloftd');
     if (passed) rmSync(dir, { recursive: true, force: true });
     else console.error(`kept ${dir} (aloftd.log)`);
   }
@@ -257,7 +215,7 @@ test('admin UI: sign in, upload two releases, see devices check in live, pin, st
       let page;
       let passed = false;
       try {
-        browser = await launchChromium(dir);
+        browser = await launchChromium(dir, { width: 1280, height: 1000 });
         page = browser.pages()[0] ?? (await browser.newPage());
         page.setDefaultTimeout(20000);
         await page.goto(`${server.url}/`, { timeout: 20000 });

@@ -14,22 +14,14 @@ import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, createWriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { join, resolve } from 'node:path';
+import { artifacts, build, launchChromium, noChromium, stopChild, withTimeout } from './lib.mjs';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const build = resolve(process.env.ALOFT_BUILD ?? join(root, 'build'));
-const artifacts = resolve(process.env.ALOFT_ARTIFACTS ?? join(build, 'test-artifacts'));
 const aloft = join(build, 'bin/aloft');
 const aloftNode = join(build, 'bin/aloft-node');
 const wwwBin = resolve(process.env.ALOFT_WWW ?? join(build, 'www.bin'));
-const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const HOST = '127.0.0.2';
-
-// Without chromium there is nothing to drive (CTest registers this test only
-// where it is installed); a missing program or www.bin is a failure, not a skip.
-const noChromium = existsSync(chromiumPath) ? false : `${chromiumPath} not found (apt-get install chromium)`;
+// A missing program or www.bin is a failure, not a skip (lib.mjs: noChromium).
 
 function freePort() {
   return new Promise((ok, fail) => {
@@ -40,16 +32,6 @@ function freePort() {
       srv.close(() => ok(port));
     });
   });
-}
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, fail) => {
-      timer = setTimeout(() => fail(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }
 
 // Starts aloft-node on a fresh flash image and resolves once its first boot
@@ -84,33 +66,6 @@ async function startNode(dir, firmware, extraArgs = []) {
   );
   assert.match(node.boots[0], /^boot: reset_reason=POWERON running_partition=ota_0$/);
   return node;
-}
-
-async function stopNode(node) {
-  if (!node || node.child.exitCode !== null || node.child.signalCode !== null) return;
-  const gone = new Promise((ok) => node.child.once('exit', ok));
-  process.kill(node.child.pid, 'SIGTERM');
-  try {
-    await withTimeout(gone, 5000, 'aloft-node to stop on SIGTERM');
-  } catch {
-    process.kill(node.child.pid, 'SIGKILL');
-    await withTimeout(gone, 5000, 'aloft-node to stop on SIGKILL');
-  }
-}
-
-async function launchChromium(dir) {
-  // A persistent context on a new, empty directory: playwright refuses
-  // --user-data-dir in args, and this is the same thing.
-  return chromium.launchPersistentContext(join(dir, 'profile'), {
-    executablePath: chromiumPath,
-    headless: true,
-    timeout: 30000,
-    viewport: { width: 800, height: 1000 },
-    args: [
-      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
-  });
 }
 
 const text = (page, sel) => page.locator(sel).innerText();
@@ -151,7 +106,7 @@ async function withNodeAndPage(name, setup, nodeArgs, body) {
   let passed = false;
   try {
     node = await startNode(dir, setup(dir), nodeArgs);
-    browser = await launchChromium(dir);
+    browser = await launchChromium(dir, { width: 800, height: 1000 });
     page = browser.pages()[0] ?? (await browser.newPage());
     page.setDefaultTimeout(20000);
     await page.goto(node.url, { timeout: 20000 });
@@ -166,7 +121,7 @@ async function withNodeAndPage(name, setup, nodeArgs, body) {
         .catch(() => {});
     }
     await browser?.close().catch(() => {});
-    await stopNode(node);
+    await stopChild(node?.child, 'aloft-node');
     if (passed) rmSync(dir, { recursive: true, force: true });
     else console.error(`kept ${dir} (node.log) and ${artifacts}/${name}-failed.png`);
   }
