@@ -699,6 +699,36 @@ static void job_failed(struct dl *d)
     release(n);
 }
 
+/* The highest sequence number otadata holds, whatever its state: the
+ * switch to a new image writes a higher one (a rollback keeps it). */
+static uint32_t otadata_seq(struct node *n)
+{
+    struct aloft_otadata od;
+    uint32_t top = 0;
+    if (n->boot.otadata && aloft_otadata_read(n->boot.flash, n->boot.otadata, &od) == 0)
+        for (int i = 0; i < 2; i++)
+            if (od.e[i].seq != 0xFFFFFFFFu && od.e[i].crc == aloft_otadata_crc(od.e[i].seq) && od.e[i].seq > top)
+                top = od.e[i].seq;
+    return top;
+}
+
+/* What outcome() looks at after the restart. */
+static void save_pending(struct dl *d)
+{
+    const struct aloft_image_info *in = &d->u.v.info;
+    if (!d->r.frontend && in->has_desc) /* a resumed job may not have seen the head */
+        snprintf(d->r.version, sizeof d->r.version, "%.*s", (int)sizeof d->r.version - 1, in->desc.version);
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "version", d->r.version);
+    cJSON_AddStringToObject(p, "trigger", d->r.trigger);
+    cJSON_AddStringToObject(p, "target", d->r.frontend ? "frontend" : "firmware");
+    cJSON_AddStringToObject(p, "slot", d->slot->label);
+    pthread_mutex_lock(&d->n->lock);
+    cJSON_AddNumberToObject(p, "seq", otadata_seq(d->n));
+    pthread_mutex_unlock(&d->n->lock);
+    kv_put_json(d->n, "pull/pending", p);
+}
+
 /* The body is in: check it whole, make it boot, restart. */
 static int complete(struct dl *d)
 {
@@ -724,27 +754,23 @@ static int complete(struct dl *d)
     publish(d, NODE_VERIFYING);
     int rc;
     pthread_mutex_lock(&n->lock);
-    if (d->r.frontend) {
-        rc = node_www_commit(n, d->slot);
-    } else {
-        rc = aloft_update_end(&d->u);
-        if (rc == 0)
-            rc = aloft_update_set_boot(&d->u);
-    }
+    rc = d->r.frontend ? node_www_commit(n, d->slot) : aloft_update_end(&d->u);
     pthread_mutex_unlock(&n->lock);
+    if (rc == 0) /* settings take n->lock themselves */
+        save_pending(d);
+    if (rc == 0 && !d->r.frontend) {
+        /* pending before the switch: power lost right after it still
+         * leaves an outcome to report (outcome() sees whether it happened) */
+        pthread_mutex_lock(&n->lock);
+        rc = aloft_update_set_boot(&d->u);
+        pthread_mutex_unlock(&n->lock);
+        if (rc)
+            kv_put(n, "pull/pending", NULL);
+    }
     if (rc == 1)
         return dl_fail(d, "not_littlefs", "the body is not a LittleFS image that mounts");
     if (rc)
         return image_fail(d, rc);
-    const struct aloft_image_info *in = &d->u.v.info;
-    if (!d->r.frontend && in->has_desc) /* a resumed job may not have seen the head */
-        snprintf(d->r.version, sizeof d->r.version, "%.*s", (int)sizeof d->r.version - 1, in->desc.version);
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddStringToObject(p, "version", d->r.version);
-    cJSON_AddStringToObject(p, "trigger", d->r.trigger);
-    cJSON_AddStringToObject(p, "target", d->r.frontend ? "frontend" : "firmware");
-    cJSON_AddStringToObject(p, "slot", d->slot->label);
-    kv_put_json(n, "pull/pending", p);
     if (d->r.frontend && (d->r.version[0] || d->r.sha256[0])) /* what a check names as its frontend */
         kv_put(n, "pull/www", d->r.version[0] ? d->r.version : d->r.sha256);
     clear_job(n);
@@ -909,11 +935,20 @@ static void outcome(struct node *n, bool confirmed)
     json_str(p, "trigger", s.trigger, sizeof s.trigger);
     json_str(p, "target", target, sizeof target);
     json_str(p, "slot", slot, sizeof slot);
+    const cJSON *seq = cJSON_GetObjectItemCaseSensitive(p, "seq");
+    bool switched = !cJSON_IsNumber(seq) || otadata_seq(n) > (uint32_t)seq->valuedouble;
     cJSON_Delete(p);
     s.frontend = !strcmp(target, "frontend");
     const char *running = n->app.has_desc ? n->app.desc.version : "";
     bool there = s.frontend ? n->www[0] && !strcmp(n->www[n->www_slot]->label, slot) && n->www_ok
                             : !strcmp(n->boot.running->label, slot) && !strcmp(running, s.version);
+    if (!there && !s.frontend && !switched) {
+        /* power lost between saving this and the switch: the job resumes */
+        kv_put(n, "pull/pending", NULL);
+        pthread_mutex_unlock(&outcome_lock);
+        node_log(n, "pull: %s was verified in %s but the device restarted before switching to it", s.version, slot);
+        return;
+    }
     if (there && !s.frontend && !confirmed) {
         /* the new image runs but has not confirmed itself yet */
         pthread_mutex_unlock(&outcome_lock);

@@ -990,6 +990,67 @@ static void test_trigger_needs_the_psk(void **state)
     e2e_node_stop(&n);
 }
 
+/* One pull of 2.0.0 on a copy of the pristine 1.0.0 flash with power cut at
+ * flash operation cut of the first run (boot and pull until the restart).
+ * Whatever the cut interrupted, the device ends running 2.0.0 with state
+ * "updated" for the trigger: before the switch the job resumes, after it
+ * the pending outcome is there. Returns whether the cut happened. */
+static bool pull_cut(struct e2e_node *n, const uint8_t *pristine, size_t len, uint64_t cut)
+{
+    e2e_file_write(n->flash, pristine, len);
+    char at[24], id[32];
+    snprintf(at, sizeof at, "%llu", (unsigned long long)cut);
+    snprintf(id, sizeof id, "cut-%llu", (unsigned long long)cut);
+    const char *args[] = {"--power-cut-after", at, "--restart-delay", "0", NULL};
+    unsigned lost = e2e_log_count(n, "power lost at flash operation");
+    assert_int_equal(e2e_node_start(n, args), 0);
+    char json[600];
+    snprintf(json, sizeof json, "{\"type\":\"ota_trigger\",\"url\":\"%s\",\"id\":\"%s\"}", file_url("/cut.bin"), id);
+    struct e2e_http r;
+    int code = trigger(n, json, &r); /* the reply may be lost in a power cut */
+    e2e_http_free(&r);
+    bool hit = e2e_log_count(n, "power lost at flash operation") > lost;
+    if (code != 202 && !hit)
+        fail_msg("trigger: %d", code);
+    if (code == 202 || e2e_log_count(n, "pull: resuming") > 0) {
+        cJSON *st = wait_state(n, id, "updated");
+        cJSON_Delete(st);
+        expect_version(n, "2.0.0");
+    }
+    hit = e2e_log_count(n, "power lost at flash operation") > lost;
+    e2e_node_stop(n);
+    return hit;
+}
+
+/* Power lost at each of the last flash operations of a pull (the outcome
+ * saved, the otadata switch, the job cleared): never a lost update, never
+ * an update without its outcome. */
+static void test_power_cut_at_the_end_of_a_pull(void **state)
+{
+    (void)state;
+    serve_bytes("/cut.bin", img2, img2_len);
+    struct e2e_node n;
+    start_node(&n, "cut", NULL);
+    e2e_node_stop(&n);
+    size_t len;
+    uint8_t *pristine = e2e_file_read(n.flash, &len);
+    /* the first run's last operation: the largest cut that still hits */
+    uint64_t lo = 1, hi = 1u << 20;
+    assert_true(pull_cut(&n, pristine, len, lo));
+    assert_false(pull_cut(&n, pristine, len, hi));
+    while (hi - lo > 1) {
+        uint64_t mid = (lo + hi) / 2;
+        *(pull_cut(&n, pristine, len, mid) ? &lo : &hi) = mid;
+    }
+    printf("boot and pull are %llu flash operations\n", (unsigned long long)lo);
+    unsigned cut = 0;
+    for (uint64_t k = lo > 12 ? lo - 12 : 1; k <= lo; k++)
+        cut += pull_cut(&n, pristine, len, k);
+    printf("%u of the last 13 operations cut; every run ended updated with its outcome\n", cut);
+    assert_true(cut >= 10);
+    free(pristine);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -1023,6 +1084,7 @@ int main(void)
         cmocka_unit_test_teardown(test_bad_triggers_are_refused_with_a_reason, e2e_teardown),
         cmocka_unit_test_teardown(test_updated_only_once_confirmed, e2e_teardown),
         cmocka_unit_test_teardown(test_check_headers_md5_and_resume, e2e_teardown),
+        cmocka_unit_test_teardown(test_power_cut_at_the_end_of_a_pull, e2e_teardown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
