@@ -48,12 +48,17 @@ static void running(struct e2e_node *n, struct running *r)
 
 /* The running image once it has confirmed itself (a healthy image does so
  * right after it starts serving; with the flash timing that takes ~50 ms).
- * Until then a power loss rightly falls back to the image before it. */
+ * Until then a power loss rightly falls back to the image before it. While
+ * the VALID entry is being rewritten (its copy erased, then programmed) the
+ * state reads "undefined": only "valid" is done, or a state that is neither
+ * pending nor new for a whole second (an image booted as a fallback). */
 static void confirmed(struct e2e_node *n, struct running *r)
 {
     for (uint64_t t0 = e2e_now_ms();; e2e_sleep_ms(10)) {
         cJSON *st = e2e_status(n);
-        bool done = strcmp(e2e_jstr(st, "state"), "pending_verify") && strcmp(e2e_jstr(st, "state"), "new");
+        const char *state = e2e_jstr(st, "state");
+        bool done = !strcmp(state, "valid") ||
+                    (strcmp(state, "pending_verify") && strcmp(state, "new") && e2e_now_ms() - t0 > 1000);
         cJSON_Delete(st);
         if (done)
             break;
