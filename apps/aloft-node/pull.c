@@ -458,6 +458,20 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
     return len;
 }
 
+/* Connect from the address the device serves on, as a device on a LAN
+ * would: aloftd's inventory then shows each simulated device's own IP. */
+static void source_address(const struct node *n, CURL *c)
+{
+    char host[64] = "host!";
+    const char *colon = strrchr(n->cfg.listen, ':');
+    size_t len = colon ? (size_t)(colon - n->cfg.listen) : 0;
+    if (!len || len > sizeof host - 6 || !strncmp(n->cfg.listen, "0.0.0.0", len))
+        return;
+    memcpy(host + 5, n->cfg.listen, len);
+    host[5 + len] = 0;
+    curl_easy_setopt(c, CURLOPT_INTERFACE, host);
+}
+
 /* One request: the body from d->done on. Returns curl's result. */
 static CURLcode attempt(struct dl *d)
 {
@@ -487,6 +501,7 @@ static CURLcode attempt(struct dl *d)
     curl_easy_setopt(c, CURLOPT_USERAGENT, d->check ? "ESP32-http-Update" : "aloft-node");
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_PROXY, ""); /* a device talks to the server itself */
+    source_address(n, c);
     curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
@@ -614,6 +629,7 @@ static void *report_thread(void *arg)
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, r->body);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        source_address(r->n, c);
         curl_easy_setopt(c, CURLOPT_PROXY, "");
         curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);

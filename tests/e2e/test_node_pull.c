@@ -407,20 +407,25 @@ static void slot_holds(struct e2e_node *n, const char *label, const uint8_t *img
     free(got);
 }
 
-static const cJSON *device_report(cJSON *devices, const char *mac)
+static const cJSON *device_of(cJSON *devices, const char *mac)
 {
     const cJSON *d;
     cJSON_ArrayForEach(d, cJSON_GetObjectItem(devices, "devices"))
     if (!strcmp(e2e_jstr(d, "mac"), mac))
-        return cJSON_GetObjectItem(d, "report");
+        return d;
     return NULL;
 }
 
-/* Poll aloftd until the device's last report has result and version
- * (ca: the CA of an HTTPS server, or NULL). */
-static void wait_report(struct aloftd_proc *s, const char *ca, const char *mac, const char *result,
+static const char *mac_of(struct e2e_node *n);
+
+/* Poll aloftd until node's last report has result and version (ca: the CA
+ * of an HTTPS server, or NULL); the inventory has the node's own address. */
+static void wait_report(struct aloftd_proc *s, const char *ca, struct e2e_node *n, const char *result,
                         const char *version)
 {
+    const char *mac = mac_of(n);
+    char ip[32];
+    snprintf(ip, sizeof ip, "%.*s", (int)(strrchr(n->listen, ':') - n->listen), n->listen);
     uint64_t t0 = e2e_now_ms();
     char last[400] = "none";
     while (e2e_now_ms() - t0 < WAIT_MS) {
@@ -429,12 +434,14 @@ static void wait_report(struct aloftd_proc *s, const char *ca, const char *mac, 
         int code = aloftd_get(s, &h, "/api/devices", args);
         cJSON *all = code == 200 ? cJSON_Parse(h.body) : NULL;
         e2e_http_free(&h);
-        const cJSON *r = device_report(all, mac);
+        const cJSON *dev = device_of(all, mac);
+        const cJSON *r = cJSON_GetObjectItem(dev, "report");
         if (cJSON_IsObject(r)) {
             char *text = cJSON_PrintUnformatted(r);
             snprintf(last, sizeof last, "%s", text);
             free(text);
             if (!strcmp(e2e_jstr(r, "result"), result) && !strcmp(e2e_jstr(r, "version"), version)) {
+                assert_string_equal(e2e_jstr(dev, "ip"), ip);
                 cJSON_Delete(all);
                 return;
             }
@@ -515,7 +522,7 @@ static void test_https_verified_update_and_untrusted_certificate(void **state)
     cJSON_Delete(st);
     expect_version(&a, "2.0.0");
     slot_holds(&a, "ota_1", img2, img2_len);
-    wait_report(&srv, ca, mac_of(&a), "updated", "2.0.0");
+    wait_report(&srv, ca, &a, "updated", "2.0.0");
 
     /* the same trigger again (a redelivery): ignored, no second update */
     assert_int_equal(trigger(&a, json, &r), 409);
@@ -749,14 +756,14 @@ static void test_scheduled_checks(void **state)
     e2e_http_free(&r);
     cJSON_Delete(wait_state(&n, "", "updated"));
     expect_version(&n, "2.0.0");
-    wait_report(&srv, NULL, mac_of(&n), "updated", "2.0.0");
+    wait_report(&srv, NULL, &n, "updated", "2.0.0");
 
     const char *bad = e2e_path("pull-panic.bin");
     e2e_image(bad, "esp32s3", "3.0.0", 0, "panic-on-boot");
     assert_int_equal(aloftd_upload(&srv, &r, bad, NULL, NULL), 201);
     e2e_http_free(&r);
     assert_int_equal(e2e_node_wait_log(&n, "pull: rolled back", 1, WAIT_MS), 0);
-    wait_report(&srv, NULL, mac_of(&n), "rolled_back", "2.0.0");
+    wait_report(&srv, NULL, &n, "rolled_back", "2.0.0");
     expect_version(&n, "2.0.0");
     /* the next checks do not install the rolled-back release again */
     assert_int_equal(e2e_node_wait_log(&n, "rolled_back_before", 1, WAIT_MS), 0);
