@@ -68,6 +68,7 @@ aloft is running three simulated ESP32-S3 devices with demo firmware 1.0.0:
 the update server, aloftd, at http://127.0.0.1:8080/ holding release 1.0.0 (admin token in
 $run/aloftd/token), and an MQTT broker at 127.0.0.1:1883. The devices take triggers from
 it, publish their state on aloft/aloft-demo/<MAC>/state, and ask aloftd for updates every minute.
+See the fleet in aloftd's admin UI: http://127.0.0.1:8080/admin/ (sign in with the token above).
 
 Update all three over MQTT and watch each one's outcome (from another terminal):
 
