@@ -458,10 +458,20 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
     return len;
 }
 
-/* Connect from the address the device serves on, as a device on a LAN
- * would: aloftd's inventory then shows each simulated device's own IP. */
-static void source_address(const struct node *n, CURL *c)
+/* What every request of the device has: no proxy (a device talks to the
+ * server itself), its TLS trust, and the address it serves on as the
+ * source, as a device on a LAN would (aloftd's inventory then shows each
+ * simulated device's own IP). */
+static void device_options(const struct node *n, CURL *c)
 {
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_PROXY, "");
+    if (n->cfg.ca_file)
+        curl_easy_setopt(c, CURLOPT_CAINFO, n->cfg.ca_file);
+    if (n->cfg.insecure) {
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
     char host[64] = "host!";
     const char *colon = strrchr(n->cfg.listen, ':');
     size_t len = colon ? (size_t)(colon - n->cfg.listen) : 0;
@@ -499,9 +509,7 @@ static CURLcode attempt(struct dl *d)
     curl_easy_setopt(c, CURLOPT_URL, d->url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_USERAGENT, d->check ? "ESP32-http-Update" : "aloft-node");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_PROXY, ""); /* a device talks to the server itself */
-    source_address(n, c);
+    device_options(n, c);
     curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
@@ -511,12 +519,6 @@ static CURLcode attempt(struct dl *d)
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, https ? "https" : "http");
-    if (n->cfg.ca_file)
-        curl_easy_setopt(c, CURLOPT_CAINFO, n->cfg.ca_file);
-    if (n->cfg.insecure) {
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, d->curl_err);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, d);
@@ -628,17 +630,9 @@ static void *report_thread(void *arg)
         curl_easy_setopt(c, CURLOPT_URL, r->url);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, r->body);
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        source_address(r->n, c);
-        curl_easy_setopt(c, CURLOPT_PROXY, "");
+        device_options(r->n, c);
         curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-        if (r->n->cfg.ca_file)
-            curl_easy_setopt(c, CURLOPT_CAINFO, r->n->cfg.ca_file);
-        if (r->n->cfg.insecure) {
-            curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-            curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-        }
         CURLcode rc = curl_easy_perform(c);
         status = 0;
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -1020,7 +1014,9 @@ static void resume_job(struct node *n)
     const cJSON *size = cJSON_GetObjectItemCaseSensitive(j, "size");
     r.size = cJSON_IsNumber(size) ? (uint64_t)size->valuedouble : 0;
     r.frontend = !strcmp(target, "frontend");
-    struct dl *d = r.url[0] && claim(n) ? dl_new(n, &r) : NULL;
+    struct dl *d = NULL;
+    if (r.url[0] && claim(n) && !(d = dl_new(n, &r)))
+        release(n);
     if (!d) {
         cJSON_Delete(j);
         return;
