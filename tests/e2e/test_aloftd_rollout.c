@@ -120,6 +120,18 @@ static void make_macs(void)
         snprintf(macs[i], sizeof macs[i], "24:0A:C4:10:%02X:%02X", i / 16 * 7 % 256, i);
 }
 
+/* aloftd with demo 1.0.0 and 1.1.0, and the NDEV device MACs. */
+static void start_fleet(const char *name)
+{
+    char v0[64], v1[64];
+    snprintf(v0, sizeof v0, "%s-1.0.0.bin", name);
+    snprintf(v1, sizeof v1, "%s-1.1.0.bin", name);
+    start(name);
+    make_macs();
+    upload_ok(make_image(v0, "demo", "1.0.0"));
+    upload_ok(make_image(v1, "demo", "1.1.0"));
+}
+
 /* Every device checks in on ver: which got 200 (offered), which 304. Any
  * other answer fails. Returns how many were offered. */
 static int fleet_checkin(const char *platform, const char *ver, bool offered[NDEV])
@@ -385,10 +397,7 @@ static void action(long long id, const char *what, int want, const char *status)
 static void test_rollout_stages(void **state)
 {
     (void)state;
-    start("stages");
-    make_macs();
-    upload_ok(make_image("s-1.0.0.bin", "demo", "1.0.0"));
-    upload_ok(make_image("s-1.1.0.bin", "demo", "1.1.0"));
+    start_fleet("stages");
 
     /* refusals */
     expect(admin_post("/api/platforms/demo/rollouts", "{\"version\": \"9.9.9\"}", NULL), 404, "unknown version");
@@ -469,10 +478,7 @@ static void test_rollout_stages(void **state)
 static void test_rollout_halt(void **state)
 {
     (void)state;
-    start("halt");
-    make_macs();
-    upload_ok(make_image("h-1.0.0.bin", "demo", "1.0.0"));
-    upload_ok(make_image("h-1.1.0.bin", "demo", "1.1.0"));
+    start_fleet("halt");
 
     long long id = start_rollout("{\"version\": \"1.1.0\", \"stages\": [50, 100], \"max_failures\": 2}");
     bool offered[NDEV];
@@ -598,10 +604,7 @@ static void test_rollout_pinned(void **state)
 static void test_rollout_old_version(void **state)
 {
     (void)state;
-    start("oldver");
-    make_macs();
-    upload_ok(make_image("o-1.0.0.bin", "demo", "1.0.0"));
-    upload_ok(make_image("o-1.1.0.bin", "demo", "1.1.0"));
+    start_fleet("oldver");
     long long id = start_rollout("{\"version\": \"1.1.0\", \"stages\": [50, 100], \"max_failures\": 1}");
     bool offered[NDEV];
     int n = fleet_checkin("demo", "1.0.0", offered);
@@ -670,10 +673,7 @@ static void test_rollout_old_version(void **state)
 static void test_rollout_auto_advance(void **state)
 {
     (void)state;
-    start("auto");
-    make_macs();
-    upload_ok(make_image("a-1.0.0.bin", "demo", "1.0.0"));
-    upload_ok(make_image("a-1.1.0.bin", "demo", "1.1.0"));
+    start_fleet("auto");
     static const char *const bad[] = {"{\"version\": \"1.1.0\", \"auto_advance\": 0}",
                                       "{\"version\": \"1.1.0\", \"auto_advance\": \"0%\"}",
                                       "{\"version\": \"1.1.0\", \"auto_advance\": \"101%\"}",
@@ -908,10 +908,7 @@ static void cli_ok(const char *const words[], const char *want)
 static void test_cli(void **state)
 {
     (void)state;
-    start("cli");
-    make_macs();
-    upload_ok(make_image("c-1.0.0.bin", "demo", "1.0.0"));
-    upload_ok(make_image("c-1.1.0.bin", "demo", "1.1.0"));
+    start_fleet("cli");
 
     const char *wl_show[] = {"whitelist", "demo", NULL};
     cli_ok(wl_show, "demo whitelist: off, 0 MACs");
