@@ -461,6 +461,14 @@ static int pg_init(void)
     return 0;
 }
 
+int aloftd_db_init(const char *suite)
+{
+    if (!aloftd_on_pg())
+        return 0;
+    printf("%s on PostgreSQL (ALOFT_TEST_DB=postgres)\n", suite);
+    return aloftd_pg_start();
+}
+
 int aloftd_pg_start(void)
 {
     if (pg.pid)

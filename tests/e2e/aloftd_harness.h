@@ -44,6 +44,10 @@ bool aloftd_on_pg(void);
  * PID at exit; the directory is removed. Returns 0 or -1 (its log printed). */
 int aloftd_pg_start(void);
 
+/* From main, after e2e_init: on PostgreSQL say so and start it (suite
+ * names the tests in that line). Returns 0 or -1. */
+int aloftd_db_init(const char *suite);
+
 /* Stop it by PID (SIGINT, PostgreSQL's fast shutdown; SIGKILL after 15 s)
  * and wait. The data stays: aloftd_pg_start resumes it on the same port.
  * Returns 0, or -1 when it had to be killed. */

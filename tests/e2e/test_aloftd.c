@@ -1286,11 +1286,8 @@ static void test_pg_outage(void **state)
 int main(void)
 {
     e2e_init(150);
-    if (aloftd_on_pg()) {
-        printf("aloftd tests on PostgreSQL (ALOFT_TEST_DB=postgres)\n");
-        if (aloftd_pg_start())
-            return 1;
-    }
+    if (aloftd_db_init("aloftd tests"))
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_real_fixtures, aloftd_teardown),
         cmocka_unit_test_teardown(test_update_decisions, aloftd_teardown),

@@ -281,11 +281,8 @@ static void test_crash(void **state)
 int main(void)
 {
     e2e_init(152);
-    if (aloftd_on_pg()) {
-        printf("aloftd crash test on PostgreSQL (ALOFT_TEST_DB=postgres)\n");
-        if (aloftd_pg_start())
-            return 1;
-    }
+    if (aloftd_db_init("aloftd crash test"))
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_crash, aloftd_teardown),
     };

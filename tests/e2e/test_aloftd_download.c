@@ -122,11 +122,8 @@ static void test_more_files_than_kept(void **state)
 int main(void)
 {
     e2e_init(155);
-    if (aloftd_on_pg()) {
-        printf("aloftd download test on PostgreSQL (ALOFT_TEST_DB=postgres)\n");
-        if (aloftd_pg_start())
-            return 1;
-    }
+    if (aloftd_db_init("aloftd download test"))
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_more_files_than_kept, aloftd_teardown),
     };

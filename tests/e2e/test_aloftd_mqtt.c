@@ -456,11 +456,8 @@ static void test_broker_down(void **state)
 int main(void)
 {
     e2e_init(153);
-    if (aloftd_on_pg()) {
-        printf("aloftd MQTT tests on PostgreSQL (ALOFT_TEST_DB=postgres)\n");
-        if (aloftd_pg_start())
-            return 1;
-    }
+    if (aloftd_db_init("aloftd MQTT tests"))
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_operator_trigger, teardown),
         cmocka_unit_test_teardown(test_rollout_triggers, teardown),

@@ -998,11 +998,8 @@ static void test_cli(void **state)
 int main(void)
 {
     e2e_init(152);
-    if (aloftd_on_pg()) {
-        printf("aloftd rollout tests on PostgreSQL (ALOFT_TEST_DB=postgres)\n");
-        if (aloftd_pg_start())
-            return 1;
-    }
+    if (aloftd_db_init("aloftd rollout tests"))
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_whitelist, aloftd_teardown),
         cmocka_unit_test_teardown(test_reports, aloftd_teardown),
