@@ -1,0 +1,16 @@
+/* aloft agent (private): what the agent's modules share and the glue
+ * never calls. */
+#ifndef ALOFT_AGENT_PRIVATE_H
+#define ALOFT_AGENT_PRIVATE_H
+
+#include "aloft/agent.h"
+#include "json.h"
+
+/* The fields of GET /ota/status into an open object (agent.c). */
+void aloft_agent_status_fields(struct aloft_agent *a, struct aloft_jw *w);
+
+/* The outcome of the update that restarted the device, once known
+ * (pull.c): confirmed says whether the running app marked itself valid. */
+void aloft_pull_outcome(struct aloft_agent *a, bool confirmed);
+
+#endif

@@ -1,0 +1,179 @@
+/* aloft tests: a device agent on an in-memory flash (testagent.h). */
+#include "testagent.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "aloft/err.h"
+
+static int kv_get(void *ctx, const char *key, void *buf, size_t cap)
+{
+    struct aloft_test_agent *t = ctx;
+    return aloft_posix_kv_get(&t->kv, key, buf, cap);
+}
+
+static int kv_set(void *ctx, const char *key, const void *val, size_t len)
+{
+    struct aloft_test_agent *t = ctx;
+    return aloft_posix_kv_set(&t->kv, key, val, len);
+}
+
+static int kv_del(void *ctx, const char *key)
+{
+    struct aloft_test_agent *t = ctx;
+    return aloft_posix_kv_del(&t->kv, key);
+}
+
+/* A copy of the partition, mounted: what esp_littlefs would read. */
+static int www_load(struct aloft_test_agent *t, const struct aloft_part *p, uint8_t **img, struct aloft_lfs *fs)
+{
+    *img = malloc(p->size);
+    if (!*img)
+        return ALOFT_E_NOSPC;
+    int rc = aloft_flash_read(&t->dev.pf.port, p->offset, *img, p->size);
+    if (rc == 0)
+        rc = aloft_lfs_mount(fs, *img, p->size, 0);
+    if (rc) {
+        free(*img);
+        *img = NULL;
+    }
+    return rc;
+}
+
+static int www_check(void *ctx, const struct aloft_part *p)
+{
+    uint8_t *img;
+    struct aloft_lfs fs;
+    int rc = www_load(ctx, p, &img, &fs);
+    free(img);
+    return rc;
+}
+
+static int www_mount(void *ctx, const struct aloft_part *p)
+{
+    struct aloft_test_agent *t = ctx;
+    free(t->www_img);
+    t->www_img = NULL;
+    int rc = www_load(t, p, &t->www_img, &t->www_fs);
+    t->www_mounted = rc == 0;
+    return rc;
+}
+
+static int www_stat(void *ctx, const char *path, uint32_t *size)
+{
+    struct aloft_test_agent *t = ctx;
+    struct aloft_lfs_info info;
+    if (!t->www_mounted || aloft_lfs_stat(&t->www_fs, path, &info) || info.type != ALOFT_LFS_REG)
+        return ALOFT_E_NOTFOUND;
+    *size = info.size;
+    return 0;
+}
+
+static int www_read(void *ctx, const char *path, uint32_t off, void *buf, size_t len)
+{
+    struct aloft_test_agent *t = ctx;
+    struct aloft_lfs_info info;
+    if (!t->www_mounted || aloft_lfs_stat(&t->www_fs, path, &info))
+        return ALOFT_E_NOTFOUND;
+    return aloft_lfs_read(&t->www_fs, &info, off, buf, len);
+}
+
+static uint64_t now_ms(void *ctx)
+{
+    return ((struct aloft_test_agent *)ctx)->now_ms;
+}
+
+static void restart(void *ctx, const char *reason)
+{
+    ((struct aloft_test_agent *)ctx)->restart = reason;
+}
+
+static void random_bytes(void *ctx, void *buf, size_t len)
+{
+    (void)ctx;
+    static uint32_t seed = 1;
+    aloft_test_fill(buf, len, seed++);
+}
+
+static void log_line(void *ctx, const char *line)
+{
+    struct aloft_test_agent *t = ctx;
+    size_t len = strlen(line) + 1, have = strlen(t->log);
+    if (len >= sizeof t->log)
+        return;
+    if (have + len >= sizeof t->log) { /* drop the oldest half */
+        memmove(t->log, t->log + have / 2, have - have / 2 + 1);
+        have = strlen(t->log);
+    }
+    snprintf(t->log + have, sizeof t->log - have, "%s\n", line);
+}
+
+static void state(void *ctx, const char *json, size_t len)
+{
+    struct aloft_test_agent *t = ctx;
+    snprintf(t->state, sizeof t->state, "%.*s", (int)len, json);
+    t->states++;
+}
+
+static void report(void *ctx, const char *url, const char *json)
+{
+    struct aloft_test_agent *t = ctx;
+    snprintf(t->report_url, sizeof t->report_url, "%s", url);
+    snprintf(t->report, sizeof t->report, "%s", json);
+    t->reports++;
+}
+
+void aloft_test_agent_init(struct aloft_test_agent *t, uint32_t flash_size, const char *csv, const uint8_t *app,
+                           size_t app_len, const uint8_t *www, size_t www_len, const struct aloft_agent_config *cfg)
+{
+    memset(t, 0, sizeof *t);
+    aloft_test_dev_init(&t->dev, flash_size, csv ? csv : ALOFT_TEST_CSV_WWW, app, app_len, true);
+    t->cfg = cfg ? *cfg : (struct aloft_agent_config){.mac = "02:00:00:00:00:01"};
+    t->port = (struct aloft_agent_port){
+        .ctx = t,
+        .flash = &t->dev.pf.port,
+        .settings = {kv_get, kv_set, kv_del},
+        .www = {www_check, www_mount, www_stat, www_read},
+        .now_ms = now_ms,
+        .restart = restart,
+        .random = random_bytes,
+        .log = log_line,
+        .state = state,
+        .report = report,
+    };
+    assert_int_equal(aloft_test_dev_boot(&t->dev), 0);
+    if (www) {
+        const struct aloft_part *p = aloft_part_find_label(&t->dev.boot.table, "www_0");
+        assert_non_null(p);
+        assert_true(www_len <= p->size);
+        assert_int_equal(aloft_flash_write(&t->dev.pf.port, p->offset, www, www_len), 0);
+    }
+    t->dev.pf.ops = 0;
+    assert_int_equal(aloft_test_agent_reboot(t, "POWERON"), 0);
+}
+
+int aloft_test_agent_reboot(struct aloft_test_agent *t, const char *reason)
+{
+    t->restart = NULL;
+    t->cfg.reset_reason = reason;
+    t->cfg.boot_count++;
+    int rc = aloft_test_dev_boot(&t->dev);
+    if (rc)
+        return rc;
+    const struct aloft_part *nvs = aloft_part_find(&t->dev.boot.table, ALOFT_PART_DATA, ALOFT_PART_NVS);
+    if (!nvs || (rc = aloft_posix_kv_open(&t->kv, &t->dev.pf.port, nvs)) != 0)
+        return rc ? rc : ALOFT_E_NOTFOUND;
+    return aloft_agent_start(&t->a, &t->port, &t->dev.boot, &t->cfg);
+}
+
+void aloft_test_agent_free(struct aloft_test_agent *t)
+{
+    free(t->www_img);
+    t->www_img = NULL;
+    aloft_posix_flash_close(&t->dev.pf);
+}
+
+bool aloft_test_agent_logged(const struct aloft_test_agent *t, const char *s)
+{
+    return strstr(t->log, s) != NULL;
+}
