@@ -88,7 +88,7 @@ int aloft_agent_start(struct aloft_agent *a, const struct aloft_agent_port *port
 
     aloft_agent_get(a, "security/ota_psk", a->psk, sizeof a->psk);
     if (!a->psk[0])
-        aloft_agent_log(a, a->require_psk ? "security: no PSK provisioned: uploads are refused (--require-psk)"
+        aloft_agent_log(a, a->require_psk ? "security: no PSK provisioned: uploads are refused"
                                           : "security: WARNING: no PSK provisioned: anyone on the network can "
                                             "update this device");
 
@@ -141,7 +141,7 @@ int aloft_agent_www_inactive(const struct aloft_agent *a)
     return a->www[0] && a->www[1] ? !a->www_slot : -1;
 }
 
-static void hex(const uint8_t *b, size_t n, char *out)
+void aloft_agent_hex(const uint8_t *b, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {
@@ -157,7 +157,7 @@ void aloft_agent_status_fields(struct aloft_agent *a, struct aloft_jw *w)
     bool desc = a->app.has_desc;
     const struct aloft_part *next = aloft_part_next_update(&a->boot->table, a->boot->running);
     char sha[65];
-    hex(a->app.sha256, 32, sha);
+    aloft_agent_hex(a->app.sha256, 32, sha);
     uint64_t now = a->port->now_ms ? a->port->now_ms(a->port->ctx) : a->started_ms;
     aloft_jw_str(w, "version", desc ? d->version : "");
     aloft_jw_str(w, "date", desc ? d->date : "");
@@ -226,8 +226,7 @@ void aloft_agent_set_state(struct aloft_agent *a, const struct aloft_agent_state
     a->state = *s;
     if (!a->port->state)
         return;
-    char doc[1024];
-    int len = aloft_agent_state_json(a, NULL, NULL, doc, sizeof doc);
+    int len = aloft_agent_state_json(a, NULL, NULL, a->doc, sizeof a->doc);
     if (len > 0)
-        a->port->state(a->port->ctx, doc, (size_t)len);
+        a->port->state(a->port->ctx, a->doc, (size_t)len);
 }

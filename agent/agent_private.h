@@ -9,6 +9,9 @@
 /* The fields of GET /ota/status into an open object (agent.c). */
 void aloft_agent_status_fields(struct aloft_agent *a, struct aloft_jw *w);
 
+/* n bytes as 2n lower-case hex digits and a NUL. */
+void aloft_agent_hex(const uint8_t *b, size_t n, char *out);
+
 /* The outcome of the update that restarted the device, once known
  * (pull.c): confirmed says whether the running app marked itself valid. */
 void aloft_pull_outcome(struct aloft_agent *a, bool confirmed);

@@ -127,7 +127,7 @@ static void ws(struct cursor *c)
 static bool hex4(const char *p)
 {
     for (int i = 0; i < 4; i++)
-        if (!strchr("0123456789abcdefABCDEF", p[i]) || !p[i])
+        if (!p[i] || !strchr("0123456789abcdefABCDEF", p[i]))
             return false;
     return true;
 }
@@ -152,7 +152,7 @@ static bool skip_string(struct cursor *c)
                 if (c->end - c->p < 5 || !hex4(c->p + 1))
                     return false;
                 c->p += 4;
-            } else if (!strchr("\"\\/bfnrt", *c->p)) {
+            } else if (!*c->p || !strchr("\"\\/bfnrt", *c->p)) {
                 return false;
             }
         }

@@ -109,6 +109,7 @@ struct aloft_agent {
     bool busy;                       /* an update (push or pull) holds the update slot */
     bool pending_outcome;            /* an update's outcome waits for the confirm */
     struct aloft_agent_state state;
+    char doc[1024];                  /* the state document sent to port->state */
 };
 
 /* Start the agent once the bootloader chose the running app (b->running):

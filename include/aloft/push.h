@@ -9,7 +9,8 @@
  *   GET  /api/ota/status            www slots and firmware status
  *   POST /api/ota/frontend          raw LittleFS image → the inactive www slot
  *   POST /api/ota/frontend/rollback switch back to the other www slot
- *   POST /api/ota/pull              a trigger, as MQTT brings it (pull.h)
+ *   POST /api/ota/pull              a trigger, as MQTT brings it (pull.h):
+ *                                   the glue runs the job (start_pull)
  *   GET  /api/ota/state             the update state document
  *   GET  anything else              a file of the active www slot
  *
@@ -24,6 +25,7 @@
 #include <stdint.h>
 
 #include "aloft/agent.h"
+#include "aloft/pull.h"
 #include "aloft/update.h"
 
 #define ALOFT_PUSH_TRIGGER_MAX 2048 /* a trigger's JSON body */
@@ -52,6 +54,9 @@ struct aloft_push_reply {
     uint32_t file_len;
     const char *body;
     size_t len;
+    bool start_pull;              /* not final: the glue calls aloft_pull_start
+                                   * with the request's pull, then
+                                   * aloft_push_pull_reply */
 };
 
 /* One request. Caller-allocated, one per connection; at most one of them
@@ -59,16 +64,17 @@ struct aloft_push_reply {
 struct aloft_push {
     uint8_t kind;            /* private */
     bool holds;              /* holds agent->busy */
-    bool started;            /* the target is erased / the update begun */
+    bool started;            /* the target is erased / the update begun, not ended */
     int status;              /* refusal decided: replied once the body is in */
     const char *code;
     char message[200];
     uint64_t received, expected;
     const struct aloft_part *slot;
     struct aloft_update u;
-    char path[ALOFT_PUSH_PATH_MAX + 8];
+    char path[ALOFT_PUSH_PATH_MAX + 16]; /* + "index.html.gz" */
     size_t trigger_len;
     char trigger[ALOFT_PUSH_TRIGGER_MAX];
+    struct aloft_pull_req pull; /* the parsed trigger (reply.start_pull) */
     char *buf;               /* the reply buffer */
     size_t cap;
 };
@@ -80,19 +86,27 @@ struct aloft_push {
 int aloft_push_begin(struct aloft_agent *a, struct aloft_push *p, const struct aloft_push_request *r, char *buf,
                      size_t cap, struct aloft_push_reply *reply);
 
-/* The next len bytes of the body. Returns 0, or 1 when *reply is final now
- * (a refusal that need not wait for the rest of the body: busy, flash
- * error); the glue may then reply at once and discard the rest. */
+/* The next len bytes of the body. Returns 0: a refusal decided here (an
+ * image error, a flash error) is kept and replied by aloft_push_end once
+ * the whole body is in, as clients expect (curl may not read a reply sent
+ * while it is still sending); the rest of the body is discarded. */
 int aloft_push_body(struct aloft_agent *a, struct aloft_push *p, const void *data, size_t len,
                     struct aloft_push_reply *reply);
 
-/* The body is complete: verify, switch, reply. Fills *reply. */
+/* The body is complete: verify, switch, reply. Fills *reply, or, for a
+ * trigger that parses, sets only reply->start_pull. */
 void aloft_push_end(struct aloft_agent *a, struct aloft_push *p, struct aloft_push_reply *reply);
 
 /* The request is over (reply sent, or the connection dropped): release
  * what it holds. Idempotent. An unfinished update is abandoned: otadata and
  * the running image were never touched. */
 void aloft_push_abort(struct aloft_agent *a, struct aloft_push *p);
+
+/* POST /api/ota/pull's reply once the glue started the job: rc is what
+ * aloft_pull_start(a, job, &p->pull) returned. 202 accepted, 409 busy or
+ * already_handled, or the refusal in job->code and job->reason. */
+void aloft_push_pull_reply(struct aloft_agent *a, struct aloft_push *p, int rc, const struct aloft_pull *job,
+                           struct aloft_push_reply *reply);
 
 /* A file reply's bytes [off, off + len). Returns the count or an error. */
 int aloft_push_read(struct aloft_agent *a, struct aloft_push *p, uint32_t off, void *buf, size_t len);

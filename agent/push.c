@@ -1,0 +1,379 @@
+/* aloft agent: the device HTTP API (PROTOCOLS.md §1, §2; push.h). Uploads
+ * stream straight into the update writer or the inactive www slot, chunk by
+ * chunk, so memory does not grow with the image; the frontend's own
+ * endpoints and files are in www.c. */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "agent_private.h"
+#include "aloft/err.h"
+#include "push_private.h"
+
+enum kind { KIND_REPLIED, KIND_FIRMWARE, KIND_FRONTEND, KIND_PULL };
+
+void aloft_push_json(struct aloft_push *p, struct aloft_push_reply *reply, int status, int len)
+{
+    if (len < 0) { /* did not fit: a buffer below the 1 KB push.h asks for */
+        status = 500;
+        len = snprintf(p->buf, p->cap, "{\"status\":\"error\",\"error\":\"no_space\",\"message\":\"%s\"}",
+                       "the reply does not fit its buffer");
+        len = len < (int)p->cap ? len : 0;
+    }
+    reply->status = status;
+    reply->content_type = "application/json";
+    reply->body = p->buf;
+    reply->len = (size_t)len;
+}
+
+void aloft_push_error(struct aloft_push *p, struct aloft_push_reply *reply, int status, const char *code,
+                      const char *message)
+{
+    struct aloft_jw w;
+    aloft_jw_begin(&w, p->buf, p->cap);
+    aloft_jw_str(&w, "status", "error");
+    aloft_jw_str(&w, "error", code);
+    aloft_jw_str(&w, "message", message);
+    aloft_push_json(p, reply, status, aloft_jw_end(&w));
+}
+
+/* Bearer PSK, compared in constant time. "": allowed; else why not. */
+static const char *auth_error(const struct aloft_agent *a, const struct aloft_push_request *r)
+{
+    if (!a->psk[0])
+        return a->require_psk ? "this device requires a PSK and none is provisioned (setting security/ota_psk)" : "";
+    const char *h = r->authorization;
+    if (!h || strncasecmp(h, "Bearer ", 7))
+        return "missing Authorization: Bearer <psk>";
+    const char *given = h + 7;
+    size_t gl = strlen(given), pl = strlen(a->psk);
+    unsigned diff = (unsigned)(gl ^ pl);
+    for (size_t i = 0; i < pl; i++)
+        diff |= (unsigned char)a->psk[i] ^ (unsigned char)(i < gl ? given[i] : 0);
+    return diff ? "wrong PSK" : "";
+}
+
+static void refuse(struct aloft_push *p, int status, const char *code, const char *message)
+{
+    p->status = status;
+    p->code = code;
+    snprintf(p->message, sizeof p->message, "%s", message);
+}
+
+/* An error from the update writer, the flash or the settings: the HTTP
+ * status, code and message of the refusal. */
+static void classify(const struct aloft_agent *a, struct aloft_push *p, int err)
+{
+    static const struct {
+        int err;
+        int status;
+        const char *code;
+    } map[] = {
+        {ALOFT_E_MAGIC, 400, "bad_magic"},       {ALOFT_E_SEGMENTS, 400, "bad_segments"},
+        {ALOFT_E_SEGMENT, 400, "bad_segment"},   {ALOFT_E_HEADER, 400, "bad_header"},
+        {ALOFT_E_CHECKSUM, 400, "bad_checksum"}, {ALOFT_E_HASH, 400, "bad_sha256"},
+        {ALOFT_E_TRUNCATED, 400, "truncated"},   {ALOFT_E_TRAILING, 400, "trailing_data"},
+        {ALOFT_E_CHIP, 422, "wrong_chip"},       {ALOFT_E_ESP8266, 422, "wrong_chip"},
+        {ALOFT_E_NOSPC, 413, "too_large"},       {ALOFT_E_STATE, 409, "pending_verify"},
+        {ALOFT_E_SIGNATURE, 422, "bad_signature"},
+    };
+    p->status = 500;
+    p->code = "flash_error";
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (map[i].err == err)
+            p->status = map[i].status, p->code = map[i].code;
+    const char *chip = aloft_chip_name(a->boot->chip);
+    if (err == ALOFT_E_CHIP)
+        snprintf(p->message, sizeof p->message, "%s: this device is %s", aloft_strerror(err),
+                 chip ? chip : "unknown chip");
+    else if (err == ALOFT_E_STATE)
+        snprintf(p->message, sizeof p->message,
+                 "the running image is still pending verification; wait until it confirms itself");
+    else
+        snprintf(p->message, sizeof p->message, "%s", aloft_strerror(err));
+}
+
+/* Checks that need only the headers; fills *reply on a refusal. */
+static bool preflight(struct aloft_agent *a, struct aloft_push *p, const struct aloft_push_request *r,
+                      struct aloft_push_reply *reply)
+{
+    const char *why = auth_error(a, r);
+    if (*why) {
+        aloft_push_error(p, reply, 401, "unauthorized", why);
+        return false;
+    }
+    if (!r->content_type || strncasecmp(r->content_type, "application/octet-stream", 24)) {
+        aloft_push_error(p, reply, 415, "unsupported_media_type",
+                         "send the raw image as application/octet-stream: curl --data-binary @fw.bin -H "
+                         "'Content-Type: application/octet-stream' (curl -d strips newlines and corrupts binaries)");
+        return false;
+    }
+    if (r->content_length < 0) {
+        aloft_push_error(p, reply, 411, "length_required",
+                         "Content-Length is required (chunked uploads are not accepted)");
+        return false;
+    }
+    uint32_t room = 0;
+    if (p->kind == KIND_FIRMWARE) {
+        const struct aloft_part *next = aloft_part_next_update(&a->boot->table, a->boot->running);
+        room = next ? next->size : 0;
+    } else if (aloft_agent_www_inactive(a) >= 0) {
+        room = a->www[aloft_agent_www_inactive(a)]->size;
+    } else {
+        aloft_push_error(p, reply, 404, "no_frontend_slots", "this device's partition table has no www_0/www_1 slots");
+        return false;
+    }
+    p->expected = (uint64_t)r->content_length;
+    if (p->expected > room) {
+        char m[160];
+        snprintf(m, sizeof m, "the body is %llu bytes; the update slot holds %u", (unsigned long long)p->expected,
+                 (unsigned)room);
+        aloft_push_error(p, reply, 413, "too_large", m);
+        return false;
+    }
+    if (p->expected == 0) {
+        aloft_push_error(p, reply, 400, "empty", "the body is empty: send the image");
+        return false;
+    }
+    return true;
+}
+
+/* Take the update slot and erase the target. Returns 1 with *reply on a
+ * refusal (said at once, not after the whole body), else 0. */
+static int upload_begin(struct aloft_agent *a, struct aloft_push *p, const struct aloft_push_request *r,
+                        struct aloft_push_reply *reply)
+{
+    if (!preflight(a, p, r, reply))
+        return 1;
+    if (a->busy) {
+        aloft_push_error(p, reply, 409, "busy", "another upload is in progress; try again when it is done");
+        return 1;
+    }
+    a->busy = p->holds = true;
+    int rc;
+    if (p->kind == KIND_FIRMWARE) {
+        rc = aloft_update_begin(&p->u, a->boot, NULL);
+    } else {
+        p->slot = a->www[aloft_agent_www_inactive(a)];
+        rc = aloft_flash_erase(a->port->flash, p->slot->offset, p->slot->size);
+    }
+    if (rc) {
+        classify(a, p, rc);
+        aloft_push_error(p, reply, p->status, p->code, p->message);
+        return 1;
+    }
+    p->started = true;
+    return 0;
+}
+
+static void upload_body(struct aloft_agent *a, struct aloft_push *p, const void *data, size_t len)
+{
+    if (p->status)
+        return; /* refused already: the rest of the body is discarded */
+    int rc;
+    if (p->kind == KIND_FIRMWARE) {
+        rc = aloft_update_write(&p->u, data, len);
+        if (rc == 0 && aloft_image_ident_ready(&p->u.v) &&
+            !aloft_agent_secure_version_ok(a, &p->u.v.info, p->message, sizeof p->message)) {
+            p->status = 422;
+            p->code = "secure_version";
+            aloft_update_abort(&p->u);
+            return;
+        }
+    } else if (p->received + len > p->expected) { /* past Content-Length: never past the slot */
+        rc = ALOFT_E_NOSPC;
+    } else {
+        rc = aloft_flash_write(a->port->flash, p->slot->offset + (uint32_t)p->received, data, len);
+    }
+    if (rc) {
+        classify(a, p, rc);
+        if (p->kind == KIND_FIRMWARE)
+            aloft_update_abort(&p->u);
+        return;
+    }
+    p->received += len;
+}
+
+static void firmware_ok(struct aloft_agent *a, struct aloft_push *p, struct aloft_push_reply *reply)
+{
+    const struct aloft_image_info *in = &p->u.v.info;
+    char sha[65];
+    aloft_agent_hex(in->sha256, 32, sha);
+    struct aloft_jw w;
+    aloft_jw_begin(&w, p->buf, p->cap);
+    aloft_jw_str(&w, "status", "ok");
+    aloft_jw_str(&w, "message", "OTA update successful. Rebooting...");
+    aloft_jw_str(&w, "partition", p->u.target->label);
+    aloft_jw_str(&w, "version", in->has_desc ? in->desc.version : "");
+    aloft_jw_str(&w, "sha256", in->hash_appended ? sha : "");
+    aloft_push_json(p, reply, 200, aloft_jw_end(&w));
+    aloft_agent_log(a, "ota: %llu bytes verified into %s, version %s; rebooting", (unsigned long long)p->received,
+                    p->u.target->label, in->has_desc ? in->desc.version : "?");
+}
+
+static void frontend_ok(struct aloft_agent *a, struct aloft_push *p, struct aloft_push_reply *reply)
+{
+    struct aloft_jw w;
+    aloft_jw_begin(&w, p->buf, p->cap);
+    aloft_jw_str(&w, "status", "ok");
+    aloft_jw_str(&w, "message", "Frontend update successful. Rebooting...");
+    aloft_jw_str(&w, "partition", p->slot->label);
+    aloft_jw_num(&w, "active_slot", p->slot == a->www[1]);
+    aloft_push_json(p, reply, 200, aloft_jw_end(&w));
+    aloft_agent_log(a, "ota: frontend %llu bytes into %s; rebooting", (unsigned long long)p->received,
+                    p->slot->label);
+}
+
+static void upload_end(struct aloft_agent *a, struct aloft_push *p, struct aloft_push_reply *reply)
+{
+    int rc = 0;
+    if (!p->status && p->kind == KIND_FIRMWARE) {
+        rc = aloft_update_end(&p->u);
+        if (rc == 0)
+            rc = aloft_update_set_boot(&p->u);
+        if (rc)
+            aloft_update_abort(&p->u);
+    } else if (!p->status) {
+        rc = aloft_www_commit(a, p->slot);
+        if (rc == 1)
+            refuse(p, 400, "not_littlefs", "the body is not a LittleFS image that mounts (make one with aloft mkfs)");
+    }
+    if (rc < 0)
+        classify(a, p, rc);
+    p->started = false; /* finished either way: aloft_push_abort has nothing to drop */
+    if (p->status) {
+        aloft_agent_log(a, "ota: refused: %s (%s)", p->code, p->message);
+        aloft_push_error(p, reply, p->status, p->code, p->message);
+        return;
+    }
+    if (p->kind == KIND_FIRMWARE)
+        firmware_ok(a, p, reply);
+    else
+        frontend_ok(a, p, reply);
+    a->port->restart(a->port->ctx, "SW");
+}
+
+/* POST /api/ota/pull once its body is in: the glue runs a trigger that
+ * parses (reply->start_pull). */
+static void pull_end(struct aloft_push *p, struct aloft_push_reply *reply)
+{
+    char why[200];
+    if (p->trigger_len >= sizeof p->trigger)
+        aloft_push_error(p, reply, 413, "too_large", "a trigger is at most 2 KB of JSON");
+    else if (aloft_trigger_parse(p->trigger, p->trigger_len, &p->pull, why, sizeof why))
+        aloft_push_error(p, reply, 400, "bad_trigger", why);
+    else
+        reply->start_pull = true;
+}
+
+void aloft_push_pull_reply(struct aloft_agent *a, struct aloft_push *p, int rc, const struct aloft_pull *job,
+                           struct aloft_push_reply *reply)
+{
+    (void)a;
+    memset(reply, 0, sizeof *reply);
+    if (rc == ALOFT_E_BUSY) {
+        aloft_push_error(p, reply, 409, "busy", "another update is in progress; try again when it is done");
+    } else if (rc == ALOFT_E_STATE) {
+        aloft_push_error(p, reply, 409, "already_handled", "a trigger with this id was handled already");
+    } else if (rc) {
+        aloft_push_error(p, reply, strcmp(job->code, "pending_verify") ? 422 : 409, job->code, job->reason);
+    } else {
+        struct aloft_jw w;
+        aloft_jw_begin(&w, p->buf, p->cap);
+        aloft_jw_str(&w, "status", "accepted");
+        aloft_jw_str(&w, "trigger", p->pull.trigger);
+        aloft_jw_str(&w, "message", "Downloading; follow GET /api/ota/state");
+        aloft_push_json(p, reply, 202, aloft_jw_end(&w));
+    }
+}
+
+int aloft_push_begin(struct aloft_agent *a, struct aloft_push *p, const struct aloft_push_request *r, char *buf,
+                     size_t cap, struct aloft_push_reply *reply)
+{
+    memset(p, 0, sizeof *p);
+    memset(reply, 0, sizeof *reply);
+    p->buf = buf;
+    p->cap = cap;
+    const char *url = r->path;
+    bool get = !strcmp(r->method, "GET") || !strcmp(r->method, "HEAD");
+    bool post = !strcmp(r->method, "POST");
+    if (post && (!strcmp(url, "/ota") || !strcmp(url, "/api/ota/frontend"))) {
+        p->kind = strcmp(url, "/ota") ? KIND_FRONTEND : KIND_FIRMWARE;
+        return upload_begin(a, p, r, reply);
+    }
+    if (post && !strcmp(url, "/api/ota/pull")) {
+        const char *why = auth_error(a, r);
+        if (*why) {
+            aloft_push_error(p, reply, 401, "unauthorized", why);
+            return 1;
+        }
+        p->kind = KIND_PULL;
+        return 0;
+    }
+    if (get && !strcmp(url, "/ota/status")) {
+        aloft_push_json(p, reply, 200, aloft_agent_status_json(a, buf, cap));
+    } else if (get && !strcmp(url, "/api/ota/status")) {
+        aloft_www_status(a, p, reply);
+    } else if (get && !strcmp(url, "/api/ota/state")) {
+        aloft_push_json(p, reply, 200, aloft_agent_state_json(a, NULL, NULL, buf, cap));
+    } else if (post && !strcmp(url, "/api/ota/frontend/rollback")) {
+        const char *why = auth_error(a, r);
+        if (*why)
+            aloft_push_error(p, reply, 401, "unauthorized", why);
+        else
+            aloft_www_rollback(a, p, reply);
+    } else if (!strcmp(url, "/ota") || !strncmp(url, "/api/", 5)) {
+        aloft_push_error(p, reply, 405, "method_not_allowed", "wrong method for this endpoint (see PROTOCOLS.md)");
+    } else if (get) {
+        aloft_www_file(a, p, r, reply);
+    } else {
+        aloft_push_error(p, reply, 405, "method_not_allowed", "only GET and HEAD are served here");
+    }
+    return 1;
+}
+
+int aloft_push_body(struct aloft_agent *a, struct aloft_push *p, const void *data, size_t len,
+                    struct aloft_push_reply *reply)
+{
+    (void)reply;
+    if (p->kind == KIND_FIRMWARE || p->kind == KIND_FRONTEND) {
+        upload_body(a, p, data, len);
+    } else if (p->kind == KIND_PULL) {
+        /* past the limit only the length is kept: pull_end refuses it */
+        if (p->trigger_len + len < sizeof p->trigger)
+            memcpy(p->trigger + p->trigger_len, data, len);
+        p->trigger_len += len;
+    }
+    return 0;
+}
+
+void aloft_push_end(struct aloft_agent *a, struct aloft_push *p, struct aloft_push_reply *reply)
+{
+    if (p->kind == KIND_REPLIED)
+        return; /* aloft_push_begin's reply stands */
+    memset(reply, 0, sizeof *reply);
+    if (p->kind == KIND_PULL)
+        pull_end(p, reply);
+    else
+        upload_end(a, p, reply);
+}
+
+void aloft_push_abort(struct aloft_agent *a, struct aloft_push *p)
+{
+    if (p->kind == KIND_FIRMWARE && p->started) {
+        /* the client went away: otadata and the running image were never touched */
+        aloft_update_abort(&p->u);
+        aloft_agent_log(a, "ota: upload dropped after %llu bytes; nothing changed", (unsigned long long)p->received);
+    }
+    p->started = false;
+    if (p->holds)
+        a->busy = false;
+    p->holds = false;
+}
+
+int aloft_push_read(struct aloft_agent *a, struct aloft_push *p, uint32_t off, void *buf, size_t len)
+{
+    if (!p->path[0])
+        return ALOFT_E_STATE;
+    return a->port->www.read(a->port->ctx, p->path, off, buf, len);
+}

@@ -1,0 +1,25 @@
+/* aloft agent (private): what push.c (the device API's requests and
+ * updates) and www.c (the frontend slots and their files) share. */
+#ifndef ALOFT_PUSH_PRIVATE_H
+#define ALOFT_PUSH_PRIVATE_H
+
+#include "aloft/push.h"
+
+/* push.c: a JSON reply of len bytes already in p->buf (an error reply when
+ * len is negative: it did not fit), and an error reply. */
+void aloft_push_json(struct aloft_push *p, struct aloft_push_reply *reply, int status, int len);
+void aloft_push_error(struct aloft_push *p, struct aloft_push_reply *reply, int status, const char *code,
+                      const char *message);
+
+/* www.c: GET /api/ota/status, POST /api/ota/frontend/rollback (the caller
+ * checked the PSK) and GET of a file of the active slot. */
+void aloft_www_status(struct aloft_agent *a, struct aloft_push *p, struct aloft_push_reply *reply);
+void aloft_www_rollback(struct aloft_agent *a, struct aloft_push *p, struct aloft_push_reply *reply);
+void aloft_www_file(struct aloft_agent *a, struct aloft_push *p, const struct aloft_push_request *r,
+                    struct aloft_push_reply *reply);
+
+/* www.c: make the written slot the active one from the next boot. Returns
+ * 0, 1 when it holds no LittleFS image that mounts, or a settings error. */
+int aloft_www_commit(struct aloft_agent *a, const struct aloft_part *slot);
+
+#endif
