@@ -67,12 +67,12 @@ enum aloft_net {
 struct aloft_pull_request {
     char url[600];
     char headers[1400];
-    const char *user_agent;
-    uint32_t delay_ms; /* wait this long first (backoff after a drop) */
-    bool warn_insecure_ok; /* private */
+    const char *user_agent; /* "ESP32-http-Update" for checks, "aloft" otherwise */
+    uint32_t delay_ms;      /* wait this long first (backoff after a drop) */
 };
 
-/* One job. Caller-allocated (about 2.5 KB); one at a time per device. */
+/* One job. Caller-allocated (about 4.5 KB: what would not fit a small
+ * stack lives here); one at a time per device. */
 struct aloft_pull {
     struct aloft_pull_req r;
     bool check;                  /* from a scheduled check */
@@ -81,7 +81,8 @@ struct aloft_pull {
     char url[600];               /* this request's */
     char md5[33];                /* expected MD5 of the body (x-MD5), "" if none */
     char etag[80];               /* of the first response: If-Range when resuming */
-    char check_headers[1000];    /* a check's HTTPUpdate headers */
+    char text[ALOFT_AGENT_SETTING_MAX + 1]; /* a check's HTTPUpdate headers until its
+                                             * first request; then the settings' JSON */
     /* the response being read */
     int status;
     bool validated, restart, has_range;
@@ -92,6 +93,7 @@ struct aloft_pull {
     bool started;                /* slot erased / update begun */
     unsigned stalls;
     uint64_t before;             /* done at the start of this attempt */
+    uint32_t delay_ms;           /* before the next request */
     uint64_t last_pub_ms;
     unsigned last_pct;
     uint8_t head[ALOFT_IMAGE_IDENT_BYTES];
@@ -101,22 +103,26 @@ struct aloft_pull {
     struct aloft_sha256 sha;
     struct aloft_md5 md5c;
     char code[32], reason[256];  /* why it failed */
-    uint8_t end;                 /* private: how the job ended */
+    uint8_t end;                 /* private: running, or how the job ended */
 };
 
-/* Start a job from a trigger. Returns 0 (run it), ALOFT_E_BUSY (an update
- * runs already; the state says failed/busy), ALOFT_E_STATE (a trigger with
- * this id was handled already; ignored) or another error when it is
- * refused at once (the state says why: no_frontend_slots,
- * pending_verify…; j->code and j->reason too). */
+/* Start a job from a trigger (r is copied; not j->r itself). Returns 0
+ * (run it), ALOFT_E_STATE (a trigger with this id was handled already;
+ * ignored), ALOFT_E_BUSY (an update runs already: j is left alone, the
+ * state says failed/busy), or when it is refused at once, with the code
+ * and reason in the state and in j->code and j->reason: ALOFT_E_NOTFOUND
+ * (no slot to write: no_frontend_slots, no_slot) or ALOFT_E_INVAL
+ * (pending_verify: the running image still waits for its confirm). */
 int aloft_pull_start(struct aloft_agent *a, struct aloft_pull *j, const struct aloft_pull_req *r);
 
 /* Start a scheduled check (GET <server>/update?dev=…&ver=… with the
  * HTTPUpdate headers; frontend: x-ESP32-mode: spiffs). sketch_md5 and
  * sketch_sha256 are the running image's digests (aloft_pull_describe).
- * A 200's body is installed like a trigger's; a 304 ends the job.
- * Returns 0 (run it) or ALOFT_E_BUSY / ALOFT_E_STATE / ALOFT_E_NOTFOUND
- * when it cannot run now (logged). */
+ * A 200's body is installed like a trigger's; a 304, an error status or
+ * no answer ends the job with nothing to do. Returns 0 (run it), or when
+ * it cannot run now (logged): ALOFT_E_STATE (the running image waits for
+ * its confirm), ALOFT_E_BUSY (an update runs: j is left alone) or
+ * ALOFT_E_NOTFOUND (no update server, or no slot to write). */
 int aloft_pull_check(struct aloft_agent *a, struct aloft_pull *j, bool frontend, const char sketch_md5[33],
                      const char sketch_sha256[65]);
 
@@ -133,8 +139,9 @@ int aloft_pull_boot(struct aloft_agent *a, struct aloft_pull *j);
 int aloft_pull_request(struct aloft_agent *a, struct aloft_pull *j, struct aloft_pull_request *req);
 
 /* A response begins; a header of it; its headers are complete (status: its
- * HTTP status). head_end returns 0 or a negative value to stop the
- * transfer. */
+ * HTTP status). head_end returns 0 (read the body) or a negative value to
+ * stop the transfer: a status other than 200/206, or a response that does
+ * not continue the body (aloft_pull_done then tells what it means). */
 void aloft_pull_head_begin(struct aloft_pull *j);
 void aloft_pull_header(struct aloft_pull *j, const char *name, const char *value);
 int aloft_pull_head_end(struct aloft_agent *a, struct aloft_pull *j, int status);
@@ -149,7 +156,8 @@ void aloft_pull_done(struct aloft_agent *a, struct aloft_pull *j, enum aloft_net
                      const char *detail);
 
 /* How a finished job ended: 0 installed (a restart is requested), 1
- * nothing to install (a check's 304), or -1 failed (j->code, j->reason). */
+ * nothing to install (a check's 304), or -1 failed (j->code, j->reason)
+ * or not over yet. */
 int aloft_pull_result(const struct aloft_pull *j);
 
 #endif

@@ -1,0 +1,138 @@
+/* aloft agent: the scheduled check against an update server's GET /update
+ * (PROTOCOLS.md §3.1), with the headers of Arduino's HTTPUpdate so that the
+ * seed's servers understand it too. The glue decides when (at boot, then
+ * every so often); a 200's body is installed like a trigger's (pull.c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent_private.h"
+#include "aloft/err.h"
+#include "aloft/otadata.h"
+#include "pull_job.h"
+
+#define CHUNK 256 /* flash read per step: the agent runs on a small stack */
+
+int aloft_pull_describe(struct aloft_agent *a, char md5[33], char sha256[65])
+{
+    struct aloft_md5 m;
+    struct aloft_sha256 s;
+    uint8_t buf[CHUNK];
+    const struct aloft_part *run = a->boot->running;
+    md5[0] = sha256[0] = 0;
+    aloft_md5_init(&m);
+    aloft_sha256_init(&s);
+    for (uint32_t pos = 0; pos < a->app.image_len; pos += CHUNK) {
+        uint32_t len = a->app.image_len - pos < CHUNK ? a->app.image_len - pos : CHUNK;
+        int rc = aloft_flash_read(a->port->flash, run->offset + pos, buf, len);
+        if (rc)
+            return rc;
+        aloft_md5_update(&m, buf, len);
+        aloft_sha256_update(&s, buf, len);
+    }
+    aloft_md5_final(&m, buf);
+    aloft_pull_hex(buf, 16, md5);
+    aloft_sha256_final(&s, buf);
+    aloft_pull_hex(buf, 32, sha256);
+    return 0;
+}
+
+/* Append s percent-encoded (all but RFC 3986's unreserved characters, as
+ * curl_easy_escape does). */
+static void escape(char *out, size_t cap, const char *s)
+{
+    static const char digits[] = "0123456789ABCDEF";
+    size_t len = strlen(out);
+    for (; *s && len + 4 <= cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("-._~", c)) {
+            out[len++] = (char)c;
+        } else {
+            out[len++] = '%';
+            out[len++] = digits[c >> 4];
+            out[len++] = digits[c & 15];
+        }
+    }
+    out[len] = 0;
+}
+
+/* An ESP32's soft-AP MAC is its station MAC + 1 (in the last byte). */
+static void ap_mac(const char *sta, char out[18])
+{
+    snprintf(out, 18, "%s", sta);
+    for (char *c = out; *c; c++)
+        if (*c >= 'a' && *c <= 'f')
+            *c = (char)(*c - 'a' + 'A');
+    if (strlen(out) == 17)
+        snprintf(out + 15, 3, "%02X", (unsigned)(strtoul(out + 15, NULL, 16) + 1) & 0xFFu);
+}
+
+static void header(char *buf, size_t cap, const char *name, const char *value)
+{
+    size_t len = strlen(buf);
+    snprintf(buf + len, cap - len, "%s: %s\r\n", name, value);
+}
+
+static void header_num(char *buf, size_t cap, const char *name, uint32_t value)
+{
+    char num[12];
+    snprintf(num, sizeof num, "%u", (unsigned)value);
+    header(buf, cap, name, num);
+}
+
+int aloft_pull_check(struct aloft_agent *a, struct aloft_pull *j, bool frontend, const char sketch_md5[33],
+                     const char sketch_sha256[65])
+{
+    if (aloft_boot_state(a->boot) == ALOFT_OTA_PENDING_VERIFY) {
+        aloft_agent_log(a, "check: skipped: the running image has not confirmed itself yet");
+        return ALOFT_E_STATE;
+    }
+    if (a->busy) { /* j may be the running job's: leave it alone */
+        aloft_agent_log(a, "check: skipped: an update is in progress");
+        return ALOFT_E_BUSY;
+    }
+    if (!a->server[0]) {
+        aloft_agent_log(a, "check: skipped: no update server is set");
+        return ALOFT_E_NOTFOUND;
+    }
+    aloft_pull_init(j, NULL);
+    j->r.frontend = frontend;
+    j->slot = aloft_pull_target(a, j);
+    if (!j->slot) {
+        aloft_agent_log(a, "pull: check: skipped: %s", j->reason);
+        return ALOFT_E_NOTFOUND;
+    }
+    const char *version = a->app.has_desc ? a->app.desc.version : "";
+    char *url = j->r.url;
+    aloft_pull_server_url(a, "/update?dev=", url, sizeof j->r.url);
+    escape(url, sizeof j->r.url, a->platform);
+    snprintf(url + strlen(url), sizeof j->r.url - strlen(url), "&ver=");
+    escape(url, sizeof j->r.url, version[0] ? version : "0");
+    snprintf(j->url, sizeof j->url, "%s", url);
+
+    /* what HTTPUpdate sends, for the first request only */
+    const struct aloft_part *next = aloft_part_next_update(&a->boot->table, a->boot->running);
+    char *h = j->text, ap[18], www[80]; /* a version, or the SHA-256 of a frontend without one */
+    size_t cap = sizeof j->text;
+    ap_mac(a->mac, ap);
+    header(h, cap, "x-ESP32-STA-MAC", a->mac);
+    header(h, cap, "x-ESP32-AP-MAC", ap);
+    header_num(h, cap, "x-ESP32-free-space", next ? next->size : 0);
+    header_num(h, cap, "x-ESP32-sketch-size", a->app.image_len);
+    header(h, cap, "x-ESP32-sketch-md5", sketch_md5);
+    header(h, cap, "x-ESP32-sketch-sha256", sketch_sha256);
+    header_num(h, cap, "x-ESP32-chip-size", a->port->flash->size);
+    header(h, cap, "x-ESP32-sdk-version", a->app.has_desc && a->app.desc.idf_ver[0] ? a->app.desc.idf_ver : "unknown");
+    header(h, cap, "x-ESP32-mode", frontend ? "spiffs" : "sketch");
+    if (frontend) { /* the frontend it has, as the last pull installed it */
+        aloft_agent_get(a, "pull/www", www, sizeof www);
+        if (www[0])
+            header(h, cap, "x-ESP32-version", www);
+    } else if (version[0]) {
+        header(h, cap, "x-ESP32-version", version);
+    }
+    j->check = true;
+    a->busy = true;
+    j->end = ALOFT_PULL_RUNNING;
+    return 0;
+}
