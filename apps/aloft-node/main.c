@@ -112,29 +112,6 @@ void node_power_lost(struct node *n)
     reexec(n, "POWERON", 0);
 }
 
-void node_request_restart(struct node *n, const char *reason)
-{
-    pthread_mutex_lock(&n->restart_lock);
-    n->restart_reason = reason;
-    pthread_cond_signal(&n->restart_cond);
-    pthread_mutex_unlock(&n->restart_lock);
-}
-
-int node_www_inactive(const struct node *n)
-{
-    return n->www[0] && n->www[1] ? !n->www_slot : -1;
-}
-
-bool node_www_valid(struct node *n, const struct aloft_part *p)
-{
-    uint8_t *img = malloc(p->size);
-    struct aloft_lfs fs;
-    bool ok = img && aloft_flash_read(&n->pf.port, p->offset, img, p->size) == 0 &&
-              aloft_lfs_mount(&fs, img, p->size, 0) == 0;
-    free(img);
-    return ok;
-}
-
 static int fail(const char *fmt, ...)
 {
     va_list ap;
@@ -269,51 +246,41 @@ static void load_mac(struct node *n)
     aloft_sha256_update(&s, n->cfg.flash_path, strlen(n->cfg.flash_path));
     aloft_sha256_final(&s, h);
     snprintf(n->mac, sizeof n->mac, "%02X:%02X:%02X:%02X:%02X:%02X", (h[0] & 0xFC) | 0x02, h[1], h[2], h[3], h[4], h[5]);
-    if (aloft_posix_kv_set(&n->kv, "sys/mac", n->mac, 17) == ALOFT_E_POWER)
-        node_power_lost(n);
-}
-
-static void load_www(struct node *n)
-{
-    n->www[0] = aloft_part_find_label(&n->boot.table, "www_0");
-    n->www[1] = aloft_part_find_label(&n->boot.table, "www_1");
-    if (!n->www[0])
-        return;
-    char slot = '0';
-    aloft_posix_kv_get(&n->kv, "www/slot", &slot, 1);
-    n->www_slot = slot == '1' && n->www[1] ? 1 : 0;
-    const struct aloft_part *p = n->www[n->www_slot];
-    n->www_img = malloc(p->size);
-    n->www_ok = n->www_img && aloft_flash_read(&n->pf.port, p->offset, n->www_img, p->size) == 0 &&
-                aloft_lfs_mount(&n->www_fs, n->www_img, p->size, 0) == 0;
+    aloft_posix_kv_set(&n->kv, "sys/mac", n->mac, 17);
 }
 
 static void *confirm_later(void *arg)
 {
     struct node *n = arg;
     sleep(n->sim.confirm_after_s);
+    node_log(n, "app: healthy for %us, marked valid", n->sim.confirm_after_s);
     pthread_mutex_lock(&n->lock);
-    int rc = aloft_boot_mark_valid(&n->boot);
+    aloft_agent_confirm(&n->agent);
     pthread_mutex_unlock(&n->lock);
-    if (rc == ALOFT_E_POWER)
-        node_power_lost(n);
-    node_log(n, "app: healthy for %us, marked valid%s", n->sim.confirm_after_s, rc ? " (failed)" : "");
-    if (rc == 0)
-        node_pull_confirmed(n);
     return NULL;
+}
+
+/* The firmware's simulated behaviour, from the record in its image. */
+static void load_sim(struct node *n)
+{
+    const struct aloft_part *run = n->boot.running;
+    uint8_t *img = malloc(n->agent.app.image_len);
+    n->sim.present = false;
+    n->sim.behaviour = ALOFT_SIM_HEALTHY;
+    if (img && aloft_flash_read(&n->flash, run->offset, img, n->agent.app.image_len) == 0)
+        aloft_sim_record_parse(img, n->agent.app.image_len, &n->sim);
+    free(img);
 }
 
 static int run(struct node *n)
 {
     const char *rtc = getenv("ALOFT_NODE_RTC");
     unsigned prev_boots = 0;
-    strcpy(n->reset_reason, "POWERON");
+    char reset_reason[16] = "POWERON";
     bool restarted = rtc != NULL;
     if (rtc)
-        sscanf(rtc, "%15s %u", n->reset_reason, &prev_boots);
+        sscanf(rtc, "%15s %u", reset_reason, &prev_boots);
     unsetenv("ALOFT_NODE_RTC");
-    n->boot_count = prev_boots + 1;
-    n->started = time(NULL);
 
     if (aloft_posix_flash_open(&n->pf, n->cfg.flash_path, 0, false) != 0)
         return fail("%s: %s", n->cfg.flash_path,
@@ -322,18 +289,17 @@ static int run(struct node *n)
         n->pf.timing = &aloft_posix_timing_esp32;
     if (n->cfg.power_cut_after && !restarted)
         aloft_posix_flash_cut(&n->pf, n->cfg.power_cut_after, false);
+    node_port_init(n);
 
-    int rc = aloft_boot_init(&n->boot, &n->pf.port, ALOFT_PART_TABLE_OFFSET, ALOFT_CHIP_ANY, n->cfg.rollback);
+    /* the second-stage bootloader */
+    int rc = aloft_boot_init(&n->boot, &n->flash, ALOFT_PART_TABLE_OFFSET, ALOFT_CHIP_ANY, n->cfg.rollback);
     if (rc)
         return fail("%s: no valid partition table: %s", n->cfg.flash_path, aloft_strerror(rc));
     const struct aloft_part *nvs = aloft_part_find(&n->boot.table, ALOFT_PART_DATA, ALOFT_PART_NVS);
     if (!nvs)
         return fail("%s: the partition table has no nvs partition for settings", n->cfg.flash_path);
-    if ((rc = aloft_posix_kv_open(&n->kv, &n->pf.port, nvs)) != 0) {
-        if (rc == ALOFT_E_POWER)
-            node_power_lost(n);
+    if ((rc = aloft_posix_kv_open(&n->kv, &n->flash, nvs)) != 0)
         return fail("settings store: %s", aloft_strerror(rc));
-    }
     char chip[16] = "";
     int len = aloft_posix_kv_get(&n->kv, "sys/chip", chip, sizeof chip - 1);
     if (len > 0) {
@@ -341,33 +307,34 @@ static int run(struct node *n)
         n->boot.chip = (uint16_t)aloft_chip_id(chip);
     }
     rc = aloft_boot_select(&n->boot);
-    if (rc == ALOFT_E_POWER)
-        node_power_lost(n);
     if (rc) {
-        node_log(n, "boot: reset_reason=%s running_partition=none", n->reset_reason);
+        node_log(n, "boot: reset_reason=%s running_partition=none", reset_reason);
         return fail("bootloader: %s", aloft_strerror(rc));
     }
-    node_log(n, "boot: reset_reason=%s running_partition=%s", n->reset_reason, n->boot.running->label);
 
-    /* what the running firmware is: its header, descriptor and behaviour */
-    const struct aloft_part *run = n->boot.running;
-    aloft_image_verify_flash(&n->pf.port, run->offset, run->size, ALOFT_CHIP_ANY, &n->app);
-    uint8_t *img = malloc(n->app.image_len);
-    n->sim.present = false;
-    n->sim.behaviour = ALOFT_SIM_HEALTHY;
-    if (img && aloft_flash_read(&n->pf.port, run->offset, img, n->app.image_len) == 0)
-        aloft_sim_record_parse(img, n->app.image_len, &n->sim);
-    free(img);
-    if (n->boot.chip == ALOFT_CHIP_ANY)
-        n->boot.chip = n->app.chip_id;
-    node_log(n, "app: %s %s on %s, state %s, boot %u", n->app.has_desc ? n->app.desc.project_name : "(no descriptor)",
-             n->app.has_desc ? n->app.desc.version : "", aloft_chip_name(n->app.chip_id),
-             aloft_otadata_state_name((uint32_t)aloft_boot_state(&n->boot)), n->boot_count);
+    /* the factory's provisioning: PSK from the command line, the MAC */
+    if (n->cfg.psk && (rc = aloft_posix_kv_set(&n->kv, "security/ota_psk", n->cfg.psk, strlen(n->cfg.psk))) != 0)
+        return fail("cannot store the PSK: %s", aloft_strerror(rc));
+    load_mac(n);
 
+    /* the application: the agent, then the firmware's behaviour */
+    struct aloft_agent_config cfg = {
+        .mac = n->mac,
+        .reset_reason = reset_reason,
+        .boot_count = prev_boots + 1,
+        .device_id = n->cfg.device_id,
+        .platform = n->cfg.platform,
+        .server = n->cfg.server,
+        .cmd_topic = n->cfg.cmd_topic,
+        .require_psk = n->cfg.require_psk,
+    };
+    if ((rc = aloft_agent_start(&n->agent, &n->port, &n->boot, &cfg)) != 0)
+        return fail("agent: %s", aloft_strerror(rc));
+    load_sim(n);
     if (n->sim.behaviour == ALOFT_SIM_PANIC_ON_BOOT) {
         node_log(n, "Guru Meditation Error: Core  0 panic'ed (simulated: panic-on-boot)");
         usleep(n->cfg.restart_delay_ms * 1000u);
-        reexec(n, "PANIC", n->boot_count);
+        reexec(n, "PANIC", n->agent.boot_count);
     }
     if (n->sim.behaviour == ALOFT_SIM_HANG) {
         node_log(n, "app: hangs (simulated): no network service");
@@ -375,34 +342,14 @@ static int run(struct node *n)
             pause();
     }
 
-    /* settings: PSK provisioned from the command line, MAC, frontend slot */
-    if (n->cfg.psk && (rc = aloft_posix_kv_set(&n->kv, "security/ota_psk", n->cfg.psk, strlen(n->cfg.psk))) != 0) {
-        if (rc == ALOFT_E_POWER)
-            node_power_lost(n);
-        return fail("cannot store the PSK: %s", aloft_strerror(rc));
-    }
-    len = aloft_posix_kv_get(&n->kv, "security/ota_psk", n->psk, NODE_PSK_MAX);
-    n->psk[len > 0 ? len : 0] = 0;
-    if (!n->psk[0])
-        node_log(n, n->cfg.require_psk ? "security: no PSK provisioned: uploads are refused (--require-psk)"
-                                       : "security: WARNING: no PSK provisioned: anyone on the network can update this device");
-    load_mac(n);
-    load_www(n);
-    snprintf(n->device_id, sizeof n->device_id, "%s", n->cfg.device_id ? n->cfg.device_id : n->mac);
-    snprintf(n->platform, sizeof n->platform, "%s",
-             n->cfg.platform ? n->cfg.platform : n->app.has_desc && n->app.desc.project_name[0] ? n->app.desc.project_name : "unknown");
-
     if (node_http_start(n) != 0)
         return 1;
     if (n->cfg.mqtt && node_mqtt_start(n) != 0)
         return 1;
     if (n->sim.behaviour == ALOFT_SIM_HEALTHY) {
         pthread_mutex_lock(&n->lock);
-        rc = aloft_boot_mark_valid(&n->boot);
+        aloft_agent_confirm(&n->agent);
         pthread_mutex_unlock(&n->lock);
-        if (rc == ALOFT_E_POWER)
-            node_power_lost(n);
-        node_pull_confirmed(n);
     } else if (n->sim.behaviour == ALOFT_SIM_CONFIRM_AFTER) {
         pthread_t t;
         pthread_create(&t, NULL, confirm_later, n);
@@ -410,7 +357,13 @@ static int run(struct node *n)
     } else {
         node_log(n, "app: never confirms itself (simulated: no-confirm)");
     }
-    node_pull_boot(n);
+    /* an interrupted download continues */
+    struct aloft_pull *job = node_pull_new();
+    pthread_mutex_lock(&n->lock);
+    rc = job ? aloft_pull_boot(&n->agent, job) : 0;
+    pthread_mutex_unlock(&n->lock);
+    if (rc != 1 || node_pull_spawn(n, job) != 0)
+        free(job);
     if (n->cfg.server && node_check_start(n) != 0)
         return 1;
 
@@ -423,7 +376,7 @@ static int run(struct node *n)
     node_mqtt_stop(n);
     node_http_stop();
     aloft_posix_flash_close(&n->pf);
-    reexec(n, n->restart_reason, n->boot_count);
+    reexec(n, n->restart_reason, n->agent.boot_count);
 }
 
 enum {
@@ -471,7 +424,6 @@ int main(int argc, char **argv)
         .lock = PTHREAD_MUTEX_INITIALIZER,
         .restart_lock = PTHREAD_MUTEX_INITIALIZER,
         .restart_cond = PTHREAD_COND_INITIALIZER,
-        .state_lock = PTHREAD_MUTEX_INITIALIZER,
     };
     struct create_opts c = {0};
     bool create = false;
@@ -486,8 +438,8 @@ int main(int argc, char **argv)
             n.cfg.listen = optarg;
             break;
         case OPT_PSK:
-            if (!*optarg || strlen(optarg) > NODE_PSK_MAX)
-                return fail("--psk must be 1 to %d characters", NODE_PSK_MAX), 2;
+            if (!*optarg || strlen(optarg) > ALOFT_AGENT_PSK_MAX)
+                return fail("--psk must be 1 to %d characters", ALOFT_AGENT_PSK_MAX), 2;
             n.cfg.psk = optarg;
             break;
         case OPT_REQUIRE_PSK: n.cfg.require_psk = true; break;
@@ -539,13 +491,13 @@ int main(int argc, char **argv)
         case OPT_MQTT_USER: n.cfg.mqtt_user = optarg; break;
         case OPT_MQTT_PASSWORD: n.cfg.mqtt_password = optarg; break;
         case OPT_DEVICE_ID:
-            if (!*optarg || strlen(optarg) >= sizeof n.device_id || strpbrk(optarg, "/+#"))
-                return fail("--device-id must be 1 to %zu characters without / + #", sizeof n.device_id - 1), 2;
+            if (!*optarg || strlen(optarg) >= sizeof n.agent.device_id || strpbrk(optarg, "/+#"))
+                return fail("--device-id must be 1 to %zu characters without / + #", sizeof n.agent.device_id - 1), 2;
             n.cfg.device_id = optarg;
             break;
         case OPT_PLATFORM:
-            if (!*optarg || strlen(optarg) >= sizeof n.platform || strpbrk(optarg, "/+#"))
-                return fail("--platform must be 1 to %zu characters without / + #", sizeof n.platform - 1), 2;
+            if (!*optarg || strlen(optarg) >= sizeof n.agent.platform || strpbrk(optarg, "/+#"))
+                return fail("--platform must be 1 to %zu characters without / + #", sizeof n.agent.platform - 1), 2;
             n.cfg.platform = optarg;
             break;
         case OPT_CMD_TOPIC: n.cfg.cmd_topic = optarg; break;

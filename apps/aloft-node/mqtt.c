@@ -1,17 +1,11 @@
 /* aloft-node: MQTT commands and state (PROTOCOLS.md §3.2) through
- * libmosquitto, on a network thread of its own.
+ * libmosquitto, on a network thread of its own. The agent names the
+ * topics, reads the commands (aloft_mqtt_command) and writes the state
+ * documents; this moves them.
  *
- * Commands: subscribed with QoS 1 to aloft/<platform>/<device-id>/cmd,
- * aloft/<platform>/cmd and --cmd-topic (seed style: /switch/cmd/root). An
- * {"type":"ota_trigger",...} goes to node_pull_parse and node_pull_start;
- * other types are logged and ignored; a payload that is not a valid trigger
- * makes the state "failed" with code bad_trigger (nothing else changes).
- * Retained commands are ignored: the broker would hand them over again at
- * every reconnection.
- *
- * State: node_state_json, retained with QoS 1, on
- * aloft/<platform>/<device-id>/state at every (re)connection and every
- * change (n->on_state). The last will, retained on the same topic, is that
+ * Commands: subscribed with QoS 1 to the agent's command topics. State:
+ * retained with QoS 1, at every (re)connection and every change (the
+ * port's state event). The last will, retained on the same topic, is that
  * state with "state":"offline": a device that vanishes (power, crash,
  * network) must not keep looking idle. A restart disconnects cleanly after
  * publishing "restarting", so the will is not sent then.
@@ -20,7 +14,6 @@
  * published; the others find the release with their scheduled check
  * (--server). The broker going away: the network thread connects again
  * (1 s doubling to 30 s); losses and reconnections are logged. */
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <mosquitto.h>
@@ -29,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "aloft/mqtt.h"
 #include "node.h"
 
 #define KEEPALIVE_S 30
@@ -36,12 +30,10 @@
 
 static struct mosquitto *mosq;
 static struct node *node;
-static char broker[300], state_topic[128];
+static char broker[300];
 static char host[256];
 static int port;
-static const char *topics[3];
-static int n_topics;
-static char topic_dev[128], topic_platform[128];
+static struct aloft_mqtt_topics topics;
 static bool was_connected, connected; /* ever, now (the network thread's) */
 
 /* the network thread; stopping and done under conn_lock, wake signals both */
@@ -56,34 +48,28 @@ static pthread_cond_t pub_cond = PTHREAD_COND_INITIALIZER;
 static int pub_wait_mid = -1;
 static bool pub_done;
 
-/* The state as JSON text, its "state" replaced when phase is not NULL. */
-static char *state_text(const char *phase, const char *reason)
+/* The state document, its "state" replaced when phase is not NULL. */
+static int state_text(const char *phase, const char *reason, char *buf, size_t cap)
 {
-    cJSON *j = node_state_json(node);
-    if (phase)
-        cJSON_ReplaceItemInObjectCaseSensitive(j, "state", cJSON_CreateString(phase));
-    if (reason)
-        cJSON_ReplaceItemInObjectCaseSensitive(j, "reason", cJSON_CreateString(reason));
-    char *text = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
-    return text;
+    pthread_mutex_lock(&node->lock);
+    int len = aloft_agent_state_json(&node->agent, phase, reason, buf, cap);
+    pthread_mutex_unlock(&node->lock);
+    return len;
 }
 
 static int publish_state(const char *phase, int *mid)
 {
-    char *text = state_text(phase, NULL);
-    if (!text)
-        return MOSQ_ERR_NOMEM;
-    int rc = mosquitto_publish(mosq, mid, state_topic, (int)strlen(text), text, 1, true);
-    free(text);
-    return rc;
+    char text[1024];
+    int len = state_text(phase, NULL, text, sizeof text);
+    return len < 0 ? MOSQ_ERR_NOMEM : mosquitto_publish(mosq, mid, topics.state, len, text, 1, true);
 }
 
-static void on_state(struct node *n)
+/* From inside the agent (its lock held): the document comes with the call. */
+static void on_state(struct node *n, const char *json, size_t len)
 {
     (void)n;
     /* not connected: the state goes out at the next connection */
-    publish_state(NULL, NULL);
+    mosquitto_publish(mosq, NULL, topics.state, (int)len, json, 1, true);
 }
 
 static void on_connect(struct mosquitto *m, void *obj, int rc)
@@ -97,10 +83,10 @@ static void on_connect(struct mosquitto *m, void *obj, int rc)
     int fd = mosquitto_socket(m);
     if (fd >= 0)
         fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
-    node_log(node, "mqtt: %s %s as %s", was_connected ? "reconnected to" : "connected to", broker, node->device_id);
+    node_log(node, "mqtt: %s %s as %s", was_connected ? "reconnected to" : "connected to", broker, node->agent.device_id);
     was_connected = connected = true;
     /* clean session: subscribe again on every connection, all in one SUBACK */
-    int s = mosquitto_subscribe_multiple(m, NULL, n_topics, (char *const *)topics, 1, 0, NULL);
+    int s = mosquitto_subscribe_multiple(m, NULL, topics.count, (char *const *)topics.sub, 1, 0, NULL);
     if (s != MOSQ_ERR_SUCCESS)
         node_log(node, "mqtt: cannot subscribe: %s", mosquitto_strerror(s));
     s = publish_state(NULL, NULL);
@@ -122,7 +108,7 @@ static void on_subscribe(struct mosquitto *m, void *obj, int mid, int n, const i
     (void)m, (void)obj, (void)mid;
     for (int i = 0; i < n; i++)
         if (granted[i] > 2)
-            node_log(node, "mqtt: the broker refused the subscription to %s", topics[i]);
+            node_log(node, "mqtt: the broker refused the subscription to %s", topics.sub[i]);
     node_log(node, "mqtt: subscribed to %d topic%s", n, n == 1 ? "" : "s");
 }
 
@@ -137,59 +123,20 @@ static void on_publish(struct mosquitto *m, void *obj, int mid)
     pthread_mutex_unlock(&pub_lock);
 }
 
-/* While an update runs, a bad command must not hide its progress: it is only logged then. */
-static bool updating(void)
-{
-    pthread_mutex_lock(&node->state_lock);
-    enum node_phase p = node->state.phase;
-    pthread_mutex_unlock(&node->state_lock);
-    return p == NODE_DOWNLOADING || p == NODE_VERIFYING || p == NODE_RESTARTING;
-}
-
-static void bad_trigger(const cJSON *j, const char *topic, const char *why)
-{
-    node_log(node, "mqtt: bad trigger on %s: %s", topic, why);
-    if (updating())
-        return;
-    struct node_state s = {.phase = NODE_FAILED};
-    /* echo the id when there is a usable one: its sender waits for an answer */
-    const cJSON *id = j ? cJSON_GetObjectItemCaseSensitive(j, "id") : NULL;
-    if (cJSON_IsString(id) && strlen(id->valuestring) < sizeof s.trigger)
-        strcpy(s.trigger, id->valuestring);
-    snprintf(s.code, sizeof s.code, "bad_trigger");
-    snprintf(s.reason, sizeof s.reason, "bad trigger on %s: %s", topic, why);
-    node_state_set(node, &s);
-}
-
 static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg)
 {
     (void)m, (void)obj;
-    const char *payload = msg->payload ? (const char *)msg->payload : "";
-    size_t len = (size_t)msg->payloadlen;
-    if (msg->retain) {
-        node_log(node, "mqtt: ignored a retained command on %s (publish triggers without retain)", msg->topic);
-        return;
-    }
-    cJSON *j = cJSON_ParseWithLength(payload, len);
-    const cJSON *type = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "type") : NULL;
-    if (cJSON_IsString(type) && strcmp(type->valuestring, "ota_trigger")) {
-        node_log(node, "mqtt: ignored a \"%.40s\" command on %s (only ota_trigger is known)", type->valuestring,
-                 msg->topic);
-        cJSON_Delete(j);
-        return;
-    }
-    struct node_pull_req r;
-    char why[200];
-    if (!j)
-        bad_trigger(NULL, msg->topic, "not JSON");
-    else if (node_pull_parse(payload, len, &r, why, sizeof why))
-        bad_trigger(j, msg->topic, why);
-    else {
-        node_log(node, "mqtt: trigger%s%s on %s: %s%s%s%s", r.trigger[0] ? " " : "", r.trigger, msg->topic,
-                 r.frontend ? "frontend " : "", r.url, r.version[0] ? " version " : "", r.version);
-        node_pull_start(node, &r);
-    }
-    cJSON_Delete(j);
+    struct aloft_pull_req r;
+    struct aloft_pull *job = NULL;
+    int rc = -1;
+    pthread_mutex_lock(&node->lock);
+    if (aloft_mqtt_command(&node->agent, msg->topic, msg->payload, (size_t)msg->payloadlen, msg->retain, &r) ==
+            ALOFT_MQTT_TRIGGER &&
+        (job = node_pull_new()))
+        rc = aloft_pull_start(&node->agent, job, &r);
+    pthread_mutex_unlock(&node->lock);
+    if (rc != 0 || node_pull_spawn(node, job) != 0)
+        free(job);
 }
 
 static bool is_stopping(void)
@@ -257,13 +204,9 @@ int node_mqtt_start(struct node *n)
     port = atoi(colon + 1);
     snprintf(host, sizeof host, "%.*s", (int)(colon - n->cfg.mqtt), n->cfg.mqtt);
     snprintf(broker, sizeof broker, "%s%s:%d", n->cfg.mqtt_tls_ca ? "mqtts://" : "", host, port);
-    snprintf(state_topic, sizeof state_topic, "aloft/%s/%s/state", n->platform, n->device_id);
-    snprintf(topic_dev, sizeof topic_dev, "aloft/%s/%s/cmd", n->platform, n->device_id);
-    snprintf(topic_platform, sizeof topic_platform, "aloft/%s/cmd", n->platform);
-    topics[0] = topic_dev;
-    topics[1] = topic_platform;
-    topics[2] = n->cfg.cmd_topic;
-    n_topics = n->cfg.cmd_topic ? 3 : 2;
+    pthread_mutex_lock(&n->lock);
+    aloft_mqtt_topics(&n->agent, &topics);
+    pthread_mutex_unlock(&n->lock);
     if (n->cfg.cmd_topic && mosquitto_sub_topic_check(n->cfg.cmd_topic) != MOSQ_ERR_SUCCESS) {
         fprintf(stderr, "aloft-node: --cmd-topic '%s' is not a valid MQTT topic filter\n", n->cfg.cmd_topic);
         return -1;
@@ -271,7 +214,7 @@ int node_mqtt_start(struct node *n)
 
     mosquitto_lib_init();
     char id[80];
-    snprintf(id, sizeof id, "aloft-node-%s", n->device_id);
+    snprintf(id, sizeof id, "aloft-node-%s", n->agent.device_id);
     mosq = mosquitto_new(id, true, n);
     if (!mosq) {
         fprintf(stderr, "aloft-node: mqtt: cannot make a client: %s\n", strerror(errno));
@@ -287,9 +230,9 @@ int node_mqtt_start(struct node *n)
         fprintf(stderr, "aloft-node: --mqtt-user: %s\n", mosquitto_strerror(rc));
         return -1;
     }
-    char *will = state_text("offline", "the broker lost the connection (last will)");
-    rc = will ? mosquitto_will_set(mosq, state_topic, (int)strlen(will), will, 1, true) : MOSQ_ERR_NOMEM;
-    free(will);
+    char will[1024];
+    int len = state_text("offline", "the broker lost the connection (last will)", will, sizeof will);
+    rc = len < 0 ? MOSQ_ERR_NOMEM : mosquitto_will_set(mosq, topics.state, len, will, 1, true);
     if (rc) {
         fprintf(stderr, "aloft-node: mqtt: cannot set the last will: %s\n", mosquitto_strerror(rc));
         return -1;
@@ -307,8 +250,8 @@ int node_mqtt_start(struct node *n)
         n->on_state = NULL;
         return -1;
     }
-    node_log(n, "mqtt: broker %s; commands on %s, %s%s%s; state on %s", broker, topic_dev, topic_platform,
-             n->cfg.cmd_topic ? ", " : "", n->cfg.cmd_topic ? n->cfg.cmd_topic : "", state_topic);
+    node_log(n, "mqtt: broker %s; commands on %s, %s%s%s; state on %s", broker, topics.device, topics.platform,
+             n->cfg.cmd_topic ? ", " : "", n->cfg.cmd_topic ? n->cfg.cmd_topic : "", topics.state);
     return 0;
 }
 
