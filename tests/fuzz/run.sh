@@ -32,7 +32,7 @@ JOBS=${FUZZ_JOBS:-2}
 TIME=${FUZZ_TIME:-20}
 
 # name, runs, max_len: a few seconds each on one core.
-HARNESSES="image:20000:9000 part:150000:3200 part_csv:150000:2048 littlefs:60000:65537 devstatus:300000:17000 trigger:300000:4096"
+HARNESSES="image:20000:9000 part:150000:3200 part_csv:150000:2048 littlefs:60000:65537 devstatus:300000:17000 trigger:300000:4096 mqtt_cmd:300000:4096 push:30000:8192"
 
 say() { echo "fuzz: $*"; }
 
@@ -53,6 +53,7 @@ mkdir -p "$OUT/seeds" "$OUT/corpus" "$OUT/logs" "$OUT/artifacts" "$OUT/tmp"
 CFLAGS="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -g -O1 -std=c11 -Wall -Wextra
 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -I$SRC/include -I$SRC/host -I$SRC/ports/posix"
 CORE=$(ls "$SRC"/core/*.c)
+AGENT="$(ls "$SRC"/agent/*.c) -I$SRC/agent"
 
 build() {
     name=$1
@@ -64,9 +65,11 @@ build() {
         extra="$extra $(pkg-config --cflags libcjson libcurl 2>/dev/null || true)"
         ;;
     trigger)
-        extra="$SRC/apps/aloft-node/trigger.c -I$SRC/apps/aloft-node $(pkg-config --cflags libcjson 2>/dev/null || true)"
+        extra="$AGENT $CORE $(pkg-config --cflags libcjson 2>/dev/null || true)"
         libs="$(pkg-config --libs libcjson 2>/dev/null || echo -lcjson)"
         ;;
+    mqtt_cmd) extra="$AGENT $CORE" libs="" ;;
+    push) extra="$AGENT $CORE $SRC/ports/posix/flash_file.c $SRC/ports/posix/kv.c $SRC/host/flashimg.c $SRC/host/image_make.c" libs="" ;;
     *) extra="$CORE" libs="" ;;
     esac
     # shellcheck disable=SC2086
@@ -110,7 +113,7 @@ fi
 # ---- seeds ----
 
 S=$OUT/seeds
-mkdir -p "$S/image" "$S/part" "$S/part_csv" "$S/littlefs" "$S/devstatus" "$S/trigger"
+mkdir -p "$S/image" "$S/part" "$S/part_csv" "$S/littlefs" "$S/devstatus" "$S/trigger" "$S/mqtt_cmd" "$S/push"
 [ -d "$FIXTURES/esp-idf" ] || say "no fixtures in $FIXTURES: seeding from synthesised inputs only"
 have_aloft=no
 [ -x "$ALOFT" ] && have_aloft=yes
@@ -236,6 +239,23 @@ printf '{"type":"ota_trigger","url":"https://ota.example/fw.bin","version":"1.2.
 printf '{"type":"ota_trigger","url":"http://10.0.0.1/fw.bin"}' >"$S/trigger/seed"
 printf '{"type":"ota_trigger","url":"http://a/www.bin","target":"frontend","size":null}' >"$S/trigger/frontend"
 
+# mqtt_cmd: a retained flag byte, then the payload (fuzz_mqtt_cmd.c).
+{ printf '\000'; cat "$S/trigger/full"; } >"$S/mqtt_cmd/trigger"
+{ printf '\001'; cat "$S/trigger/seed"; } >"$S/mqtt_cmd/retained"
+printf '\000{"type":"reboot"}' >"$S/mqtt_cmd/other"
+printf '\000{"type":"ota_trigger","url":"ftp://x","id":"t-1"}' >"$S/mqtt_cmd/bad"
+
+# push: method byte, piece byte, then path, auth, type, length, encoding lines, body (fuzz_push.c).
+printf '\000\000/ota/status\n\n\n\n\n' >"$S/push/status"
+printf '\001\200/ota\nBearer secret\napplication/octet-stream\n\n\n\351\004\002\040' >"$S/push/upload"
+printf '\001\001/api/ota/pull\nBearer secret\napplication/json\n\n\n' >"$S/push/pull"
+cat "$S/trigger/full" >>"$S/push/pull"
+printf '\000\000/index.html\n\n\n\n\ngzip\n' >"$S/push/file"
+if [ -x "$ALOFT" ]; then
+    "$ALOFT" image make --chip esp32 --project fz --version 2.0.0 -o "$OUT/tmp/push.bin" >/dev/null 2>&1 &&
+        { printf '\001\377/ota\nBearer secret\napplication/octet-stream\n\n\n'; cat "$OUT/tmp/push.bin"; } >"$S/push/image"
+fi
+
 # Dictionaries: the words of each grammar.
 cat >"$OUT/part.dict" <<'EOF'
 "\xaa\x50\x00\x10"
@@ -304,6 +324,21 @@ cat >"$OUT/trigger.dict" <<'EOF'
 "1e308"
 "-1"
 "0.5"
+EOF
+cp "$OUT/trigger.dict" "$OUT/mqtt_cmd.dict"
+cat >"$OUT/push.dict" <<'EOF'
+"/ota"
+"/ota/status"
+"/api/ota/status"
+"/api/ota/frontend"
+"/api/ota/frontend/rollback"
+"/api/ota/pull"
+"/api/ota/state"
+"Bearer secret"
+"application/octet-stream"
+"gzip"
+"/../"
+"index.html"
 EOF
 cat >"$OUT/devstatus.dict" <<'EOF'
 "\"version\":"
