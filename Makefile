@@ -2,7 +2,7 @@
 #   make            build everything into build/ (programs in build/bin/)
 #   make run        build (the update page and admin UI too) and start aloftd and three simulated devices
 #   make check      install missing Debian packages (scripts/deps.sh), build, run every test
-#   make size       the core cross-compiled for ESP32-C3 and Cortex-M4: sizes, stack, budgets
+#   make size       the core and the agent cross-compiled for ESP32-C3 and Cortex-M4: sizes, stack, budgets
 #   make bench      build and run the benchmarks (bench/run.sh, under valgrind)
 #   make sanitize   build with ASan+UBSan in build-asan/ and run every test there
 #   make clean      remove every build directory

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The embedded proof of the device library (issue 2, "Embedded proof"):
-# cross-compile every core/*.c freestanding for ESP32-C3's ISA (rv32imc) and
-# for Cortex-M4, check that the objects need nothing from outside the core
-# but memcpy/memset/memcmp, print .text/.data/.bss per module, and the
-# worst-case stack of the update path (scripts/stack.py). Exits 1 when a
-# check fails or a budget is exceeded.
+# cross-compile every core/*.c freestanding and every agent/*.c against
+# newlib (ESP-IDF's C library) for ESP32-C3's ISA (rv32imc) and for
+# Cortex-M4; check that the core needs nothing from outside itself but
+# memcpy/memset/memcmp and the agent nothing but the core and what newlib's
+# libc and libgcc define; print .text/.data/.bss per module, the worst-case
+# stack of the core's update path and of every function the agent's headers
+# declare (scripts/stack.py), and the C library functions the agent needs.
+# Exits 1 when a check fails or a budget is exceeded.
 #
 # usage: scripts/size.sh [--out DIR]     (default DIR: build-size/)
 set -euo pipefail
@@ -14,22 +17,34 @@ out=$root/build-size
 while [ $# -gt 0 ]; do
     case $1 in
     --out) out=$2; shift 2 ;;
-    -h | --help) sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,12s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) echo "usage: scripts/size.sh [--out DIR]" >&2; exit 2 ;;
     esac
 done
 
-TEXT_BUDGET=24576  # whole core, .text (code + read-only data), per target
-RAM_BUDGET=256     # whole core, .data + .bss
-STACK_BUDGET=1536  # aloft_update_write and everything it calls
+TEXT_BUDGET=24576        # whole core, .text (code + read-only data), per target
+RAM_BUDGET=256           # whole core, .data + .bss
+STACK_BUDGET=1536        # aloft_update_write and everything it calls
 ALLOWED="memcpy memset memcmp"
+AGENT_TEXT_BUDGET=49152  # agent + core, .text, per target
+AGENT_RAM_BUDGET=512     # agent + core, .data + .bss
+AGENT_STACK_BUDGET=2048  # each agent entry point and everything it calls
+# The agent's entry points: every function these headers declare.
+AGENT_API=(include/aloft/agent.h include/aloft/push.h include/aloft/pull.h include/aloft/mqtt.h)
+# The agent may call what newlib's libc defines (one multilib stands for all:
+# the names are the same) and the target's libgcc helpers.
+NEWLIB_LIBC=/usr/lib/arm-none-eabi/newlib/thumb/v7e-m/nofp/libc.a
 
 targets=(riscv arm)
 declare -A prefix=([riscv]=riscv64-unknown-elf- [arm]=arm-none-eabi-)
 declare -A name=([riscv]="rv32imc (ESP32-C3)" [arm]="Cortex-M4")
 declare -A flags=([riscv]="-march=rv32imc -mabi=ilp32" [arm]="-mcpu=cortex-m4 -mthumb")
-common=(-Os -ffreestanding -fstack-usage -fcallgraph-info=su -std=c11 -Wall -Wextra -Werror
-        -I include -isystem scripts/freestanding)
+# Debian's riscv64-unknown-elf-gcc ships no libc headers: libnewlib-dev's.
+declare -A newlib_headers=([riscv]="-isystem /usr/include/newlib" [arm]="")
+common=(-Os -fstack-usage -fcallgraph-info=su -std=c11 -Wall -Wextra -Werror -I include)
+declare -A part_flags=([core]="-ffreestanding -isystem scripts/freestanding" [agent]="-I agent")
+declare -A part_env=([core]="freestanding (only memcpy, memset and memcmp exist there)"
+                     [agent]="against newlib's headers")
 
 for t in "${targets[@]}"; do
     if ! command -v "${prefix[$t]}gcc" >/dev/null; then
@@ -37,101 +52,229 @@ for t in "${targets[@]}"; do
         exit 1
     fi
 done
+for f in "$NEWLIB_LIBC" /usr/include/newlib/stdio.h; do
+    if [ ! -e "$f" ]; then
+        echo "size.sh: $f not found; run scripts/deps.sh" >&2
+        exit 1
+    fi
+done
 
 cd "$root"
 shopt -s nullglob
-sources=(core/*.c)
-if [ ${#sources[@]} -eq 0 ]; then
+parts=(core agent)
+declare -A modules
+for part in "${parts[@]}"; do
+    for src in "$part"/*.c; do modules[$part]+="$(basename "$src" .c) "; done
+done
+if [ -z "${modules[core]:-}" ]; then
     echo "size.sh: no core/*.c to measure" >&2
     exit 1
 fi
+mapfile -t entry_points < <(grep -ohE '^[a-z][^(;]*\baloft_[a-z0-9_]+\(' "${AGENT_API[@]}" |
+                            grep -oE 'aloft_[a-z0-9_]+\($' | tr -d '(')
 
 problems=()
 declare -A text data bss
-for t in "${targets[@]}"; do
-    rm -rf "${out:?}/$t"
-    mkdir -p "$out/$t"
-    for src in "${sources[@]}"; do
-        m=$(basename "$src" .c)
-        obj=$out/$t/$m.o
+
+# compile PART TARGET: every PART/*.c into $out/TARGET/PART/, with the sizes
+# of each object in text/data/bss[TARGET,PART/module].
+compile() {
+    local part=$1 t=$2 m obj log tx da bs hosted=""
+    if [ "$part" = agent ]; then hosted=${newlib_headers[$t]}; fi
+    mkdir -p "$out/$t/$part"
+    for m in ${modules[$part]:-}; do
+        obj=$out/$t/$part/$m.o
         # shellcheck disable=SC2086
-        if ! log=$("${prefix[$t]}gcc" ${flags[$t]} "${common[@]}" -c "$src" -o "$obj" 2>&1); then
+        if ! log=$("${prefix[$t]}gcc" ${flags[$t]} "${common[@]}" ${part_flags[$part]} $hosted \
+                   -c "$part/$m.c" -o "$obj" 2>&1); then
             printf '%s\n' "$log" >&2
-            problems+=("$src does not compile freestanding for ${name[$t]} (only memcpy, memset and memcmp exist there)")
+            problems+=("$part/$m.c does not compile ${part_env[$part]} for ${name[$t]}")
             continue
         fi
         read -r tx da bs _ < <("${prefix[$t]}size" -B "$obj" | tail -n 1)
-        text[$t,$m]=$tx data[$t,$m]=$da bss[$t,$m]=$bs
+        text[$t,$part/$m]=$tx data[$t,$part/$m]=$da bss[$t,$part/$m]=$bs
     done
-    # What the objects need and no core object defines must come from libc:
-    # only the three mem functions may; libgcc helpers (__udivdi3...) may not.
-    objs=("$out/$t"/*.o)
-    [ ${#objs[@]} -gt 0 ] || continue
-    defined=" $("${prefix[$t]}nm" -g --defined-only "${objs[@]}" | awk 'NF == 3 {printf "%s ", $3}') "
-    for obj in "${objs[@]}"; do
+}
+
+# symbols TARGET FILE...: the global symbols the objects or archives define.
+symbols() {
+    local t=$1; shift
+    [ $# -gt 0 ] || return 0
+    "${prefix[$t]}nm" -g --defined-only "$@" 2>/dev/null | awk 'NF == 3 {printf "%s ", $3}'
+}
+
+# needs TARGET "DEFINED" OBJ...: "OBJ SYMBOL" for every symbol an object
+# needs that is not in the space-separated list DEFINED.
+needs() {
+    local t=$1 defined=" $2 " obj sym; shift 2
+    for obj in "$@"; do
         for sym in $("${prefix[$t]}nm" -u "$obj" | awk '{print $NF}'); do
-            case "$defined $ALLOWED " in
-            *" $sym "*) ;;
-            *) problems+=("core/$(basename "$obj" .o).c needs '$sym' on ${name[$t]}, which is not in the core: it may use only $ALLOWED from outside") ;;
-            esac
+            case "$defined" in *" $sym "*) ;; *) echo "$obj $sym" ;; esac
         done
     done
+}
+
+# needed SYMBOL KIND TARGET: the agent needs SYMBOL from KIND ("libc" or
+# "libgcc") on TARGET.
+declare -A clib clib_on  # symbol -> kind; symbol -> " target..."
+needed() {
+    clib[$1]=$2
+    [[ "${clib_on[$1]:-} " == *" $3 "* ]] || clib_on[$1]+=" $3"
+}
+
+libc=" $(symbols arm "$NEWLIB_LIBC") "
+for t in "${targets[@]}"; do
+    rm -rf "${out:?}/$t"
+    for part in "${parts[@]}"; do compile "$part" "$t"; done
+    core_objs=("$out/$t"/core/*.o)
+    agent_objs=("$out/$t"/agent/*.o)
+
+    # What core objects need and no core object defines must come from libc:
+    # only the three mem functions may; libgcc helpers (__udivdi3...) may not.
+    while read -r obj sym; do
+        problems+=("core/$(basename "$obj" .o).c needs '$sym' on ${name[$t]}, which is not in the core: it may use only $ALLOWED from outside")
+    done < <(needs "$t" "$(symbols "$t" "${core_objs[@]}") $ALLOWED" "${core_objs[@]}")
+
+    # What agent objects need and neither the core nor the agent defines must
+    # be in newlib's libc or in the target's libgcc.
+    # shellcheck disable=SC2086
+    libgcc=" $(symbols "$t" "$("${prefix[$t]}gcc" ${flags[$t]} -print-libgcc-file-name)") "
+    while read -r obj sym; do
+        src=agent/$(basename "$obj" .o).c
+        if [[ $libc == *" $sym "* ]]; then
+            needed "$sym" libc "$t"
+        elif [[ $libgcc == *" $sym "* ]]; then
+            needed "$sym" libgcc "$t"
+        elif [[ $sym == aloft_* ]]; then
+            problems+=("$src needs '$sym' on ${name[$t]}, which no core/ or agent/ object defines")
+        else
+            problems+=("$src needs '$sym' on ${name[$t]}, which is neither in newlib's libc nor in libgcc")
+        fi
+    done < <(needs "$t" "$(symbols "$t" "${core_objs[@]}" "${agent_objs[@]}")" "${agent_objs[@]}")
 done
 
-printf '\naloft core, freestanding -Os (.text includes read-only data)\n\n'
+declare -A ttext tdata tbss  # [target,part]
+
+# rows PART: one table row per module of PART; sums into ttext/tdata/tbss[target,PART].
+rows() {
+    local part=$1 m t
+    for m in ${modules[$part]:-}; do
+        printf '%-12s' "$m"
+        for t in "${targets[@]}"; do
+            if [ -n "${text[$t,$part/$m]:-}" ]; then
+                printf ' | %8d %8d %8d' "${text[$t,$part/$m]}" "${data[$t,$part/$m]}" "${bss[$t,$part/$m]}"
+                ttext[$t,$part]=$((${ttext[$t,$part]:-0} + text[$t,$part/$m]))
+                tdata[$t,$part]=$((${tdata[$t,$part]:-0} + data[$t,$part/$m]))
+                tbss[$t,$part]=$((${tbss[$t,$part]:-0} + bss[$t,$part/$m]))
+            else
+                printf ' | %26s' "(did not compile)"
+            fi
+        done
+        printf '\n'
+    done
+}
+
+# sum ARRAY TARGET PART...: ARRAY[TARGET,PART] added over the parts.
+sum() {
+    local -n arr=$1
+    local t=$2 p s=0; shift 2
+    for p in "$@"; do s=$((s + ${arr[$t,$p]:-0})); done
+    echo $s
+}
+
+# sum_row LABEL PART...: a row of the given parts' sizes added up.
+sum_row() {
+    local label=$1 t; shift
+    printf '%-12s' "$label"
+    for t in "${targets[@]}"; do
+        printf ' | %8d %8d %8d' "$(sum ttext "$t" "$@")" "$(sum tdata "$t" "$@")" "$(sum tbss "$t" "$@")"
+    done
+    printf '\n'
+}
+
+# totals LABEL WHAT TEXT_BUDGET RAM_BUDGET PART...: the total, budget and
+# verdict rows of the given parts together (WHAT names them in problems).
+totals() {
+    local label=$1 what=$2 tb=$3 rb=$4 t v tx ram; shift 4
+    sum_row "$label" "$@"
+    printf '%-12s' budget
+    for t in "${targets[@]}"; do printf ' | %8d %17s' "$tb" "data+bss <= $rb"; done
+    printf '\n%-12s' verdict
+    for t in "${targets[@]}"; do
+        v="ok" tx=$(sum ttext "$t" "$@") ram=$(($(sum tdata "$t" "$@") + $(sum tbss "$t" "$@")))
+        if [ "$tx" -gt "$tb" ]; then
+            v="OVER (.text)"
+            problems+=("${name[$t]}: $what .text $tx B exceeds the budget of $tb B")
+        fi
+        if [ "$ram" -gt "$rb" ]; then
+            v="OVER (data+bss)"
+            problems+=("${name[$t]}: $what .data+.bss $ram B exceeds the budget of $rb B")
+        fi
+        printf ' | %26s' "$v"
+    done
+    printf '\n'
+}
+
+printf '\naloft core (freestanding) and agent (newlib), -Os (.text includes read-only data)\n\n'
 printf '%-12s' ""
 for t in "${targets[@]}"; do printf ' | %-26s' "${name[$t]}"; done
 printf '\n%-12s' module
 for t in "${targets[@]}"; do printf ' | %8s %8s %8s' .text .data .bss; done
 printf '\n'
-declare -A ttext tdata tbss tram
-for src in "${sources[@]}"; do
-    m=$(basename "$src" .c)
-    printf '%-12s' "$m"
+rows core
+totals total core $TEXT_BUDGET $RAM_BUDGET core
+printf 'agent/\n'
+rows agent
+sum_row "agent total" agent
+totals "agent + core" "agent + core" $AGENT_TEXT_BUDGET $AGENT_RAM_BUDGET core agent
+printf '\n'
+
+# stack PART TARGET: scripts/stack.py's report on PART's entry points.
+stack() {
+    local t=$2
+    case $1 in
+    core) python3 scripts/stack.py "$out/$t/core" --label "${name[$t]}" --budget $STACK_BUDGET ;;
+    agent) python3 scripts/stack.py "$out/$t/agent" --also "$out/$t/core" --name "core or the agent" \
+               --label "${name[$t]}, the agent's entry points" --budget $AGENT_STACK_BUDGET --budget-all \
+               --libc "${entry_points[@]}" ;;
+    esac
+}
+declare -A what=([core]="the update path" [agent]="the agent's entry points")
+for part in "${parts[@]}"; do
     for t in "${targets[@]}"; do
-        if [ -n "${text[$t,$m]:-}" ]; then
-            printf ' | %8d %8d %8d' "${text[$t,$m]}" "${data[$t,$m]}" "${bss[$t,$m]}"
-            ttext[$t]=$((${ttext[$t]:-0} + text[$t,$m]))
-            tdata[$t]=$((${tdata[$t]:-0} + data[$t,$m]))
-            tbss[$t]=$((${tbss[$t]:-0} + bss[$t,$m]))
-            tram[$t]=$((${tram[$t]:-0} + data[$t,$m] + bss[$t,$m]))
+        if ! stack "$part" "$t"; then
+            problems+=("${name[$t]}: stack check of ${what[$part]} failed (see above)")
+        fi
+        printf '\n'
+    done
+done
+
+# clib_list KIND: the KIND ("libc" | "libgcc") symbols the agent needs: those
+# every target needs, then per target those only some need.
+clib_list() {
+    local kind=$1 sym t
+    local -A only
+    local -a common=()
+    for sym in $(printf '%s\n' "${!clib[@]}" | sort); do
+        [ "${clib[$sym]}" = "$kind" ] || continue
+        if [ "${clib_on[$sym]}" = " ${targets[*]}" ]; then
+            common+=("$sym")
         else
-            printf ' | %26s' "(did not compile)"
+            for t in ${clib_on[$sym]}; do only[$t]+=" $sym"; done
         fi
     done
-    printf '\n'
-done
-printf '%-12s' total
-for t in "${targets[@]}"; do
-    printf ' | %8d %8d %8d' "${ttext[$t]:-0}" "${tdata[$t]:-0}" "${tbss[$t]:-0}"
-done
-printf '\n%-12s' budget
-for t in "${targets[@]}"; do printf ' | %8d %17s' $TEXT_BUDGET "data+bss <= $RAM_BUDGET"; done
-printf '\n%-12s' verdict
-for t in "${targets[@]}"; do
-    v="ok"
-    if [ "${ttext[$t]:-0}" -gt $TEXT_BUDGET ]; then
-        v="OVER (.text)"
-        problems+=("${name[$t]}: core .text ${ttext[$t]} B exceeds the budget of $TEXT_BUDGET B")
-    fi
-    if [ "${tram[$t]:-0}" -gt $RAM_BUDGET ]; then
-        v="OVER (data+bss)"
-        problems+=("${name[$t]}: core .data+.bss ${tram[$t]} B exceeds the budget of $RAM_BUDGET B")
-    fi
-    printf ' | %26s' "$v"
-done
-printf '\n\n'
-
-for t in "${targets[@]}"; do
-    if ! python3 scripts/stack.py "$out/$t" --label "${name[$t]}" --budget $STACK_BUDGET; then
-        problems+=("${name[$t]}: stack check of the update path failed (see above)")
-    fi
-    printf '\n'
-done
+    local list=${common[*]}
+    for t in "${targets[@]}"; do
+        [ -z "${only[$t]:-}" ] || list+="${list:+; }on ${name[$t]}:${only[$t]}"
+    done
+    echo "${list:-none}"
+}
+printf 'C library functions the agent needs (all in newlib'\''s libc): %s\n' "$(clib_list libc)"
+printf 'libgcc helpers the agent needs: %s\n\n' "$(clib_list libgcc)"
 
 if [ ${#problems[@]} -gt 0 ]; then
     printf 'size.sh: FAILED\n' >&2
     printf '  - %s\n' "${problems[@]}" >&2
     exit 1
 fi
-echo "size.sh: all budgets met; the core needs only $ALLOWED"
+echo "size.sh: all budgets met; the core needs only $ALLOWED, the agent only the core, newlib and libgcc"

@@ -1,19 +1,27 @@
 #!/usr/bin/env python3
-"""Worst-case stack of the core's entry points, from GCC's own numbers.
+"""Worst-case stack of aloft's entry points, from GCC's own numbers.
 
 Reads the .su (-fstack-usage) and .ci (-fcallgraph-info=su) files that
-scripts/size.sh leaves next to each object, and walks the call graph from
-each root: worst(f) = frame(f) + max over callees of worst(callee).
+scripts/size.sh leaves next to each object (of one or more directories: the
+agent's roots call into the core), and walks the call graph from each root:
+worst(f) = frame(f) + max over callees of worst(callee).
 
-memcpy/memset/memcmp are leaves in every libc and ROM the core runs on and
-are counted as 0 B. Indirect calls are the port's flash callbacks (the core
-calls no other function pointers): their own stack belongs to the port, so
-they are reported as the depth at which the port is entered, not guessed.
+memcpy/memset/memcmp are leaves in every libc and ROM the code runs on and
+are counted as 0 B. Indirect calls are the port's callbacks (flash, settings,
+log...; neither the core nor the agent calls other function pointers): their
+own stack belongs to the port, so they are reported as the depth at which the
+port is entered, not guessed. The core calls nothing else outside itself. The
+agent may call the C library (newlib's libc, libgcc's helpers; --libc): those
+calls are not in the graph either, and are reported the same way, as the
+depth at which the C library is entered (scripts/size.sh checks that newlib
+defines each of them).
 
-Exit status: 1 when the budgeted root exceeds its budget, or when the graph
-has recursion or a frame of unbounded dynamic size; 0 otherwise.
+Exit status: 1 when a budgeted root exceeds its budget, or when the graph
+has recursion, a frame of unbounded dynamic size or a callee that is defined
+nowhere; 0 otherwise.
 """
 import argparse
+import collections
 import glob
 import os
 import re
@@ -21,10 +29,16 @@ import sys
 
 LIBC_LEAVES = {"memcpy", "memset", "memcmp"}
 INDIRECT = "__indirect_call"
+OWN = "aloft_"  # a callee outside the graph with this prefix is ours, missing
 
 NODE = re.compile(r'^node: \{ title: "([^"]*)" label: "([^"]*)"')
 EDGE = re.compile(r'^edge: \{ sourcename: "([^"]*)" targetname: "([^"]*)"(?: label: "([^"]*)")?')
 FRAME = re.compile(r'(\d+) bytes \(([^)]*)\)')
+
+# worst: bytes on the deepest path inside the graph; path: [(name, frame)];
+# port: (deepest stack at which a port callback is entered, call site), or
+# None; libc: {function: (deepest stack at which it is entered, call site)}.
+Result = collections.namedtuple("Result", "worst path port libc")
 
 
 class Graph:
@@ -56,12 +70,17 @@ class Graph:
                     self.calls.setdefault(src, []).append((dst, site or "?"))
 
 
-def analyse(g, root):
-    """Return (worst, path, port_depth, port_site, problems) for root.
+def deeper(a, b):
+    """The deeper of two (depth, site) entries, either of which may be None."""
+    return b if a is None or (b is not None and b[0] > a[0]) else a
 
-    worst: bytes on the deepest path inside the core; path: [(name, frame)];
-    port_depth: the deepest stack at which a port callback is entered (None
-    when none is); problems: recursion, unbounded frames, unknown callees.
+
+def analyse(g, root, libc_ok, name):
+    """Return (Result, problems) for root.
+
+    problems: recursion, unbounded frames, callees defined nowhere (name:
+    what the graph holds, for the message). With libc_ok, a callee outside the graph whose name does not start with aloft_
+    is the C library's and goes into Result.libc instead.
     """
     memo = {}
     problems = []
@@ -73,43 +92,62 @@ def analyse(g, root):
         if t in stack:
             cycle = " -> ".join(g.name.get(x, x) for x in stack[stack.index(t):] + [t])
             problems.append("recursion: " + cycle)
-            return (0, [], None, None)
+            return Result(0, [], None, {})
         fr = g.frame[t]
         if g.kind[t] == "dynamic":
             problems.append("%s (%s) has a frame of unbounded size" % (g.name[t], g.where[t]))
-        best, best_path = 0, []
-        port, port_site = None, None
+        best = Result(0, [], None, {})
+        port, libc = None, {}
         for callee, site in g.calls.get(t, []):
             if callee == INDIRECT:
-                if port is None:
-                    port, port_site = 0, site
-                continue
-            if callee not in g.frame:
-                if callee not in LIBC_LEAVES:
-                    unknown.add(callee)
-                continue
-            w, p, pd, ps = visit(callee, stack + [t])
-            if w > best or not best_path:
-                best, best_path = w, p
-            if pd is not None and (port is None or pd > port):
-                port, port_site = pd, ps
-        res = (fr + best, [(g.name[t], fr)] + best_path,
-               None if port is None else fr + port, port_site)
+                port = deeper(port, (0, site))
+            elif callee in g.frame:
+                r = visit(callee, stack + [t])
+                if r.worst > best.worst or not best.path:
+                    best = r
+                port = deeper(port, r.port)
+                for fn, entry in r.libc.items():
+                    libc[fn] = deeper(libc.get(fn), entry)
+            elif callee in LIBC_LEAVES:
+                pass
+            elif libc_ok and not callee.startswith(OWN):
+                libc[callee] = deeper(libc.get(callee), (0, site))
+            else:
+                unknown.add(callee)
+        res = Result(fr + best.worst, [(g.name[t], fr)] + best.path,
+                     None if port is None else (fr + port[0], port[1]),
+                     {fn: (fr + d, s) for fn, (d, s) in libc.items()})
         memo[t] = res
         return res
 
-    w, p, pd, ps = visit(root, [])
-    for u in sorted(unknown):
-        problems.append("calls %s, which is not part of the core" % u)
-    return w, p, pd, ps, problems
+    res = visit(root, [])
+    return res, problems + ["calls %s, which is not part of the %s" % (u, name) for u in sorted(unknown)]
+
+
+def libc_line(libc):
+    """'libc entered at up to N B (deepest at site; also ...)' for a root."""
+    order = sorted(libc, key=lambda fn: (-libc[fn][0], fn))
+    depth, site = libc[order[0]]
+    also = "; also " + ", ".join(order[1:]) if len(order) > 1 else ""
+    return ("libc entered at up to %d B (%s at %s%s), + libc's own stack"
+            % (depth, order[0], site, also))
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dir", help="directory holding the .ci/.su files of one target")
+    ap.add_argument("--also", action="append", default=[], metavar="DIR",
+                    help="load this directory's .ci files too (code the roots call into)")
+    ap.add_argument("--name", default="core",
+                    help="what the graph holds, for the report ('core', 'core or the agent')")
     ap.add_argument("--label", default="", help="target name for the report")
     ap.add_argument("--budget-root", default="aloft_update_write")
     ap.add_argument("--budget", type=int, default=1536, help="bytes allowed for --budget-root")
+    ap.add_argument("--budget-all", action="store_true",
+                    help="the budget applies to every root, not only to --budget-root")
+    ap.add_argument("--libc", action="store_true",
+                    help="callees outside the graph not named aloft_* are the C library's "
+                         "(newlib, libgcc): report where it is entered instead of failing")
     ap.add_argument("roots", nargs="*", default=["aloft_update_write", "aloft_update_begin",
                                                  "aloft_update_end", "aloft_update_set_boot", "aloft_update_resume",
                                                  "aloft_boot_select"])
@@ -120,26 +158,32 @@ def main():
     if not cis:
         print("stack.py: no .ci files in %s" % a.dir, file=sys.stderr)
         return 1
+    for d in a.also:
+        cis += sorted(glob.glob(os.path.join(d, "*.ci")))
     for ci in cis:
         g.load(ci)
 
     failed = False
-    print("worst-case stack, %s (budget: %s <= %d B; port callbacks' own stack not included)"
-          % (a.label or a.dir, a.budget_root, a.budget))
+    width = max([22] + [len(r) for r in a.roots])
+    print("worst-case stack, %s (budget: %s <= %d B; port callbacks'%s own stack not included)"
+          % (a.label or a.dir, "each" if a.budget_all else a.budget_root, a.budget,
+             " and libc's" if a.libc else ""))
     for root in a.roots:
         if root not in g.frame:
-            print("  %-22s   n/a   (not in the core yet)" % root)
+            print("  %-*s   n/a   (not in the %s yet)" % (width, root, a.name))
             continue
-        w, path, pd, ps, problems = analyse(g, root)
+        res, problems = analyse(g, root, a.libc, a.name)
         verdict = ""
-        if root == a.budget_root:
-            ok = w <= a.budget and not problems
+        if a.budget_all or root == a.budget_root:
+            ok = res.worst <= a.budget and not problems
             failed |= not ok
-            verdict = "  ok" if ok else "  OVER BUDGET" if w > a.budget else "  FAILED"
-        print("  %-22s %5d B%s" % (root, w, verdict))
-        print("      deepest path: " + " -> ".join("%s %d" % (n, f) for n, f in path))
-        if pd is not None:
-            print("      port callback entered at up to %d B (%s), + the port's own stack" % (pd, ps))
+            verdict = "  ok" if ok else "  OVER BUDGET" if res.worst > a.budget else "  FAILED"
+        print("  %-*s %5d B%s" % (width, root, res.worst, verdict))
+        print("      deepest path: " + " -> ".join("%s %d" % (n, f) for n, f in res.path))
+        if res.port is not None:
+            print("      port callback entered at up to %d B (%s), + the port's own stack" % res.port)
+        if res.libc:
+            print("      " + libc_line(res.libc))
         for pr in problems:
             print("      PROBLEM: " + pr)
             failed = True
