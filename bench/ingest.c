@@ -4,11 +4,14 @@
  * A 4 MB POSIX flash (in memory) gets the real 4 MB partition table at
  * 0x8000 and a real app in ota_0, boots through the boot logic, then takes a
  * real ~1 MB image through aloft_update_begin/write/end in 4096-byte chunks.
- * The two measured phases are the functions bench_phase_sha256 and
- * bench_phase_update; the port's erase and program go through
- * bench_flash_erase and bench_flash_program so their cost can be told apart.
- * bench/run.sh counts instructions in each with callgrind; run alone, this
- * program prints wall times.
+ * A second such device runs the agent (settings in its nvs partition, a PSK
+ * provisioned) and takes the same image as POST /ota through the agent's
+ * handler, in 1460-byte chunks as TCP delivers them; its end also writes
+ * otadata (set-boot). The measured phases are the functions
+ * bench_phase_sha256, bench_phase_update and bench_phase_push; the port's
+ * erase and program go through bench_flash_erase and bench_flash_program so
+ * their cost can be told apart. bench/run.sh counts instructions in each
+ * with callgrind; run alone, this program prints wall times.
  *
  * usage: bench_ingest [--once] [IMAGE]   (--once: a single run, for valgrind) */
 #include <stdbool.h>
@@ -18,16 +21,21 @@
 #include <string.h>
 #include <time.h>
 
+#include "aloft/agent.h"
 #include "aloft/boot.h"
 #include "aloft/crypto.h"
 #include "aloft/err.h"
 #include "aloft/image.h"
 #include "aloft/part.h"
+#include "aloft/push.h"
 #include "aloft/update.h"
 #include "aloft_posix_flash.h"
+#include "aloft_posix_kv.h"
 #include "file.h"
 
 #define CHUNK 4096u
+#define PUSH_CHUNK 1460u /* a TCP segment's payload on Ethernet/Wi-Fi */
+#define PSK "bench-psk-0123456789abcdef"
 #define FLASH_BYTES (4u << 20)
 #define RUNS 5
 
@@ -87,6 +95,28 @@ __attribute__((noinline, noclone)) static int bench_phase_update(struct aloft_up
     return rc ? rc : aloft_update_end(u);
 }
 
+/* POST /ota as aloft-node's HTTP glue makes it: the headers, the body as
+ * TCP delivers it, the end (verify, set-boot, the JSON reply), the release. */
+__attribute__((noinline, noclone)) static void bench_phase_push(struct aloft_agent *a, struct aloft_push *p,
+                                                               const uint8_t *img, size_t len,
+                                                               struct aloft_push_reply *reply)
+{
+    static char buf[1024];
+    const struct aloft_push_request r = {
+        .method = "POST",
+        .path = "/ota",
+        .authorization = "Bearer " PSK,
+        .content_type = "application/octet-stream",
+        .content_length = (int64_t)len,
+    };
+    if (aloft_push_begin(a, p, &r, buf, sizeof buf, reply) == 0) {
+        for (size_t off = 0; off < len; off += PUSH_CHUNK)
+            aloft_push_body(a, p, img + off, len - off < PUSH_CHUNK ? len - off : PUSH_CHUNK, reply);
+        aloft_push_end(a, p, reply);
+    }
+    aloft_push_abort(a, p);
+}
+
 /* A device as it leaves the factory: table at 0x8000, the running app in
  * ota_0, blank otadata; booted. Port calls go through the wrappers. */
 static void device(struct aloft_posix_flash *pf, struct aloft_flash *port, struct aloft_boot *b,
@@ -120,18 +150,66 @@ static void device(struct aloft_posix_flash *pf, struct aloft_flash *port, struc
         fail("booting the factory flash", rc);
 }
 
-/* The update must have landed: it boots next, from the other slot. */
-static void check_update(struct aloft_update *u, const struct aloft_flash *port)
+/* The agent's settings: the POSIX store (ctx) in the table's nvs partition. */
+static int kv_get(void *ctx, const char *key, void *buf, size_t cap)
 {
-    int rc = aloft_update_set_boot(u);
+    return aloft_posix_kv_get(ctx, key, buf, cap);
+}
+
+static int kv_set(void *ctx, const char *key, const void *val, size_t len)
+{
+    return aloft_posix_kv_set(ctx, key, val, len);
+}
+
+static int kv_del(void *ctx, const char *key)
+{
+    return aloft_posix_kv_del(ctx, key);
+}
+
+static void restart(void *ctx, const char *reason)
+{
+    (void)ctx;
+    (void)reason;
+}
+
+/* The agent on a device booted by device(), with the PSK provisioned in its
+ * settings as aloft-node --psk does. */
+static void start_agent(struct aloft_agent *a, const struct aloft_flash *port, struct aloft_boot *b)
+{
+    static struct aloft_posix_kv kv;
+    static struct aloft_agent_port ap;
+    static const struct aloft_agent_config cfg = {.mac = "02:00:00:00:00:01", .require_psk = true};
+    ap = (struct aloft_agent_port){
+        .ctx = &kv,
+        .flash = port,
+        .settings = {kv_get, kv_set, kv_del},
+        .restart = restart, /* the device would restart into the update here */
+    };
+    const struct aloft_part *nvs = aloft_part_find(&b->table, ALOFT_PART_DATA, ALOFT_PART_NVS);
+    int rc = nvs ? aloft_posix_kv_open(&kv, port, nvs) : ALOFT_E_NOTFOUND;
+    if (rc == 0)
+        rc = aloft_posix_kv_set(&kv, "security/ota_psk", PSK, strlen(PSK));
+    if (rc == 0)
+        rc = aloft_agent_start(a, &ap, b, &cfg);
     if (rc)
-        fail("set-boot", rc);
+        fail("starting the agent", rc);
+}
+
+/* The update must have landed: booting again runs the slot after b's. */
+static void check_boots(const struct aloft_flash *port, const struct aloft_boot *b)
+{
     static struct aloft_boot again;
-    if ((rc = aloft_boot_init(&again, port, ALOFT_PART_TABLE_OFFSET, u->boot->chip, true)) ||
+    int rc;
+    if ((rc = aloft_boot_init(&again, port, ALOFT_PART_TABLE_OFFSET, b->chip, true)) ||
         (rc = aloft_boot_select(&again)))
         fail("booting the update", rc);
-    if (again.running->offset != u->target->offset)
+    if (again.running->offset != aloft_part_next_update(&b->table, b->running)->offset)
         fail("the update did not boot", ALOFT_E_NOBOOT);
+}
+
+static double least(double a, double b)
+{
+    return a < b ? a : b;
 }
 
 static double now(void)
@@ -159,14 +237,17 @@ int main(int argc, char **argv)
     uint8_t *app = load(running_path, &app_len);
     char *csv = (char *)load(table_path, &csv_len);
     const char *name = strrchr(image_path, '/') ? strrchr(image_path, '/') + 1 : image_path;
-    printf("image %s\nbytes %zu\nchunk %u\n", name, len, CHUNK);
+    printf("image %s\nbytes %zu\nchunk %u\npush_chunk %u\n", name, len, CHUNK, PUSH_CHUNK);
 
-    double best_sha = 1e9, best_update = 1e9;
+    double best_sha = 1e9, best_update = 1e9, best_push = 1e9;
     for (int run = 0; run < (once ? 1 : RUNS); run++) {
         static struct aloft_posix_flash pf;
         static struct aloft_flash port;
         static struct aloft_boot boot;
         static struct aloft_update u;
+        static struct aloft_agent agent;
+        static struct aloft_push push;
+        struct aloft_push_reply reply;
         uint8_t digest[32];
 
         double t0 = now();
@@ -179,13 +260,26 @@ int main(int argc, char **argv)
         double t3 = now();
         if (rc)
             fail("update", rc);
-        check_update(&u, &port);
+        if ((rc = aloft_update_set_boot(&u)))
+            fail("set-boot", rc);
+        check_boots(&port, &boot);
         aloft_posix_flash_close(&pf);
 
-        if (t1 - t0 < best_sha)
-            best_sha = t1 - t0;
-        if (t3 - t2 < best_update)
-            best_update = t3 - t2;
+        device(&pf, &port, &boot, csv, csv_len, app, app_len);
+        start_agent(&agent, &port, &boot);
+        double t4 = now();
+        bench_phase_push(&agent, &push, img, len, &reply);
+        double t5 = now();
+        if (reply.status != 200) {
+            fprintf(stderr, "bench_ingest: push: HTTP %d %.*s\n", reply.status, (int)reply.len, reply.body);
+            exit(1);
+        }
+        check_boots(&port, &boot);
+        aloft_posix_flash_close(&pf);
+
+        best_sha = least(best_sha, t1 - t0);
+        best_update = least(best_update, t3 - t2);
+        best_push = least(best_push, t5 - t4);
     }
     if (!once) {
         double mb = (double)len / 1e6;
@@ -193,6 +287,8 @@ int main(int argc, char **argv)
         printf("  %-36s %9.2f ms %8.1f MB/s\n", "SHA-256 alone", best_sha * 1e3, mb / best_sha);
         printf("  %-36s %9.2f ms %8.1f MB/s\n", "update begin/write/end (all)", best_update * 1e3,
                mb / best_update);
+        printf("  %-36s %9.2f ms %8.1f MB/s\n", "push POST /ota via the agent (all)", best_push * 1e3,
+               mb / best_push);
     }
     free(img);
     free(app);
