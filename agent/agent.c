@@ -151,6 +151,26 @@ void aloft_agent_hex(const uint8_t *b, size_t n, char *out)
     out[2 * n] = 0;
 }
 
+bool aloft_agent_is_hex(const char *s, size_t len)
+{
+    if (strlen(s) != len)
+        return false;
+    for (; *s; s++)
+        if (!strchr("0123456789abcdefABCDEF", *s))
+            return false;
+    return true;
+}
+
+void aloft_agent_lower(char *s)
+{
+    for (; *s; s++)
+        if (*s >= 'A' && *s <= 'F')
+            *s = (char)(*s - 'A' + 'a');
+}
+
+const char aloft_agent_pending_verify[] =
+    "the running image is still pending verification; wait until it confirms itself";
+
 void aloft_agent_status_fields(struct aloft_agent *a, struct aloft_jw *w)
 {
     const struct aloft_app_desc *d = &a->app.desc;

@@ -12,6 +12,13 @@ void aloft_agent_status_fields(struct aloft_agent *a, struct aloft_jw *w);
 /* n bytes as 2n lower-case hex digits and a NUL. */
 void aloft_agent_hex(const uint8_t *b, size_t n, char *out);
 
+/* Is s exactly len hex digits? lower: A-F to a-f in place. */
+bool aloft_agent_is_hex(const char *s, size_t len);
+void aloft_agent_lower(char *s);
+
+/* Why an update is refused while the running image is pending verification. */
+extern const char aloft_agent_pending_verify[];
+
 /* The outcome of the update that restarted the device, once known
  * (pull.c): confirmed says whether the running app marked itself valid. */
 void aloft_pull_outcome(struct aloft_agent *a, bool confirmed);

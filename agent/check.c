@@ -31,9 +31,9 @@ int aloft_pull_describe(struct aloft_agent *a, char md5[33], char sha256[65])
         aloft_sha256_update(&s, buf, len);
     }
     aloft_md5_final(&m, buf);
-    aloft_pull_hex(buf, 16, md5);
+    aloft_agent_hex(buf, 16, md5);
     aloft_sha256_final(&s, buf);
-    aloft_pull_hex(buf, 32, sha256);
+    aloft_agent_hex(buf, 32, sha256);
     return 0;
 }
 

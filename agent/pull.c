@@ -25,9 +25,6 @@
 #define PENDING_MAX 512 /* pull/pending's JSON: a few short strings */
 #define REASON_MAX 200  /* in a report: the server takes at most 199 characters */
 
-static const char pending_verify[] =
-    "the running image is still pending verification; wait until it confirms itself";
-
 /* ---- small helpers ---- */
 
 static uint64_t now(const struct aloft_agent *a)
@@ -38,33 +35,6 @@ static uint64_t now(const struct aloft_agent *a)
 static const char *target_name(bool frontend)
 {
     return frontend ? "frontend" : "firmware";
-}
-
-static bool is_hex(const char *s, size_t len)
-{
-    if (strlen(s) != len)
-        return false;
-    for (; *s; s++)
-        if (!strchr("0123456789abcdefABCDEF", *s))
-            return false;
-    return true;
-}
-
-static void lower(char *s)
-{
-    for (; *s; s++)
-        if (*s >= 'A' && *s <= 'F')
-            *s = (char)(*s - 'A' + 'a');
-}
-
-void aloft_pull_hex(const uint8_t *b, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
-    out[2 * n] = 0;
 }
 
 void aloft_pull_server_url(const struct aloft_agent *a, const char *path, char *out, size_t cap)
@@ -130,7 +100,7 @@ static int image_fail(struct aloft_agent *a, struct aloft_pull *j, int err)
         return fail(j, code, "%s: this device is %s", aloft_strerror(err), chip ? chip : "an unknown chip");
     }
     if (err == ALOFT_E_STATE)
-        return fail(j, code, "%s", pending_verify);
+        return fail(j, code, "%s", aloft_agent_pending_verify);
     return fail(j, code, "%s", aloft_strerror(err));
 }
 
@@ -232,7 +202,7 @@ const struct aloft_part *aloft_pull_target(struct aloft_agent *a, struct aloft_p
     if (!p)
         fail(j, "no_slot", "this device's partition table has no slot to update into");
     else if (aloft_boot_state(a->boot) == ALOFT_OTA_PENDING_VERIFY)
-        fail(j, "pending_verify", "%s", pending_verify);
+        fail(j, "pending_verify", "%s", aloft_agent_pending_verify);
     return j->code[0] ? NULL : p;
 }
 
@@ -403,9 +373,9 @@ static int validate(struct aloft_agent *a, struct aloft_pull *j)
             start_over(a, j);
         }
         j->total = j->resp_len;
-        if (!j->md5[0] && is_hex(j->resp_md5, 32)) {
+        if (!j->md5[0] && aloft_agent_is_hex(j->resp_md5, 32)) {
             memcpy(j->md5, j->resp_md5, sizeof j->md5);
-            lower(j->md5);
+            aloft_agent_lower(j->md5);
         }
     } else {
         return fail(j, "http_status", "the server answered %d, not 200 with the image", j->status);
@@ -419,8 +389,8 @@ static int validate(struct aloft_agent *a, struct aloft_pull *j)
         char sha[65] = "";
         if (strlen(j->etag) == 66 && j->etag[0] == '"')
             memcpy(sha, j->etag + 1, 64);
-        if (is_hex(sha, 64)) {
-            lower(sha);
+        if (aloft_agent_is_hex(sha, 64)) {
+            aloft_agent_lower(sha);
             memcpy(j->r.sha256, sha, sizeof sha);
             char path[80];
             snprintf(path, sizeof path, "/firmware/%s.bin", sha);
@@ -613,11 +583,11 @@ static int complete(struct aloft_agent *a, struct aloft_pull *j)
     uint8_t h[32];
     char hex[65];
     aloft_sha256_final(&j->sha, h);
-    aloft_pull_hex(h, 32, hex);
+    aloft_agent_hex(h, 32, hex);
     if (j->r.sha256[0] && strcmp(hex, j->r.sha256))
         return fail(j, "bad_sha256", "the body's SHA-256 is %s; expected %s", hex, j->r.sha256);
     aloft_md5_final(&j->md5c, h);
-    aloft_pull_hex(h, 16, hex);
+    aloft_agent_hex(h, 16, hex);
     if (j->md5[0] && strcmp(hex, j->md5))
         return fail(j, "bad_md5", "the body's MD5 is %s; x-MD5 says %s", hex, j->md5);
     publish(a, j, ALOFT_PHASE_VERIFYING);

@@ -21,7 +21,4 @@ const struct aloft_part *aloft_pull_target(struct aloft_agent *a, struct aloft_p
 /* The update server's URL with path appended (one slash between). */
 void aloft_pull_server_url(const struct aloft_agent *a, const char *path, char *out, size_t cap);
 
-/* n bytes as 2n lower-case hex digits and a NUL. */
-void aloft_pull_hex(const uint8_t *b, size_t n, char *out);
-
 #endif

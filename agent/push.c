@@ -87,8 +87,7 @@ static void classify(const struct aloft_agent *a, struct aloft_push *p, int err)
         snprintf(p->message, sizeof p->message, "%s: this device is %s", aloft_strerror(err),
                  chip ? chip : "unknown chip");
     else if (err == ALOFT_E_STATE)
-        snprintf(p->message, sizeof p->message,
-                 "the running image is still pending verification; wait until it confirms itself");
+        snprintf(p->message, sizeof p->message, "%s", aloft_agent_pending_verify);
     else
         snprintf(p->message, sizeof p->message, "%s", aloft_strerror(err));
 }

@@ -6,7 +6,7 @@
 
 #include "aloft/err.h"
 #include "aloft/pull.h"
-#include "json.h"
+#include "agent_private.h"
 
 #define SIZE_MAX_BYTES 1000000000000000ull /* 1e15: more than any flash */
 
@@ -29,16 +29,6 @@ static int opt_str(const char *json, size_t len, const char *key, char *dst, siz
         return ALOFT_E_SYNTAX;
     }
     return 0;
-}
-
-static bool is_hex64(const char *s)
-{
-    if (strlen(s) != 64)
-        return false;
-    for (; *s; s++)
-        if (!strchr("0123456789abcdefABCDEF", *s))
-            return false;
-    return true;
 }
 
 int aloft_trigger_parse(const char *json, size_t len, struct aloft_pull_req *r, char *why, size_t why_len)
@@ -68,11 +58,9 @@ int aloft_trigger_parse(const char *json, size_t len, struct aloft_pull_req *r, 
         rc = opt_str(json, len, "id", r->trigger, sizeof r->trigger, why, why_len);
     if (rc)
         return rc;
-    if (r->sha256[0] && !is_hex64(r->sha256))
+    if (r->sha256[0] && !aloft_agent_is_hex(r->sha256, 64))
         return refuse(why, why_len, "%s", "\"sha256\" must be 64 hex digits");
-    for (char *c = r->sha256; *c; c++) /* compared in lower case */
-        if (*c >= 'A' && *c <= 'F')
-            *c = (char)(*c - 'A' + 'a');
+    aloft_agent_lower(r->sha256); /* compared in lower case */
     v = aloft_json_get(json, len, "size");
     if (v.type != ALOFT_JSON_NONE && v.type != ALOFT_JSON_NULL &&
         (aloft_json_uint(&v, &r->size) || r->size < 1 || r->size > SIZE_MAX_BYTES))

@@ -126,8 +126,8 @@ int aloft_agent_start(struct aloft_agent *a, const struct aloft_agent_port *port
 int aloft_agent_confirm(struct aloft_agent *a);
 
 /* The health check failed: mark the running app invalid and restart into
- * the previous one. Returns 0 (a restart is requested), ALOFT_E_NOROLLBACK
- * or a flash error. */
+ * the previous one. Returns 0 (a restart is requested), ALOFT_E_NOROLLBACK,
+ * ALOFT_E_STATE (otadata did not choose the running app) or a flash error. */
 int aloft_agent_reject(struct aloft_agent *a);
 
 /* GET /ota/status's document (PROTOCOLS.md §1) into buf. Returns its

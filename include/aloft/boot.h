@@ -52,7 +52,8 @@ int aloft_boot_mark_valid(struct aloft_boot *b);
 
 /* App side: the running app is bad. Marks its entry INVALID so the next boot
  * takes the previous app; the caller then restarts. Returns 0,
- * ALOFT_E_NOROLLBACK (no other app verifies) or ALOFT_E_IO. */
+ * ALOFT_E_NOROLLBACK (no other app verifies), ALOFT_E_STATE (otadata did
+ * not choose the running app: factory, default or fallback) or ALOFT_E_IO. */
 int aloft_boot_mark_invalid(struct aloft_boot *b);
 
 /* True when another app slot holds an image that verifies. */
