@@ -24,14 +24,15 @@ void aloft_agent_log(struct aloft_agent *a, const char *fmt, ...)
 
 void aloft_agent_get(struct aloft_agent *a, const char *key, char *buf, size_t cap)
 {
-    int len = a->port->settings.get(a->port->ctx, key, buf, cap - 1);
+    const struct aloft_settings *s = &a->port->settings;
+    int len = s->get(s->ctx, key, buf, cap - 1);
     buf[len > 0 ? len : 0] = 0;
 }
 
 int aloft_agent_put(struct aloft_agent *a, const char *key, const char *val)
 {
     const struct aloft_settings *s = &a->port->settings;
-    int rc = val ? s->set(a->port->ctx, key, val, strlen(val)) : s->del(a->port->ctx, key);
+    int rc = val ? s->set(s->ctx, key, val, strlen(val)) : s->del(s->ctx, key);
     if (rc)
         aloft_agent_log(a, "settings: cannot keep %s: %s", key, aloft_strerror(rc));
     return rc;
@@ -98,7 +99,7 @@ int aloft_agent_start(struct aloft_agent *a, const struct aloft_agent_port *port
         char slot[2];
         aloft_agent_get(a, "www/slot", slot, sizeof slot);
         a->www_slot = slot[0] == '1' && a->www[1] ? 1 : 0;
-        a->www_ok = port->www.mount(port->ctx, a->www[a->www_slot]) == 0;
+        a->www_ok = port->www.mount(port->www.ctx, a->www[a->www_slot]) == 0;
     }
     return 0;
 }

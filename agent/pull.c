@@ -563,7 +563,7 @@ static int save_pending(struct aloft_agent *a, struct aloft_pull *j)
  * flash error. */
 static int www_check(struct aloft_agent *a, const struct aloft_part *p)
 {
-    int rc = a->port->www.check(a->port->ctx, p);
+    int rc = a->port->www.check(a->port->www.ctx, p);
     return rc == 0 || rc == ALOFT_E_IO || rc == ALOFT_E_POWER ? rc : 1;
 }
 

@@ -374,5 +374,5 @@ int aloft_push_read(struct aloft_agent *a, struct aloft_push *p, uint32_t off, v
 {
     if (!p->path[0])
         return ALOFT_E_STATE;
-    return a->port->www.read(a->port->ctx, p->path, off, buf, len);
+    return a->port->www.read(a->port->www.ctx, p->path, off, buf, len);
 }

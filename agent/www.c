@@ -12,7 +12,7 @@
 /* Does slot p hold a LittleFS image that mounts? */
 static bool slot_valid(struct aloft_agent *a, const struct aloft_part *p)
 {
-    return a->port->www.check && a->port->www.check(a->port->ctx, p) == 0;
+    return a->port->www.check && a->port->www.check(a->port->www.ctx, p) == 0;
 }
 
 void aloft_www_status(struct aloft_agent *a, struct aloft_push *p, struct aloft_push_reply *reply)
@@ -97,7 +97,7 @@ void aloft_www_file(struct aloft_agent *a, struct aloft_push *p, const struct al
                     struct aloft_push_reply *reply)
 {
     const struct aloft_www_fs *fs = &a->port->www;
-    void *ctx = a->port->ctx;
+    void *ctx = fs->ctx;
     if (!a->www_ok) {
         aloft_push_error(p, reply, 404, "no_frontend", "no frontend is installed: POST a www.bin to /api/ota/frontend");
         return;

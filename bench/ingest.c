@@ -150,22 +150,6 @@ static void device(struct aloft_posix_flash *pf, struct aloft_flash *port, struc
         fail("booting the factory flash", rc);
 }
 
-/* The agent's settings: the POSIX store (ctx) in the table's nvs partition. */
-static int kv_get(void *ctx, const char *key, void *buf, size_t cap)
-{
-    return aloft_posix_kv_get(ctx, key, buf, cap);
-}
-
-static int kv_set(void *ctx, const char *key, const void *val, size_t len)
-{
-    return aloft_posix_kv_set(ctx, key, val, len);
-}
-
-static int kv_del(void *ctx, const char *key)
-{
-    return aloft_posix_kv_del(ctx, key);
-}
-
 static void restart(void *ctx, const char *reason)
 {
     (void)ctx;
@@ -180,9 +164,8 @@ static void start_agent(struct aloft_agent *a, const struct aloft_flash *port, s
     static struct aloft_agent_port ap;
     static const struct aloft_agent_config cfg = {.mac = "02:00:00:00:00:01", .require_psk = true};
     ap = (struct aloft_agent_port){
-        .ctx = &kv,
         .flash = port,
-        .settings = {kv_get, kv_set, kv_del},
+        .settings = aloft_posix_kv_settings(&kv),
         .restart = restart, /* the device would restart into the update here */
     };
     const struct aloft_part *nvs = aloft_part_find(&b->table, ALOFT_PART_DATA, ALOFT_PART_NVS);

@@ -43,7 +43,7 @@ static const char usage[] =
     "  --idle-timeout S        drop an upload that sends nothing for S seconds (30)\n"
     "  --log FILE              also append every line to FILE\n"
     "\n"
-    "Pull updates (PROTOCOLS.md §3):\n"
+    "Pull updates:\n"
     "  --mqtt HOST:PORT        take ota_trigger commands from this MQTT broker; subscribes to\n"
     "                          aloft/<platform>/<device-id>/cmd and aloft/<platform>/cmd and\n"
     "                          publishes its state, retained, on aloft/<platform>/<device-id>/state\n"

@@ -20,7 +20,7 @@
 #include "aloft_posix_flash.h"
 #include "aloft_posix_kv.h"
 #include "image_make.h"
-#include "littlefs.h"
+#include "www_fs.h"
 
 struct node_config {
     const char *flash_path;
@@ -58,10 +58,7 @@ struct node {
     pthread_mutex_t lock;
     struct aloft_agent_port port;
     struct aloft_agent agent;
-    /* the mounted www slot: a copy of the partition in memory */
-    uint8_t *www_img;
-    struct aloft_lfs www_fs;
-    bool www_mounted;
+    struct aloft_www_lfs www;    /* the mounted www slot */
     /* restart request from the agent: reason, or NULL */
     pthread_mutex_t restart_lock;
     pthread_cond_t restart_cond;

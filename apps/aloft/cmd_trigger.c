@@ -23,7 +23,7 @@ static const char help[] =
     "                     --url URL [options]\n"
     "\n"
     "Publish an OTA trigger {\"type\":\"ota_trigger\",\"url\":URL,...} over MQTT. Devices (aloft-node\n"
-    "--mqtt, or firmware speaking PROTOCOLS.md §3.2) download URL themselves and apply it.\n"
+    "--mqtt, or firmware running the aloft agent) download URL themselves and apply it.\n"
     "Topics: aloft/<platform>/cmd reaches every device of a platform, aloft/<platform>/<id>/cmd\n"
     "one device; --topic publishes anywhere (seed style: /switch/cmd/root). Devices answer on\n"
     "their retained state topic aloft/<platform>/<id>/state, echoing the trigger's id.\n"

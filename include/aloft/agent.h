@@ -28,8 +28,10 @@
 #define ALOFT_AGENT_SETTING_MAX 1024 /* the longest value the agent stores */
 
 /* Key-value settings (NVS on ESP-IDF). get returns the value's length,
- * ALOFT_E_NOTFOUND or another error; set and del return 0 or an error. */
+ * ALOFT_E_NOTFOUND or another error; set and del return 0 or an error.
+ * Each callback gets ctx. */
 struct aloft_settings {
+    void *ctx;
     int (*get)(void *ctx, const char *key, void *buf, size_t cap);
     int (*set)(void *ctx, const char *key, const void *val, size_t len);
     int (*del)(void *ctx, const char *key);
@@ -40,15 +42,18 @@ struct aloft_settings {
  * error)? mount: serve p's files from now on (0 or an error). stat and read
  * look up a file of the mounted slot by its absolute path ("/index.html"):
  * stat gives its size; read copies len bytes from off and returns the count
- * or an error. Leave check NULL on a device without www slots. */
+ * or an error. Each callback gets ctx. Leave check NULL on a device without
+ * www slots. */
 struct aloft_www_fs {
+    void *ctx;
     int (*check)(void *ctx, const struct aloft_part *p);
     int (*mount)(void *ctx, const struct aloft_part *p);
     int (*stat)(void *ctx, const char *path, uint32_t *size);
     int (*read)(void *ctx, const char *path, uint32_t off, void *buf, size_t len);
 };
 
-/* What the agent needs from the device. Every callback gets ctx. */
+/* What the agent needs from the device. The callbacks here get ctx; those
+ * of settings and www their own. */
 struct aloft_agent_port {
     void *ctx;
     const struct aloft_flash *flash;

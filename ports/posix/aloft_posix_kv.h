@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aloft/agent.h"
 #include "aloft/part.h"
 #include "aloft/port.h"
 
@@ -45,5 +46,8 @@ int aloft_posix_kv_set(struct aloft_posix_kv *kv, const char *key, const void *v
 
 /* Remove key (no error when absent). */
 int aloft_posix_kv_del(struct aloft_posix_kv *kv, const char *key);
+
+/* The store as the device agent's settings port (ctx: kv). */
+struct aloft_settings aloft_posix_kv_settings(struct aloft_posix_kv *kv);
 
 #endif

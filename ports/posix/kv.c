@@ -208,3 +208,23 @@ int aloft_posix_kv_del(struct aloft_posix_kv *kv, const char *key)
 {
     return put(kv, key, NULL, 0, false);
 }
+
+static int settings_get(void *ctx, const char *key, void *buf, size_t cap)
+{
+    return aloft_posix_kv_get(ctx, key, buf, cap);
+}
+
+static int settings_set(void *ctx, const char *key, const void *val, size_t len)
+{
+    return aloft_posix_kv_set(ctx, key, val, len);
+}
+
+static int settings_del(void *ctx, const char *key)
+{
+    return aloft_posix_kv_del(ctx, key);
+}
+
+struct aloft_settings aloft_posix_kv_settings(struct aloft_posix_kv *kv)
+{
+    return (struct aloft_settings){kv, settings_get, settings_set, settings_del};
+}

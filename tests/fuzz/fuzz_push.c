@@ -41,16 +41,9 @@ static void fail(const char *what)
     abort();
 }
 
-static int kv_get(void *c, const char *k, void *b, size_t n) { (void)c; return aloft_posix_kv_get(&kv, k, b, n); }
-static int kv_set(void *c, const char *k, const void *v, size_t n) { (void)c; return aloft_posix_kv_set(&kv, k, v, n); }
-static int kv_del(void *c, const char *k) { (void)c; return aloft_posix_kv_del(&kv, k); }
 static void restart(void *c, const char *why) { (void)c, (void)why; restarted = true; }
 
-static const struct aloft_agent_port port = {
-    .flash = &pf.port,
-    .settings = {kv_get, kv_set, kv_del},
-    .restart = restart,
-};
+static struct aloft_agent_port port = {.restart = restart};
 
 static void setup(void)
 {
@@ -65,6 +58,8 @@ static void setup(void)
         aloft_posix_kv_set(&kv, "security/ota_psk", "secret", 6))
         fail("cannot set up the device");
     free(app);
+    port.flash = &pf.port;
+    port.settings = aloft_posix_kv_settings(&kv);
     memcpy(pristine, pf.mem, FLASH);
 }
 

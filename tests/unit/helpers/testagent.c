@@ -6,78 +6,6 @@
 
 #include "aloft/err.h"
 
-static int kv_get(void *ctx, const char *key, void *buf, size_t cap)
-{
-    struct aloft_test_agent *t = ctx;
-    return aloft_posix_kv_get(&t->kv, key, buf, cap);
-}
-
-static int kv_set(void *ctx, const char *key, const void *val, size_t len)
-{
-    struct aloft_test_agent *t = ctx;
-    return aloft_posix_kv_set(&t->kv, key, val, len);
-}
-
-static int kv_del(void *ctx, const char *key)
-{
-    struct aloft_test_agent *t = ctx;
-    return aloft_posix_kv_del(&t->kv, key);
-}
-
-/* A copy of the partition, mounted: what esp_littlefs would read. */
-static int www_load(struct aloft_test_agent *t, const struct aloft_part *p, uint8_t **img, struct aloft_lfs *fs)
-{
-    *img = malloc(p->size);
-    if (!*img)
-        return ALOFT_E_NOSPC;
-    int rc = aloft_flash_read(&t->dev.pf.port, p->offset, *img, p->size);
-    if (rc == 0)
-        rc = aloft_lfs_mount(fs, *img, p->size, 0);
-    if (rc) {
-        free(*img);
-        *img = NULL;
-    }
-    return rc;
-}
-
-static int www_check(void *ctx, const struct aloft_part *p)
-{
-    uint8_t *img;
-    struct aloft_lfs fs;
-    int rc = www_load(ctx, p, &img, &fs);
-    free(img);
-    return rc;
-}
-
-static int www_mount(void *ctx, const struct aloft_part *p)
-{
-    struct aloft_test_agent *t = ctx;
-    free(t->www_img);
-    t->www_img = NULL;
-    int rc = www_load(t, p, &t->www_img, &t->www_fs);
-    t->www_mounted = rc == 0;
-    return rc;
-}
-
-static int www_stat(void *ctx, const char *path, uint32_t *size)
-{
-    struct aloft_test_agent *t = ctx;
-    struct aloft_lfs_info info;
-    if (!t->www_mounted || aloft_lfs_stat(&t->www_fs, path, &info) || info.type != ALOFT_LFS_REG)
-        return ALOFT_E_NOTFOUND;
-    *size = info.size;
-    return 0;
-}
-
-static int www_read(void *ctx, const char *path, uint32_t off, void *buf, size_t len)
-{
-    struct aloft_test_agent *t = ctx;
-    struct aloft_lfs_info info;
-    if (!t->www_mounted || aloft_lfs_stat(&t->www_fs, path, &info))
-        return ALOFT_E_NOTFOUND;
-    return aloft_lfs_read(&t->www_fs, &info, off, buf, len);
-}
-
 static uint64_t now_ms(void *ctx)
 {
     return ((struct aloft_test_agent *)ctx)->now_ms;
@@ -132,8 +60,8 @@ void aloft_test_agent_init(struct aloft_test_agent *t, uint32_t flash_size, cons
     t->port = (struct aloft_agent_port){
         .ctx = t,
         .flash = &t->dev.pf.port,
-        .settings = {kv_get, kv_set, kv_del},
-        .www = {www_check, www_mount, www_stat, www_read},
+        .settings = aloft_posix_kv_settings(&t->kv),
+        .www = aloft_www_lfs_port(&t->www, &t->dev.pf.port),
         .now_ms = now_ms,
         .restart = restart,
         .random = random_bytes,
@@ -168,8 +96,7 @@ int aloft_test_agent_reboot(struct aloft_test_agent *t, const char *reason)
 
 void aloft_test_agent_free(struct aloft_test_agent *t)
 {
-    free(t->www_img);
-    t->www_img = NULL;
+    aloft_www_lfs_free(&t->www);
     aloft_posix_flash_close(&t->dev.pf);
 }
 

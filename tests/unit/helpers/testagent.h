@@ -1,6 +1,6 @@
 /* aloft tests: a device agent on an in-memory flash, with no network: the
  * real POSIX flash (power cuts included) and settings store, the frontend
- * served by the host's LittleFS reader, and every event the agent sends
+ * served by the host's LittleFS reader (www_fs.h), and every event the agent sends
  * recorded (log lines, state documents, reports, restart requests). */
 #ifndef ALOFT_TESTAGENT_H
 #define ALOFT_TESTAGENT_H
@@ -9,7 +9,7 @@
 
 #include "aloft/agent.h"
 #include "aloft_posix_kv.h"
-#include "littlefs.h"
+#include "www_fs.h"
 
 struct aloft_test_agent {
     struct aloft_test_dev dev;        /* flash and boot */
@@ -18,10 +18,7 @@ struct aloft_test_agent {
     struct aloft_agent a;
     struct aloft_agent_config cfg;
     uint64_t now_ms;                  /* the clock: tests move it */
-    /* the mounted www slot (a copy of the partition) */
-    uint8_t *www_img;
-    struct aloft_lfs www_fs;
-    bool www_mounted;
+    struct aloft_www_lfs www;         /* the mounted www slot */
     /* what the agent did */
     char log[16384];                  /* every line, '\n'-separated (oldest dropped) */
     char state[1024];                 /* the last state document */
