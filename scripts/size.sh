@@ -76,6 +76,12 @@ mapfile -t entry_points < <(grep -ohE '^[a-z][^(;]*\baloft_[a-z0-9_]+\(' "${AGEN
 problems=()
 declare -A text data bss
 
+# Dependencies point one way: the core never includes the agent's headers,
+# and the agent nothing of the programs' (its -I has no host/ or apps/).
+for src in $(grep -lE '#include "(aloft/(agent|push|pull|mqtt)|json|agent_private)\.h"' core/*.c core/*.h 2>/dev/null); do
+    problems+=("$src includes an agent header: the core must not depend on the agent")
+done
+
 # compile PART TARGET: every PART/*.c into $out/TARGET/PART/, with the sizes
 # of each object in text/data/bss[TARGET,PART/module].
 compile() {
