@@ -37,6 +37,15 @@ int aloft_pull_describe(struct aloft_agent *a, char md5[33], char sha256[65])
     return 0;
 }
 
+uint32_t aloft_pull_check_interval_ms(struct aloft_agent *a, uint32_t every_s)
+{
+    uint32_t base = every_s * 1000u, spread = base / 5, r; /* 20 %: -10 % .. +10 % */
+    if (!a->port->random)
+        return base;
+    a->port->random(a->port->ctx, &r, sizeof r);
+    return base - spread / 2 + r % (spread + 1);
+}
+
 /* Append s percent-encoded (all but RFC 3986's unreserved characters, as
  * curl_easy_escape does). */
 static void escape(char *out, size_t cap, const char *s)

@@ -1,17 +1,15 @@
 /* aloft-node: scheduled checks against aloftd's GET /update (PROTOCOLS.md
- * §3.1): at boot, then every --check-every seconds ±10 % (a fleet that
- * booted together does not ask together). The agent builds each request
- * (aloft_pull_check) and installs a 200's body; this runs them. */
+ * §3.1): at boot, then every --check-every seconds ±10 %. The agent builds
+ * each request (aloft_pull_check), installs a 200's body and picks the
+ * interval; this runs them. */
 #include <stdlib.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "node.h"
 
 struct check {
     struct node *n;
     char md5[33], sha256[65];
-    unsigned seed;
 };
 
 static void check(struct check *k, bool frontend)
@@ -38,8 +36,10 @@ static void *check_thread(void *arg)
             check(k, true);
         if (!n->cfg.check_every_s)
             break;
-        double wait = n->cfg.check_every_s * (0.9 + 0.2 * (double)rand_r(&k->seed) / RAND_MAX);
-        struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
+        pthread_mutex_lock(&n->lock);
+        uint32_t wait_ms = aloft_pull_check_interval_ms(&n->agent, n->cfg.check_every_s);
+        pthread_mutex_unlock(&n->lock);
+        struct timespec ts = {wait_ms / 1000, (long)(wait_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
     }
     free(k);
@@ -52,7 +52,6 @@ int node_check_start(struct node *n)
     if (!k)
         return -1;
     k->n = n;
-    k->seed = (unsigned)time(NULL) ^ (unsigned)getpid();
     pthread_mutex_lock(&n->lock);
     aloft_pull_describe(&n->agent, k->md5, k->sha256);
     pthread_mutex_unlock(&n->lock);

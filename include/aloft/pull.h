@@ -126,6 +126,11 @@ int aloft_pull_start(struct aloft_agent *a, struct aloft_pull *j, const struct a
 int aloft_pull_check(struct aloft_agent *a, struct aloft_pull *j, bool frontend, const char sketch_md5[33],
                      const char sketch_sha256[65]);
 
+/* How long until the next scheduled check: every_s seconds ±10 %, from
+ * port->random (without it, exactly every_s), so that a fleet that booted
+ * together does not ask together. */
+uint32_t aloft_pull_check_interval_ms(struct aloft_agent *a, uint32_t every_s);
+
 /* MD5 and SHA-256 of the running image, as hex, for the checks' headers.
  * Returns 0 or a flash error. */
 int aloft_pull_describe(struct aloft_agent *a, char md5[33], char sha256[65]);

@@ -12,6 +12,7 @@
 #include "aloft/err.h"
 #include "aloft/mqtt.h"
 #include "aloft/otadata.h"
+#include "aloft/pull.h"
 #include "aloft/update.h"
 
 #define FLASH_4M 0x400000u
@@ -246,6 +247,25 @@ static void test_trigger_strings_are_unescaped(void **state)
     assert_non_null(strstr(why, "longer than 511"));
 }
 
+/* Scheduled checks spread over ±10 % of the interval, from the port's random bytes. */
+static void test_check_interval_is_jittered(void **state)
+{
+    (void)state;
+    static struct aloft_test_agent t;
+    aloft_test_agent_init(&t, FLASH_4M, NULL, v1, v1_len, NULL, 0, NULL);
+    uint32_t lo = UINT32_MAX, hi = 0;
+    for (int i = 0; i < 200; i++) {
+        uint32_t ms = aloft_pull_check_interval_ms(&t.a, 60);
+        assert_in_range(ms, 54000, 66000);
+        lo = ms < lo ? ms : lo;
+        hi = ms > hi ? ms : hi;
+    }
+    assert_true(hi - lo > 6000); /* spread, not one value */
+    t.port.random = NULL;
+    assert_int_equal(aloft_pull_check_interval_ms(&t.a, 60), 60000);
+    aloft_test_agent_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -254,6 +274,7 @@ int main(void)
         cmocka_unit_test(test_confirm_and_reject),
         cmocka_unit_test(test_mqtt_commands),
         cmocka_unit_test(test_trigger_strings_are_unescaped),
+        cmocka_unit_test(test_check_interval_is_jittered),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
