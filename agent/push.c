@@ -322,7 +322,7 @@ int aloft_push_begin(struct aloft_agent *a, struct aloft_push *p, const struct a
         else
             aloft_www_rollback(a, p, reply);
     } else if (!strcmp(url, "/ota") || !strncmp(url, "/api/", 5)) {
-        aloft_push_error(p, reply, 405, "method_not_allowed", "wrong method for this endpoint (see PROTOCOLS.md)");
+        aloft_push_error(p, reply, 405, "method_not_allowed", "wrong method for this endpoint");
     } else if (get) {
         aloft_www_file(a, p, r, reply);
     } else {
@@ -331,10 +331,8 @@ int aloft_push_begin(struct aloft_agent *a, struct aloft_push *p, const struct a
     return 1;
 }
 
-int aloft_push_body(struct aloft_agent *a, struct aloft_push *p, const void *data, size_t len,
-                    struct aloft_push_reply *reply)
+void aloft_push_body(struct aloft_agent *a, struct aloft_push *p, const void *data, size_t len)
 {
-    (void)reply;
     if (p->kind == KIND_FIRMWARE || p->kind == KIND_FRONTEND) {
         upload_body(a, p, data, len);
     } else if (p->kind == KIND_PULL) {
@@ -343,7 +341,6 @@ int aloft_push_body(struct aloft_agent *a, struct aloft_push *p, const void *dat
             memcpy(p->trigger + p->trigger_len, data, len);
         p->trigger_len += len;
     }
-    return 0;
 }
 
 void aloft_push_end(struct aloft_agent *a, struct aloft_push *p, struct aloft_push_reply *reply)

@@ -111,7 +111,7 @@ __attribute__((noinline, noclone)) static void bench_phase_push(struct aloft_age
     };
     if (aloft_push_begin(a, p, &r, buf, sizeof buf, reply) == 0) {
         for (size_t off = 0; off < len; off += PUSH_CHUNK)
-            aloft_push_body(a, p, img + off, len - off < PUSH_CHUNK ? len - off : PUSH_CHUNK, reply);
+            aloft_push_body(a, p, img + off, len - off < PUSH_CHUNK ? len - off : PUSH_CHUNK);
         aloft_push_end(a, p, reply);
     }
     aloft_push_abort(a, p);

@@ -107,7 +107,6 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     (void)version;
     struct node *n = cls;
     struct conn *k = *con_cls;
-    int final;
     if (!k) {
         if (!(k = calloc(1, sizeof *k)))
             return MHD_NO;
@@ -125,7 +124,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             .content_length = end && !*end && len >= 0 ? len : -1, /* not a number: as if absent */
         };
         pthread_mutex_lock(&n->lock);
-        final = aloft_push_begin(&n->agent, &k->p, &r, k->buf, sizeof k->buf, &k->reply);
+        int final = aloft_push_begin(&n->agent, &k->p, &r, k->buf, sizeof k->buf, &k->reply);
         pthread_mutex_unlock(&n->lock);
         return final ? send_reply(c, n, k) : MHD_YES;
     }
@@ -135,11 +134,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     if (*data_size) {
         pthread_mutex_lock(&n->lock);
-        final = aloft_push_body(&n->agent, &k->p, data, *data_size, &k->reply);
+        aloft_push_body(&n->agent, &k->p, data, *data_size);
         pthread_mutex_unlock(&n->lock);
         throttle(n, k, *data_size);
         *data_size = 0;
-        return final ? send_reply(c, n, k) : MHD_YES;
+        return MHD_YES;
     }
     pthread_mutex_lock(&n->lock);
     aloft_push_end(&n->agent, &k->p, &k->reply);

@@ -86,12 +86,11 @@ struct aloft_push {
 int aloft_push_begin(struct aloft_agent *a, struct aloft_push *p, const struct aloft_push_request *r, char *buf,
                      size_t cap, struct aloft_push_reply *reply);
 
-/* The next len bytes of the body. Returns 0: a refusal decided here (an
- * image error, a flash error) is kept and replied by aloft_push_end once
- * the whole body is in, as clients expect (curl may not read a reply sent
- * while it is still sending); the rest of the body is discarded. */
-int aloft_push_body(struct aloft_agent *a, struct aloft_push *p, const void *data, size_t len,
-                    struct aloft_push_reply *reply);
+/* The next len bytes of the body. A refusal decided here (an image error,
+ * a flash error) is kept and replied by aloft_push_end once the whole body
+ * is in, as clients expect (curl may not read a reply sent while it is
+ * still sending); the rest of the body is discarded. */
+void aloft_push_body(struct aloft_agent *a, struct aloft_push *p, const void *data, size_t len);
 
 /* The body is complete: verify, switch, reply. Fills *reply, or, for a
  * trigger that parses, sets only reply->start_pull. */

@@ -111,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&reply, 0, sizeof reply);
     int final = aloft_push_begin(&agent, &push, &rq, buf, sizeof buf, &reply);
     for (const uint8_t *q = p; !final && q < end; q += piece)
-        final = aloft_push_body(&agent, &push, q, (size_t)(end - q) < piece ? (size_t)(end - q) : piece, &reply);
+        aloft_push_body(&agent, &push, q, (size_t)(end - q) < piece ? (size_t)(end - q) : piece);
     if (!final)
         aloft_push_end(&agent, &push, &reply);
     if (reply.start_pull) { /* a trigger: start its job as the glue would, and end it at once */
