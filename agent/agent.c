@@ -172,6 +172,15 @@ void aloft_agent_lower(char *s)
 const char aloft_agent_pending_verify[] =
     "the running image is still pending verification; wait until it confirms itself";
 
+void aloft_agent_why(const struct aloft_agent *a, int err, char *out, size_t cap)
+{
+    const char *chip = aloft_chip_name(a->boot->chip);
+    if (err == ALOFT_E_CHIP)
+        snprintf(out, cap, "%s: this device is %s", aloft_strerror(err), chip ? chip : "an unknown chip");
+    else
+        snprintf(out, cap, "%s", err == ALOFT_E_STATE ? aloft_agent_pending_verify : aloft_strerror(err));
+}
+
 void aloft_agent_status_fields(struct aloft_agent *a, struct aloft_jw *w)
 {
     const struct aloft_app_desc *d = &a->app.desc;

@@ -16,6 +16,11 @@ void aloft_agent_hex(const uint8_t *b, size_t n, char *out);
 bool aloft_agent_is_hex(const char *s, size_t len);
 void aloft_agent_lower(char *s);
 
+/* The sentence for an update error: which chip this device is for
+ * ALOFT_E_CHIP, why a pending image blocks for ALOFT_E_STATE, else
+ * aloft_strerror. */
+void aloft_agent_why(const struct aloft_agent *a, int err, char *out, size_t cap);
+
 /* Why an update is refused while the running image is pending verification. */
 extern const char aloft_agent_pending_verify[];
 

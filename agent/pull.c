@@ -95,13 +95,9 @@ static int image_fail(struct aloft_agent *a, struct aloft_pull *j, int err)
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (map[i].err == err)
             code = map[i].code;
-    if (err == ALOFT_E_CHIP) {
-        const char *chip = aloft_chip_name(a->boot->chip);
-        return fail(j, code, "%s: this device is %s", aloft_strerror(err), chip ? chip : "an unknown chip");
-    }
-    if (err == ALOFT_E_STATE)
-        return fail(j, code, "%s", aloft_agent_pending_verify);
-    return fail(j, code, "%s", aloft_strerror(err));
+    char why[sizeof j->reason];
+    aloft_agent_why(a, err, why, sizeof why);
+    return fail(j, code, "%s", why);
 }
 
 static void publish(struct aloft_agent *a, struct aloft_pull *j, uint8_t phase)

@@ -82,14 +82,7 @@ static void classify(const struct aloft_agent *a, struct aloft_push *p, int err)
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (map[i].err == err)
             p->status = map[i].status, p->code = map[i].code;
-    const char *chip = aloft_chip_name(a->boot->chip);
-    if (err == ALOFT_E_CHIP)
-        snprintf(p->message, sizeof p->message, "%s: this device is %s", aloft_strerror(err),
-                 chip ? chip : "unknown chip");
-    else if (err == ALOFT_E_STATE)
-        snprintf(p->message, sizeof p->message, "%s", aloft_agent_pending_verify);
-    else
-        snprintf(p->message, sizeof p->message, "%s", aloft_strerror(err));
+    aloft_agent_why(a, err, p->message, sizeof p->message);
 }
 
 /* Checks that need only the headers; fills *reply on a refusal. */
