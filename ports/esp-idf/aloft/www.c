@@ -1,0 +1,98 @@
+/* aloft on ESP-IDF: the frontend's files through esp_littlefs. The active
+ * www slot is mounted read-only at /www (PROTOCOLS.md §2); a slot the
+ * agent just wrote raw is checked by mounting it read-only elsewhere for a
+ * moment. Files are read with stdio through the VFS; the file of the reply
+ * being sent stays open between chunks. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "aloft/err.h"
+#include "esp_littlefs.h"
+#include "glue.h"
+
+#define BASE "/www"
+#define CHECK_BASE "/www_check"
+
+static esp_err_t mount_at(const char *base, const struct aloft_part *p)
+{
+    esp_vfs_littlefs_conf_t conf = {.base_path = base, .partition_label = p->label, .read_only = 1};
+    return esp_vfs_littlefs_register(&conf);
+}
+
+static void close_file(struct aloft_idf_www *w)
+{
+    if (w->file)
+        fclose(w->file);
+    w->file = NULL;
+    w->path[0] = 0;
+}
+
+static int check(void *ctx, const struct aloft_part *p)
+{
+    struct aloft_idf_www *w = ctx;
+    if (!strcmp(w->mounted, p->label)) /* the active slot mounted already */
+        return 0;
+    size_t total = 0, used = 0;
+    esp_err_t err = mount_at(CHECK_BASE, p);
+    if (err == ESP_OK) {
+        err = esp_littlefs_info(p->label, &total, &used);
+        esp_vfs_littlefs_unregister(p->label);
+    }
+    return err == ESP_OK ? 0 : ALOFT_E_CORRUPT;
+}
+
+static int mount(void *ctx, const struct aloft_part *p)
+{
+    struct aloft_idf_www *w = ctx;
+    close_file(w);
+    if (w->mounted[0])
+        esp_vfs_littlefs_unregister(w->mounted);
+    w->mounted[0] = 0;
+    if (mount_at(BASE, p) != ESP_OK)
+        return ALOFT_E_CORRUPT;
+    snprintf(w->mounted, sizeof w->mounted, "%s", p->label);
+    return 0;
+}
+
+static int stat_file(void *ctx, const char *path, uint32_t *size)
+{
+    struct aloft_idf_www *w = ctx;
+    char full[sizeof BASE + sizeof w->path];
+    struct stat st;
+    snprintf(full, sizeof full, BASE "%s", path);
+    if (!w->mounted[0] || stat(full, &st) != 0 || !S_ISREG(st.st_mode))
+        return ALOFT_E_NOTFOUND;
+    *size = (uint32_t)st.st_size;
+    return 0;
+}
+
+static int read_file(void *ctx, const char *path, uint32_t off, void *buf, size_t len)
+{
+    struct aloft_idf_www *w = ctx;
+    if (!w->file || strcmp(w->path, path)) {
+        char full[sizeof BASE + sizeof w->path];
+        close_file(w);
+        snprintf(full, sizeof full, BASE "%s", path);
+        if (!w->mounted[0] || !(w->file = fopen(full, "rb")))
+            return ALOFT_E_NOTFOUND;
+        snprintf(w->path, sizeof w->path, "%s", path);
+    }
+    if (fseek(w->file, (long)off, SEEK_SET) != 0) {
+        close_file(w);
+        return ALOFT_E_IO;
+    }
+    size_t got = fread(buf, 1, len, w->file);
+    if (got < len && ferror(w->file)) {
+        close_file(w);
+        return ALOFT_E_IO;
+    }
+    return (int)got;
+}
+
+struct aloft_www_fs aloft_idf_www(struct aloft_idf_www *w)
+{
+    return (struct aloft_www_fs){
+        .ctx = w, .check = check, .mount = mount, .stat = stat_file, .read = read_file,
+    };
+}
