@@ -703,6 +703,14 @@ void aloft_pull_done(struct aloft_agent *a, struct aloft_pull *j, enum aloft_net
     }
 }
 
+void aloft_pull_abort(struct aloft_agent *a, struct aloft_pull *j, const char *code, const char *reason)
+{
+    if (j->end != ALOFT_PULL_RUNNING)
+        return;
+    fail(j, code, "%s", reason);
+    job_failed(a, j);
+}
+
 int aloft_pull_result(const struct aloft_pull *j)
 {
     switch (j->end) {

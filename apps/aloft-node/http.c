@@ -69,7 +69,9 @@ static bool start_pull(struct node *n, struct conn *k)
     int rc = aloft_pull_start(&n->agent, job, &k->p.pull);
     aloft_push_pull_reply(&n->agent, &k->p, rc, job, &k->reply);
     pthread_mutex_unlock(&n->lock);
-    if (rc != 0 || node_pull_spawn(n, job) != 0)
+    if (rc == 0)
+        node_pull_spawn(n, job);
+    else
         free(job);
     return true;
 }

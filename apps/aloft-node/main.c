@@ -362,7 +362,9 @@ static int run(struct node *n)
     pthread_mutex_lock(&n->lock);
     rc = job ? aloft_pull_boot(&n->agent, job) : 0;
     pthread_mutex_unlock(&n->lock);
-    if (rc != 1 || node_pull_spawn(n, job) != 0)
+    if (rc == 1)
+        node_pull_spawn(n, job);
+    else
         free(job);
     if (n->cfg.server && node_check_start(n) != 0)
         return 1;

@@ -135,7 +135,9 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
         (job = node_pull_new()))
         rc = aloft_pull_start(&node->agent, job, &r);
     pthread_mutex_unlock(&node->lock);
-    if (rc != 0 || node_pull_spawn(node, job) != 0)
+    if (rc == 0)
+        node_pull_spawn(node, job);
+    else
         free(job);
 }
 

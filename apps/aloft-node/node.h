@@ -83,10 +83,11 @@ void node_port_init(struct node *n);
 void node_curl_options(const struct node *n, void *curl);
 
 /* Pull jobs (pull.c). node_pull_new: a zeroed job (free() it); spawn: run
- * it in a thread of its own, which frees it (0), or -1 (still the
- * caller's); run: in the caller's thread (returns aloft_pull_result). */
+ * a started job in a thread of its own, which frees it (without a thread
+ * the job is aborted and freed); run: in the caller's thread (returns
+ * aloft_pull_result). */
 struct aloft_pull *node_pull_new(void);
-int node_pull_spawn(struct node *n, struct aloft_pull *job);
+void node_pull_spawn(struct node *n, struct aloft_pull *job);
 int node_pull_run(struct node *n, struct aloft_pull *job);
 
 /* POST json to url in the background, a few tries (pull.c). */

@@ -229,15 +229,20 @@ static void *job_thread(void *arg)
     return NULL;
 }
 
-int node_pull_spawn(struct node *n, struct aloft_pull *job)
+void node_pull_spawn(struct node *n, struct aloft_pull *job)
 {
     struct node_job *nj = (struct node_job *)job;
     nj->n = n;
     pthread_t t;
-    if (pthread_create(&t, NULL, job_thread, nj))
-        return -1;
-    pthread_detach(t);
-    return 0;
+    if (pthread_create(&t, NULL, job_thread, nj) == 0) {
+        pthread_detach(t);
+        return;
+    }
+    /* the agent holds the update slot for this job: end it */
+    pthread_mutex_lock(&n->lock);
+    aloft_pull_abort(&n->agent, job, "no_thread", "cannot start a thread for the download");
+    pthread_mutex_unlock(&n->lock);
+    free(job);
 }
 
 /* ---- outcome reports to aloftd ---- */

@@ -160,6 +160,12 @@ int aloft_pull_body(struct aloft_agent *a, struct aloft_pull *j, const void *dat
 void aloft_pull_done(struct aloft_agent *a, struct aloft_pull *j, enum aloft_net result, int status,
                      const char *detail);
 
+/* The glue cannot run a started job (no thread, no memory): end it as
+ * failed with code and reason — nothing changed, the update slot is
+ * released and the state and the update server are told. Nothing happens
+ * to a job that is not running. */
+void aloft_pull_abort(struct aloft_agent *a, struct aloft_pull *j, const char *code, const char *reason);
+
 /* How a finished job ended: 0 installed (a restart is requested), 1
  * nothing to install (a check's 304), or -1 failed (j->code, j->reason)
  * or not over yet. */

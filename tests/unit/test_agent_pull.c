@@ -618,6 +618,37 @@ static void test_refused_at_once(void **state)
     aloft_test_agent_free(&t);
 }
 
+/* A started job the glue cannot run (no thread) is aborted: failed with
+ * the glue's reason, reported, the slot released, nothing changed; an
+ * abort of a job that is not running does nothing. */
+static void test_abort(void **state)
+{
+    (void)state;
+    static struct aloft_pull job;
+    struct aloft_test_agent t;
+    device(&t, FLASH_4M, NULL, NULL, 0);
+    struct snap before;
+    snap_take(&t, &before);
+    struct aloft_pull_req r = trigger("t-1");
+    assert_int_equal(aloft_pull_start(&t.a, &job, &r), 0);
+    assert_true(t.a.busy);
+    unsigned reports = t.reports;
+    aloft_pull_abort(&t.a, &job, "no_thread", "cannot start a thread for the download");
+    assert_false(t.a.busy);
+    state_is(&t, "failed", "no_thread", "cannot start a thread");
+    assert_int_equal(t.reports, reports + 1);
+    assert_non_null(strstr(t.report, "\"result\":\"failed\""));
+    assert_int_equal(aloft_pull_result(&job), -1);
+    no_job_left(&t);
+    unchanged(&t, &before, NULL);
+    unsigned states = t.states;
+    aloft_pull_abort(&t.a, &job, "again", "a second abort");
+    assert_int_equal(t.states, states);
+    struct aloft_pull_request req;
+    assert_int_equal(aloft_pull_request(&t.a, &job, &req), 1);
+    aloft_test_agent_free(&t);
+}
+
 /* ---- resuming ---- */
 
 /* A drop at 70000, then the server's next answer; the job installs v2. */
@@ -1080,6 +1111,7 @@ int main(void)
         cmocka_unit_test(test_refused_images),
         cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_refused_at_once),
+        cmocka_unit_test(test_abort),
         cmocka_unit_test(test_resume_after_a_drop),
         cmocka_unit_test(test_restart_mid_download),
         cmocka_unit_test(test_check),

@@ -216,10 +216,8 @@ void aloft_idf_pull_spawn(struct aloft_idf *d, struct aloft_pull *j)
         return;
     ESP_LOGE(TAG, "pull: cannot start a task for the download");
     /* the agent started the job and holds the update slot for it: end it */
-    snprintf(j->code, sizeof j->code, "no_memory");
-    snprintf(j->reason, sizeof j->reason, "the device could not start a task for the download");
     aloft_idf_lock(d);
-    aloft_pull_done(&d->agent, j, ALOFT_NET_STOPPED, 0, j->reason);
+    aloft_pull_abort(&d->agent, j, "no_memory", "the device could not start a task for the download");
     aloft_idf_unlock(d);
     free(job);
 }
