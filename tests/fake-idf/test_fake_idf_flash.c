@@ -1,0 +1,125 @@
+/* fake-idf: esp_partition and esp_ota_* over a flash file, as the glue's
+ * boot.c and flash.c use them, with ESP-IDF's checks. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "aloft_posix_flash.h"
+#include "esp_flash.h"
+#include "esp_ota_ops.h"
+#include "esp_partition.h"
+#include "flashimg.h"
+#include "testdev.h"
+
+static int make_flash(void **state)
+{
+    (void)state;
+    static char path[512];
+    struct aloft_posix_flash pf;
+    struct aloft_part_table t;
+    size_t len;
+    uint8_t *app = aloft_test_image("esp32c3", "1.0.0", 0, NULL, &len);
+    snprintf(path, sizeof path, "%s/fake-idf-flash.img", aloft_test_tmpdir());
+    remove(path);
+    if (!app || aloft_posix_flash_open(&pf, path, 1024 * 1024, true) ||
+        aloft_part_csv_parse(&t, ALOFT_TEST_CSV_SMALL, strlen(ALOFT_TEST_CSV_SMALL), ALOFT_PART_TABLE_OFFSET, NULL) ||
+        aloft_flashimg_init(&pf.port, &t, ALOFT_PART_TABLE_OFFSET, app, len))
+        return -1;
+    aloft_posix_flash_close(&pf);
+    free(app);
+    setenv("FAKE_IDF_FLASH", path, 1); /* the chip powers on at the first call */
+    return 0;
+}
+
+static void test_find_lists_the_table(void **state)
+{
+    (void)state;
+    const char *want[] = {"nvs", "otadata", "phy_init", "ota_0", "ota_1", "bootloader", "partition_table"};
+    size_t n = 0;
+    for (esp_partition_iterator_t it = esp_partition_find(ESP_PARTITION_TYPE_ANY, ESP_PARTITION_SUBTYPE_ANY, NULL);
+         it; it = esp_partition_next(it)) { /* at the end, next releases it */
+        const esp_partition_t *p = esp_partition_get(it);
+        assert_true(n < 7);
+        assert_string_equal(p->label, want[n++]);
+        assert_ptr_equal(p->flash_chip, esp_flash_default_chip);
+        assert_int_equal(p->erase_size, 4096);
+    }
+    assert_int_equal(n, 7);
+    esp_partition_iterator_t it = esp_partition_find(ESP_PARTITION_TYPE_APP, ESP_PARTITION_SUBTYPE_APP_OTA_1, NULL);
+    assert_non_null(it);
+    assert_int_equal(esp_partition_get(it)->address, 0x50000);
+    esp_partition_iterator_release(it);
+    assert_null(esp_partition_find(ESP_PARTITION_TYPE_DATA, ESP_PARTITION_SUBTYPE_ANY, "www_0"));
+    uint32_t size = 0;
+    assert_int_equal(esp_flash_get_size(NULL, &size), ESP_OK);
+    assert_int_equal(size, 1024 * 1024);
+}
+
+static const esp_partition_t *named(const char *label)
+{
+    esp_partition_iterator_t it = esp_partition_find(ESP_PARTITION_TYPE_ANY, ESP_PARTITION_SUBTYPE_ANY, label);
+    const esp_partition_t *p = it ? esp_partition_get(it) : NULL;
+    esp_partition_iterator_release(it);
+    return p;
+}
+
+static void test_bounds_and_erase_granularity(void **state)
+{
+    (void)state;
+    const esp_partition_t *p = named("ota_1");
+    uint8_t buf[32] = {0};
+    assert_non_null(p);
+    assert_int_equal(esp_partition_read(p, p->size + 1, buf, 1), ESP_ERR_INVALID_ARG);
+    assert_int_equal(esp_partition_read(p, p->size - 8, buf, 16), ESP_ERR_INVALID_SIZE);
+    assert_int_equal(esp_partition_write(p, p->size - 8, buf, 16), ESP_ERR_INVALID_SIZE);
+    assert_int_equal(esp_partition_erase_range(p, 100, 4096), ESP_ERR_INVALID_ARG);
+    assert_int_equal(esp_partition_erase_range(p, 4096, 100), ESP_ERR_INVALID_SIZE);
+    assert_int_equal(esp_partition_erase_range(p, p->size - 4096, 8192), ESP_ERR_INVALID_SIZE);
+}
+
+static void test_nor_rules(void **state)
+{
+    (void)state;
+    const esp_partition_t *p = named("ota_1");
+    uint8_t zero[16] = {0}, ones[16], got[16];
+    memset(ones, 0xFF, sizeof ones);
+    assert_int_equal(esp_partition_erase_range(p, 0, 4096), ESP_OK);
+    assert_int_equal(esp_partition_read(p, 0, got, sizeof got), ESP_OK);
+    assert_memory_equal(got, ones, sizeof got);
+    assert_int_equal(esp_partition_write(p, 3, zero, 5), ESP_OK); /* unencrypted: any offset and length */
+    assert_int_equal(esp_partition_read(p, 0, got, sizeof got), ESP_OK);
+    assert_int_equal(got[2], 0xFF);
+    assert_int_equal(got[3], 0x00);
+    assert_int_equal(got[8], 0xFF);
+    /* the write lands at the partition's address in the flash file */
+    const esp_partition_t *q = named("ota_0");
+    assert_int_equal(q->address + q->size, p->address);
+}
+
+static void test_running_and_confirm(void **state)
+{
+    (void)state;
+    const esp_partition_t *run = esp_ota_get_running_partition();
+    assert_non_null(run);
+    assert_string_equal(run->label, "ota_0");
+    assert_ptr_equal(run, named("ota_0")); /* the same entry as esp_partition_get's */
+    assert_int_equal(esp_ota_mark_app_valid_cancel_rollback(), ESP_OK);
+    assert_int_equal(esp_ota_mark_app_valid_cancel_rollback(), ESP_OK); /* idempotent */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_find_lists_the_table),
+        cmocka_unit_test(test_bounds_and_erase_granularity),
+        cmocka_unit_test(test_nor_rules),
+        cmocka_unit_test(test_running_and_confirm),
+    };
+    return cmocka_run_group_tests(tests, make_flash, NULL);
+}
