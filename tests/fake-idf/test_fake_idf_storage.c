@@ -1,5 +1,6 @@
-/* fake-idf: esp_partition and esp_ota_* over a flash file, as the glue's
- * boot.c and flash.c use them, with ESP-IDF's checks. */
+/* fake-idf: the chip's storage over a flash file — esp_partition and
+ * esp_ota_* as the glue's boot.c and flash.c use them, NVS as settings.c
+ * does — with ESP-IDF's checks and limits. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include "esp_ota_ops.h"
 #include "esp_partition.h"
 #include "flashimg.h"
+#include "nvs.h"
 #include "testdev.h"
 
 static int make_flash(void **state)
@@ -113,6 +115,64 @@ static void test_running_and_confirm(void **state)
     assert_int_equal(esp_ota_mark_app_valid_cancel_rollback(), ESP_OK); /* idempotent */
 }
 
+static void test_nvs_names_and_modes(void **state)
+{
+    (void)state;
+    nvs_handle_t h;
+    assert_int_equal(nvs_open("a_namespace_16ch", NVS_READWRITE, &h), ESP_ERR_NVS_INVALID_NAME);
+    assert_int_equal(nvs_open("security", NVS_READONLY, &h), ESP_ERR_NVS_NOT_FOUND); /* not there yet */
+    assert_int_equal(nvs_open("security", NVS_READWRITE, &h), ESP_OK);
+    assert_int_equal(nvs_set_str(h, "a_key_of_16chars", "x"), ESP_ERR_NVS_KEY_TOO_LONG);
+    assert_int_equal(nvs_set_str(h, "ota_psk", "s3cret"), ESP_OK);
+    assert_int_equal(nvs_commit(h), ESP_OK);
+    nvs_close(h);
+    assert_int_equal(nvs_commit(h), ESP_ERR_NVS_INVALID_HANDLE);
+    assert_int_equal(nvs_open("security", NVS_READONLY, &h), ESP_OK);
+    assert_int_equal(nvs_set_blob(h, "k", "v", 1), ESP_ERR_NVS_READ_ONLY);
+    assert_int_equal(nvs_erase_key(h, "ota_psk"), ESP_ERR_NVS_READ_ONLY);
+    nvs_close(h);
+}
+
+static void test_nvs_values(void **state)
+{
+    (void)state;
+    nvs_handle_t h;
+    char s[16];
+    uint8_t b[8];
+    size_t len = 0;
+    assert_int_equal(nvs_open("security", NVS_READWRITE, &h), ESP_OK);
+    /* a string: its size with the NUL, asked for with NULL */
+    assert_int_equal(nvs_get_str(h, "ota_psk", NULL, &len), ESP_OK);
+    assert_int_equal(len, 7);
+    len = 3;
+    assert_int_equal(nvs_get_str(h, "ota_psk", s, &len), ESP_ERR_NVS_INVALID_LENGTH);
+    assert_int_equal(len, 7);
+    len = sizeof s;
+    assert_int_equal(nvs_get_str(h, "ota_psk", s, &len), ESP_OK);
+    assert_string_equal(s, "s3cret");
+    /* read as the other type: a mismatch, as the glue's fallback expects */
+    len = sizeof b;
+    assert_int_equal(nvs_get_blob(h, "ota_psk", b, &len), ESP_ERR_NVS_TYPE_MISMATCH);
+    assert_int_equal(nvs_set_blob(h, "blob", "\x01\x02\x03", 3), ESP_OK);
+    len = sizeof b;
+    assert_int_equal(nvs_get_blob(h, "blob", b, &len), ESP_OK);
+    assert_int_equal(len, 3);
+    assert_memory_equal(b, "\x01\x02\x03", 3);
+    assert_int_equal(nvs_get_str(h, "blob", s, &len), ESP_ERR_NVS_TYPE_MISMATCH);
+    assert_int_equal(nvs_get_blob(h, "none", b, &len), ESP_ERR_NVS_NOT_FOUND);
+    /* namespaces keep their keys apart */
+    nvs_handle_t o;
+    assert_int_equal(nvs_open("other", NVS_READWRITE, &o), ESP_OK);
+    len = sizeof b;
+    assert_int_equal(nvs_get_blob(o, "blob", b, &len), ESP_ERR_NVS_NOT_FOUND);
+    nvs_close(o);
+    static uint8_t big[4096];
+    assert_int_equal(nvs_set_blob(h, "big", big, sizeof big), ESP_ERR_NVS_VALUE_TOO_LONG);
+    assert_int_equal(nvs_erase_key(h, "blob"), ESP_OK);
+    assert_int_equal(nvs_erase_key(h, "blob"), ESP_ERR_NVS_NOT_FOUND);
+    nvs_close(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -120,6 +180,8 @@ int main(void)
         cmocka_unit_test(test_bounds_and_erase_granularity),
         cmocka_unit_test(test_nor_rules),
         cmocka_unit_test(test_running_and_confirm),
+        cmocka_unit_test(test_nvs_names_and_modes),
+        cmocka_unit_test(test_nvs_values),
     };
     return cmocka_run_group_tests(tests, make_flash, NULL);
 }
