@@ -5,38 +5,20 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
-#include "aloft_posix_flash.h"
 #include "esp_flash.h"
 #include "esp_ota_ops.h"
 #include "esp_partition.h"
-#include "flashimg.h"
 #include "nvs.h"
-#include "testdev.h"
+#include "testflash.h"
 
 static int make_flash(void **state)
 {
     (void)state;
-    static char path[512];
-    struct aloft_posix_flash pf;
-    struct aloft_part_table t;
-    size_t len;
-    uint8_t *app = aloft_test_image("esp32c3", "1.0.0", 0, NULL, &len);
-    snprintf(path, sizeof path, "%s/fake-idf-flash.img", aloft_test_tmpdir());
-    remove(path);
-    if (!app || aloft_posix_flash_open(&pf, path, 1024 * 1024, true) ||
-        aloft_part_csv_parse(&t, ALOFT_TEST_CSV_SMALL, strlen(ALOFT_TEST_CSV_SMALL), ALOFT_PART_TABLE_OFFSET, NULL) ||
-        aloft_flashimg_init(&pf.port, &t, ALOFT_PART_TABLE_OFFSET, app, len))
-        return -1;
-    aloft_posix_flash_close(&pf);
-    free(app);
-    setenv("FAKE_IDF_FLASH", path, 1); /* the chip powers on at the first call */
-    return 0;
+    return fake_idf_test_flash("fake-idf-storage.img"); /* the chip powers on at the first call */
 }
 
 static void test_find_lists_the_table(void **state)
