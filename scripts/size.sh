@@ -9,6 +9,9 @@
 # declare (scripts/stack.py), and the C library functions the agent needs.
 # Exits 1 when a check fails or a budget is exceeded.
 #
+# With ESP-IDF's headers at hand (ALOFT_ESP_IDF), also the ESP-IDF
+# component's sizes and its upload handler's worst-case stack for ESP32-C3.
+#
 # usage: scripts/size.sh [--out DIR]     (default DIR: build-size/)
 set -euo pipefail
 
@@ -17,7 +20,7 @@ out=$root/build-size
 while [ $# -gt 0 ]; do
     case $1 in
     --out) out=$2; shift 2 ;;
-    -h | --help) sed -n '2,12s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,15s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) echo "usage: scripts/size.sh [--out DIR]" >&2; exit 2 ;;
     esac
 done
@@ -34,6 +37,12 @@ AGENT_API=(include/aloft/agent.h include/aloft/push.h include/aloft/pull.h inclu
 # The agent may call what newlib's libc defines (one multilib stands for all:
 # the names are the same) and the target's libgcc helpers.
 NEWLIB_LIBC=/usr/lib/arm-none-eabi/newlib/thumb/v7e-m/nofp/libc.a
+# The ESP-IDF component, measured for ESP32-C3 when ESP-IDF's headers are
+# here (the header kit; ALOFT_ESP_IDF: its folder). Its upload handler runs
+# on the HTTP server's task: what the handler and the agent take must leave
+# this much of the configured stack to esp_http_server, lwIP and newlib.
+IDF_KIT=${ALOFT_ESP_IDF:-$root/../shared/esp-idf}
+IDF_RESERVE=2048
 
 targets=(riscv arm)
 declare -A prefix=([riscv]=riscv64-unknown-elf- [arm]=arm-none-eabi-)
@@ -277,6 +286,59 @@ clib_list() {
 }
 printf 'C library functions the agent needs (all in newlib'\''s libc): %s\n' "$(clib_list libc)"
 printf 'libgcc helpers the agent needs: %s\n\n' "$(clib_list libgcc)"
+
+# component: the ESP-IDF component's glue compiled as ESP-IDF builds it for
+# ESP32-C3 (its headers, sdkconfig, the Kconfig defaults), its sizes with
+# the core's and the agent's, and the upload handler's worst-case stack.
+component() {
+    local t=riscv gcc=riscv64-unknown-elf-gcc glue=ports/esp-idf/aloft d src m obj log tx da bs
+    local -a inc=(-I"$IDF_KIT/config")
+    while IFS= read -r d; do
+        case $d in '' | '#'*) continue ;; esac
+        [ -d "$IDF_KIT/$d" ] && inc+=(-I"$IDF_KIT/$d")
+    done <"$IDF_KIT/include-dirs.txt"
+    mkdir -p "$out/$t/glue"
+    tests/esp-idf/kconfig.sh >"$out/$t/glue/sdkconfig_aloft.h"
+    printf 'the ESP-IDF component (%s), for %s against ESP-IDF v5.5.5'\''s headers\n\n' "$glue" "${name[$t]}"
+    printf '%-20s | %8s %8s %8s\n' module .text .data .bss
+    local -A sum=()
+    for src in "$glue"/*.c; do
+        m=$(basename "$src" .c) obj=$out/$t/glue/$m.o
+        # shellcheck disable=SC2086
+        if ! log=$($gcc ${flags[$t]} -Os -std=gnu17 -fstack-usage -fcallgraph-info=su -nostdinc \
+                   -isystem "$($gcc -print-file-name=include)" -isystem "$($gcc -print-file-name=include-fixed)" \
+                   "${inc[@]}" -isystem "$IDF_KIT/newlib-compat" -isystem /usr/include/newlib \
+                   -D_GNU_SOURCE -DESP_PLATFORM -DIDF_VER='"v5.5.5"' -DSOC_MMU_PAGE_SIZE=CONFIG_MMU_PAGE_SIZE \
+                   -D_POSIX_READER_WRITER_LOCKS -include "$IDF_KIT/config/sdkconfig.h" \
+                   -include "$out/$t/glue/sdkconfig_aloft.h" -I include -I agent -I "$glue/include" \
+                   -I "$glue/private_include" -isystem tests/esp-idf/stand-in/mbedtls -c "$src" -o "$obj" 2>&1); then
+            printf '%s\n' "$log" >&2
+            problems+=("$src does not compile against ESP-IDF's headers for ${name[$t]}")
+            continue
+        fi
+        read -r tx da bs _ < <("${prefix[$t]}size" -B "$obj" | tail -n 1)
+        printf '%-20s | %8d %8d %8d\n' "$m" "$tx" "$da" "$bs"
+        sum[text]=$((${sum[text]:-0} + tx)) sum[data]=$((${sum[data]:-0} + da)) sum[bss]=$((${sum[bss]:-0} + bs))
+    done
+    printf '%-20s | %8d %8d %8d\n' "glue total" "${sum[text]:-0}" "${sum[data]:-0}" "${sum[bss]:-0}"
+    printf '%-20s | %8d %8d %8d\n\n' "core + agent + glue" \
+        $((${sum[text]:-0} + $(sum ttext $t core agent))) $((${sum[data]:-0} + $(sum tdata $t core agent))) \
+        $((${sum[bss]:-0} + $(sum tbss $t core agent)))
+    local stack_size
+    stack_size=$(awk '$2 == "CONFIG_ALOFT_HTTPD_STACK_SIZE" {print $3}' "$out/$t/glue/sdkconfig_aloft.h")
+    if ! python3 scripts/stack.py "$out/$t/glue" --also "$out/$t/agent" --also "$out/$t/core" \
+            --name "component, agent or core" --label "${name[$t]}, the upload handler on the HTTP server's task" \
+            --budget $((stack_size - IDF_RESERVE)) --budget-all --libc handle; then
+        problems+=("the upload handler needs more than ALOFT_HTTPD_STACK_SIZE ($stack_size B) less $IDF_RESERVE B for ESP-IDF")
+    fi
+    printf '(ALOFT_HTTPD_STACK_SIZE is %d B; the rest, at least %d B, is for esp_http_server, lwIP and newlib)\n\n' \
+        "$stack_size" "$IDF_RESERVE"
+}
+if [ -f "$IDF_KIT/include-dirs.txt" ]; then
+    component
+else
+    printf 'the ESP-IDF component: not measured (no ESP-IDF headers at %s; set ALOFT_ESP_IDF)\n\n' "$IDF_KIT"
+fi
 
 if [ ${#problems[@]} -gt 0 ]; then
     printf 'size.sh: FAILED\n' >&2

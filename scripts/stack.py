@@ -169,6 +169,10 @@ def main():
           % (a.label or a.dir, "each" if a.budget_all else a.budget_root, a.budget,
              " and libc's" if a.libc else ""))
     for root in a.roots:
+        # a static function is titled "file:name": take it by its name when only one file has it
+        named = [t for t in g.frame if g.name[t] == root and t != root]
+        if root not in g.frame and len(named) == 1:
+            root = named[0]
         if root not in g.frame:
             print("  %-*s   n/a   (not in the %s yet)" % (width, root, a.name))
             continue

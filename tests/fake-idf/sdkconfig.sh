@@ -3,7 +3,7 @@
 # fakes: the ESP-IDF v5.5.5 options they read, for ESP32-C3 as the kit's
 # sdkconfig.h has them, then the defaults of the component's and the
 # example's Kconfig and the example's sdkconfig.defaults (as
-# tests/esp-idf/compile.sh makes them for the ESP32 compile).
+# tests/esp-idf/kconfig.sh makes them for every build without idf.py).
 # CONFIG_MBEDTLS_CERTIFICATE_BUNDLE is off: the host has no bundle, so
 # HTTPS takes the configured CA (tls.c).
 # usage: tests/fake-idf/sdkconfig.sh OUT.h
@@ -20,23 +20,6 @@ mkdir -p "$(dirname "$out")"
     echo "#define CONFIG_FREERTOS_HZ 100"
     echo "#define CONFIG_HTTPD_MAX_URI_LEN 512"
     echo "#define CONFIG_HTTPD_MAX_REQ_HDR_LEN 512"
-    awk '
-        /^[ \t]*(menu)?config[ \t]/ { name = $2; type = ""; next }
-        /^[ \t]*(bool|int|hex|string)([ \t]|$)/ { type = $1; next }
-        /^[ \t]*default[ \t]/ && name != "" && !(name in seen) {
-            seen[name] = 1
-            v = $0; sub(/^[ \t]*default[ \t]+/, "", v); sub(/[ \t]+if[ \t].*$/, "", v)
-            if (type != "bool") print "#define CONFIG_" name " " v
-            else if (v == "y") print "#define CONFIG_" name " 1"
-        }' "$root/ports/esp-idf/aloft/Kconfig" "$root/examples/esp-idf/hello-aloft/main/Kconfig.projbuild"
-    sed -n 's/^CONFIG_\([A-Za-z0-9_]*\)=\(.*\)$/\1 \2/p' "$root/examples/esp-idf/hello-aloft/sdkconfig.defaults" |
-        while read -r name value; do
-            echo "#undef CONFIG_$name"
-            case $value in
-            y) echo "#define CONFIG_$name 1" ;;
-            n) ;;
-            *) echo "#define CONFIG_$name $value" ;;
-            esac
-        done
+    "$root/tests/esp-idf/kconfig.sh"
 } >"$out.tmp"
 mv "$out.tmp" "$out"
