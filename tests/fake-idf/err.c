@@ -1,5 +1,6 @@
 /* fake-idf: esp_err_to_name for the codes the glue and the fakes return. */
 #include "esp_err.h"
+#include "esp_http_client.h"
 #include "nvs.h"
 
 const char *esp_err_to_name(esp_err_t code)
@@ -26,6 +27,9 @@ const char *esp_err_to_name(esp_err_t code)
         NAME(ESP_ERR_NVS_KEY_TOO_LONG);
         NAME(ESP_ERR_NVS_INVALID_LENGTH);
         NAME(ESP_ERR_NVS_VALUE_TOO_LONG);
+        NAME(ESP_ERR_HTTP_CONNECT);
+        NAME(ESP_ERR_HTTP_FETCH_HEADER);
+        NAME(ESP_ERR_HTTP_INCOMPLETE_DATA);
 #undef NAME
     default: return "UNKNOWN ERROR";
     }
