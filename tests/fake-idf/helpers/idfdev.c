@@ -11,22 +11,6 @@
 static struct aloft_idf dev;
 static atomic_bool restart_asked;
 
-/* start.c's, until it is built on the host (it needs http.c's server) */
-void aloft_idf_lock(struct aloft_idf *d)
-{
-    xSemaphoreTake(d->lock, portMAX_DELAY);
-}
-
-void aloft_idf_unlock(struct aloft_idf *d)
-{
-    xSemaphoreGive(d->lock);
-}
-
-const char *aloft_idf_opt(const char *s)
-{
-    return s && *s ? s : NULL;
-}
-
 static uint64_t now_ms(void *ctx)
 {
     (void)ctx;
