@@ -762,7 +762,6 @@ void aloft_pull_outcome(struct aloft_agent *a, bool confirmed)
     confirmed = confirmed || aloft_boot_state(a->boot) == ALOFT_OTA_VALID;
     if (there && !s.frontend && !confirmed) {
         /* the new image runs but has not confirmed itself yet */
-        a->pending_outcome = true;
         s.phase = ALOFT_PHASE_VERIFYING;
         snprintf(s.reason, sizeof s.reason, "%s runs; waiting for it to mark itself valid", s.version);
         aloft_agent_set_state(a, &s);
@@ -789,7 +788,6 @@ void aloft_pull_outcome(struct aloft_agent *a, bool confirmed)
             clear_job(a);
     }
     int kept = aloft_agent_put(a, "pull/pending", NULL);
-    a->pending_outcome = false;
     aloft_agent_set_state(a, &s);
     /* the update server's reports are about firmware, and each is sent
      * once: while pull/pending stays, the next boot tells again */

@@ -112,7 +112,6 @@ struct aloft_agent {
     uint8_t www_slot;                /* active */
     bool www_ok;                     /* the active slot mounted */
     bool busy;                       /* an update (push or pull) holds the update slot */
-    bool pending_outcome;            /* an update's outcome waits for the confirm */
     struct aloft_agent_state state;
     char doc[1024];                  /* the state document sent to port->state */
 };
