@@ -1,8 +1,8 @@
 /* aloft: the device's HTTP API (PROTOCOLS.md §1 and §2) as functions. The
  * glue parses the request line and the few headers that matter, calls
  * aloft_push_begin, then aloft_push_body with each chunk of the body as it
- * arrives, then aloft_push_end; the agent fills the reply. A connection
- * that ends early gets aloft_push_abort instead of end.
+ * arrives, then aloft_push_end; the agent fills the reply. Once the request
+ * is over — replied, or its connection gone early — aloft_push_abort.
  *
  *   GET  /ota/status                firmware status (no auth)
  *   POST /ota                       raw app image → the next update slot
@@ -15,8 +15,8 @@
  *   GET  anything else              a file of the active www slot
  *
  * Every refusal is a JSON body {"status":"error","error":CODE,"message":…}
- * and leaves the running image, otadata, the settings and the other www
- * slot as they were. A successful update asks port->restart after its
+ * and leaves the running image, otadata, the settings and the active www
+ * slot as they were (the slot being written may be left erased). A successful update asks port->restart after its
  * reply: the glue sends the reply first. */
 #ifndef ALOFT_PUSH_H
 #define ALOFT_PUSH_H
