@@ -13,6 +13,7 @@
 #include "freertos/task.h"
 
 struct tskTaskControlBlock {
+    struct tskTaskControlBlock *next; /* every control block ever made (tasks) */
     TaskFunction_t fn;
     void *arg;
     pthread_mutex_t lock;
@@ -26,6 +27,10 @@ struct QueueDefinition {
 };
 
 static _Thread_local TaskHandle_t self;
+/* Control blocks are never freed (vTaskDelete says why); the list keeps
+ * them reachable, as FreeRTOS's own task lists do. */
+static TaskHandle_t tasks;
+static pthread_mutex_t tasks_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static TaskHandle_t tcb_new(TaskFunction_t fn, void *arg)
 {
@@ -40,6 +45,10 @@ static TaskHandle_t tcb_new(TaskFunction_t fn, void *arg)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&t->cond, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_mutex_lock(&tasks_lock);
+    t->next = tasks;
+    tasks = t;
+    pthread_mutex_unlock(&tasks_lock);
     return t;
 }
 
@@ -75,10 +84,8 @@ BaseType_t xTaskCreatePinnedToCore(TaskFunction_t pxTaskCode, const char *const 
     pthread_attr_setstacksize(&a, usStackDepth + 64 * 1024);
     int rc = pthread_create(&th, &a, run, t);
     pthread_attr_destroy(&a);
-    if (rc) {
-        free(t);
+    if (rc) /* its control block stays on the list, unused */
         return pdFAIL;
-    }
     if (pvCreatedTask)
         *pvCreatedTask = t;
     return pdPASS;

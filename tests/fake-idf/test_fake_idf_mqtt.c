@@ -131,6 +131,7 @@ static void test_retained_state_and_split(void **state)
     assert_true(first_topic_ok);
     assert_true(offsets_ok);
     assert_int_equal(esp_mqtt_client_disconnect(c), ESP_OK);
+    assert_int_equal(esp_mqtt_client_destroy(c), ESP_OK);
 }
 
 int main(void)

@@ -1,8 +1,9 @@
 /* aloft on ESP-IDF: the frontend's files through esp_littlefs. The active
  * www slot is mounted read-only at /www (PROTOCOLS.md §2); a slot the
  * agent just wrote raw is checked by mounting it read-only elsewhere for a
- * moment. Files are read with stdio through the VFS; the file of the reply
- * being sent stays open between chunks. */
+ * moment. Files are read with stdio through the VFS, each chunk opening
+ * the file afresh: no handle is held between calls, so a reply that is
+ * never read to its end (HEAD, a client gone) leaves nothing open. */
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,19 +14,12 @@
 
 #define BASE "/www"
 #define CHECK_BASE "/www_check"
+#define FULL_MAX (sizeof BASE + ALOFT_PUSH_PATH_MAX + 16) /* BASE + a path as the agent asks */
 
 static esp_err_t mount_at(const char *base, const struct aloft_part *p)
 {
     esp_vfs_littlefs_conf_t conf = {.base_path = base, .partition_label = p->label, .read_only = 1};
     return esp_vfs_littlefs_register(&conf);
-}
-
-static void close_file(struct aloft_idf_www *w)
-{
-    if (w->file)
-        fclose(w->file);
-    w->file = NULL;
-    w->path[0] = 0;
 }
 
 static int check(void *ctx, const struct aloft_part *p)
@@ -45,7 +39,6 @@ static int check(void *ctx, const struct aloft_part *p)
 static int mount(void *ctx, const struct aloft_part *p)
 {
     struct aloft_idf_www *w = ctx;
-    close_file(w);
     if (w->mounted[0])
         esp_vfs_littlefs_unregister(w->mounted);
     w->mounted[0] = 0;
@@ -58,7 +51,7 @@ static int mount(void *ctx, const struct aloft_part *p)
 static int stat_file(void *ctx, const char *path, uint32_t *size)
 {
     struct aloft_idf_www *w = ctx;
-    char full[sizeof BASE + sizeof w->path];
+    char full[FULL_MAX];
     struct stat st;
     snprintf(full, sizeof full, BASE "%s", path);
     if (!w->mounted[0] || stat(full, &st) != 0 || !S_ISREG(st.st_mode))
@@ -70,24 +63,15 @@ static int stat_file(void *ctx, const char *path, uint32_t *size)
 static int read_file(void *ctx, const char *path, uint32_t off, void *buf, size_t len)
 {
     struct aloft_idf_www *w = ctx;
-    if (!w->file || strcmp(w->path, path)) {
-        char full[sizeof BASE + sizeof w->path];
-        close_file(w);
-        snprintf(full, sizeof full, BASE "%s", path);
-        if (!w->mounted[0] || !(w->file = fopen(full, "rb")))
-            return ALOFT_E_NOTFOUND;
-        snprintf(w->path, sizeof w->path, "%s", path);
-    }
-    if (fseek(w->file, (long)off, SEEK_SET) != 0) {
-        close_file(w);
-        return ALOFT_E_IO;
-    }
-    size_t got = fread(buf, 1, len, w->file);
-    if (got < len && ferror(w->file)) {
-        close_file(w);
-        return ALOFT_E_IO;
-    }
-    return (int)got;
+    char full[FULL_MAX];
+    snprintf(full, sizeof full, BASE "%s", path);
+    FILE *f = w->mounted[0] ? fopen(full, "rb") : NULL;
+    if (!f)
+        return ALOFT_E_NOTFOUND;
+    size_t got = fseek(f, (long)off, SEEK_SET) == 0 ? fread(buf, 1, len, f) : 0;
+    int rc = ferror(f) || (got == 0 && len && !feof(f)) ? ALOFT_E_IO : (int)got;
+    fclose(f);
+    return rc;
 }
 
 struct aloft_www_fs aloft_idf_www(struct aloft_idf_www *w)

@@ -121,6 +121,7 @@ typedef struct esp_mqtt_client_config_t {
 esp_mqtt_client_handle_t esp_mqtt_client_init(const esp_mqtt_client_config_t *config);
 esp_err_t esp_mqtt_client_start(esp_mqtt_client_handle_t client);
 esp_err_t esp_mqtt_client_disconnect(esp_mqtt_client_handle_t client);
+esp_err_t esp_mqtt_client_destroy(esp_mqtt_client_handle_t client);
 int esp_mqtt_client_subscribe_single(esp_mqtt_client_handle_t client, const char *topic, int qos);
 int esp_mqtt_client_publish(esp_mqtt_client_handle_t client, const char *topic, const char *data, int len, int qos,
                             int retain);

@@ -43,8 +43,6 @@ struct aloft_idf_flash {
  * the reply being sent. */
 struct aloft_idf_www {
     char mounted[ALOFT_PART_LABEL_MAX + 1];
-    char path[ALOFT_PUSH_PATH_MAX + 16]; /* as struct aloft_push holds it */
-    FILE *file;
 };
 
 struct aloft_idf {
