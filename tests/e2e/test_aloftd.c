@@ -34,16 +34,6 @@
 
 static struct aloftd_proc srv;
 
-static void md5_hex(const void *data, size_t len, char out[33])
-{
-    struct aloft_md5 m;
-    uint8_t d[16];
-    aloft_md5_init(&m);
-    aloft_md5_update(&m, data, len);
-    aloft_md5_final(&m, d);
-    aloft_hex(d, 16, out);
-}
-
 static bool contains(const uint8_t *hay, size_t n, const char *needle)
 {
     size_t m = strlen(needle);
@@ -159,7 +149,7 @@ static void expect_offer(struct e2e_http *r, const char *file)
     size_t len;
     uint8_t *want = e2e_file_read(file, &len);
     char md5[33], cl[32];
-    md5_hex(want, len, md5);
+    aloft_test_md5_hex(want, len, md5);
     snprintf(cl, sizeof cl, "%zu", len);
     if (r->code != 200)
         fprintf(stderr, "want 200, got %d: %s\n%s\n", r->code, r->headers, r->body);
@@ -266,7 +256,7 @@ static void test_real_fixtures(void **state)
     size_t len;
     uint8_t *old = e2e_file_read(f043, &len);
     char md5_043[33];
-    md5_hex(old, len, md5_043);
+    aloft_test_md5_hex(old, len, md5_043);
     free(old);
     struct e2e_http r;
     device_update(&r, "dev=esp32-csi-node&ver=" VER_043, MAC1, "1900544", md5_043, "sketch", NULL);
@@ -292,7 +282,7 @@ static void test_update_decisions(void **state)
     size_t len;
     uint8_t *img = e2e_file_read(v110, &len);
     char md5_110[33], fits[24], tight[24];
-    md5_hex(img, len, md5_110);
+    aloft_test_md5_hex(img, len, md5_110);
     free(img);
     snprintf(fits, sizeof fits, "%zu", len);
     snprintf(tight, sizeof tight, "%zu", len - 1);

@@ -255,16 +255,6 @@ static uint8_t *image(const char *chip, const char *project, const char *version
     return img;
 }
 
-static void md5_hex(const void *data, size_t len, char out[33])
-{
-    struct aloft_md5 m;
-    uint8_t h[16];
-    aloft_md5_init(&m);
-    aloft_md5_update(&m, data, len);
-    aloft_md5_final(&m, h);
-    aloft_hex(h, 16, out);
-}
-
 /* A LittleFS image for the 256 KB www slots with one index.html. */
 static uint8_t *frontend(const char *version, size_t *len)
 {
@@ -293,8 +283,8 @@ static int setup(void **state)
     www2 = frontend("w2", &www2_len);
     aloft_test_sha256_hex(v1, v1_len, v1_sha);
     aloft_test_sha256_hex(v2, v2_len, v2_sha);
-    md5_hex(v1, v1_len, v1_md5);
-    md5_hex(v2, v2_len, v2_md5);
+    aloft_test_md5_hex(v1, v1_len, v1_md5);
+    aloft_test_md5_hex(v2, v2_len, v2_md5);
     return 0;
 }
 

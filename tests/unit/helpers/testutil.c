@@ -113,3 +113,13 @@ void aloft_test_sha256_hex(const void *data, size_t len, char out[65])
     aloft_sha256_final(&s, d);
     aloft_hex(d, 32, out);
 }
+
+void aloft_test_md5_hex(const void *data, size_t len, char out[33])
+{
+    struct aloft_md5 m;
+    uint8_t d[16];
+    aloft_md5_init(&m);
+    aloft_md5_update(&m, data, len);
+    aloft_md5_final(&m, d);
+    aloft_hex(d, 16, out);
+}

@@ -28,4 +28,7 @@ void aloft_test_fill(uint8_t *buf, size_t len, uint32_t seed);
 /* SHA-256 of data as 64 lower-case hex digits and a NUL. */
 void aloft_test_sha256_hex(const void *data, size_t len, char out[65]);
 
+/* MD5 of data as 32 lower-case hex digits and a NUL (x-MD5). */
+void aloft_test_md5_hex(const void *data, size_t len, char out[33]);
+
 #endif
