@@ -164,8 +164,9 @@ static void upload_body(struct aloft_agent *a, struct aloft_push *p, const void 
         return; /* refused already: the rest of the body is discarded */
     int rc;
     if (p->kind == KIND_FIRMWARE) {
+        bool known = aloft_image_ident_ready(&p->u.v); /* checked once, when the head is in */
         rc = aloft_update_write(&p->u, data, len);
-        if (rc == 0 && aloft_image_ident_ready(&p->u.v) &&
+        if (rc == 0 && !known && aloft_image_ident_ready(&p->u.v) &&
             !aloft_agent_secure_version_ok(a, &p->u.v.info, p->message, sizeof p->message)) {
             p->status = 422;
             p->code = "secure_version";
