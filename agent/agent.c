@@ -70,7 +70,7 @@ int aloft_agent_start(struct aloft_agent *a, const struct aloft_agent_port *port
     copy(a->server, sizeof a->server, cfg->server);
     copy(a->cmd_topic, sizeof a->cmd_topic, cfg->cmd_topic);
     a->boot_count = cfg->boot_count;
-    a->require_psk = cfg->require_psk;
+    a->open = cfg->open;
     aloft_agent_log(a, "boot: reset_reason=%s running_partition=%s", a->reset_reason, b->running->label);
 
     /* what the running firmware is: its header and descriptor */
@@ -89,9 +89,9 @@ int aloft_agent_start(struct aloft_agent *a, const struct aloft_agent_port *port
 
     aloft_agent_get(a, "security/ota_psk", a->psk, sizeof a->psk);
     if (!a->psk[0])
-        aloft_agent_log(a, a->require_psk ? "security: no PSK provisioned: uploads are refused"
-                                          : "security: WARNING: no PSK provisioned: anyone on the network can "
-                                            "update this device");
+        aloft_agent_log(a, a->open ? "security: WARNING: no PSK provisioned and open: anyone on the network can "
+                                     "update this device"
+                                   : "security: no PSK provisioned: updates are refused");
 
     a->www[0] = aloft_part_find_label(&b->table, "www_0");
     a->www[1] = aloft_part_find_label(&b->table, "www_1");

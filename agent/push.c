@@ -12,6 +12,8 @@
 
 enum kind { KIND_REPLIED, KIND_FIRMWARE, KIND_FRONTEND, KIND_PULL };
 
+#define JSON "application/json"
+
 void aloft_push_json(struct aloft_push *p, struct aloft_push_reply *reply, int status, int len)
 {
     if (len < 0) { /* did not fit: a buffer below the 1 KB push.h asks for */
@@ -41,7 +43,7 @@ void aloft_push_error(struct aloft_push *p, struct aloft_push_reply *reply, int 
 static const char *auth_error(const struct aloft_agent *a, const struct aloft_push_request *r)
 {
     if (!a->psk[0])
-        return a->require_psk ? "this device requires a PSK and none is provisioned (setting security/ota_psk)" : "";
+        return a->open ? "" : "this device takes no update until a PSK is provisioned (setting security/ota_psk)";
     const char *h = r->authorization;
     if (!h || strncasecmp(h, "Bearer ", 7))
         return "missing Authorization: Bearer <psk>";
@@ -51,6 +53,40 @@ static const char *auth_error(const struct aloft_agent *a, const struct aloft_pu
     for (size_t i = 0; i < pl; i++)
         diff |= (unsigned char)a->psk[i] ^ (unsigned char)(i < gl ? given[i] : 0);
     return diff ? "wrong PSK" : "";
+}
+
+/* Did a browser send this from a page of another origin? It says so in
+ * Sec-Fetch-Site, or in an Origin that is not http(s)://<Host> ("null"
+ * included); a client that is no browser sends neither. */
+static bool cross_site(const struct aloft_push_request *r)
+{
+    if (r->fetch_site && !strcmp(r->fetch_site, "cross-site"))
+        return true;
+    const char *o = r->origin;
+    if (!o)
+        return false;
+    o += !strncmp(o, "http://", 7) ? 7 : !strncmp(o, "https://", 8) ? 8 : 0;
+    return o == r->origin || !r->host || strcasecmp(o, r->host);
+}
+
+/* A request that changes the device: same origin, authorised, of the one
+ * content type the endpoint takes. Fills *reply on a refusal. */
+static bool may_change(struct aloft_agent *a, struct aloft_push *p, const struct aloft_push_request *r,
+                       const char *type, const char *hint, struct aloft_push_reply *reply)
+{
+    const char *why = auth_error(a, r);
+    if (cross_site(r)) {
+        aloft_push_error(p, reply, 403, "cross_site", "refused: a page of another site sent this request");
+    } else if (*why) {
+        aloft_push_error(p, reply, 401, "unauthorized", why);
+    } else if (!r->content_type || strncasecmp(r->content_type, type, strlen(type))) {
+        char m[200];
+        snprintf(m, sizeof m, "send it as %s: %s", type, hint);
+        aloft_push_error(p, reply, 415, "unsupported_media_type", m);
+    } else {
+        return true;
+    }
+    return false;
 }
 
 static void refuse(struct aloft_push *p, int status, const char *code, const char *message)
@@ -89,17 +125,11 @@ static void classify(const struct aloft_agent *a, struct aloft_push *p, int err)
 static bool preflight(struct aloft_agent *a, struct aloft_push *p, const struct aloft_push_request *r,
                       struct aloft_push_reply *reply)
 {
-    const char *why = auth_error(a, r);
-    if (*why) {
-        aloft_push_error(p, reply, 401, "unauthorized", why);
+    if (!may_change(a, p, r, "application/octet-stream",
+                    "curl --data-binary @fw.bin -H 'Content-Type: application/octet-stream' (curl -d strips "
+                    "newlines and corrupts binaries)",
+                    reply))
         return false;
-    }
-    if (!r->content_type || strncasecmp(r->content_type, "application/octet-stream", 24)) {
-        aloft_push_error(p, reply, 415, "unsupported_media_type",
-                         "send the raw image as application/octet-stream: curl --data-binary @fw.bin -H "
-                         "'Content-Type: application/octet-stream' (curl -d strips newlines and corrupts binaries)");
-        return false;
-    }
     if (r->content_length < 0) {
         aloft_push_error(p, reply, 411, "length_required",
                          "Content-Length is required (chunked uploads are not accepted)");
@@ -295,11 +325,8 @@ int aloft_push_begin(struct aloft_agent *a, struct aloft_push *p, const struct a
         return upload_begin(a, p, r, reply);
     }
     if (post && !strcmp(url, "/api/ota/pull")) {
-        const char *why = auth_error(a, r);
-        if (*why) {
-            aloft_push_error(p, reply, 401, "unauthorized", why);
+        if (!may_change(a, p, r, JSON, "-H 'Content-Type: application/json'", reply))
             return 1;
-        }
         p->kind = KIND_PULL;
         return 0;
     }
@@ -310,10 +337,7 @@ int aloft_push_begin(struct aloft_agent *a, struct aloft_push *p, const struct a
     } else if (get && !strcmp(url, "/api/ota/state")) {
         aloft_push_json(p, reply, 200, aloft_agent_state_json(a, NULL, NULL, buf, cap));
     } else if (post && !strcmp(url, "/api/ota/frontend/rollback")) {
-        const char *why = auth_error(a, r);
-        if (*why)
-            aloft_push_error(p, reply, 401, "unauthorized", why);
-        else
+        if (may_change(a, p, r, JSON, "-H 'Content-Type: application/json' (the body may be empty)", reply))
             aloft_www_rollback(a, p, reply);
     } else if (!strcmp(url, "/ota") || !strncmp(url, "/api/", 5)) {
         aloft_push_error(p, reply, 405, "method_not_allowed", "wrong method for this endpoint");

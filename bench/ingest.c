@@ -162,7 +162,7 @@ static void start_agent(struct aloft_agent *a, const struct aloft_flash *port, s
 {
     static struct aloft_posix_kv kv;
     static struct aloft_agent_port ap;
-    static const struct aloft_agent_config cfg = {.mac = "02:00:00:00:00:01", .require_psk = true};
+    static const struct aloft_agent_config cfg = {.mac = "02:00:00:00:00:01"};
     ap = (struct aloft_agent_port){
         .flash = port,
         .settings = aloft_posix_kv_settings(&kv),

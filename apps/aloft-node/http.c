@@ -123,6 +123,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             .authorization = header(c, MHD_HTTP_HEADER_AUTHORIZATION),
             .content_type = header(c, MHD_HTTP_HEADER_CONTENT_TYPE),
             .accept_encoding = header(c, MHD_HTTP_HEADER_ACCEPT_ENCODING),
+            .host = header(c, MHD_HTTP_HEADER_HOST),
+            .origin = header(c, MHD_HTTP_HEADER_ORIGIN),
+            .fetch_site = header(c, "Sec-Fetch-Site"),
             .content_length = end && !*end && len >= 0 ? len : -1, /* not a number: as if absent */
         };
         pthread_mutex_lock(&n->lock);

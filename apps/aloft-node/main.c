@@ -33,8 +33,10 @@ static const char usage[] =
     "  --flash FILE            the flash image (made with --create or `aloft flash init`)\n"
     "  --listen ADDR:PORT      where to serve HTTP (default 127.0.0.1:8032)\n"
     "  --psk SECRET            provision this PSK into the settings store (security/ota_psk);\n"
-    "                          uploads then need `Authorization: Bearer SECRET`\n"
-    "  --require-psk           refuse uploads while no PSK is provisioned\n"
+    "                          every change then needs `Authorization: Bearer SECRET`; without\n"
+    "                          a PSK the device refuses every change (fail-closed)\n"
+    "  --open                  without a PSK, take changes from anyone on the network (a bench\n"
+    "                          device only: logged as a warning at every boot)\n"
     "  --rollback on|off       bootloader app rollback (default on)\n"
     "  --flash-timing none|esp32  emulate SPI NOR erase/program times (default none)\n"
     "  --link-rate BYTES/S     throttle uploads like a Wi-Fi link, e.g. 1M (default unlimited)\n"
@@ -326,7 +328,7 @@ static int run(struct node *n)
         .platform = n->cfg.platform,
         .server = n->cfg.server,
         .cmd_topic = n->cfg.cmd_topic,
-        .require_psk = n->cfg.require_psk,
+        .open = n->cfg.open,
     };
     if ((rc = aloft_agent_start(&n->agent, &n->port, &n->boot, &cfg)) != 0)
         return fail("agent: %s", aloft_strerror(rc));
@@ -382,7 +384,7 @@ static int run(struct node *n)
 }
 
 enum {
-    OPT_FLASH = 256, OPT_LISTEN, OPT_PSK, OPT_REQUIRE_PSK, OPT_ROLLBACK, OPT_TIMING, OPT_LINK_RATE, OPT_CUT,
+    OPT_FLASH = 256, OPT_LISTEN, OPT_PSK, OPT_OPEN, OPT_ROLLBACK, OPT_TIMING, OPT_LINK_RATE, OPT_CUT,
     OPT_RESTART_DELAY, OPT_IDLE, OPT_LOG, OPT_CREATE, OPT_PARTITIONS, OPT_FLASH_SIZE, OPT_FIRMWARE, OPT_WWW,
     OPT_MQTT, OPT_MQTT_CA, OPT_MQTT_USER, OPT_MQTT_PASSWORD, OPT_DEVICE_ID, OPT_PLATFORM, OPT_CMD_TOPIC, OPT_SERVER,
     OPT_CHECK_EVERY, OPT_CA_FILE, OPT_INSECURE,
@@ -394,7 +396,7 @@ int main(int argc, char **argv)
         {"flash", required_argument, NULL, OPT_FLASH},
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"psk", required_argument, NULL, OPT_PSK},
-        {"require-psk", no_argument, NULL, OPT_REQUIRE_PSK},
+        {"open", no_argument, NULL, OPT_OPEN},
         {"rollback", required_argument, NULL, OPT_ROLLBACK},
         {"flash-timing", required_argument, NULL, OPT_TIMING},
         {"link-rate", required_argument, NULL, OPT_LINK_RATE},
@@ -444,7 +446,7 @@ int main(int argc, char **argv)
                 return fail("--psk must be 1 to %d characters", ALOFT_AGENT_PSK_MAX), 2;
             n.cfg.psk = optarg;
             break;
-        case OPT_REQUIRE_PSK: n.cfg.require_psk = true; break;
+        case OPT_OPEN: n.cfg.open = true; break;
         case OPT_ROLLBACK:
             if (strcmp(optarg, "on") && strcmp(optarg, "off"))
                 return fail("--rollback takes on or off"), 2;

@@ -26,7 +26,7 @@ struct node_config {
     const char *flash_path;
     const char *listen;          /* ADDR:PORT */
     const char *psk;             /* provisioned into the settings store */
-    bool require_psk;
+    bool open;
     bool rollback;
     bool flash_timing;           /* esp32 datasheet timing */
     uint64_t link_rate;          /* bytes/s of the simulated Wi-Fi link; 0 = unlimited */

@@ -80,7 +80,8 @@ struct aloft_agent_config {
     const char *platform;     /* NULL: the running image's project */
     const char *server;       /* update server base URL (checks, reports), or NULL */
     const char *cmd_topic;    /* an extra MQTT command topic (seed style), or NULL */
-    bool require_psk;         /* refuse changes while no PSK is provisioned */
+    bool open;                /* no PSK provisioned: take changes from anyone (a
+                               * bench device; logged loudly). Off: refuse them */
 };
 
 /* What the device is doing about updates (PROTOCOLS.md §3.2 "state"). */
@@ -106,7 +107,7 @@ struct aloft_agent {
     char psk[ALOFT_AGENT_PSK_MAX + 1];
     char mac[18], reset_reason[16], device_id[64], platform[33], server[256], cmd_topic[128];
     unsigned boot_count;
-    bool require_psk;
+    bool open;
     uint64_t started_ms;
     const struct aloft_part *www[2]; /* www_0, www_1, or NULL */
     uint8_t www_slot;                /* active */

@@ -14,6 +14,13 @@
  *   GET  /api/ota/state             the update state document
  *   GET  anything else              a file of the active www slot
  *
+ * A request that changes the device (every POST) needs the PSK when one is
+ * provisioned, is refused without one unless the agent runs open, takes
+ * exactly one content type (never one a page of another site can send
+ * without a CORS preflight, which the device never allows), and is refused
+ * (403 cross_site) when a browser says it comes from a page of another
+ * origin.
+ *
  * Every refusal is a JSON body {"status":"error","error":CODE,"message":…}
  * and leaves the running image, otadata, the settings and the active www
  * slot as they were (the slot being written may be left erased). A successful update asks port->restart after its
@@ -39,6 +46,9 @@ struct aloft_push_request {
     const char *authorization;
     const char *content_type;
     const char *accept_encoding;
+    const char *host;            /* Host, Origin and Sec-Fetch-Site: whether a */
+    const char *origin;          /* browser sent it from a page of another site */
+    const char *fetch_site;
     int64_t content_length;
 };
 

@@ -223,7 +223,7 @@ static int setup(void **state)
         return -1;
     aloft_idf_device_facts(&dev);
     const struct aloft_agent_config cfg = {.mac = dev.mac, .reset_reason = dev.reset_reason,
-                                           .boot_count = dev.boot_count, .require_psk = true};
+                                           .boot_count = dev.boot_count};
     if (aloft_idf_port_init(&dev) != ESP_OK || aloft_agent_start(&dev.agent, &dev.port, &dev.boot, &cfg))
         return -1;
     return aloft_idf_http_start(&dev) == ESP_OK ? 0 : -1;

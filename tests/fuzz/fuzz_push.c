@@ -1,7 +1,7 @@
 /* libFuzzer harness: the agent's push API (agent/push.c, www.c), the way a
  * device's HTTP server hands it requests. Input: a method byte, then
- * '\n'-separated path, Authorization, Content-Type, Content-Length and
- * Accept-Encoding, then the body, delivered in pieces whose size the
+ * '\n'-separated path, Authorization, Content-Type, Content-Length,
+ * Accept-Encoding, Origin and Host, then the body, delivered in pieces whose size the
  * second byte sets. The device is a real one in memory (partition table,
  * otadata, an app, settings with a PSK). Checked: every reply has a status
  * and a JSON body that parses (or a file); a reply that is not 200 left
@@ -93,7 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const char *const methods[] = {"GET", "POST", "HEAD", "PUT"};
     const uint8_t *p = data + 2, *end = data + size;
     size_t piece = (size_t)data[1] * 13 + 1;
-    char path[300], auth[100], type[100], length[40], enc[60];
+    char path[300], auth[100], type[100], length[40], enc[60], origin[60], host[60];
     struct aloft_push_request rq = {.method = methods[data[0] & 3]};
     rq.path = field(&p, end, path, sizeof path);
     rq.path = rq.path ? rq.path : "/";
@@ -101,9 +101,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rq.content_type = field(&p, end, type, sizeof type);
     rq.content_length = field(&p, end, length, sizeof length) ? strtoll(length, NULL, 10) : (int64_t)(end - p);
     rq.accept_encoding = field(&p, end, enc, sizeof enc);
+    rq.origin = field(&p, end, origin, sizeof origin);
+    rq.host = field(&p, end, host, sizeof host);
 
     restarted = false;
-    if (aloft_agent_start(&agent, &port, &boot, &(struct aloft_agent_config){.mac = "02:00:00:00:00:01"}))
+    if (aloft_agent_start(&agent, &port, &boot, &(struct aloft_agent_config){.mac = "02:00:00:00:00:01", .open = true}))
         fail("the agent does not start");
     static struct aloft_push push;
     static char buf[2048];

@@ -70,7 +70,7 @@ static void test_start_logs_and_reports_the_running_image(void **state)
     assert_int_equal(strncmp(t.log, "boot: reset_reason=POWERON running_partition=ota_0\napp: aloft-test 1.0.0 on esp32s3",
                              strlen("boot: reset_reason=POWERON running_partition=ota_0\napp: aloft-test 1.0.0 on esp32s3")),
                      0);
-    assert_true(aloft_test_agent_logged(&t, "security: WARNING: no PSK provisioned"));
+    assert_true(aloft_test_agent_logged(&t, "security: no PSK provisioned: updates are refused"));
 
     char doc[1024];
     t.now_ms += 5000;

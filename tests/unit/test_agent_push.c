@@ -50,9 +50,12 @@ static struct aloft_push push;
 static char buf[1024]; /* the smallest reply buffer push.h allows */
 static struct res res;
 
+/* A request with no body, or a JSON one for the endpoints that take it. */
 static struct aloft_push_request req(const char *method, const char *path)
 {
-    return (struct aloft_push_request){.method = method, .path = path, .content_length = -1};
+    bool json = !strcmp(path, "/api/ota/pull") || !strcmp(path, "/api/ota/frontend/rollback");
+    return (struct aloft_push_request){
+        .method = method, .path = path, .content_length = -1, .content_type = json ? "application/json" : NULL};
 }
 
 static struct aloft_push_request upload(const char *path, size_t len, const char *auth)
@@ -123,6 +126,7 @@ static struct res *get(struct aloft_test_agent *t, const char *path)
 static struct res *post(struct aloft_test_agent *t, const char *path, const void *body, size_t n, const char *auth)
 {
     struct aloft_push_request r = upload(path, n, auth);
+    r.content_type = req("POST", path).content_type ? req("POST", path).content_type : r.content_type;
     return run(t, &r, body, n);
 }
 
@@ -425,15 +429,65 @@ static void test_psk(void **state)
     assert_int_equal(o->r.status, 200);
     aloft_test_agent_free(&t);
 
-    /* a device that requires a PSK and has none refuses every change */
-    struct aloft_agent_config cfg = {.mac = "02:00:00:00:00:02", .require_psk = true};
+    /* a device that is not open and has no PSK refuses every change */
+    struct aloft_agent_config cfg = {.mac = "02:00:00:00:00:02"};
     device(&t, &cfg);
     uint8_t *before = snap(&t);
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         o = post(&t, paths[i], v2, v2_len, "Bearer anything");
-        is_error(o, 401, "unauthorized", "this device requires a PSK and none is provisioned (setting security/ota_psk)");
+        is_error(o, 401, "unauthorized", "this device takes no update until a PSK is provisioned (setting security/ota_psk)");
     }
     same_except(&t, before, NULL, NULL);
+    aloft_test_agent_free(&t);
+}
+
+/* What a page of another site can make a browser send: a simple request
+ * (no preflight: text/plain, a form, no type) or any request that names
+ * its origin. Refused on an open device and with the right PSK alike. */
+static void test_cross_site_refused(void **state)
+{
+    (void)state;
+    struct aloft_test_agent t;
+    device(&t, NULL);
+    provision_psk(&t);
+    static const char *const paths[] = {"/ota", "/api/ota/frontend", "/api/ota/frontend/rollback", "/api/ota/pull"};
+    static const struct {
+        const char *origin, *host, *site;
+    } foreign[] = {
+        {"http://attacker.example", "192.168.4.1:8032", NULL},
+        {"null", "192.168.4.1:8032", NULL},
+        {"http://192.168.4.1:8033", "192.168.4.1:8032", NULL},
+        {"http://192.168.4.1:8032", NULL, NULL},
+        {"192.168.4.1:8032", "192.168.4.1:8032", NULL},
+        {NULL, "192.168.4.1:8032", "cross-site"},
+    };
+    uint8_t *before = snap(&t);
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        for (size_t k = 0; k < sizeof foreign / sizeof foreign[0]; k++) {
+            struct aloft_push_request r = upload(paths[i], v2_len, "Bearer " PSK);
+            r.content_type = req("POST", paths[i]).content_type ? req("POST", paths[i]).content_type : r.content_type;
+            r.origin = foreign[k].origin;
+            r.host = foreign[k].host;
+            r.fetch_site = foreign[k].site;
+            struct res *o = run(&t, &r, v2, v2_len);
+            assert_int_equal(o->begin, 1);
+            is_error(o, 403, "cross_site", "refused: a page of another site sent this request");
+        }
+        static const char *const simple[] = {NULL, "text/plain", "application/x-www-form-urlencoded",
+                                             "multipart/form-data; boundary=x"};
+        for (size_t k = 0; k < sizeof simple / sizeof simple[0]; k++) {
+            struct aloft_push_request r = upload(paths[i], v2_len, "Bearer " PSK);
+            r.content_type = simple[k];
+            assert_int_equal(run(&t, &r, v2, v2_len)->r.status, 415);
+        }
+    }
+    same_except(&t, before, NULL, NULL);
+    /* the device's own page: same origin, any case of the host */
+    struct aloft_push_request r = upload("/ota", v2_len, "Bearer " PSK);
+    r.origin = "https://Device.local:8032";
+    r.host = "device.local:8032";
+    r.fetch_site = "same-origin";
+    assert_int_equal(run(&t, &r, v2, v2_len)->r.status, 200);
     aloft_test_agent_free(&t);
 }
 
@@ -453,7 +507,7 @@ static void test_refused_from_the_headers(void **state)
             struct res *o = run(&t, &r, v2, v2_len);
             assert_int_equal(o->begin, 1);
             is_error(o, 415, "unsupported_media_type",
-                     "send the raw image as application/octet-stream: curl --data-binary @fw.bin -H "
+                     "send it as application/octet-stream: curl --data-binary @fw.bin -H "
                      "'Content-Type: application/octet-stream' (curl -d strips newlines and corrupts binaries)");
         }
         struct aloft_push_request r = upload(paths[i], v2_len, NULL);
@@ -999,6 +1053,7 @@ int main(void)
         cmocka_unit_test(test_status_documents),
         cmocka_unit_test(test_firmware_push),
         cmocka_unit_test(test_psk),
+        cmocka_unit_test(test_cross_site_refused),
         cmocka_unit_test(test_refused_from_the_headers),
         cmocka_unit_test(test_refused_images),
         cmocka_unit_test(test_secure_version),

@@ -25,6 +25,7 @@ struct request {
     struct aloft_push_reply reply;
     char status[16];
     char authorization[ALOFT_AGENT_PSK_MAX + 32], content_type[96], accept_encoding[96];
+    char host[128], origin[128], fetch_site[16];
     char path[CONFIG_HTTPD_MAX_URI_LEN + 1];
     char buf[2048];   /* JSON replies */
     char chunk[2048]; /* body bytes in, file bytes out */
@@ -35,7 +36,8 @@ static const struct {
     const char *line;
 } lines[] = {
     {200, "200 OK"},           {202, "202 Accepted"},           {304, "304 Not Modified"},
-    {400, "400 Bad Request"},  {401, "401 Unauthorized"},       {404, "404 Not Found"},
+    {400, "400 Bad Request"},  {401, "401 Unauthorized"},       {403, "403 Forbidden"},
+    {404, "404 Not Found"},
     {405, "405 Method Not Allowed"}, {409, "409 Conflict"},     {411, "411 Length Required"},
     {413, "413 Payload Too Large"},  {415, "415 Unsupported Media Type"},
     {422, "422 Unprocessable Entity"}, {500, "500 Internal Server Error"}, {503, "503 Service Unavailable"},
@@ -150,6 +152,9 @@ static esp_err_t handle(httpd_req_t *req)
         .authorization = header(req, "Authorization", q->authorization, sizeof q->authorization),
         .content_type = header(req, "Content-Type", q->content_type, sizeof q->content_type),
         .accept_encoding = header(req, "Accept-Encoding", q->accept_encoding, sizeof q->accept_encoding),
+        .host = header(req, "Host", q->host, sizeof q->host),
+        .origin = header(req, "Origin", q->origin, sizeof q->origin),
+        .fetch_site = header(req, "Sec-Fetch-Site", q->fetch_site, sizeof q->fetch_site),
         /* a chunked body has content_len 0 and no Content-Length: -1, refused with 411 */
         .content_length = httpd_req_get_hdr_value_len(req, "Content-Length") ? (int64_t)req->content_len : -1,
     };

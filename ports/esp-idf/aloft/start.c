@@ -44,7 +44,7 @@ static esp_err_t start_agent(struct aloft_idf *d)
         .device_id = aloft_idf_opt(d->cfg.device_id),
         .server = aloft_idf_opt(d->cfg.server_url),
         .cmd_topic = aloft_idf_opt(d->cfg.cmd_topic),
-        .require_psk = d->cfg.require_psk,
+        .open = !d->cfg.require_psk,
     };
     aloft_idf_lock(d);
     int rc = aloft_agent_start(&d->agent, &d->port, &d->boot, &cfg);

@@ -56,7 +56,7 @@ void aloft_test_agent_init(struct aloft_test_agent *t, uint32_t flash_size, cons
 {
     memset(t, 0, sizeof *t);
     aloft_test_dev_init(&t->dev, flash_size, csv ? csv : ALOFT_TEST_CSV_WWW, app, app_len, true);
-    t->cfg = cfg ? *cfg : (struct aloft_agent_config){.mac = "02:00:00:00:00:01"};
+    t->cfg = cfg ? *cfg : (struct aloft_agent_config){.mac = "02:00:00:00:00:01", .open = true};
     t->port = (struct aloft_agent_port){
         .ctx = t,
         .flash = &t->dev.pf.port,
