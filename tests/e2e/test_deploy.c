@@ -73,7 +73,8 @@ static void pick_port(void)
 }
 
 /* A node on 127.0.0.(HOST0 + host):port with a fresh 4 MB flash holding fw;
- * psk (may be NULL) provisioned; extra args (NULL-terminated, may be NULL). */
+ * psk provisioned, or none and --open (NULL); extra args (NULL-terminated,
+ * may be NULL). */
 static struct e2e_node *node(const char *name, unsigned host, const char *fw, const char *psk,
                              const char *const extra[])
 {
@@ -88,9 +89,12 @@ static struct e2e_node *node(const char *name, unsigned host, const char *fw, co
     unlink(n->log);
     const char *args[24] = {"--create", "--flash-size", "4M", "--firmware", fw};
     size_t k = 5;
+    n->psk[0] = 0;
     if (psk) {
         args[k++] = "--psk";
         args[k++] = psk;
+    } else {
+        args[k++] = "--open";
     }
     for (size_t i = 0; extra && extra[i]; i++)
         args[k++] = extra[i];

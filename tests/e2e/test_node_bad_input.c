@@ -175,8 +175,8 @@ static void test_409_second_upload_while_one_runs(void **state)
     char url[100], data[320];
     snprintf(url, sizeof url, "%s/ota", n.url);
     snprintf(data, sizeof data, "@%s", v2);
-    const char *first[] = {"-X", "POST", "--data-binary", data, "-H", "Content-Type: application/octet-stream", url,
-                           NULL};
+    const char *first[] = {"-X", "POST", "--data-binary", data, "-H", "Content-Type: application/octet-stream",
+                           "-H", n.auth, url, NULL};
     struct e2e_curl_job job;
     e2e_curl_start(&job, first);
     bool busy = false;

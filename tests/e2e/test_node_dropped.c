@@ -80,11 +80,11 @@ static int stall_after(struct e2e_node *n, size_t body)
     size_t len;
     uint8_t *img = e2e_file_read(big, &len);
     int fd = e2e_connect(n);
-    char head[300];
+    char head[400];
     int hl = snprintf(head, sizeof head,
                       "POST /ota HTTP/1.1\r\nHost: %s\r\nContent-Type: application/octet-stream\r\n"
-                      "Content-Length: %zu\r\n\r\n",
-                      n->listen, len);
+                      "%s\r\nContent-Length: %zu\r\n\r\n",
+                      n->listen, n->auth, len);
     assert_int_equal(send(fd, head, (size_t)hl, MSG_NOSIGNAL), hl);
     for (size_t off = 0; off < body;) {
         ssize_t k = send(fd, img + off, body - off, MSG_NOSIGNAL);

@@ -151,7 +151,7 @@ static void rollback_to(int slot, const char *want)
 {
     char url[200];
     snprintf(url, sizeof url, "%s/api/ota/frontend/rollback", node.url);
-    const char *args[] = {"-X", "POST", url, NULL};
+    const char *args[] = {"-X", "POST", "-H", "Content-Type: application/json", "-H", node.auth, url, NULL};
     struct e2e_http r;
     assert_int_equal(e2e_curl(&r, args), 200);
     cJSON *j = cJSON_Parse(r.body);

@@ -101,7 +101,7 @@ static void test_curl_d_is_refused_with_guidance(void **state)
     snprintf(data, sizeof data, "@%s", fw);
     snprintf(url, sizeof url, "%s/ota", n.url);
     struct e2e_http r;
-    const char *form[] = {"-d", data, url, NULL};
+    const char *form[] = {"-d", data, "-H", n.auth, url, NULL};
     assert_int_equal(e2e_curl(&r, form), 415);
     assert_string_equal(e2e_http_error(&r), "unsupported_media_type");
     assert_non_null(strstr(r.body, "--data-binary @fw.bin"));
@@ -109,7 +109,7 @@ static void test_curl_d_is_refused_with_guidance(void **state)
     e2e_http_free(&r);
     assert_null(e2e_snap_diff(&s, &n));
 
-    const char *mangled[] = {"-d", data, "-H", "Content-Type: application/octet-stream", url, NULL};
+    const char *mangled[] = {"-d", data, "-H", "Content-Type: application/octet-stream", "-H", n.auth, url, NULL};
     int code = e2e_curl(&r, mangled);
     /* which check trips depends on where the stripped bytes were: a shifted
      * header reads as another chip (422), anything later as damage (400) */

@@ -103,7 +103,7 @@ static void test_kill9_at_random_points_of_an_update(void **state)
         struct running before, after;
         confirmed(&n, &before);
         const char *post[] = {"-X", "POST", "--data-binary", data, "-H", "Content-Type: application/octet-stream",
-                              url, NULL};
+                              "-H", n.auth, url, NULL};
         struct e2e_curl_job job;
         uint64_t t0 = e2e_now_ms();
         e2e_curl_start(&job, post);

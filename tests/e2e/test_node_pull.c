@@ -277,7 +277,8 @@ static int trigger(struct e2e_node *n, const char *json, struct e2e_http *r)
 {
     char url[200];
     snprintf(url, sizeof url, "%s/api/ota/pull", n->url);
-    const char *args[] = {"-X", "POST", "-H", "Content-Type: application/json", "--data-binary", json, url, NULL};
+    const char *args[] = {"-X", "POST", "-H", "Content-Type: application/json", "-H", n->auth, "--data-binary", json,
+                          url, NULL};
     return e2e_curl(r, args);
 }
 
@@ -986,7 +987,8 @@ static void test_trigger_needs_the_psk(void **state)
     static const char *const auth[] = {NULL, "Authorization: Bearer wrong", "Authorization: Bearer pull-secret"};
     static const int want[] = {401, 401, 202};
     for (int i = 0; i < 3; i++) {
-        const char *args2[] = {"-X", "POST", "--data-binary", json, "-H", auth[i] ? auth[i] : "X-None: 1", url, NULL};
+        const char *args2[] = {"-X",  "POST", "--data-binary", json, "-H", "Content-Type: application/json",
+                               "-H",  auth[i] ? auth[i] : "Authorization:", url, NULL};
         struct e2e_http r;
         assert_int_equal(e2e_curl(&r, args2), want[i]);
         e2e_http_free(&r);

@@ -134,6 +134,7 @@ void e2e_node_init(struct e2e_node *n, const char *name)
     snprintf(n->log, sizeof n->log, "%s/%s.log", e2e_dir(), name);
     snprintf(n->listen, sizeof n->listen, "%s:%u", addr, free_port());
     snprintf(n->url, sizeof n->url, "http://%s", n->listen);
+    snprintf(n->psk, sizeof n->psk, "psk-of-%.24s", name);
 }
 
 char *e2e_log_read(const struct e2e_node *n)
@@ -268,6 +269,16 @@ int e2e_node_start(struct e2e_node *n, const char *const args[])
     argv[k++] = n->listen;
     argv[k++] = "--restart-delay";
     argv[k++] = "100";
+    for (size_t i = 0; args && args[i] && args[i + 1]; i++)
+        if (!strcmp(args[i], "--psk")) /* the test's own PSK */
+            snprintf(n->psk, sizeof n->psk, "%s", args[i + 1]);
+    if (n->psk[0]) {
+        argv[k++] = "--psk";
+        argv[k++] = n->psk;
+        snprintf(n->auth, sizeof n->auth, "Authorization: Bearer %s", n->psk);
+    } else {
+        n->auth[0] = 0;
+    }
     for (size_t i = 0; args && args[i]; i++) {
         assert_true(k < 63);
         argv[k++] = args[i];
@@ -432,12 +443,18 @@ int e2e_upload(struct e2e_node *n, const char *path, const char *file, struct e2
     snprintf(data, sizeof data, "@%s", file);
     const char *args[48] = {"-X", "POST", "--data-binary", data};
     size_t k = 4;
-    bool typed = false;
-    for (size_t i = 0; extra && extra[i]; i++)
+    bool typed = false, authed = !n->auth[0];
+    for (size_t i = 0; extra && extra[i]; i++) {
         typed |= !strncasecmp(extra[i], "Content-Type:", 13);
+        authed |= !strncasecmp(extra[i], "Authorization:", 14);
+    }
     if (!typed) {
         args[k++] = "-H";
         args[k++] = "Content-Type: application/octet-stream";
+    }
+    if (!authed) {
+        args[k++] = "-H";
+        args[k++] = n->auth;
     }
     for (size_t i = 0; extra && extra[i]; i++) {
         assert_true(k < 46);

@@ -34,6 +34,8 @@ struct e2e_node {
     char listen[32];       /* 127.0.0.X:PORT */
     char url[64];          /* http://127.0.0.X:PORT */
     unsigned serving;      /* `http: serving` lines seen so far */
+    char psk[40];          /* provisioned by e2e_node_start ("" for none) */
+    char auth[80];         /* "Authorization: Bearer <psk>", or "" */
 };
 
 struct e2e_http {
@@ -60,12 +62,14 @@ const char *e2e_dir(void);
 /* "<e2e_dir>/<name>" into a static ring of buffers (valid for a while). */
 const char *e2e_path(const char *name);
 
-/* Name a node: its flash and log files under e2e_dir and a free port.
- * Nothing runs yet. */
+/* Name a node: its flash and log files under e2e_dir, a free port and a
+ * PSK of its own (devices refuse every change without one). A test of
+ * devices without a PSK clears psk[0]. Nothing runs yet. */
 void e2e_node_init(struct e2e_node *n, const char *name);
 
 /* Start aloft-node --flash <flash> --listen <listen> --restart-delay 100
- * <args...> (NULL-terminated; later options override those), stdout and
+ * [--psk <psk>] <args...> (NULL-terminated; later options override those;
+ * a --psk among them becomes the node's psk), stdout and
  * stderr appended to the log, and wait for its next `http: serving` line.
  * Returns 0, or -1 (with the log's tail printed) when it exited or did not
  * serve within E2E_BOOT_TIMEOUT_MS. */
@@ -122,8 +126,9 @@ const char *e2e_http_error(const struct e2e_http *r);
 bool e2e_http_header(const struct e2e_http *r, const char *name, const char *value);
 
 /* POST file raw to url path as application/octet-stream (curl --data-binary),
- * with extra curl args (NULL-terminated, may be NULL; a "Content-Type: ..."
- * among them replaces the octet-stream one). Returns the status. */
+ * with the node's PSK and extra curl args (NULL-terminated, may be NULL; a
+ * "Content-Type: ..." or "Authorization: ..." among them replaces the
+ * default one). Returns the status. */
 int e2e_upload(struct e2e_node *n, const char *path, const char *file, struct e2e_http *r,
                const char *const extra[]);
 

@@ -42,7 +42,9 @@ export function post(path, file, psk, onProgress) {
     let sent = false;
     xhr.open('POST', path);
     for (const [k, v] of Object.entries(authHeaders(psk))) xhr.setRequestHeader(k, v);
-    if (file) xhr.setRequestHeader('Content-Type', 'application/octet-stream');
+    // the one content type each endpoint takes: never a type a page of
+    // another site could send without a preflight
+    xhr.setRequestHeader('Content-Type', file ? 'application/octet-stream' : 'application/json');
     xhr.upload.onprogress = (e) => {
       if (e.lengthComputable) onProgress?.(e.loaded, e.total);
     };
