@@ -171,6 +171,8 @@ void aloft_agent_lower(char *s)
 
 const char aloft_agent_pending_verify[] =
     "the running image is still pending verification; wait until it confirms itself";
+const char aloft_agent_busy[] = "another update is in progress; try again when it is done";
+const char aloft_agent_no_www[] = "this device's partition table has no www_0/www_1 slots";
 
 void aloft_agent_why(const struct aloft_agent *a, int err, char *out, size_t cap)
 {

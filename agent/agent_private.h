@@ -21,8 +21,10 @@ void aloft_agent_lower(char *s);
  * aloft_strerror. */
 void aloft_agent_why(const struct aloft_agent *a, int err, char *out, size_t cap);
 
-/* Why an update is refused while the running image is pending verification. */
-extern const char aloft_agent_pending_verify[];
+/* Refusals said by more than one way in (one copy each in flash): the
+ * running image is pending verification; an update holds the slot; the
+ * table has no frontend slots. */
+extern const char aloft_agent_pending_verify[], aloft_agent_busy[], aloft_agent_no_www[];
 
 /* The outcome of the update that restarted the device, once known
  * (pull.c): confirmed says whether the running app marked itself valid. */

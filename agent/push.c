@@ -12,7 +12,8 @@
 
 enum kind { KIND_REPLIED, KIND_FIRMWARE, KIND_FRONTEND, KIND_PULL };
 
-#define JSON "application/json"
+/* the message of a 415, which names the type at offset 11 */
+#define JSON "send it as application/json"
 
 void aloft_push_json(struct aloft_push *p, struct aloft_push_reply *reply, int status, int len)
 {
@@ -70,19 +71,18 @@ static bool cross_site(const struct aloft_push_request *r)
 }
 
 /* A request that changes the device: same origin, authorised, of the one
- * content type the endpoint takes. Fills *reply on a refusal. */
+ * content type the endpoint takes (type: its message). Fills *reply on a
+ * refusal. */
 static bool may_change(struct aloft_agent *a, struct aloft_push *p, const struct aloft_push_request *r,
-                       const char *type, const char *hint, struct aloft_push_reply *reply)
+                       const char *type, struct aloft_push_reply *reply)
 {
     const char *why = auth_error(a, r);
     if (cross_site(r)) {
         aloft_push_error(p, reply, 403, "cross_site", "refused: a page of another site sent this request");
     } else if (*why) {
         aloft_push_error(p, reply, 401, "unauthorized", why);
-    } else if (!r->content_type || strncasecmp(r->content_type, type, strlen(type))) {
-        char m[200];
-        snprintf(m, sizeof m, "send it as %s: %s", type, hint);
-        aloft_push_error(p, reply, 415, "unsupported_media_type", m);
+    } else if (!r->content_type || strncasecmp(r->content_type, type + 11, strcspn(type + 11, ":"))) {
+        aloft_push_error(p, reply, 415, "unsupported_media_type", type);
     } else {
         return true;
     }
@@ -125,9 +125,9 @@ static void classify(const struct aloft_agent *a, struct aloft_push *p, int err)
 static bool preflight(struct aloft_agent *a, struct aloft_push *p, const struct aloft_push_request *r,
                       struct aloft_push_reply *reply)
 {
-    if (!may_change(a, p, r, "application/octet-stream",
-                    "curl --data-binary @fw.bin -H 'Content-Type: application/octet-stream' (curl -d strips "
-                    "newlines and corrupts binaries)",
+    if (!may_change(a, p, r,
+                    "send it as application/octet-stream: curl --data-binary @fw.bin -H 'Content-Type: "
+                    "application/octet-stream' (curl -d strips newlines and corrupts binaries)",
                     reply))
         return false;
     if (r->content_length < 0) {
@@ -142,7 +142,7 @@ static bool preflight(struct aloft_agent *a, struct aloft_push *p, const struct 
     } else if (aloft_agent_www_inactive(a) >= 0) {
         room = a->www[aloft_agent_www_inactive(a)]->size;
     } else {
-        aloft_push_error(p, reply, 404, "no_frontend_slots", "this device's partition table has no www_0/www_1 slots");
+        aloft_push_error(p, reply, 404, "no_frontend_slots", aloft_agent_no_www);
         return false;
     }
     p->expected = (uint64_t)r->content_length;
@@ -168,7 +168,7 @@ static int upload_begin(struct aloft_agent *a, struct aloft_push *p, const struc
     if (!preflight(a, p, r, reply))
         return 1;
     if (a->busy) {
-        aloft_push_error(p, reply, 409, "busy", "another upload is in progress; try again when it is done");
+        aloft_push_error(p, reply, 409, "busy", aloft_agent_busy);
         return 1;
     }
     a->busy = p->holds = true;
@@ -295,7 +295,7 @@ void aloft_push_pull_reply(struct aloft_agent *a, struct aloft_push *p, int rc, 
     (void)a;
     memset(reply, 0, sizeof *reply);
     if (rc == ALOFT_E_BUSY) {
-        aloft_push_error(p, reply, 409, "busy", "another update is in progress; try again when it is done");
+        aloft_push_error(p, reply, 409, "busy", aloft_agent_busy);
     } else if (rc == ALOFT_E_STATE) {
         aloft_push_error(p, reply, 409, "already_handled", "a trigger with this id was handled already");
     } else if (rc) {
@@ -325,7 +325,7 @@ int aloft_push_begin(struct aloft_agent *a, struct aloft_push *p, const struct a
         return upload_begin(a, p, r, reply);
     }
     if (post && !strcmp(url, "/api/ota/pull")) {
-        if (!may_change(a, p, r, JSON, "-H 'Content-Type: application/json'", reply))
+        if (!may_change(a, p, r, JSON, reply))
             return 1;
         p->kind = KIND_PULL;
         return 0;
@@ -337,7 +337,7 @@ int aloft_push_begin(struct aloft_agent *a, struct aloft_push *p, const struct a
     } else if (get && !strcmp(url, "/api/ota/state")) {
         aloft_push_json(p, reply, 200, aloft_agent_state_json(a, NULL, NULL, buf, cap));
     } else if (post && !strcmp(url, "/api/ota/frontend/rollback")) {
-        if (may_change(a, p, r, JSON, "-H 'Content-Type: application/json' (the body may be empty)", reply))
+        if (may_change(a, p, r, JSON, reply))
             aloft_www_rollback(a, p, reply);
     } else if (!strcmp(url, "/ota") || !strncmp(url, "/api/", 5)) {
         aloft_push_error(p, reply, 405, "method_not_allowed", "wrong method for this endpoint");

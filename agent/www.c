@@ -52,7 +52,7 @@ void aloft_www_rollback(struct aloft_agent *a, struct aloft_push *p, struct alof
 {
     int other = aloft_agent_www_inactive(a);
     if (other < 0) {
-        aloft_push_error(p, reply, 404, "no_frontend_slots", "this device's partition table has no www_0/www_1 slots");
+        aloft_push_error(p, reply, 404, "no_frontend_slots", aloft_agent_no_www);
         return;
     }
     if (a->busy || !slot_valid(a, a->www[other])) {

@@ -635,9 +635,9 @@ static void test_busy(void **state)
     uint8_t *before = snap(&t);
     struct res *o = post(&t, "/ota", v2, v2_len, NULL);
     assert_int_equal(o->begin, 1);
-    is_error(o, 409, "busy", "another upload is in progress; try again when it is done");
+    is_error(o, 409, "busy", "another update is in progress; try again when it is done");
     is_error(post(&t, "/api/ota/frontend", www2, 0x40000, NULL), 409, "busy",
-             "another upload is in progress; try again when it is done");
+             "another update is in progress; try again when it is done");
     struct aloft_push_request rb = req("POST", "/api/ota/frontend/rollback");
     is_error(run(&t, &rb, NULL, 0), 409, "no_rollback", "an upload is in progress");
     same_except(&t, before, NULL, NULL);
