@@ -189,7 +189,7 @@ const struct aloft_part *aloft_pull_target(struct aloft_agent *a, struct aloft_p
     if (j->r.frontend) {
         int i = aloft_agent_www_inactive(a);
         if (i < 0 || !a->port->www.check) {
-            fail(j, "no_frontend_slots", aloft_agent_no_www);
+            fail(j, "no_frontend_slots", "%s", aloft_agent_no_www);
             return NULL;
         }
         return a->www[i];
@@ -215,7 +215,7 @@ int aloft_pull_start(struct aloft_agent *a, struct aloft_pull *j, const struct a
         snprintf(s.trigger, sizeof s.trigger, "%s", r->trigger);
         snprintf(s.version, sizeof s.version, "%s", r->version);
         snprintf(s.code, sizeof s.code, "busy");
-        snprintf(s.reason, sizeof s.reason, aloft_agent_busy);
+        snprintf(s.reason, sizeof s.reason, "%s", aloft_agent_busy);
         aloft_agent_log(a, "pull: refused %s: %s", r->url, s.reason);
         aloft_agent_set_state(a, &s);
         return ALOFT_E_BUSY;
