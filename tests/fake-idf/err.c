@@ -1,4 +1,8 @@
-/* fake-idf: esp_err_to_name for the codes the glue and the fakes return. */
+/* fake-idf: esp_err_to_name for the codes the glue and the fakes return;
+ * ESP_ERROR_CHECK's abort. */
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "esp_err.h"
 #include "esp_http_client.h"
 #include "nvs.h"
@@ -33,4 +37,12 @@ const char *esp_err_to_name(esp_err_t code)
 #undef NAME
     default: return "UNKNOWN ERROR";
     }
+}
+
+void _esp_error_check_failed(esp_err_t rc, const char *file, int line, const char *function, const char *expression)
+{
+    printf("ESP_ERROR_CHECK failed: esp_err_t 0x%x (%s) at %s:%d\nfile: \"%s\" line %d\nfunc: %s\nexpression: %s\n",
+           (unsigned)rc, esp_err_to_name(rc), file, line, file, line, function, expression);
+    fflush(stdout);
+    abort();
 }

@@ -16,6 +16,7 @@
 #include "aloft_posix_kv.h"
 #include "chip.h"
 #include "nvs.h"
+#include "nvs_flash.h"
 
 #define HANDLES 32
 #define T_STR 's'
@@ -45,6 +46,14 @@ static esp_err_t store(void)
         return ESP_ERR_NVS_NOT_INITIALIZED;
     opened = true;
     return ESP_OK;
+}
+
+esp_err_t nvs_flash_init(void)
+{
+    pthread_mutex_lock(&lock);
+    esp_err_t err = store();
+    pthread_mutex_unlock(&lock);
+    return err;
 }
 
 static void ns_key(char *out, size_t cap, const char *ns)

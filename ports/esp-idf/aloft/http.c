@@ -206,6 +206,6 @@ esp_err_t aloft_idf_http_start(struct aloft_idf *d)
             httpd_stop(server);
         return err;
     }
-    ESP_LOGI(TAG, "http: serving the update API on port %u", (unsigned)c.server_port);
+    ESP_LOGI(TAG, "http: serving on port %u", (unsigned)c.server_port);
     return ESP_OK;
 }

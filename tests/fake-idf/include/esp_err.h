@@ -16,6 +16,15 @@ typedef int esp_err_t;
 #define ESP_ERR_NOT_SUPPORTED 0x106
 #define ESP_ERR_TIMEOUT 0x107
 #define ESP_ERR_NOT_ALLOWED 0x10D
+
+#define ESP_ERROR_CHECK(x)                                                                                         \
+    do {                                                                                                           \
+        esp_err_t err_rc_ = (x);                                                                                   \
+        if (err_rc_ != ESP_OK)                                                                                     \
+            _esp_error_check_failed(err_rc_, __FILE__, __LINE__, __func__, #x);                                    \
+    } while (0)
 #endif
 
 const char *esp_err_to_name(esp_err_t code);
+void _esp_error_check_failed(esp_err_t rc, const char *file, int line, const char *function, const char *expression)
+    __attribute__((__noreturn__));

@@ -23,4 +23,5 @@ typedef uint32_t TickType_t;
 #define pdFAIL (pdFALSE)
 #endif
 
+#include "esp_bit_defs.h"
 #include "freertos/task.h"
