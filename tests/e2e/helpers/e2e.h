@@ -79,6 +79,16 @@ int e2e_node_start(struct e2e_node *n, const char *const args[]);
  * power cut: wait for the next `http: serving` line. Returns 0 or -1. */
 int e2e_node_wait_boot(struct e2e_node *n);
 
+/* Is the device the ESP-IDF example built for the host (ALOFT_E2E_DEVICE)
+ * rather than aloft-node? Its options are the example's menuconfig (port,
+ * PSK, MQTT broker, device id, command topic, server, check interval); it
+ * is an ESP32-C3, and e2e_image swaps esp32s3 and esp32c3 for it. */
+bool e2e_example(void);
+
+/* Skip the test (cmocka's skip) against the example: it needs what only
+ * the simulator has (what: e.g. "--link-rate"). */
+void e2e_simulator_only(const char *what);
+
 /* Wait until the log holds needle at least count times. Returns 0 or -1. */
 int e2e_node_wait_log(struct e2e_node *n, const char *needle, unsigned count, unsigned timeout_ms);
 
