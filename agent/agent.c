@@ -104,8 +104,18 @@ int aloft_agent_start(struct aloft_agent *a, const struct aloft_agent_port *port
     return 0;
 }
 
+void aloft_agent_restart(struct aloft_agent *a)
+{
+    a->restarting = true;
+    a->port->restart(a->port->ctx, "SW");
+}
+
 int aloft_agent_confirm(struct aloft_agent *a)
 {
+    /* otadata names the next image already: what runs now has nothing to
+     * confirm, and its outcome would be judged against the wrong slot */
+    if (a->restarting)
+        return ALOFT_E_STATE;
     int rc = aloft_boot_mark_valid(a->boot);
     if (rc) {
         aloft_agent_log(a, "app: cannot mark the running image valid: %s", aloft_strerror(rc));
@@ -123,7 +133,7 @@ int aloft_agent_reject(struct aloft_agent *a)
         return rc;
     }
     aloft_agent_log(a, "app: the health check failed; rolling back");
-    a->port->restart(a->port->ctx, "SW");
+    aloft_agent_restart(a);
     return 0;
 }
 

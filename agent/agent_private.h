@@ -21,6 +21,9 @@ void aloft_agent_lower(char *s);
  * aloft_strerror. */
 void aloft_agent_why(const struct aloft_agent *a, int err, char *out, size_t cap);
 
+/* Ask the port to restart (the glue replies first); confirms stop here. */
+void aloft_agent_restart(struct aloft_agent *a);
+
 /* Refusals said by more than one way in (one copy each in flash): the
  * running image is pending verification; an update holds the slot; the
  * table has no frontend slots. */

@@ -609,7 +609,7 @@ static int complete(struct aloft_agent *a, struct aloft_pull *j)
                     j->slot->label, j->r.version[0] ? ", version " : "", j->r.version);
     publish(a, j, ALOFT_PHASE_RESTARTING);
     j->end = ALOFT_PULL_INSTALLED;
-    a->port->restart(a->port->ctx, "SW"); /* busy stays: nothing else starts now */
+    aloft_agent_restart(a); /* busy stays: nothing else starts now */
     return 0;
 }
 

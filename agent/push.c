@@ -273,7 +273,7 @@ static void upload_end(struct aloft_agent *a, struct aloft_push *p, struct aloft
         firmware_ok(a, p, reply);
     else
         frontend_ok(a, p, reply);
-    a->port->restart(a->port->ctx, "SW");
+    aloft_agent_restart(a);
 }
 
 /* POST /api/ota/pull once its body is in: the glue runs a trigger that

@@ -72,7 +72,7 @@ void aloft_www_rollback(struct aloft_agent *a, struct aloft_push *p, struct alof
     aloft_jw_num(&w, "active_slot", (uint64_t)other);
     aloft_push_json(p, reply, 200, aloft_jw_end(&w));
     aloft_agent_log(a, "ota: frontend rolled back to %s; rebooting", a->www[other]->label);
-    a->port->restart(a->port->ctx, "SW");
+    aloft_agent_restart(a);
 }
 
 static const char *mime_type(const char *path)

@@ -113,6 +113,7 @@ struct aloft_agent {
     uint8_t www_slot;                /* active */
     bool www_ok;                     /* the active slot mounted */
     bool busy;                       /* an update (push or pull) holds the update slot */
+    bool restarting;                 /* asked port->restart: another image or frontend is next */
     struct aloft_agent_state state;
     char doc[1024];                  /* the state document sent to port->state */
 };
@@ -127,7 +128,10 @@ int aloft_agent_start(struct aloft_agent *a, const struct aloft_agent_port *port
 
 /* The application's health check passed: mark the running app valid
  * (cancels the rollback) and report the outcome of the update that
- * restarted the device, if any. Returns 0 or a flash error. */
+ * restarted the device, if any. Returns 0, a flash error, or ALOFT_E_STATE
+ * with nothing done once an update switched to another image (restarting:
+ * a glue that marks the app valid itself, as ESP-IDF's does, checks it
+ * first). */
 int aloft_agent_confirm(struct aloft_agent *a);
 
 /* The health check failed: mark the running app invalid and restart into

@@ -373,6 +373,12 @@ static void test_firmware_push(void **state)
     assert_false(t.a.busy);
     same_except(&t, before, "ota_1", "otadata"); /* not the settings either */
 
+    /* a confirm that comes before the restart (a timer, the application)
+     * does nothing: marking "the" app valid now would mark the new one */
+    uint8_t *switched = snap(&t);
+    assert_int_equal(aloft_agent_confirm(&t.a), ALOFT_E_STATE);
+    same_except(&t, switched, NULL, NULL);
+
     boots(&t, "2.0.0", "ota_1");
     o = get(&t, "/ota/status");
     assert_string_equal(jstr(o->j, "version"), "2.0.0");

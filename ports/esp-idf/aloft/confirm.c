@@ -15,10 +15,17 @@ static esp_timer_handle_t timer;
 
 static esp_err_t confirm(struct aloft_idf *d)
 {
+    aloft_idf_lock(d);
+    /* An update switched otadata and the restart is due: IDF would mark
+     * the active entry — the new app's — valid, unverified. */
+    if (d->agent.restarting) {
+        aloft_idf_unlock(d);
+        ESP_LOGI(TAG, "app: not confirmed: the device restarts into the update");
+        return ESP_ERR_INVALID_STATE;
+    }
     esp_err_t err = esp_ota_mark_app_valid_cancel_rollback();
     if (err != ESP_OK)
         ESP_LOGE(TAG, "app: esp_ota_mark_app_valid_cancel_rollback: %s", esp_err_to_name(err));
-    aloft_idf_lock(d);
     int rc = aloft_agent_confirm(&d->agent);
     aloft_idf_unlock(d);
     return err != ESP_OK ? err : rc ? ESP_FAIL : ESP_OK;

@@ -77,9 +77,13 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return remove(path);
 }
 
+/* ALOFT_TEST_KEEP=1 keeps it (logs, flash files) to look at afterwards. */
 static void remove_tmpdir(void)
 {
-    nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (getenv("ALOFT_TEST_KEEP"))
+        fprintf(stderr, "kept %s\n", tmpdir);
+    else
+        nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 const char *aloft_test_tmpdir(void)

@@ -84,7 +84,8 @@ esp_err_t aloft_start(const aloft_config_t *cfg);
  * bootloader's rollback; with anti-rollback, advances the secure version)
  * and report the outcome of the update that restarted the device. Needed
  * only with confirm_timeout_s 0, or to confirm earlier. Idempotent.
- * Returns ESP_OK, ESP_ERR_INVALID_STATE (aloft_start has not run) or
+ * Returns ESP_OK, ESP_ERR_INVALID_STATE (aloft_start has not run, or an
+ * update has switched to another app and the device is restarting) or
  * ESP_FAIL (otadata could not be written). To give up on a new app
  * instead, call esp_ota_mark_app_invalid_rollback_and_reboot(). */
 esp_err_t aloft_confirm(void);
