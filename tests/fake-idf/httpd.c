@@ -481,13 +481,19 @@ static void wait_for(struct request *q, bool reading)
     pthread_mutex_unlock(&q->lock);
 }
 
-/* Queue the handler's reply once there is one; MHD_NO closes the
- * connection of a handler that ended without one. */
-static enum MHD_Result respond(struct request *q, struct MHD_Connection *c)
+/* Queue the handler's reply once there is one and MHD takes it (after the
+ * head, or once the whole body is in: queue is false while body bytes are
+ * still being handed over, where MHD_queue_response fails); MHD_NO closes
+ * the connection of a handler that ended without one. */
+static enum MHD_Result respond(struct request *q, struct MHD_Connection *c, bool queue)
 {
     enum MHD_Result rc = MHD_YES;
     pthread_mutex_lock(&q->lock);
     if (q->resp && !q->queued) {
+        if (!queue) {
+            pthread_mutex_unlock(&q->lock);
+            return MHD_YES;
+        }
         q->queued = true;
         rc = MHD_queue_response(c, q->status, q->resp);
         MHD_destroy_response(q->resp);
@@ -507,7 +513,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!(q = *con_cls = request_new(cls, c, url, method)))
             return MHD_NO;
         wait_for(q, true);
-        return respond(q, c);
+        return respond(q, c, true);
     }
     if (*data_size) { /* the body as it arrives; blocks while the handler does not read */
         for (size_t off = 0; off < *data_size && !settled(q);) {
@@ -517,11 +523,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             off += (size_t)n;
         }
         *data_size = 0;
-        return respond(q, c);
+        return respond(q, c, false);
     }
     shutdown(q->body[1], SHUT_WR); /* all of it */
     wait_for(q, false);
-    return respond(q, c);
+    return respond(q, c, true);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
