@@ -5,6 +5,8 @@
  * esp_ota_mark_app_valid_cancel_rollback first, which also advances the
  * anti-rollback secure version in eFuse where that is on; the agent then
  * finds the app valid already and tells the outcome (state, report). */
+#include <stdio.h>
+
 #include "esp_log.h"
 #include "esp_ota_ops.h"
 #include "glue.h"
@@ -13,7 +15,8 @@ static const char *TAG = "aloft";
 static struct aloft_idf *dev;
 static esp_timer_handle_t timer;
 
-static esp_err_t confirm(struct aloft_idf *d)
+/* why: what the log line says led to it */
+static esp_err_t confirm(struct aloft_idf *d, const char *why)
 {
     aloft_idf_lock(d);
     /* An update switched otadata and the restart is due: IDF would mark
@@ -26,7 +29,9 @@ static esp_err_t confirm(struct aloft_idf *d)
     esp_err_t err = esp_ota_mark_app_valid_cancel_rollback();
     if (err != ESP_OK)
         ESP_LOGE(TAG, "app: esp_ota_mark_app_valid_cancel_rollback: %s", esp_err_to_name(err));
-    int rc = aloft_agent_confirm(&d->agent);
+    else
+        ESP_LOGI(TAG, "app: %s: marked valid", why);
+    int rc = aloft_agent_confirm(&d->agent); /* then the outcome: state, report */
     aloft_idf_unlock(d);
     return err != ESP_OK ? err : rc ? ESP_FAIL : ESP_OK;
 }
@@ -34,8 +39,9 @@ static esp_err_t confirm(struct aloft_idf *d)
 static void confirm_task(void *arg)
 {
     struct aloft_idf *d = arg;
-    ESP_LOGI(TAG, "app: ran %u s without a reset: marking it valid", (unsigned)d->cfg.confirm_timeout_s);
-    confirm(d);
+    char why[48];
+    snprintf(why, sizeof why, "ran %u s without a reset", (unsigned)d->cfg.confirm_timeout_s);
+    confirm(d, why);
     vTaskDelete(NULL);
 }
 
@@ -66,5 +72,5 @@ esp_err_t aloft_confirm(void)
         return ESP_ERR_INVALID_STATE;
     if (timer)
         esp_timer_stop(timer); /* not running any more: fine, the confirm is idempotent */
-    return confirm(dev);
+    return confirm(dev, "the application confirmed it");
 }

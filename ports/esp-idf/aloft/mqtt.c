@@ -44,6 +44,8 @@ static SemaphoreHandle_t doc_lock; /* doc and doc_len */
 static char doc[1024], out[1024];
 static size_t doc_len;
 static volatile bool connected;
+static bool was_connected;
+static int subscribed; /* SUBACKs of this connection */
 static volatile int restart_mid = -1;
 
 /* The broker for the log, without the user:password@ of its URI. */
@@ -118,8 +120,10 @@ static void sender_task(void *arg)
 /* Clean session: subscribe again on every connection; then the state. */
 static void on_connected(void)
 {
-    ESP_LOGI(TAG, "mqtt: connected to %s as %s", broker(), dev->agent.device_id);
-    connected = true;
+    ESP_LOGI(TAG, "mqtt: %s %s as %s", was_connected ? "reconnected to" : "connected to", broker(),
+             dev->agent.device_id);
+    connected = was_connected = true;
+    subscribed = 0;
     for (int i = 0; i < topics.count; i++)
         if (esp_mqtt_client_subscribe(client, topics.sub[i], 1) < 0)
             ESP_LOGE(TAG, "mqtt: cannot subscribe to %s", topics.sub[i]);
@@ -172,6 +176,15 @@ static void on_event(void *arg, esp_event_base_t base, int32_t id, void *data)
         if (connected)
             ESP_LOGW(TAG, "mqtt: lost the connection to %s; reconnecting", broker());
         connected = false;
+        break;
+    case MQTT_EVENT_SUBSCRIBED: /* commands arrive from here on */
+        if (++subscribed == topics.count)
+            ESP_LOGI(TAG, "mqtt: subscribed to %d topic%s", subscribed, subscribed == 1 ? "" : "s");
+        break;
+    case MQTT_EVENT_ERROR:
+        if (e->error_handle && e->error_handle->error_type == MQTT_ERROR_TYPE_CONNECTION_REFUSED)
+            ESP_LOGW(TAG, "mqtt: %s refused the connection (return code %d): check the user and password",
+                     broker(), (int)e->error_handle->connect_return_code);
         break;
     case MQTT_EVENT_PUBLISHED:
         if (e->msg_id == restart_mid)

@@ -42,6 +42,7 @@ static esp_err_t start_agent(struct aloft_idf *d)
         .reset_reason = d->reset_reason,
         .boot_count = d->boot_count,
         .device_id = aloft_idf_opt(d->cfg.device_id),
+        .platform = aloft_idf_opt(d->cfg.platform),
         .server = aloft_idf_opt(d->cfg.server_url),
         .cmd_topic = aloft_idf_opt(d->cfg.cmd_topic),
         .open = !d->cfg.require_psk,

@@ -29,6 +29,7 @@ typedef struct {
     bool www;                   /* serve the update page from the www_0/www_1 slots */
     const char *mqtt_uri;       /* broker: mqtt://host[:port] or mqtts://… (user:password@ allowed) */
     const char *device_id;      /* in topics and reports; none: the station MAC */
+    const char *platform;       /* in topics and checks; none: the running app's project */
     const char *cmd_topic;      /* one more command topic, e.g. /switch/cmd/root */
     const char *server_url;     /* update server (aloftd): scheduled checks and outcome reports */
     uint32_t check_interval_s;  /* between checks (±10 %); 0: only at start */
@@ -64,6 +65,7 @@ typedef struct {
         .push_server = ALOFT_KCONFIG_PUSH_SERVER, .push_port = ALOFT_KCONFIG_PUSH_PORT,                            \
         .require_psk = ALOFT_KCONFIG_REQUIRE_PSK, .www = ALOFT_KCONFIG_WWW,                                        \
         .mqtt_uri = CONFIG_ALOFT_MQTT_BROKER_URI, .device_id = CONFIG_ALOFT_DEVICE_ID,                             \
+        .platform = CONFIG_ALOFT_PLATFORM,                                                                         \
         .cmd_topic = CONFIG_ALOFT_CMD_TOPIC, .server_url = CONFIG_ALOFT_SERVER_URL,                                \
         .check_interval_s = CONFIG_ALOFT_CHECK_INTERVAL_S, .confirm_timeout_s = CONFIG_ALOFT_CONFIRM_TIMEOUT_S,    \
         .httpd_stack_size = ALOFT_KCONFIG_HTTPD_STACK_SIZE, .task_stack_size = CONFIG_ALOFT_TASK_STACK_SIZE,       \
