@@ -163,7 +163,7 @@ static void test_then_a_good_upload(void **state)
 static void test_409_second_upload_while_one_runs(void **state)
 {
     (void)state;
-    e2e_simulator_only("--link-rate");
+    e2e_simulator_only("an upload held back by aloft-node's simulated link (--link-rate)");
     struct e2e_node n;
     e2e_node_init(&n, "busy");
     const char *v1 = e2e_path("busy-1.bin"), *v2 = e2e_path("busy-2.bin");

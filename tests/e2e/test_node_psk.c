@@ -108,7 +108,7 @@ static void test_no_psk_refuses_every_change(void **state)
 static void test_open_accepts_with_a_warning(void **state)
 {
     (void)state;
-    e2e_simulator_only("--open (a build option of the example)");
+    e2e_simulator_only("--open (CONFIG_ALOFT_REQUIRE_PSK=n is a build option of the example)");
     struct e2e_node n;
     const char *open[] = {"--open", NULL};
     start(&n, "open", open);
@@ -158,7 +158,7 @@ static void refused_post(struct e2e_node *n, const char *path, const char *const
 static void test_cross_site_requests_are_refused(void **state)
 {
     (void)state;
-    e2e_simulator_only("--open (a build option of the example)");
+    e2e_simulator_only("--open (CONFIG_ALOFT_REQUIRE_PSK=n is a build option of the example)");
     struct e2e_node n;
     const char *open[] = {"--open", NULL};
     start(&n, "cross", open);

@@ -26,3 +26,7 @@ struct fake_idf_chip {
 /* The chip, booted on first use; NULL (and a line on stderr) when the
  * flash file cannot be opened or holds no valid partition table. */
 struct fake_idf_chip *fake_idf_chip(void);
+
+/* The PEM file of the CAs in the chip's certificate bundle, or NULL for
+ * the system's (crt_bundle.c). */
+const char *fake_idf_ca_bundle(void);

@@ -29,7 +29,8 @@ for h in $(find . -name '*.h' | sed 's|^\./||' | sort); do
         echo '#define FAKE_IDF_DECLS_CHECK'
         echo "#include \"$here/include/$h\""
     } >"$src"
-    if ! "$check" -Werror -Xclang -ast-dump "$src" >"$src.ast" 2>"$src.err"; then
+    # the kit leaves mbedTLS out: esp_crt_bundle.h is the compile test's stand-in
+    if ! "$check" -Werror -isystem"$here/../esp-idf/stand-in/mbedtls" -Xclang -ast-dump "$src" >"$src.ast" 2>"$src.err"; then
         cat "$src.err"
         echo "decls.sh: FAIL: $h differs from ESP-IDF's"
         fail=1

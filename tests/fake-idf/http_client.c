@@ -6,12 +6,18 @@
  * ESP-IDF's order. Failures read as ESP-IDF's: a connection or handshake
  * that fails is ESP_ERR_HTTP_CONNECT with esp-tls's last error (the
  * verify flags for an untrusted certificate); a connection the server
- * closes mid-body reads 0 with the data incomplete, any other loss -1. */
+ * closes mid-body reads 0 with the data incomplete, any other loss -1.
+ * The chip's network: connections leave from FAKE_IDF_IP (the device's
+ * address) and FAKE_IDF_LINK_RATE bytes/s, when set, is its Wi-Fi link. */
 #include <curl/curl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "chip.h"
 #include "esp_http_client.h"
 
 #define DEFAULT_TIMEOUT_MS 5000 /* ESP-IDF's, when timeout_ms is 0 */
@@ -45,6 +51,9 @@ struct esp_http_client {
     int64_t length;
     char *body;
     size_t body_len, body_off, body_cap;
+    /* the link: bytes/s (0: unlimited), and what was handed over since t0 */
+    uint64_t rate, handed;
+    struct timespec t0;
     /* esp-tls's last error */
     int tls_err, tls_code, tls_flags;
 };
@@ -136,6 +145,21 @@ static bool reached(esp_http_client_handle_t c, enum until u)
     }
 }
 
+/* A link of c->rate bytes/s: hand n more bytes over no sooner than it
+ * would. (curl's own limit reads 100 buffers in a burst before it waits.) */
+static void pace(esp_http_client_handle_t c, size_t n)
+{
+    if (!c->rate)
+        return;
+    c->handed += n;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t due_us = (int64_t)(c->handed * 1000000 / c->rate);
+    int64_t spent_us = (now.tv_sec - c->t0.tv_sec) * 1000000 + (now.tv_nsec - c->t0.tv_nsec) / 1000;
+    if (due_us > spent_us)
+        usleep((useconds_t)(due_us - spent_us));
+}
+
 /* Run the transfer until u or its end; curl's own timeouts bound it. */
 static void drive(esp_http_client_handle_t c, enum until u)
 {
@@ -204,10 +228,20 @@ static esp_err_t start(esp_http_client_handle_t c, bool follow)
     /* a read that waits timeout_ms for a byte fails, as ESP-IDF's does */
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)(timeout_ms + 999) / 1000);
+    const char *ip = getenv("FAKE_IDF_IP"), *rate = getenv("FAKE_IDF_LINK_RATE");
+    char host[80];
+    if (ip && *ip) {
+        snprintf(host, sizeof host, "host!%s", ip);
+        curl_easy_setopt(e, CURLOPT_INTERFACE, host);
+    }
+    c->rate = rate ? strtoull(rate, NULL, 10) : 0;
+    c->handed = 0;
+    clock_gettime(CLOCK_MONOTONIC, &c->t0);
     if (c->cfg.cert_pem) {
-        /* the bundle's stand-in is curl's default: the system's CAs */
         struct curl_blob ca = {.data = (void *)c->cfg.cert_pem, .len = strlen(c->cfg.cert_pem)};
         curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &ca);
+    } else if (fake_idf_ca_bundle()) { /* the bundle; without one curl's default, the system's CAs */
+        curl_easy_setopt(e, CURLOPT_CAINFO, fake_idf_ca_bundle());
     }
     if (c->cfg.method == HTTP_METHOD_POST) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->post ? c->post : "");
@@ -318,6 +352,7 @@ int esp_http_client_read(esp_http_client_handle_t c, char *buffer, int len)
             n = (size_t)len;
         memcpy(buffer, c->body + c->body_off, n);
         c->body_off += n;
+        pace(c, n);
         dispatch(c, HTTP_EVENT_ON_DATA, buffer, (int)n, NULL, NULL);
         return (int)n;
     }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "chip.h"
 #include "esp_log.h"
 #include "mqtt_client.h"
 
@@ -136,9 +137,10 @@ static bool parse_uri(esp_mqtt_client_handle_t c, const char *uri)
 static bool set_tls(esp_mqtt_client_handle_t c, const esp_mqtt_client_config_t *cfg)
 {
     const char *pem = cfg->broker.verification.certificate;
-    if (!pem)
-        return cfg->broker.verification.crt_bundle_attach && /* the bundle: the system's CAs */
-               mosquitto_tls_set(c->mosq, NULL, "/etc/ssl/certs", NULL, NULL, NULL) == MOSQ_ERR_SUCCESS;
+    if (!pem) /* the bundle */
+        return cfg->broker.verification.crt_bundle_attach &&
+               mosquitto_tls_set(c->mosq, fake_idf_ca_bundle(), fake_idf_ca_bundle() ? NULL : "/etc/ssl/certs", NULL,
+                                 NULL, NULL) == MOSQ_ERR_SUCCESS;
     snprintf(c->cafile, sizeof c->cafile, "/tmp/fake-idf-mqtt-ca-XXXXXX");
     int fd = mkstemp(c->cafile);
     size_t len = cfg->broker.verification.certificate_len ? cfg->broker.verification.certificate_len : strlen(pem);

@@ -4,8 +4,8 @@
 # sdkconfig.h has them, then the defaults of the component's and the
 # example's Kconfig and the example's sdkconfig.defaults (as
 # tests/esp-idf/kconfig.sh makes them for every build without idf.py).
-# CONFIG_MBEDTLS_CERTIFICATE_BUNDLE is off: the host has no bundle, so
-# HTTPS takes the configured CA (tls.c).
+# The certificate bundle is on, as in ESP-IDF's defaults: on the host its
+# CAs are FAKE_IDF_CA_BUNDLE's (crt_bundle.c).
 # usage: tests/fake-idf/sdkconfig.sh OUT.h
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -20,6 +20,7 @@ mkdir -p "$(dirname "$out")"
     echo "#define CONFIG_FREERTOS_HZ 100"
     echo "#define CONFIG_HTTPD_MAX_URI_LEN 512"
     echo "#define CONFIG_HTTPD_MAX_REQ_HDR_LEN 512"
+    echo "#define CONFIG_MBEDTLS_CERTIFICATE_BUNDLE 1"
     "$root/tests/esp-idf/kconfig.sh"
 } >"$out.tmp"
 mv "$out.tmp" "$out"

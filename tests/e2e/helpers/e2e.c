@@ -268,10 +268,15 @@ bool e2e_example(void)
     return example() != NULL;
 }
 
+const char *e2e_chip(void)
+{
+    return example() ? "esp32c3" : "esp32s3";
+}
+
 void e2e_simulator_only(const char *what)
 {
     if (example()) {
-        printf("e2e: skipped against the example: %s is aloft-node's\n", what);
+        printf("e2e: skipped against the example: %s\n", what);
         skip();
     }
 }
@@ -334,6 +339,12 @@ int e2e_node_start(struct e2e_node *n, const char *const args[])
     char exe[1024];
     snprintf(exe, sizeof exe, "%s/aloft-node", ALOFT_BIN);
     if (example()) {
+        /* a MAC of its own, as each aloft-node makes one from its address */
+        unsigned a, b, c, d, port;
+        char mac[18];
+        assert_int_equal(sscanf(n->listen, "%u.%u.%u.%u:%u", &a, &b, &c, &d, &port), 5);
+        snprintf(mac, sizeof mac, "02:A1:%02X:%02X:%02X:%02X", d & 0xFF, (port >> 8) & 0xFF, port & 0xFF, c & 0xFF);
+        setenv("FAKE_IDF_MAC", mac, 1);
         snprintf(exe, sizeof exe, "%s", example());
         flash_example(n, args, rest, 46);
         /* aloft-node's apps confirm once they serve; the example after this */

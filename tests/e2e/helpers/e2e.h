@@ -80,13 +80,16 @@ int e2e_node_start(struct e2e_node *n, const char *const args[]);
 int e2e_node_wait_boot(struct e2e_node *n);
 
 /* Is the device the ESP-IDF example built for the host (ALOFT_E2E_DEVICE)
- * rather than aloft-node? Its options are the example's menuconfig (port,
- * PSK, MQTT broker, device id, command topic, server, check interval); it
- * is an ESP32-C3, and e2e_image swaps esp32s3 and esp32c3 for it. */
+ * rather than aloft-node? Its options are the example's menuconfig and its
+ * environment (tests/fake-idf/startup); it is an ESP32-C3, and e2e_image
+ * swaps esp32s3 and esp32c3 for it. */
 bool e2e_example(void);
 
-/* Skip the test (cmocka's skip) against the example: it needs what only
- * the simulator has (what: e.g. "--link-rate"). */
+/* The device's chip: "esp32s3" (aloft-node in the suites) or "esp32c3". */
+const char *e2e_chip(void);
+
+/* Skip the test (cmocka's skip) against the example, saying why: it needs
+ * what only the simulator has, or what the example was not built for. */
 void e2e_simulator_only(const char *what);
 
 /* Wait until the log holds needle at least count times. Returns 0 or -1. */

@@ -5,13 +5,16 @@
  * aloft-node (they write the flash as `idf.py flash` would):
  *
  *   hello-aloft-host --flash F --listen ADDR:PORT [--psk SECRET]
- *       [--mqtt HOST:PORT] [--device-id ID] [--cmd-topic T] [--server URL]
- *       [--check-every S] [--confirm-timeout S]
+ *       [--mqtt HOST:PORT [--mqtt-tls-ca CA] [--mqtt-user U --mqtt-password P]]
+ *       [--device-id ID] [--platform P] [--cmd-topic T] [--server URL [--ca-file CA]]
+ *       [--check-every S] [--confirm-timeout S] [--link-rate BYTES/S]
  *
  * Then app_main runs on the main task, as ESP-IDF runs it; the process
  * lives until it is stopped (esp_restart re-executes it: another boot).
- * What only a simulator has (power cuts, link rates, flash timing, --open,
- * which is a build option here) is refused with exit status 3. */
+ * A CA (--ca-file, --mqtt-tls-ca) is what the device's certificate bundle
+ * holds; --link-rate is its Wi-Fi link for downloads. What only a
+ * simulator has (power cuts, flash timing, --open, which is a build option
+ * here) is refused with exit status 3. */
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -32,7 +35,7 @@ static struct {
     char value[300];
     bool set;
 } options[] = {{.name = "push-port"}, {.name = "check-interval"}, {.name = "confirm-timeout"}, {.name = "mqtt"},
-               {.name = "device-id"}, {.name = "cmd-topic"}, {.name = "server"}};
+               {.name = "device-id"}, {.name = "platform"}, {.name = "cmd-topic"}, {.name = "server"}};
 
 static void set_option(const char *name, const char *value)
 {
@@ -89,7 +92,7 @@ static void main_task(void *arg)
 int main(int argc, char **argv)
 {
     enum { O_FLASH = 256, O_LISTEN, O_PSK, O_MQTT, O_ID, O_TOPIC, O_SERVER,
-           O_EVERY, O_CONFIRM, O_DELAY, O_SIM };
+           O_EVERY, O_CONFIRM, O_DELAY, O_RATE, O_PLATFORM, O_CA, O_MQTT_CA, O_MQTT_USER, O_MQTT_PASSWORD, O_SIM };
     static const struct option longs[] = {
         {"flash", required_argument, NULL, O_FLASH},       {"listen", required_argument, NULL, O_LISTEN},
         {"psk", required_argument, NULL, O_PSK},           {"mqtt", required_argument, NULL, O_MQTT},
@@ -97,12 +100,15 @@ int main(int argc, char **argv)
         {"server", required_argument, NULL, O_SERVER},     {"check-every", required_argument, NULL, O_EVERY},
         {"confirm-timeout", required_argument, NULL, O_CONFIRM}, {"restart-delay", required_argument, NULL, O_DELAY},
         {"open", no_argument, NULL, O_SIM},                {"power-cut-after", required_argument, NULL, O_SIM},
-        {"link-rate", required_argument, NULL, O_SIM},     {"flash-timing", required_argument, NULL, O_SIM},
+        {"link-rate", required_argument, NULL, O_RATE},     {"flash-timing", required_argument, NULL, O_SIM},
         {"rollback", required_argument, NULL, O_SIM},      {"idle-timeout", required_argument, NULL, O_SIM},
-        {"ca-file", required_argument, NULL, O_SIM},       {"insecure", no_argument, NULL, O_SIM},
-        {"mqtt-tls-ca", required_argument, NULL, O_SIM},   {NULL, 0, NULL, 0},
+        {"platform", required_argument, NULL, O_PLATFORM}, {"ca-file", required_argument, NULL, O_CA},
+        {"mqtt-tls-ca", required_argument, NULL, O_MQTT_CA}, {"mqtt-user", required_argument, NULL, O_MQTT_USER},
+        {"mqtt-password", required_argument, NULL, O_MQTT_PASSWORD}, {"insecure", no_argument, NULL, O_SIM},
+        {NULL, 0, NULL, 0},
     };
-    const char *flash = NULL, *psk = NULL;
+    const char *flash = NULL, *psk = NULL, *broker = NULL, *user = NULL, *password = "";
+    bool mqtts = false;
     char uri[300];
     int c, idx = 0;
     while ((c = getopt_long(argc, argv, "", longs, &idx)) != -1) {
@@ -119,16 +125,27 @@ int main(int argc, char **argv)
             break;
         }
         case O_PSK: psk = optarg; break;
-        case O_MQTT:
-            snprintf(uri, sizeof uri, "mqtt://%s", optarg);
-            set_option("mqtt", uri);
-            break;
+        case O_MQTT: broker = optarg; break;
+        case O_MQTT_USER: user = optarg; break;
+        case O_MQTT_PASSWORD: password = optarg; break;
+        case O_PLATFORM: set_option("platform", optarg); break;
+        /* the certificate bundle the device was built with holds this CA */
+        case O_MQTT_CA: mqtts = true; /* fall through */
+        case O_CA: setenv("FAKE_IDF_CA_BUNDLE", optarg, 1); break;
         case O_ID: set_option("device-id", optarg); break;
         case O_TOPIC: set_option("cmd-topic", optarg); break;
         case O_SERVER: set_option("server", optarg); break;
         case O_EVERY: set_option("check-interval", optarg); break;
         case O_CONFIRM: set_option("confirm-timeout", optarg); break;
         case O_DELAY: break; /* the component restarts when it restarts */
+        case O_RATE: { /* the Wi-Fi link's rate, for downloads: 250000, 100K, 1M */
+            char *end, rate[24];
+            double v = strtod(optarg, &end);
+            v *= *end == 'K' ? 1024 : *end == 'M' ? 1048576 : 1;
+            snprintf(rate, sizeof rate, "%.0f", v);
+            setenv("FAKE_IDF_LINK_RATE", rate, 1);
+            break;
+        }
         case O_SIM:
             fprintf(stderr, "hello-aloft-host: --%s is aloft-node's (a simulator's or a build option); "
                             "this is the example as built\n", longs[idx].name);
@@ -138,6 +155,11 @@ int main(int argc, char **argv)
     }
     if (!flash)
         return usage("--flash FILE is required");
+    if (broker) {
+        snprintf(uri, sizeof uri, "%s://%s%s%s%s%s", mqtts ? "mqtts" : "mqtt", user ? user : "", user ? ":" : "",
+                 user ? password : "", user ? "@" : "", broker);
+        set_option("mqtt", uri);
+    }
     setenv("FAKE_IDF_FLASH", flash, 1);
     if (psk && provision(psk))
         return 1;

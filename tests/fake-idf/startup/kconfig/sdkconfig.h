@@ -17,6 +17,7 @@ enum {
 };
 static inline const char *fake_idf_built_mqtt(void) { return CONFIG_ALOFT_MQTT_BROKER_URI; }
 static inline const char *fake_idf_built_device_id(void) { return CONFIG_ALOFT_DEVICE_ID; }
+static inline const char *fake_idf_built_platform(void) { return CONFIG_ALOFT_PLATFORM; }
 static inline const char *fake_idf_built_cmd_topic(void) { return CONFIG_ALOFT_CMD_TOPIC; }
 static inline const char *fake_idf_built_server(void) { return CONFIG_ALOFT_SERVER_URL; }
 
@@ -25,6 +26,7 @@ static inline const char *fake_idf_built_server(void) { return CONFIG_ALOFT_SERV
 #undef CONFIG_ALOFT_CONFIRM_TIMEOUT_S
 #undef CONFIG_ALOFT_MQTT_BROKER_URI
 #undef CONFIG_ALOFT_DEVICE_ID
+#undef CONFIG_ALOFT_PLATFORM
 #undef CONFIG_ALOFT_CMD_TOPIC
 #undef CONFIG_ALOFT_SERVER_URL
 #define CONFIG_ALOFT_PUSH_PORT fake_idf_kconfig_int("push-port", FAKE_IDF_BUILT_PUSH_PORT)
@@ -32,5 +34,6 @@ static inline const char *fake_idf_built_server(void) { return CONFIG_ALOFT_SERV
 #define CONFIG_ALOFT_CONFIRM_TIMEOUT_S fake_idf_kconfig_int("confirm-timeout", FAKE_IDF_BUILT_CONFIRM_TIMEOUT_S)
 #define CONFIG_ALOFT_MQTT_BROKER_URI fake_idf_kconfig_str("mqtt", fake_idf_built_mqtt())
 #define CONFIG_ALOFT_DEVICE_ID fake_idf_kconfig_str("device-id", fake_idf_built_device_id())
+#define CONFIG_ALOFT_PLATFORM fake_idf_kconfig_str("platform", fake_idf_built_platform())
 #define CONFIG_ALOFT_CMD_TOPIC fake_idf_kconfig_str("cmd-topic", fake_idf_built_cmd_topic())
 #define CONFIG_ALOFT_SERVER_URL fake_idf_kconfig_str("server", fake_idf_built_server())
