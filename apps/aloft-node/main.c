@@ -41,6 +41,8 @@ static const char usage[] =
     "  --power-cut-after N     lose power at flash operation N of this run, then boot again\n"
     "  --restart-delay MS      pause between a successful update's reply and the restart (1000)\n"
     "  --idle-timeout S        drop an upload that sends nothing for S seconds (30)\n"
+    "  --max-sockets N         open connections at most, as ESP-IDF's max_open_sockets (7);\n"
+    "                          a new one beyond closes the least recently active one\n"
     "  --log FILE              also append every line to FILE\n"
     "\n"
     "Pull updates:\n"
@@ -385,7 +387,7 @@ enum {
     OPT_FLASH = 256, OPT_LISTEN, OPT_PSK, OPT_REQUIRE_PSK, OPT_ROLLBACK, OPT_TIMING, OPT_LINK_RATE, OPT_CUT,
     OPT_RESTART_DELAY, OPT_IDLE, OPT_LOG, OPT_CREATE, OPT_PARTITIONS, OPT_FLASH_SIZE, OPT_FIRMWARE, OPT_WWW,
     OPT_MQTT, OPT_MQTT_CA, OPT_MQTT_USER, OPT_MQTT_PASSWORD, OPT_DEVICE_ID, OPT_PLATFORM, OPT_CMD_TOPIC, OPT_SERVER,
-    OPT_CHECK_EVERY, OPT_CA_FILE, OPT_INSECURE,
+    OPT_CHECK_EVERY, OPT_CA_FILE, OPT_INSECURE, OPT_MAX_SOCKETS,
 };
 
 int main(int argc, char **argv)
@@ -401,6 +403,7 @@ int main(int argc, char **argv)
         {"power-cut-after", required_argument, NULL, OPT_CUT},
         {"restart-delay", required_argument, NULL, OPT_RESTART_DELAY},
         {"idle-timeout", required_argument, NULL, OPT_IDLE},
+        {"max-sockets", required_argument, NULL, OPT_MAX_SOCKETS},
         {"log", required_argument, NULL, OPT_LOG},
         {"create", no_argument, NULL, OPT_CREATE},
         {"partitions", required_argument, NULL, OPT_PARTITIONS},
@@ -422,7 +425,8 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     static struct node n = {
-        .cfg = {.listen = "127.0.0.1:8032", .rollback = true, .restart_delay_ms = 1000, .idle_timeout_s = 30},
+        .cfg = {.listen = "127.0.0.1:8032", .rollback = true, .restart_delay_ms = 1000, .idle_timeout_s = 30,
+                .max_sockets = 7},
         .lock = PTHREAD_MUTEX_INITIALIZER,
         .restart_lock = PTHREAD_MUTEX_INITIALIZER,
         .restart_cond = PTHREAD_COND_INITIALIZER,
@@ -474,6 +478,11 @@ int main(int argc, char **argv)
             if (aloft_parse_size(optarg, &v) || !v || v > 3600)
                 return fail("--idle-timeout takes seconds (1..3600)"), 2;
             n.cfg.idle_timeout_s = v;
+            break;
+        case OPT_MAX_SOCKETS:
+            if (aloft_parse_size(optarg, &v) || !v || v > 64)
+                return fail("--max-sockets takes 1..64"), 2;
+            n.cfg.max_sockets = v;
             break;
         case OPT_LOG: n.cfg.log_path = optarg; break;
         case OPT_CREATE: create = true; break;
