@@ -9,9 +9,11 @@
  * flooder's oldest sockets. A connection whose upload is in the agent is
  * spared, as ESP-IDF accepts nothing while its task runs a handler. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,45 +240,52 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
     *con_cls = NULL;
 }
 
+/* libmicrohttpd's own messages, in the device's log. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    line[strcspn(line, "\r\n")] = 0;
+    node_log(cls, "http: libmicrohttpd: %s", line);
+}
+
 int node_http_start(struct node *n)
 {
     char host[64];
     const char *colon = strrchr(n->cfg.listen, ':');
     snprintf(host, sizeof host, "%.*s", (int)(colon - n->cfg.listen), n->cfg.listen);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
-    if (inet_pton(AF_INET, strcmp(host, "localhost") ? host : "127.0.0.1", &addr.sin_addr) != 1) {
-        fprintf(stderr, "aloft-node: --listen %s: not an IPv4 address\n", n->cfg.listen);
-        return -1;
-    }
-    /* With a simulated Wi-Fi link, also make the socket buffers an ESP32's
-     * size (lwIP: about 4 segments of 1436 bytes): otherwise the kernel takes
-     * a whole image into its buffers at once on loopback and the sender's
-     * progress says nothing about what the device has received. */
-    int fd = -1;
-    if (n->cfg.link_rate) {
-        int one = 1, rcvbuf = 5744, mss = 1436;
-        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
-            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) ||
-            setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss) ||
-            bind(fd, (struct sockaddr *)&addr, sizeof addr) || listen(fd, 16)) {
-            fprintf(stderr, "aloft-node: cannot listen on %s (address in use or not on this machine?)\n",
-                    n->cfg.listen);
-            if (fd >= 0)
-                close(fd);
-            return -1;
-        }
+    if (inet_pton(AF_INET, strcmp(host, "localhost") ? host : "127.0.0.1", &addr.sin_addr) != 1)
+        return node_error("--listen %s: not an IPv4 address", n->cfg.listen);
+    /* The socket is bound here, so a failure names the address and the
+     * reason. With a simulated Wi-Fi link, also make the socket buffers an
+     * ESP32's size (lwIP: about 4 segments of 1436 bytes): otherwise the
+     * kernel takes a whole image into its buffers at once on loopback and
+     * the sender's progress says nothing about what the device has received. */
+    int one = 1, rcvbuf = 5744, mss = 1436;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+        (n->cfg.link_rate && (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) ||
+                              setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss))) ||
+        bind(fd, (struct sockaddr *)&addr, sizeof addr) || listen(fd, 16)) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return node_error("http: cannot listen on %s: %s%s", n->cfg.listen, strerror(e),
+                          e == EADDRINUSE ? " (another device or program is there)"
+                          : e == EADDRNOTAVAIL ? " (not an address of this machine)"
+                                               : "");
     }
     sessions.max = n->cfg.max_sockets;
     /* MHD's own limit only backs the purge up while purged sockets close */
     daemon_ = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG,
-                               0, NULL, NULL, handler, n, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                               0, NULL, NULL, handler, n, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, n,
                                MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT, n->cfg.idle_timeout_s,
                                MHD_OPTION_CONNECTION_LIMIT, 4 * n->cfg.max_sockets + 16, MHD_OPTION_NOTIFY_CONNECTION,
                                on_connection, n, MHD_OPTION_NOTIFY_COMPLETED, completed, n, MHD_OPTION_END);
     if (!daemon_) {
-        fprintf(stderr, "aloft-node: cannot listen on %s (address in use or not on this machine?)\n", n->cfg.listen);
-        return -1;
+        close(fd);
+        return node_error("http: cannot serve on %s (see libmicrohttpd's line above)", n->cfg.listen);
     }
     node_log(n, "http: serving on http://%s/", n->cfg.listen);
     return 0;

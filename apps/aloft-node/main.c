@@ -1,11 +1,13 @@
 /* aloft-node: boots a flash image through aloft's boot logic, then behaves
  * as the firmware it booted (DESIGN.md "The simulator's firmware"). */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -114,15 +116,69 @@ void node_power_lost(struct node *n)
     reexec(n, "POWERON", 0);
 }
 
+/* An error on standard error and in --log (whoever started the node may
+ * read only the log). Returns 1. */
+static int vfail(const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    fputs("aloft-node: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    if (log_file) {
+        fputs("aloft-node: ", log_file);
+        vfprintf(log_file, fmt, again);
+        fputc('\n', log_file);
+        fflush(log_file);
+    }
+    va_end(again);
+    return 1;
+}
+
 static int fail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("aloft-node: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vfail(fmt, ap);
     va_end(ap);
     return 1;
+}
+
+int node_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(fmt, ap);
+    va_end(ap);
+    return 1;
+}
+
+/* One node per flash file: an exclusive flock on a descriptor of its own,
+ * kept open across the re-execution of a restart or a power cut (its
+ * number travels in ALOFT_NODE_LOCK_FD), so the lock is never let go
+ * while the device lives. Returns 0, or 1 with the reason printed. */
+static int lock_flash(const char *path)
+{
+    struct stat want, have;
+    if (stat(path, &want))
+        return fail("%s: %s", path, strerror(errno));
+    const char *inherited = getenv("ALOFT_NODE_LOCK_FD");
+    int fd = inherited ? atoi(inherited) : -1;
+    if (fd > 2 && !fstat(fd, &have) && have.st_dev == want.st_dev && have.st_ino == want.st_ino)
+        return 0; /* held since before the restart */
+    if ((fd = open(path, O_RDONLY)) < 0) /* no O_CLOEXEC: a restart keeps it */
+        return fail("%s: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB)) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return fail("%s is in use by another aloft-node: one flash file is one device", path);
+        return fail("%s: cannot lock it: %s", path, strerror(e));
+    }
+    char num[16];
+    snprintf(num, sizeof num, "%d", fd);
+    setenv("ALOFT_NODE_LOCK_FD", num, 1);
+    return 0;
 }
 
 struct create_opts {
@@ -284,6 +340,8 @@ static int run(struct node *n)
         sscanf(rtc, "%15s %u", reset_reason, &prev_boots);
     unsetenv("ALOFT_NODE_RTC");
 
+    if (lock_flash(n->cfg.flash_path))
+        return 1;
     if (aloft_posix_flash_open(&n->pf, n->cfg.flash_path, 0, false) != 0)
         return fail("%s: %s", n->cfg.flash_path,
                     errno == EINVAL ? "not a flash image (size must be a multiple of 4096)" : strerror(errno));

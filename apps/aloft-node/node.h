@@ -68,6 +68,9 @@ struct node {
     void (*on_state)(struct node *n, const char *json, size_t len);
 };
 
+/* An error: "aloft-node: <message>" on stderr and in the log file. Returns 1. */
+int node_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Print a line to stdout (flushed) and the log file. */
 void node_log(struct node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
