@@ -33,7 +33,7 @@ www: $(BUILD)/CMakeCache.txt
 run:
 	scripts/deps.sh
 	$(MAKE) --no-print-directory build
-	web/admin/build.sh $(BUILD)/admin
+	$(MAKE) --no-print-directory www
 	BUILD=$(BUILD) scripts/run.sh
 
 check:
