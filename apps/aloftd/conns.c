@@ -243,41 +243,50 @@ void aloftd_conns_mhd_log(void *cls, const char *fmt, va_list ap)
         aloftd_log("libmicrohttpd: %s", line);
 }
 
-/* Shut down the sockets whose head is late; say what the interval refused. */
+/* The interval's line, when a limit refused or closed anything; under g.lock. */
+static void report(unsigned seconds)
+{
+    if (g.over_total || g.over_addr || g.head_late) {
+        char worst[80] = "";
+        if (g.worst_refused) {
+            char ip[INET_ADDRSTRLEN];
+            inet_ntop(AF_INET, &g.worst, ip, sizeof ip);
+            snprintf(worst, sizeof worst, ", most from %s: %u", ip, g.worst_refused);
+        }
+        aloftd_log("connections: in the last %u s refused %u over the total limit of %u and %u over the "
+                   "per-address limit of %u%s; closed %u whose request head took over %u s; %u open",
+                   seconds, g.over_total, g.max_total, g.over_addr, g.max_per_addr, worst, g.head_late,
+                   g.head_timeout_s, g.open);
+    }
+    if (g.mhd_repeats)
+        aloftd_log("libmicrohttpd: \"%.200s\" %u more times", g.mhd_last, g.mhd_repeats);
+    g.over_total = g.over_addr = g.head_late = g.mhd_repeats = 0;
+    g.mhd_last[0] = 0;
+    g.worst_refused = 0;
+    g.interval++;
+}
+
+/* Shut down the sockets whose head is late; say what each interval refused. */
 static void *sweep(void *arg)
 {
     (void)arg;
-    struct timespec next_log = now();
-    next_log.tv_sec += LOG_INTERVAL_S;
+    struct timespec t = now(), last_log = t;
     pthread_mutex_lock(&g.lock);
     while (g.running) {
-        struct timespec t = now();
-        while (g.heads && t.tv_sec - g.heads->head_since.tv_sec >= (time_t)g.head_timeout_s) {
+        t = now();
+        for (unsigned n = 1; g.heads && t.tv_sec - g.heads->head_since.tv_sec >= (time_t)g.head_timeout_s; n++) {
             struct conn *k = g.heads;
             head_unlink(k);
             shutdown(k->fd, SHUT_RDWR);
             g.head_late++;
-        }
-        if (t.tv_sec >= next_log.tv_sec) {
-            if (g.over_total || g.over_addr || g.head_late) {
-                char worst[80] = "";
-                if (g.worst_refused) {
-                    char ip[INET_ADDRSTRLEN];
-                    inet_ntop(AF_INET, &g.worst, ip, sizeof ip);
-                    snprintf(worst, sizeof worst, ", most from %s: %u", ip, g.worst_refused);
-                }
-                aloftd_log("connections: in the last %d s refused %u over the total limit of %u and %u over the "
-                           "per-address limit of %u%s; closed %u whose request head took over %u s; %u open",
-                           LOG_INTERVAL_S, g.over_total, g.max_total, g.over_addr, g.max_per_addr, worst,
-                           g.head_late, g.head_timeout_s, g.open);
+            if (n % 64 == 0) { /* thousands at once: let new connections in between */
+                pthread_mutex_unlock(&g.lock);
+                pthread_mutex_lock(&g.lock);
             }
-            if (g.mhd_repeats)
-                aloftd_log("libmicrohttpd: \"%.200s\" %u more times", g.mhd_last, g.mhd_repeats);
-            g.over_total = g.over_addr = g.head_late = g.mhd_repeats = 0;
-            g.mhd_last[0] = 0;
-            g.worst_refused = 0;
-            g.interval++;
-            next_log.tv_sec += LOG_INTERVAL_S;
+        }
+        if (t.tv_sec - last_log.tv_sec >= LOG_INTERVAL_S) {
+            report(LOG_INTERVAL_S);
+            last_log.tv_sec += LOG_INTERVAL_S;
         }
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
@@ -286,6 +295,7 @@ static void *sweep(void *arg)
             until.tv_sec++, until.tv_nsec -= 1000000000;
         pthread_cond_timedwait(&g.wake, &g.lock, &until);
     }
+    report((unsigned)(now().tv_sec - last_log.tv_sec)); /* what the last interval refused, at the stop */
     pthread_mutex_unlock(&g.lock);
     return NULL;
 }
