@@ -6,7 +6,10 @@
  * closed by the request-head deadline (the default 10 s), the trickling
  * ones too although they never stop sending (the idle timeout, 60 s here,
  * restarts at every byte and would never end them); and aloftd's log says
- * what was refused and closed, with counts. */
+ * what was refused and closed, with counts.
+ * Past the head, a body is the idle timeout's: one that trickles a byte a
+ * second for longer than the head deadline is answered, one that stalls
+ * is closed. */
 #include "aloftd_harness.h"
 
 #include <arpa/inet.h>
@@ -19,6 +22,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #define IDLE 3000
@@ -168,6 +172,59 @@ static void test_flood_from_one_address(void **state)
         close(socks[i]);
 }
 
+/* A connection from 127.0.9.6 with a report's head sent whole: Content-Length 7. */
+static int report_head(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in from = {.sin_family = AF_INET}, to = {.sin_family = AF_INET, .sin_port = htons(port)};
+    inet_pton(AF_INET, "127.0.9.6", &from.sin_addr);
+    inet_pton(AF_INET, ALOFTD_TEST_ADDR, &to.sin_addr);
+    assert_int_equal(bind(fd, (struct sockaddr *)&from, sizeof from), 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&to, sizeof to), 0);
+    static const char head[] = "POST /api/devices/24:0A:C4:09:01:01/report HTTP/1.1\r\nHost: aloftd\r\n"
+                               "Content-Type: application/json\r\nContent-Length: 7\r\n\r\n";
+    assert_int_equal(send(fd, head, sizeof head - 1, MSG_NOSIGNAL), (ssize_t)(sizeof head - 1));
+    return fd;
+}
+
+static void test_body_idle_timeout(void **state)
+{
+    (void)state;
+    aloftd_init(&srv, "body");
+    const char *args[] = {"--head-timeout", "2", "--idle-timeout", "4", NULL};
+    assert_int_equal(aloftd_start(&srv, args), 0);
+    uint16_t port = (uint16_t)atoi(strrchr(srv.url, ':') + 1);
+
+    /* a byte a second for 7 s, over three times the head deadline: answered */
+    int fd = report_head(port);
+    static const char body[] = "{\"x\":1}";
+    for (size_t i = 0; i < sizeof body - 1; i++) {
+        e2e_sleep_ms(1000);
+        assert_int_equal(send(fd, body + i, 1, MSG_NOSIGNAL), 1);
+    }
+    char reply[64] = "";
+    struct timeval tv = {.tv_sec = 20};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    assert_true(recv(fd, reply, sizeof reply - 1, 0) > 0);
+    if (strncmp(reply, "HTTP/1.1 ", 9) || !strncmp(reply, "HTTP/1.1 408", 12))
+        fprintf(stderr, "the trickled report got: %s\n", reply);
+    assert_int_equal(strncmp(reply, "HTTP/1.1 ", 9), 0);
+    assert_int_not_equal(strncmp(reply, "HTTP/1.1 408", 12), 0);
+    close(fd);
+
+    /* three bytes, then nothing: closed by the idle timeout, unanswered */
+    fd = report_head(port);
+    assert_int_equal(send(fd, body, 3, MSG_NOSIGNAL), 3);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ssize_t got = recv(fd, reply, sizeof reply - 1, 0);
+    if (got > 0) {
+        reply[got] = 0;
+        fprintf(stderr, "the stalled report got: %s\n", reply);
+    }
+    assert_true(got == 0 || (got < 0 && errno == ECONNRESET)); /* not EAGAIN: our own 20 s ran out */
+    close(fd);
+}
+
 int main(void)
 {
     /* the test's own sockets, 3,500 of them */
@@ -185,6 +242,7 @@ int main(void)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_flood_from_one_address, aloftd_teardown),
+        cmocka_unit_test_teardown(test_body_idle_timeout, aloftd_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
