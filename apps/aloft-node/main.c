@@ -591,7 +591,8 @@ int main(int argc, char **argv)
         return 2;
     }
     n.argv = argv;
-    if (n.cfg.log_path && !(log_file = fopen(n.cfg.log_path, "a")))
+    /* close-on-exec ("e"): a restart opens it again */
+    if (n.cfg.log_path && !(log_file = fopen(n.cfg.log_path, "ae")))
         return fail("--log %s: %s", n.cfg.log_path, strerror(errno));
     /* a restart (RTC memory set) boots what is there, it never re-creates */
     if (create && !getenv("ALOFT_NODE_RTC") && create_flash(n.cfg.flash_path, &c) != 0)
