@@ -5,6 +5,7 @@
 #   make size       the core and the agent cross-compiled for ESP32-C3 and Cortex-M4: sizes, stack, budgets
 #   make bench      build and run the benchmarks (bench/run.sh, under valgrind)
 #   make sanitize   build with ASan+UBSan in build-asan/ and run every test there
+#   make fuzz       every fuzz harness for FUZZ_TIME seconds (600) under ASan+UBSan; keeps new corpus inputs
 #   make clean      remove every build directory
 
 BUILD      ?= build
@@ -12,8 +13,9 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE      ?= cmake
 CTEST      ?= ctest
+FUZZ_TIME  ?= 600
 
-.PHONY: all build www run check size bench sanitize clean
+.PHONY: all build www run check size bench sanitize fuzz clean
 
 all: build
 
@@ -33,7 +35,7 @@ www: $(BUILD)/CMakeCache.txt
 run:
 	scripts/deps.sh
 	$(MAKE) --no-print-directory build
-	web/admin/build.sh $(BUILD)/admin
+	$(MAKE) --no-print-directory www
 	BUILD=$(BUILD) scripts/run.sh
 
 check:
@@ -54,6 +56,12 @@ $(ASAN_BUILD)/CMakeCache.txt:
 sanitize: $(ASAN_BUILD)/CMakeCache.txt
 	$(CMAKE) --build $(ASAN_BUILD) --parallel $(JOBS)
 	$(CTEST) --test-dir $(ASAN_BUILD) --output-on-failure --parallel 2
+
+# Long fuzzing (CTest's fuzz_smoke is the short run): each harness for
+# FUZZ_TIME seconds, no run limit, two at a time; inputs that found new
+# coverage are merged into tests/fuzz/corpus/<harness>/ to commit.
+fuzz: build
+	FUZZ_TIME=$(FUZZ_TIME) FUZZ_RUNS=-1 FUZZ_KEEP=1 tests/fuzz/run.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-size

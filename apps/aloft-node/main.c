@@ -1,11 +1,13 @@
 /* aloft-node: boots a flash image through aloft's boot logic, then behaves
  * as the firmware it booted (DESIGN.md "The simulator's firmware"). */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -43,6 +45,8 @@ static const char usage[] =
     "  --power-cut-after N     lose power at flash operation N of this run, then boot again\n"
     "  --restart-delay MS      pause between a successful update's reply and the restart (1000)\n"
     "  --idle-timeout S        drop an upload that sends nothing for S seconds (30)\n"
+    "  --max-sockets N         open connections at most, as ESP-IDF's max_open_sockets (7);\n"
+    "                          a new one beyond closes the least recently active one\n"
     "  --log FILE              also append every line to FILE\n"
     "\n"
     "Pull updates:\n"
@@ -114,15 +118,69 @@ void node_power_lost(struct node *n)
     reexec(n, "POWERON", 0);
 }
 
+/* An error on standard error and in --log (whoever started the node may
+ * read only the log). Returns 1. */
+static int vfail(const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    fputs("aloft-node: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    if (log_file) {
+        fputs("aloft-node: ", log_file);
+        vfprintf(log_file, fmt, again);
+        fputc('\n', log_file);
+        fflush(log_file);
+    }
+    va_end(again);
+    return 1;
+}
+
 static int fail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("aloft-node: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vfail(fmt, ap);
     va_end(ap);
     return 1;
+}
+
+int node_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(fmt, ap);
+    va_end(ap);
+    return 1;
+}
+
+/* One node per flash file: an exclusive flock on a descriptor of its own,
+ * kept open across the re-execution of a restart or a power cut (its
+ * number travels in ALOFT_NODE_LOCK_FD), so the lock is never let go
+ * while the device lives. Returns 0, or 1 with the reason printed. */
+static int lock_flash(const char *path)
+{
+    struct stat want, have;
+    if (stat(path, &want))
+        return fail("%s: %s", path, strerror(errno));
+    const char *inherited = getenv("ALOFT_NODE_LOCK_FD");
+    int fd = inherited ? atoi(inherited) : -1;
+    if (fd > 2 && !fstat(fd, &have) && have.st_dev == want.st_dev && have.st_ino == want.st_ino)
+        return 0; /* held since before the restart */
+    if ((fd = open(path, O_RDONLY)) < 0) /* no O_CLOEXEC: a restart keeps it */
+        return fail("%s: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB)) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return fail("%s is in use by another aloft-node: one flash file is one device", path);
+        return fail("%s: cannot lock it: %s", path, strerror(e));
+    }
+    char num[16];
+    snprintf(num, sizeof num, "%d", fd);
+    setenv("ALOFT_NODE_LOCK_FD", num, 1);
+    return 0;
 }
 
 struct create_opts {
@@ -284,6 +342,8 @@ static int run(struct node *n)
         sscanf(rtc, "%15s %u", reset_reason, &prev_boots);
     unsetenv("ALOFT_NODE_RTC");
 
+    if (lock_flash(n->cfg.flash_path))
+        return 1;
     if (aloft_posix_flash_open(&n->pf, n->cfg.flash_path, 0, false) != 0)
         return fail("%s: %s", n->cfg.flash_path,
                     errno == EINVAL ? "not a flash image (size must be a multiple of 4096)" : strerror(errno));
@@ -387,7 +447,7 @@ enum {
     OPT_FLASH = 256, OPT_LISTEN, OPT_PSK, OPT_OPEN, OPT_ROLLBACK, OPT_TIMING, OPT_LINK_RATE, OPT_CUT,
     OPT_RESTART_DELAY, OPT_IDLE, OPT_LOG, OPT_CREATE, OPT_PARTITIONS, OPT_FLASH_SIZE, OPT_FIRMWARE, OPT_WWW,
     OPT_MQTT, OPT_MQTT_CA, OPT_MQTT_USER, OPT_MQTT_PASSWORD, OPT_DEVICE_ID, OPT_PLATFORM, OPT_CMD_TOPIC, OPT_SERVER,
-    OPT_CHECK_EVERY, OPT_CA_FILE, OPT_INSECURE,
+    OPT_CHECK_EVERY, OPT_CA_FILE, OPT_INSECURE, OPT_MAX_SOCKETS,
 };
 
 int main(int argc, char **argv)
@@ -403,6 +463,7 @@ int main(int argc, char **argv)
         {"power-cut-after", required_argument, NULL, OPT_CUT},
         {"restart-delay", required_argument, NULL, OPT_RESTART_DELAY},
         {"idle-timeout", required_argument, NULL, OPT_IDLE},
+        {"max-sockets", required_argument, NULL, OPT_MAX_SOCKETS},
         {"log", required_argument, NULL, OPT_LOG},
         {"create", no_argument, NULL, OPT_CREATE},
         {"partitions", required_argument, NULL, OPT_PARTITIONS},
@@ -424,7 +485,8 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     static struct node n = {
-        .cfg = {.listen = "127.0.0.1:8032", .rollback = true, .restart_delay_ms = 1000, .idle_timeout_s = 30},
+        .cfg = {.listen = "127.0.0.1:8032", .rollback = true, .restart_delay_ms = 1000, .idle_timeout_s = 30,
+                .max_sockets = 7},
         .lock = PTHREAD_MUTEX_INITIALIZER,
         .restart_lock = PTHREAD_MUTEX_INITIALIZER,
         .restart_cond = PTHREAD_COND_INITIALIZER,
@@ -477,6 +539,11 @@ int main(int argc, char **argv)
                 return fail("--idle-timeout takes seconds (1..3600)"), 2;
             n.cfg.idle_timeout_s = v;
             break;
+        case OPT_MAX_SOCKETS:
+            if (aloft_parse_size(optarg, &v) || !v || v > 64)
+                return fail("--max-sockets takes 1..64"), 2;
+            n.cfg.max_sockets = v;
+            break;
         case OPT_LOG: n.cfg.log_path = optarg; break;
         case OPT_CREATE: create = true; break;
         case OPT_PARTITIONS: c.partitions = optarg; break;
@@ -526,7 +593,8 @@ int main(int argc, char **argv)
         return 2;
     }
     n.argv = argv;
-    if (n.cfg.log_path && !(log_file = fopen(n.cfg.log_path, "a")))
+    /* close-on-exec ("e"): a restart opens it again */
+    if (n.cfg.log_path && !(log_file = fopen(n.cfg.log_path, "ae")))
         return fail("--log %s: %s", n.cfg.log_path, strerror(errno));
     /* a restart (RTC memory set) boots what is there, it never re-creates */
     if (create && !getenv("ALOFT_NODE_RTC") && create_flash(n.cfg.flash_path, &c) != 0)

@@ -33,6 +33,7 @@ struct node_config {
     uint64_t power_cut_after;    /* flash operation that loses power; 0 = never */
     unsigned restart_delay_ms;   /* between a successful update's reply and the restart */
     unsigned idle_timeout_s;     /* an upload that stalls this long is dropped */
+    unsigned max_sockets;        /* open at once; a new one beyond closes the least recently active */
     const char *log_path;
     const char *mqtt;            /* broker HOST:PORT; NULL: no MQTT */
     const char *mqtt_tls_ca, *mqtt_user, *mqtt_password;
@@ -66,6 +67,9 @@ struct node {
     /* MQTT publishes each state document (mqtt.c), when connected */
     void (*on_state)(struct node *n, const char *json, size_t len);
 };
+
+/* An error: "aloft-node: <message>" on stderr and in the log file. Returns 1. */
+int node_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Print a line to stdout (flushed) and the log file. */
 void node_log(struct node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -4,6 +4,8 @@
 #define ALOFTD_H
 
 #include <microhttpd.h>
+#include <stdarg.h>
+#include <sys/socket.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +29,10 @@ struct aloftd {
     const char *ui;         /* --ui: the built admin UI (ui.c) */
     uint64_t max_upload;    /* bytes */
     unsigned threads;
+    unsigned max_connections; /* open at once, from all clients (conns.c) */
+    unsigned max_per_address; /* open at once from one client address */
+    unsigned head_timeout_s;  /* a request's whole head must arrive within this */
+    unsigned idle_timeout_s;  /* a connection silent this long is closed */
 
     char firmware_dir[4096]; /* <data>/firmware: firmware/<sha256>.bin */
     char tmp_dir[4096];      /* <data>/tmp: uploads until they are complete */
@@ -97,6 +103,20 @@ void aloftd_ui_log(const struct aloftd *d);
 /* http.c */
 int aloftd_http_start(struct aloftd *d);
 void aloftd_http_stop(struct aloftd *d);
+
+/* conns.c: the connection limits and the head deadline (see there).
+ * start: before the daemon (raises the open-file limit; may lower
+ * d->max_connections to fit it); stop: after it. The rest are MHD's
+ * callbacks, and the handler's: a request's head has arrived, a request
+ * was answered (a kept-alive connection waits for the next head). */
+int aloftd_conns_start(struct aloftd *d);
+void aloftd_conns_stop(void);
+enum MHD_Result aloftd_conns_accept(void *cls, const struct sockaddr *addr, socklen_t len);
+void aloftd_conns_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                         enum MHD_ConnectionNotificationCode code);
+void aloftd_conns_mhd_log(void *cls, const char *fmt, va_list ap);
+void aloftd_conns_head_done(struct MHD_Connection *c);
+void aloftd_conns_request_done(struct MHD_Connection *c);
 
 /* main.c: a line on standard output, flushed. */
 void aloftd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -91,6 +91,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     (void)version;
     struct aloftd *d = cls;
     struct aloftd_request *req = *con_cls;
+    if (!req)
+        aloftd_conns_head_done(c);
     bool get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
     bool post = !strcmp(method, MHD_HTTP_METHOD_POST);
     aloftd_head_request = !strcmp(method, MHD_HTTP_METHOD_HEAD);
@@ -152,7 +154,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
-    (void)cls, (void)toe;
+    (void)cls;
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        aloftd_conns_request_done(c);
     struct aloftd_request *req = *con_cls;
     if (!req)
         return;
@@ -221,7 +225,8 @@ int aloftd_http_start(struct aloftd *d)
         fprintf(stderr, "aloftd: --listen %s: %s is not an IPv4 address\n", d->listen, host);
         return -1;
     }
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    /* epoll: thousands of sockets cost no more than the active ones */
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
     if (d->tls_cert) {
         if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
             fprintf(stderr, "aloftd: --tls-cert: this libmicrohttpd (%s) is built without TLS; serve HTTP behind "
@@ -236,12 +241,20 @@ int aloftd_http_start(struct aloftd *d)
         }
         flags |= MHD_USE_TLS;
     }
-    /* Without TLS the two HTTPS options are skipped (MHD_OPTION_END ends the list there). */
-    d->daemon = MHD_start_daemon(flags, 0, NULL, NULL, handler, d, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                                 MHD_OPTION_THREAD_POOL_SIZE, d->threads, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                                 MHD_OPTION_NOTIFY_COMPLETED, completed, d,
-                                 tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, tls_cert,
-                                 MHD_OPTION_HTTPS_MEM_KEY, tls_key, MHD_OPTION_END);
+    if (aloftd_conns_start(d)) {
+        tls_free();
+        return -1;
+    }
+    /* MHD divides its connection limit between the pool's threads; conns.c
+     * keeps the real one, so each thread may take all of it. Without TLS
+     * the two HTTPS options are skipped (MHD_OPTION_END ends the list there). */
+    d->daemon = MHD_start_daemon(
+        flags, 0, aloftd_conns_accept, d, handler, d, MHD_OPTION_EXTERNAL_LOGGER, aloftd_conns_mhd_log, d,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, d->threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, d->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT, d->max_connections * d->threads,
+        MHD_OPTION_NOTIFY_CONNECTION, aloftd_conns_notify, d, MHD_OPTION_NOTIFY_COMPLETED, completed, d,
+        tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, tls_cert, MHD_OPTION_HTTPS_MEM_KEY, tls_key,
+        MHD_OPTION_END);
     if (!d->daemon) {
         if (tls_cert)
             fprintf(stderr, "aloftd: cannot serve HTTPS on %s with --tls-cert %s and --tls-key %s: the key does not "
@@ -250,6 +263,7 @@ int aloftd_http_start(struct aloftd *d)
                     d->listen, d->tls_cert, d->tls_key);
         else
             fprintf(stderr, "aloftd: cannot listen on %s (address in use or not on this machine?)\n", d->listen);
+        aloftd_conns_stop();
         tls_free();
         return -1;
     }
@@ -264,6 +278,7 @@ void aloftd_http_stop(struct aloftd *d)
     if (d->daemon)
         MHD_stop_daemon(d->daemon);
     d->daemon = NULL;
+    aloftd_conns_stop();
     aloftd_download_stop();
     tls_free();
 }

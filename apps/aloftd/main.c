@@ -38,6 +38,23 @@ static const char usage[] =
     "                           there (mode 0600)                    env ALOFT_ADMIN_TOKEN_FILE\n"
     "  --max-upload SIZE        largest image accepted, e.g. 16M (default)  env ALOFT_MAX_UPLOAD\n"
     "  --threads N              HTTP worker threads (default 4)                env ALOFT_THREADS\n"
+    "  --max-connections N      connections held open at once, from all clients (default\n"
+    "                           10000; aloftd raises its open-file limit to the hard limit\n"
+    "                           and holds no more than that allows)\n"
+    "                                                                          env ALOFT_MAX_CONNECTIONS\n"
+    "  --max-per-address N      connections held open at once from one client address\n"
+    "                           (default 256; raise it when many devices share one address\n"
+    "                           behind NAT)\n"
+    "                                                                          env ALOFT_MAX_PER_ADDRESS\n"
+    "  --head-timeout S         a request's whole head (request line and headers) must\n"
+    "                           arrive within S seconds of the connection (or of the\n"
+    "                           previous request), however slowly it trickles (default 10)\n"
+    "                                                                          env ALOFT_HEAD_TIMEOUT\n"
+    "  --idle-timeout S         a connection that sends nothing for S seconds, in a body\n"
+    "                           or between requests, is closed (default 30)\n"
+    "                                                                          env ALOFT_IDLE_TIMEOUT\n"
+    "                           A limit that refuses connections is logged once per 10 s,\n"
+    "                           with the counts.\n"
     "  --tls-cert FILE          serve HTTPS: the server's certificate (PEM; with its chain)\n"
     "                                                                          env ALOFT_TLS_CERT\n"
     "  --tls-key FILE           and its private key (PEM, unencrypted)         env ALOFT_TLS_KEY\n"
@@ -52,8 +69,9 @@ static const char usage[] =
     "                           build's, <aloftd's directory>/../admin; make www builds it)\n"
     "                                                                          env ALOFT_UI\n"
     "  --config FILE            settings as `key = value` lines (keys: listen, data, db,\n"
-    "                           admin-token-file, max-upload, threads, tls-cert, tls-key,\n"
-    "                           mqtt, mqtt-user, mqtt-password, public-url, ui;\n"
+    "                           admin-token-file, max-upload, threads, max-connections,\n"
+    "                           max-per-address, head-timeout, idle-timeout, tls-cert,\n"
+    "                           tls-key, mqtt, mqtt-user, mqtt-password, public-url, ui;\n"
     "                           # starts a comment line)                     env ALOFT_CONFIG\n"
     "\n"
     "A flag wins over the environment, which wins over the config file, which wins\n"
@@ -144,7 +162,8 @@ static void shown_url(const char *url, char *out, size_t cap)
  * stand for '-'), its environment variable and its default. Flags, the
  * environment and the config file all go through this table, in that order
  * of precedence. */
-enum { S_LISTEN, S_DATA, S_DB, S_TOKEN_FILE, S_MAX_UPLOAD, S_THREADS, S_TLS_CERT, S_TLS_KEY, S_MQTT, S_MQTT_USER,
+enum { S_LISTEN, S_DATA, S_DB, S_TOKEN_FILE, S_MAX_UPLOAD, S_THREADS, S_MAX_CONNECTIONS, S_MAX_PER_ADDRESS,
+       S_HEAD_TIMEOUT, S_IDLE_TIMEOUT, S_TLS_CERT, S_TLS_KEY, S_MQTT, S_MQTT_USER,
        S_MQTT_PASSWORD, S_PUBLIC_URL, S_UI, S_COUNT };
 
 static struct setting {
@@ -160,6 +179,10 @@ static struct setting {
     [S_TOKEN_FILE] = {"admin-token-file", "ALOFT_ADMIN_TOKEN_FILE", NULL},
     [S_MAX_UPLOAD] = {"max-upload", "ALOFT_MAX_UPLOAD", "16M"},
     [S_THREADS] = {"threads", "ALOFT_THREADS", "4"},
+    [S_MAX_CONNECTIONS] = {"max-connections", "ALOFT_MAX_CONNECTIONS", "10000"},
+    [S_MAX_PER_ADDRESS] = {"max-per-address", "ALOFT_MAX_PER_ADDRESS", "256"},
+    [S_HEAD_TIMEOUT] = {"head-timeout", "ALOFT_HEAD_TIMEOUT", "10"},
+    [S_IDLE_TIMEOUT] = {"idle-timeout", "ALOFT_IDLE_TIMEOUT", "30"},
     [S_TLS_CERT] = {"tls-cert", "ALOFT_TLS_CERT", NULL},
     [S_TLS_KEY] = {"tls-key", "ALOFT_TLS_KEY", NULL},
     [S_MQTT] = {"mqtt", "ALOFT_MQTT", NULL},
@@ -281,6 +304,18 @@ static int bad_setting(int i, const char *hint)
     return 2;
 }
 
+/* A whole number in [lo, hi]: setting i's value into *out; false if it is not one. */
+static bool number_setting(int i, long lo, long hi, unsigned *out)
+{
+    const char *v = settings[i].value;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end || end == v || n < lo || n > hi)
+        return false;
+    *out = (unsigned)n;
+    return true;
+}
+
 int main(int argc, char **argv)
 {
     /* --KEY VALUE for every setting (getopt's val: 256 + its index), and --config */
@@ -336,12 +371,16 @@ int main(int argc, char **argv)
     if (aloft_parse_size(size, &max) || max == 0)
         return bad_setting(S_MAX_UPLOAD, "give a size such as 16M");
     d.max_upload = max;
-    const char *threads = settings[S_THREADS].value;
-    char *end;
-    long n = strtol(threads, &end, 10);
-    if (*end || end == threads || n < 1 || n > 256)
+    if (!number_setting(S_THREADS, 1, 256, &d.threads))
         return bad_setting(S_THREADS, "give 1 to 256");
-    d.threads = (unsigned)n;
+    if (!number_setting(S_MAX_CONNECTIONS, 1, 1000000, &d.max_connections))
+        return bad_setting(S_MAX_CONNECTIONS, "give 1 to 1000000");
+    if (!number_setting(S_MAX_PER_ADDRESS, 1, 1000000, &d.max_per_address))
+        return bad_setting(S_MAX_PER_ADDRESS, "give 1 to 1000000");
+    if (!number_setting(S_HEAD_TIMEOUT, 1, 3600, &d.head_timeout_s))
+        return bad_setting(S_HEAD_TIMEOUT, "give seconds, 1 to 3600");
+    if (!number_setting(S_IDLE_TIMEOUT, 1, 3600, &d.idle_timeout_s))
+        return bad_setting(S_IDLE_TIMEOUT, "give seconds, 1 to 3600");
     if (!d.tls_cert != !d.tls_key)
         return bad_setting(d.tls_cert ? S_TLS_CERT : S_TLS_KEY, "HTTPS needs both tls-cert and tls-key");
     char default_db[4200];

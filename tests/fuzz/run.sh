@@ -7,9 +7,16 @@
 #   crash, artifacts/<harness>-crash-<sha1>: reproduce with
 #   BUILD_DIR/fuzz/<harness> <that file>.
 #   BUILD_DIR/bin/aloft, when built, synthesises image and LittleFS seeds.
+#   Each harness also starts from the corpus kept in the repository,
+#   tests/fuzz/corpus/<harness>/.
+# CTest runs it as fuzz_smoke (a few seconds each); make fuzz runs each
+# harness for FUZZ_TIME (10 minutes) and keeps what it found (FUZZ_KEEP).
 # environment:
-#   FUZZ_RUNS       runs per harness (default: each harness's own, below)
+#   FUZZ_RUNS       runs per harness (default: each harness's own, below;
+#                   -1: no limit but FUZZ_TIME)
 #   FUZZ_TIME       seconds per harness at most (default 20)
+#   FUZZ_KEEP       1: merge the inputs that found new coverage into
+#                   tests/fuzz/corpus/<harness>/ (libFuzzer -merge=1)
 #   FUZZ_JOBS       harnesses run at once (default 2)
 #   FUZZ_SEED       libFuzzer's random seed (default: a new one each run)
 #   FUZZ_ONLY       names of the harnesses to run (default: all)
@@ -383,6 +390,16 @@ run() {
     echo $? >"$OUT/logs/$name.rc"
 }
 
+# The repository's corpus grows by what this run found that it lacks.
+keep() {
+    name=$1
+    mkdir -p "$SRC/tests/fuzz/corpus/$name"
+    before=$(ls "$SRC/tests/fuzz/corpus/$name" | wc -l)
+    "$OUT/fuzz_$name" -merge=1 -rss_limit_mb=2048 -timeout=10 "$SRC/tests/fuzz/corpus/$name" "$OUT/corpus/$name" \
+        "$OUT/seeds/$name" >"$OUT/logs/$name-merge.log" 2>&1 || { say "$name: merge failed"; return 1; }
+    say "$name: kept $(($(ls "$SRC/tests/fuzz/corpus/$name" | wc -l) - before)) new inputs in tests/fuzz/corpus/$name"
+}
+
 set +e
 parallel run
 set -e
@@ -402,5 +419,11 @@ for h in $HARNESSES; do
         ls "$OUT/artifacts/$name-"* 2>/dev/null | sed 's/^/fuzz: crashing input: /'
     fi
 done
+if [ "${FUZZ_KEEP:-0}" = 1 ] && [ $status = 0 ]; then
+    for h in $HARNESSES; do
+        name=${h%%:*}
+        selected "$name" && { keep "$name" || status=1; }
+    done
+fi
 say "$(($(date +%s) - start)) s"
 exit $status

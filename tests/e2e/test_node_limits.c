@@ -1,0 +1,287 @@
+/* What a device holds and what it refuses to share:
+ *   - its sockets as ESP-IDF's httpd keeps them: 7 open at most, a new one
+ *     beyond closes the least recently active (the oldest idle ones go,
+ *     a legitimate request is answered, an upload in progress is spared);
+ *   - its address: a node whose address is taken exits non-zero with the
+ *     address and the reason in its --log;
+ *   - its flash file: a second node on it exits, also while the first
+ *     restarts after an update (the lock outlives the re-execution);
+ *   - make run (scripts/run.sh) with a device address taken exits 1 naming
+ *     it, and stops the broker and the server it had started. */
+#include "e2e.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_SOCKETS 7
+#define EXTRA 5
+
+static char v1[300], v2[300];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(v1, sizeof v1, "%s", e2e_path("limits-1.bin"));
+    snprintf(v2, sizeof v2, "%s", e2e_path("limits-2.bin"));
+    e2e_image(v1, "esp32s3", "1.0.0", 0, NULL);
+    e2e_image(v2, "esp32s3", "2.0.0", 200000, NULL);
+    return 0;
+}
+
+static void start(struct e2e_node *n, const char *name)
+{
+    e2e_node_init(n, name);
+    const char *args[] = {"--create", "--flash-size", "4M", "--firmware", v1, NULL};
+    assert_int_equal(e2e_node_start(n, args), 0);
+}
+
+/* Has the node closed this connection (EOF or reset), within wait_ms? */
+static bool closed_by_node(int fd, int wait_ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    char b;
+    return poll(&p, 1, wait_ms) == 1 && (p.revents & (POLLHUP | POLLERR) || recv(fd, &b, 1, MSG_DONTWAIT) <= 0);
+}
+
+/* MAX_SOCKETS + EXTRA idle connections, one after another: the EXTRA
+ * oldest are closed, the others kept; a request is answered and closes
+ * the oldest of those left. */
+static void test_lru_purge(void **state)
+{
+    (void)state;
+    struct e2e_node n;
+    start(&n, "lru");
+    int fds[MAX_SOCKETS + EXTRA];
+    for (int i = 0; i < MAX_SOCKETS + EXTRA; i++) {
+        fds[i] = e2e_connect(&n);
+        e2e_sleep_ms(20); /* accepted in this order */
+    }
+    for (int i = 0; i < EXTRA; i++)
+        assert_true(closed_by_node(fds[i], 5000));
+    for (int i = EXTRA; i < MAX_SOCKETS + EXTRA; i++)
+        assert_false(closed_by_node(fds[i], 0));
+    cJSON *st = e2e_status(&n);
+    assert_string_equal(e2e_jstr(st, "version"), "1.0.0");
+    cJSON_Delete(st);
+    assert_true(closed_by_node(fds[EXTRA], 5000));
+    for (int i = EXTRA + 1; i < MAX_SOCKETS + EXTRA; i++)
+        assert_false(closed_by_node(fds[i], 0));
+    for (int i = 0; i < MAX_SOCKETS + EXTRA; i++)
+        close(fds[i]);
+    e2e_node_stop(&n);
+}
+
+/* A slow upload (30 KB/s) while twice MAX_SOCKETS connections arrive:
+ * they purge each other, the upload completes and installs. */
+static void test_upload_spared(void **state)
+{
+    (void)state;
+    struct e2e_node n;
+    start(&n, "spared");
+    char url[100], data[320];
+    snprintf(url, sizeof url, "%s/ota", n.url);
+    snprintf(data, sizeof data, "@%s", v2);
+    const char *args[] = {"--limit-rate", "30K", "-H", "Content-Type: application/octet-stream", "--data-binary",
+                          data, url, NULL};
+    struct e2e_curl_job job;
+    e2e_curl_start(&job, args);
+    e2e_sleep_ms(1000); /* the upload is in the agent */
+    int fds[2 * MAX_SOCKETS];
+    for (int i = 0; i < 2 * MAX_SOCKETS; i++)
+        fds[i] = e2e_connect(&n);
+    struct e2e_http r;
+    int code = e2e_curl_wait(&job, &r);
+    if (code != 200)
+        fprintf(stderr, "upload: %d (curl %d) %s\n", code, r.rc, r.body);
+    assert_int_equal(code, 200);
+    e2e_http_free(&r);
+    for (int i = 0; i < 2 * MAX_SOCKETS; i++)
+        close(fds[i]);
+    assert_int_equal(e2e_node_wait_boot(&n), 0);
+    assert_int_equal(e2e_wait_state(&n, "valid", 10000), 0);
+    cJSON *st = e2e_status(&n);
+    assert_string_equal(e2e_jstr(st, "version"), "2.0.0");
+    cJSON_Delete(st);
+    e2e_node_stop(&n);
+}
+
+/* Run aloft-node with args to its end; its exit status, its log in *log. */
+static int run_node(const char *logname, const char *const args[], char **log)
+{
+    char exe[1024];
+    snprintf(exe, sizeof exe, "%s/aloft-node", ALOFT_BIN);
+    const char *argv[32] = {exe};
+    size_t k = 1;
+    for (size_t i = 0; args[i]; i++)
+        argv[k++] = args[i];
+    argv[k] = NULL;
+    char out[300];
+    snprintf(out, sizeof out, "%s", e2e_path(logname));
+    pid_t pid = e2e_spawn(exe, argv, out, O_TRUNC, true);
+    int status = -1;
+    for (int i = 0; i < 200 && waitpid(pid, &status, WNOHANG) == 0; i++)
+        e2e_sleep_ms(50);
+    if (waitpid(pid, &status, WNOHANG) == 0) { /* still running after 10 s: it should not be */
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        fail_msg("aloft-node %s did not exit", args[0]);
+    }
+    size_t len;
+    *log = (char *)e2e_file_read(out, &len);
+    *log = realloc(*log, len + 1);
+    (*log)[len] = 0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* A listening socket on the node's address. */
+static int take(const char *listen_addr)
+{
+    char host[32];
+    const char *colon = strrchr(listen_addr, ':');
+    snprintf(host, sizeof host, "%.*s", (int)(colon - listen_addr), listen_addr);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+    inet_pton(AF_INET, host, &a.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 4), 0);
+    return fd;
+}
+
+static void test_address_taken(void **state)
+{
+    (void)state;
+    struct e2e_node n;
+    e2e_node_init(&n, "taken");
+    int fd = take(n.listen);
+    char logfile[300], *log;
+    snprintf(logfile, sizeof logfile, "%s", e2e_path("taken.log"));
+    const char *args[] = {"--create", "--flash-size", "4M", "--firmware", v1, "--flash", n.flash,
+                          "--listen", n.listen, "--log", logfile, NULL};
+    assert_int_equal(run_node("taken.out", args, &log), 1);
+    free(log);
+    size_t len;
+    char *in_log = (char *)e2e_file_read(logfile, &len);
+    in_log = realloc(in_log, len + 1);
+    in_log[len] = 0;
+    char want[100];
+    snprintf(want, sizeof want, "cannot listen on %s: Address already in use", n.listen);
+    if (!strstr(in_log, want))
+        fprintf(stderr, "--log has no '%s':\n%s\n", want, in_log);
+    assert_non_null(strstr(in_log, want));
+    free(in_log);
+    close(fd);
+}
+
+/* The second node on one flash file exits: while the first serves, and
+ * after the first restarted into an update. */
+static void test_flash_locked(void **state)
+{
+    (void)state;
+    struct e2e_node a, b;
+    start(&a, "locked");
+    e2e_node_init(&b, "locked-2");
+    const char *args[] = {"--flash", a.flash, "--listen", b.listen, NULL};
+    char *log;
+    assert_int_equal(run_node("locked-2.out", args, &log), 1);
+    assert_non_null(strstr(log, "is in use by another aloft-node"));
+    free(log);
+
+    struct e2e_http r;
+    assert_int_equal(e2e_upload(&a, "/ota", v2, &r, NULL), 200);
+    e2e_http_free(&r);
+    assert_int_equal(e2e_node_wait_boot(&a), 0);
+    assert_int_equal(run_node("locked-3.out", args, &log), 1);
+    assert_non_null(strstr(log, "is in use by another aloft-node"));
+    free(log);
+    cJSON *st = e2e_status(&a);
+    assert_string_equal(e2e_jstr(st, "version"), "2.0.0");
+    cJSON_Delete(st);
+    e2e_node_stop(&a);
+}
+
+static bool listening(const char *host, uint16_t port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    inet_pton(AF_INET, host, &a.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    bool yes = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return yes;
+}
+
+/* make run's script with its second device's address taken. */
+static void test_run_address_taken(void **state)
+{
+    (void)state;
+    int fd = take("127.0.9.103:8032");
+    char page[300], www[300], dir[300], out[300];
+    snprintf(page, sizeof page, "%s", e2e_path("page"));
+    snprintf(www, sizeof www, "%s", e2e_path("run-www.bin"));
+    snprintf(dir, sizeof dir, "%s", e2e_path("run"));
+    snprintf(out, sizeof out, "%s", e2e_path("run.out"));
+    mkdir(page, 0755);
+    char index[320];
+    snprintf(index, sizeof index, "%s/index.html", page);
+    e2e_file_write(index, "<p>page</p>", 11);
+    char aloft[1024], build[1024];
+    snprintf(aloft, sizeof aloft, "%s/aloft", ALOFT_BIN);
+    snprintf(build, sizeof build, "%s/..", ALOFT_BIN);
+    const char *mkfs[] = {aloft, "mkfs", page, "-o", www, NULL};
+    int status;
+    assert_true(waitpid(e2e_spawn(aloft, mkfs, out, O_TRUNC, true), &status, 0) > 0 && status == 0);
+
+    setenv("BUILD", build, 1);
+    setenv("ALOFT_RUN_DIR", dir, 1);
+    setenv("ALOFT_RUN_WWW", www, 1);
+    setenv("ALOFT_RUN_BROKER", "127.0.9.101:1883", 1);
+    setenv("ALOFT_RUN_SERVER", "127.0.9.101:8080", 1);
+    setenv("ALOFT_RUN_DEVICES", "127.0.9.102:8032 127.0.9.103:8032 127.0.9.104:8032", 1);
+    const char *argv[] = {ALOFT_SOURCE_DIR "/scripts/run.sh", NULL};
+    pid_t pid = e2e_spawn(argv[0], argv, out, O_TRUNC, true);
+    for (int i = 0; i < 1200 && waitpid(pid, &status, WNOHANG) == 0; i++)
+        e2e_sleep_ms(50);
+    if (waitpid(pid, &status, WNOHANG) == 0) {
+        kill(pid, SIGTERM); /* its trap stops what it started */
+        waitpid(pid, &status, 0);
+        fail_msg("run.sh did not exit within 60 s with a device address taken");
+    }
+    size_t len;
+    char *said = (char *)e2e_file_read(out, &len);
+    said = realloc(said, len + 1);
+    said[len] = 0;
+    const char *want = "cannot listen on 127.0.9.103:8032: Address already in use";
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 1 || !strstr(said, want))
+        fprintf(stderr, "run.sh (status %#x) said:\n%s\n", status, said);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    assert_non_null(strstr(said, "the device on 127.0.9.103:8032 exited"));
+    assert_non_null(strstr(said, want));
+    free(said);
+    assert_false(listening("127.0.9.101", 8080)); /* aloftd stopped */
+    assert_false(listening("127.0.9.101", 1883)); /* the broker stopped */
+    assert_false(listening("127.0.9.102", 8032)); /* the first device stopped */
+    close(fd);
+}
+
+int main(void)
+{
+    e2e_init(157);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_lru_purge, e2e_teardown),
+        cmocka_unit_test_teardown(test_upload_spared, e2e_teardown),
+        cmocka_unit_test_teardown(test_address_taken, e2e_teardown),
+        cmocka_unit_test_teardown(test_flash_locked, e2e_teardown),
+        cmocka_unit_test_teardown(test_run_address_taken, e2e_teardown),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
