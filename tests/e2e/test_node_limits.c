@@ -91,8 +91,8 @@ static void test_upload_spared(void **state)
     char url[100], data[320];
     snprintf(url, sizeof url, "%s/ota", n.url);
     snprintf(data, sizeof data, "@%s", v2);
-    const char *args[] = {"--limit-rate", "30K", "-H", "Content-Type: application/octet-stream", "--data-binary",
-                          data, url, NULL};
+    const char *args[] = {"--limit-rate", "30K", "-H", "Content-Type: application/octet-stream", "-H", n.auth,
+                          "--data-binary", data, url, NULL};
     struct e2e_curl_job job;
     e2e_curl_start(&job, args);
     e2e_sleep_ms(1000); /* the upload is in the agent */
