@@ -63,6 +63,11 @@ const char *aloftd_header(struct MHD_Connection *c, const char *name);
 /* A query argument; NULL when absent. */
 const char *aloftd_arg(struct MHD_Connection *c, const char *name);
 
+/* Did a browser send this from a page of another site (Sec-Fetch-Site:
+ * cross-site, or an Origin that is not http(s)://<Host>)? Every request
+ * that changes something is refused then, token or not. */
+bool aloftd_cross_site(struct MHD_Connection *c);
+
 /* auth.c: is the request's Bearer token an admin token? Returns 0 (yes) or
  * a queued 401/503 reply's MHD result via *reply (then returns -1). */
 int aloftd_auth(struct aloftd *d, struct MHD_Connection *c, enum MHD_Result *reply);

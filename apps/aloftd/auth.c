@@ -47,6 +47,18 @@ int aloftd_auth(struct aloftd *d, struct MHD_Connection *c, enum MHD_Result *rep
     return 0;
 }
 
+bool aloftd_cross_site(struct MHD_Connection *c)
+{
+    const char *site = aloftd_header(c, "Sec-Fetch-Site"), *origin = aloftd_header(c, MHD_HTTP_HEADER_ORIGIN);
+    const char *host = aloftd_header(c, MHD_HTTP_HEADER_HOST);
+    if (site && !strcmp(site, "cross-site"))
+        return true;
+    if (!origin)
+        return false; /* not a browser, or a same-origin GET */
+    const char *o = !strncmp(origin, "http://", 7) ? origin + 7 : !strncmp(origin, "https://", 8) ? origin + 8 : NULL;
+    return !o || !host || strcasecmp(o, host);
+}
+
 /* A new token: 32 random bytes as 64 hex digits. */
 static int new_token(char out[65])
 {

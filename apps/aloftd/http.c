@@ -85,6 +85,11 @@ static void collect(struct aloftd_request *req, const char *data, size_t n)
     req->body[req->len] = 0;
 }
 
+static enum MHD_Result cross_site(struct MHD_Connection *c)
+{
+    return aloftd_reply_error(c, 403, "cross_site", "refused: a page of another site sent this request");
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                const char *version, const char *data, size_t *data_size, void **con_cls)
 {
@@ -100,6 +105,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (!strcmp(url, "/api/firmware") && post) {
         if (!req) {
             enum MHD_Result reply;
+            if (aloftd_cross_site(c))
+                return cross_site(c);
             if (aloftd_auth(d, c, &reply)) /* refused before a byte of the body is read */
                 return reply;
             if (!(req = calloc(1, sizeof *req)))
@@ -127,6 +134,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         *data_size = 0;
         return MHD_YES;
     }
+    if (!get && aloftd_cross_site(c))
+        return cross_site(c);
     if (!strcmp(url, "/update"))
         return get ? aloftd_update(d, c) : aloftd_reply_error(c, 405, "method_not_allowed", "use GET");
     if (!strncmp(url, "/firmware/", 10))

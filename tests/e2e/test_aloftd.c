@@ -727,7 +727,35 @@ static void test_admin_auth(void **state)
     assert_int_equal(aloftd_count_files(&srv, "firmware"), 0); /* nothing was stored */
     assert_int_equal(aloftd_count_files(&srv, "tmp"), 0);
 
+    /* what a page of another site makes a browser send is refused, the
+     * right token included: an upload, a pin, a device report */
+    char right[200], own[120];
+    snprintf(right, sizeof right, "Authorization: Bearer %s", srv.token);
+    static const char *const foreign[] = {"Origin: http://attacker.example", "Origin: null",
+                                          "Sec-Fetch-Site: cross-site"};
+    for (size_t i = 0; i < sizeof foreign / sizeof foreign[0]; i++) {
+        struct e2e_http r;
+        const char *up[] = {"-H", right, "-H", foreign[i], "-H", "Content-Type: application/octet-stream",
+                            "--data-binary", data, NULL};
+        assert_int_equal(aloftd_get(&srv, &r, "/api/firmware", up), 403);
+        assert_string_equal(e2e_http_error(&r), "cross_site");
+        e2e_http_free(&r);
+        const char *pin[] = {"-H", right, "-H", foreign[i], "--data-binary", "{\"version\":\"1.0.0\"}", NULL};
+        assert_int_equal(aloftd_get(&srv, &r, "/api/platforms/demo/pin", pin), 403);
+        e2e_http_free(&r);
+        const char *rep[] = {"-H", foreign[i], "-H", "Content-Type: application/json", "--data-binary",
+                             "{\"version\":\"1.0.0\",\"result\":\"rolled_back\"}", NULL};
+        assert_int_equal(aloftd_get(&srv, &r, "/api/devices/24:0A:C4:00:00:99/report", rep), 403);
+        e2e_http_free(&r);
+    }
+    assert_int_equal(aloftd_count_files(&srv, "firmware"), 0);
+
     struct e2e_http r;
+    /* the admin UI's own origin is fine */
+    snprintf(own, sizeof own, "Origin: %s", srv.url);
+    const char *same[] = {"-H", right, "-H", own, NULL};
+    assert_int_equal(aloftd_get(&srv, &r, "/api/platforms", same), 200);
+    e2e_http_free(&r);
     const char *ok[] = {"-H", lower_scheme, NULL};
     assert_int_equal(aloftd_get(&srv, &r, "/api/platforms", ok), 200);
     e2e_http_free(&r);
