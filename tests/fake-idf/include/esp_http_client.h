@@ -43,7 +43,6 @@ typedef enum {
     HTTP_METHOD_PATCH,
     HTTP_METHOD_DELETE,
     HTTP_METHOD_HEAD,
-    HTTP_METHOD_MAX,
 } esp_http_client_method_t;
 
 typedef struct {
