@@ -39,6 +39,7 @@ static const struct command commands[] = {
     {"server", "devices", aloft_cmd_server_devices, "the devices that checked in with an aloftd"},
     {"server", "rollout", aloft_cmd_server_rollout, "staged rollouts: start, advance, pause, resume, abort, show"},
     {"server", "whitelist", aloft_cmd_server_whitelist, "a platform's MAC whitelist: show, on, off, add, remove"},
+    {"server", "signing", aloft_cmd_server_signing, "a platform's signing policy: show, add KEY, remove KEY"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
