@@ -2,7 +2,9 @@
  * test_aloftd_signing_pg): set with `aloft server signing`, it refuses
  * uploads that are unsigned, signed by another key or whose signature does
  * not verify (422 with the reason), records each release's signer, logs
- * every change, outlives a restart, and lifts when its last key goes. */
+ * every change, outlives a restart, and lifts when its last key goes. Then
+ * real nodes pull a signed release: the one trusting its key installs it,
+ * the one trusting another refuses it. */
 #include "aloftd_harness.h"
 
 #include <stdio.h>
@@ -11,7 +13,7 @@
 #include <sys/stat.h>
 
 static struct aloftd_proc srv;
-static char key[300], other[300], digest[65];
+static char key[300], other[300], digest[65], other_digest[65];
 
 static void keygen(const char *out, char hex[65])
 {
@@ -83,7 +85,7 @@ static void test_signing_policy(void **state)
     snprintf(key, sizeof key, "%s", e2e_path("release.pem"));
     snprintf(other, sizeof other, "%s", e2e_path("other.pem"));
     keygen(key, digest);
-    keygen(other, NULL);
+    keygen(other, other_digest);
     aloftd_init(&srv, "signing");
     assert_int_equal(aloftd_start(&srv, NULL), 0);
 
@@ -157,6 +159,35 @@ static void test_signing_policy(void **state)
     free(log);
 }
 
+/* Devices pull a signed release from aloftd: one that trusts its key
+ * installs it; one that trusts another key refuses it and keeps running
+ * what it ran. */
+static void test_devices_pull_signed(void **state)
+{
+    (void)state;
+    aloftd_init(&srv, "signing-pull");
+    assert_int_equal(aloftd_start(&srv, NULL), 0);
+    stored(image("1.0.0", NULL), "", NULL);
+    stored(image("2.0.0", key), "", digest); /* platform "demo": the descriptor's project */
+    const char *v1 = e2e_path("fw-1.0.0.bin");
+    struct e2e_node a, b;
+    e2e_node_init(&a, "trusts-it");
+    const char *a_args[] = {"--create", "--flash-size", "4M", "--firmware", v1, "--server", srv.url,
+                            "--trusted-keys", digest, NULL};
+    assert_int_equal(e2e_node_start(&a, a_args), 0);
+    e2e_node_init(&b, "trusts-another");
+    const char *b_args[] = {"--create", "--flash-size", "4M", "--firmware", v1, "--server", srv.url,
+                            "--trusted-keys", other_digest, NULL};
+    assert_int_equal(e2e_node_start(&b, b_args), 0);
+    assert_int_equal(e2e_node_wait_log(&a, "pull: updated: firmware 2.0.0 is running", 1, 30000), 0);
+    assert_int_equal(e2e_node_wait_log(&b, "pull: failed: untrusted_key", 1, 30000), 0);
+    cJSON *st = e2e_status(&b);
+    assert_string_equal(e2e_jstr(st, "version"), "1.0.0");
+    cJSON_Delete(st);
+    e2e_node_stop(&a);
+    e2e_node_stop(&b);
+}
+
 int main(void)
 {
     e2e_init(156);
@@ -164,6 +195,7 @@ int main(void)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_signing_policy, aloftd_teardown),
+        cmocka_unit_test_teardown(test_devices_pull_signed, aloftd_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
