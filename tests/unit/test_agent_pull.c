@@ -968,6 +968,57 @@ static void test_frontend_pull(void **state)
     free(www1);
 }
 
+/* A device that trusts a key takes a pulled frontend only when signed by
+ * it: an unsigned one fails (unsigned) with www/slot and the active slot
+ * unchanged; the same filesystem, 4 KB smaller than the slot and signed,
+ * becomes the active one. */
+static void test_signed_frontend_pull(void **state)
+{
+    (void)state;
+    static struct aloft_pull job;
+    size_t www1_len, fs_len, signed_len;
+    uint8_t *www1 = frontend("sf1", &www1_len);
+    char dir[400], path[500];
+    snprintf(dir, sizeof dir, "%s/www-sf2", aloft_test_tmpdir());
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(path, sizeof path, "%s/index.html", dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs("<h1>sf2</h1>", f);
+    fclose(f);
+    uint8_t *fs;
+    assert_int_equal(aloft_lfs_mkfs(dir, 0x40000 - 0x1000, 4096, ALOFT_LFS_VERSION_2_1, &fs, &fs_len, NULL), 0);
+    const char *ec[] = {ALOFT_TEST_KEY_EC, NULL};
+    uint8_t *sfs = aloft_test_sign(fs, fs_len, ec, &signed_len);
+    assert_int_equal(signed_len, 0x40000);
+
+    struct aloft_test_agent t;
+    device(&t, FLASH_4M, NULL, www1, www1_len);
+    assert_int_equal(aloft_posix_kv_set(&t.kv, "security/trusted_keys", key_ec, 64), 0);
+    assert_int_equal(aloft_test_agent_reboot(&t, "SW"), 0);
+    struct snap before;
+    snap_take(&t, &before);
+    struct aloft_pull_req r = trigger("sf-1");
+    r.frontend = true;
+    assert_int_equal(aloft_pull_start(&t.a, &job, &r), 0);
+    struct file file = {.data = fs, .len = fs_len};
+    assert_int_equal(run(&t, &job, &file), -1);
+    state_is(&t, "failed", "unsigned", "no signature sector");
+    unchanged(&t, &before, "www_1");
+
+    r = trigger("sf-2");
+    r.frontend = true;
+    assert_int_equal(aloft_pull_start(&t.a, &job, &r), 0);
+    file = (struct file){.data = sfs, .len = signed_len};
+    assert_int_equal(run(&t, &job, &file), 0);
+    assert_string_equal(setting(&t, "www/slot"), "1");
+    boots(&t, "SW", "1.0.0", "ota_0");
+    assert_int_equal(t.a.www_slot, 1);
+    assert_true(t.a.www_ok);
+    aloft_test_agent_free(&t);
+    free(www1), free(fs), free(sfs);
+}
+
 /* A frontend download killed halfway resumes after the restart; one whose
  * slot became the active one is abandoned; a new frontend that does not
  * mount after the restart is said so. */
@@ -1138,6 +1189,7 @@ int main(void)
         cmocka_unit_test(test_progress_by_time),
         cmocka_unit_test(test_refused_images),
         cmocka_unit_test(test_signed_pull),
+        cmocka_unit_test(test_signed_frontend_pull),
         cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_refused_at_once),
         cmocka_unit_test(test_abort),
