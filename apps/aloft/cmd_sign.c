@@ -308,6 +308,14 @@ int aloft_cmd_image_verify(int argc, char **argv)
         fprintf(stderr, "aloft image verify: %s: %s\n", path, strerror(errno));
         return 1;
     }
+    struct aloft_image_info in;
+    int rc = img[0] == ALOFT_IMAGE_MAGIC ? aloft_image_verify(img, len, ALOFT_CHIP_ANY, 0, &in) : 0;
+    if (rc) { /* a damaged image is that, before any question of signatures */
+        fprintf(stderr, "aloft image verify: %s: not a valid image: %s (see aloft image info)\n", path,
+                aloft_strerror(rc));
+        free(img);
+        return 1;
+    }
     struct aloft_signing_check ch[ALOFT_SIG_BLOCKS_MAX];
     size_t at = aloft_signing_sector(img, len);
     int n = at ? aloft_signing_check(img, at, ch) : 0;
