@@ -2,6 +2,7 @@
  * status and state documents, and the ports' small helpers. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agent_private.h"
@@ -93,6 +94,13 @@ int aloft_agent_start(struct aloft_agent *a, const struct aloft_agent_port *port
                                      "update this device"
                                    : "security: no PSK provisioned: updates are refused");
 
+    aloft_agent_sig_load(a, cfg->trusted_keys);
+    char sv[12];
+    aloft_agent_get(a, "security/min_secure_version", sv, sizeof sv);
+    a->min_secure_version = (uint32_t)strtoul(sv, NULL, 10);
+    if (a->min_secure_version < cfg->min_secure_version)
+        a->min_secure_version = cfg->min_secure_version;
+
     a->www[0] = aloft_part_find_label(&b->table, "www_0");
     a->www[1] = aloft_part_find_label(&b->table, "www_1");
     if (a->www[0] && port->www.mount) {
@@ -121,6 +129,14 @@ int aloft_agent_confirm(struct aloft_agent *a)
         aloft_agent_log(a, "app: cannot mark the running image valid: %s", aloft_strerror(rc));
         return rc;
     }
+    /* anti-rollback: the floor rises only once the new image proved itself */
+    uint32_t sv = a->app.has_desc ? a->app.desc.secure_version : 0;
+    if (sv > a->min_secure_version) {
+        char v[12];
+        snprintf(v, sizeof v, "%u", (unsigned)sv);
+        if (aloft_agent_put(a, "security/min_secure_version", v) == 0)
+            a->min_secure_version = sv;
+    }
     aloft_pull_outcome(a, true);
     return 0;
 }
@@ -140,10 +156,12 @@ int aloft_agent_reject(struct aloft_agent *a)
 bool aloft_agent_secure_version_ok(const struct aloft_agent *a, const struct aloft_image_info *in, char *why,
                                    size_t cap)
 {
-    if (!in->has_desc || !a->app.has_desc || in->desc.secure_version >= a->app.desc.secure_version)
+    uint32_t running = a->app.has_desc ? a->app.desc.secure_version : 0;
+    uint32_t floor = running > a->min_secure_version ? running : a->min_secure_version;
+    if (!in->has_desc || in->desc.secure_version >= floor)
         return true;
-    snprintf(why, cap, "secure_version %u is below the running image's %u", (unsigned)in->desc.secure_version,
-             (unsigned)a->app.desc.secure_version);
+    snprintf(why, cap, "secure_version %u is below %s %u", (unsigned)in->desc.secure_version,
+             floor == running ? "the running image's" : "this device's minimum", (unsigned)floor);
     return false;
 }
 

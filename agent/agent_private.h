@@ -33,4 +33,17 @@ extern const char aloft_agent_pending_verify[], aloft_agent_busy[], aloft_agent_
  * (pull.c): confirmed says whether the running app marked itself valid. */
 void aloft_pull_outcome(struct aloft_agent *a, bool confirmed);
 
+/* Load the trusted key digests (sig.c): list ("HEX,HEX,HEX"), or when
+ * NULL or empty the setting security/trusted_keys. */
+void aloft_agent_sig_load(struct aloft_agent *a, const char *list);
+
+/* May the image written at addr become bootable? An app image (in: its
+ * verifier's info) is signed up to in->signed_len; a frontend image (in
+ * NULL, len bytes) when it ends in a signature sector. Returns 0 (signed by
+ * a trusted key, or no key is trusted), ALOFT_E_SIGNATURE with *code
+ * ("unsigned", "bad_signature", "untrusted_key") and why, or a flash error. */
+struct aloft_image_info;
+int aloft_agent_sig_check(struct aloft_agent *a, uint32_t addr, uint32_t len, const struct aloft_image_info *in,
+                          const char **code, char *why, size_t cap);
+
 #endif

@@ -588,6 +588,14 @@ static int complete(struct aloft_agent *a, struct aloft_pull *j)
         return fail(j, "bad_md5", "the body's MD5 is %s; x-MD5 says %s", hex, j->md5);
     publish(a, j, ALOFT_PHASE_VERIFYING);
     int rc = j->r.frontend ? www_check(a, j->slot) : aloft_update_end(&j->u);
+    const char *code = NULL;
+    if (rc == 0)
+        rc = aloft_agent_sig_check(a, j->slot->offset, (uint32_t)j->done, j->r.frontend ? NULL : &j->u.v.info, &code,
+                                   j->reason, sizeof j->reason);
+    if (rc == ALOFT_E_SIGNATURE && code) {
+        snprintf(j->code, sizeof j->code, "%s", code);
+        return -1;
+    }
     if (rc == 0)
         rc = save_pending(a, j);
     if (rc == 0) {

@@ -250,18 +250,26 @@ static void frontend_ok(struct aloft_agent *a, struct aloft_push *p, struct alof
 static void upload_end(struct aloft_agent *a, struct aloft_push *p, struct aloft_push_reply *reply)
 {
     int rc = 0;
+    const char *code = NULL;
     if (!p->status && p->kind == KIND_FIRMWARE) {
         rc = aloft_update_end(&p->u);
+        if (rc == 0)
+            rc = aloft_agent_sig_check(a, p->u.target->offset, 0, &p->u.v.info, &code, p->message, sizeof p->message);
         if (rc == 0)
             rc = aloft_update_set_boot(&p->u);
         if (rc)
             aloft_update_abort(&p->u);
     } else if (!p->status) {
-        rc = aloft_www_commit(a, p->slot);
+        rc = aloft_agent_sig_check(a, p->slot->offset, (uint32_t)p->received, NULL, &code, p->message,
+                                   sizeof p->message);
+        if (rc == 0)
+            rc = aloft_www_commit(a, p->slot);
         if (rc == 1)
             refuse(p, 400, "not_littlefs", "the body is not a LittleFS image that mounts (make one with aloft mkfs)");
     }
-    if (rc < 0)
+    if (rc == ALOFT_E_SIGNATURE && code)
+        p->status = 422, p->code = code;
+    else if (rc < 0)
         classify(a, p, rc);
     p->started = false; /* finished either way: aloft_push_abort has nothing to drop */
     if (p->status) {

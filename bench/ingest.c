@@ -7,8 +7,12 @@
  * A second such device runs the agent (settings in its nvs partition, a PSK
  * provisioned) and takes the same image as POST /ota through the agent's
  * handler, in 1460-byte chunks as TCP delivers them; its end also writes
- * otadata (set-boot). The measured phases are the functions
- * bench_phase_sha256, bench_phase_update and bench_phase_push; the port's
+ * otadata (set-boot). A third device trusts a signing key and takes the
+ * same image signed by espsecure (RSA-3072, its signature sector after it)
+ * through the same handler: the signature is checked before set-boot, by
+ * OpenSSL in the port here (the ROM's RSA routine on a device). The
+ * measured phases are the functions bench_phase_sha256, bench_phase_update,
+ * bench_phase_push and bench_phase_push_signed; the port's
  * erase and program go through bench_flash_erase and bench_flash_program so
  * their cost can be told apart. bench/run.sh counts instructions in each
  * with callgrind; run alone, this program prints wall times.
@@ -32,6 +36,8 @@
 #include "aloft_posix_flash.h"
 #include "aloft_posix_kv.h"
 #include "file.h"
+#include "hex.h"
+#include "signing.h"
 
 #define CHUNK 4096u
 #define PUSH_CHUNK 1460u /* a TCP segment's payload on Ethernet/Wi-Fi */
@@ -42,6 +48,8 @@
 static const char *image_path = ALOFT_FIXTURES "/esp-idf/esp32s3-csi-node-v0.6.4.bin";
 static const char *running_path = ALOFT_FIXTURES "/esp-idf/esp32s3-csi-node-4mb-v0.4.3.bin";
 static const char *table_path = ALOFT_FIXTURES "/esp-idf/partitions-4mb.csv";
+static const char *signed_path = ALOFT_FIXTURES "/esp-idf/signed/esp32s3-csi-node-v0.6.4.signed-rsa3072.bin";
+static const char *key_path = ALOFT_FIXTURES "/esp-idf/signed/test-key-rsa3072.digest.bin";
 
 /* The POSIX flash's own callbacks, called through these wrappers. */
 static struct aloft_flash posix;
@@ -96,10 +104,11 @@ __attribute__((noinline, noclone)) static int bench_phase_update(struct aloft_up
 }
 
 /* POST /ota as aloft-node's HTTP glue makes it: the headers, the body as
- * TCP delivers it, the end (verify, set-boot, the JSON reply), the release. */
-__attribute__((noinline, noclone)) static void bench_phase_push(struct aloft_agent *a, struct aloft_push *p,
-                                                               const uint8_t *img, size_t len,
-                                                               struct aloft_push_reply *reply)
+ * TCP delivers it, the end (verify, set-boot, the JSON reply), the release.
+ * Inlined into each phase, so that each is counted on its own. */
+static inline __attribute__((always_inline)) void post_ota(struct aloft_agent *a, struct aloft_push *p,
+                                                           const uint8_t *img, size_t len,
+                                                           struct aloft_push_reply *reply)
 {
     static char buf[1024];
     const struct aloft_push_request r = {
@@ -115,6 +124,28 @@ __attribute__((noinline, noclone)) static void bench_phase_push(struct aloft_age
         aloft_push_end(a, p, reply);
     }
     aloft_push_abort(a, p);
+}
+
+__attribute__((noinline, noclone)) static void bench_phase_push(struct aloft_agent *a, struct aloft_push *p,
+                                                               const uint8_t *img, size_t len,
+                                                               struct aloft_push_reply *reply)
+{
+    post_ota(a, p, img, len, reply);
+}
+
+/* The same with a signed image, to a device that trusts its key. */
+__attribute__((noinline, noclone)) static void bench_phase_push_signed(struct aloft_agent *a, struct aloft_push *p,
+                                                                      const uint8_t *img, size_t len,
+                                                                      struct aloft_push_reply *reply)
+{
+    post_ota(a, p, img, len, reply);
+}
+
+/* The port's signature check: OpenSSL, as aloft-node's. */
+static int verify(void *ctx, const struct aloft_sig_block *b, const uint8_t digest[32])
+{
+    (void)ctx;
+    return aloft_signing_verify(b, digest) ? 0 : ALOFT_E_SIGNATURE;
 }
 
 /* A device as it leaves the factory: table at 0x8000, the running app in
@@ -157,16 +188,20 @@ static void restart(void *ctx, const char *reason)
 }
 
 /* The agent on a device booted by device(), with the PSK provisioned in its
- * settings as aloft-node --psk does. */
-static void start_agent(struct aloft_agent *a, const struct aloft_flash *port, struct aloft_boot *b)
+ * settings as aloft-node --psk does, trusting the signing keys keys (NULL:
+ * none). */
+static void start_agent(struct aloft_agent *a, const struct aloft_flash *port, struct aloft_boot *b,
+                        const char *keys)
 {
     static struct aloft_posix_kv kv;
     static struct aloft_agent_port ap;
-    static const struct aloft_agent_config cfg = {.mac = "02:00:00:00:00:01"};
+    static struct aloft_agent_config cfg = {.mac = "02:00:00:00:00:01"};
+    cfg.trusted_keys = keys;
     ap = (struct aloft_agent_port){
         .flash = port,
         .settings = aloft_posix_kv_settings(&kv),
         .restart = restart, /* the device would restart into the update here */
+        .verify = verify,
     };
     const struct aloft_part *nvs = aloft_part_find(&b->table, ALOFT_PART_DATA, ALOFT_PART_NVS);
     int rc = nvs ? aloft_posix_kv_open(&kv, port, nvs) : ALOFT_E_NOTFOUND;
@@ -219,10 +254,16 @@ int main(int argc, char **argv)
     uint8_t *img = load(image_path, &len);
     uint8_t *app = load(running_path, &app_len);
     char *csv = (char *)load(table_path, &csv_len);
+    size_t signed_len, key_len;
+    uint8_t *signed_img = load(signed_path, &signed_len);
+    uint8_t *key = load(key_path, &key_len);
+    char keys[65];
+    aloft_hex(key, key_len < 32 ? key_len : 32, keys);
     const char *name = strrchr(image_path, '/') ? strrchr(image_path, '/') + 1 : image_path;
-    printf("image %s\nbytes %zu\nchunk %u\npush_chunk %u\n", name, len, CHUNK, PUSH_CHUNK);
+    printf("image %s\nbytes %zu\nchunk %u\npush_chunk %u\nsigned_bytes %zu\n", name, len, CHUNK, PUSH_CHUNK,
+           signed_len);
 
-    double best_sha = 1e9, best_update = 1e9, best_push = 1e9;
+    double best_sha = 1e9, best_update = 1e9, best_push = 1e9, best_signed = 1e9;
     for (int run = 0; run < (once ? 1 : RUNS); run++) {
         static struct aloft_posix_flash pf;
         static struct aloft_flash port;
@@ -249,7 +290,7 @@ int main(int argc, char **argv)
         aloft_posix_flash_close(&pf);
 
         device(&pf, &port, &boot, csv, csv_len, app, app_len);
-        start_agent(&agent, &port, &boot);
+        start_agent(&agent, &port, &boot, NULL);
         double t4 = now();
         bench_phase_push(&agent, &push, img, len, &reply);
         double t5 = now();
@@ -263,6 +304,19 @@ int main(int argc, char **argv)
         best_sha = least(best_sha, t1 - t0);
         best_update = least(best_update, t3 - t2);
         best_push = least(best_push, t5 - t4);
+
+        device(&pf, &port, &boot, csv, csv_len, app, app_len);
+        start_agent(&agent, &port, &boot, keys);
+        double t6 = now();
+        bench_phase_push_signed(&agent, &push, signed_img, signed_len, &reply);
+        double t7 = now();
+        if (reply.status != 200) {
+            fprintf(stderr, "bench_ingest: signed push: HTTP %d %.*s\n", reply.status, (int)reply.len, reply.body);
+            exit(1);
+        }
+        check_boots(&port, &boot);
+        aloft_posix_flash_close(&pf);
+        best_signed = least(best_signed, t7 - t6);
     }
     if (!once) {
         double mb = (double)len / 1e6;
@@ -272,7 +326,11 @@ int main(int argc, char **argv)
                mb / best_update);
         printf("  %-36s %9.2f ms %8.1f MB/s\n", "push POST /ota via the agent (all)", best_push * 1e3,
                mb / best_push);
+        printf("  %-36s %9.2f ms %8.1f MB/s\n", "the same, signed, verification on", best_signed * 1e3,
+               (double)signed_len / 1e6 / best_signed);
     }
+    free(signed_img);
+    free(key);
     free(img);
     free(app);
     free(csv);

@@ -5,7 +5,7 @@
 # fleet, server, flood and pull benchmarks.
 #
 # usage: bench/run.sh [BUILD_DIR] [all|ingest]   (default: build all; `make bench` builds it first)
-#        ingest: only bench/ingest (the callgrind table and its wall times)
+#        ingest: only bench/ingest (the callgrind table and its wall times) and bench/verify
 set -euo pipefail
 
 build=${1:-build}
@@ -51,10 +51,11 @@ callgrind() {
 # so each phase's erase and program (the flash wrappers) are its own.
 callgrind core bench_phase_sha256 bench_phase_update
 callgrind push bench_phase_push
+callgrind signed bench_phase_push_signed
 
 # The table: the counts of both runs (which run a line is from: its file),
 # the image's facts from bench_ingest's log.
-awk -v logfile="$log" -v pushfile="$out.push.txt" '
+awk -v logfile="$log" -v pushfile="$out.push.txt" -v signedfile="$out.signed.txt" '
     BEGIN {
         while ((getline line < logfile) > 0) {
             split(line, f, " ")
@@ -62,25 +63,29 @@ awk -v logfile="$log" -v pushfile="$out.push.txt" '
             if (f[1] == "bytes") bytes = f[2]
             if (f[1] == "chunk") chunk = f[2]
             if (f[1] == "push_chunk") push_chunk = f[2]
+            if (f[1] == "signed_bytes") signed_bytes = f[2]
         }
     }
     function count(s) { gsub(/,/, "", s); return s + 0 }
-    { run = FILENAME == pushfile ? "push" : "core" }
+    { run = FILENAME == pushfile ? "push" : FILENAME == signedfile ? "signed" : "core" }
     /:bench_phase_sha256 \[/  { sha = count($1) }
     /:bench_phase_update \[/  { upd = count($1) }
     /:bench_phase_push \[/    { push = count($1) }
+    /:bench_phase_push_signed \[/ { signed = count($1) }
+    /:aloft_agent_sig_check \[/ { sigcheck = count($1) }
     /:bench_flash_erase \[/   { erase[run] = count($1) }
     /:bench_flash_program \[/ { prog[run] = count($1) }
     function row(label, n, tail) {
         printf "%-44s %14d %11.2f %18s%s\n", label, n, n / bytes, sprintf("%.2fx", n / sha), tail
     }
     END {
-        if (!bytes || !sha || !upd || !push) {
+        if (!bytes || !sha || !upd || !push || !signed) {
             print "bench/run.sh: could not read the callgrind counts" > "/dev/stderr"
             exit 1
         }
         target = 1.15      # the update path, to SHA-256 alone
         push_target = 1.05 # the push path, to the update path
+        signed_target = 1.10 # the signed push path, per byte, to SHA-256 alone
         core = upd - erase["core"] - prog["core"]
         agent = push - erase["push"] - prog["push"]
         printf "\nbench/ingest: %s, %d bytes in %d-byte chunks, 4 MB POSIX flash (in memory)\n", image, bytes, chunk
@@ -98,13 +103,28 @@ awk -v logfile="$log" -v pushfile="$out.push.txt" '
         row("  push path without erase/program", agent,
             sprintf("   %.3fx the update path, target <= %.2fx: %s", agent / core, push_target,
                     agent / core <= push_target ? "met" : "MISSED"))
+        sagent = signed - erase["signed"] - prog["signed"]
+        sbyte = sagent / signed_bytes
+        printf "%-44s %14d %11.2f %18s\n", "push of it signed (RSA-3072), verification on*", signed, signed / signed_bytes,
+            sprintf("%.2fx", signed / signed_bytes / (sha / bytes))
+        printf "%-44s %14d %11.2f %18s\n", "  the signature check (read-back, parse, verify)", sigcheck,
+            sigcheck / signed_bytes, sprintf("%.3fx", sigcheck / signed_bytes / (sha / bytes))
+        printf "%-44s %14d %11.2f %18s   target <= %.2fx: %s\n", "  signed push path without erase/program", sagent,
+            sbyte, sprintf("%.3fx", sbyte / (sha / bytes)), signed_target,
+            sbyte / (sha / bytes) <= signed_target ? "met" : "MISSED"
         printf "\n* through the agent (aloft_push_begin/body/end/abort, Bearer PSK checked), same image;\n"
         printf "  its end also sets the boot slot (reads otadata, erases one of its sectors and programs a\n"
         printf "  32-byte entry), which the update line does not\n"
-    }' "$out.core.txt" "$out.push.txt"
+        printf "  the signed image is %d bytes (padded to 4 KB, then the 4 KB signature sector); its per-byte\n", signed_bytes
+        printf "  ratio is to SHA-256 alone per byte; the signature is checked by OpenSSL in this port (the\n"
+        printf "  ROM RSA-PSS routine on an ESP32), counted in the signature check\n"
+    }' "$out.core.txt" "$out.push.txt" "$out.signed.txt"
 
 printf '\n'
 "$bin" | sed -n '/^wall time/,$p'
+
+# bench/verify: a signed 1 MB image checked on the host, per scheme
+"$build/bench/bench_verify"
 if [ "$what" = ingest ]; then
     exit 0
 fi

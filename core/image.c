@@ -250,14 +250,18 @@ static int advance(struct aloft_image_verifier *v)
     case PH_CHECKSUM:
         if (i->checksum != v->checksum)
             return ALOFT_E_CHECKSUM;
-        if (i->hash_appended)
+        if (i->hash_appended) {
+            /* The hash of what came so far goes to hold (free by now: the
+             * descriptor was decoded at byte 288); v->sha runs on over the
+             * hash and the padding, which a signature also covers. */
+            struct aloft_sha256 s = v->sha;
+            aloft_sha256_final(&s, v->hold);
             enter(v, PH_HASH, SHA_BYTES);
-        else
+        } else {
             finish_image(v);
+        }
         return 0;
     default: /* PH_HASH; PH_TAIL never completes */
-        /* hold is free by now: the descriptor was decoded at byte 288. */
-        aloft_sha256_final(&v->sha, v->hold);
         if (memcmp(v->hold, i->sha256, SHA_BYTES))
             return ALOFT_E_HASH;
         finish_image(v);
@@ -310,12 +314,20 @@ static size_t consume(struct aloft_image_verifier *v, const uint8_t *p, size_t n
         break;
     case PH_HASH:
         memcpy(v->info.sha256 + SHA_BYTES - want, p, k);
-        v->pos += (uint32_t)k;
-        return k;
+        break;
     case PH_TAIL: {
         /* stop at the first bad byte, so what was consumed does not depend
          * on how the stream was chunked */
         size_t good = tail_ok(v, p, k);
+        uint32_t sector = v->next - SIG_SECTOR;
+        if (v->pos <= sector && v->pos + good > sector) {
+            /* the signature covers everything before its sector */
+            aloft_sha256_update(&v->sha, p, sector - v->pos);
+            aloft_sha256_final(&v->sha, v->info.signed_sha256);
+            v->info.signed_len = sector;
+        } else if (v->pos < sector) {
+            aloft_sha256_update(&v->sha, p, good);
+        }
         v->pos += (uint32_t)good;
         if (good < n)
             v->err = ALOFT_E_TRAILING;
@@ -324,7 +336,8 @@ static size_t consume(struct aloft_image_verifier *v, const uint8_t *p, size_t n
     case PH_PAD:
         break;
     }
-    /* Everything from the header through the checksum byte is hashed. */
+    /* Everything from the header through the checksum byte is hashed (and
+     * the appended hash, for the signature). */
     aloft_sha256_update(&v->sha, p, k);
     v->pos += (uint32_t)k;
     return k;
@@ -372,7 +385,8 @@ bool aloft_image_ident_ready(const struct aloft_image_verifier *v)
 
 int aloft_image_end(struct aloft_image_verifier *v)
 {
-    if (!v->err && v->phase != PH_TAIL)
+    /* a signature sector, once begun, must be whole */
+    if (!v->err && (v->phase != PH_TAIL || (v->info.signed_len && v->pos != v->next)))
         v->err = ALOFT_E_TRUNCATED;
     return v->err;
 }

@@ -556,6 +556,31 @@ int aloft_store_whitelist(struct aloft_store *s, const char *platform, bool *ena
     return rc ? rc : sexec(s, Q_WHITELIST_MACS, read_mac, &l, NULL, "s", key);
 }
 
+int aloft_store_signing_key_add(struct aloft_store *s, const char *platform, const char *digest)
+{
+    char key[ALOFT_STORE_NAME_MAX + 1];
+    int rc = key_of(platform, key);
+    return rc ? rc : sexec(s, Q_SIGNING_KEY_ADD, NULL, NULL, NULL, "ssi", key, digest, (int64_t)time(NULL));
+}
+
+int aloft_store_signing_key_remove(struct aloft_store *s, const char *platform, const char *digest)
+{
+    char key[ALOFT_STORE_NAME_MAX + 1];
+    int64_t n = 0;
+    int rc = key_of(platform, key);
+    if (!rc)
+        rc = sexec(s, Q_SIGNING_KEY_REMOVE, NULL, NULL, &n, "ss", key, digest);
+    return rc ? rc : n ? 0 : ALOFT_E_NOTFOUND;
+}
+
+int aloft_store_signing_keys(struct aloft_store *s, const char *platform, aloft_store_key_cb cb, void *ctx)
+{
+    char key[ALOFT_STORE_NAME_MAX + 1];
+    struct mac_list l = {cb, ctx}; /* one text column, as the whitelist's */
+    int rc = key_of(platform, key);
+    return rc ? rc : sexec(s, Q_SIGNING_KEYS, read_mac, &l, NULL, "s", key);
+}
+
 static int read_text(void *ctx, int n, const char *const *cols)
 {
     char *out = ctx; /* ALOFT_STORE_VERSION_MAX + 1 */

@@ -48,6 +48,8 @@ struct aloft_store_release {
     char idf_ver[33];
     int64_t uploaded_at;
     int64_t seq;     /* upload order within the database */
+    char signer[65]; /* public key digest of the signature block that verified
+                      * (a policy key's when the platform has any), "" unsigned */
 };
 
 struct aloft_store_device {
@@ -175,6 +177,14 @@ int aloft_store_whitelist_remove(struct aloft_store *s, const char *platform, co
 typedef int (*aloft_store_mac_cb)(void *ctx, const char *mac);
 int aloft_store_whitelist(struct aloft_store *s, const char *platform, bool *enabled, aloft_store_mac_cb cb,
                           void *ctx);
+
+/* A platform's signing policy: the public key digests (64 lower-case hex
+ * digits) of which one must have signed every upload; none: no policy.
+ * Adding one twice is fine; removing one not there is ALOFT_E_NOTFOUND. */
+int aloft_store_signing_key_add(struct aloft_store *s, const char *platform, const char *digest);
+int aloft_store_signing_key_remove(struct aloft_store *s, const char *platform, const char *digest);
+typedef int (*aloft_store_key_cb)(void *ctx, const char *digest);
+int aloft_store_signing_keys(struct aloft_store *s, const char *platform, aloft_store_key_cb cb, void *ctx);
 
 /* A device's outcome report after its restart (the last one is kept). */
 struct aloft_store_report {

@@ -422,6 +422,7 @@ static void read_release(const PGresult *res, int row, struct aloft_store_releas
     col_text(res, row, 9, r->idf_ver, sizeof r->idf_ver);
     r->uploaded_at = col_int(res, row, 10);
     r->seq = col_int(res, row, 11);
+    col_text(res, row, 12, r->signer, sizeof r->signer);
 }
 
 static void read_device(const PGresult *res, int row, struct aloft_store_device *d)
@@ -579,8 +580,8 @@ static int release_add(struct aloft_store_pg *s, struct conn *c, struct aloft_st
     if (!rc) {
         r->seq = col_int(res, 0, 0);
         r->uploaded_at = now;
-        rc = run(s, c, Q_RELEASE_ADD, "add release", "ssssisssii", key, aloft_store_kind_name(r->kind), r->version,
-                 r->sha256, (int64_t)r->secure_version, r->chip, r->project, r->idf_ver, now, r->seq);
+        rc = run(s, c, Q_RELEASE_ADD, "add release", "ssssisssiis", key, aloft_store_kind_name(r->kind), r->version,
+                 r->sha256, (int64_t)r->secure_version, r->chip, r->project, r->idf_ver, now, r->seq, r->signer);
     }
     PQclear(res);
     if (!rc)

@@ -108,6 +108,15 @@ const char *const aloft_store_migrations[] = {
     "ALTER TABLE rollouts ADD COLUMN auto_advance BIGINT NOT NULL DEFAULT 0;" /* 0: only on command */
     "ALTER TABLE rollouts ADD COLUMN auto_advance_percent INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE rollout_devices ADD COLUMN stage INTEGER NOT NULL DEFAULT 0;",
+    /* 4: signed updates: a platform's trusted signing keys (any row: every
+     * upload must be signed by one), and who signed each release */
+    "CREATE TABLE signing_keys ("
+    "  platform TEXT NOT NULL REFERENCES platforms (name_key),"
+    "  digest TEXT NOT NULL,"      /* the public key digest, 64 lower-case hex digits */
+    "  added_at BIGINT NOT NULL,"
+    "  PRIMARY KEY (platform, digest)"
+    ");"
+    "ALTER TABLE releases ADD COLUMN signer TEXT NOT NULL DEFAULT '';", /* '' : unsigned */
 };
 
 const size_t aloft_store_migration_count = sizeof aloft_store_migrations / sizeof aloft_store_migrations[0];
@@ -126,7 +135,7 @@ const char aloft_store_migrations_table[] =
     "(SELECT COUNT(*) FROM devices d WHERE d.platform = p.name_key)"
 #define RELEASE_COLS                                                                                          \
     "p.name, r.kind, r.version, r.sha256, b.md5, b.size, r.secure_version, r.chip, r.project, r.idf_ver, " \
-    "r.uploaded_at, r.seq FROM releases r JOIN blobs b ON b.sha256 = r.sha256 JOIN platforms p ON p.name_key = r.platform"
+    "r.uploaded_at, r.seq, r.signer FROM releases r JOIN blobs b ON b.sha256 = r.sha256 JOIN platforms p ON p.name_key = r.platform"
 #define DEVICE_COLS                                                                                               \
     "d.mac, p.name, d.version, d.ip, d.free_space, d.sketch_size, d.sdk_version, d.mode, d.first_seen, d.last_seen, " \
     "d.checkins, d.last_status, d.last_reason FROM devices d JOIN platforms p ON p.name_key = d.platform"
@@ -166,7 +175,7 @@ const char *const aloft_store_sql[Q_COUNT] = {
                            "AND r.version = p.current_frontend",
     [Q_SEQ_NEXT] = "SELECT COALESCE(MAX(seq), 0) + 1 FROM releases",
     [Q_RELEASE_ADD] = "INSERT INTO releases (platform, kind, version, sha256, secure_version, chip, project, "
-                      "idf_ver, uploaded_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      "idf_ver, uploaded_at, seq, signer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [Q_SET_FIRMWARE] = "UPDATE platforms SET current_firmware = ?, pinned_firmware = ? WHERE name_key = ?",
     [Q_SET_FRONTEND] = "UPDATE platforms SET current_frontend = ?, pinned_frontend = ? WHERE name_key = ?",
     /* coalesced check-ins (store.c's queue): first_seen, last_seen and the
@@ -191,6 +200,10 @@ const char *const aloft_store_sql[Q_COUNT] = {
                         "ON CONFLICT (platform, mac) DO NOTHING",
     [Q_WHITELIST_REMOVE] = "DELETE FROM whitelist_macs WHERE platform = ? AND mac = ?",
     [Q_WHITELIST_MACS] = "SELECT mac FROM whitelist_macs WHERE platform = ? ORDER BY mac",
+    [Q_SIGNING_KEY_ADD] = "INSERT INTO signing_keys (platform, digest, added_at) VALUES (?, ?, ?) "
+                          "ON CONFLICT (platform, digest) DO NOTHING",
+    [Q_SIGNING_KEY_REMOVE] = "DELETE FROM signing_keys WHERE platform = ? AND digest = ?",
+    [Q_SIGNING_KEYS] = "SELECT digest FROM signing_keys WHERE platform = ? ORDER BY digest",
     [Q_DEVICE_PLATFORM] = "SELECT platform FROM devices WHERE mac = ?",
     [Q_REPORT_ADD] = "INSERT INTO device_reports (mac, version, result, reason, partition_label, state, reset_reason, "
                      "reported_at, reports) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (mac) DO UPDATE SET "

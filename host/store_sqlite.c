@@ -236,6 +236,7 @@ static void read_release(sqlite3_stmt *st, struct aloft_store_release *r)
     col_text(st, 9, r->idf_ver, sizeof r->idf_ver);
     r->uploaded_at = sqlite3_column_int64(st, 10);
     r->seq = sqlite3_column_int64(st, 11);
+    col_text(st, 12, r->signer, sizeof r->signer);
 }
 
 static void read_device(sqlite3_stmt *st, struct aloft_store_device *d)
@@ -408,8 +409,8 @@ static int release_add(struct aloft_store_sqlite *s, struct aloft_store_release 
         sqlite3_reset(st);
         r->uploaded_at = now;
         rc = run(s,
-                 bind(s, Q_RELEASE_ADD, "ssssisssii", key, aloft_store_kind_name(r->kind), r->version, r->sha256,
-                      (int64_t)r->secure_version, r->chip, r->project, r->idf_ver, now, r->seq),
+                 bind(s, Q_RELEASE_ADD, "ssssisssiis", key, aloft_store_kind_name(r->kind), r->version, r->sha256,
+                      (int64_t)r->secure_version, r->chip, r->project, r->idf_ver, now, r->seq, r->signer),
                  "add release");
     }
     if (!rc)

@@ -39,6 +39,10 @@ static const char usage[] =
     "                          a PSK the device refuses every change (fail-closed)\n"
     "  --open                  without a PSK, take changes from anyone on the network (a bench\n"
     "                          device only: logged as a warning at every boot)\n"
+    "  --trusted-keys HEX[,HEX[,HEX]]  provision up to three public key digests (aloft keygen\n"
+    "                          prints them) into the settings (security/trusted_keys): from then\n"
+    "                          on only images signed by one of these keys are installed, pushed,\n"
+    "                          pulled or frontend alike; 'none' removes them\n"
     "  --rollback on|off       bootloader app rollback (default on)\n"
     "  --flash-timing none|esp32  emulate SPI NOR erase/program times (default none)\n"
     "  --link-rate BYTES/S     throttle uploads like a Wi-Fi link, e.g. 1M (default unlimited)\n"
@@ -377,6 +381,11 @@ static int run(struct node *n)
     /* the factory's provisioning: PSK from the command line, the MAC */
     if (n->cfg.psk && (rc = aloft_posix_kv_set(&n->kv, "security/ota_psk", n->cfg.psk, strlen(n->cfg.psk))) != 0)
         return fail("cannot store the PSK: %s", aloft_strerror(rc));
+    const char *keys = n->cfg.trusted_keys;
+    if (keys && (rc = strcmp(keys, "none") ? aloft_posix_kv_set(&n->kv, "security/trusted_keys", keys, strlen(keys))
+                                           : aloft_posix_kv_del(&n->kv, "security/trusted_keys")) != 0 &&
+        rc != ALOFT_E_NOTFOUND)
+        return fail("cannot store the trusted keys: %s", aloft_strerror(rc));
     load_mac(n);
 
     /* the application: the agent, then the firmware's behaviour */
@@ -443,11 +452,27 @@ static int run(struct node *n)
     reexec(n, n->restart_reason, n->agent.boot_count);
 }
 
+/* "none", or 1..3 comma-separated digests of 64 hex digits. */
+static bool trusted_keys_ok(const char *s)
+{
+    if (!strcmp(s, "none"))
+        return true;
+    for (int k = 0; k < 3; k++, s++) {
+        size_t n = strspn(s, "0123456789abcdefABCDEF");
+        if (n != 64 || (s[n] && s[n] != ','))
+            return false;
+        s += n;
+        if (!*s)
+            return true;
+    }
+    return false;
+}
+
 enum {
     OPT_FLASH = 256, OPT_LISTEN, OPT_PSK, OPT_OPEN, OPT_ROLLBACK, OPT_TIMING, OPT_LINK_RATE, OPT_CUT,
     OPT_RESTART_DELAY, OPT_IDLE, OPT_LOG, OPT_CREATE, OPT_PARTITIONS, OPT_FLASH_SIZE, OPT_FIRMWARE, OPT_WWW,
     OPT_MQTT, OPT_MQTT_CA, OPT_MQTT_USER, OPT_MQTT_PASSWORD, OPT_DEVICE_ID, OPT_PLATFORM, OPT_CMD_TOPIC, OPT_SERVER,
-    OPT_CHECK_EVERY, OPT_CA_FILE, OPT_INSECURE, OPT_MAX_SOCKETS,
+    OPT_CHECK_EVERY, OPT_CA_FILE, OPT_INSECURE, OPT_MAX_SOCKETS, OPT_TRUSTED_KEYS,
 };
 
 int main(int argc, char **argv)
@@ -457,6 +482,7 @@ int main(int argc, char **argv)
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"psk", required_argument, NULL, OPT_PSK},
         {"open", no_argument, NULL, OPT_OPEN},
+        {"trusted-keys", required_argument, NULL, OPT_TRUSTED_KEYS},
         {"rollback", required_argument, NULL, OPT_ROLLBACK},
         {"flash-timing", required_argument, NULL, OPT_TIMING},
         {"link-rate", required_argument, NULL, OPT_LINK_RATE},
@@ -509,6 +535,11 @@ int main(int argc, char **argv)
             n.cfg.psk = optarg;
             break;
         case OPT_OPEN: n.cfg.open = true; break;
+        case OPT_TRUSTED_KEYS:
+            if (!trusted_keys_ok(optarg))
+                return fail("--trusted-keys takes 1 to 3 key digests of 64 hex digits, comma-separated, or none"), 2;
+            n.cfg.trusted_keys = optarg;
+            break;
         case OPT_ROLLBACK:
             if (strcmp(optarg, "on") && strcmp(optarg, "off"))
                 return fail("--rollback takes on or off"), 2;

@@ -26,6 +26,7 @@ struct node_config {
     const char *flash_path;
     const char *listen;          /* ADDR:PORT */
     const char *psk;             /* provisioned into the settings store */
+    const char *trusted_keys;    /* the same: security/trusted_keys ("none" deletes it) */
     bool open;
     bool rollback;
     bool flash_timing;           /* esp32 datasheet timing */

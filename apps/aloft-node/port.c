@@ -8,6 +8,7 @@
 
 #include "aloft/err.h"
 #include "node.h"
+#include "signing.h"
 
 static int flash_read(void *ctx, uint32_t addr, void *buf, size_t len)
 {
@@ -77,6 +78,13 @@ static void report(void *ctx, const char *url, const char *json)
     node_report(ctx, url, json);
 }
 
+/* Signed updates: OpenSSL checks the block (the agent matched its key). */
+static int verify(void *ctx, const struct aloft_sig_block *b, const uint8_t digest[32])
+{
+    (void)ctx;
+    return aloft_signing_verify(b, digest) ? 0 : ALOFT_E_SIGNATURE;
+}
+
 void node_port_init(struct node *n)
 {
     n->flash = n->pf.port;
@@ -95,5 +103,6 @@ void node_port_init(struct node *n)
         .log = log_line,
         .state = state,
         .report = report,
+        .verify = verify,
     };
 }

@@ -6,6 +6,9 @@
 
 int aloft_cmd_image_info(int argc, char **argv);
 int aloft_cmd_image_make(int argc, char **argv);
+int aloft_cmd_image_sign(int argc, char **argv);
+int aloft_cmd_image_verify(int argc, char **argv);
+int aloft_cmd_keygen(int argc, char **argv);
 int aloft_cmd_part_csv2bin(int argc, char **argv);
 int aloft_cmd_part_bin2csv(int argc, char **argv);
 int aloft_cmd_part_show(int argc, char **argv);
@@ -27,5 +30,13 @@ int aloft_cmd_server_unpin(int argc, char **argv);
 int aloft_cmd_server_devices(int argc, char **argv);
 int aloft_cmd_server_rollout(int argc, char **argv);
 int aloft_cmd_server_whitelist(int argc, char **argv);
+int aloft_cmd_server_signing(int argc, char **argv);
+
+/* The signature blocks of a file, for aloft image info (cmd_sign.c). */
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+void aloft_cmd_sig_text(const uint8_t *img, size_t len);
+cJSON *aloft_cmd_sig_json(const uint8_t *img, size_t len);
 
 #endif

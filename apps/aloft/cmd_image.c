@@ -185,8 +185,8 @@ static void print_text(const char *path, size_t len, int rc, const struct aloft_
     }
 }
 
-static void print_json(const char *path, size_t len, int rc, const struct aloft_image_info *in, bool header,
-                       const struct boot_desc *bd, const struct aloft_sim_record *rec, int rec_rc)
+static void print_json(const char *path, const uint8_t *img, size_t len, int rc, const struct aloft_image_info *in,
+                       bool header, const struct boot_desc *bd, const struct aloft_sim_record *rec, int rec_rc)
 {
     char buf[80], h[65];
     cJSON *o = cJSON_CreateObject();
@@ -268,6 +268,7 @@ static void print_json(const char *path, size_t len, int rc, const struct aloft_
         if (rec->behaviour == ALOFT_SIM_CONFIRM_AFTER)
             cJSON_AddNumberToObject(s, "confirm_after_s", rec->confirm_after_s);
     }
+    cJSON_AddItemToObject(o, "signatures", aloft_cmd_sig_json(img, len));
     char *text = cJSON_Print(o);
     if (text)
         printf("%s\n", text);
@@ -298,7 +299,8 @@ static void info_usage(FILE *out)
             "\n"
             "Check an ESP app image the way the bootloader does (header, segments, checksum,\n"
             "SHA-256) and show its header, segments and app descriptor (project, version,\n"
-            "secure_version), and the simulator record of an image from `aloft image make`.\n"
+            "secure_version), the simulator record of an image from `aloft image make`, and\n"
+            "each secure boot v2 signature block: scheme, public key digest, valid or not.\n"
             "\n"
             "  --chip CHIP   also require the image to be built for CHIP, one of\n"
             "                %s\n"
@@ -364,9 +366,11 @@ int aloft_cmd_image_info(int argc, char **argv)
     /* The header fields mean something once the header passed the ESP8266 check. */
     bool header = in->total_len >= ALOFT_IMAGE_HEADER_BYTES && rc != ALOFT_E_MAGIC && rc != ALOFT_E_ESP8266;
     if (json)
-        print_json(path, len, rc, in, header, bd, &rec, rec_rc);
+        print_json(path, img, len, rc, in, header, bd, &rec, rec_rc);
     else if (header)
         print_text(path, len, rc, in, bd, &rec, rec_rc);
+    if (!json && header)
+        aloft_cmd_sig_text(img, len);
     if (rc) {
         fprintf(stderr, "aloft image info: %s: %s\n", path, aloft_strerror(rc));
         explain(rc, in, (uint16_t)want, img, len);

@@ -14,8 +14,10 @@
 
 #include "cmd.h"
 #include "file.h"
+#include "hex.h"
+#include "signing.h"
 
-enum action { UPLOAD, RELEASES, PIN, UNPIN, DEVICES, ROLLOUT, WHITELIST };
+enum action { UPLOAD, RELEASES, PIN, UNPIN, DEVICES, ROLLOUT, WHITELIST, SIGNING };
 
 static const struct {
     const char *name, *args, *what;
@@ -46,6 +48,11 @@ static const struct {
     [WHITELIST] = {"whitelist", "PLATFORM [on | off | add MAC... | remove MAC...]",
                    "A platform's MAC whitelist (off by default). When on, even empty, only the\n"
                    "devices on it are offered updates; the others get 403. Without a verb: show it."},
+    [SIGNING] = {"signing", "PLATFORM [add KEY... | remove KEY...]",
+                 "A platform's signing policy. Once it has a key, every upload must carry a secure\n"
+                 "boot v2 signature (aloft image sign) by one of its keys; others are refused with\n"
+                 "422. KEY: a public key digest (64 hex digits) or a PEM key file, whose digest is\n"
+                 "sent. With no key left, unsigned uploads are taken again. Without a verb: show it."},
 };
 
 struct opts {
@@ -132,6 +139,29 @@ static long request(const struct opts *o, const char *path, const char *body_fil
     return code;
 }
 
+/* A key for the signing policy: 64 hex digits as given, or a PEM file's
+ * public key digest. 0, or -1 with a message. */
+static int key_digest_arg(const char *arg, char hex[65])
+{
+    size_t n = strspn(arg, "0123456789abcdefABCDEF");
+    if (n == 64 && !arg[n]) {
+        snprintf(hex, 65, "%s", arg);
+        return 0;
+    }
+    char err[200];
+    int scheme;
+    uint8_t d[ALOFT_SIG_KEY_DIGEST_BYTES];
+    EVP_PKEY *k = aloft_signing_load(arg, &scheme, err, sizeof err);
+    if (!k || aloft_signing_key_digest(k, d)) {
+        fprintf(stderr, "aloft server signing: %s (a KEY is 64 hex digits or a PEM key file)\n", err);
+        EVP_PKEY_free(k);
+        return -1;
+    }
+    EVP_PKEY_free(k);
+    aloft_hex(d, sizeof d, hex);
+    return 0;
+}
+
 static const char *str(const cJSON *j, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
@@ -169,11 +199,13 @@ static void print_releases(const cJSON *reply)
 {
     printf("%s %s: current %s%s\n", str(reply, "platform"), str(reply, "kind"), str(reply, "current"),
            cJSON_IsString(cJSON_GetObjectItemCaseSensitive(reply, "pinned")) ? " (pinned)" : "");
-    printf("  %-32s %10s  %-20s  %s\n", "VERSION", "SIZE", "UPLOADED", "SHA-256");
+    printf("  %-32s %10s  %-20s  %-17s  %s\n", "VERSION", "SIZE", "UPLOADED", "SHA-256", "SIGNED BY");
     const cJSON *r;
     cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(reply, "releases"))
-        printf("%c %-32s %10.0f  %-20s  %.16s…\n", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "current")) ? '*' : ' ',
-               str(r, "version"), num(r, "size"), str(r, "uploaded_at"), str(r, "sha256"));
+        printf("%c %-32s %10.0f  %-20s  %.16s…  %.16s%s\n",
+               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "current")) ? '*' : ' ', str(r, "version"),
+               num(r, "size"), str(r, "uploaded_at"), str(r, "sha256"), str(r, "signer"),
+               cJSON_IsString(cJSON_GetObjectItemCaseSensitive(r, "signer")) ? "…" : "");
 }
 
 static void print_devices(const cJSON *reply)
@@ -300,12 +332,13 @@ static int server(int argc, char **argv, enum action a)
         }
     }
     int nargs = argc - optind;
-    int want_min = a == UPLOAD || a == UNPIN || a == ROLLOUT || a == WHITELIST ? 1 : a == PIN ? 2 : 0;
-    int want_max = a == PIN ? 2 : a == ROLLOUT ? 3 : a == WHITELIST ? 64 : 1;
+    bool listing = a == WHITELIST || a == SIGNING;
+    int want_min = a == UPLOAD || a == UNPIN || a == ROLLOUT || listing ? 1 : a == PIN ? 2 : 0;
+    int want_max = a == PIN ? 2 : a == ROLLOUT ? 3 : listing ? 64 : 1;
     const char *verb = nargs > 0 ? argv[optind] : "";
     bool start = a == ROLLOUT && !strcmp(verb, "start");
     bool misplaced = (o.platform && a != UPLOAD) || (o.version && a != UPLOAD) ||
-                     (o.frontend && (a == DEVICES || a == ROLLOUT || a == WHITELIST || (a == RELEASES && !nargs))) ||
+                     (o.frontend && (a == DEVICES || a == ROLLOUT || listing || (a == RELEASES && !nargs))) ||
                      (a == UPLOAD && (o.frontend ? !o.platform : o.version != NULL)) ||
                      ((o.stages || o.max_failures || o.auto_advance) && !start);
     if (a == ROLLOUT && nargs >= 1) { /* start P V; show [ID]; the others ID */
@@ -317,6 +350,10 @@ static int server(int argc, char **argv, enum action a)
         const char *w = argv[optind + 1];
         bool onoff = !strcmp(w, "on") || !strcmp(w, "off"), list = !strcmp(w, "add") || !strcmp(w, "remove");
         misplaced = misplaced || (onoff ? nargs != 2 : !list || nargs < 3);
+    }
+    if (a == SIGNING && nargs >= 2) { /* P add|remove KEY... */
+        const char *w = argv[optind + 1];
+        misplaced = misplaced || (strcmp(w, "add") && strcmp(w, "remove")) || nargs < 3;
     }
     if (nargs < want_min || nargs > want_max || misplaced)
         return usage(stderr, a, 2);
@@ -427,14 +464,32 @@ static int server(int argc, char **argv, enum action a)
         }
         code = request(&o, path, NULL, json, &reply);
         break;
+    case SIGNING:
+        snprintf(path, sizeof path, "/api/platforms/%s/signing", esc[0]);
+        if (nargs >= 2) {
+            body = cJSON_CreateObject();
+            cJSON *list = cJSON_AddArrayToObject(body, argv[optind + 1]);
+            for (int i = 2; i < nargs && code != -3; i++) {
+                char hex[65];
+                if (key_digest_arg(argv[optind + i], hex))
+                    code = -3; /* bad input: nothing is sent */
+                else
+                    cJSON_AddItemToArray(list, cJSON_CreateString(hex));
+            }
+            json = cJSON_PrintUnformatted(body);
+        }
+        if (code != -3)
+            code = request(&o, path, NULL, json, &reply);
+        break;
     }
-    if (code == -2) { /* a usage error found late */
+    if (code == -2 || code == -3) { /* a usage error or bad input found late */
         cJSON_Delete(body);
         for (int i = 0; i < 2; i++)
             curl_free(esc[i]);
         curl_easy_cleanup(e);
         free(tok);
-        return 2;
+        free(json);
+        return code == -2 ? 2 : 1;
     }
     int status = check(code, reply);
     if (status == 0 && o.json) {
@@ -477,6 +532,14 @@ static int server(int argc, char **argv, enum action a)
                    cJSON_GetArraySize(macs), cJSON_GetArraySize(macs) == 1 ? "" : "s");
             const cJSON *m;
             cJSON_ArrayForEach(m, macs) printf("  %s\n", cJSON_IsString(m) ? m->valuestring : "-");
+            break;
+        }
+        case SIGNING: {
+            const cJSON *keys = cJSON_GetObjectItemCaseSensitive(reply, "keys"), *k;
+            printf("%s signing: %s, %d key%s\n", str(reply, "platform"),
+                   cJSON_GetArraySize(keys) ? "required" : "not required", cJSON_GetArraySize(keys),
+                   cJSON_GetArraySize(keys) == 1 ? "" : "s");
+            cJSON_ArrayForEach(k, keys) printf("  %s\n", cJSON_IsString(k) ? k->valuestring : "-");
             break;
         }
         }
@@ -524,4 +587,9 @@ int aloft_cmd_server_rollout(int argc, char **argv)
 int aloft_cmd_server_whitelist(int argc, char **argv)
 {
     return server(argc, argv, WHITELIST);
+}
+
+int aloft_cmd_server_signing(int argc, char **argv)
+{
+    return server(argc, argv, SIGNING);
 }

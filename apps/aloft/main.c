@@ -20,6 +20,9 @@ static const struct command commands[] = {
     {"trigger", NULL, aloft_cmd_trigger, "publish an OTA trigger over MQTT and follow the devices' outcomes"},
     {"image", "info", aloft_cmd_image_info, "check an ESP app image and show its header and app descriptor"},
     {"image", "make", aloft_cmd_image_make, "synthesise a valid ESP app image (for tests and the simulator)"},
+    {"image", "sign", aloft_cmd_image_sign, "add a secure boot v2 signature (espsecure's layout) to an image"},
+    {"image", "verify", aloft_cmd_image_verify, "check an image's signature against trusted keys"},
+    {"keygen", NULL, aloft_cmd_keygen, "make a signing key (RSA-3072, ECDSA P-256 or P-384)"},
     {"part", "csv2bin", aloft_cmd_part_csv2bin, "compile an ESP-IDF partition CSV to the binary table"},
     {"part", "bin2csv", aloft_cmd_part_bin2csv, "print a binary partition table as CSV"},
     {"part", "show", aloft_cmd_part_show, "show a partition table (CSV or binary)"},
@@ -36,6 +39,7 @@ static const struct command commands[] = {
     {"server", "devices", aloft_cmd_server_devices, "the devices that checked in with an aloftd"},
     {"server", "rollout", aloft_cmd_server_rollout, "staged rollouts: start, advance, pause, resume, abort, show"},
     {"server", "whitelist", aloft_cmd_server_whitelist, "a platform's MAC whitelist: show, on, off, add, remove"},
+    {"server", "signing", aloft_cmd_server_signing, "a platform's signing policy: show, add KEY, remove KEY"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -6,7 +6,7 @@
  *   POST /api/platforms/<p>/pin    {"version": "...", "kind": "firmware"}   also how to downgrade
  *   POST /api/platforms/<p>/unpin  {"kind": "firmware"}  back to the newest
  *   GET  /api/devices[?platform=<p>]   with each device's last outcome report
- *   GET|POST /api/platforms/<p>/whitelist, POST /api/platforms/<p>/rollouts,
+ *   GET|POST /api/platforms/<p>/whitelist, GET|POST /api/platforms/<p>/signing, POST /api/platforms/<p>/rollouts,
  *   GET  /api/rollouts[/<id>], POST /api/rollouts/<id>/<action>: rollout.c */
 #include <stdio.h>
 #include <string.h>
@@ -54,6 +54,7 @@ cJSON *aloftd_release_json(const struct aloft_store_release *r, bool current)
     cJSON_AddStringToObject(j, "project", r->project);
     cJSON_AddNumberToObject(j, "secure_version", r->secure_version);
     cJSON_AddStringToObject(j, "idf_ver", r->idf_ver);
+    add_string_or_null(j, "signer", r->signer);
     add_time(j, "uploaded_at", r->uploaded_at);
     cJSON_AddStringToObject(j, "url", url);
     return j;
@@ -251,6 +252,9 @@ static enum MHD_Result platform_route(struct aloftd *d, struct MHD_Connection *c
                     : aloftd_reply_error(c, 405, "method_not_allowed", "use POST");
     if (!strcmp(action, "whitelist"))
         return get || post ? aloftd_whitelist(d, c, p.name, post, body, len, too_big)
+                           : aloftd_reply_error(c, 405, "method_not_allowed", "use GET or POST");
+    if (!strcmp(action, "signing"))
+        return get || post ? aloftd_signing(d, c, p.name, post, body, len, too_big)
                            : aloftd_reply_error(c, 405, "method_not_allowed", "use GET or POST");
     if (!strcmp(action, "rollouts"))
         return post ? aloftd_rollout_start(d, c, p.name, body, len, too_big)

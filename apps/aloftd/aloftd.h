@@ -129,6 +129,16 @@ void aloftd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "2026-05-07T12:59:15Z" into out (21 bytes). */
 void aloftd_time(int64_t t, char out[21]);
 
+/* signing.c: GET|POST /api/platforms/<p>/signing (see there). */
+enum MHD_Result aloftd_signing(struct aloftd *d, struct MHD_Connection *c, const char *platform, bool post,
+                               const char *body, size_t len, bool too_big);
+/* Does an upload of len bytes satisfy platform's signing policy? NULL (yes)
+ * with signer set to the digest of the key whose block verified ("" when
+ * none did and the platform has no policy), or the refusal's code
+ * (unsigned, bad_signature, untrusted_key) with why. */
+const char *aloftd_signature_check(struct aloftd *d, const char *platform, const uint8_t *data, size_t len,
+                                   char signer[65], char *why, size_t cap);
+
 /* rollout.c: whitelists, device reports, staged rollouts (see there). */
 enum MHD_Result aloftd_whitelist(struct aloftd *d, struct MHD_Connection *c, const char *platform, bool post,
                                  const char *body, size_t len, bool too_big);

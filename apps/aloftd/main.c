@@ -85,6 +85,8 @@ static const char usage[] =
     "  POST /api/platforms/P/pin {\"version\": V}   serve V (also to downgrade); /unpin\n"
     "  GET  /api/devices[?platform=P]              with each device's last outcome report\n"
     "  GET|POST /api/platforms/P/whitelist {\"enabled\": true, \"add\": [MAC], \"remove\": [MAC]}\n"
+    "  GET|POST /api/platforms/P/signing {\"add\": [DIGEST], \"remove\": [DIGEST]}   with a key listed,\n"
+    "       uploads must be signed by one (422 unsigned, bad_signature, untrusted_key)\n"
     "  POST /api/platforms/P/rollouts {\"version\": V, \"stages\": [1,10,50,100], \"max_failures\": \"5%\",\n"
     "       \"auto_advance\": \"90%\"}   the next stage opens by itself once 90% of the devices\n"
     "       offered in this one updated (reported it, or checked in on V); a device that checks\n"

@@ -7,7 +7,9 @@
  *
  * Query: ?platform=NAME (default: the descriptor's project), and for a
  * frontend ?kind=frontend&platform=NAME[&version=LABEL] (a LittleFS image;
- * the label defaults to the first 12 hex digits of its SHA-256). */
+ * the label defaults to the first 12 hex digits of its SHA-256). A platform
+ * with signing keys takes only uploads signed by one of them (signing.c):
+ * 422 unsigned, bad_signature or untrusted_key otherwise. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -224,6 +226,21 @@ static void check_frontend(struct aloftd_upload *up)
     munmap(map, up->received);
 }
 
+/* The platform's signing policy (signing.c); the release's signer. */
+static void check_signature(struct aloftd *d, struct aloftd_upload *up, struct aloft_store_release *r)
+{
+    void *map = mmap(NULL, up->received, PROT_READ, MAP_PRIVATE, up->fd, 0);
+    if (map == MAP_FAILED) {
+        refuse(up, 500, "io_error", "cannot read the upload back: %s", strerror(errno));
+        return;
+    }
+    char why[300];
+    const char *code = aloftd_signature_check(d, r->platform, map, up->received, r->signer, why, sizeof why);
+    if (code)
+        refuse(up, strcmp(code, "io_error") ? 422 : 500, code, "%s", why);
+    munmap(map, up->received);
+}
+
 /* Refuse what the database would refuse, before the file is kept. */
 static void precheck(struct aloftd *d, struct aloftd_upload *up, const struct aloft_store_release *r)
 {
@@ -289,6 +306,8 @@ static enum MHD_Result finish(struct aloftd *d, struct MHD_Connection *c, struct
         else
             snprintf(r.version, sizeof r.version, "%.12s", r.sha256);
     }
+    if (!up->status)
+        check_signature(d, up, &r);
     if (!up->status)
         precheck(d, up, &r);
     if (!up->status && keep_file(d, up, r.sha256))

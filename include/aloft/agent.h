@@ -12,6 +12,11 @@
  *
  * Settings (keys "namespace/key", each value written atomically):
  *   security/ota_psk   the PSK uploads need (up to 64 characters)
+ *   security/trusted_keys  up to three public key digests (64 hex digits
+ *                      each, comma-separated): when set, only images signed
+ *                      by one of these keys are installed (sig.h)
+ *   security/min_secure_version  the lowest secure_version accepted
+ *                      (decimal): an emulated eFuse, raised on confirm
  *   www/slot           the active frontend slot, "0" or "1"
  *   pull/…             the pull job, its progress and outcome (pull.h) */
 #ifndef ALOFT_AGENT_H
@@ -23,6 +28,7 @@
 
 #include "aloft/boot.h"
 #include "aloft/image.h"
+#include "aloft/sig.h"
 
 #define ALOFT_AGENT_PSK_MAX 64
 #define ALOFT_AGENT_SETTING_MAX 1024 /* the longest value the agent stores */
@@ -68,6 +74,10 @@ struct aloft_agent_port {
      * outcome report), in the background, retrying a few times. */
     void (*state)(void *ctx, const char *json, size_t len);
     void (*report)(void *ctx, const char *url, const char *json);
+    /* Signed updates: does block b's signature (its own key, already
+     * matched against a trusted digest) verify the 32-byte SHA-256 digest?
+     * 0 when it does. NULL: no signature ever verifies. */
+    int (*verify)(void *ctx, const struct aloft_sig_block *b, const uint8_t digest[32]);
 };
 
 /* What the glue knows about the device before the agent starts. Strings are
@@ -82,6 +92,9 @@ struct aloft_agent_config {
     const char *cmd_topic;    /* an extra MQTT command topic (seed style), or NULL */
     bool open;                /* no PSK provisioned: take changes from anyone (a
                                * bench device; logged loudly). Off: refuse them */
+    const char *trusted_keys; /* "HEX,HEX,HEX" built in (Kconfig), or NULL:
+                               * the setting security/trusted_keys */
+    uint32_t min_secure_version; /* the device's own floor (eFuse), or 0 */
 };
 
 /* What the device is doing about updates (PROTOCOLS.md §3.2 "state"). */
@@ -108,6 +121,10 @@ struct aloft_agent {
     char mac[18], reset_reason[16], device_id[64], platform[33], server[256], cmd_topic[128];
     unsigned boot_count;
     bool open;
+    bool sig_on;                     /* a trusted key list is set */
+    uint8_t sig_keys;                /* how many of sig_key parsed */
+    uint8_t sig_key[ALOFT_SIG_BLOCKS_MAX][ALOFT_SIG_KEY_DIGEST_BYTES];
+    uint32_t min_secure_version;     /* anti-rollback floor */
     uint64_t started_ms;
     const struct aloft_part *www[2]; /* www_0, www_1, or NULL */
     uint8_t www_slot;                /* active */
@@ -166,8 +183,9 @@ int aloft_agent_put(struct aloft_agent *a, const char *key, const char *val);
 /* The www slot that is not active, or -1 without www slots. */
 int aloft_agent_www_inactive(const struct aloft_agent *a);
 
-/* Is the image's secure_version at least the running one's? (false: why
- * says so) — anti-rollback, for pushed and pulled updates alike. */
+/* Is the image's secure_version at least the device's floor (the stored
+ * minimum, which rises when an image is confirmed) and the running one's?
+ * (false: why says so) — anti-rollback, for pushed and pulled updates. */
 bool aloft_agent_secure_version_ok(const struct aloft_agent *a, const struct aloft_image_info *in, char *why,
                                    size_t cap);
 

@@ -51,6 +51,9 @@ struct aloft_image_info {
     uint8_t sha256[32];     /* the stored hash (when hash_appended) */
     uint32_t image_len;     /* header..checksum(+hash): what the bootloader reads */
     uint32_t total_len;     /* bytes fed, including an accepted secure-boot tail */
+    uint32_t signed_len;    /* where the signature sector starts (the padded
+                             * image it signs ends), 0 without one */
+    uint8_t signed_sha256[32]; /* SHA-256 of those signed_len bytes */
     bool has_desc;          /* segment 0 (>= 256 bytes) starts with the
                              * esp_app_desc_t magic; false for bootloaders and
                              * non-ESP-IDF images, which still verify */
@@ -96,7 +99,9 @@ void aloft_image_begin(struct aloft_image_verifier *v, uint16_t expect_chip, uin
  *   ALOFT_E_HASH      appended SHA-256 differs
  *   ALOFT_E_TRAILING  bytes after the image other than a secure boot v2
  *                     tail: 0xFF padding to a 4 KB boundary, then at most
- *                     one 4 KB signature sector starting with 0xE7 */
+ *                     one 4 KB signature sector starting with 0xE7
+ * Once the sector's first byte is in, info.signed_len and signed_sha256 are
+ * set (the signature's business is sig.h's). */
 int aloft_image_feed(struct aloft_image_verifier *v, const void *data, size_t len);
 
 /* True once header, first segment header and descriptor area are in
@@ -105,7 +110,8 @@ int aloft_image_feed(struct aloft_image_verifier *v, const void *data, size_t le
 bool aloft_image_ident_ready(const struct aloft_image_verifier *v);
 
 /* The stream has ended. Returns 0 when the whole image was seen and every
- * check passed, the sticky error, or ALOFT_E_TRUNCATED. */
+ * check passed, the sticky error, or ALOFT_E_TRUNCATED (also for a
+ * signature sector cut short). */
 int aloft_image_end(struct aloft_image_verifier *v);
 
 /* Verify a whole image held in memory: begin, feed, end in one call. Fills

@@ -20,7 +20,9 @@
  * (checks only) a version that was rolled back are refused with the slot
  * untouched. A dropped transfer resumes with Range and If-Range (the first
  * response's ETag). The job and, every 64 KB, the bytes safely in flash are
- * kept in the settings, so a restart resumes it (aloft_pull_boot). A
+ * kept in the settings, so a restart resumes it (aloft_pull_boot). When the
+ * device trusts signing keys, a whole image not signed by one is refused
+ * (unsigned, bad_signature, untrusted_key) before anything switches. A
  * verified image is made the boot image after "pull/pending" is saved, and
  * the boot after the restart tells: updated (once confirmed) or
  * rolled_back, in the state and in a report to the update server. */

@@ -21,6 +21,10 @@
  * (403 cross_site) when a browser says it comes from a page of another
  * origin.
  *
+ * With trusted signing keys (agent.h, security/trusted_keys) an app or
+ * frontend image not signed by one is refused with 422 and the code
+ * unsigned, bad_signature or untrusted_key, once the whole body is in.
+ *
  * Every refusal is a JSON body {"status":"error","error":CODE,"message":…}
  * and leaves the running image, otadata, the settings and the active www
  * slot as they were (the slot being written may be left erased). A successful update asks port->restart after its

@@ -2,8 +2,8 @@
 // (a wrong token first), upload two ESP-IDF images with the file picker, see
 // the platform and both releases, have devices check in over the HTTPUpdate
 // protocol and watch them appear, pin, start a rollout and advance it, turn
-// the whitelist on and off, upload a frontend. Also,
-// without a browser: the UI's static serving (redirect, types, gzip), refused
+// the whitelist on and off, add and remove a signing key, upload a frontend.
+// Also, without a browser: the UI's static serving (redirect, types, gzip), refused
 // path traversal, and the page a server without a built UI answers.
 // Leaves build/test-artifacts/admin-ui.png behind.
 //
@@ -326,6 +326,20 @@ test('admin UI: sign in, upload two releases, see devices check in live, pin, st
         await page.uncheck('#whitelist-enabled');
         await page.waitForFunction(() => !document.querySelector('#whitelist-enabled').checked);
         assert.notEqual((await checkIn(server.url, devices[2])).status, 403);
+
+        // The signing policy: a key added requires signed uploads; removed, it lifts.
+        const digest = 'ab'.repeat(32);
+        const policy = async () => (await fetch(`${server.url}/api/platforms/${PLATFORM}/signing`, {
+          headers: { Authorization: `Bearer ${TOKEN}` }, signal: AbortSignal.timeout(5000),
+        })).json();
+        await page.fill('#signing-key', digest.toUpperCase());
+        await page.click('#signing button[type="submit"]');
+        await waitText(page, '#signing ul.keys', new RegExp(digest));
+        await waitText(page, '#signing-state', /Required/);
+        assert.deepEqual((await policy()).keys, [digest]);
+        await page.click('#signing ul.keys button');
+        await waitText(page, '#signing-state', /Not required/);
+        assert.equal((await policy()).required, false);
 
         // A frontend image (the device's update page, a LittleFS image) for the platform.
         await page.selectOption('#upload-kind', 'frontend');

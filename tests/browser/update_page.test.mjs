@@ -263,3 +263,16 @@ test('update page: a page of another site cannot make the device pull an image o
       await new Promise((ok) => evil.close(ok));
     }
   });
+
+test('update page: a device that trusts a signing key refuses an unsigned www.bin and says why',
+  { skip: noChromium, timeout: 180000 },
+  async () => {
+    const key = 'ab'.repeat(32);
+    await withNodeAndPage('update-page-signed', (dir) => makeImage(dir, '1.0.0'), ['--open', '--trusted-keys', key],
+      async ({ page }) => {
+        await page.setInputFiles('#www-file', wwwBin);
+        await page.click('#www-upload');
+        await waitText(page, '#message', /Refused \(HTTP 422\): signed images only: no signature sector\. .*aloft image sign/);
+        assert.match(await text(page, '#active-slot'), /^0\b/);
+      });
+  });

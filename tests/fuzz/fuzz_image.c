@@ -1,4 +1,5 @@
-/* libFuzzer harness: the streaming image verifier (core/image.c).
+/* libFuzzer harness: the streaming image verifier (core/image.c), and the
+ * signature blocks of what verifies with a sector (core/sig.c).
  *
  * The verifier promises that every check happens at a fixed stream position,
  * so the chunking never changes the result. The input is fed twice: in chunks
@@ -20,6 +21,7 @@
 
 #include "aloft/err.h"
 #include "aloft/image.h"
+#include "aloft/sig.h"
 
 static void fail(const char *what)
 {
@@ -75,6 +77,31 @@ static void same_info(const struct aloft_image_info *a, const struct aloft_image
     SAME(a, b, sha256);
     SAME(a, b, image_len);
     SAME(a, b, total_len);
+    SAME(a, b, signed_len);
+    SAME(a, b, signed_sha256);
+}
+
+/* The signature blocks of a verified image's sector (core/sig.c): each is
+ * parsed from a private 1216-byte copy (ASan sees reads past it), and what
+ * parses points inside the block, before its CRC. */
+static void blocks(const uint8_t *sector)
+{
+    for (unsigned i = 0; i < ALOFT_SIG_BLOCKS_MAX; i++) {
+        uint8_t *b = malloc(ALOFT_SIG_BLOCK_BYTES);
+        if (!b)
+            abort();
+        memcpy(b, sector + i * ALOFT_SIG_BLOCK_BYTES, ALOFT_SIG_BLOCK_BYTES);
+        struct aloft_sig_block blk;
+        int rc = aloft_sig_parse(b, &blk);
+        if (rc == 0 && (blk.digest < b || blk.key != blk.digest + blk.digest_len || blk.sig != blk.key + blk.key_len ||
+                        blk.sig + blk.sig_len > b + ALOFT_SIG_CRC_BYTES))
+            fail("a parsed signature block points outside itself");
+        if (rc != 0 && rc != ALOFT_E_NOTFOUND && rc != ALOFT_E_CORRUPT && rc != ALOFT_E_SIGNATURE)
+            fail("aloft_sig_parse returned an undocumented error");
+        free(b);
+        if (rc == ALOFT_E_NOTFOUND)
+            break;
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -155,6 +182,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fail("an image longer than max_len verified");
         if (chip != ALOFT_CHIP_ANY && whole.chip_id != chip)
             fail("an image for another chip verified");
+        if (whole.signed_len && (whole.signed_len % ALOFT_SIG_SECTOR_BYTES ||
+                                 whole.signed_len + ALOFT_SIG_SECTOR_BYTES != len))
+            fail("a verified image's signature sector is not its last 4 KB");
+        if (whole.signed_len)
+            blocks(img + whole.signed_len);
     }
     free(v);
     return 0;

@@ -152,10 +152,11 @@ if [ $have_aloft = yes ]; then
 fi
 # Whole images small enough to fuzz end to end: one with a descriptor, one
 # with three segments, one without hash or descriptor, and one with a
-# secure boot v2 tail (aloft image make's smallest is 64 KB).
+# secure boot v2 tail holding a signature block (aloft image make's smallest
+# is 64 KB).
 if command -v python3 >/dev/null 2>&1; then
     python3 - "$OUT/tmp" <<'EOF'
-import hashlib, struct, sys
+import hashlib, struct, sys, zlib
 
 def desc(version, project):
     d = bytearray(256)
@@ -189,7 +190,15 @@ small = [
                           (0x40374000, b"\x13\x00\x00\x00" * 3)], True),
     image(0, 0x40080000, [(0x3FFB0000, b"\x01\x02\x03\x04" * 4)], False),
 ]
-signed = small[0] + b"\xFF" * (4096 - len(small[0])) + b"\xE7" + bytes(4095)
+padded = small[0] + b"\xFF" * (4096 - len(small[0]))
+# one P-256 signature block (FORMATS.md §6) with a right CRC, the rest 0xFF
+block = bytearray(1216)
+block[0:4] = b"\xE7\x03\x00\x00"
+block[4:36] = hashlib.sha256(padded).digest()
+block[36] = 2
+block[37:165] = bytes(range(128))
+struct.pack_into("<I", block, 1196, zlib.crc32(bytes(block[:1196])))
+signed = padded + bytes(block) + b"\xFF" * (4096 - 1216)
 for i, img in enumerate(small + [signed]):
     open(f"{d}/small{i}.bin", "wb").write(img)
 EOF

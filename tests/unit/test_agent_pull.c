@@ -6,6 +6,7 @@
  * power cut before (and torn at) every flash operation of a whole pull:
  * the job, the restart and the confirm. */
 #include "testagent.h"
+#include "testsign.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -26,8 +27,9 @@
 #define URL "http://files.test/fw.bin"
 #define V2_SIZE 150000 /* past two 64 KB marks */
 
-static uint8_t *v1, *v2, *s3, *other, *low, *www2;
-static size_t v1_len, v2_len, s3_len, other_len, low_len, www2_len;
+static uint8_t *v1, *v2, *s3, *other, *low, *www2, *v2_ec, *v2_rsa;
+static size_t v1_len, v2_len, s3_len, other_len, low_len, www2_len, v2_ec_len, v2_rsa_len;
+static char key_ec[65];
 static char v1_sha[65], v1_md5[33], v2_sha[65], v2_md5[33];
 
 /* ---- the server the test plays ---- */
@@ -281,6 +283,10 @@ static int setup(void **state)
     other = image("esp32c3", "other", "2.0.0", 1, 0, &other_len);
     low = image("esp32c3", "aloft-test", "2.0.0", 0, 0, &low_len);
     www2 = frontend("w2", &www2_len);
+    const char *ec[] = {ALOFT_TEST_KEY_EC, NULL}, *rsa[] = {ALOFT_TEST_KEY_RSA, NULL};
+    v2_ec = aloft_test_sign(v2, v2_len, ec, &v2_ec_len);
+    v2_rsa = aloft_test_sign(v2, v2_len, rsa, &v2_rsa_len);
+    aloft_test_key_hex(ALOFT_TEST_KEY_EC, key_ec);
     aloft_test_sha256_hex(v1, v1_len, v1_sha);
     aloft_test_sha256_hex(v2, v2_len, v2_sha);
     aloft_test_md5_hex(v1, v1_len, v1_md5);
@@ -297,6 +303,8 @@ static int teardown(void **state)
     free(other);
     free(low);
     free(www2);
+    free(v2_ec);
+    free(v2_rsa);
     return 0;
 }
 
@@ -432,6 +440,7 @@ struct refusal {
     const char *code, *reason;
     bool writes;                  /* the update slot was erased (identified and written) */
     bool reported;                /* a "failed" report goes to the server */
+    bool signed_only;             /* the device trusts one key (key_ec) */
 };
 
 static void refused(const struct refusal *c)
@@ -439,6 +448,10 @@ static void refused(const struct refusal *c)
     static struct aloft_pull job;
     struct aloft_test_agent t;
     device(&t, FLASH_4M, NULL, NULL, 0);
+    if (c->signed_only) {
+        assert_int_equal(aloft_posix_kv_set(&t.kv, "security/trusted_keys", key_ec, 64), 0);
+        assert_int_equal(aloft_test_agent_reboot(&t, "SW"), 0);
+    }
     struct snap before;
     snap_take(&t, &before);
     struct aloft_pull_req r = trigger("t-1");
@@ -524,9 +537,34 @@ static void test_refused_images(void **state)
         {"unreachable", v2, v2_len, .net = ALOFT_NET_DROPPED, .code = "unreachable",
          .reason = URL ": the connection dropped", .reported = true},
         {"not an image", www2, 4096, .code = "not_an_image", .reason = "not an ESP app image", .reported = true},
+        {"unsigned", v2, v2_len, .code = "unsigned", .reason = "no signature sector", .writes = true,
+         .reported = true, .signed_only = true},
+        {"untrusted key", v2_rsa, v2_rsa_len, .code = "untrusted_key", .reason = "no block by a trusted key",
+         .writes = true, .reported = true, .signed_only = true},
+        {"truncated signature", v2_ec, v2_ec_len, .f = {.drop_at = v2_ec_len - 10}, .code = "truncated",
+         .reason = "stopped at byte", .writes = true, .reported = true, .signed_only = true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         refused(&cases[i]);
+}
+
+/* A device that trusts a key pulls an image signed by it, across a dropped
+ * connection (the signature's digest runs on through the resume). */
+static void test_signed_pull(void **state)
+{
+    (void)state;
+    static struct aloft_pull job;
+    struct aloft_test_agent t;
+    device(&t, FLASH_4M, NULL, NULL, 0);
+    assert_int_equal(aloft_posix_kv_set(&t.kv, "security/trusted_keys", key_ec, 64), 0);
+    assert_int_equal(aloft_test_agent_reboot(&t, "SW"), 0);
+    struct aloft_pull_req r = trigger("s-1");
+    assert_int_equal(aloft_pull_start(&t.a, &job, &r), 0);
+    struct file f = {.data = v2_ec, .len = v2_ec_len, .drop_at = 100000, .drops = 1};
+    assert_int_equal(run(&t, &job, &f), 0);
+    assert_string_equal(t.restart, "SW");
+    boots(&t, "SW", "2.0.0", "ota_1");
+    aloft_test_agent_free(&t);
 }
 
 /* The retries of a transfer that brings nothing: 250 ms doubling up to 4 s
@@ -930,6 +968,57 @@ static void test_frontend_pull(void **state)
     free(www1);
 }
 
+/* A device that trusts a key takes a pulled frontend only when signed by
+ * it: an unsigned one fails (unsigned) with www/slot and the active slot
+ * unchanged; the same filesystem, 4 KB smaller than the slot and signed,
+ * becomes the active one. */
+static void test_signed_frontend_pull(void **state)
+{
+    (void)state;
+    static struct aloft_pull job;
+    size_t www1_len, fs_len, signed_len;
+    uint8_t *www1 = frontend("sf1", &www1_len);
+    char dir[400], path[500];
+    snprintf(dir, sizeof dir, "%s/www-sf2", aloft_test_tmpdir());
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(path, sizeof path, "%s/index.html", dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs("<h1>sf2</h1>", f);
+    fclose(f);
+    uint8_t *fs;
+    assert_int_equal(aloft_lfs_mkfs(dir, 0x40000 - 0x1000, 4096, ALOFT_LFS_VERSION_2_1, &fs, &fs_len, NULL), 0);
+    const char *ec[] = {ALOFT_TEST_KEY_EC, NULL};
+    uint8_t *sfs = aloft_test_sign(fs, fs_len, ec, &signed_len);
+    assert_int_equal(signed_len, 0x40000);
+
+    struct aloft_test_agent t;
+    device(&t, FLASH_4M, NULL, www1, www1_len);
+    assert_int_equal(aloft_posix_kv_set(&t.kv, "security/trusted_keys", key_ec, 64), 0);
+    assert_int_equal(aloft_test_agent_reboot(&t, "SW"), 0);
+    struct snap before;
+    snap_take(&t, &before);
+    struct aloft_pull_req r = trigger("sf-1");
+    r.frontend = true;
+    assert_int_equal(aloft_pull_start(&t.a, &job, &r), 0);
+    struct file file = {.data = fs, .len = fs_len};
+    assert_int_equal(run(&t, &job, &file), -1);
+    state_is(&t, "failed", "unsigned", "no signature sector");
+    unchanged(&t, &before, "www_1");
+
+    r = trigger("sf-2");
+    r.frontend = true;
+    assert_int_equal(aloft_pull_start(&t.a, &job, &r), 0);
+    file = (struct file){.data = sfs, .len = signed_len};
+    assert_int_equal(run(&t, &job, &file), 0);
+    assert_string_equal(setting(&t, "www/slot"), "1");
+    boots(&t, "SW", "1.0.0", "ota_0");
+    assert_int_equal(t.a.www_slot, 1);
+    assert_true(t.a.www_ok);
+    aloft_test_agent_free(&t);
+    free(www1), free(fs), free(sfs);
+}
+
 /* A frontend download killed halfway resumes after the restart; one whose
  * slot became the active one is abandoned; a new frontend that does not
  * mount after the restart is said so. */
@@ -1099,6 +1188,8 @@ int main(void)
         cmocka_unit_test(test_trigger_end_to_end),
         cmocka_unit_test(test_progress_by_time),
         cmocka_unit_test(test_refused_images),
+        cmocka_unit_test(test_signed_pull),
+        cmocka_unit_test(test_signed_frontend_pull),
         cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_refused_at_once),
         cmocka_unit_test(test_abort),

@@ -73,6 +73,7 @@ esp_err_t aloft_idf_port_init(struct aloft_idf *d)
         .log = log_line,
         .state = aloft_idf_opt(d->cfg.mqtt_uri) ? state : NULL,
         .report = report,
+        .verify = aloft_idf_verify,
     };
     return ESP_OK;
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "aloft/err.h"
+#include "esp_efuse.h"
 #include "esp_log.h"
 #include "glue.h"
 
@@ -46,6 +47,9 @@ static esp_err_t start_agent(struct aloft_idf *d)
         .server = aloft_idf_opt(d->cfg.server_url),
         .cmd_topic = aloft_idf_opt(d->cfg.cmd_topic),
         .open = !d->cfg.require_psk,
+        .trusted_keys = aloft_idf_opt(d->cfg.trusted_keys),
+        /* with anti-rollback on, the bootloader's floor is in eFuse */
+        .min_secure_version = esp_efuse_read_secure_version(),
     };
     aloft_idf_lock(d);
     int rc = aloft_agent_start(&d->agent, &d->port, &d->boot, &cfg);

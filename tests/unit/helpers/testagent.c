@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "aloft/err.h"
+#include "signing.h"
 
 static uint64_t now_ms(void *ctx)
 {
@@ -51,6 +52,13 @@ static void report(void *ctx, const char *url, const char *json)
     t->reports++;
 }
 
+/* Signed updates: OpenSSL, as aloft-node does. */
+static int verify(void *ctx, const struct aloft_sig_block *b, const uint8_t digest[32])
+{
+    (void)ctx;
+    return aloft_signing_verify(b, digest) ? 0 : ALOFT_E_SIGNATURE;
+}
+
 void aloft_test_agent_init(struct aloft_test_agent *t, uint32_t flash_size, const char *csv, const uint8_t *app,
                            size_t app_len, const uint8_t *www, size_t www_len, const struct aloft_agent_config *cfg)
 {
@@ -68,6 +76,7 @@ void aloft_test_agent_init(struct aloft_test_agent *t, uint32_t flash_size, cons
         .log = log_line,
         .state = state,
         .report = report,
+        .verify = verify,
     };
     assert_int_equal(aloft_test_dev_boot(&t->dev), 0);
     if (www) {

@@ -37,6 +37,8 @@ typedef struct {
     uint32_t httpd_stack_size;  /* the HTTP server's task: every upload runs on it */
     uint32_t task_stack_size;   /* downloads, checks and reports (TLS handshakes run here) */
     const char *ca_pem;         /* the CA HTTPS and MQTTS trust; none: the certificate bundle */
+    const char *trusted_keys;   /* up to 3 public key digests, "HEX,HEX,HEX": only images signed by one
+                                 * of them are installed; none: NVS security/trusted_keys, if set */
 } aloft_config_t;
 
 /* Options that menuconfig hides when what they belong to is off. */
@@ -69,7 +71,7 @@ typedef struct {
         .cmd_topic = CONFIG_ALOFT_CMD_TOPIC, .server_url = CONFIG_ALOFT_SERVER_URL,                                \
         .check_interval_s = CONFIG_ALOFT_CHECK_INTERVAL_S, .confirm_timeout_s = CONFIG_ALOFT_CONFIRM_TIMEOUT_S,    \
         .httpd_stack_size = ALOFT_KCONFIG_HTTPD_STACK_SIZE, .task_stack_size = CONFIG_ALOFT_TASK_STACK_SIZE,       \
-        .ca_pem = NULL,                                                                                            \
+        .ca_pem = NULL, .trusted_keys = CONFIG_ALOFT_TRUSTED_KEYS,                                                 \
     }
 
 /* Start aloft, once, after nvs_flash_init() (and best once the network is
