@@ -372,7 +372,8 @@ int aloft_json_str(const struct aloft_json_val *v, char *out, size_t cap)
             if (e == 'u') {
                 u = hexval(p[1]) << 12 | hexval(p[2]) << 8 | hexval(p[3]) << 4 | hexval(p[4]);
                 p += 4;
-                /* a surrogate pair makes one code point; a lone half is kept as is */
+                /* a surrogate pair makes one code point; a lone half is
+                 * no character (UTF-8 has none for it): refused, as cJSON does */
                 if (u >= 0xD800 && u < 0xDC00 && end - p > 6 && p[1] == '\\' && p[2] == 'u' && hex4(p + 3)) {
                     uint32_t lo = hexval(p[3]) << 12 | hexval(p[4]) << 8 | hexval(p[5]) << 4 | hexval(p[6]);
                     if (lo >= 0xDC00 && lo < 0xE000) {
@@ -380,7 +381,7 @@ int aloft_json_str(const struct aloft_json_val *v, char *out, size_t cap)
                         p += 6;
                     }
                 }
-                if (!u)
+                if (!u || (u >= 0xD800 && u < 0xE000))
                     return -1;
             } else {
                 u = (unsigned char)to[strchr(from, e) - from];

@@ -245,6 +245,13 @@ static void test_trigger_strings_are_unescaped(void **state)
     snprintf(long_url, sizeof long_url, "{\"type\":\"ota_trigger\",\"url\":\"http://%0505d\"}", 0);
     assert_int_equal(aloft_trigger_parse(long_url, strlen(long_url), &r, why, sizeof why), ALOFT_E_SYNTAX);
     assert_non_null(strstr(why, "longer than 511"));
+    /* half a surrogate pair is no character: refused, as cJSON refuses it */
+    static const char *const lone[] = {"\\udddd", "\\ud83d", "\\ud83dx", "\\ude00\\ud83d"};
+    for (size_t i = 0; i < sizeof lone / sizeof lone[0]; i++) {
+        char bad[200];
+        snprintf(bad, sizeof bad, "{\"type\":\"ota_trigger\",\"url\":\"http://h/%s.bin\"}", lone[i]);
+        assert_int_equal(aloft_trigger_parse(bad, strlen(bad), &r, why, sizeof why), ALOFT_E_SYNTAX);
+    }
 }
 
 /* Scheduled checks spread over ±10 % of the interval, from the port's random bytes. */
