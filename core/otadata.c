@@ -70,18 +70,24 @@ int aloft_otadata_select(const struct aloft_flash *f, const struct aloft_part *p
     if (!p || p->size != ALOFT_OTADATA_SIZE || slot >= n_slots)
         return ALOFT_E_INVAL;
     int active = aloft_otadata_active(od);
-    /* Smallest seq above the active one with (seq - 1) % n == slot. */
+    /* As esp_ota_set_boot_partition computes it, so that the bootloader
+     * reads exactly what ESP-IDF would have left: the smallest seq of the
+     * form (slot + 1) % n + k * n that is not below the active one (equal
+     * when the active entry names slot already). */
     uint32_t seq = slot + 1;
     if (active >= 0) {
         uint32_t cur = od->e[active].seq;
-        if (cur >= seq)
-            seq += ((cur - seq) / n_slots + 1) * n_slots;
+        seq = (slot + 1) % n_slots;
+        if (cur > seq)
+            seq += (cur - seq + n_slots - 1) / n_slots * n_slots;
         if (seq < cur || seq == 0xFFFFFFFFu) /* wrapped: the counter is exhausted */
             return ALOFT_E_STATE;
     }
     int next = active >= 0 ? !active : 0;
-    struct aloft_otadata_entry e = {.seq = seq, .state = rollback ? ALOFT_OTA_NEW : ALOFT_OTA_UNDEFINED};
-    memset(e.seq_label, 0xFF, sizeof e.seq_label);
+    /* the copy's label bytes stay as they were, as ESP-IDF rewrites them */
+    struct aloft_otadata_entry e = od->e[next];
+    e.seq = seq;
+    e.state = rollback ? ALOFT_OTA_NEW : ALOFT_OTA_UNDEFINED;
     e.crc = aloft_otadata_crc(seq);
     int rc = write_copy(f, p, &e, next);
     if (rc == 0)

@@ -51,10 +51,13 @@ int aloft_otadata_active(const struct aloft_otadata *od);
 /* Ota slot an entry selects: (seq - 1) % n_slots. */
 uint32_t aloft_otadata_slot(const struct aloft_otadata_entry *e, uint32_t n_slots);
 
-/* Make ota slot `slot` boot next: the smallest seq above the active one that
- * maps to slot, written into the other copy (erase its sector, program 32
- * bytes), so a power cut leaves the old choice intact. State NEW when
- * rollback is on, else UNDEFINED. Updates *od. Returns 0, ALOFT_E_INVAL, ALOFT_E_IO. */
+/* Make ota slot `slot` boot next, leaving otadata exactly as ESP-IDF's
+ * esp_ota_set_boot_partition does: the smallest seq not below the active
+ * one that maps to slot (the active seq itself when it names slot), written
+ * into the other copy (erase its sector, program 32 bytes; its label bytes
+ * kept), so a power cut leaves the old choice intact. State NEW when
+ * rollback is on, else UNDEFINED. Updates *od. Returns 0, ALOFT_E_INVAL,
+ * ALOFT_E_STATE (the counter is exhausted), ALOFT_E_IO. */
 int aloft_otadata_select(const struct aloft_flash *f, const struct aloft_part *p,
                          struct aloft_otadata *od, uint32_t slot, uint32_t n_slots,
                          bool rollback);
