@@ -12,8 +12,14 @@
 int aloft_file_read(const char *path, uint8_t **data, size_t *len)
 {
     FILE *f = fopen(path, "rb");
+    struct stat st;
     if (!f)
         return -1;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) { /* fopen takes one; reading it is EIO's riddle */
+        fclose(f);
+        errno = EISDIR;
+        return -1;
+    }
     size_t cap = 1 << 16, n = 0;
     uint8_t *buf = malloc(cap + 1);
     while (buf) {
@@ -100,10 +106,12 @@ int aloft_parse_size(const char *s, uint32_t *out)
     unsigned long long v = strtoull(s, &end, 0);
     if (errno || end == s)
         return -1;
-    if (*end == 'K' || *end == 'k')
-        v *= 1024, end++;
-    else if (*end == 'M' || *end == 'm')
-        v *= 1024 * 1024, end++;
+    unsigned unit = *end == 'K' || *end == 'k' ? 1024 : *end == 'M' || *end == 'm' ? 1024 * 1024 : 1;
+    if (unit > 1) {
+        v *= unit;
+        end++;
+        end += *end == 'B'; /* 4MB, as esptool spells it */
+    }
     if (*end || v > 0xFFFFFFFFull)
         return -1;
     *out = (uint32_t)v;

@@ -2,9 +2,12 @@
 #include "testutil.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include "file.h"
 
 static char dir[256], app[300], big[300], csv[300], img[300];
 
@@ -50,6 +53,20 @@ static void test_init_then_show(void **state)
     struct stat st;
     assert_int_equal(stat(img, &st), 0);
     assert_int_equal(st.st_size, 4 * 1024 * 1024);
+    /* the size as esptool writes it: the same image */
+    char img2[320];
+    snprintf(img2, sizeof img2, "%s.mb", img);
+    const char *mb[] = {"aloft", "flash", "init", "--partitions", csv, "--flash-size", "4MB", "--app", app, "-o",
+                        img2, NULL};
+    assert_int_equal(aloft_test_run(NULL, mb), 0);
+    size_t l1, l2;
+    uint8_t *a, *b;
+    assert_int_equal(aloft_file_read(img, &a, &l1), 0);
+    assert_int_equal(aloft_file_read(img2, &b, &l2), 0);
+    assert_int_equal(l1, l2);
+    assert_memory_equal(a, b, l1);
+    free(a);
+    free(b);
 
     cJSON *j = show_json();
     cJSON *boot = cJSON_GetObjectItem(j, "boot");
@@ -108,6 +125,15 @@ static void test_bad_input_is_refused(void **state)
     assert_int_equal(aloft_test_run(NULL, no_args), 2);
     const char *bad_size[] = {"aloft", "flash", "init", "--flash-size", "lots", NULL};
     assert_int_equal(aloft_test_run(NULL, bad_size), 2);
+    const char *bad_unit[] = {"aloft", "flash", "init", "--flash-size", "4B", NULL};
+    assert_int_equal(aloft_test_run(NULL, bad_unit), 2);
+    /* a folder given as a file is said to be one (it read as an I/O error) */
+    uint8_t *data = NULL;
+    size_t len;
+    errno = 0;
+    assert_int_equal(aloft_file_read(dir, &data, &len), -1);
+    assert_int_equal(errno, EISDIR);
+    assert_null(data);
     const char *show_bad[] = {"aloft", "flash", "show", bad, NULL};
     assert_int_equal(aloft_test_run(NULL, show_bad), 1);
     char *out;
