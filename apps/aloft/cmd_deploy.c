@@ -56,8 +56,10 @@ static const char help[] =
     "                       verified by the device's active www slot flipping\n"
     "  --json               one JSON report on standard output instead of text\n"
     "\n"
-    "exit status: 0 every targeted device confirmed, 1 any failure, 2 unusable image or\n"
-    "no targets, 130 interrupted (Ctrl-C stops new uploads; a second Ctrl-C stops at once)\n"
+    "exit status: 0 every targeted device confirmed (or already ran the version), 1 any\n"
+    "failure, 2 unusable image or no targets (none answered, or every device that did is\n"
+    "another chip or project, or has no frontend slots), 130 interrupted (Ctrl-C stops new\n"
+    "uploads; a second Ctrl-C stops at once)\n"
     "\n"
     "examples:\n"
     "  aloft deploy build/app.bin 192.168.1.0/24 --canary 1 --psk \"$OTA_PSK\"\n"
@@ -78,6 +80,7 @@ struct dev {
     struct aloft_devstatus before, after;
     enum phase phase;
     enum outcome outcome;
+    bool other;           /* skipped as no target: another chip or project, no frontend slots */
     char reason[240];
     /* upload */
     CURL *easy;
@@ -616,14 +619,14 @@ int aloft_cmd_deploy(int argc, char **argv)
         v->before = st[i];
         if (!st[i].ok)
             finish(&d, v, O_UNREACHABLE, "no answer before the upload: %s", st[i].error);
-        else if (!d.frontend && strcmp(st[i].chip, d.chip))
+        else if ((v->other = !d.frontend && strcmp(st[i].chip, d.chip)))
             finish(&d, v, O_SKIPPED, "device is %s, the image is for %s", st[i].chip, d.chip);
-        else if (!d.frontend && !force_project && strcmp(st[i].project, d.project))
+        else if ((v->other = !d.frontend && !force_project && strcmp(st[i].project, d.project)))
             finish(&d, v, O_SKIPPED, "device runs project '%s', the image is '%s' (--force-project to override)",
                    st[i].project, d.project);
         else if (!d.frontend && !force && !strcmp(st[i].version, d.expect))
             finish(&d, v, O_SKIPPED, "already runs %s (--force to push anyway)", d.expect);
-        else if (d.frontend && st[i].www_slot < 0)
+        else if ((v->other = d.frontend && st[i].www_slot < 0))
             finish(&d, v, O_SKIPPED, "device has no frontend slots");
     }
     free(st);
@@ -660,13 +663,18 @@ int aloft_cmd_deploy(int argc, char **argv)
     curl_multi_cleanup(d.multi);
     sigaction(SIGINT, &old, NULL);
 
-    bool any_failed = false;
-    for (size_t i = 0; i < d.n; i++)
+    bool any_failed = false, any_target = false;
+    for (size_t i = 0; i < d.n; i++) {
         any_failed |= failed(d.devs[i].outcome) || (d.devs[i].outcome == O_SKIPPED && strstr(d.devs[i].reason, "not started"));
-    int code = interrupted ? 130 : any_failed ? 1 : 0;
+        any_target |= !d.devs[i].other;
+    }
+    /* nothing answered that this image is for: not a success */
+    int code = interrupted ? 130 : any_failed ? 1 : any_target ? 0 : 2;
     report(&d, path, code);
     if (canary_failed && !d.json)
         printf("stopped: a canary failed; the other devices were not touched\n");
+    if (code == 2)
+        fprintf(stderr, "aloft deploy: no device this image is for answered (see why each was skipped)\n");
     free(addrs);
     free(d.devs);
     free(image);

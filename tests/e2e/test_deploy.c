@@ -436,6 +436,17 @@ static void test_fleet_outcomes(void **state)
     assert_int_equal(e2e_log_count(done, "ota:"), 0);
     run_free(&r);
 
+    /* only devices the image is not for: nothing deployed, exit 2 */
+    struct args others = {0};
+    add(&others, "deploy");
+    add(&others, fw_v2);
+    add_nodes(&others, &c3, 1);
+    for (size_t i = 0; opts[i]; i++)
+        add(&others, opts[i]);
+    run_aloft(&r, others.v);
+    expect_summary(&r, (int[S_N]){[S_SKIPPED] = 1}, 2);
+    run_free(&r);
+
     /* the same again: nothing left to do, every device skipped, success */
     struct args again = {0};
     add(&again, "deploy");
