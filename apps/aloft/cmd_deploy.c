@@ -429,9 +429,16 @@ static int check_image(struct deploy *d, const char *path)
     if (d->frontend) {
         struct aloft_lfs fs;
         int rc = aloft_lfs_mount(&fs, d->image, d->len, 0);
-        if (rc) {
-            fprintf(stderr, "aloft deploy: %s is not a LittleFS image (%s); make one with `aloft mkfs DIR -o %s`\n",
-                    path, fs.why[0] ? fs.why : aloft_strerror(rc), path);
+        struct aloft_image_info app;
+        if (rc && aloft_image_verify(d->image, d->len, ALOFT_CHIP_ANY, 0, &app) == 0) {
+            fprintf(stderr, "aloft deploy: %s is an app image, not a frontend's LittleFS image: deploy it without "
+                            "--frontend\n", path);
+            return 2;
+        }
+        if (rc) { /* never advise an -o that would overwrite the file given */
+            fprintf(stderr, "aloft deploy: %s is not a LittleFS image (%s); make one from the frontend's folder with "
+                            "`aloft mkfs DIR -o www.bin`\n",
+                    path, fs.why[0] ? fs.why : aloft_strerror(rc));
             return 2;
         }
         return 0;

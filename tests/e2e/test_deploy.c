@@ -775,11 +775,21 @@ static void test_frontend(void **state)
     /* firmware untouched by frontend updates */
     expect_runs(ns[0], "1.0.0", "ota_0", NULL);
 
-    /* not a LittleFS image: exit 2 before any device is touched */
+    /* not a LittleFS image: exit 2 before any device is touched; an app
+     * image is called one, and no advice names the given file as an output */
     const char *bad[] = {"deploy", "--frontend", fw_v2, ns[0]->listen, "--json", NULL};
     run_aloft(&r, bad);
     assert_int_equal(r.code, 2);
+    assert_non_null(strstr(r.err, "is an app image, not a frontend's LittleFS image: deploy it without --frontend"));
+    run_free(&r);
+    const char *junk = e2e_path("junk.bin");
+    e2e_file_write(junk, "not a filesystem", 16);
+    const char *bad2[] = {"deploy", "--frontend", junk, ns[0]->listen, "--json", NULL};
+    run_aloft(&r, bad2);
+    assert_int_equal(r.code, 2);
     assert_non_null(strstr(r.err, "not a LittleFS image"));
+    assert_non_null(strstr(r.err, "aloft mkfs DIR -o www.bin"));
+    assert_null(strstr(r.err, "-o /"));
     run_free(&r);
     assert_int_equal(www_slot(ns[0]), before[0]);
 }
