@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "aloft/err.h"
+#include "aloft/crypto.h"
 #include "aloft/image.h"
 #include "cmd.h"
 #include "file.h"
@@ -119,7 +120,19 @@ static void explain(int rc, const struct aloft_image_info *in, uint16_t want, co
     }
 }
 
-static void print_text(const char *path, size_t len, int rc, const struct aloft_image_info *in,
+/* The whole file's SHA-256, as hex: what aloftd, /firmware/<sha256>.bin and
+ * `aloft trigger --sha256` call an image's SHA-256 (not the appended one). */
+static void file_sha256(const uint8_t *img, size_t len, char hex[65])
+{
+    struct aloft_sha256 s;
+    uint8_t d[32];
+    aloft_sha256_init(&s);
+    aloft_sha256_update(&s, img, len);
+    aloft_sha256_final(&s, d);
+    aloft_hex(d, 32, hex);
+}
+
+static void print_text(const char *path, const uint8_t *img, size_t len, int rc, const struct aloft_image_info *in,
                        const struct boot_desc *bd, const struct aloft_sim_record *rec, int rec_rc)
 {
     char buf[80];
@@ -145,13 +158,15 @@ static void print_text(const char *path, size_t len, int rc, const struct aloft_
         printf("  checksum:         0x%02x ok\n", in->checksum);
     else if (rc == ALOFT_E_CHECKSUM)
         printf("  checksum:         0x%02x MISMATCH\n", in->checksum);
+    char h[65];
     if (!in->hash_appended) {
-        printf("  SHA-256:          not appended\n");
+        printf("  appended SHA-256: none\n");
     } else if (rc == 0 || rc == ALOFT_E_HASH || rc == ALOFT_E_TRAILING) {
-        char h[65];
         aloft_hex(in->sha256, 32, h);
-        printf("  SHA-256:          %s %s\n", h, rc == ALOFT_E_HASH ? "MISMATCH" : "ok");
+        printf("  appended SHA-256: %s %s (of the image, checked at boot)\n", h, rc == ALOFT_E_HASH ? "MISMATCH" : "ok");
     }
+    file_sha256(img, len, h);
+    printf("  file SHA-256:     %s (its name on aloftd, aloft trigger --sha256)\n", h);
     if (in->image_len) {
         printf("  image length:     %u bytes\n", (unsigned)in->image_len);
         if (len > in->image_len)
@@ -192,6 +207,8 @@ static void print_json(const char *path, const uint8_t *img, size_t len, int rc,
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "file", path);
     cJSON_AddNumberToObject(o, "file_len", (double)len);
+    file_sha256(img, len, h);
+    cJSON_AddStringToObject(o, "file_sha256", h);
     cJSON_AddBoolToObject(o, "ok", rc == 0 && rec_rc == 0);
     if (rc || rec_rc) {
         cJSON *e = cJSON_AddObjectToObject(o, "error");
@@ -368,7 +385,7 @@ int aloft_cmd_image_info(int argc, char **argv)
     if (json)
         print_json(path, img, len, rc, in, header, bd, &rec, rec_rc);
     else if (header)
-        print_text(path, len, rc, in, bd, &rec, rec_rc);
+        print_text(path, img, len, rc, in, bd, &rec, rec_rc);
     if (!json && header)
         aloft_cmd_sig_text(img, len);
     if (rc) {

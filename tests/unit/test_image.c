@@ -858,6 +858,18 @@ static void test_cli_info(void **state)
     assert_int_equal(aloft_test_run(&out, (const char *const[]){"aloft", "image", "info", fx, NULL}), 0);
     assert_non_null(strstr(out, "esp32-csi-node"));
     assert_non_null(strstr(out, "0x42000020"));
+    /* both SHA-256s, each named: the appended one and the file's (aloftd's) */
+    size_t flen;
+    uint8_t *file = aloft_test_fixture("esp-idf/esp32s3-csi-node-v0.6.4.bin", &flen);
+    char want[100];
+    aloft_test_sha256_hex(file, flen, want + 20);
+    memcpy(want, "  file SHA-256:     ", 20);
+    assert_non_null(strstr(out, want));
+    assert_non_null(strstr(out, "  appended SHA-256: "));
+    j = run_json(0, (const char *const[]){"aloft", "image", "info", fx, "--json", NULL});
+    assert_string_equal(cJSON_GetObjectItem(j, "file_sha256")->valuestring, want + 20);
+    cJSON_Delete(j);
+    free(file);
     free(out);
     assert_int_equal(aloft_test_run(NULL, (const char *const[]){"aloft", "image", "info", fx, "--chip", "esp32c3", NULL}), 1);
     assert_int_equal(aloft_test_run(NULL, (const char *const[]){"aloft", "image", "info", fx, "--chip", "esp99", NULL}), 2);
