@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "aloft/err.h"
-#include "aloft/crypto.h"
 #include "aloft/image.h"
 #include "cmd.h"
 #include "file.h"
@@ -120,18 +119,6 @@ static void explain(int rc, const struct aloft_image_info *in, uint16_t want, co
     }
 }
 
-/* The whole file's SHA-256, as hex: what aloftd, /firmware/<sha256>.bin and
- * `aloft trigger --sha256` call an image's SHA-256 (not the appended one). */
-static void file_sha256(const uint8_t *img, size_t len, char hex[65])
-{
-    struct aloft_sha256 s;
-    uint8_t d[32];
-    aloft_sha256_init(&s);
-    aloft_sha256_update(&s, img, len);
-    aloft_sha256_final(&s, d);
-    aloft_hex(d, 32, hex);
-}
-
 static void print_text(const char *path, const uint8_t *img, size_t len, int rc, const struct aloft_image_info *in,
                        const struct boot_desc *bd, const struct aloft_sim_record *rec, int rec_rc)
 {
@@ -165,7 +152,7 @@ static void print_text(const char *path, const uint8_t *img, size_t len, int rc,
         aloft_hex(in->sha256, 32, h);
         printf("  appended SHA-256: %s %s (of the image, checked at boot)\n", h, rc == ALOFT_E_HASH ? "MISMATCH" : "ok");
     }
-    file_sha256(img, len, h);
+    aloft_sha256_hex(img, len, h); /* what aloftd and aloft trigger call its SHA-256 */
     printf("  file SHA-256:     %s (its name on aloftd, aloft trigger --sha256)\n", h);
     if (in->image_len) {
         printf("  image length:     %u bytes\n", (unsigned)in->image_len);
@@ -207,7 +194,7 @@ static void print_json(const char *path, const uint8_t *img, size_t len, int rc,
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "file", path);
     cJSON_AddNumberToObject(o, "file_len", (double)len);
-    file_sha256(img, len, h);
+    aloft_sha256_hex(img, len, h);
     cJSON_AddStringToObject(o, "file_sha256", h);
     cJSON_AddBoolToObject(o, "ok", rc == 0 && rec_rc == 0);
     if (rc || rec_rc) {

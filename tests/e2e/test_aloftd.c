@@ -780,7 +780,7 @@ static void test_admin_auth(void **state)
                                     : e2e_file_read(db, &len);
     if (aloftd_on_pg())
         len = strlen((char *)bytes);
-    aloft_test_sha256_hex(srv.token, 64, hash);
+    aloft_sha256_hex(srv.token, 64, hash);
     assert_false(contains(bytes, len, srv.token));
     assert_true(contains(bytes, len, hash));
     free(bytes);
@@ -896,7 +896,7 @@ static void test_frontend(void **state)
     const char *www = e2e_path("www.bin");
     e2e_file_write(www, img, len);
     char sha[65];
-    aloft_test_sha256_hex(img, len, sha);
+    aloft_sha256_hex(img, len, sha);
     free(img);
 
     upload_refused(www, "?kind=frontend", 400, "missing_parameter");

@@ -91,7 +91,7 @@ static void check_file(const char *sha, size_t size)
     if (len != size)
         fprintf(stderr, "%s: %zu bytes, the row says %zu\n", path, len, size);
     assert_int_equal(len, size);
-    aloft_test_sha256_hex(bytes, len, got);
+    aloft_sha256_hex(bytes, len, got);
     free(bytes);
     assert_string_equal(got, sha);
 
@@ -100,7 +100,7 @@ static void check_file(const char *sha, size_t size)
     snprintf(url, sizeof url, "/firmware/%s.bin", sha);
     assert_int_equal(aloftd_get(&srv, &r, url, NULL), 200);
     assert_int_equal(r.len, size);
-    aloft_test_sha256_hex(r.body, r.len, got);
+    aloft_sha256_hex(r.body, r.len, got);
     assert_string_equal(got, sha);
     e2e_http_free(&r);
 }
@@ -182,7 +182,7 @@ static unsigned verify(void)
         assert_int_equal(aloftd_get(&srv, &r, "/update?dev=demo&ver=0.0.1", h), 200);
         char got[65];
         assert_int_equal(r.len, newest->size);
-        aloft_test_sha256_hex(r.body, r.len, got);
+        aloft_sha256_hex(r.body, r.len, got);
         assert_string_equal(got, newest->sha);
         e2e_http_free(&r);
     }
@@ -227,7 +227,7 @@ static void test_crash(void **state)
         snprintf(im->path, sizeof im->path, "%s", e2e_path(im->version));
         e2e_image(im->path, "esp32s3", im->version, 66000 + e2e_rand() % 700000, NULL);
         uint8_t *bytes = e2e_file_read(im->path, &im->size);
-        aloft_test_sha256_hex(bytes, im->size, im->sha);
+        aloft_sha256_hex(bytes, im->size, im->sha);
         free(bytes);
     }
     aloftd_init(&srv, "crash");

@@ -35,7 +35,7 @@ static void upload_all(void)
         e2e_image(img[i].path, "esp32s3", version, 131072 + 4096 * (size_t)i, NULL);
         img[i].bytes = e2e_file_read(img[i].path, &img[i].len);
         char sha[65];
-        aloft_test_sha256_hex(img[i].bytes, img[i].len, sha);
+        aloft_sha256_hex(img[i].bytes, img[i].len, sha);
         snprintf(img[i].url, sizeof img[i].url, "/firmware/%s.bin", sha);
         struct e2e_http r;
         assert_int_equal(aloftd_upload(&srv, &r, img[i].path, "?platform=dl", NULL), 201);

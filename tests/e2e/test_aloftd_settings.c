@@ -99,13 +99,13 @@ static void test_tls(void **state)
     size_t len;
     uint8_t *bytes = e2e_file_read(img, &len);
     char sha[65], path[100];
-    aloft_test_sha256_hex(bytes, len, sha);
+    aloft_sha256_hex(bytes, len, sha);
     free(bytes);
     snprintf(path, sizeof path, "/firmware/%s.bin", sha);
     assert_int_equal(aloftd_get(&srv, &r, path, trust), 200);
     char got[65];
     assert_int_equal(r.len, len);
-    aloft_test_sha256_hex(r.body, r.len, got);
+    aloft_sha256_hex(r.body, r.len, got);
     assert_string_equal(got, sha);
     e2e_http_free(&r);
 

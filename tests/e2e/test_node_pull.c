@@ -497,7 +497,7 @@ static void test_https_verified_update_and_untrusted_certificate(void **state)
     assert_int_equal(aloftd_upload(&srv, &r, fw2, NULL, trust), 201);
     e2e_http_free(&r);
     char sha[65], json[600];
-    aloft_test_sha256_hex(img2, img2_len, sha);
+    aloft_sha256_hex(img2, img2_len, sha);
     snprintf(json, sizeof json,
              "{\"type\":\"ota_trigger\",\"url\":\"%s/firmware/%s.bin\",\"version\":\"2.0.0\",\"sha256\":\"%s\","
              "\"size\":%zu,\"id\":\"https-1\"}",
@@ -555,7 +555,7 @@ static void test_dropped_connections_resume_with_range(void **state)
     struct e2e_node n;
     start_node(&n, "drops", NULL);
     char sha[65], json[600];
-    aloft_test_sha256_hex(img2, img2_len, sha);
+    aloft_sha256_hex(img2, img2_len, sha);
     snprintf(json, sizeof json, "{\"type\":\"ota_trigger\",\"url\":\"%s\",\"sha256\":\"%s\",\"size\":%zu,\"id\":\"drops\"}",
              file_url("/drop.bin"), sha, img2_len);
     trigger_ok(&n, json);
@@ -640,7 +640,7 @@ static void test_bad_downloads_fail_and_change_nothing(void **state)
     free(b3);
     free(bc);
     char sha[65];
-    aloft_test_sha256_hex(img2, img2_len, sha);
+    aloft_sha256_hex(img2, img2_len, sha);
     struct e2e_node n;
     start_node(&n, "bad", NULL);
     /* before_write: refused before the update slot is erased (it holds the
@@ -887,7 +887,7 @@ static void test_check_headers_md5_and_resume(void **state)
 {
     (void)state;
     char sha[65], md5[33], fw_path[100];
-    aloft_test_sha256_hex(img2, img2_len, sha);
+    aloft_sha256_hex(img2, img2_len, sha);
     struct aloft_md5 m;
     uint8_t d[16];
     aloft_md5_init(&m);

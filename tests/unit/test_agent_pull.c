@@ -287,8 +287,8 @@ static int setup(void **state)
     v2_ec = aloft_test_sign(v2, v2_len, ec, &v2_ec_len);
     v2_rsa = aloft_test_sign(v2, v2_len, rsa, &v2_rsa_len);
     aloft_test_key_hex(ALOFT_TEST_KEY_EC, key_ec);
-    aloft_test_sha256_hex(v1, v1_len, v1_sha);
-    aloft_test_sha256_hex(v2, v2_len, v2_sha);
+    aloft_sha256_hex(v1, v1_len, v1_sha);
+    aloft_sha256_hex(v2, v2_len, v2_sha);
     aloft_test_md5_hex(v1, v1_len, v1_md5);
     aloft_test_md5_hex(v2, v2_len, v2_md5);
     return 0;

@@ -108,7 +108,7 @@ static int list_cb(void *ctx, const char *path, const struct aloft_lfs_info *inf
         uint8_t *buf = malloc(info->size + 1);
         char hex[65];
         assert_int_equal(aloft_lfs_read(l->fs, info, 0, buf, info->size), (int)info->size);
-        aloft_test_sha256_hex(buf, info->size, hex);
+        aloft_sha256_hex(buf, info->size, hex);
         snprintf(line, sizeof line, "f %10u %s %s", info->size, hex, path);
         free(buf);
     }
@@ -574,9 +574,9 @@ static void test_names_nesting_and_empties(void **state)
     uint8_t *img = mkfs_ok(top, 128 * 1024, BS, ALOFT_LFS_VERSION_2_1);
     char *got = listing(img, 128 * 1024);
     char want[2048], deep[65], n64[65], none[65];
-    aloft_test_sha256_hex("four levels down\n", 17, deep);
-    aloft_test_sha256_hex("64", 2, n64);
-    aloft_test_sha256_hex("", 0, none);
+    aloft_sha256_hex("four levels down\n", 17, deep);
+    aloft_sha256_hex("64", 2, n64);
+    aloft_sha256_hex("", 0, none);
     snprintf(want, sizeof want,
              "d %10s %-64s /a/\n"
              "d %10s %-64s /a/b/\n"

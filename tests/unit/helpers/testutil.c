@@ -108,16 +108,6 @@ void aloft_test_fill(uint8_t *buf, size_t len, uint32_t seed)
     }
 }
 
-void aloft_test_sha256_hex(const void *data, size_t len, char out[65])
-{
-    struct aloft_sha256 s;
-    uint8_t d[32];
-    aloft_sha256_init(&s);
-    aloft_sha256_update(&s, data, len);
-    aloft_sha256_final(&s, d);
-    aloft_hex(d, 32, out);
-}
-
 void aloft_test_md5_hex(const void *data, size_t len, char out[33])
 {
     struct aloft_md5 m;

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
+#include "hex.h" /* aloft_sha256_hex */
+
 /* Load ../shared/fixtures/<rel> (e.g. "esp-idf/partitions-8mb.csv"); fails the
  * test when missing. The buffer is NUL-terminated one past *len; free() it. */
 uint8_t *aloft_test_fixture(const char *rel, size_t *len);
@@ -24,9 +26,6 @@ const char *aloft_test_tmpdir(void);
 
 /* Deterministic pseudo-random bytes (xorshift), for test payloads. */
 void aloft_test_fill(uint8_t *buf, size_t len, uint32_t seed);
-
-/* SHA-256 of data as 64 lower-case hex digits and a NUL. */
-void aloft_test_sha256_hex(const void *data, size_t len, char out[65]);
 
 /* MD5 of data as 32 lower-case hex digits and a NUL (x-MD5). */
 void aloft_test_md5_hex(const void *data, size_t len, char out[33]);
