@@ -12,8 +12,7 @@
 
 enum kind { KIND_REPLIED, KIND_FIRMWARE, KIND_FRONTEND, KIND_PULL };
 
-/* the message of a 415, which names the type at offset 11 */
-#define JSON "send it as application/json"
+#define JSON "application/json"
 
 void aloft_push_json(struct aloft_push *p, struct aloft_push_reply *reply, int status, int len)
 {
@@ -71,18 +70,18 @@ static bool cross_site(const struct aloft_push_request *r)
 }
 
 /* A request that changes the device: same origin, authorised, of the one
- * content type the endpoint takes (type: its message). Fills *reply on a
+ * content type the endpoint takes (refused with why). Fills *reply on a
  * refusal. */
 static bool may_change(struct aloft_agent *a, struct aloft_push *p, const struct aloft_push_request *r,
-                       const char *type, struct aloft_push_reply *reply)
+                       const char *type, const char *why_type, struct aloft_push_reply *reply)
 {
     const char *why = auth_error(a, r);
     if (cross_site(r)) {
         aloft_push_error(p, reply, 403, "cross_site", "refused: a page of another site sent this request");
     } else if (*why) {
         aloft_push_error(p, reply, 401, "unauthorized", why);
-    } else if (!r->content_type || strncasecmp(r->content_type, type + 11, strcspn(type + 11, ":"))) {
-        aloft_push_error(p, reply, 415, "unsupported_media_type", type);
+    } else if (!r->content_type || strncasecmp(r->content_type, type, strlen(type))) {
+        aloft_push_error(p, reply, 415, "unsupported_media_type", why_type);
     } else {
         return true;
     }
@@ -125,7 +124,7 @@ static void classify(const struct aloft_agent *a, struct aloft_push *p, int err)
 static bool preflight(struct aloft_agent *a, struct aloft_push *p, const struct aloft_push_request *r,
                       struct aloft_push_reply *reply)
 {
-    if (!may_change(a, p, r,
+    if (!may_change(a, p, r, "application/octet-stream",
                     "send it as application/octet-stream: curl --data-binary @fw.bin -H 'Content-Type: "
                     "application/octet-stream' (curl -d strips newlines and corrupts binaries)",
                     reply))
@@ -333,7 +332,7 @@ int aloft_push_begin(struct aloft_agent *a, struct aloft_push *p, const struct a
         return upload_begin(a, p, r, reply);
     }
     if (post && !strcmp(url, "/api/ota/pull")) {
-        if (!may_change(a, p, r, JSON, reply))
+        if (!may_change(a, p, r, JSON, "send it as " JSON, reply))
             return 1;
         p->kind = KIND_PULL;
         return 0;
@@ -345,7 +344,7 @@ int aloft_push_begin(struct aloft_agent *a, struct aloft_push *p, const struct a
     } else if (get && !strcmp(url, "/api/ota/state")) {
         aloft_push_json(p, reply, 200, aloft_agent_state_json(a, NULL, NULL, buf, cap));
     } else if (post && !strcmp(url, "/api/ota/frontend/rollback")) {
-        if (may_change(a, p, r, JSON, reply))
+        if (may_change(a, p, r, JSON, "send it as " JSON, reply))
             aloft_www_rollback(a, p, reply);
     } else if (!strcmp(url, "/ota") || !strncmp(url, "/api/", 5)) {
         aloft_push_error(p, reply, 405, "method_not_allowed", "wrong method for this endpoint");
