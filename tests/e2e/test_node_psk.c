@@ -127,12 +127,10 @@ static void refused_post(struct e2e_node *n, const char *path, const char *const
     e2e_snap_take(&s, n);
     char url[200];
     snprintf(url, sizeof url, "%s%s", n->url, path);
-    const char *args[24] = {"-X", "POST", "--data-binary", strcmp(path, "/ota") ? "{}" : "@"};
-    char data[310];
-    if (!strcmp(path, "/ota")) {
+    char data[310] = "{}"; /* /ota gets an image, the others a JSON body */
+    if (!strcmp(path, "/ota"))
         snprintf(data, sizeof data, "@%s", v2);
-        args[3] = data;
-    }
+    const char *args[24] = {"-X", "POST", "--data-binary", data};
     size_t k = 4;
     for (size_t i = 0; headers[i]; i++) {
         args[k++] = "-H";

@@ -35,12 +35,21 @@ static const struct {
     int status;
     const char *line;
 } lines[] = {
-    {200, "200 OK"},           {202, "202 Accepted"},           {304, "304 Not Modified"},
-    {400, "400 Bad Request"},  {401, "401 Unauthorized"},       {403, "403 Forbidden"},
+    {200, "200 OK"},
+    {202, "202 Accepted"},
+    {304, "304 Not Modified"},
+    {400, "400 Bad Request"},
+    {401, "401 Unauthorized"},
+    {403, "403 Forbidden"},
     {404, "404 Not Found"},
-    {405, "405 Method Not Allowed"}, {409, "409 Conflict"},     {411, "411 Length Required"},
-    {413, "413 Payload Too Large"},  {415, "415 Unsupported Media Type"},
-    {422, "422 Unprocessable Entity"}, {500, "500 Internal Server Error"}, {503, "503 Service Unavailable"},
+    {405, "405 Method Not Allowed"},
+    {409, "409 Conflict"},
+    {411, "411 Length Required"},
+    {413, "413 Payload Too Large"},
+    {415, "415 Unsupported Media Type"},
+    {422, "422 Unprocessable Entity"},
+    {500, "500 Internal Server Error"},
+    {503, "503 Service Unavailable"},
 };
 
 static const char *status_line(struct request *q, int status)
