@@ -55,8 +55,6 @@ $(ASAN_BUILD)/CMakeCache.txt:
 
 sanitize: $(ASAN_BUILD)/CMakeCache.txt
 	$(CMAKE) --build $(ASAN_BUILD) --parallel $(JOBS)
-	web/device/build.sh $(ASAN_BUILD)/bin/aloft $(ASAN_BUILD)/www.bin
-	web/admin/build.sh $(ASAN_BUILD)/admin
 	$(CTEST) --test-dir $(ASAN_BUILD) --output-on-failure --parallel 2
 
 # Long fuzzing (CTest's fuzz_smoke is the short run): each harness for
