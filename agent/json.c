@@ -132,6 +132,39 @@ static bool hex4(const char *p)
     return true;
 }
 
+static unsigned hexval(char h)
+{
+    return (unsigned)(h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10);
+}
+
+static uint32_t hex16(const char *p)
+{
+    return hexval(p[0]) << 12 | hexval(p[1]) << 8 | hexval(p[2]) << 4 | hexval(p[3]);
+}
+
+#define NO_CHAR UINT32_MAX
+
+/* The code point of the \u escape at *pp (at its 'u'), a surrogate pair
+ * taken whole; *pp is left at its last digit. NO_CHAR for a bad escape or
+ * half a pair: UTF-8 has no character for a half, and cJSON refuses it. */
+static uint32_t esc_u(const char **pp, const char *end)
+{
+    const char *p = *pp;
+    if (end - p < 5 || !hex4(p + 1))
+        return NO_CHAR;
+    uint32_t u = hex16(p + 1);
+    p += 4;
+    if (u >= 0xD800 && u < 0xDC00 && end - p > 6 && p[1] == '\\' && p[2] == 'u' && hex4(p + 3)) {
+        uint32_t lo = hex16(p + 3);
+        if (lo >= 0xDC00 && lo < 0xE000) {
+            u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+            p += 6;
+        }
+    }
+    *pp = p;
+    return u >= 0xD800 && u < 0xE000 ? NO_CHAR : u;
+}
+
 /* A string at c->p (at its quote): past it, or false. */
 static bool skip_string(struct cursor *c)
 {
@@ -149,9 +182,8 @@ static bool skip_string(struct cursor *c)
             if (++c->p >= c->end)
                 return false;
             if (*c->p == 'u') {
-                if (c->end - c->p < 5 || !hex4(c->p + 1))
+                if (esc_u(&c->p, c->end) == NO_CHAR)
                     return false;
-                c->p += 4;
             } else if (!*c->p || !strchr("\"\\/bfnrt", *c->p)) {
                 return false;
             }
@@ -333,11 +365,6 @@ struct aloft_json_val aloft_json_get(const char *text, size_t len, const char *k
     }
 }
 
-static unsigned hexval(char h)
-{
-    return (unsigned)(h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10);
-}
-
 /* Append code point u as UTF-8; false when it does not fit. */
 static bool utf8(char *out, size_t cap, size_t *n, uint32_t u)
 {
@@ -370,18 +397,8 @@ int aloft_json_str(const struct aloft_json_val *v, char *out, size_t cap)
             char e = *++p;
             static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
             if (e == 'u') {
-                u = hexval(p[1]) << 12 | hexval(p[2]) << 8 | hexval(p[3]) << 4 | hexval(p[4]);
-                p += 4;
-                /* a surrogate pair makes one code point; a lone half is
-                 * no character (UTF-8 has none for it): refused, as cJSON does */
-                if (u >= 0xD800 && u < 0xDC00 && end - p > 6 && p[1] == '\\' && p[2] == 'u' && hex4(p + 3)) {
-                    uint32_t lo = hexval(p[3]) << 12 | hexval(p[4]) << 8 | hexval(p[5]) << 4 | hexval(p[6]);
-                    if (lo >= 0xDC00 && lo < 0xE000) {
-                        u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
-                        p += 6;
-                    }
-                }
-                if (!u || (u >= 0xD800 && u < 0xE000))
+                u = esc_u(&p, end);
+                if (!u || u == NO_CHAR) /* no NUL inside a C string */
                     return -1;
             } else {
                 u = (unsigned char)to[strchr(from, e) - from];

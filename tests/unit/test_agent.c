@@ -251,6 +251,9 @@ static void test_trigger_strings_are_unescaped(void **state)
         char bad[200];
         snprintf(bad, sizeof bad, "{\"type\":\"ota_trigger\",\"url\":\"http://h/%s.bin\"}", lone[i]);
         assert_int_equal(aloft_trigger_parse(bad, strlen(bad), &r, why, sizeof why), ALOFT_E_SYNTAX);
+        /* in a field nobody reads too: the document is not JSON */
+        snprintf(bad, sizeof bad, "{\"type\":\"ota_trigger\",\"url\":\"http://h/\",\"x\":\"%s\"}", lone[i]);
+        assert_int_equal(aloft_trigger_parse(bad, strlen(bad), &r, why, sizeof why), ALOFT_E_SYNTAX);
     }
 }
 
