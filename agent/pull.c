@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "agent_private.h"
+#include "aloft/crypto.h"
 #include "aloft/err.h"
 #include "aloft/otadata.h"
 #include "pull_job.h"
@@ -144,27 +145,40 @@ static void clear_job(struct aloft_agent *a)
     aloft_agent_put(a, "pull/offset", NULL);
 }
 
-/* POST the outcome to the update server (port->report does it in the
- * background). reason: under REASON_MAX characters; body: room for the
- * JSON (the caller's, to keep the stack small). */
-static void report(struct aloft_agent *a, const char *result, const char *reason, char *body, size_t cap)
+/* POST the outcome of the update to target to the update server
+ * (port->report does it in the background), signed with the credential
+ * the server derived for this device when it has one: ?auth= is the
+ * HMAC-SHA256 of the body under it. reason: under REASON_MAX characters;
+ * body: room for the JSON (the caller's, to keep the stack small). */
+static void report(struct aloft_agent *a, const char *result, const char *reason, const char *target, char *body,
+                   size_t cap)
 {
     if (!a->server[0] || !a->port->report)
         return;
-    char url[320];
-    aloft_pull_server_url(a, "/api/devices/", url, sizeof url);
-    snprintf(url + strlen(url), sizeof url - strlen(url), "%s/report", a->mac);
+    char url[368]; /* the longest server URL, /api/devices/, the MAC, /report and ?auth= */
     int64_t st = aloft_boot_state(a->boot);
     struct aloft_jw w;
     aloft_jw_begin(&w, body, cap);
     aloft_jw_str(&w, "version", a->app.has_desc && a->app.desc.version[0] ? a->app.desc.version : "unknown");
     aloft_jw_str(&w, "result", result);
+    aloft_jw_str(&w, "target", target);
     aloft_jw_str(&w, "reason", reason);
     aloft_jw_str(&w, "partition", a->boot->running->label);
     aloft_jw_str(&w, "state", st < 0 ? "unknown" : aloft_otadata_state_name((uint32_t)st));
     aloft_jw_str(&w, "reset_reason", a->reset_reason);
-    if (aloft_jw_end(&w) > 0)
-        a->port->report(a->port->ctx, url, body);
+    int n = aloft_jw_end(&w);
+    if (n <= 0)
+        return;
+    uint8_t mac[32];
+    aloft_agent_get(a, "security/server_key", url, ALOFT_AGENT_SERVER_KEY_MAX + 1); /* url holds the key a while */
+    bool sign = url[0];
+    if (sign)
+        aloft_hmac_sha256(url, strlen(url), body, (size_t)n, mac);
+    aloft_pull_server_url(a, "/api/devices/", url, sizeof url);
+    snprintf(url + strlen(url), sizeof url - strlen(url), "%s/report%s", a->mac, sign ? "?auth=" : "");
+    if (sign)
+        aloft_agent_hex(mac, sizeof mac, url + strlen(url));
+    a->port->report(a->port->ctx, url, body);
 }
 
 static void job_failed(struct aloft_agent *a, struct aloft_pull *j)
@@ -178,7 +192,7 @@ static void job_failed(struct aloft_agent *a, struct aloft_pull *j)
     if (strcmp(j->code, "same_version") && strcmp(j->code, "rolled_back_before")) {
         char *why = j->text + sizeof j->text - REASON_MAX; /* the job is over: j->text is free */
         snprintf(why, REASON_MAX, "%.*s", REASON_MAX - 1, j->reason);
-        report(a, "failed", why, j->text, sizeof j->text - REASON_MAX);
+        report(a, "failed", why, j->r.version, j->text, sizeof j->text - REASON_MAX);
     }
     a->busy = false;
     j->end = ALOFT_PULL_FAILED;
@@ -801,7 +815,7 @@ void aloft_pull_outcome(struct aloft_agent *a, bool confirmed)
      * once: while pull/pending stays, the next boot tells again */
     if (!s.frontend && !kept)
         report(a, s.phase == ALOFT_PHASE_UPDATED ? "updated" : "rolled_back",
-               s.phase == ALOFT_PHASE_UPDATED ? "" : s.reason, p, sizeof p);
+               s.phase == ALOFT_PHASE_UPDATED ? "" : s.reason, s.version, p, sizeof p);
 }
 
 /* Continue an interrupted job where flash says. Returns 1 when j runs. */

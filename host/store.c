@@ -556,6 +556,39 @@ int aloft_store_whitelist(struct aloft_store *s, const char *platform, bool *ena
     return rc ? rc : sexec(s, Q_WHITELIST_MACS, read_mac, &l, NULL, "s", key);
 }
 
+struct value {
+    char *out;
+    size_t cap;
+    bool found;
+};
+
+static int read_value(void *ctx, int n, const char *const *cols)
+{
+    struct value *t = ctx;
+    t->found = n > 0 && snprintf(t->out, t->cap, "%s", cols[0]) < (int)t->cap;
+    return 0;
+}
+
+int aloft_store_secret(struct aloft_store *s, const char *name, const char *fresh, char *out, size_t cap)
+{
+    struct value t = {out, cap, false};
+    int rc = sexec(s, Q_SECRET_ADD, NULL, NULL, NULL, "ss", name, fresh);
+    if (!rc)
+        rc = sexec(s, Q_SECRET_GET, read_value, &t, NULL, "s", name);
+    return rc ? rc : t.found ? 0 : ALOFT_E_IO;
+}
+
+int aloft_store_checkins_settle(struct aloft_store *s, const char *platform, bool on)
+{
+    char key[ALOFT_STORE_NAME_MAX + 1];
+    int64_t n = 0;
+    int rc = key_of(platform, key);
+    if (!rc)
+        rc = sexec(s, Q_CHECKINS_SETTLE, NULL, NULL, &n, "is", (int64_t)on, key);
+    views_changed(s);
+    return rc ? rc : n ? 0 : ALOFT_E_NOTFOUND;
+}
+
 int aloft_store_signing_key_add(struct aloft_store *s, const char *platform, const char *digest)
 {
     char key[ALOFT_STORE_NAME_MAX + 1];

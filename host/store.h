@@ -31,6 +31,7 @@ struct aloft_store_platform {
     int64_t created_at;                             /* Unix seconds */
     char current[2][ALOFT_STORE_VERSION_MAX + 1];   /* by kind; "" when none */
     char pinned[2][ALOFT_STORE_VERSION_MAX + 1];    /* by kind; "" when not pinned */
+    bool checkins_settle;                           /* may an unsigned check-in settle a rollout */
     uint64_t releases;                              /* firmware releases */
     uint64_t devices;
 };
@@ -181,6 +182,13 @@ int aloft_store_whitelist(struct aloft_store *s, const char *platform, bool *ena
 /* A platform's signing policy: the public key digests (64 lower-case hex
  * digits) of which one must have signed every upload; none: no policy.
  * Adding one twice is fine; removing one not there is ALOFT_E_NOTFOUND. */
+/* The server's secret called name: the stored one, or fresh, stored now
+ * when there was none (every instance on one database gets the same). */
+int aloft_store_secret(struct aloft_store *s, const char *name, const char *fresh, char *out, size_t cap);
+
+/* Whether a check-in nobody signed may settle a device of platform in a rollout. */
+int aloft_store_checkins_settle(struct aloft_store *s, const char *platform, bool on);
+
 int aloft_store_signing_key_add(struct aloft_store *s, const char *platform, const char *digest);
 int aloft_store_signing_key_remove(struct aloft_store *s, const char *platform, const char *digest);
 typedef int (*aloft_store_key_cb)(void *ctx, const char *digest);

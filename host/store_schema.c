@@ -117,6 +117,14 @@ const char *const aloft_store_migrations[] = {
     "  PRIMARY KEY (platform, digest)"
     ");"
     "ALTER TABLE releases ADD COLUMN signer TEXT NOT NULL DEFAULT '';", /* '' : unsigned */
+    /* 5: device credentials: the server's secrets (the device key each
+     * device's credential is derived from), and whether a check-in that
+     * nobody signed may settle a device in a rollout */
+    "CREATE TABLE server_secrets ("
+    "  name TEXT PRIMARY KEY,"
+    "  value TEXT NOT NULL"
+    ");"
+    "ALTER TABLE platforms ADD COLUMN checkins_settle INTEGER NOT NULL DEFAULT 1;",
 };
 
 const size_t aloft_store_migration_count = sizeof aloft_store_migrations / sizeof aloft_store_migrations[0];
@@ -128,7 +136,7 @@ const char aloft_store_migrations_table[] =
  * them $1, $2, ... as PostgreSQL wants). */
 #define PLATFORM_COLS                                                                                        \
     "p.name, p.chip, p.project, p.created_at, p.current_firmware, p.pinned_firmware, p.current_frontend, " \
-    "p.pinned_frontend"
+    "p.pinned_frontend, p.checkins_settle"
 /* Counting a platform's devices walks its index: not on the /update path. */
 #define PLATFORM_COUNTS                                                                          \
     ", (SELECT COUNT(*) FROM releases r WHERE r.platform = p.name_key AND r.kind = 'firmware'), " \
@@ -159,6 +167,9 @@ const char *const aloft_store_sql[Q_COUNT] = {
     [Q_TOKEN_COUNT] = "SELECT COUNT(*) FROM admin_tokens",
     [Q_TOKEN_ADD] = "INSERT INTO admin_tokens (sha256, created_at) VALUES (?, ?) ON CONFLICT (sha256) DO NOTHING",
     [Q_TOKEN_ALL] = "SELECT sha256 FROM admin_tokens",
+    [Q_SECRET_ADD] = "INSERT INTO server_secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+    [Q_SECRET_GET] = "SELECT value FROM server_secrets WHERE name = ?",
+    [Q_CHECKINS_SETTLE] = "UPDATE platforms SET checkins_settle = ? WHERE name_key = ?",
     [Q_PLATFORM_GET] = "SELECT " PLATFORM_COLS ", 0, 0 FROM platforms p WHERE p.name_key = ?",
     [Q_PLATFORM_GET_COUNTS] = "SELECT " PLATFORM_COLS PLATFORM_COUNTS " FROM platforms p WHERE p.name_key = ?",
     [Q_PLATFORMS] = "SELECT " PLATFORM_COLS PLATFORM_COUNTS " FROM platforms p ORDER BY p.name_key",

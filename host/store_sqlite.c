@@ -215,8 +215,9 @@ static void read_platform(sqlite3_stmt *st, struct aloft_store_platform *p)
     col_text(st, 5, p->pinned[ALOFT_STORE_FIRMWARE], sizeof p->pinned[0]);
     col_text(st, 6, p->current[ALOFT_STORE_FRONTEND], sizeof p->current[0]);
     col_text(st, 7, p->pinned[ALOFT_STORE_FRONTEND], sizeof p->pinned[0]);
-    p->releases = (uint64_t)sqlite3_column_int64(st, 8);
-    p->devices = (uint64_t)sqlite3_column_int64(st, 9);
+    p->checkins_settle = sqlite3_column_int64(st, 8) != 0;
+    p->releases = (uint64_t)sqlite3_column_int64(st, 9);
+    p->devices = (uint64_t)sqlite3_column_int64(st, 10);
 }
 
 static void read_release(sqlite3_stmt *st, struct aloft_store_release *r)

@@ -85,8 +85,12 @@ export ALOFT_SERVER=http://$server ALOFT_TOKEN_FILE=$run/aloftd/token
 psk=$(cat "$run/psk")
 for i in "${!devices[@]}"; do
     rm -f "$run/node$i.img" "$run/node$i.log"
+    # the factory's provisioning: a MAC, and the credential aloftd derived
+    # for it, with which the device signs its outcome reports
+    mac=$(printf '24:0A:C4:AD:00:%02X' "$((i + 1))")
     "$bin/aloft-node" --create --flash-size 4M --firmware "$run/demo-1.0.0.bin" --www "$www" \
         --flash "$run/node$i.img" --listen "${devices[$i]}" --log "$run/node$i.log" --psk "$psk" \
+        --mac "$mac" --server-key "$("$bin/aloft" server credential "$mac")" \
         --mqtt "$broker" --server "http://$server" --check-every 60 >/dev/null 2>&1 &
     started "the device on ${devices[$i]}" "$run/node$i.log"
 done

@@ -2,6 +2,7 @@
  * as the firmware it booted (DESIGN.md "The simulator's firmware"). */
 #include <errno.h>
 #include <fcntl.h>
+#include <ctype.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -63,6 +64,11 @@ static const char usage[] =
     "  --platform NAME         the platform in topics (default: the running image's project)\n"
     "  --cmd-topic TOPIC       also take commands on TOPIC (seed style: /switch/cmd/root)\n"
     "  --server URL            aloftd: ask GET URL/update for updates, report outcomes to it\n"
+    "  --mac MAC               the device's MAC (default: made from --listen and --flash at the\n"
+    "                          first boot, then kept in the settings)\n"
+    "  --server-key KEY        provision the credential aloftd derived for this device\n"
+    "                          (`aloft server credential MAC`) into security/server_key: reports\n"
+    "                          are signed with it, and aloftd counts no report that is not\n"
     "  --check-every S         ask every S seconds (±10 % jitter; default: once at boot)\n"
     "  --ca-file FILE          trust this CA for HTTPS downloads (default: the system's CAs)\n"
     "  --insecure              do NOT verify HTTPS certificates (anyone on the path can then\n"
@@ -386,6 +392,11 @@ static int run(struct node *n)
                                            : aloft_posix_kv_del(&n->kv, "security/trusted_keys")) != 0 &&
         rc != ALOFT_E_NOTFOUND)
         return fail("cannot store the trusted keys: %s", aloft_strerror(rc));
+    if (n->cfg.mac && (rc = aloft_posix_kv_set(&n->kv, "sys/mac", n->cfg.mac, 17)) != 0)
+        return fail("cannot store the MAC: %s", aloft_strerror(rc));
+    const char *skey = n->cfg.server_key;
+    if (skey && (rc = aloft_posix_kv_set(&n->kv, "security/server_key", skey, strlen(skey))) != 0)
+        return fail("cannot store the server key: %s", aloft_strerror(rc));
     load_mac(n);
 
     /* the application: the agent, then the firmware's behaviour */
@@ -472,7 +483,7 @@ enum {
     OPT_FLASH = 256, OPT_LISTEN, OPT_PSK, OPT_OPEN, OPT_ROLLBACK, OPT_TIMING, OPT_LINK_RATE, OPT_CUT,
     OPT_RESTART_DELAY, OPT_IDLE, OPT_LOG, OPT_CREATE, OPT_PARTITIONS, OPT_FLASH_SIZE, OPT_FIRMWARE, OPT_WWW,
     OPT_MQTT, OPT_MQTT_CA, OPT_MQTT_USER, OPT_MQTT_PASSWORD, OPT_DEVICE_ID, OPT_PLATFORM, OPT_CMD_TOPIC, OPT_SERVER,
-    OPT_CHECK_EVERY, OPT_CA_FILE, OPT_INSECURE, OPT_MAX_SOCKETS, OPT_TRUSTED_KEYS,
+    OPT_CHECK_EVERY, OPT_CA_FILE, OPT_INSECURE, OPT_MAX_SOCKETS, OPT_TRUSTED_KEYS, OPT_SERVER_KEY, OPT_MAC,
 };
 
 int main(int argc, char **argv)
@@ -504,6 +515,8 @@ int main(int argc, char **argv)
         {"platform", required_argument, NULL, OPT_PLATFORM},
         {"cmd-topic", required_argument, NULL, OPT_CMD_TOPIC},
         {"server", required_argument, NULL, OPT_SERVER},
+        {"server-key", required_argument, NULL, OPT_SERVER_KEY},
+        {"mac", required_argument, NULL, OPT_MAC},
         {"check-every", required_argument, NULL, OPT_CHECK_EVERY},
         {"ca-file", required_argument, NULL, OPT_CA_FILE},
         {"insecure", no_argument, NULL, OPT_INSECURE},
@@ -535,6 +548,22 @@ int main(int argc, char **argv)
             n.cfg.psk = optarg;
             break;
         case OPT_OPEN: n.cfg.open = true; break;
+        case OPT_MAC: {
+            bool ok = strlen(optarg) == 17;
+            for (int i = 0; ok && i < 17; i++)
+                ok = i % 3 == 2 ? optarg[i] == ':' : isxdigit((unsigned char)optarg[i]);
+            if (!ok)
+                return fail("--mac '%s' is not a MAC: AA:BB:CC:DD:EE:FF", optarg), 2;
+            for (char *p = optarg; *p; p++) /* as the agent writes it */
+                *p = (char)toupper((unsigned char)*p);
+            n.cfg.mac = optarg;
+            break;
+        }
+        case OPT_SERVER_KEY:
+            if (!*optarg || strlen(optarg) > ALOFT_AGENT_SERVER_KEY_MAX)
+                return fail("--server-key must be 1 to %d characters", ALOFT_AGENT_SERVER_KEY_MAX), 2;
+            n.cfg.server_key = optarg;
+            break;
         case OPT_TRUSTED_KEYS:
             if (!trusted_keys_ok(optarg))
                 return fail("--trusted-keys takes 1 to 3 key digests of 64 hex digits, comma-separated, or none"), 2;

@@ -27,6 +27,8 @@ struct node_config {
     const char *listen;          /* ADDR:PORT */
     const char *psk;             /* provisioned into the settings store */
     const char *trusted_keys;    /* the same: security/trusted_keys ("none" deletes it) */
+    const char *server_key;      /* the same: security/server_key, for signed reports */
+    const char *mac;             /* the same: sys/mac (else made at the first boot) */
     bool open;
     bool rollback;
     bool flash_timing;           /* esp32 datasheet timing */

@@ -17,7 +17,7 @@
 #include "hex.h"
 #include "signing.h"
 
-enum action { UPLOAD, RELEASES, PIN, UNPIN, DEVICES, ROLLOUT, WHITELIST, SIGNING };
+enum action { UPLOAD, RELEASES, PIN, UNPIN, DEVICES, ROLLOUT, WHITELIST, SIGNING, CREDENTIAL, CHECKINS };
 
 static const struct {
     const char *name, *args, *what;
@@ -53,6 +53,20 @@ static const struct {
                  "boot v2 signature (aloft image sign) by one of its keys; others are refused with\n"
                  "422. KEY: a public key digest (64 hex digits) or a PEM key file, whose digest is\n"
                  "sent. With no key left, unsigned uploads are taken again. Without a verb: show it."},
+    [CREDENTIAL] = {"credential", "MAC",
+                    "The secret the device with this MAC signs its outcome reports with: provision it\n"
+                    "into the device (aloft-node --server-key, or the NVS key security/server_key on\n"
+                    "an ESP32). aloftd refuses a report that is not signed, so a forged one never\n"
+                    "halts or advances a rollout. Derived from the server's device key: nothing to\n"
+                    "store per device.\n\n"
+                    "example:\n  aloft-node --flash dev1.bin --server http://aloftd:8080 \\\n"
+                    "      --server-key \"$(aloft server credential 24:0A:C4:00:00:01)\""},
+    [CHECKINS] = {"checkins", "PLATFORM [settle | report-only]",
+                  "Whether a check-in may settle a device in a rollout (settle, the default): back\n"
+                  "on the release it succeeded, on another version it failed. Check-ins are not\n"
+                  "signed (plain HTTPUpdate clients cannot sign), so anyone who reaches /update can\n"
+                  "forge them. report-only: only signed reports count, for fleets of aloft devices\n"
+                  "(they report every outcome). Without a verb: show it."},
 };
 
 struct opts {
@@ -333,12 +347,17 @@ static int server(int argc, char **argv, enum action a)
     }
     int nargs = argc - optind;
     bool listing = a == WHITELIST || a == SIGNING;
-    int want_min = a == UPLOAD || a == UNPIN || a == ROLLOUT || listing ? 1 : a == PIN ? 2 : 0;
-    int want_max = a == PIN ? 2 : a == ROLLOUT ? 3 : listing ? 64 : 1;
+    int want_min = a == UPLOAD || a == UNPIN || a == ROLLOUT || a == CREDENTIAL || a == CHECKINS || listing ? 1
+                   : a == PIN                                                                              ? 2
+                                                                                                           : 0;
+    int want_max = a == PIN || a == CHECKINS ? 2 : a == ROLLOUT ? 3 : listing ? 64 : 1;
     const char *verb = nargs > 0 ? argv[optind] : "";
     bool start = a == ROLLOUT && !strcmp(verb, "start");
     bool misplaced = (o.platform && a != UPLOAD) || (o.version && a != UPLOAD) ||
-                     (o.frontend && (a == DEVICES || a == ROLLOUT || listing || (a == RELEASES && !nargs))) ||
+                     (o.frontend && (a == DEVICES || a == ROLLOUT || a == CREDENTIAL || a == CHECKINS || listing ||
+                                     (a == RELEASES && !nargs))) ||
+                     (a == CHECKINS && nargs == 2 && strcmp(argv[optind + 1], "settle") &&
+                      strcmp(argv[optind + 1], "report-only")) ||
                      (a == UPLOAD && (o.frontend ? !o.platform : o.version != NULL)) ||
                      ((o.stages || o.max_failures || o.auto_advance) && !start);
     if (a == ROLLOUT && nargs >= 1) { /* start P V; show [ID]; the others ID */
@@ -464,6 +483,18 @@ static int server(int argc, char **argv, enum action a)
         }
         code = request(&o, path, NULL, json, &reply);
         break;
+    case CREDENTIAL:
+        snprintf(path, sizeof path, "/api/devices/%s/credential", esc[0]);
+        code = request(&o, path, NULL, NULL, &reply);
+        break;
+    case CHECKINS:
+        snprintf(path, sizeof path, "/api/platforms/%s/checkins", esc[0]);
+        code = request(&o, path, NULL,
+                       nargs < 2                              ? NULL
+                       : !strcmp(argv[optind + 1], "settle") ? "{\"settle\":true}"
+                                                              : "{\"settle\":false}",
+                       &reply);
+        break;
     case SIGNING:
         snprintf(path, sizeof path, "/api/platforms/%s/signing", esc[0]);
         if (nargs >= 2) {
@@ -534,6 +565,13 @@ static int server(int argc, char **argv, enum action a)
             cJSON_ArrayForEach(m, macs) printf("  %s\n", cJSON_IsString(m) ? m->valuestring : "-");
             break;
         }
+        case CREDENTIAL: printf("%s\n", str(reply, "credential")); break;
+        case CHECKINS:
+            printf("%s: check-ins %s\n", str(reply, "platform"),
+                   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "settle"))
+                       ? "settle devices in rollouts (settle)"
+                       : "settle nothing: only signed reports count (report-only)");
+            break;
         case SIGNING: {
             const cJSON *keys = cJSON_GetObjectItemCaseSensitive(reply, "keys"), *k;
             printf("%s signing: %s, %d key%s\n", str(reply, "platform"),
@@ -592,4 +630,14 @@ int aloft_cmd_server_whitelist(int argc, char **argv)
 int aloft_cmd_server_signing(int argc, char **argv)
 {
     return server(argc, argv, SIGNING);
+}
+
+int aloft_cmd_server_credential(int argc, char **argv)
+{
+    return server(argc, argv, CREDENTIAL);
+}
+
+int aloft_cmd_server_checkins(int argc, char **argv)
+{
+    return server(argc, argv, CHECKINS);
 }

@@ -40,6 +40,8 @@ static const struct command commands[] = {
     {"server", "rollout", aloft_cmd_server_rollout, "staged rollouts: start, advance, pause, resume, abort, show"},
     {"server", "whitelist", aloft_cmd_server_whitelist, "a platform's MAC whitelist: show, on, off, add, remove"},
     {"server", "signing", aloft_cmd_server_signing, "a platform's signing policy: show, add KEY, remove KEY"},
+    {"server", "credential", aloft_cmd_server_credential, "the secret a device signs its reports with"},
+    {"server", "checkins", aloft_cmd_server_checkins, "may check-ins settle rollouts: settle or report-only"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -7,7 +7,8 @@
  *   POST /api/platforms/<p>/unpin  {"kind": "firmware"}  back to the newest
  *   GET  /api/devices[?platform=<p>]   with each device's last outcome report
  *   GET|POST /api/platforms/<p>/whitelist, GET|POST /api/platforms/<p>/signing, POST /api/platforms/<p>/rollouts,
- *   GET  /api/rollouts[/<id>], POST /api/rollouts/<id>/<action>: rollout.c */
+ *   GET  /api/rollouts[/<id>], POST /api/rollouts/<id>/<action>: rollout.c
+ *   GET  /api/devices/<MAC>/credential, GET|POST /api/platforms/<p>/checkins: credential.c */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -71,6 +72,7 @@ static cJSON *platform_json(const struct aloft_store_platform *p)
     add_string_or_null(j, "pinned", p->pinned[ALOFT_STORE_FIRMWARE]);
     add_string_or_null(j, "current_frontend", p->current[ALOFT_STORE_FRONTEND]);
     add_string_or_null(j, "pinned_frontend", p->pinned[ALOFT_STORE_FRONTEND]);
+    cJSON_AddBoolToObject(j, "checkins_settle", p->checkins_settle);
     cJSON_AddNumberToObject(j, "releases", (double)p->releases);
     cJSON_AddNumberToObject(j, "devices", (double)p->devices);
     return j;
@@ -256,6 +258,9 @@ static enum MHD_Result platform_route(struct aloftd *d, struct MHD_Connection *c
     if (!strcmp(action, "signing"))
         return get || post ? aloftd_signing(d, c, p.name, post, body, len, too_big)
                            : aloftd_reply_error(c, 405, "method_not_allowed", "use GET or POST");
+    if (!strcmp(action, "checkins"))
+        return get || post ? aloftd_checkins(d, c, &p, post, body, len, too_big)
+                           : aloftd_reply_error(c, 405, "method_not_allowed", "use GET or POST");
     if (!strcmp(action, "rollouts"))
         return post ? aloftd_rollout_start(d, c, p.name, body, len, too_big)
                     : aloftd_reply_error(c, 405, "method_not_allowed", "POST to start one; GET /api/rollouts");
@@ -296,6 +301,8 @@ enum MHD_Result aloftd_admin(struct aloftd *d, struct MHD_Connection *c, const c
     }
     if (!strcmp(url, "/api/rollouts") || !strncmp(url, "/api/rollouts/", 14))
         return aloftd_rollout_route(d, c, url[13] ? url + 14 : "", get, post);
+    if (!strncmp(url, "/api/devices/", 13))
+        return aloftd_credential_route(d, c, url + 13, get);
     if (!strcmp(url, "/api/firmware"))
         return aloftd_reply_error(c, 405, "method_not_allowed", "POST the image as the body");
     return aloftd_reply_error(c, 404, "not_found", "no such endpoint: %s", url);

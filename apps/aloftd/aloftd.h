@@ -37,6 +37,7 @@ struct aloftd {
     char firmware_dir[4096]; /* <data>/firmware: firmware/<sha256>.bin */
     char tmp_dir[4096];      /* <data>/tmp: uploads until they are complete */
     struct aloft_store *store;
+    char device_key[65]; /* devices' credentials are derived from it (credential.c) */
     struct MHD_Daemon *daemon;
     uint16_t port; /* the port bound (--listen may ask for 0) */
 };
@@ -73,6 +74,21 @@ bool aloftd_cross_site(struct MHD_Connection *c);
 int aloftd_auth(struct aloftd *d, struct MHD_Connection *c, enum MHD_Result *reply);
 /* At start: make sure an admin token exists (see main.c's usage). */
 int aloftd_token_setup(struct aloftd *d);
+/* 32 random bytes as 64 hex digits (a new token or key); -1: no randomness. */
+int aloftd_random_hex(char out[65]);
+
+/* credential.c: devices' credentials, derived from the server's device key.
+ * At start: load the key (made once, kept in the database). */
+int aloftd_credential_setup(struct aloftd *d);
+/* The credential of the device with this MAC: 64 hex digits. */
+void aloftd_credential(const struct aloftd *d, const char *mac, char out[65]);
+/* Is auth (64 hex digits) the HMAC-SHA256 of body under mac's credential? */
+bool aloftd_credential_check(const struct aloftd *d, const char *mac, const char *body, size_t len, const char *auth);
+/* GET /api/devices/<MAC>/credential (admin): rest is what follows /api/devices/. */
+enum MHD_Result aloftd_credential_route(struct aloftd *d, struct MHD_Connection *c, const char *rest, bool get);
+/* GET/POST /api/platforms/<p>/checkins: may unsigned check-ins settle rollouts? */
+enum MHD_Result aloftd_checkins(struct aloftd *d, struct MHD_Connection *c, const struct aloft_store_platform *p,
+                                bool post, const char *body, size_t len, bool too_big);
 
 /* upload.c: POST /api/firmware, called for every piece of the body. */
 enum MHD_Result aloftd_upload(struct aloftd *d, struct MHD_Connection *c, struct aloftd_request *req,

@@ -59,8 +59,7 @@ bool aloftd_cross_site(struct MHD_Connection *c)
     return !o || !host || strcasecmp(o, host);
 }
 
-/* A new token: 32 random bytes as 64 hex digits. */
-static int new_token(char out[65])
+int aloftd_random_hex(char out[65])
 {
     uint8_t raw[32];
     size_t got = 0;
@@ -132,7 +131,7 @@ int aloftd_token_setup(struct aloftd *d)
     if (n && !d->token_file)
         return 0;
     char token[65];
-    if (new_token(token)) {
+    if (aloftd_random_hex(token)) {
         fprintf(stderr, "aloftd: no random numbers for a token: %s\n", strerror(errno));
         return -1;
     }

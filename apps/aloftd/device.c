@@ -199,7 +199,7 @@ enum MHD_Result aloftd_update(struct aloftd *d, struct MHD_Connection *c)
     /* a device a rollout was offered to, back: a success or a failure
      * (rollout.c); the rollout it halted or advanced decides anew */
     if (rc == 0 && view.governing_rc == 0 && view.allowed && kind == ALOFT_STORE_FIRMWARE && dv.mac[0] &&
-        aloftd_rollout_checkin(d, &view.ro, dv.mac, ver))
+        view.p.checkins_settle && aloftd_rollout_checkin(d, &view.ro, dv.mac, ver))
         rc = aloft_store_update_view(d->store, dev, dv.mac, &view);
     if (rc == ALOFT_E_NOTFOUND)
         return aloftd_reply_error(c, 404, "unknown_platform", "no platform '%s' on this server", dev);

@@ -122,7 +122,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             return MHD_NO;
         req->endpoint = !strcmp(url, "/update")              ? ALOFTD_EP_UPDATE
                         : !strncmp(url, "/firmware/", 10)     ? ALOFTD_EP_FIRMWARE
-                        : !strncmp(url, "/api/devices/", 13) ? ALOFTD_EP_REPORT
+                        : !strncmp(url, "/api/devices/", 13) && !strstr(url, "/credential") ? ALOFTD_EP_REPORT
                         : !strncmp(url, "/api/", 5)          ? ALOFTD_EP_API
                         : !strcmp(url, "/metrics")           ? ALOFTD_EP_METRICS
                                                              : ALOFTD_EP_OTHER;

@@ -95,9 +95,14 @@ static const char usage[] =
     "  POST /api/platforms/P/trigger {\"device\": MAC, \"version\": V}   (both optional) an MQTT\n"
     "       trigger to aloft/P/cmd or aloft/P/MAC/cmd; a rollout's start and advances trigger\n"
     "       the inventory devices of each new stage (--mqtt)\n"
+    "  GET  /api/devices/MAC/credential            the secret a device signs its reports with\n"
+    "  GET|POST /api/platforms/P/checkins {\"settle\": false}   check-ins, which no device signs,\n"
+    "       no longer settle a device in a rollout: only signed reports do (default true)\n"
     "  GET  /metrics                               Prometheus text format\n"
-    "Devices report the outcome of an update, without a token:\n"
-    "  POST /api/devices/MAC/report {\"version\": V, \"result\": \"updated|rolled_back|failed\", ...}\n"
+    "Devices report the outcome of an update, signed with their credential (a report that\n"
+    "is not is refused with 401 and never counts):\n"
+    "  POST /api/devices/MAC/report?auth=HMAC {\"version\": V, \"result\": \"updated|rolled_back|failed\",\n"
+    "       \"target\": the release it is about, ...}   HMAC: HMAC-SHA256 of the body, hex\n"
     "\n"
     "example:\n"
     "  aloftd --data /var/lib/aloft --listen 0.0.0.0:8080\n"
@@ -417,7 +422,7 @@ int main(int argc, char **argv)
     char shown[4300];
     shown_url(d.db, shown, sizeof shown);
     aloftd_log("database %s (schema %d), files in %s", shown, schema, d.firmware_dir);
-    if (aloftd_token_setup(&d)) {
+    if (aloftd_token_setup(&d) || aloftd_credential_setup(&d)) {
         aloft_store_close(d.store);
         return 1;
     }

@@ -9,9 +9,10 @@
  *                                       "max_failures": 3 | "5%", "auto_advance": 20 | "90%"}
  *   GET  /api/rollouts, /api/rollouts/<id>
  *   POST /api/rollouts/<id>/advance|pause|resume|abort
- * Device (no token):
- *   POST /api/devices/<mac>/report  {"version": V, "result": "updated"|"rolled_back"|"failed",
- *                                    "reason": ..., "partition": ..., "state": ..., "reset_reason": ...}
+ * Device (no token: signed with its credential, credential.c):
+ *   POST /api/devices/<mac>/report?auth=<HMAC>  {"version": V, "result": "updated"|"rolled_back"|"failed",
+ *                  "target": the release it is about, "reason": ..., "partition": ..., "state": ...,
+ *                  "reset_reason": ...}
  *
  * A rollout offers its release to the devices whose bucket — a hash of the
  * rollout id and the MAC into [0, 100) — is below the current stage's
@@ -514,11 +515,15 @@ enum MHD_Result aloftd_report(struct aloftd *d, struct MHD_Connection *c, const 
         return aloftd_reply_error(c, 400, "bad_parameter", "the device id is its MAC: AA:BB:CC:DD:EE:FF");
     if (too_big)
         return aloftd_reply_error(c, 413, "too_large", "the JSON body is too large");
+    if (!aloftd_credential_check(d, mac, body, len, aloftd_arg(c, "auth")))
+        return aloftd_reply_error(c, 401, "unauthenticated",
+                                  "a report counts only signed with the device's credential: ?auth= the "
+                                  "HMAC-SHA256 of the body (aloft server credential %s)", mac);
     cJSON *in = parse_body(body, len);
     if (!in)
         return aloftd_reply_error(c, 400, "bad_json",
                                   "send a JSON object: {\"version\": \"1.2.3\", \"result\": \"updated\", "
-                                  "\"reason\": \"...\"}");
+                                  "\"target\": \"1.2.3\", \"reason\": \"...\"}");
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(in, "version");
     const cJSON *res = cJSON_GetObjectItemCaseSensitive(in, "result");
     const char *bad = NULL;
@@ -527,11 +532,13 @@ enum MHD_Result aloftd_report(struct aloftd *d, struct MHD_Connection *c, const 
     else if (!cJSON_IsString(res) || (strcmp(res->valuestring, "updated") && strcmp(res->valuestring, "rolled_back") &&
                                       strcmp(res->valuestring, "failed")))
         bad = "result: updated, rolled_back or failed";
-    else if (!text_ok(cJSON_GetObjectItemCaseSensitive(in, "reason"), 199) ||
+    else if (!text_ok(cJSON_GetObjectItemCaseSensitive(in, "target"), ALOFT_STORE_VERSION_MAX) ||
+             !text_ok(cJSON_GetObjectItemCaseSensitive(in, "reason"), 199) ||
              !text_ok(cJSON_GetObjectItemCaseSensitive(in, "partition"), 16) ||
              !text_ok(cJSON_GetObjectItemCaseSensitive(in, "state"), 23) ||
              !text_ok(cJSON_GetObjectItemCaseSensitive(in, "reset_reason"), 23))
-        bad = "reason (199), partition (16), state and reset_reason (23): printable text of at most that length";
+        bad = "target (64), reason (199), partition (16), state and reset_reason (23): printable text of at most "
+              "that length";
     if (bad) {
         cJSON_Delete(in);
         return aloftd_reply_error(c, 400, "bad_parameter", "%s", bad);
@@ -542,6 +549,8 @@ enum MHD_Result aloftd_report(struct aloftd *d, struct MHD_Connection *c, const 
     copy_text(in, "version", r.version, sizeof r.version);
     copy_text(in, "result", r.result, sizeof r.result);
     copy_text(in, "reason", r.reason, sizeof r.reason);
+    char target[ALOFT_STORE_VERSION_MAX + 1];
+    copy_text(in, "target", target, sizeof target);
     copy_text(in, "partition", r.partition, sizeof r.partition);
     copy_text(in, "state", r.state, sizeof r.state);
     copy_text(in, "reset_reason", r.reset_reason, sizeof r.reset_reason);
@@ -560,7 +569,9 @@ enum MHD_Result aloftd_report(struct aloftd *d, struct MHD_Connection *c, const 
     struct aloft_store_rollout ro;
     rc = aloft_store_rollout_governing(d->store, platform, &ro);
     bool counted = false, changed;
-    if (rc == 0 && (!strcmp(ro.status, "active") || !strcmp(ro.status, "paused")))
+    /* a report counts for the rollout of the release it is about: a copy
+     * of an older report, sent again, is about another one */
+    if (rc == 0 && (!strcmp(ro.status, "active") || !strcmp(ro.status, "paused")) && !strcmp(target, ro.version))
         rc = aloft_store_rollout_result(d->store, ro.id, mac, r.result, &counted);
     if (rc == 0 && counted)
         rc = judge(d, ro.id, &ro, &changed);

@@ -31,6 +31,7 @@
 #include "aloft/sig.h"
 
 #define ALOFT_AGENT_PSK_MAX 64
+#define ALOFT_AGENT_SERVER_KEY_MAX 64 /* security/server_key: the credential the update server derived */
 #define ALOFT_AGENT_SETTING_MAX 1024 /* the longest value the agent stores */
 
 /* Key-value settings (NVS on ESP-IDF). get returns the value's length,

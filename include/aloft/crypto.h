@@ -1,4 +1,4 @@
-/* aloft: SHA-256, MD5 and CRC-32. Portable defaults live in the core; a port
+/* aloft: SHA-256 (and its HMAC), MD5 and CRC-32. Portable defaults live in the core; a port
  * routes SHA-256 to hardware by defining ALOFT_PORT_SHA256 when building the
  * core and providing these three functions itself. */
 #ifndef ALOFT_CRYPTO_H
@@ -16,6 +16,9 @@ struct aloft_sha256 {
 void aloft_sha256_init(struct aloft_sha256 *s);
 void aloft_sha256_update(struct aloft_sha256 *s, const void *data, size_t len);
 void aloft_sha256_final(struct aloft_sha256 *s, uint8_t out[32]);
+
+/* HMAC-SHA256 of msg under key (RFC 2104). */
+void aloft_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t len, uint8_t out[32]);
 
 struct aloft_md5 {
     uint32_t h[4];

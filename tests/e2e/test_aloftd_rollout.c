@@ -6,6 +6,7 @@
  * starts). */
 #include "aloftd_harness.h"
 
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -84,11 +85,29 @@ static int admin_post(const char *path, const char *json, cJSON **reply)
     return code;
 }
 
-/* POST a device's report (no token). */
-static int report(const char *mac, const char *json, cJSON **reply)
+/* The signature of a device's report, as the agent makes it: the device's
+ * credential from the admin API, HMAC-SHA256 of the body under it. */
+static void sign(const char *mac, const char *json, char out[65])
 {
     char path[100];
-    snprintf(path, sizeof path, "/api/devices/%.40s/report", mac);
+    snprintf(path, sizeof path, "/api/devices/%.40s/credential", mac);
+    cJSON *c = aloftd_json(&srv, path);
+    const char *cred = e2e_jstr(c, "credential");
+    assert_int_equal(strlen(cred), 64);
+    uint8_t h[32];
+    unsigned len = sizeof h;
+    HMAC(EVP_sha256(), cred, 64, (const uint8_t *)json, strlen(json), h, &len);
+    cJSON_Delete(c);
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", h[i]);
+}
+
+/* POST a device's report (no token), signed as the device would. */
+static int report(const char *mac, const char *json, cJSON **reply)
+{
+    char path[200], auth[65];
+    sign(mac, json, auth);
+    snprintf(path, sizeof path, "/api/devices/%.40s/report?auth=%s", mac, auth);
     const char *args[] = {"-H", "Content-Type: application/json", "--data-binary", json, NULL};
     struct e2e_http r;
     int code = aloftd_get(&srv, &r, path, args);
@@ -339,9 +358,10 @@ static void test_reports(void **state)
     struct e2e_http r;
     const char *args[] = {"-H", "Content-Type: application/json", "--data-binary",
                           "{\"version\": \"1.0.0\", \"result\": \"updated\"}", NULL};
-    expect(aloftd_get(&srv, &r, "/api/devices/24:0A:C4:00:00:99/report", args), 404, "unknown device");
-    assert_string_equal(e2e_http_error(&r), "unknown_device");
-    e2e_http_free(&r);
+    expect(report("24:0A:C4:00:00:99", "{\"version\": \"1.0.0\", \"result\": \"updated\"}", &reply), 404,
+           "unknown device");
+    assert_string_equal(e2e_jstr(reply, "error"), "unknown_device");
+    cJSON_Delete(reply);
     expect(aloftd_get(&srv, &r, "/api/devices/not-a-mac/report", args), 400, "bad id");
     e2e_http_free(&r);
     expect(aloftd_get(&srv, &r, "/api/devices/" MAC1 "/other", args), 404, "bad path");
@@ -491,7 +511,7 @@ static void test_rollout_halt(void **state)
         if (!offered[i])
             outside = i;
     cJSON *reply;
-    expect(report(macs[outside], "{\"version\": \"1.0.0\", \"result\": \"failed\", \"reason\": \"x\"}", &reply), 200,
+    expect(report(macs[outside], "{\"version\": \"1.0.0\", \"target\": \"1.1.0\", \"result\": \"failed\", \"reason\": \"x\"}", &reply), 200,
            "report outside");
     assert_false(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "counted")));
     cJSON_Delete(reply);
@@ -500,13 +520,13 @@ static void test_rollout_halt(void **state)
         if (!offered[i])
             continue;
         if (updated < 2) { /* successes never halt it */
-            expect(report(macs[i], "{\"version\": \"1.1.0\", \"result\": \"updated\"}", NULL), 200, "updated");
+            expect(report(macs[i], "{\"version\": \"1.1.0\", \"target\": \"1.1.0\", \"result\": \"updated\"}", NULL), 200, "updated");
             updated++;
             continue;
         }
         expect(report(macs[i],
-                      failed % 2 ? "{\"version\": \"1.0.0\", \"result\": \"rolled_back\", \"reason\": \"boot loop\"}"
-                                 : "{\"version\": \"1.0.0\", \"result\": \"failed\", \"reason\": \"crash\"}",
+                      failed % 2 ? "{\"version\": \"1.0.0\", \"target\": \"1.1.0\", \"result\": \"rolled_back\", \"reason\": \"boot loop\"}"
+                                 : "{\"version\": \"1.0.0\", \"target\": \"1.1.0\", \"result\": \"failed\", \"reason\": \"crash\"}",
                       &reply),
                200, "failure");
         failed++;
@@ -538,7 +558,7 @@ static void test_rollout_halt(void **state)
     for (int i = 0; i < NDEV; i++) {
         if (!offered[i])
             continue;
-        expect(report(macs[i], "{\"version\": \"1.0.0\", \"result\": \"failed\"}", &reply), 200, "failure");
+        expect(report(macs[i], "{\"version\": \"1.0.0\", \"target\": \"1.1.0\", \"result\": \"failed\"}", &reply), 200, "failure");
         failed++;
         const cJSON *r = cJSON_GetObjectItemCaseSensitive(reply, "rollout");
         assert_string_equal(e2e_jstr(r, "status"), failed <= allowed ? "active" : "halted");
@@ -623,12 +643,12 @@ static void test_rollout_old_version(void **state)
 
     /* reported "updated", then on the release: one success */
     cJSON *reply;
-    expect(report(macs[idx[0]], "{\"version\": \"1.1.0\", \"result\": \"updated\"}", &reply), 200, "updated");
+    expect(report(macs[idx[0]], "{\"version\": \"1.1.0\", \"target\": \"1.1.0\", \"result\": \"updated\"}", &reply), 200, "updated");
     assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "counted")));
     cJSON_Delete(reply);
     expect(checkin("demo", "1.1.0", macs[idx[0]], false, NULL), 304, "on the release after its report");
     /* reported "updated": its report is its outcome, whatever it runs next */
-    expect(report(macs[idx[1]], "{\"version\": \"1.1.0\", \"result\": \"updated\"}", NULL), 200, "updated");
+    expect(report(macs[idx[1]], "{\"version\": \"1.1.0\", \"target\": \"1.1.0\", \"result\": \"updated\"}", NULL), 200, "updated");
     expect(checkin("demo", "1.0.0", macs[idx[1]], false, NULL), 200, "on the old version after its report");
     /* no report, back on the release: a success */
     expect(checkin("demo", "1.1.0", macs[idx[2]], false, NULL), 304, "on the release");
@@ -711,7 +731,7 @@ static void test_rollout_auto_advance(void **state)
 
     /* a failure is no success */
     cJSON *reply;
-    expect(report(macs[idx[0]], "{\"version\": \"1.0.0\", \"result\": \"failed\"}", &reply), 200, "failed");
+    expect(report(macs[idx[0]], "{\"version\": \"1.0.0\", \"target\": \"1.1.0\", \"result\": \"failed\"}", &reply), 200, "failed");
     const cJSON *sc = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(reply, "rollout"),
                                                        "stage_counts");
     assert_int_equal(e2e_jnum(sc, "offered"), n);
@@ -722,7 +742,7 @@ static void test_rollout_auto_advance(void **state)
     for (int s = 1; s <= need; s++) {
         const char *mac = macs[idx[s]];
         if (s % 2)
-            expect(report(mac, "{\"version\": \"1.1.0\", \"result\": \"updated\"}", NULL), 200, "updated");
+            expect(report(mac, "{\"version\": \"1.1.0\", \"target\": \"1.1.0\", \"result\": \"updated\"}", NULL), 200, "updated");
         else
             expect(checkin("demo", "1.1.0", mac, false, NULL), 304, "on the release");
         updated[idx[s]] = true;
@@ -791,6 +811,78 @@ static void test_rollout_auto_advance(void **state)
     }
     /* completed: the platform's current release, 1.1.0, for everyone */
     assert_int_equal(fleet_checkin("demo", "1.0.0", offered), NDEV);
+}
+
+/* Reports count only signed with the device's credential, and only for
+ * the release they name; unsigned check-ins settle nothing on a platform
+ * that says so. */
+static void test_reports_are_signed(void **state)
+{
+    (void)state;
+    start_fleet("signed");
+    long long id = start_rollout("{\"version\": \"1.1.0\", \"stages\": [100], \"max_failures\": 1}");
+    bool offered[NDEV];
+    assert_int_equal(fleet_checkin("demo", "1.0.0", offered), NDEV);
+    static const char fail[] = "{\"version\": \"1.0.0\", \"target\": \"1.1.0\", \"result\": \"rolled_back\"}";
+    char path[200], auth[65];
+    struct e2e_http r;
+    /* unsigned, signed with another device's credential, or for a changed body: 401 */
+    const char *args[] = {"-H", "Content-Type: application/json", "--data-binary", fail, NULL};
+    snprintf(path, sizeof path, "/api/devices/%s/report", macs[0]);
+    expect(aloftd_get(&srv, &r, path, args), 401, "unsigned");
+    assert_string_equal(e2e_http_error(&r), "unauthenticated");
+    e2e_http_free(&r);
+    sign(macs[1], fail, auth);
+    snprintf(path, sizeof path, "/api/devices/%s/report?auth=%s", macs[0], auth);
+    expect(aloftd_get(&srv, &r, path, args), 401, "another device's credential");
+    e2e_http_free(&r);
+    sign(macs[0], "{\"version\": \"1.1.0\", \"target\": \"1.1.0\", \"result\": \"updated\"}", auth);
+    snprintf(path, sizeof path, "/api/devices/%s/report?auth=%s", macs[0], auth);
+    expect(aloftd_get(&srv, &r, path, args), 401, "the signature of another body");
+    e2e_http_free(&r);
+    /* the credential is an admin's to read */
+    snprintf(path, sizeof path, "/api/devices/%s/credential", macs[0]);
+    expect(aloftd_get(&srv, &r, path, NULL), 401, "credential without token");
+    e2e_http_free(&r);
+    cJSON *devs = aloftd_json(&srv, "/api/devices");
+    const cJSON *d;
+    cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(devs, "devices"))
+        assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(d, "report"))); /* nothing recorded */
+    cJSON_Delete(devs);
+    /* signed, but about another release (a copy of an older report): recorded, not counted */
+    cJSON *reply;
+    expect(report(macs[0], "{\"version\": \"1.0.0\", \"target\": \"1.0.5\", \"result\": \"rolled_back\"}",
+                  &reply),
+           200, "about another release");
+    assert_false(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "counted")));
+    cJSON_Delete(reply);
+    cJSON *ro = rollout_get(id);
+    assert_string_equal(e2e_jstr(ro, "status"), "active");
+    assert_int_equal(e2e_jnum(ro, "failures"), 0);
+    cJSON_Delete(ro);
+
+    /* report-only: a device back on the old version settles nothing */
+    expect(admin_post("/api/platforms/demo/checkins", "{\"settle\": false}", &reply), 200, "report-only");
+    assert_false(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "settle")));
+    cJSON_Delete(reply);
+    expect(admin_post("/api/platforms/demo/checkins", "{\"settle\": 0}", NULL), 400, "not a boolean");
+    expect(checkin("demo", "1.0.0", macs[1], false, NULL), 200, "offered again");
+    ro = rollout_get(id);
+    assert_string_equal(e2e_jstr(ro, "status"), "active");
+    assert_int_equal(e2e_jnum(ro, "failures"), 0);
+    cJSON_Delete(ro);
+    /* a signed report about this release counts */
+    expect(report(macs[0], fail, &reply), 200, "signed, about this release");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "counted")));
+    assert_int_equal(e2e_jnum(cJSON_GetObjectItemCaseSensitive(reply, "rollout"), "failures"), 1);
+    cJSON_Delete(reply);
+    /* settle again (the default): the next such check-in is a failure, the second: halted */
+    expect(admin_post("/api/platforms/demo/checkins", "{\"settle\": true}", NULL), 200, "settle");
+    expect(checkin("demo", "1.0.0", macs[1], false, NULL), 304, "halted by the check-in");
+    ro = rollout_get(id);
+    assert_string_equal(e2e_jstr(ro, "status"), "halted");
+    assert_int_equal(e2e_jnum(ro, "failures"), 2);
+    cJSON_Delete(ro);
 }
 
 /* ---- metrics ---- */
@@ -1003,6 +1095,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_whitelist, aloftd_teardown),
         cmocka_unit_test_teardown(test_reports, aloftd_teardown),
+        cmocka_unit_test_teardown(test_reports_are_signed, aloftd_teardown),
         cmocka_unit_test_teardown(test_rollout_stages, aloftd_teardown),
         cmocka_unit_test_teardown(test_rollout_halt, aloftd_teardown),
         cmocka_unit_test_teardown(test_rollout_pinned, aloftd_teardown),

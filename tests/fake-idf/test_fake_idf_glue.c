@@ -73,6 +73,15 @@ static void test_settings(void **state)
     assert_int_equal(s.get(s.ctx, "security/ota_psk", buf, sizeof buf), 6);
     assert_memory_equal(buf, "s3cret", 6);
     assert_int_equal(s.get(s.ctx, "security/ota_psk", buf, 3), ALOFT_E_NOSPC);
+    /* a string exactly as long as the buffer, as a 64-character PSK or the
+     * server's credential: NVS wants room for its NUL, the agent gives none */
+    static const char cred[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    assert_int_equal(nvs_open("security", NVS_READWRITE, &h), ESP_OK);
+    assert_int_equal(nvs_set_str(h, "server_key", cred), ESP_OK);
+    nvs_close(h);
+    assert_int_equal(s.get(s.ctx, "security/server_key", buf, sizeof buf), 64);
+    assert_memory_equal(buf, cred, 64);
+    assert_int_equal(s.get(s.ctx, "security/server_key", buf, 63), ALOFT_E_NOSPC);
     /* a name longer than NVS's 15 characters still works, hashed */
     assert_int_equal(s.set(s.ctx, "pull/a_very_long_name_for_nvs", "abc", 3), 0);
     assert_int_equal(s.get(s.ctx, "pull/a_very_long_name_for_nvs", buf, sizeof buf), 3);

@@ -11,6 +11,7 @@
  * NVS writes a key atomically, as the agent needs. */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "aloft/err.h"
@@ -59,15 +60,20 @@ static int status(esp_err_t err)
     }
 }
 
-/* A string value into buf without its NUL. */
+/* A string value into buf without its NUL: a string as long as buf (a
+ * 64-character PSK) goes through a copy that has room for the NUL. */
 static esp_err_t get_str(nvs_handle_t h, const char *k, void *buf, size_t *len)
 {
     size_t need = 0;
     esp_err_t err = nvs_get_str(h, k, NULL, &need);
-    if (err == ESP_OK && need > *len)
+    if (err == ESP_OK && (!need || need - 1 > *len))
         return ESP_ERR_NVS_INVALID_LENGTH;
-    if (err == ESP_OK)
-        err = nvs_get_str(h, k, buf, &need);
+    char *s = err == ESP_OK ? malloc(need) : NULL;
+    if (err == ESP_OK && !s)
+        err = ESP_ERR_NO_MEM;
+    if (err == ESP_OK && (err = nvs_get_str(h, k, s, &need)) == ESP_OK)
+        memcpy(buf, s, need - 1);
+    free(s);
     *len = need ? need - 1 : 0;
     return err;
 }

@@ -66,19 +66,20 @@ static int usage(const char *why)
     return 2;
 }
 
-/* The factory's provisioning: the PSK into NVS, where the component reads it. */
-static int provision(const char *psk)
+/* The factory's provisioning: a secret into NVS, where the component reads
+ * it (the PSK, or the credential towards the update server). */
+static int provision(const char *ns, const char *key, const char *value)
 {
     nvs_handle_t h;
     esp_err_t err = nvs_flash_init();
-    if (err == ESP_OK && (err = nvs_open(CONFIG_ALOFT_PSK_NVS_NAMESPACE, NVS_READWRITE, &h)) == ESP_OK) {
-        err = nvs_set_str(h, CONFIG_ALOFT_PSK_NVS_KEY, psk);
+    if (err == ESP_OK && (err = nvs_open(ns, NVS_READWRITE, &h)) == ESP_OK) {
+        err = nvs_set_str(h, key, value);
         if (err == ESP_OK)
             err = nvs_commit(h);
         nvs_close(h);
     }
     if (err != ESP_OK)
-        fprintf(stderr, "hello-aloft-host: cannot provision the PSK: %s\n", esp_err_to_name(err));
+        fprintf(stderr, "hello-aloft-host: cannot provision %s/%s: %s\n", ns, key, esp_err_to_name(err));
     return err == ESP_OK ? 0 : 1;
 }
 
@@ -92,7 +93,7 @@ static void main_task(void *arg)
 int main(int argc, char **argv)
 {
     enum { O_FLASH = 256, O_LISTEN, O_PSK, O_MQTT, O_ID, O_TOPIC, O_SERVER,
-           O_EVERY, O_CONFIRM, O_DELAY, O_RATE, O_PLATFORM, O_CA, O_MQTT_CA, O_MQTT_USER, O_MQTT_PASSWORD, O_SIM };
+           O_EVERY, O_CONFIRM, O_DELAY, O_RATE, O_PLATFORM, O_CA, O_MQTT_CA, O_MQTT_USER, O_MQTT_PASSWORD, O_SIM, O_MAC, O_SERVER_KEY };
     static const struct option longs[] = {
         {"flash", required_argument, NULL, O_FLASH},       {"listen", required_argument, NULL, O_LISTEN},
         {"psk", required_argument, NULL, O_PSK},           {"mqtt", required_argument, NULL, O_MQTT},
@@ -105,9 +106,10 @@ int main(int argc, char **argv)
         {"platform", required_argument, NULL, O_PLATFORM}, {"ca-file", required_argument, NULL, O_CA},
         {"mqtt-tls-ca", required_argument, NULL, O_MQTT_CA}, {"mqtt-user", required_argument, NULL, O_MQTT_USER},
         {"mqtt-password", required_argument, NULL, O_MQTT_PASSWORD}, {"insecure", no_argument, NULL, O_SIM},
+        {"mac", required_argument, NULL, O_MAC},           {"server-key", required_argument, NULL, O_SERVER_KEY},
         {NULL, 0, NULL, 0},
     };
-    const char *flash = NULL, *psk = NULL, *broker = NULL, *user = NULL, *password = "";
+    const char *flash = NULL, *psk = NULL, *server_key = NULL, *broker = NULL, *user = NULL, *password = "";
     bool mqtts = false;
     char uri[300];
     int c, idx = 0;
@@ -125,6 +127,8 @@ int main(int argc, char **argv)
             break;
         }
         case O_PSK: psk = optarg; break;
+        case O_SERVER_KEY: server_key = optarg; break;
+        case O_MAC: setenv("FAKE_IDF_MAC", optarg, 1); break; /* the chip's eFuse MAC */
         case O_MQTT: broker = optarg; break;
         case O_MQTT_USER: user = optarg; break;
         case O_MQTT_PASSWORD: password = optarg; break;
@@ -161,7 +165,8 @@ int main(int argc, char **argv)
         set_option("mqtt", uri);
     }
     setenv("FAKE_IDF_FLASH", flash, 1);
-    if (psk && provision(psk))
+    if ((psk && provision(CONFIG_ALOFT_PSK_NVS_NAMESPACE, CONFIG_ALOFT_PSK_NVS_KEY, psk)) ||
+        (server_key && provision("security", "server_key", server_key)))
         return 1;
     setvbuf(stdout, NULL, _IOLBF, 0);
     TaskHandle_t t;
