@@ -1044,7 +1044,7 @@ static void test_settings(void **state)
     assert_int_equal(rc, 0);
     char *log = aloftd_log_read(&srv);
     char want[500];
-    snprintf(want, sizeof want, "database %s (schema 4)", shown);
+    snprintf(want, sizeof want, "database %s (schema 5)", shown);
     assert_non_null(strstr(log, want));
     assert_null(strstr(log, "hunter2"));
     free(log);
@@ -1182,12 +1182,12 @@ static void test_pg_shared(void **state)
     for (int i = 0; i < 3; i++)
         assert_int_equal(aloftd_wait_serving(all[i]), 0);
     char *rows = aloftd_pg_query(a.db, "SELECT version FROM schema_migrations ORDER BY version");
-    assert_string_equal(rows, "1\n2\n3\n4\n"); /* each migration run once */
+    assert_string_equal(rows, "1\n2\n3\n4\n5\n"); /* each migration run once */
     free(rows);
     char token[128] = ""; /* those that found no token made one; any made is valid on all */
     for (int i = 0; i < 3; i++) {
         char *log = aloftd_log_read(all[i]);
-        assert_non_null(strstr(log, "(schema 4)"));
+        assert_non_null(strstr(log, "(schema 5)"));
         free(log);
         if (!token[0])
             snprintf(token, sizeof token, "%s", all[i]->token);
@@ -1197,6 +1197,17 @@ static void test_pg_shared(void **state)
         snprintf(all[i]->token, sizeof all[i]->token, "%s", token);
         snprintf(all[i]->auth, sizeof all[i]->auth, "Authorization: Bearer %s", token);
     }
+
+    /* one device key for all: a device's credential is the same from each */
+    char first[65] = "";
+    for (int i = 0; i < 3; i++) {
+        cJSON *j = aloftd_json(all[i], "/api/devices/" MAC1 "/credential");
+        if (!first[0])
+            snprintf(first, sizeof first, "%s", e2e_jstr(j, "credential"));
+        assert_string_equal(e2e_jstr(j, "credential"), first);
+        cJSON_Delete(j);
+    }
+    assert_int_equal(strlen(first), 64);
 
     /* uploaded through a: b and c offer it */
     const char *f043 = fixture_file(FIX_043, "sh-043.bin"), *f064 = fixture_file(FIX_064, "sh-064.bin");

@@ -9,6 +9,7 @@
 #include "testsign.h"
 
 #include <cjson/cJSON.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -383,13 +384,23 @@ static void test_trigger_end_to_end(void **state)
     assert_int_equal(aloft_pull_boot(&t.a, &job), 0);
     state_is(&t, "verifying", "", "2.0.0 runs; waiting for it to mark itself valid");
     assert_int_equal(t.reports, 0);
+    /* provisioned meanwhile: the credential aloftd derived for this device */
+    static const char key[] = "5d0e8b1c2a3f4e5d6c7b8a9f0e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d";
+    assert_int_equal(aloft_agent_put(&t.a, "security/server_key", key), 0);
     assert_int_equal(aloft_agent_confirm(&t.a), 0);
     state_is(&t, "updated", "", NULL);
     assert_true(aloft_test_agent_logged(&t, "pull: updated: firmware 2.0.0 is running (trigger t-1)"));
     assert_int_equal(t.reports, 1);
-    assert_string_equal(t.report_url, SERVER "/api/devices/" MAC "/report");
-    assert_string_equal(t.report, "{\"version\":\"2.0.0\",\"result\":\"updated\",\"reason\":\"\",\"partition\":"
-                                  "\"ota_1\",\"state\":\"valid\",\"reset_reason\":\"SW\"}");
+    assert_string_equal(t.report, "{\"version\":\"2.0.0\",\"result\":\"updated\",\"target\":\"2.0.0\","
+                                  "\"reason\":\"\",\"partition\":\"ota_1\",\"state\":\"valid\",\"reset_reason\":\"SW\"}");
+    /* signed: ?auth= is the HMAC-SHA256 of the body under the credential */
+    uint8_t h[32];
+    unsigned hlen = sizeof h;
+    HMAC(EVP_sha256(), key, 64, (const uint8_t *)t.report, strlen(t.report), h, &hlen);
+    char want_url[300], hex[65];
+    aloft_hex(h, sizeof h, hex);
+    snprintf(want_url, sizeof want_url, "%s/api/devices/%s/report?auth=%s", SERVER, MAC, hex);
+    assert_string_equal(t.report_url, want_url);
     assert_null(setting(&t, "pull/pending"));
     assert_false(t.a.busy);
 
@@ -485,7 +496,8 @@ static void refused(const struct refusal *c)
     assert_string_equal(setting(&t, "pull/trigger"), "t-1");
     assert_int_equal(t.reports, c->reported);
     if (c->reported) {
-        assert_non_null(strstr(t.report, "\"version\":\"1.0.0\",\"result\":\"failed\",\"reason\":"));
+        assert_non_null(strstr(t.report, "\"version\":\"1.0.0\",\"result\":\"failed\",\"target\":\""));
+        assert_string_equal(t.report_url, SERVER "/api/devices/" MAC "/report"); /* no credential: unsigned */
         assert_non_null(strstr(t.report, c->reason));
     }
     unchanged(&t, &before, c->writes ? "ota_1" : NULL);
@@ -886,8 +898,8 @@ static void test_rolled_back(void **state)
     assert_true(aloft_test_agent_logged(&t, "pull: rolled back: 2.0.0 did not come up"));
     assert_int_equal(t.reports, 1);
     char want[400];
-    snprintf(want, sizeof want, "{\"version\":\"1.0.0\",\"result\":\"rolled_back\",\"reason\":\"%s\",\"partition\":"
-                                "\"ota_0\",\"state\":", why);
+    snprintf(want, sizeof want, "{\"version\":\"1.0.0\",\"result\":\"rolled_back\",\"target\":\"2.0.0\",\"reason\":"
+                                "\"%s\",\"partition\":\"ota_0\",\"state\":", why);
     assert_non_null(strstr(t.report, want));
     assert_non_null(strstr(t.report, "\"reset_reason\":\"PANIC\"}"));
     assert_string_equal(setting(&t, "pull/rolled_back"), "2.0.0");
