@@ -100,13 +100,15 @@ int aloft_agent_sig_check(struct aloft_agent *a, uint32_t addr, uint32_t len, co
         if (rc == 0 && !trusted(a, b.key_digest))
             continue;
         *code = "bad_signature";
-        /* a P-384 block's digest is SHA-384, which the device does not
-         * compute: it differs, so such a block is refused here too */
+        /* a P-384 block signs the SHA-384 of the same bytes: the port's */
+        bool p384 = rc == 0 && b.digest_len == 48;
         if (rc)
             reason = "a block is damaged";
-        else if (memcmp(b.digest, digest, sizeof digest))
+        else if (p384 && !a->port->sha384_is)
+            reason = "a P-384 block, and no SHA-384 here";
+        else if (p384 ? a->port->sha384_is(a->port->ctx, addr, at, b.digest) != 0 : memcmp(b.digest, digest, 32))
             reason = "a trusted block signs other bytes";
-        else if (!a->port->verify || a->port->verify(a->port->ctx, &b, digest))
+        else if (!a->port->verify || a->port->verify(a->port->ctx, &b, p384 ? b.digest : digest))
             reason = "a trusted block does not verify";
         else
             return 0;

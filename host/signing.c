@@ -287,6 +287,24 @@ static EVP_PKEY *block_key(const struct aloft_sig_block *b)
     return k;
 }
 
+int aloft_signing_flash_sha384_is(const struct aloft_flash *f, uint32_t addr, uint32_t len, const uint8_t digest[48])
+{
+    uint8_t out[48];
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    int rc = c && EVP_DigestInit_ex(c, EVP_sha384(), NULL) == 1 ? 0 : ALOFT_E_IO;
+    uint8_t buf[4096];
+    for (uint32_t at = 0; rc == 0 && at < len; at += sizeof buf) {
+        uint32_t n = len - at < sizeof buf ? len - at : (uint32_t)sizeof buf;
+        rc = aloft_flash_read(f, addr + at, buf, n);
+        if (rc == 0 && EVP_DigestUpdate(c, buf, n) != 1)
+            rc = ALOFT_E_IO;
+    }
+    if (rc == 0 && EVP_DigestFinal_ex(c, out, NULL) != 1)
+        rc = ALOFT_E_IO;
+    EVP_MD_CTX_free(c);
+    return rc ? rc : memcmp(out, digest, sizeof out) ? ALOFT_E_SIGNATURE : 0;
+}
+
 bool aloft_signing_verify(const struct aloft_sig_block *b, const uint8_t *digest)
 {
     EVP_PKEY *k = block_key(b);

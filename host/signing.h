@@ -10,6 +10,7 @@
 
 #include <openssl/evp.h>
 
+#include "aloft/port.h"
 #include "aloft/sig.h"
 
 /* "rsa3072", "ecdsa256", "ecdsa384", or "?"; the scheme for a name, or -1. */
@@ -31,6 +32,11 @@ int aloft_signing_key_digest(EVP_PKEY *key, uint8_t out[ALOFT_SIG_KEY_DIGEST_BYT
 /* The digest of the first len bytes a block of scheme signs: SHA-256, or
  * SHA-384 for P-384. out holds 48 bytes. Returns its length. */
 size_t aloft_signing_digest(int scheme, const uint8_t *data, size_t len, uint8_t out[48]);
+
+/* Is the SHA-384 of flash bytes [addr, addr + len) digest? What a
+ * device's port answers the agent for P-384 blocks: 0 when it is,
+ * ALOFT_E_SIGNATURE when not, or the flash's error. */
+int aloft_signing_flash_sha384_is(const struct aloft_flash *f, uint32_t addr, uint32_t len, const uint8_t digest[48]);
 
 /* Sign data (len bytes, a multiple of 4 KB: the padded image) with a private
  * key into a 1216-byte block. Returns 0 or -1 with a message in err. */

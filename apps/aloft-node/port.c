@@ -78,11 +78,18 @@ static void report(void *ctx, const char *url, const char *json)
     node_report(ctx, url, json);
 }
 
-/* Signed updates: OpenSSL checks the block (the agent matched its key). */
-static int verify(void *ctx, const struct aloft_sig_block *b, const uint8_t digest[32])
+/* Signed updates: OpenSSL checks the block (the agent matched its key),
+ * and hashes for P-384 blocks. */
+static int verify(void *ctx, const struct aloft_sig_block *b, const uint8_t *digest)
 {
     (void)ctx;
     return aloft_signing_verify(b, digest) ? 0 : ALOFT_E_SIGNATURE;
+}
+
+static int sha384_is(void *ctx, uint32_t addr, uint32_t len, const uint8_t digest[48])
+{
+    struct node *n = ctx;
+    return aloft_signing_flash_sha384_is(&n->flash, addr, len, digest);
 }
 
 void node_port_init(struct node *n)
@@ -104,5 +111,6 @@ void node_port_init(struct node *n)
         .state = state,
         .report = report,
         .verify = verify,
+        .sha384_is = sha384_is,
     };
 }

@@ -76,9 +76,14 @@ struct aloft_agent_port {
     void (*state)(void *ctx, const char *json, size_t len);
     void (*report)(void *ctx, const char *url, const char *json);
     /* Signed updates: does block b's signature (its own key, already
-     * matched against a trusted digest) verify the 32-byte SHA-256 digest?
-     * 0 when it does. NULL: no signature ever verifies. */
-    int (*verify)(void *ctx, const struct aloft_sig_block *b, const uint8_t digest[32]);
+     * matched against a trusted digest) verify digest (b->digest_len
+     * bytes: SHA-256, or SHA-384 for P-384)? 0 when it does. NULL: no
+     * signature ever verifies. sha384_is: is the SHA-384 of the flash
+     * bytes [addr, addr + len) digest? 0 when it is. A P-384 block signs
+     * that digest (the agent hashes SHA-256 itself, and keeps no room for
+     * a second digest); NULL: P-384 blocks never verify. */
+    int (*verify)(void *ctx, const struct aloft_sig_block *b, const uint8_t *digest);
+    int (*sha384_is)(void *ctx, uint32_t addr, uint32_t len, const uint8_t digest[48]);
 };
 
 /* What the glue knows about the device before the agent starts. Strings are

@@ -23,7 +23,7 @@
 
 static struct aloft_push push;
 static char buf[1024];
-static char key_rsa[65], key_rsa_b[65], key_ec[65];
+static char key_rsa[65], key_rsa_b[65], key_ec[65], key_ec384[65];
 
 struct res {
     struct aloft_push_reply r;
@@ -113,6 +113,7 @@ static int setup(void **state)
     aloft_test_key_hex(ALOFT_TEST_KEY_RSA, key_rsa);
     aloft_test_key_hex(ALOFT_TEST_KEY_RSA_B, key_rsa_b);
     aloft_test_key_hex(ALOFT_TEST_KEY_EC, key_ec);
+    aloft_test_key_hex(ALOFT_TEST_KEY_EC384, key_ec384);
     return 0;
 }
 
@@ -201,6 +202,35 @@ static void test_no_keys_no_policy(void **state)
     uint8_t *plain = image("3.0.0", 1, &n);
     assert_int_equal(post(&t, "/ota", plain, n)->r.status, 200);
     free(plain);
+    aloft_test_agent_free(&t);
+}
+
+/* A P-384 block signs the image's SHA-384, which the port computes from
+ * flash: verified, refused over other bytes, and refused by a port that
+ * has no SHA-384, with nothing changed. */
+static void test_p384(void **state)
+{
+    (void)state;
+    struct aloft_test_agent t;
+    device(&t, key_ec384);
+    size_t n, o_len;
+    uint8_t *good = signed_image("2.0.0", 1, ALOFT_TEST_KEY_EC384, NULL, &n);
+    uint8_t *other = signed_image("3.0.0", 1, ALOFT_TEST_KEY_EC384, NULL, &o_len);
+    assert_int_equal(o_len, n);
+    memcpy(other + n - ALOFT_SIG_SECTOR_BYTES, good + n - ALOFT_SIG_SECTOR_BYTES, ALOFT_SIG_SECTOR_BYTES);
+    uint8_t *before = snap(&t);
+    refused(post(&t, "/ota", other, n), 422, "bad_signature", "a trusted block signs other bytes");
+    unchanged_but(&t, before, "ota_1");
+    t.port.sha384_is = NULL;
+    before = snap(&t);
+    refused(post(&t, "/ota", good, n), 422, "bad_signature", "a P-384 block, and no SHA-384 here");
+    unchanged_but(&t, before, "ota_1");
+    aloft_test_agent_free(&t);
+    device(&t, key_ec384);
+    assert_int_equal(post(&t, "/ota", good, n)->r.status, 200);
+    assert_int_equal(aloft_test_agent_reboot(&t, "SW"), 0);
+    assert_string_equal(aloft_test_running_version(&t.dev), "2.0.0");
+    free(good), free(other);
     aloft_test_agent_free(&t);
 }
 
@@ -320,7 +350,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_firmware_refusals), cmocka_unit_test(test_no_keys_no_policy),
         cmocka_unit_test(test_policy_sources),    cmocka_unit_test(test_frontend),
-        cmocka_unit_test(test_secure_version_floor),
+        cmocka_unit_test(test_secure_version_floor), cmocka_unit_test(test_p384),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

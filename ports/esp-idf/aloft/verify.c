@@ -10,7 +10,7 @@
 #include "glue.h"
 #include "rom/rsa_pss.h"
 
-int aloft_idf_verify(void *ctx, const struct aloft_sig_block *b, const uint8_t digest[32])
+int aloft_idf_verify(void *ctx, const struct aloft_sig_block *b, const uint8_t *digest)
 {
     (void)ctx;
     /* an aligned copy (the block may sit at any address); static, to keep

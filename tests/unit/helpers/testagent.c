@@ -53,10 +53,16 @@ static void report(void *ctx, const char *url, const char *json)
 }
 
 /* Signed updates: OpenSSL, as aloft-node does. */
-static int verify(void *ctx, const struct aloft_sig_block *b, const uint8_t digest[32])
+static int verify(void *ctx, const struct aloft_sig_block *b, const uint8_t *digest)
 {
     (void)ctx;
     return aloft_signing_verify(b, digest) ? 0 : ALOFT_E_SIGNATURE;
+}
+
+static int sha384_is(void *ctx, uint32_t addr, uint32_t len, const uint8_t digest[48])
+{
+    struct aloft_test_agent *t = ctx;
+    return aloft_signing_flash_sha384_is(&t->dev.pf.port, addr, len, digest);
 }
 
 void aloft_test_agent_init(struct aloft_test_agent *t, uint32_t flash_size, const char *csv, const uint8_t *app,
@@ -77,6 +83,7 @@ void aloft_test_agent_init(struct aloft_test_agent *t, uint32_t flash_size, cons
         .state = state,
         .report = report,
         .verify = verify,
+        .sha384_is = sha384_is,
     };
     assert_int_equal(aloft_test_dev_boot(&t->dev), 0);
     if (www) {

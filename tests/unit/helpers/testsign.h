@@ -9,6 +9,7 @@
 #define ALOFT_TEST_KEY_RSA "rsa3072"
 #define ALOFT_TEST_KEY_RSA_B "rsa3072-b"
 #define ALOFT_TEST_KEY_EC "ecdsa256"
+#define ALOFT_TEST_KEY_EC384 "ecdsa384"
 
 /* img padded with 0xFF to 4 KB and a signature sector with one block per
  * key named in keys (NULL-terminated). malloc'd; *out_len set. */

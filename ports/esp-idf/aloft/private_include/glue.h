@@ -85,7 +85,7 @@ void aloft_idf_device_facts(struct aloft_idf *d);
 esp_err_t aloft_idf_port_init(struct aloft_idf *d);
 
 /* The port's verify: a signature block by the ROM's RSA-PSS (verify.c). */
-int aloft_idf_verify(void *ctx, const struct aloft_sig_block *b, const uint8_t digest[32]);
+int aloft_idf_verify(void *ctx, const struct aloft_sig_block *b, const uint8_t *digest);
 
 /* The HTTP update API (http.c). */
 esp_err_t aloft_idf_http_start(struct aloft_idf *d);
