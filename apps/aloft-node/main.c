@@ -13,6 +13,7 @@
 
 #include "aloft/err.h"
 #include "aloft/otadata.h"
+#include "aloft_version.h"
 #include "default_tables.h"
 #include "file.h"
 #include "flashimg.h"
@@ -21,6 +22,7 @@
 static const char usage[] =
     "usage: aloft-node --flash FLASH.img [options]\n"
     "       aloft-node --create --flash-size SIZE --firmware FILE [--partitions CSV] [--www DIR|IMG] --flash FLASH.img [options]\n"
+    "       aloft-node --version\n"
     "\n"
     "A simulated ESP32 running aloft. It boots FLASH.img through the bootloader's logic\n"
     "(otadata, verification, rollback), prints\n"
@@ -469,7 +471,7 @@ static bool trusted_keys_ok(const char *s)
 }
 
 enum {
-    OPT_FLASH = 256, OPT_LISTEN, OPT_PSK, OPT_OPEN, OPT_ROLLBACK, OPT_TIMING, OPT_LINK_RATE, OPT_CUT,
+    OPT_FLASH = 256, OPT_VERSION, OPT_LISTEN, OPT_PSK, OPT_OPEN, OPT_ROLLBACK, OPT_TIMING, OPT_LINK_RATE, OPT_CUT,
     OPT_RESTART_DELAY, OPT_IDLE, OPT_LOG, OPT_CREATE, OPT_PARTITIONS, OPT_FLASH_SIZE, OPT_FIRMWARE, OPT_WWW,
     OPT_MQTT, OPT_MQTT_CA, OPT_MQTT_USER, OPT_MQTT_PASSWORD, OPT_DEVICE_ID, OPT_PLATFORM, OPT_CMD_TOPIC, OPT_SERVER,
     OPT_CHECK_EVERY, OPT_CA_FILE, OPT_INSECURE, OPT_MAX_SOCKETS, OPT_TRUSTED_KEYS,
@@ -508,6 +510,7 @@ int main(int argc, char **argv)
         {"ca-file", required_argument, NULL, OPT_CA_FILE},
         {"insecure", no_argument, NULL, OPT_INSECURE},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
     static struct node n = {
@@ -616,6 +619,7 @@ int main(int argc, char **argv)
         case OPT_CA_FILE: n.cfg.ca_file = optarg; break;
         case OPT_INSECURE: n.cfg.insecure = true; break;
         case 'h': fputs(usage, stdout); return 0;
+        case OPT_VERSION: printf("aloft-node %s\n", ALOFT_VERSION); return 0;
         default: fputs(usage, stderr); return 2;
         }
     }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "aloft_version.h"
 #include "cmd.h"
 
 struct command {
@@ -46,7 +47,8 @@ static const struct command commands[] = {
 
 static void usage(FILE *out, const char *group)
 {
-    fprintf(out, "usage: aloft <command> [<sub-command>] [options]   (each takes --help)\n\n");
+    fprintf(out, "usage: aloft <command> [<sub-command>] [options]   (each takes --help)\n"
+                 "       aloft --version\n\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (!group || !strcmp(group, commands[i].group))
             fprintf(out, "  aloft %-8s %-8s %s\n", commands[i].group, commands[i].name ? commands[i].name : "",
@@ -56,6 +58,10 @@ static void usage(FILE *out, const char *group)
 
 int main(int argc, char **argv)
 {
+    if (argc == 2 && !strcmp(argv[1], "--version")) {
+        printf("aloft %s\n", ALOFT_VERSION);
+        return 0;
+    }
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout, NULL);
         return argc < 2 ? 2 : 0;

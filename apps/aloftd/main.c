@@ -13,11 +13,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aloft_version.h"
 #include "aloftd.h"
 #include "file.h"
 
 static const char usage[] =
     "usage: aloftd [options]\n"
+    "       aloftd --version\n"
     "\n"
     "The aloft update server: stores firmware and frontend releases, identified from\n"
     "their own app descriptors; tells devices whether to update (GET /update, the\n"
@@ -321,13 +323,14 @@ static bool number_setting(int i, long lo, long hi, unsigned *out)
 int main(int argc, char **argv)
 {
     /* --KEY VALUE for every setting (getopt's val: 256 + its index), and --config */
-    enum { OPT_CONFIG = 256 + S_COUNT };
-    struct option opts[S_COUNT + 3];
+    enum { OPT_CONFIG = 256 + S_COUNT, OPT_VERSION };
+    struct option opts[S_COUNT + 4];
     for (int i = 0; i < S_COUNT; i++)
         opts[i] = (struct option){settings[i].key, required_argument, NULL, 256 + i};
     opts[S_COUNT] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
     opts[S_COUNT + 1] = (struct option){"help", no_argument, NULL, 'h'};
-    opts[S_COUNT + 2] = (struct option){NULL, 0, NULL, 0};
+    opts[S_COUNT + 2] = (struct option){"version", no_argument, NULL, OPT_VERSION};
+    opts[S_COUNT + 3] = (struct option){NULL, 0, NULL, 0};
     const char *config = NULL;
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -338,6 +341,9 @@ int main(int argc, char **argv)
             config = optarg;
         } else if (o == 'h') {
             fputs(usage, stdout);
+            return 0;
+        } else if (o == OPT_VERSION) {
+            printf("aloftd %s\n", ALOFT_VERSION);
             return 0;
         } else {
             fputs(usage, stderr);
