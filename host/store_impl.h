@@ -60,6 +60,7 @@ enum aloft_store_query {
     Q_TOKEN_COUNT,
     Q_TOKEN_ADD,
     Q_TOKEN_ALL,
+    Q_TOKEN_KEEP_ONLY,
     Q_PLATFORM_GET,
     Q_PLATFORM_GET_COUNTS,
     Q_PLATFORMS,

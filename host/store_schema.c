@@ -159,6 +159,7 @@ const char *const aloft_store_sql[Q_COUNT] = {
     [Q_TOKEN_COUNT] = "SELECT COUNT(*) FROM admin_tokens",
     [Q_TOKEN_ADD] = "INSERT INTO admin_tokens (sha256, created_at) VALUES (?, ?) ON CONFLICT (sha256) DO NOTHING",
     [Q_TOKEN_ALL] = "SELECT sha256 FROM admin_tokens",
+    [Q_TOKEN_KEEP_ONLY] = "DELETE FROM admin_tokens WHERE sha256 <> ?",
     [Q_PLATFORM_GET] = "SELECT " PLATFORM_COLS ", 0, 0 FROM platforms p WHERE p.name_key = ?",
     [Q_PLATFORM_GET_COUNTS] = "SELECT " PLATFORM_COLS PLATFORM_COUNTS " FROM platforms p WHERE p.name_key = ?",
     [Q_PLATFORMS] = "SELECT " PLATFORM_COLS PLATFORM_COUNTS " FROM platforms p ORDER BY p.name_key",

@@ -73,6 +73,8 @@ bool aloftd_cross_site(struct MHD_Connection *c);
 int aloftd_auth(struct aloftd *d, struct MHD_Connection *c, enum MHD_Result *reply);
 /* At start: make sure an admin token exists (see main.c's usage). */
 int aloftd_token_setup(struct aloftd *d);
+/* aloftd --rotate-admin-token: a new token, and every earlier one refused. */
+int aloftd_token_rotate(struct aloftd *d);
 
 /* upload.c: POST /api/firmware, called for every piece of the body. */
 enum MHD_Result aloftd_upload(struct aloftd *d, struct MHD_Connection *c, struct aloftd_request *req,
