@@ -6,16 +6,20 @@
 #   make bench      build and run the benchmarks (bench/run.sh, under valgrind)
 #   make sanitize   build with ASan+UBSan in build-asan/ and run every test there
 #   make fuzz       every fuzz harness for FUZZ_TIME seconds (600) under ASan+UBSan; keeps new corpus inputs
+#   make install    build and install (PREFIX=/usr/local, DESTDIR= for staging): programs, admin UI,
+#                   man pages, bash completion, systemd unit, configuration file
+#   make deb        build and make a Debian package: build/aloft_<version>_<arch>.deb
 #   make clean      remove every build directory
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+PREFIX     ?= /usr/local
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE      ?= cmake
 CTEST      ?= ctest
 FUZZ_TIME  ?= 600
 
-.PHONY: all build www run check size bench sanitize fuzz clean
+.PHONY: all build www run check install deb size bench sanitize fuzz clean
 
 all: build
 
@@ -43,6 +47,16 @@ check:
 	$(MAKE) --no-print-directory build
 	$(MAKE) --no-print-directory www
 	$(CTEST) --test-dir $(BUILD) --output-on-failure --parallel 2
+
+install:
+	$(MAKE) --no-print-directory build
+	$(MAKE) --no-print-directory www
+	DESTDIR=$(DESTDIR) $(CMAKE) --install $(BUILD) --prefix $(PREFIX)
+
+deb:
+	$(MAKE) --no-print-directory build
+	$(MAKE) --no-print-directory www
+	scripts/deb.sh $(BUILD)
 
 size:
 	scripts/size.sh

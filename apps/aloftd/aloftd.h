@@ -102,7 +102,7 @@ void aloftd_blob_path(const struct aloftd *d, const char *sha256, char *out, siz
 
 /* ui.c: GET /, /admin, /admin/<file>: the admin UI's static files. */
 enum MHD_Result aloftd_ui(struct aloftd *d, struct MHD_Connection *c, const char *url, bool get);
-/* Where the build puts the UI: <directory of the executable>/../admin. */
+/* Where the UI is: installed next to the program, or where the build puts it. */
 void aloftd_ui_default(char *out, size_t cap);
 /* At start: where the UI is served from, or that it is not built. */
 void aloftd_ui_log(const struct aloftd *d);
