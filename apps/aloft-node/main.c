@@ -63,7 +63,7 @@ static const char usage[] =
     "  --mqtt-user U --mqtt-password P   broker credentials\n"
     "  --device-id ID          the id in topics and reports (default: the MAC, AA:BB:CC:DD:EE:FF)\n"
     "  --platform NAME         the platform in topics (default: the running image's project)\n"
-    "  --cmd-topic TOPIC       also take commands on TOPIC (seed style: /switch/cmd/root)\n"
+    "  --cmd-topic TOPIC       also take commands on TOPIC (e.g. /switch/cmd/root)\n"
     "  --server URL            aloftd: ask GET URL/update for updates, report outcomes to it\n"
     "  --check-every S         ask every S seconds (±10 % jitter; default: once at boot)\n"
     "  --ca-file FILE          trust this CA for HTTPS downloads (default: the system's CAs)\n"

@@ -49,7 +49,7 @@ static const char help[] =
     "  --expect-version V   version to verify (default: the image's own)\n"
     "  --force-project      also update devices running another project\n"
     "  --force              also update devices already running the version\n"
-    "  --no-verify          trust the upload reply, like the seed's script (no polling)\n"
+    "  --no-verify          trust the upload reply (no polling after the restart)\n"
     "  --timeout S          per device: how long to wait for it after the upload (default 30)\n"
     "  --port N             port for targets without one (default 8032)\n"
     "  --frontend           FIRMWARE is a LittleFS www.bin for POST /api/ota/frontend;\n"

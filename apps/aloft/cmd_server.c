@@ -19,19 +19,38 @@
 
 enum action { UPLOAD, RELEASES, PIN, UNPIN, DEVICES, ROLLOUT, WHITELIST, SIGNING };
 
+/* Each page: what the command does, the options only it takes, and examples. */
 static const struct {
-    const char *name, *args, *what;
+    const char *name, *args, *what, *options, *examples;
 } actions[] = {
     [UPLOAD] = {"upload", "FILE [--platform P] [--frontend --platform P [--version LABEL]]",
                 "Upload a firmware image (identified by the server from its app descriptor) or,\n"
-                "with --frontend, a LittleFS frontend image for platform P."},
+                "with --frontend, a LittleFS frontend image for platform P.",
+                "  --platform P       the platform the release belongs to (firmware: default the\n"
+                "                     project name in its app descriptor; a frontend: required)\n"
+                "  --frontend         FILE is a LittleFS frontend image (aloft mkfs), not firmware\n"
+                "  --version LABEL    the frontend release's label (default: the first 12 hex\n"
+                "                     digits of its SHA-256)\n",
+                "  aloft server upload build/hello-aloft.bin\n"
+                "  aloft server upload build/www.bin --frontend --platform hello-aloft --version 2.0\n"},
     [RELEASES] = {"releases", "[PLATFORM [--frontend]]",
                   "A platform's release history, newest upload first; * marks the current one.\n"
-                  "Without PLATFORM: every platform with its chip, current release and counts."},
+                  "Without PLATFORM: every platform with its chip, current release and counts.",
+                  "  --frontend         the platform's frontend releases instead of its firmware\n",
+                  "  aloft server releases\n"
+                  "  aloft server releases hello-aloft --frontend\n"},
     [PIN] = {"pin", "PLATFORM VERSION [--frontend]",
-             "Serve VERSION to the platform's devices, older or not: this is how to downgrade."},
-    [UNPIN] = {"unpin", "PLATFORM [--frontend]", "Back to serving the newest release."},
-    [DEVICES] = {"devices", "[PLATFORM]", "The device inventory: every device's last check-in and outcome report."},
+             "Serve VERSION to the platform's devices, older or not: this is how to downgrade.\n"
+             "The pin holds until unpin, whatever is uploaded meanwhile.",
+             "  --frontend         pin a frontend release (VERSION: its label) instead of firmware\n",
+             "  aloft server pin hello-aloft 1.0.0      # devices on 1.1.0 are offered 1.0.0\n"},
+    [UNPIN] = {"unpin", "PLATFORM [--frontend]", "Back to serving the newest release.",
+               "  --frontend         unpin the platform's frontend instead of its firmware\n",
+               "  aloft server unpin hello-aloft\n"},
+    [DEVICES] = {"devices", "[PLATFORM]",
+                 "The device inventory: every device's last check-in and outcome report; with\n"
+                 "PLATFORM only that platform's devices.",
+                 "", "  aloft server devices hello-aloft --json\n"},
     [ROLLOUT] = {"rollout",
                  "start PLATFORM VERSION [--stages 1,10,50,100] [--max-failures N|N%] [--auto-advance N|N%]\n"
                  "       aloft server rollout advance|pause|resume|abort|show ID\n"
@@ -44,15 +63,30 @@ static const struct {
                  "(a count, or a percentage of the devices offered; default 5%) halt it.\n"
                  "--auto-advance: open the next stage by itself once N devices offered in the\n"
                  "current stage (or N% of them, at least one) succeeded; else only on command.\n"
-                 "advance opens the next stage (after the last: completed); show without ID lists all."},
+                 "advance opens the next stage (after the last: completed); pause stops offering\n"
+                 "VERSION to new devices until resume; abort ends it; show without ID lists all.",
+                 "  --stages LIST      the stages' shares of the devices in percent, ascending,\n"
+                 "                     1 to 10 of them (default 1,10,50,100)\n"
+                 "  --max-failures N|N%  halt after more than N failures, or more than N% of the\n"
+                 "                     devices offered (default 5%)\n"
+                 "  --auto-advance N|N%  open the next stage once N devices (or N%) of the current\n"
+                 "                     one succeeded (default: only on `advance`)\n",
+                 "  aloft server rollout start hello-aloft 1.2.0 --stages 5,50,100 --auto-advance 90%\n"
+                 "  aloft server rollout show 1\n"
+                 "  aloft server rollout abort 1\n"},
     [WHITELIST] = {"whitelist", "PLATFORM [on | off | add MAC... | remove MAC...]",
                    "A platform's MAC whitelist (off by default). When on, even empty, only the\n"
-                   "devices on it are offered updates; the others get 403. Without a verb: show it."},
+                   "devices on it are offered updates; the others get 403. Without a verb: show it.\n"
+                   "on/off: turn it on or off; add/remove: MACs such as 24:0A:C4:00:00:01.",
+                   "", "  aloft server whitelist hello-aloft add 24:0A:C4:00:00:01 24:0A:C4:00:00:02\n"
+                       "  aloft server whitelist hello-aloft on\n"},
     [SIGNING] = {"signing", "PLATFORM [add KEY... | remove KEY...]",
                  "A platform's signing policy. Once it has a key, every upload must carry a secure\n"
                  "boot v2 signature (aloft image sign) by one of its keys; others are refused with\n"
                  "422. KEY: a public key digest (64 hex digits) or a PEM key file, whose digest is\n"
-                 "sent. With no key left, unsigned uploads are taken again. Without a verb: show it."},
+                 "sent. With no key left, unsigned uploads are taken again. Without a verb: show it.",
+                 "", "  aloft keygen --scheme rsa3072 -o signing.pem\n"
+                     "  aloft server signing hello-aloft add signing.pem\n"},
 };
 
 struct opts {
@@ -267,12 +301,16 @@ static int usage(FILE *out, enum action a, int status)
 {
     fprintf(out,
             "usage: aloft server %s %s [--server URL] [--token T | --token-file F] [--json]\n\n%s\n\n"
+            "%s"
             "  --server URL       the aloftd (default $ALOFT_SERVER, else http://127.0.0.1:8080)\n"
             "  --token T          the admin token (default $ALOFT_TOKEN)\n"
-            "  --token-file F     read the token from F (default $ALOFT_TOKEN_FILE)\n"
-            "  --json             print the server's JSON reply\n"
+            "  --token-file F     read the token from F (default $ALOFT_TOKEN_FILE); aloftd\n"
+            "                     prints the token on its first start, or writes it to its\n"
+            "                     --admin-token-file\n"
+            "  --json             print the server's JSON reply (for scripts)\n"
+            "\nexample:\n%s"
             "\nexit status: 0 done, 1 the server refused or could not be reached, 2 usage error\n",
-            actions[a].name, actions[a].args, actions[a].what);
+            actions[a].name, actions[a].args, actions[a].what, actions[a].options, actions[a].examples);
     return status;
 }
 
