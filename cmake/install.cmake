@@ -4,6 +4,7 @@
 #   share/man/man1/*.1            man pages made from the programs' --help (scripts/helpdoc.sh)
 #   share/bash-completion/completions/{aloft,aloftd,aloft-node}
 #   share/doc/aloft/              README, CHANGELOG, LICENSE, docs/
+#   lib/sysusers.d/aloft.conf     the system user aloftd runs as
 #   lib/systemd/system/aloftd.service and <sysconfdir>/aloft/aloftd.conf
 #     (cmake/install-etc.cmake: /etc for PREFIX=/usr, else PREFIX/etc)
 include(GNUInstallDirs)
@@ -30,6 +31,8 @@ foreach(prog aloft aloftd aloft-node)
 endforeach()
 add_custom_target(man ALL DEPENDS ${ALOFT_MAN_PAGES})
 install(FILES ${ALOFT_MAN_PAGES} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+
+install(FILES dist/aloft.sysusers DESTINATION lib/sysusers.d RENAME aloft.conf)
 
 install(FILES README.md CHANGELOG.md LICENSE DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/docs)

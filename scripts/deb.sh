@@ -1,8 +1,9 @@
 #!/bin/sh
 # A Debian package of aloft from a build (make deb): the install of
 # cmake/install.cmake with prefix /usr, a control file whose Depends
-# dpkg-shlibdeps reads from the programs' libraries, and aloftd.conf as a
-# conffile (an operator's changes survive upgrades).
+# dpkg-shlibdeps reads from the programs' libraries, aloftd.conf as a
+# conffile (an operator's changes survive upgrades), and a postinst that
+# creates the service's system user.
 # Usage: scripts/deb.sh BUILD   -> BUILD/aloft_<version>_<arch>.deb
 set -eu
 
@@ -39,6 +40,18 @@ Description: over-the-air updates for ESP32-class devices
  that takes updates as a real one does).
 CONTROL
 echo /etc/aloft/aloftd.conf >"$stage/DEBIAN/conffiles"
+# the system user of the service; systemd learns of the new unit
+cat >"$stage/DEBIAN/postinst" <<'POSTINST'
+#!/bin/sh
+set -e
+if [ "$1" = configure ] && command -v systemd-sysusers >/dev/null; then
+	systemd-sysusers aloft.conf
+fi
+if [ -d /run/systemd/system ]; then
+	systemctl daemon-reload || true
+fi
+POSTINST
+chmod 0755 "$stage/DEBIAN/postinst"
 
 out=$build/aloft_${version}_${arch}.deb
 dpkg-deb --root-owner-group --build "$stage" "$out" >/dev/null

@@ -29,7 +29,7 @@ for f in bin/aloft bin/aloftd bin/aloft-node share/aloft/admin/index.html \
 	share/man/man1/aloft.1 share/man/man1/aloftd.1 share/man/man1/aloft-node.1 \
 	share/bash-completion/completions/aloft share/bash-completion/completions/aloftd \
 	share/bash-completion/completions/aloft-node lib/systemd/system/aloftd.service \
-	share/doc/aloft/LICENSE share/doc/aloft/CHANGELOG.md; do
+	share/doc/aloft/LICENSE share/doc/aloft/CHANGELOG.md lib/sysusers.d/aloft.conf; do
 	[ -e "$usr/$f" ] || fail "/usr/$f was not installed"
 done
 conf=$tmp/root/etc/aloft/aloftd.conf
