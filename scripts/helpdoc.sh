@@ -58,9 +58,10 @@ fence() { echo '```'; cat; echo '```'; }
 markdown() {
 	echo "# Command reference"
 	echo
-	echo "Made by \`scripts/helpdoc.sh md build/bin > docs/cli.md\` from the programs' own \`--help\`"
-	echo "($("$bin/aloft" --version)); the CTest test \`cli_reference\` fails when this file and the"
-	echo "programs disagree. The same pages are the man pages \`aloft(1)\`, \`aloftd(1)\` and \`aloft-node(1)\`."
+	echo "Every page of \`aloft\`, \`aloftd\` and \`aloft-node\`, as their \`--help\` prints it; installed, the"
+	echo "same pages are the man pages aloft(1), aloftd(1) and aloft-node(1). This file is made by"
+	echo "\`scripts/helpdoc.sh md build/bin > docs/cli.md\`; the CTest test \`cli_reference\` fails when"
+	echo "it and the programs disagree."
 	echo
 	echo "## aloft"
 	echo
