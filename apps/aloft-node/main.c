@@ -234,6 +234,15 @@ static int create_flash(const char *path, const struct create_opts *c)
         fail("%s is not a bootable app: %s", c->firmware, aloft_strerror(rc));
         goto out;
     }
+    const struct aloft_part *slot = aloft_flashimg_app_slot(&t);
+    if (!slot) {
+        fail("%s has no factory or ota_0 app partition", c->partitions ? c->partitions : "the default table");
+        goto out;
+    }
+    if (app_len > slot->size) {
+        fail("%s (%zu bytes) does not fit partition %s (%u bytes)", c->firmware, app_len, slot->label, slot->size);
+        goto out;
+    }
     const struct aloft_part *www0 = aloft_part_find_label(&t, "www_0");
     if (c->www) {
         if (!www0) {

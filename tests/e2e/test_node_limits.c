@@ -6,6 +6,8 @@
  *     address and the reason in its --log;
  *   - its flash file: a second node on it exits, also while the first
  *     restarts after an update (the lock outlives the re-execution);
+ *   - an app larger than its slot: --create names the file, the slot and
+ *     both sizes, and makes no flash file;
  *   - make run (scripts/run.sh) with a device address taken exits 1 naming
  *     it, and stops the broker and the server it had started. */
 #include "e2e.h"
@@ -210,6 +212,25 @@ static void test_flash_locked(void **state)
     e2e_node_stop(&a);
 }
 
+/* An app larger than its slot: --create says which file, which slot and
+ * both sizes, and leaves no flash file behind. */
+static void test_app_too_big(void **state)
+{
+    (void)state;
+    const char *big = e2e_path("too-big.bin"), *flash = e2e_path("too-big.img");
+    e2e_image(big, "esp32s3", "1.0.0", 1100000, NULL);
+    const char *args[] = {"--create", "--flash-size", "4M", "--firmware", big, "--flash", flash, NULL};
+    char *log;
+    assert_int_equal(run_node("too-big.out", args, &log), 1);
+    char want[400];
+    snprintf(want, sizeof want, "%s (1100000 bytes) does not fit partition ota_0 (983040 bytes)", big);
+    if (!strstr(log, want))
+        fprintf(stderr, "aloft-node said:\n%s\n(want '%s')\n", log, want);
+    assert_non_null(strstr(log, want));
+    free(log);
+    assert_int_equal(access(flash, F_OK), -1);
+}
+
 static bool listening(const char *host, uint16_t port)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
@@ -281,6 +302,7 @@ int main(void)
         cmocka_unit_test_teardown(test_upload_spared, e2e_teardown),
         cmocka_unit_test_teardown(test_address_taken, e2e_teardown),
         cmocka_unit_test_teardown(test_flash_locked, e2e_teardown),
+        cmocka_unit_test_teardown(test_app_too_big, e2e_teardown),
         cmocka_unit_test_teardown(test_run_address_taken, e2e_teardown),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
