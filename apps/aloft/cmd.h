@@ -39,4 +39,14 @@ int aloft_cmd_server_signing(int argc, char **argv);
 void aloft_cmd_sig_text(const uint8_t *img, size_t len);
 cJSON *aloft_cmd_sig_json(const uint8_t *img, size_t len);
 
+/* An ESP-IDF bootloader's own descriptor (cmd_image.c): 1 and *bd filled
+ * when the image has one (so it is a bootloader, not an app), else 0. */
+#include "aloft/image.h"
+struct aloft_cmd_boot_desc {
+    char idf_ver[33];
+    char date_time[25];
+};
+int aloft_cmd_bootloader_desc(const struct aloft_image_info *in, const uint8_t *img, size_t len,
+                              struct aloft_cmd_boot_desc *bd);
+
 #endif

@@ -57,13 +57,8 @@ static uint32_t rd32(const uint8_t *p)
 /* ESP-IDF's second-stage bootloader has no app descriptor but its own
  * esp_bootloader_desc_t at the start of segment 0: magic byte 0x50, version
  * u32 @4, idf_ver[32] @8, date_time[24] @40. */
-struct boot_desc {
-    char idf_ver[33];
-    char date_time[25];
-};
-
-static int bootloader_desc(const struct aloft_image_info *in, const uint8_t *img, size_t len,
-                           struct boot_desc *bd)
+int aloft_cmd_bootloader_desc(const struct aloft_image_info *in, const uint8_t *img, size_t len,
+                              struct aloft_cmd_boot_desc *bd)
 {
     uint32_t off = in->seg_offset[0];
     if (in->has_desc || !in->segment_count || in->seg_len[0] < 80 || off + 80u > len)
@@ -120,7 +115,7 @@ static void explain(int rc, const struct aloft_image_info *in, uint16_t want, co
 }
 
 static void print_text(const char *path, const uint8_t *img, size_t len, int rc, const struct aloft_image_info *in,
-                       const struct boot_desc *bd, const struct aloft_sim_record *rec, int rec_rc)
+                       const struct aloft_cmd_boot_desc *bd, const struct aloft_sim_record *rec, int rec_rc)
 {
     char buf[80];
     const char *chip = aloft_chip_name(in->chip_id);
@@ -188,7 +183,7 @@ static void print_text(const char *path, const uint8_t *img, size_t len, int rc,
 }
 
 static void print_json(const char *path, const uint8_t *img, size_t len, int rc, const struct aloft_image_info *in,
-                       bool header, const struct boot_desc *bd, const struct aloft_sim_record *rec, int rec_rc)
+                       bool header, const struct aloft_cmd_boot_desc *bd, const struct aloft_sim_record *rec, int rec_rc)
 {
     char buf[80], h[65];
     cJSON *o = cJSON_CreateObject();
@@ -365,8 +360,8 @@ int aloft_cmd_image_info(int argc, char **argv)
     const struct aloft_image_info *in = &v->info;
     struct aloft_sim_record rec = {0};
     int rec_rc = rc ? 0 : aloft_sim_record_parse(img, len, &rec);
-    struct boot_desc bdesc;
-    const struct boot_desc *bd = bootloader_desc(in, img, len, &bdesc) ? &bdesc : NULL;
+    struct aloft_cmd_boot_desc bdesc;
+    const struct aloft_cmd_boot_desc *bd = aloft_cmd_bootloader_desc(in, img, len, &bdesc) ? &bdesc : NULL;
     /* The header fields mean something once the header passed the ESP8266 check. */
     bool header = in->total_len >= ALOFT_IMAGE_HEADER_BYTES && rc != ALOFT_E_MAGIC && rc != ALOFT_E_ESP8266;
     if (json)
