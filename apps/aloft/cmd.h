@@ -18,6 +18,12 @@ int aloft_cmd_lfs_mkfs(int argc, char **argv);
 int aloft_cmd_lfs_ls(int argc, char **argv);
 int aloft_cmd_lfs_cat(int argc, char **argv);
 
+/* Usage errors (usage.c): "CMD: <what>", help's usage lines, exit status 2.
+ * cmd is the command's argv[0] ("aloft image info"); bad_option takes
+ * getopt_long's '?' or ':' (optstring starting with ':', opterr 0). */
+int aloft_usage_error(const char *cmd, const char *help, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int aloft_usage_bad_option(const char *cmd, const char *help, int ch, char *const argv[]);
+
 int aloft_cmd_deploy(int argc, char **argv);
 int aloft_cmd_discover(int argc, char **argv);
 int aloft_cmd_status(int argc, char **argv);

@@ -83,7 +83,8 @@ static int run(int argc, char **argv, bool discover)
     bool json = false;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         char *end;
         switch (c) {
         case 'p':
@@ -102,12 +103,11 @@ static int run(int argc, char **argv, bool discover)
             break;
         case 'j': json = true; break;
         case 'h': fputs(help, stdout); return 0;
-        default: fputs(help, stderr); return 2;
+        default: return aloft_usage_bad_option(argv[0], help, c, argv);
         }
     }
     if (optind >= argc) {
-        fprintf(stderr, "aloft %s: no TARGET given\n\n%s", name, help);
-        return 2;
+        return aloft_usage_error(argv[0], help, "missing TARGET");
     }
     struct aloft_targets ts = {0};
     char err[200];

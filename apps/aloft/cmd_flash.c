@@ -113,7 +113,8 @@ int aloft_cmd_flash_init(int argc, char **argv)
     uint32_t flash_size = 0, table_offset = ALOFT_PART_TABLE_OFFSET;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
         switch (c) {
         case 'p': csv_path = optarg; break;
         case 'a': app_path = optarg; break;
@@ -132,13 +133,17 @@ int aloft_cmd_flash_init(int argc, char **argv)
             }
             break;
         case 'h': fputs(init_help, stdout); return 0;
-        default: fputs(init_help, stderr); return 2;
+        default: return aloft_usage_bad_option(argv[0], init_help, c, argv);
         }
     }
-    if (!csv_path || !app_path || !out || !flash_size || optind != argc) {
-        fprintf(stderr, "aloft flash init: --partitions, --flash-size, --app and -o are required\n\n%s", init_help);
-        return 2;
-    }
+    if (optind != argc)
+        return aloft_usage_error(argv[0], init_help, "unexpected argument '%s'", argv[optind]);
+    if (!csv_path || !flash_size || !app_path || !out)
+        return aloft_usage_error(argv[0], init_help, "missing %s",
+                                 !csv_path     ? "--partitions CSV"
+                                 : !flash_size ? "--flash-size SIZE"
+                                 : !app_path   ? "--app FILE"
+                                               : "-o FLASH.img");
 
     int status = 1;
     uint8_t *csv = NULL, *app = NULL, *boot = NULL;
@@ -255,7 +260,8 @@ int aloft_cmd_flash_show(int argc, char **argv)
     uint32_t table_offset = ALOFT_PART_TABLE_OFFSET;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case OPT_JSON: json = true; break;
         case OPT_NO_ROLLBACK: rollback = false; break;
@@ -266,13 +272,13 @@ int aloft_cmd_flash_show(int argc, char **argv)
             }
             break;
         case 'h': fputs(show_help, stdout); return 0;
-        default: fputs(show_help, stderr); return 2;
+        default: return aloft_usage_bad_option(argv[0], show_help, c, argv);
         }
     }
-    if (optind != argc - 1) {
-        fputs(show_help, stderr);
-        return 2;
-    }
+    if (optind == argc)
+        return aloft_usage_error(argv[0], show_help, "missing FLASH.img");
+    if (optind < argc - 1)
+        return aloft_usage_error(argv[0], show_help, "unexpected argument '%s'", argv[optind + 1]);
     const char *path = argv[optind];
     /* Read into memory: the file is never written, and may be read-only. */
     struct aloft_posix_flash pf;

@@ -275,13 +275,6 @@ static void print_json(const char *path, const uint8_t *img, size_t len, int rc,
     cJSON_Delete(o);
 }
 
-static int bad_option(const char *cmd, char **argv)
-{
-    fprintf(stderr, "aloft image %s: bad or incomplete option '%s' (see aloft image %s --help)\n", cmd,
-            argv[optind - 1], cmd);
-    return EXIT_USAGE;
-}
-
 /* A chip name from an option, or -1 with a message. */
 static int chip_arg(const char *cmd, const char *name)
 {
@@ -291,10 +284,15 @@ static int chip_arg(const char *cmd, const char *name)
     return id;
 }
 
+/* The usage lines, also for usage errors. */
+static const char info_synopsis[] = "usage: aloft image info FILE [--json] [--chip CHIP]\n";
+static const char make_synopsis[] = "usage: aloft image make --chip CHIP --project NAME --version VER [--secure-version N]\n"
+                                    "                        [--size BYTES] [--sim BEHAVIOUR] -o FILE\n";
+
 static void info_usage(FILE *out)
 {
+    fputs(info_synopsis, out);
     fprintf(out,
-            "usage: aloft image info FILE [--json] [--chip CHIP]\n"
             "\n"
             "Check an ESP app image the way the bootloader does (header, segments, checksum,\n"
             "SHA-256) and show its header, segments and app descriptor (project, version,\n"
@@ -334,13 +332,13 @@ int aloft_cmd_image_info(int argc, char **argv)
             info_usage(stdout);
             return 0;
         default:
-            return bad_option("info", argv);
+            return aloft_usage_bad_option(argv[0], info_synopsis, c, argv);
         }
     }
-    if (optind != argc - 1) {
-        info_usage(stderr);
-        return EXIT_USAGE;
-    }
+    if (optind == argc)
+        return aloft_usage_error(argv[0], info_synopsis, "missing FILE");
+    if (optind < argc - 1)
+        return aloft_usage_error(argv[0], info_synopsis, "unexpected argument '%s'", argv[optind + 1]);
     const char *path = argv[optind];
     uint8_t *img;
     size_t len;
@@ -384,9 +382,8 @@ int aloft_cmd_image_info(int argc, char **argv)
 
 static void make_usage(FILE *out)
 {
+    fputs(make_synopsis, out);
     fprintf(out,
-            "usage: aloft image make --chip CHIP --project NAME --version VER [--secure-version N]\n"
-            "                        [--size BYTES] [--sim BEHAVIOUR] -o FILE\n"
             "\n"
             "Synthesise a valid ESP app image (header, segments, checksum, SHA-256, app\n"
             "descriptor) for tests and for the simulated device aloft-node. The same\n"
@@ -471,14 +468,17 @@ int aloft_cmd_image_make(int argc, char **argv)
             make_usage(stdout);
             return 0;
         default:
-            return bad_option("make", argv);
+            return aloft_usage_bad_option(argv[0], make_synopsis, c, argv);
         }
     }
-    if (optind != argc || chip < 0 || !mo.project || !mo.version || !output) {
-        fprintf(stderr, "aloft image make: --chip, --project, --version and -o are required\n\n");
-        make_usage(stderr);
-        return EXIT_USAGE;
-    }
+    if (optind != argc)
+        return aloft_usage_error(argv[0], make_synopsis, "unexpected argument '%s'", argv[optind]);
+    if (chip < 0 || !mo.project || !mo.version || !output)
+        return aloft_usage_error(argv[0], make_synopsis, "missing %s",
+                                 chip < 0       ? "--chip CHIP"
+                                 : !mo.project  ? "--project NAME"
+                                 : !mo.version  ? "--version VER"
+                                                : "-o FILE");
     mo.chip_id = (uint16_t)chip;
     struct aloft_sim_record rec;
     if (mo.sim && aloft_sim_behaviour_parse(mo.sim, &rec)) {

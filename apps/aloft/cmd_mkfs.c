@@ -61,7 +61,8 @@ static int parse_read_opts(int argc, char **argv, const char *help, const char *
     };
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case OPT_BLOCK_SIZE:
             if (aloft_parse_size(optarg, block_size) || *block_size < 128) {
@@ -70,7 +71,7 @@ static int parse_read_opts(int argc, char **argv, const char *help, const char *
             }
             break;
         case 'h': fputs(help, stdout); return 0;
-        default: fputs(help, stderr); return 2;
+        default: return aloft_usage_bad_option(argv[0], help, c, argv);
         }
     }
     return -1;
@@ -114,7 +115,8 @@ int aloft_cmd_lfs_mkfs(int argc, char **argv)
     uint32_t size = 1u << 20, block_size = 4096, version = ALOFT_LFS_VERSION_2_1;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case OPT_SIZE:
@@ -141,13 +143,15 @@ int aloft_cmd_lfs_mkfs(int argc, char **argv)
             }
             break;
         case 'h': fputs(mkfs_help, stdout); return 0;
-        default: fputs(mkfs_help, stderr); return 2;
+        default: return aloft_usage_bad_option(argv[0], mkfs_help, c, argv);
         }
     }
-    if (!out || optind != argc - 1) {
-        fprintf(stderr, "aloft mkfs: one DIR and -o IMAGE are required\n\n%s", mkfs_help);
-        return 2;
-    }
+    if (optind == argc)
+        return aloft_usage_error(argv[0], mkfs_help, "missing DIR");
+    if (optind < argc - 1)
+        return aloft_usage_error(argv[0], mkfs_help, "unexpected argument '%s'", argv[optind + 1]);
+    if (!out)
+        return aloft_usage_error(argv[0], mkfs_help, "missing -o IMAGE");
     if (size % block_size || size / block_size < 2) {
         fprintf(stderr, "aloft mkfs: --size %u is not a whole number (at least 2) of %u-byte blocks\n", size,
                 block_size);
@@ -251,10 +255,10 @@ int aloft_cmd_lfs_ls(int argc, char **argv)
     int st = parse_read_opts(argc, argv, ls_help, "ls", &block_size);
     if (st >= 0)
         return st;
-    if (optind != argc - 1) {
-        fprintf(stderr, "aloft lfs ls: one IMAGE is required\n\n%s", ls_help);
-        return 2;
-    }
+    if (optind == argc)
+        return aloft_usage_error(argv[0], ls_help, "missing IMAGE");
+    if (optind < argc - 1)
+        return aloft_usage_error(argv[0], ls_help, "unexpected argument '%s'", argv[optind + 1]);
     const char *path = argv[optind];
     uint8_t *img;
     struct aloft_lfs fs;
@@ -284,10 +288,10 @@ int aloft_cmd_lfs_cat(int argc, char **argv)
     int st = parse_read_opts(argc, argv, cat_help, "cat", &block_size);
     if (st >= 0)
         return st;
-    if (optind != argc - 2) {
-        fprintf(stderr, "aloft lfs cat: IMAGE and PATH are required\n\n%s", cat_help);
-        return 2;
-    }
+    if (optind >= argc - 1)
+        return aloft_usage_error(argv[0], cat_help, optind == argc ? "missing IMAGE and PATH" : "missing PATH");
+    if (optind < argc - 2)
+        return aloft_usage_error(argv[0], cat_help, "unexpected argument '%s'", argv[optind + 2]);
     const char *path = argv[optind], *name = argv[optind + 1];
     uint8_t *img;
     struct aloft_lfs fs;

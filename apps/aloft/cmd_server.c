@@ -297,6 +297,67 @@ static void add_threshold(cJSON *body, const char *key, const char *arg)
         cJSON_AddStringToObject(body, key, arg);
 }
 
+/* The usage line of an action, into buf. */
+static const char *synopsis(enum action a, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "usage: aloft server %s %s [--server URL] [--token T | --token-file F] [--json]\n",
+             actions[a].name, actions[a].args);
+    return buf;
+}
+
+static int usage_error(char *const argv[], enum action a, int ch)
+{
+    char syn[600];
+    return aloft_usage_bad_option(argv[0], synopsis(a, syn, sizeof syn), ch, argv);
+}
+
+/* The words after the action (n of them) and the options: what is missing
+ * or out of place, into why; false when they go together. */
+static bool wrong_words(enum action a, const struct opts *o, int n, char *const w[], char *why, size_t cap)
+{
+    static const char *const first[] = {[UPLOAD] = "FILE", [PIN] = "PLATFORM and VERSION", [UNPIN] = "PLATFORM",
+                                         [ROLLOUT] = "start, advance, pause, resume, abort or show",
+                                         [WHITELIST] = "PLATFORM", [SIGNING] = "PLATFORM"};
+    bool listing = a == WHITELIST || a == SIGNING, start = a == ROLLOUT && n && !strcmp(w[0], "start");
+    int max = a == PIN ? 2 : a == ROLLOUT ? 3 : listing ? 64 : 1;
+    const char *verb = n >= 2 ? w[1] : "";
+    if (!n && first[a])
+        snprintf(why, cap, "missing %s", first[a]);
+    else if (a == PIN && n == 1)
+        snprintf(why, cap, "missing VERSION");
+    else if (n > max)
+        snprintf(why, cap, "unexpected argument '%s'", w[max]);
+    else if ((o->platform || o->version) && a != UPLOAD)
+        snprintf(why, cap, "--platform and --version go with upload");
+    else if (o->frontend && (a == DEVICES || a == ROLLOUT || listing || (a == RELEASES && !n)))
+        snprintf(why, cap, "--frontend goes with upload, pin, unpin and releases PLATFORM");
+    else if (a == UPLOAD && o->frontend && !o->platform)
+        snprintf(why, cap, "missing --platform P: a frontend is uploaded for a platform");
+    else if (a == UPLOAD && !o->frontend && o->version)
+        snprintf(why, cap, "--version labels a frontend (--frontend); a firmware's is in its app descriptor");
+    else if ((o->stages || o->max_failures || o->auto_advance) && !start)
+        snprintf(why, cap, "--stages, --max-failures and --auto-advance go with rollout start");
+    else if (a == ROLLOUT && start && n < 3)
+        snprintf(why, cap, "missing %s", n == 1 ? "PLATFORM and VERSION" : "VERSION");
+    else if (a == ROLLOUT && !start && strcmp(w[0], "show") && strcmp(w[0], "advance") && strcmp(w[0], "pause") &&
+             strcmp(w[0], "resume") && strcmp(w[0], "abort"))
+        snprintf(why, cap, "unknown rollout command '%s' (start, advance, pause, resume, abort or show)", w[0]);
+    else if (a == ROLLOUT && !start && n > 2)
+        snprintf(why, cap, "unexpected argument '%s'", w[2]);
+    else if (a == ROLLOUT && !start && strcmp(w[0], "show") && n < 2)
+        snprintf(why, cap, "missing ID");
+    else if (a == WHITELIST && n >= 2 && (!strcmp(verb, "on") || !strcmp(verb, "off")) && n > 2)
+        snprintf(why, cap, "unexpected argument '%s'", w[2]);
+    else if (listing && n >= 2 && strcmp(verb, "add") && strcmp(verb, "remove") &&
+             (a == SIGNING || (strcmp(verb, "on") && strcmp(verb, "off"))))
+        snprintf(why, cap, "unknown verb '%s' (%s)", verb, a == SIGNING ? "add or remove" : "on, off, add or remove");
+    else if (listing && n == 2 && (!strcmp(verb, "add") || !strcmp(verb, "remove")))
+        snprintf(why, cap, "missing %s", a == SIGNING ? "KEY" : "MAC");
+    else
+        return false;
+    return true;
+}
+
 static int usage(FILE *out, enum action a, int status)
 {
     fprintf(out,
@@ -353,7 +414,8 @@ static int server(int argc, char **argv, enum action a)
     const char *token = NULL, *token_file = NULL;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", lopts, NULL)) != -1) {
         switch (c) {
         case 's': o.server = optarg; break;
         case 't': token = optarg; break;
@@ -366,35 +428,17 @@ static int server(int argc, char **argv, enum action a)
         case 'M': o.max_failures = optarg; break;
         case 'A': o.auto_advance = optarg; break;
         case 'h': return usage(stdout, a, 0);
-        default: return usage(stderr, a, 2);
+        default: return usage_error(argv, a, c);
         }
     }
     int nargs = argc - optind;
-    bool listing = a == WHITELIST || a == SIGNING;
-    int want_min = a == UPLOAD || a == UNPIN || a == ROLLOUT || listing ? 1 : a == PIN ? 2 : 0;
-    int want_max = a == PIN ? 2 : a == ROLLOUT ? 3 : listing ? 64 : 1;
+    char why[300];
+    if (wrong_words(a, &o, nargs, argv + optind, why, sizeof why)) {
+        char syn[600];
+        return aloft_usage_error(argv[0], synopsis(a, syn, sizeof syn), "%s", why);
+    }
     const char *verb = nargs > 0 ? argv[optind] : "";
     bool start = a == ROLLOUT && !strcmp(verb, "start");
-    bool misplaced = (o.platform && a != UPLOAD) || (o.version && a != UPLOAD) ||
-                     (o.frontend && (a == DEVICES || a == ROLLOUT || listing || (a == RELEASES && !nargs))) ||
-                     (a == UPLOAD && (o.frontend ? !o.platform : o.version != NULL)) ||
-                     ((o.stages || o.max_failures || o.auto_advance) && !start);
-    if (a == ROLLOUT && nargs >= 1) { /* start P V; show [ID]; the others ID */
-        bool other = !strcmp(verb, "advance") || !strcmp(verb, "pause") || !strcmp(verb, "resume") ||
-                     !strcmp(verb, "abort");
-        misplaced = misplaced || (start ? nargs != 3 : !strcmp(verb, "show") ? nargs > 2 : !other || nargs != 2);
-    }
-    if (a == WHITELIST && nargs >= 2) { /* P on|off; P add|remove MAC... */
-        const char *w = argv[optind + 1];
-        bool onoff = !strcmp(w, "on") || !strcmp(w, "off"), list = !strcmp(w, "add") || !strcmp(w, "remove");
-        misplaced = misplaced || (onoff ? nargs != 2 : !list || nargs < 3);
-    }
-    if (a == SIGNING && nargs >= 2) { /* P add|remove KEY... */
-        const char *w = argv[optind + 1];
-        misplaced = misplaced || (strcmp(w, "add") && strcmp(w, "remove")) || nargs < 3;
-    }
-    if (nargs < want_min || nargs > want_max || misplaced)
-        return usage(stderr, a, 2);
     if (!o.server)
         o.server = getenv("ALOFT_SERVER") && *getenv("ALOFT_SERVER") ? getenv("ALOFT_SERVER") : "http://127.0.0.1:8080";
     char *tok = load_token(token, token_file);

@@ -67,14 +67,21 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     bool known_group = false;
+    char name[64]; /* argv[0] of the command: getopt's messages start with it */
     for (size_t i = 0; i < N_COMMANDS; i++) {
         if (strcmp(argv[1], commands[i].group))
             continue;
-        if (!commands[i].name)
+        snprintf(name, sizeof name, "aloft %s%s%s", commands[i].group, commands[i].name ? " " : "",
+                 commands[i].name ? commands[i].name : "");
+        if (!commands[i].name) {
+            argv[1] = name;
             return commands[i].run(argc - 1, argv + 1);
+        }
         known_group = true;
-        if (argc >= 3 && !strcmp(argv[2], commands[i].name))
+        if (argc >= 3 && !strcmp(argv[2], commands[i].name)) {
+            argv[2] = name;
             return commands[i].run(argc - 2, argv + 2);
+        }
     }
     if (!known_group) {
         fprintf(stderr, "aloft: unknown command '%s'\n\n", argv[1]);
