@@ -1,6 +1,6 @@
 # What users type. CMake does the building; this file only names the steps.
 #   make            build everything into build/ (programs in build/bin/)
-#   make run        build (the update page and admin UI too) and start aloftd and three simulated devices
+#   make run        build the programs, the update page and the admin UI; start aloftd and three simulated devices
 #   make check      install missing Debian packages (scripts/deps.sh), build, run every test
 #   make size       the core and the agent cross-compiled for ESP32-C3 and Cortex-M4: sizes, stack, budgets
 #   make bench      build and run the benchmarks (bench/run.sh, under valgrind)
@@ -36,11 +36,14 @@ www: $(BUILD)/CMakeCache.txt
 	web/device/build.sh $(BUILD)/bin/aloft $(BUILD)/www.bin
 	web/admin/build.sh $(BUILD)/admin
 
+# make run builds only the three programs and the two web UIs. The script is
+# exec'd: Ctrl-C ends it with status 0, and make adds no "Interrupt" line.
 run:
 	scripts/deps.sh
-	$(MAKE) --no-print-directory build
+	$(MAKE) --no-print-directory $(BUILD)/CMakeCache.txt
+	$(CMAKE) --build $(BUILD) --parallel $(JOBS) --target aloft aloftd aloft-node
 	$(MAKE) --no-print-directory www
-	BUILD=$(BUILD) scripts/run.sh
+	BUILD=$(BUILD) exec scripts/run.sh
 
 check:
 	scripts/deps.sh
