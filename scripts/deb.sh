@@ -8,6 +8,10 @@
 set -eu
 
 [ $# -eq 1 ] || { echo "usage: scripts/deb.sh BUILD" >&2; exit 2; }
+command -v dpkg-shlibdeps >/dev/null || {
+	echo "deb.sh: dpkg-shlibdeps not found (it reads the programs' library dependencies): apt-get install dpkg-dev" >&2
+	exit 2
+}
 build=$(cd "$1" && pwd)
 root=$(cd "$(dirname "$0")/.." && pwd)
 version=$(cat "$root/VERSION")

@@ -289,10 +289,10 @@ static const char info_synopsis[] = "usage: aloft image info FILE [--json] [--ch
 static const char make_synopsis[] = "usage: aloft image make --chip CHIP --project NAME --version VER [--secure-version N]\n"
                                     "                        [--size BYTES] [--sim BEHAVIOUR] -o FILE\n";
 
-static void info_usage(FILE *out)
+static void info_help(void)
 {
-    fputs(info_synopsis, out);
-    fprintf(out,
+    fputs(info_synopsis, stdout);
+    printf(
             "\n"
             "Check an ESP app image the way the bootloader does (header, segments, checksum,\n"
             "SHA-256) and show its header, segments and app descriptor (project, version,\n"
@@ -329,7 +329,7 @@ int aloft_cmd_image_info(int argc, char **argv)
                 return EXIT_USAGE;
             break;
         case 'h':
-            info_usage(stdout);
+            info_help();
             return 0;
         default:
             return aloft_usage_bad_option(argv[0], info_synopsis, c, argv);
@@ -380,10 +380,10 @@ int aloft_cmd_image_info(int argc, char **argv)
     return rc || rec_rc ? 1 : 0;
 }
 
-static void make_usage(FILE *out)
+static void make_help(void)
 {
-    fputs(make_synopsis, out);
-    fprintf(out,
+    fputs(make_synopsis, stdout);
+    printf(
             "\n"
             "Synthesise a valid ESP app image (header, segments, checksum, SHA-256, app\n"
             "descriptor) for tests and for the simulated device aloft-node. The same\n"
@@ -465,7 +465,7 @@ int aloft_cmd_image_make(int argc, char **argv)
             output = optarg;
             break;
         case 'h':
-            make_usage(stdout);
+            make_help();
             return 0;
         default:
             return aloft_usage_bad_option(argv[0], make_synopsis, c, argv);

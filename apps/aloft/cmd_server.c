@@ -358,21 +358,21 @@ static bool wrong_words(enum action a, const struct opts *o, int n, char *const 
     return true;
 }
 
-static int usage(FILE *out, enum action a, int status)
+static int help(enum action a)
 {
-    fprintf(out,
-            "usage: aloft server %s %s [--server URL] [--token T | --token-file F] [--json]\n\n%s\n\n"
-            "%s"
-            "  --server URL       the aloftd (default $ALOFT_SERVER, else http://127.0.0.1:8080)\n"
-            "  --token T          the admin token (default $ALOFT_TOKEN)\n"
-            "  --token-file F     read the token from F (default $ALOFT_TOKEN_FILE); aloftd\n"
-            "                     prints the token on its first start, or writes it to its\n"
-            "                     --admin-token-file\n"
-            "  --json             print the server's JSON reply (for scripts)\n"
-            "\nexample:\n%s"
-            "\nexit status: 0 done, 1 the server refused or could not be reached, 2 usage error\n",
-            actions[a].name, actions[a].args, actions[a].what, actions[a].options, actions[a].examples);
-    return status;
+    char syn[600];
+    printf("%s\n%s\n\n"
+           "%s"
+           "  --server URL       the aloftd (default $ALOFT_SERVER, else http://127.0.0.1:8080)\n"
+           "  --token T          the admin token (default $ALOFT_TOKEN)\n"
+           "  --token-file F     read the token from F (default $ALOFT_TOKEN_FILE); aloftd\n"
+           "                     prints the token on its first start, or writes it to its\n"
+           "                     --admin-token-file\n"
+           "  --json             print the server's JSON reply (for scripts)\n"
+           "\nexample:\n%s"
+           "\nexit status: 0 done, 1 the server refused or could not be reached, 2 usage error\n",
+           synopsis(a, syn, sizeof syn), actions[a].what, actions[a].options, actions[a].examples);
+    return 0;
 }
 
 /* The token from flags, a file or the environment; NULL with a message. */
@@ -427,7 +427,7 @@ static int server(int argc, char **argv, enum action a)
         case 'S': o.stages = optarg; break;
         case 'M': o.max_failures = optarg; break;
         case 'A': o.auto_advance = optarg; break;
-        case 'h': return usage(stdout, a, 0);
+        case 'h': return help(a);
         default: return usage_error(argv, a, c);
         }
     }
