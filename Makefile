@@ -40,7 +40,7 @@ www: $(BUILD)/CMakeCache.txt
 # exec'd: Ctrl-C ends it with status 0, and make adds no "Interrupt" line.
 run:
 	scripts/deps.sh
-	$(MAKE) --no-print-directory $(BUILD)/CMakeCache.txt
+	$(MAKE) --no-print-directory -s $(BUILD)/CMakeCache.txt
 	$(CMAKE) --build $(BUILD) --parallel $(JOBS) --target aloft aloftd aloft-node
 	$(MAKE) --no-print-directory www
 	BUILD=$(BUILD) exec scripts/run.sh
