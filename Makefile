@@ -1,21 +1,25 @@
 # What users type. CMake does the building; this file only names the steps.
 #   make            build everything into build/ (programs in build/bin/)
-#   make run        build (the update page and admin UI too) and start aloftd and three simulated devices
+#   make run        build the programs, the update page and the admin UI; start aloftd and three simulated devices
 #   make check      install missing Debian packages (scripts/deps.sh), build, run every test
 #   make size       the core and the agent cross-compiled for ESP32-C3 and Cortex-M4: sizes, stack, budgets
 #   make bench      build and run the benchmarks (bench/run.sh, under valgrind)
 #   make sanitize   build with ASan+UBSan in build-asan/ and run every test there
 #   make fuzz       every fuzz harness for FUZZ_TIME seconds (600) under ASan+UBSan; keeps new corpus inputs
+#   make install    build and install (PREFIX=/usr/local, DESTDIR= for staging): programs, admin UI,
+#                   man pages, bash completion, systemd unit, configuration file
+#   make deb        build and make a Debian package: build/aloft_<version>_<arch>.deb
 #   make clean      remove every build directory
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+PREFIX     ?= /usr/local
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE      ?= cmake
 CTEST      ?= ctest
 FUZZ_TIME  ?= 600
 
-.PHONY: all build www run check size bench sanitize fuzz clean
+.PHONY: all build www run check install deb size bench sanitize fuzz clean
 
 all: build
 
@@ -32,17 +36,30 @@ www: $(BUILD)/CMakeCache.txt
 	web/device/build.sh $(BUILD)/bin/aloft $(BUILD)/www.bin
 	web/admin/build.sh $(BUILD)/admin
 
+# make run builds only the three programs and the two web UIs. The script is
+# exec'd: Ctrl-C ends it with status 0, and make adds no "Interrupt" line.
 run:
 	scripts/deps.sh
-	$(MAKE) --no-print-directory build
+	$(MAKE) --no-print-directory -s $(BUILD)/CMakeCache.txt
+	$(CMAKE) --build $(BUILD) --parallel $(JOBS) --target aloft aloftd aloft-node
 	$(MAKE) --no-print-directory www
-	BUILD=$(BUILD) scripts/run.sh
+	BUILD=$(BUILD) exec scripts/run.sh
 
 check:
 	scripts/deps.sh
 	$(MAKE) --no-print-directory build
 	$(MAKE) --no-print-directory www
 	$(CTEST) --test-dir $(BUILD) --output-on-failure --parallel 2
+
+install:
+	$(MAKE) --no-print-directory build
+	$(MAKE) --no-print-directory www
+	DESTDIR=$(DESTDIR) $(CMAKE) --install $(BUILD) --prefix $(PREFIX)
+
+deb:
+	$(MAKE) --no-print-directory build
+	$(MAKE) --no-print-directory www
+	scripts/deb.sh $(BUILD)
 
 size:
 	scripts/size.sh

@@ -38,7 +38,7 @@ bool aloft_devstatus_parse(const char *json, struct aloft_devstatus *s)
     cJSON *j = cJSON_Parse(json);
     if (!cJSON_IsObject(j) || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, "version")) ||
         !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, "running_partition"))) {
-        snprintf(s->error, sizeof s->error, "answered, but not with a device status");
+        snprintf(s->error, sizeof s->error, "a web server, but not an aloft device (GET /ota/status: no device status)");
         cJSON_Delete(j);
         return false;
     }
@@ -88,10 +88,11 @@ void aloft_status_result(CURL *easy, CURLcode rc, const struct aloft_body *body,
         snprintf(s->error, sizeof s->error, "%s", curl_easy_strerror(rc));
     } else if (code != 200) {
         memset(s, 0, sizeof *s);
-        snprintf(s->error, sizeof s->error, "answered HTTP %ld", code);
+        snprintf(s->error, sizeof s->error, "a web server, but not an aloft device (GET /ota/status: HTTP %ld)", code);
     } else {
         aloft_devstatus_parse(body->data, s);
     }
+    s->answered = rc == CURLE_OK;
 }
 
 void aloft_fleet_probe(const char *const *addrs, size_t n, unsigned parallel, long timeout_ms,

@@ -10,6 +10,7 @@
 /* What a device says about itself (PROTOCOLS.md §1 GET /ota/status). */
 struct aloft_devstatus {
     bool ok;            /* answered 200 with the JSON of an aloft/RuView device */
+    bool answered;      /* something answered HTTP there, device or not */
     char error[160];    /* why not */
     char version[40], project[40], chip[20], running[20], next[20], state[20], reset_reason[20], mac[20];
     long boot_count;    /* -1 when the device does not say */

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "aloft/err.h"
+#include "hex.h"
 #include "semver.h"
 
 bool aloft_store_name_ok(const char *name)
@@ -489,6 +490,13 @@ int aloft_store_token_count(struct aloft_store *s, uint64_t *n)
     int rc = sexec(s, Q_TOKEN_COUNT, read_ints, &x, NULL, "");
     *n = (uint64_t)x.v[0];
     return rc;
+}
+
+int aloft_store_token_keep_only(struct aloft_store *s, const uint8_t digest[32])
+{
+    char h[65];
+    aloft_hex(digest, 32, h);
+    return sexec(s, Q_TOKEN_KEEP_ONLY, NULL, NULL, NULL, "s", h);
 }
 
 int aloft_store_whitelist_check(struct aloft_store *s, const char *platform, const char *mac, bool *allowed)

@@ -88,6 +88,8 @@ int aloft_store_token_count(struct aloft_store *s, uint64_t *n);
 int aloft_store_token_add(struct aloft_store *s, const uint8_t digest[32]);
 /* *ok: digest is a stored token's; every stored digest is compared in full. */
 int aloft_store_token_check(struct aloft_store *s, const uint8_t digest[32], bool *ok);
+/* Every stored token but digest's is refused from now on (a rotation). */
+int aloft_store_token_keep_only(struct aloft_store *s, const uint8_t digest[32]);
 
 /* Is name a valid platform name? */
 bool aloft_store_name_ok(const char *name);

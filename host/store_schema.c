@@ -170,6 +170,7 @@ const char *const aloft_store_sql[Q_COUNT] = {
     [Q_SECRET_ADD] = "INSERT INTO server_secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
     [Q_SECRET_GET] = "SELECT value FROM server_secrets WHERE name = ?",
     [Q_CHECKINS_SETTLE] = "UPDATE platforms SET checkins_settle = ? WHERE name_key = ?",
+    [Q_TOKEN_KEEP_ONLY] = "DELETE FROM admin_tokens WHERE sha256 <> ?",
     [Q_PLATFORM_GET] = "SELECT " PLATFORM_COLS ", 0, 0 FROM platforms p WHERE p.name_key = ?",
     [Q_PLATFORM_GET_COUNTS] = "SELECT " PLATFORM_COLS PLATFORM_COUNTS " FROM platforms p WHERE p.name_key = ?",
     [Q_PLATFORMS] = "SELECT " PLATFORM_COLS PLATFORM_COUNTS " FROM platforms p ORDER BY p.name_key",

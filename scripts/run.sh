@@ -3,7 +3,10 @@
 # server (aloftd, embedded SQLite) on 127.0.0.1:8080 with the demo release
 # 1.0.0, and three simulated devices on 127.0.0.2-4:8032 running it, connected
 # to both (MQTT triggers, a check every minute); print how to update them;
-# Ctrl-C stops everything (by PID). Every process must come up and serve:
+# Ctrl-C stops everything (by PID) and ends quietly (exit status 0). Every
+# run starts the demo afresh: aloftd's releases and the devices' flash files
+# of a previous run are removed (its admin token and the devices' PSK stay),
+# so that what the banner tells is true. Every process must come up and serve:
 # when one does not, its reason (from its log) is printed, the others are
 # stopped and the exit status is 1.
 # The Makefile builds the programs, the update page (BUILD/www.bin) and the
@@ -34,7 +37,9 @@ stop() {
     wait 2>/dev/null || true
     echo "stopped aloftd, the broker and the devices"
 }
-trap stop INT TERM EXIT
+trap stop EXIT
+trap 'echo; exit 0' INT # Ctrl-C is how a demo ends: not an error
+trap 'exit 0' TERM
 
 # A started process must be alive and have logged its "serving" line
 # within 10 s; otherwise say why, from its log, and stop (the trap stops
@@ -69,6 +74,8 @@ printf 'listener %s %s\nallow_anonymous true\npersistence false\n%s' "${broker##
 mosquitto -c "$run/mosquitto.conf" >"$run/mosquitto.log" 2>&1 &
 started "the MQTT broker (mosquitto) on $broker" "$run/mosquitto.log"
 up 0 "running"
+# the demo's server holds what this run uploads, nothing older (the token stays)
+rm -rf "$run/aloftd/firmware" "$run/aloftd/tmp" "$run/aloftd"/aloft.db*
 mkdir -p "$run/aloftd"
 "$bin/aloftd" --listen "$server" --data "$run/aloftd" --admin-token-file "$run/aloftd/token" \
     --mqtt "$broker" >"$run/aloftd.log" 2>&1 &
@@ -106,8 +113,8 @@ aloft is running ${#devices[@]} simulated ESP32-S3 devices with demo firmware 1.
 
 Their PSK (the update page asks for it; every change needs it): $psk
 
-the update server, aloftd, at http://$server/ holding release 1.0.0 (admin token in
-$run/aloftd/token), and an MQTT broker at $broker. The devices take triggers from
+the update server, aloftd, at http://$server/ holding release 1.0.0 only (every make run
+starts the demo afresh; admin token in $run/aloftd/token), and an MQTT broker at $broker. The devices take triggers from
 it, publish their state on aloft/aloft-demo/<MAC>/state, and ask aloftd for updates every minute.
 See the fleet in aloftd's admin UI: http://$server/admin/ (sign in with the token above).
 

@@ -14,6 +14,7 @@
 
 #include "aloft/err.h"
 #include "aloft/otadata.h"
+#include "aloft_version.h"
 #include "default_tables.h"
 #include "file.h"
 #include "flashimg.h"
@@ -22,6 +23,7 @@
 static const char usage[] =
     "usage: aloft-node --flash FLASH.img [options]\n"
     "       aloft-node --create --flash-size SIZE --firmware FILE [--partitions CSV] [--www DIR|IMG] --flash FLASH.img [options]\n"
+    "       aloft-node --version\n"
     "\n"
     "A simulated ESP32 running aloft. It boots FLASH.img through the bootloader's logic\n"
     "(otadata, verification, rollback), prints\n"
@@ -62,7 +64,7 @@ static const char usage[] =
     "  --mqtt-user U --mqtt-password P   broker credentials\n"
     "  --device-id ID          the id in topics and reports (default: the MAC, AA:BB:CC:DD:EE:FF)\n"
     "  --platform NAME         the platform in topics (default: the running image's project)\n"
-    "  --cmd-topic TOPIC       also take commands on TOPIC (seed style: /switch/cmd/root)\n"
+    "  --cmd-topic TOPIC       also take commands on TOPIC (e.g. /switch/cmd/root)\n"
     "  --server URL            aloftd: ask GET URL/update for updates, report outcomes to it\n"
     "  --mac MAC               the device's MAC (default: made from --listen and --flash at the\n"
     "                          first boot, then kept in the settings)\n"
@@ -236,6 +238,15 @@ static int create_flash(const char *path, const struct create_opts *c)
     rc = aloft_image_verify(app, app_len, ALOFT_CHIP_ANY, 0, &info);
     if (rc) {
         fail("%s is not a bootable app: %s", c->firmware, aloft_strerror(rc));
+        goto out;
+    }
+    const struct aloft_part *slot = aloft_flashimg_app_slot(&t);
+    if (!slot) {
+        fail("%s has no factory or ota_0 app partition", c->partitions ? c->partitions : "the default table");
+        goto out;
+    }
+    if (app_len > slot->size) {
+        fail("%s (%zu bytes) does not fit partition %s (%u bytes)", c->firmware, app_len, slot->label, slot->size);
         goto out;
     }
     const struct aloft_part *www0 = aloft_part_find_label(&t, "www_0");
@@ -480,7 +491,7 @@ static bool trusted_keys_ok(const char *s)
 }
 
 enum {
-    OPT_FLASH = 256, OPT_LISTEN, OPT_PSK, OPT_OPEN, OPT_ROLLBACK, OPT_TIMING, OPT_LINK_RATE, OPT_CUT,
+    OPT_FLASH = 256, OPT_VERSION, OPT_LISTEN, OPT_PSK, OPT_OPEN, OPT_ROLLBACK, OPT_TIMING, OPT_LINK_RATE, OPT_CUT,
     OPT_RESTART_DELAY, OPT_IDLE, OPT_LOG, OPT_CREATE, OPT_PARTITIONS, OPT_FLASH_SIZE, OPT_FIRMWARE, OPT_WWW,
     OPT_MQTT, OPT_MQTT_CA, OPT_MQTT_USER, OPT_MQTT_PASSWORD, OPT_DEVICE_ID, OPT_PLATFORM, OPT_CMD_TOPIC, OPT_SERVER,
     OPT_CHECK_EVERY, OPT_CA_FILE, OPT_INSECURE, OPT_MAX_SOCKETS, OPT_TRUSTED_KEYS, OPT_SERVER_KEY, OPT_MAC,
@@ -521,6 +532,7 @@ int main(int argc, char **argv)
         {"ca-file", required_argument, NULL, OPT_CA_FILE},
         {"insecure", no_argument, NULL, OPT_INSECURE},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
     static struct node n = {
@@ -645,6 +657,7 @@ int main(int argc, char **argv)
         case OPT_CA_FILE: n.cfg.ca_file = optarg; break;
         case OPT_INSECURE: n.cfg.insecure = true; break;
         case 'h': fputs(usage, stdout); return 0;
+        case OPT_VERSION: printf("aloft-node %s\n", ALOFT_VERSION); return 0;
         default: fputs(usage, stderr); return 2;
         }
     }

@@ -18,6 +18,12 @@ int aloft_cmd_lfs_mkfs(int argc, char **argv);
 int aloft_cmd_lfs_ls(int argc, char **argv);
 int aloft_cmd_lfs_cat(int argc, char **argv);
 
+/* Usage errors (usage.c): "CMD: <what>", help's usage lines, exit status 2.
+ * cmd is the command's argv[0] ("aloft image info"); bad_option takes
+ * getopt_long's '?' or ':' (optstring starting with ':', opterr 0). */
+int aloft_usage_error(const char *cmd, const char *help, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int aloft_usage_bad_option(const char *cmd, const char *help, int ch, char *const argv[]);
+
 int aloft_cmd_deploy(int argc, char **argv);
 int aloft_cmd_discover(int argc, char **argv);
 int aloft_cmd_status(int argc, char **argv);
@@ -40,5 +46,15 @@ int aloft_cmd_server_checkins(int argc, char **argv);
 #include <cjson/cJSON.h>
 void aloft_cmd_sig_text(const uint8_t *img, size_t len);
 cJSON *aloft_cmd_sig_json(const uint8_t *img, size_t len);
+
+/* An ESP-IDF bootloader's own descriptor (cmd_image.c): 1 and *bd filled
+ * when the image has one (so it is a bootloader, not an app), else 0. */
+#include "aloft/image.h"
+struct aloft_cmd_boot_desc {
+    char idf_ver[33];
+    char date_time[25];
+};
+int aloft_cmd_bootloader_desc(const struct aloft_image_info *in, const uint8_t *img, size_t len,
+                              struct aloft_cmd_boot_desc *bd);
 
 #endif

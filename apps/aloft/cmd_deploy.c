@@ -49,7 +49,7 @@ static const char help[] =
     "  --expect-version V   version to verify (default: the image's own)\n"
     "  --force-project      also update devices running another project\n"
     "  --force              also update devices already running the version\n"
-    "  --no-verify          trust the upload reply, like the seed's script (no polling)\n"
+    "  --no-verify          trust the upload reply (no polling after the restart)\n"
     "  --timeout S          per device: how long to wait for it after the upload (default 30)\n"
     "  --port N             port for targets without one (default 8032)\n"
     "  --frontend           FIRMWARE is a LittleFS www.bin for POST /api/ota/frontend;\n"
@@ -544,7 +544,8 @@ int aloft_cmd_deploy(int argc, char **argv)
     unsigned port = 8032;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         char *end = NULL;
         unsigned long v = 0;
         if (strchr("PcFo", c)) {
@@ -575,13 +576,11 @@ int aloft_cmd_deploy(int argc, char **argv)
             }
             break;
         case 'h': fputs(help, stdout); return 0;
-        default: fputs(help, stderr); return 2;
+        default: return aloft_usage_bad_option(argv[0], help, c, argv);
         }
     }
-    if (argc - optind < 2) {
-        fprintf(stderr, "aloft deploy: give an image and at least one TARGET\n\n%s", help);
-        return 2;
-    }
+    if (argc - optind < 2)
+        return aloft_usage_error(argv[0], help, "missing %s", optind == argc ? "FIRMWARE and TARGET" : "TARGET");
     const char *path = argv[optind];
     uint8_t *image;
     if (aloft_file_read(path, &image, &d.len) != 0) {

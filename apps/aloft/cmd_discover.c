@@ -31,7 +31,8 @@ static const char status_help[] =
     "usage: aloft status TARGET... [--port 8032] [--timeout S] [--json]\n"
     "\n"
     "One row per target: what the device runs (project, chip, version, partition, otadata\n"
-    "state), why it last restarted, its uptime, or why it did not answer. Targets as for\n"
+    "state), why it last restarted, its uptime; or that nothing answered (unreachable), or\n"
+    "that what answered is a web server but not an aloft device. Targets as for\n"
     "`aloft discover`; silent addresses of a range are left out.\n"
     "\n"
     "  --port N       port for targets without one (default 8032)\n"
@@ -49,6 +50,7 @@ static cJSON *status_json(const char *addr, const struct aloft_devstatus *s)
     cJSON_AddStringToObject(j, "address", addr);
     cJSON_AddBoolToObject(j, "ok", s->ok);
     if (!s->ok) {
+        cJSON_AddBoolToObject(j, "reachable", s->answered);
         cJSON_AddStringToObject(j, "error", s->error);
         return j;
     }
@@ -81,7 +83,8 @@ static int run(int argc, char **argv, bool discover)
     bool json = false;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         char *end;
         switch (c) {
         case 'p':
@@ -100,12 +103,11 @@ static int run(int argc, char **argv, bool discover)
             break;
         case 'j': json = true; break;
         case 'h': fputs(help, stdout); return 0;
-        default: fputs(help, stderr); return 2;
+        default: return aloft_usage_bad_option(argv[0], help, c, argv);
         }
     }
     if (optind >= argc) {
-        fprintf(stderr, "aloft %s: no TARGET given\n\n%s", name, help);
-        return 2;
+        return aloft_usage_error(argv[0], help, "missing TARGET");
     }
     struct aloft_targets ts = {0};
     char err[200];
@@ -140,7 +142,7 @@ static int run(int argc, char **argv, bool discover)
             printf("%-22s %-18s %-9s %-24s %-9s %-15s %-9s %lds\n", addrs[i], st[i].project, st[i].chip,
                    st[i].version, st[i].running, st[i].state, st[i].reset_reason, st[i].uptime_s);
         } else {
-            printf("%-22s unreachable: %s\n", addrs[i], st[i].error);
+            printf("%-22s %s%s\n", addrs[i], st[i].answered ? "" : "unreachable: ", st[i].error);
         }
     }
     if (json) {

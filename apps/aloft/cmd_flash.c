@@ -18,22 +18,31 @@
 #include "hex.h"
 
 static const char init_help[] =
-    "usage: aloft flash init --partitions CSV --flash-size SIZE --app FILE -o FLASH.img [--table-offset OFF]\n"
+    "usage: aloft flash init --partitions CSV --flash-size SIZE --app FILE [--bootloader FILE] -o FLASH.img\n"
+    "                        [--table-offset OFF]\n"
     "\n"
-    "Build a whole flash image as a freshly flashed device holds it: the partition table\n"
-    "(ESP-IDF CSV, compiled as gen_esp32part.py does) at 0x8000, erased otadata, and the\n"
-    "app in the factory slot (or ota_0 when there is none). The app is verified first.\n"
-    "Everything else reads as erased flash (0xFF). The file is written atomically.\n"
+    "Build a whole flash image as a freshly flashed device holds it: the bootloader at the\n"
+    "chip's bootloader offset (0x1000 on ESP32 and ESP32-S2, 0x2000 on ESP32-P4 and -C5,\n"
+    "else 0), the partition table (ESP-IDF CSV, compiled as gen_esp32part.py does) at\n"
+    "0x8000, erased otadata, and the app in the factory slot (or ota_0 when there is none).\n"
+    "Both images are verified first; a bootloader given as the app is refused. Everything\n"
+    "else reads as erased flash (0xFF). The file is written atomically. With a bootloader\n"
+    "it is what esptool writes to a device at offset 0; aloft-node boots it either way.\n"
     "\n"
     "  --partitions CSV     partition table in ESP-IDF CSV syntax\n"
     "  --flash-size SIZE    4M, 8M, 16M, or bytes (a multiple of 4096)\n"
     "  --app FILE           ESP app image (.bin) to boot\n"
+    "  --bootloader FILE    the second-stage bootloader (build/bootloader/bootloader.bin),\n"
+    "                       for the app's chip (default: none, that region stays erased)\n"
     "  -o, --output FILE    flash image to write\n"
     "  --table-offset OFF   partition table offset (default 0x8000)\n"
     "\n"
     "example:\n"
     "  aloft image make --chip esp32s3 --project demo --version 1.0.0 -o app.bin\n"
-    "  aloft flash init --partitions partitions.csv --flash-size 4M --app app.bin -o flash.img\n";
+    "  aloft flash init --partitions partitions.csv --flash-size 4M --app app.bin -o flash.img\n"
+    "  aloft flash init --partitions partitions.csv --flash-size 4M --app build/hello.bin \\\n"
+    "      --bootloader build/bootloader/bootloader.bin -o flash.img\n"
+    "  esptool.py --chip esp32s3 write_flash 0 flash.img\n";
 
 static const char show_help[] =
     "usage: aloft flash show FLASH.img [--json] [--no-rollback] [--table-offset OFF]\n"
@@ -50,7 +59,47 @@ static const char show_help[] =
     "example:\n"
     "  aloft flash show flash.img\n";
 
-enum { OPT_TABLE_OFFSET = 256, OPT_NO_ROLLBACK, OPT_JSON };
+enum { OPT_TABLE_OFFSET = 256, OPT_NO_ROLLBACK, OPT_JSON, OPT_BOOTLOADER };
+
+/* Where the ROM looks for the second-stage bootloader (esptool's
+ * BOOTLOADER_FLASH_OFFSET); the chips not listed use 0. */
+static uint32_t bootloader_offset(uint16_t chip_id)
+{
+    static const struct {
+        const char *chip;
+        uint32_t offset;
+    } offsets[] = {{"esp32", 0x1000}, {"esp32s2", 0x1000}, {"esp32p4", 0x2000}, {"esp32c5", 0x2000}};
+    const char *name = aloft_chip_name(chip_id);
+    for (size_t i = 0; name && i < sizeof offsets / sizeof offsets[0]; i++)
+        if (!strcmp(name, offsets[i].chip))
+            return offsets[i].offset;
+    return 0;
+}
+
+/* The --bootloader file: an ESP image for the app's chip, not an app, that
+ * ends before the partition table. Returns its offset, or -1 with why. */
+static long check_bootloader(const char *path, const uint8_t *img, size_t len, uint16_t chip_id, uint32_t table_offset)
+{
+    struct aloft_image_info info;
+    int rc = aloft_image_verify(img, len, chip_id, 0, &info);
+    if (rc) {
+        fprintf(stderr, "aloft flash init: %s is not a bootloader for %s: %s\n", path, aloft_chip_name(chip_id),
+                aloft_strerror(rc));
+        return -1;
+    }
+    if (info.has_desc) {
+        fprintf(stderr, "aloft flash init: %s is an app ('%s' %s), not a bootloader: give it as --app\n", path,
+                info.desc.project_name, info.desc.version);
+        return -1;
+    }
+    uint32_t offset = bootloader_offset(chip_id);
+    if (offset + len > table_offset) {
+        fprintf(stderr, "aloft flash init: %s (%zu bytes at 0x%x) runs into the partition table at 0x%x\n", path, len,
+                offset, table_offset);
+        return -1;
+    }
+    return offset;
+}
 
 int aloft_cmd_flash_init(int argc, char **argv)
 {
@@ -58,16 +107,18 @@ int aloft_cmd_flash_init(int argc, char **argv)
         {"partitions", required_argument, NULL, 'p'}, {"flash-size", required_argument, NULL, 's'},
         {"app", required_argument, NULL, 'a'},        {"output", required_argument, NULL, 'o'},
         {"table-offset", required_argument, NULL, OPT_TABLE_OFFSET}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"bootloader", required_argument, NULL, OPT_BOOTLOADER},     {NULL, 0, NULL, 0},
     };
-    const char *csv_path = NULL, *app_path = NULL, *out = NULL;
+    const char *csv_path = NULL, *app_path = NULL, *out = NULL, *boot_path = NULL;
     uint32_t flash_size = 0, table_offset = ALOFT_PART_TABLE_OFFSET;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
         switch (c) {
         case 'p': csv_path = optarg; break;
         case 'a': app_path = optarg; break;
+        case OPT_BOOTLOADER: boot_path = optarg; break;
         case 'o': out = optarg; break;
         case 's':
             if (aloft_parse_size(optarg, &flash_size) || !flash_size || flash_size % 4096) {
@@ -82,17 +133,22 @@ int aloft_cmd_flash_init(int argc, char **argv)
             }
             break;
         case 'h': fputs(init_help, stdout); return 0;
-        default: fputs(init_help, stderr); return 2;
+        default: return aloft_usage_bad_option(argv[0], init_help, c, argv);
         }
     }
-    if (!csv_path || !app_path || !out || !flash_size || optind != argc) {
-        fprintf(stderr, "aloft flash init: --partitions, --flash-size, --app and -o are required\n\n%s", init_help);
-        return 2;
-    }
+    if (optind != argc)
+        return aloft_usage_error(argv[0], init_help, "unexpected argument '%s'", argv[optind]);
+    if (!csv_path || !flash_size || !app_path || !out)
+        return aloft_usage_error(argv[0], init_help, "missing %s",
+                                 !csv_path     ? "--partitions CSV"
+                                 : !flash_size ? "--flash-size SIZE"
+                                 : !app_path   ? "--app FILE"
+                                               : "-o FLASH.img");
 
     int status = 1;
-    uint8_t *csv = NULL, *app = NULL;
-    size_t csv_len, app_len;
+    uint8_t *csv = NULL, *app = NULL, *boot = NULL;
+    size_t csv_len, app_len, boot_len = 0;
+    long boot_offset = 0;
     struct aloft_posix_flash pf = {.fd = -1};
     static struct aloft_part_table t;
     uint32_t line = 0;
@@ -117,6 +173,18 @@ int aloft_cmd_flash_init(int argc, char **argv)
                 app_path, aloft_strerror(rc), app_path);
         goto out;
     }
+    struct aloft_cmd_boot_desc bd;
+    if (aloft_cmd_bootloader_desc(&info, app, app_len, &bd)) {
+        fprintf(stderr, "aloft flash init: %s is an ESP-IDF bootloader, not an app: give it as --bootloader, and the "
+                        "app (build/<project>.bin) as --app\n", app_path);
+        goto out;
+    }
+    if (boot_path && aloft_file_read(boot_path, &boot, &boot_len)) {
+        fprintf(stderr, "aloft flash init: %s: %s\n", boot_path, strerror(errno));
+        goto out;
+    }
+    if (boot && (boot_offset = check_bootloader(boot_path, boot, boot_len, info.chip_id, table_offset)) < 0)
+        goto out;
     if (aloft_posix_flash_mem(&pf, flash_size)) {
         fprintf(stderr, "aloft flash init: cannot allocate %u bytes: %s\n", flash_size, strerror(errno));
         goto out;
@@ -132,17 +200,25 @@ int aloft_cmd_flash_init(int argc, char **argv)
             fprintf(stderr, "aloft flash init: %s\n", aloft_strerror(rc));
         goto out;
     }
+    if (boot && (rc = aloft_flash_write(&pf.port, (uint32_t)boot_offset, boot, boot_len))) {
+        fprintf(stderr, "aloft flash init: %s\n", aloft_strerror(rc));
+        goto out;
+    }
     if (aloft_file_write(out, pf.mem, flash_size)) {
         fprintf(stderr, "aloft flash init: %s: %s\n", out, strerror(errno));
         goto out;
     }
-    printf("%s: %u bytes, app %s %s in %s\n", out, flash_size, info.has_desc ? info.desc.project_name : "(no descriptor)",
+    printf("%s: %u bytes, app %s %s in %s", out, flash_size, info.has_desc ? info.desc.project_name : "(no descriptor)",
            info.has_desc ? info.desc.version : "", aloft_flashimg_app_slot(&t)->label);
+    if (boot)
+        printf(", bootloader at 0x%lx", boot_offset);
+    printf(", partition table at 0x%x\n", table_offset);
     status = 0;
 out:
     aloft_posix_flash_close(&pf);
     free(csv);
     free(app);
+    free(boot);
     return status;
 }
 
@@ -184,7 +260,8 @@ int aloft_cmd_flash_show(int argc, char **argv)
     uint32_t table_offset = ALOFT_PART_TABLE_OFFSET;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case OPT_JSON: json = true; break;
         case OPT_NO_ROLLBACK: rollback = false; break;
@@ -195,13 +272,13 @@ int aloft_cmd_flash_show(int argc, char **argv)
             }
             break;
         case 'h': fputs(show_help, stdout); return 0;
-        default: fputs(show_help, stderr); return 2;
+        default: return aloft_usage_bad_option(argv[0], show_help, c, argv);
         }
     }
-    if (optind != argc - 1) {
-        fputs(show_help, stderr);
-        return 2;
-    }
+    if (optind == argc)
+        return aloft_usage_error(argv[0], show_help, "missing FLASH.img");
+    if (optind < argc - 1)
+        return aloft_usage_error(argv[0], show_help, "unexpected argument '%s'", argv[optind + 1]);
     const char *path = argv[optind];
     /* Read into memory: the file is never written, and may be read-only. */
     struct aloft_posix_flash pf;

@@ -57,13 +57,8 @@ static uint32_t rd32(const uint8_t *p)
 /* ESP-IDF's second-stage bootloader has no app descriptor but its own
  * esp_bootloader_desc_t at the start of segment 0: magic byte 0x50, version
  * u32 @4, idf_ver[32] @8, date_time[24] @40. */
-struct boot_desc {
-    char idf_ver[33];
-    char date_time[25];
-};
-
-static int bootloader_desc(const struct aloft_image_info *in, const uint8_t *img, size_t len,
-                           struct boot_desc *bd)
+int aloft_cmd_bootloader_desc(const struct aloft_image_info *in, const uint8_t *img, size_t len,
+                              struct aloft_cmd_boot_desc *bd)
 {
     uint32_t off = in->seg_offset[0];
     if (in->has_desc || !in->segment_count || in->seg_len[0] < 80 || off + 80u > len)
@@ -120,7 +115,7 @@ static void explain(int rc, const struct aloft_image_info *in, uint16_t want, co
 }
 
 static void print_text(const char *path, const uint8_t *img, size_t len, int rc, const struct aloft_image_info *in,
-                       const struct boot_desc *bd, const struct aloft_sim_record *rec, int rec_rc)
+                       const struct aloft_cmd_boot_desc *bd, const struct aloft_sim_record *rec, int rec_rc)
 {
     char buf[80];
     const char *chip = aloft_chip_name(in->chip_id);
@@ -188,7 +183,7 @@ static void print_text(const char *path, const uint8_t *img, size_t len, int rc,
 }
 
 static void print_json(const char *path, const uint8_t *img, size_t len, int rc, const struct aloft_image_info *in,
-                       bool header, const struct boot_desc *bd, const struct aloft_sim_record *rec, int rec_rc)
+                       bool header, const struct aloft_cmd_boot_desc *bd, const struct aloft_sim_record *rec, int rec_rc)
 {
     char buf[80], h[65];
     cJSON *o = cJSON_CreateObject();
@@ -280,13 +275,6 @@ static void print_json(const char *path, const uint8_t *img, size_t len, int rc,
     cJSON_Delete(o);
 }
 
-static int bad_option(const char *cmd, char **argv)
-{
-    fprintf(stderr, "aloft image %s: bad or incomplete option '%s' (see aloft image %s --help)\n", cmd,
-            argv[optind - 1], cmd);
-    return EXIT_USAGE;
-}
-
 /* A chip name from an option, or -1 with a message. */
 static int chip_arg(const char *cmd, const char *name)
 {
@@ -296,10 +284,15 @@ static int chip_arg(const char *cmd, const char *name)
     return id;
 }
 
-static void info_usage(FILE *out)
+/* The usage lines, also for usage errors. */
+static const char info_synopsis[] = "usage: aloft image info FILE [--json] [--chip CHIP]\n";
+static const char make_synopsis[] = "usage: aloft image make --chip CHIP --project NAME --version VER [--secure-version N]\n"
+                                    "                        [--size BYTES] [--sim BEHAVIOUR] -o FILE\n";
+
+static void info_help(void)
 {
-    fprintf(out,
-            "usage: aloft image info FILE [--json] [--chip CHIP]\n"
+    fputs(info_synopsis, stdout);
+    printf(
             "\n"
             "Check an ESP app image the way the bootloader does (header, segments, checksum,\n"
             "SHA-256) and show its header, segments and app descriptor (project, version,\n"
@@ -336,16 +329,16 @@ int aloft_cmd_image_info(int argc, char **argv)
                 return EXIT_USAGE;
             break;
         case 'h':
-            info_usage(stdout);
+            info_help();
             return 0;
         default:
-            return bad_option("info", argv);
+            return aloft_usage_bad_option(argv[0], info_synopsis, c, argv);
         }
     }
-    if (optind != argc - 1) {
-        info_usage(stderr);
-        return EXIT_USAGE;
-    }
+    if (optind == argc)
+        return aloft_usage_error(argv[0], info_synopsis, "missing FILE");
+    if (optind < argc - 1)
+        return aloft_usage_error(argv[0], info_synopsis, "unexpected argument '%s'", argv[optind + 1]);
     const char *path = argv[optind];
     uint8_t *img;
     size_t len;
@@ -365,8 +358,8 @@ int aloft_cmd_image_info(int argc, char **argv)
     const struct aloft_image_info *in = &v->info;
     struct aloft_sim_record rec = {0};
     int rec_rc = rc ? 0 : aloft_sim_record_parse(img, len, &rec);
-    struct boot_desc bdesc;
-    const struct boot_desc *bd = bootloader_desc(in, img, len, &bdesc) ? &bdesc : NULL;
+    struct aloft_cmd_boot_desc bdesc;
+    const struct aloft_cmd_boot_desc *bd = aloft_cmd_bootloader_desc(in, img, len, &bdesc) ? &bdesc : NULL;
     /* The header fields mean something once the header passed the ESP8266 check. */
     bool header = in->total_len >= ALOFT_IMAGE_HEADER_BYTES && rc != ALOFT_E_MAGIC && rc != ALOFT_E_ESP8266;
     if (json)
@@ -387,11 +380,10 @@ int aloft_cmd_image_info(int argc, char **argv)
     return rc || rec_rc ? 1 : 0;
 }
 
-static void make_usage(FILE *out)
+static void make_help(void)
 {
-    fprintf(out,
-            "usage: aloft image make --chip CHIP --project NAME --version VER [--secure-version N]\n"
-            "                        [--size BYTES] [--sim BEHAVIOUR] -o FILE\n"
+    fputs(make_synopsis, stdout);
+    printf(
             "\n"
             "Synthesise a valid ESP app image (header, segments, checksum, SHA-256, app\n"
             "descriptor) for tests and for the simulated device aloft-node. The same\n"
@@ -473,17 +465,20 @@ int aloft_cmd_image_make(int argc, char **argv)
             output = optarg;
             break;
         case 'h':
-            make_usage(stdout);
+            make_help();
             return 0;
         default:
-            return bad_option("make", argv);
+            return aloft_usage_bad_option(argv[0], make_synopsis, c, argv);
         }
     }
-    if (optind != argc || chip < 0 || !mo.project || !mo.version || !output) {
-        fprintf(stderr, "aloft image make: --chip, --project, --version and -o are required\n\n");
-        make_usage(stderr);
-        return EXIT_USAGE;
-    }
+    if (optind != argc)
+        return aloft_usage_error(argv[0], make_synopsis, "unexpected argument '%s'", argv[optind]);
+    if (chip < 0 || !mo.project || !mo.version || !output)
+        return aloft_usage_error(argv[0], make_synopsis, "missing %s",
+                                 chip < 0       ? "--chip CHIP"
+                                 : !mo.project  ? "--project NAME"
+                                 : !mo.version  ? "--version VER"
+                                                : "-o FILE");
     mo.chip_id = (uint16_t)chip;
     struct aloft_sim_record rec;
     if (mo.sim && aloft_sim_behaviour_parse(mo.sim, &rec)) {

@@ -1,6 +1,8 @@
 /* aloft lfs mkfs|ls|cat (and `aloft mkfs`): LittleFS images for the www slots. */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,13 +32,17 @@ static const char mkfs_help[] =
     "  aloft lfs ls www.bin\n";
 
 static const char ls_help[] =
-    "usage: aloft lfs ls IMAGE [--block-size N]\n"
+    "usage: aloft lfs ls IMAGE [--block-size N] [--json]\n"
     "\n"
     "List every file and directory in a LittleFS image (2.0 or 2.1, from aloft mkfs,\n"
     "esp_littlefs or mklittlefs), sorted by path, one per line:\n"
     "  f <size> <sha256> /path     a file\n"
     "  d - - /path/                a directory\n"
     "The block size is read from the superblock unless given.\n"
+    "\n"
+    "  --block-size N   the image's block size (default: the superblock's)\n"
+    "  --json           a JSON array of {\"path\", \"type\": \"file\"|\"dir\", \"size\", \"sha256\"}\n"
+    "                   (a directory's path without the trailing /; files only: size, sha256)\n"
     "\n"
     "example:\n"
     "  aloft lfs ls www.bin\n";
@@ -49,19 +55,23 @@ static const char cat_help[] =
     "example:\n"
     "  aloft lfs cat www.bin /index.html\n";
 
-enum { OPT_BLOCK_SIZE = 256, OPT_SIZE, OPT_DISK_VERSION };
+enum { OPT_BLOCK_SIZE = 256, OPT_SIZE, OPT_DISK_VERSION, OPT_JSON };
 
 /* --block-size for ls/cat: 0 means "read it from the superblock". */
-static int parse_read_opts(int argc, char **argv, const char *help, const char *name, uint32_t *block_size)
+/* The options of ls and cat; json: NULL for a command without --json. */
+static int parse_read_opts(int argc, char **argv, const char *help, const char *name, uint32_t *block_size,
+                           bool *json)
 {
     static const struct option opts[] = {
         {"block-size", required_argument, NULL, OPT_BLOCK_SIZE},
         {"help", no_argument, NULL, 'h'},
+        {"json", no_argument, NULL, OPT_JSON},
         {NULL, 0, NULL, 0},
     };
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case OPT_BLOCK_SIZE:
             if (aloft_parse_size(optarg, block_size) || *block_size < 128) {
@@ -69,8 +79,13 @@ static int parse_read_opts(int argc, char **argv, const char *help, const char *
                 return 2;
             }
             break;
+        case OPT_JSON:
+            if (!json)
+                return aloft_usage_error(argv[0], help, "unknown option '--json'");
+            *json = true;
+            break;
         case 'h': fputs(help, stdout); return 0;
-        default: fputs(help, stderr); return 2;
+        default: return aloft_usage_bad_option(argv[0], help, c, argv);
         }
     }
     return -1;
@@ -114,7 +129,8 @@ int aloft_cmd_lfs_mkfs(int argc, char **argv)
     uint32_t size = 1u << 20, block_size = 4096, version = ALOFT_LFS_VERSION_2_1;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case OPT_SIZE:
@@ -141,13 +157,15 @@ int aloft_cmd_lfs_mkfs(int argc, char **argv)
             }
             break;
         case 'h': fputs(mkfs_help, stdout); return 0;
-        default: fputs(mkfs_help, stderr); return 2;
+        default: return aloft_usage_bad_option(argv[0], mkfs_help, c, argv);
         }
     }
-    if (!out || optind != argc - 1) {
-        fprintf(stderr, "aloft mkfs: one DIR and -o IMAGE are required\n\n%s", mkfs_help);
-        return 2;
-    }
+    if (optind == argc)
+        return aloft_usage_error(argv[0], mkfs_help, "missing DIR");
+    if (optind < argc - 1)
+        return aloft_usage_error(argv[0], mkfs_help, "unexpected argument '%s'", argv[optind + 1]);
+    if (!out)
+        return aloft_usage_error(argv[0], mkfs_help, "missing -o IMAGE");
     if (size % block_size || size / block_size < 2) {
         fprintf(stderr, "aloft mkfs: --size %u is not a whole number (at least 2) of %u-byte blocks\n", size,
                 block_size);
@@ -245,16 +263,45 @@ static int by_path(const void *a, const void *b)
     return strcmp(*(char *const *)a + PATH_COL, *(char *const *)b + PATH_COL);
 }
 
+/* The listing's lines ("f %10u <sha256> /path", "d - - /path/") as JSON. */
+static void print_json(const struct listing *l)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < l->n; i++) {
+        const char *line = l->lines[i], *path = line + PATH_COL;
+        cJSON *e = cJSON_CreateObject();
+        bool dir = line[0] == 'd';
+        size_t len = strlen(path) - (dir && strlen(path) > 1); /* "/a/" -> "/a"; "/" stays */
+        char *p = strndup(path, len);
+        cJSON_AddStringToObject(e, "path", p ? p : path);
+        free(p);
+        cJSON_AddStringToObject(e, "type", dir ? "dir" : "file");
+        if (!dir) {
+            cJSON_AddNumberToObject(e, "size", strtod(line + 2, NULL));
+            char sha[65];
+            snprintf(sha, sizeof sha, "%.64s", line + 13);
+            cJSON_AddStringToObject(e, "sha256", sha);
+        }
+        cJSON_AddItemToArray(arr, e);
+    }
+    char *text = cJSON_Print(arr);
+    if (text)
+        puts(text);
+    free(text);
+    cJSON_Delete(arr);
+}
+
 int aloft_cmd_lfs_ls(int argc, char **argv)
 {
     uint32_t block_size = 0;
-    int st = parse_read_opts(argc, argv, ls_help, "ls", &block_size);
+    bool json = false;
+    int st = parse_read_opts(argc, argv, ls_help, "ls", &block_size, &json);
     if (st >= 0)
         return st;
-    if (optind != argc - 1) {
-        fprintf(stderr, "aloft lfs ls: one IMAGE is required\n\n%s", ls_help);
-        return 2;
-    }
+    if (optind == argc)
+        return aloft_usage_error(argv[0], ls_help, "missing IMAGE");
+    if (optind < argc - 1)
+        return aloft_usage_error(argv[0], ls_help, "unexpected argument '%s'", argv[optind + 1]);
     const char *path = argv[optind];
     uint8_t *img;
     struct aloft_lfs fs;
@@ -268,8 +315,11 @@ int aloft_cmd_lfs_ls(int argc, char **argv)
         fprintf(stderr, "  the image is damaged: rebuild it with 'aloft mkfs'\n");
     } else {
         qsort(l.lines, l.n, sizeof *l.lines, by_path);
-        for (size_t i = 0; i < l.n; i++)
-            puts(l.lines[i]);
+        if (json)
+            print_json(&l);
+        else
+            for (size_t i = 0; i < l.n; i++)
+                puts(l.lines[i]);
     }
     for (size_t i = 0; i < l.n; i++)
         free(l.lines[i]);
@@ -281,13 +331,13 @@ int aloft_cmd_lfs_ls(int argc, char **argv)
 int aloft_cmd_lfs_cat(int argc, char **argv)
 {
     uint32_t block_size = 0;
-    int st = parse_read_opts(argc, argv, cat_help, "cat", &block_size);
+    int st = parse_read_opts(argc, argv, cat_help, "cat", &block_size, NULL);
     if (st >= 0)
         return st;
-    if (optind != argc - 2) {
-        fprintf(stderr, "aloft lfs cat: IMAGE and PATH are required\n\n%s", cat_help);
-        return 2;
-    }
+    if (optind >= argc - 1)
+        return aloft_usage_error(argv[0], cat_help, optind == argc ? "missing IMAGE and PATH" : "missing PATH");
+    if (optind < argc - 2)
+        return aloft_usage_error(argv[0], cat_help, "unexpected argument '%s'", argv[optind + 2]);
     const char *path = argv[optind], *name = argv[optind + 1];
     uint8_t *img;
     struct aloft_lfs fs;

@@ -19,7 +19,8 @@ enum format { FMT_AUTO, FMT_CSV, FMT_BIN };
 
 struct spec {
     const char *name;
-    const char *help; /* starts with the usage line */
+    const char *input; /* the input's name in the usage line */
+    const char *help;  /* starts with the usage line */
     const char *shortopts;
     const struct option *longopts;
 };
@@ -66,6 +67,7 @@ static const struct option show_longopts[] = {
 
 static const struct spec csv2bin_spec = {
     "csv2bin",
+    "IN.csv",
     "usage: aloft part csv2bin IN.csv -o OUT.bin [--offset 0x8000] [--flash-size SIZE] [--no-md5]\n"
     "\n"
     "Compile an ESP-IDF partition CSV (gen_esp32part.py syntax) into the binary\n"
@@ -84,6 +86,7 @@ static const struct spec csv2bin_spec = {
 
 static const struct spec bin2csv_spec = {
     "bin2csv",
+    "IN.bin",
     "usage: aloft part bin2csv IN.bin [-o OUT.csv] [--offset 0x8000] [--flash-size SIZE]\n"
     "\n"
     "Check a binary partition table (MD5, alignment, overlaps...) and print it as\n"
@@ -100,6 +103,7 @@ static const struct spec bin2csv_spec = {
 
 static const struct spec show_spec = {
     "show",
+    "FILE",
     "usage: aloft part show FILE [--json] [--offset 0x8000] [--flash-size SIZE]\n"
     "\n"
     "Check and show a partition table, CSV or binary (told apart by its first\n"
@@ -114,14 +118,6 @@ static const struct spec show_spec = {
     ":h",
     show_longopts,
 };
-
-static int usage_error(const struct spec *c, const char *what, const char *arg)
-{
-    fprintf(stderr, "aloft part %s: %s%s%s\n", c->name, what, arg ? " " : "", arg ? arg : "");
-    fprintf(stderr, "%.*s(aloft part %s --help for more)\n", (int)(strchr(c->help, '\n') - c->help + 1),
-            c->help, c->name);
-    return 2;
-}
 
 /* Flash sizes as ESP-IDF spells them ("4MB") or as aloft_parse_size does. */
 static int parse_flash_size(const char *s, uint32_t *out)
@@ -153,11 +149,11 @@ static int parse_args(const struct spec *c, int argc, char **argv, struct opts *
             break;
         case OPT_OFFSET:
             if (aloft_parse_size(optarg, &o->offset) || o->offset % 0x1000)
-                return usage_error(c, "--offset wants a multiple of 0x1000, e.g. 0x8000, not", optarg);
+                return aloft_usage_error(argv[0], c->help, "--offset wants a multiple of 0x1000, e.g. 0x8000, not %s", optarg);
             break;
         case OPT_FLASH_SIZE:
             if (parse_flash_size(optarg, &o->flash_size))
-                return usage_error(c, "--flash-size wants a size such as 4MB or 0x400000, not", optarg);
+                return aloft_usage_error(argv[0], c->help, "--flash-size wants a size such as 4MB or 0x400000, not %s", optarg);
             break;
         case OPT_NO_MD5:
             o->no_md5 = true;
@@ -165,18 +161,14 @@ static int parse_args(const struct spec *c, int argc, char **argv, struct opts *
         case OPT_JSON:
             o->json = true;
             break;
-        case ':':
-            return usage_error(c, "missing value for", argv[optind - 1]);
-        default: {
-            char opt[3] = {'-', (char)optopt, 0};
-            return usage_error(c, "unknown option", optopt ? opt : argv[optind - 1]);
-        }
+        default:
+            return aloft_usage_bad_option(argv[0], c->help, ch, argv);
         }
     }
     if (optind == argc)
-        return usage_error(c, "missing input file", NULL);
+        return aloft_usage_error(argv[0], c->help, "missing %s", c->input);
     if (optind + 1 < argc)
-        return usage_error(c, "unexpected argument", argv[optind + 1]);
+        return aloft_usage_error(argv[0], c->help, "unexpected argument '%s'", argv[optind + 1]);
     o->input = argv[optind];
     return -1;
 }
@@ -319,7 +311,7 @@ int aloft_cmd_part_csv2bin(int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (!o.output)
-        return usage_error(&csv2bin_spec, "missing -o OUT.bin", NULL);
+        return aloft_usage_error(argv[0], csv2bin_spec.help, "missing -o OUT.bin");
     if (load(&csv2bin_spec, &o, FMT_CSV, &t, NULL))
         return 1;
     t.md5 = !o.no_md5;

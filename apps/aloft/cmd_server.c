@@ -19,19 +19,38 @@
 
 enum action { UPLOAD, RELEASES, PIN, UNPIN, DEVICES, ROLLOUT, WHITELIST, SIGNING, CREDENTIAL, CHECKINS };
 
+/* Each page: what the command does, the options only it takes, and examples. */
 static const struct {
-    const char *name, *args, *what;
+    const char *name, *args, *what, *options, *examples;
 } actions[] = {
     [UPLOAD] = {"upload", "FILE [--platform P] [--frontend --platform P [--version LABEL]]",
                 "Upload a firmware image (identified by the server from its app descriptor) or,\n"
-                "with --frontend, a LittleFS frontend image for platform P."},
+                "with --frontend, a LittleFS frontend image for platform P.",
+                "  --platform P       the platform the release belongs to (firmware: default the\n"
+                "                     project name in its app descriptor; a frontend: required)\n"
+                "  --frontend         FILE is a LittleFS frontend image (aloft mkfs), not firmware\n"
+                "  --version LABEL    the frontend release's label (default: the first 12 hex\n"
+                "                     digits of its SHA-256)\n",
+                "  aloft server upload build/hello-aloft.bin\n"
+                "  aloft server upload build/www.bin --frontend --platform hello-aloft --version 2.0\n"},
     [RELEASES] = {"releases", "[PLATFORM [--frontend]]",
                   "A platform's release history, newest upload first; * marks the current one.\n"
-                  "Without PLATFORM: every platform with its chip, current release and counts."},
+                  "Without PLATFORM: every platform with its chip, current release and counts.",
+                  "  --frontend         the platform's frontend releases instead of its firmware\n",
+                  "  aloft server releases\n"
+                  "  aloft server releases hello-aloft --frontend\n"},
     [PIN] = {"pin", "PLATFORM VERSION [--frontend]",
-             "Serve VERSION to the platform's devices, older or not: this is how to downgrade."},
-    [UNPIN] = {"unpin", "PLATFORM [--frontend]", "Back to serving the newest release."},
-    [DEVICES] = {"devices", "[PLATFORM]", "The device inventory: every device's last check-in and outcome report."},
+             "Serve VERSION to the platform's devices, older or not: this is how to downgrade.\n"
+             "The pin holds until unpin, whatever is uploaded meanwhile.",
+             "  --frontend         pin a frontend release (VERSION: its label) instead of firmware\n",
+             "  aloft server pin hello-aloft 1.0.0      # devices on 1.1.0 are offered 1.0.0\n"},
+    [UNPIN] = {"unpin", "PLATFORM [--frontend]", "Back to serving the newest release.",
+               "  --frontend         unpin the platform's frontend instead of its firmware\n",
+               "  aloft server unpin hello-aloft\n"},
+    [DEVICES] = {"devices", "[PLATFORM]",
+                 "The device inventory: every device's last check-in and outcome report; with\n"
+                 "PLATFORM only that platform's devices.",
+                 "", "  aloft server devices hello-aloft --json\n"},
     [ROLLOUT] = {"rollout",
                  "start PLATFORM VERSION [--stages 1,10,50,100] [--max-failures N|N%] [--auto-advance N|N%]\n"
                  "       aloft server rollout advance|pause|resume|abort|show ID\n"
@@ -44,29 +63,45 @@ static const struct {
                  "(a count, or a percentage of the devices offered; default 5%) halt it.\n"
                  "--auto-advance: open the next stage by itself once N devices offered in the\n"
                  "current stage (or N% of them, at least one) succeeded; else only on command.\n"
-                 "advance opens the next stage (after the last: completed); show without ID lists all."},
+                 "advance opens the next stage (after the last: completed); pause stops offering\n"
+                 "VERSION to new devices until resume; abort ends it; show without ID lists all.",
+                 "  --stages LIST      the stages' shares of the devices in percent, ascending,\n"
+                 "                     1 to 10 of them (default 1,10,50,100)\n"
+                 "  --max-failures N|N%  halt after more than N failures, or more than N% of the\n"
+                 "                     devices offered (default 5%)\n"
+                 "  --auto-advance N|N%  open the next stage once N devices (or N%) of the current\n"
+                 "                     one succeeded (default: only on `advance`)\n",
+                 "  aloft server rollout start hello-aloft 1.2.0 --stages 5,50,100 --auto-advance 90%\n"
+                 "  aloft server rollout show 1\n"
+                 "  aloft server rollout abort 1\n"},
     [WHITELIST] = {"whitelist", "PLATFORM [on | off | add MAC... | remove MAC...]",
                    "A platform's MAC whitelist (off by default). When on, even empty, only the\n"
-                   "devices on it are offered updates; the others get 403. Without a verb: show it."},
+                   "devices on it are offered updates; the others get 403. Without a verb: show it.\n"
+                   "on/off: turn it on or off; add/remove: MACs such as 24:0A:C4:00:00:01.",
+                   "", "  aloft server whitelist hello-aloft add 24:0A:C4:00:00:01 24:0A:C4:00:00:02\n"
+                       "  aloft server whitelist hello-aloft on\n"},
     [SIGNING] = {"signing", "PLATFORM [add KEY... | remove KEY...]",
                  "A platform's signing policy. Once it has a key, every upload must carry a secure\n"
                  "boot v2 signature (aloft image sign) by one of its keys; others are refused with\n"
                  "422. KEY: a public key digest (64 hex digits) or a PEM key file, whose digest is\n"
-                 "sent. With no key left, unsigned uploads are taken again. Without a verb: show it."},
+                 "sent. With no key left, unsigned uploads are taken again. Without a verb: show it.",
+                 "", "  aloft keygen --scheme rsa3072 -o signing.pem\n"
+                     "  aloft server signing hello-aloft add signing.pem\n"},
     [CREDENTIAL] = {"credential", "MAC",
                     "The secret the device with this MAC signs its outcome reports with: provision it\n"
                     "into the device (aloft-node --server-key, or the NVS key security/server_key on\n"
                     "an ESP32). aloftd refuses a report that is not signed, so a forged one never\n"
                     "halts or advances a rollout. Derived from the server's device key: nothing to\n"
-                    "store per device.\n\n"
-                    "example:\n  aloft-node --flash dev1.bin --server http://aloftd:8080 \\\n"
-                    "      --server-key \"$(aloft server credential 24:0A:C4:00:00:01)\""},
+                    "store per device.",
+                    "", "  aloft-node --flash dev1.bin --server http://aloftd:8080 --mac 24:0A:C4:00:00:01 \\\n"
+                        "      --server-key \"$(aloft server credential 24:0A:C4:00:00:01)\"\n"},
     [CHECKINS] = {"checkins", "PLATFORM [settle | report-only]",
                   "Whether a check-in may settle a device in a rollout (settle, the default): back\n"
                   "on the release it succeeded, on another version it failed. Check-ins are not\n"
                   "signed (plain HTTPUpdate clients cannot sign), so anyone who reaches /update can\n"
                   "forge them. report-only: only signed reports count, for fleets of aloft devices\n"
-                  "(they report every outcome). Without a verb: show it."},
+                  "(they report every outcome). Without a verb: show it.",
+                  "", "  aloft server checkins hello-aloft report-only\n"},
 };
 
 struct opts {
@@ -277,17 +312,86 @@ static void add_threshold(cJSON *body, const char *key, const char *arg)
         cJSON_AddStringToObject(body, key, arg);
 }
 
-static int usage(FILE *out, enum action a, int status)
+/* The usage line of an action, into buf. */
+static const char *synopsis(enum action a, char *buf, size_t cap)
 {
-    fprintf(out,
-            "usage: aloft server %s %s [--server URL] [--token T | --token-file F] [--json]\n\n%s\n\n"
-            "  --server URL       the aloftd (default $ALOFT_SERVER, else http://127.0.0.1:8080)\n"
-            "  --token T          the admin token (default $ALOFT_TOKEN)\n"
-            "  --token-file F     read the token from F (default $ALOFT_TOKEN_FILE)\n"
-            "  --json             print the server's JSON reply\n"
-            "\nexit status: 0 done, 1 the server refused or could not be reached, 2 usage error\n",
-            actions[a].name, actions[a].args, actions[a].what);
-    return status;
+    snprintf(buf, cap, "usage: aloft server %s %s [--server URL] [--token T | --token-file F] [--json]\n",
+             actions[a].name, actions[a].args);
+    return buf;
+}
+
+static int usage_error(char *const argv[], enum action a, int ch)
+{
+    char syn[600];
+    return aloft_usage_bad_option(argv[0], synopsis(a, syn, sizeof syn), ch, argv);
+}
+
+/* The words after the action (n of them) and the options: what is missing
+ * or out of place, into why; false when they go together. */
+static bool wrong_words(enum action a, const struct opts *o, int n, char *const w[], char *why, size_t cap)
+{
+    static const char *const first[] = {[UPLOAD] = "FILE", [PIN] = "PLATFORM and VERSION", [UNPIN] = "PLATFORM",
+                                         [ROLLOUT] = "start, advance, pause, resume, abort or show",
+                                         [WHITELIST] = "PLATFORM", [SIGNING] = "PLATFORM", [CREDENTIAL] = "MAC",
+                                         [CHECKINS] = "PLATFORM"};
+    bool listing = a == WHITELIST || a == SIGNING, start = a == ROLLOUT && n && !strcmp(w[0], "start");
+    int max = a == PIN || a == CHECKINS ? 2 : a == ROLLOUT ? 3 : listing ? 64 : 1;
+    const char *verb = n >= 2 ? w[1] : "";
+    if (!n && first[a])
+        snprintf(why, cap, "missing %s", first[a]);
+    else if (a == PIN && n == 1)
+        snprintf(why, cap, "missing VERSION");
+    else if (n > max)
+        snprintf(why, cap, "unexpected argument '%s'", w[max]);
+    else if ((o->platform || o->version) && a != UPLOAD)
+        snprintf(why, cap, "--platform and --version go with upload");
+    else if (o->frontend && (a == DEVICES || a == ROLLOUT || a == CREDENTIAL || a == CHECKINS || listing ||
+                             (a == RELEASES && !n)))
+        snprintf(why, cap, "--frontend goes with upload, pin, unpin and releases PLATFORM");
+    else if (a == UPLOAD && o->frontend && !o->platform)
+        snprintf(why, cap, "missing --platform P: a frontend is uploaded for a platform");
+    else if (a == UPLOAD && !o->frontend && o->version)
+        snprintf(why, cap, "--version labels a frontend (--frontend); a firmware's is in its app descriptor");
+    else if ((o->stages || o->max_failures || o->auto_advance) && !start)
+        snprintf(why, cap, "--stages, --max-failures and --auto-advance go with rollout start");
+    else if (a == ROLLOUT && start && n < 3)
+        snprintf(why, cap, "missing %s", n == 1 ? "PLATFORM and VERSION" : "VERSION");
+    else if (a == ROLLOUT && !start && strcmp(w[0], "show") && strcmp(w[0], "advance") && strcmp(w[0], "pause") &&
+             strcmp(w[0], "resume") && strcmp(w[0], "abort"))
+        snprintf(why, cap, "unknown rollout command '%s' (start, advance, pause, resume, abort or show)", w[0]);
+    else if (a == ROLLOUT && !start && n > 2)
+        snprintf(why, cap, "unexpected argument '%s'", w[2]);
+    else if (a == ROLLOUT && !start && strcmp(w[0], "show") && n < 2)
+        snprintf(why, cap, "missing ID");
+    else if (a == WHITELIST && n >= 2 && (!strcmp(verb, "on") || !strcmp(verb, "off")) && n > 2)
+        snprintf(why, cap, "unexpected argument '%s'", w[2]);
+    else if (listing && n >= 2 && strcmp(verb, "add") && strcmp(verb, "remove") &&
+             (a == SIGNING || (strcmp(verb, "on") && strcmp(verb, "off"))))
+        snprintf(why, cap, "unknown verb '%s' (%s)", verb, a == SIGNING ? "add or remove" : "on, off, add or remove");
+    else if (a == CHECKINS && n == 2 && strcmp(verb, "settle") && strcmp(verb, "report-only"))
+        snprintf(why, cap, "unknown verb '%s' (settle or report-only)", verb);
+    else if (listing && n == 2 && (!strcmp(verb, "add") || !strcmp(verb, "remove")))
+        snprintf(why, cap, "missing %s", a == SIGNING ? "KEY" : "MAC");
+    else
+        return false;
+    return true;
+}
+
+static int help(enum action a)
+{
+    char syn[600];
+    printf("%s\n%s\n\n"
+           "%s"
+           "  --server URL       the aloftd (default $ALOFT_SERVER, else http://127.0.0.1:8080)\n"
+           "  --token T          the admin token (default $ALOFT_TOKEN)\n"
+           "  --token-file F     read the token from F (default $ALOFT_TOKEN_FILE); aloftd\n"
+           "                     prints the token on its first start, or writes it to its\n"
+           "                     --admin-token-file\n"
+           "  --json             print the server's JSON reply (for scripts)\n"
+           "\nexample:\n%s"
+           "\nexit status: 0 done, 1 the server refused or could not be reached, 2 usage error\n",
+           synopsis(a, syn, sizeof syn), actions[a].what, actions[a].options, actions[a].examples);
+    return 0;
 }
 
 /* The token from flags, a file or the environment; NULL with a message. */
@@ -329,7 +433,8 @@ static int server(int argc, char **argv, enum action a)
     const char *token = NULL, *token_file = NULL;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", lopts, NULL)) != -1) {
         switch (c) {
         case 's': o.server = optarg; break;
         case 't': token = optarg; break;
@@ -341,41 +446,18 @@ static int server(int argc, char **argv, enum action a)
         case 'S': o.stages = optarg; break;
         case 'M': o.max_failures = optarg; break;
         case 'A': o.auto_advance = optarg; break;
-        case 'h': return usage(stdout, a, 0);
-        default: return usage(stderr, a, 2);
+        case 'h': return help(a);
+        default: return usage_error(argv, a, c);
         }
     }
     int nargs = argc - optind;
-    bool listing = a == WHITELIST || a == SIGNING;
-    int want_min = a == UPLOAD || a == UNPIN || a == ROLLOUT || a == CREDENTIAL || a == CHECKINS || listing ? 1
-                   : a == PIN                                                                              ? 2
-                                                                                                           : 0;
-    int want_max = a == PIN || a == CHECKINS ? 2 : a == ROLLOUT ? 3 : listing ? 64 : 1;
+    char why[300];
+    if (wrong_words(a, &o, nargs, argv + optind, why, sizeof why)) {
+        char syn[600];
+        return aloft_usage_error(argv[0], synopsis(a, syn, sizeof syn), "%s", why);
+    }
     const char *verb = nargs > 0 ? argv[optind] : "";
     bool start = a == ROLLOUT && !strcmp(verb, "start");
-    bool misplaced = (o.platform && a != UPLOAD) || (o.version && a != UPLOAD) ||
-                     (o.frontend && (a == DEVICES || a == ROLLOUT || a == CREDENTIAL || a == CHECKINS || listing ||
-                                     (a == RELEASES && !nargs))) ||
-                     (a == CHECKINS && nargs == 2 && strcmp(argv[optind + 1], "settle") &&
-                      strcmp(argv[optind + 1], "report-only")) ||
-                     (a == UPLOAD && (o.frontend ? !o.platform : o.version != NULL)) ||
-                     ((o.stages || o.max_failures || o.auto_advance) && !start);
-    if (a == ROLLOUT && nargs >= 1) { /* start P V; show [ID]; the others ID */
-        bool other = !strcmp(verb, "advance") || !strcmp(verb, "pause") || !strcmp(verb, "resume") ||
-                     !strcmp(verb, "abort");
-        misplaced = misplaced || (start ? nargs != 3 : !strcmp(verb, "show") ? nargs > 2 : !other || nargs != 2);
-    }
-    if (a == WHITELIST && nargs >= 2) { /* P on|off; P add|remove MAC... */
-        const char *w = argv[optind + 1];
-        bool onoff = !strcmp(w, "on") || !strcmp(w, "off"), list = !strcmp(w, "add") || !strcmp(w, "remove");
-        misplaced = misplaced || (onoff ? nargs != 2 : !list || nargs < 3);
-    }
-    if (a == SIGNING && nargs >= 2) { /* P add|remove KEY... */
-        const char *w = argv[optind + 1];
-        misplaced = misplaced || (strcmp(w, "add") && strcmp(w, "remove")) || nargs < 3;
-    }
-    if (nargs < want_min || nargs > want_max || misplaced)
-        return usage(stderr, a, 2);
     if (!o.server)
         o.server = getenv("ALOFT_SERVER") && *getenv("ALOFT_SERVER") ? getenv("ALOFT_SERVER") : "http://127.0.0.1:8080";
     char *tok = load_token(token, token_file);

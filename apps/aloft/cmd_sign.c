@@ -19,13 +19,6 @@
 
 #define EXIT_USAGE 2
 
-static int usage_error(const char *cmd, const char *usage)
-{
-    fprintf(stderr, "%s", usage);
-    (void)cmd;
-    return EXIT_USAGE;
-}
-
 static const char keygen_usage[] =
     "usage: aloft keygen --scheme rsa3072|ecdsa256|ecdsa384 -o KEY.pem\n"
     "\n"
@@ -56,11 +49,13 @@ int aloft_cmd_keygen(int argc, char **argv)
             printf("%s", keygen_usage);
             return 0;
         } else if (c != 's') {
-            return usage_error("keygen", keygen_usage);
+            return aloft_usage_bad_option(argv[0], keygen_usage, c, argv);
         }
     }
-    if (scheme < 0 || !out || optind != argc)
-        return usage_error("keygen", keygen_usage);
+    if (optind != argc)
+        return aloft_usage_error(argv[0], keygen_usage, "unexpected argument '%s'", argv[optind]);
+    if (scheme < 0 || !out)
+        return aloft_usage_error(argv[0], keygen_usage, "missing %s", scheme < 0 ? "--scheme" : "-o KEY.pem");
     char err[200];
     if (aloft_signing_keygen(scheme, out, err, sizeof err)) {
         fprintf(stderr, "aloft keygen: %s\n", err);
@@ -158,10 +153,14 @@ int aloft_cmd_image_sign(int argc, char **argv)
         else if (c == 'h')
             return printf("%s", sign_usage), 0;
         else if (c != 'k')
-            return usage_error("sign", sign_usage);
+            return aloft_usage_bad_option(argv[0], sign_usage, c, argv);
     }
-    if (!nkeys || !out || optind != argc - 1)
-        return usage_error("sign", sign_usage);
+    if (optind == argc)
+        return aloft_usage_error(argv[0], sign_usage, "missing FILE");
+    if (optind < argc - 1)
+        return aloft_usage_error(argv[0], sign_usage, "unexpected argument '%s'", argv[optind + 1]);
+    if (!nkeys || !out)
+        return aloft_usage_error(argv[0], sign_usage, "missing %s", !nkeys ? "--key KEY.pem" : "-o OUT");
     uint8_t *img = NULL, sector[ALOFT_SIG_SECTOR_BYTES];
     size_t len = 0;
     unsigned kept = 0;
@@ -296,11 +295,15 @@ int aloft_cmd_image_verify(int argc, char **argv)
         } else if (c == 'h') {
             return printf("%s", verify_usage), 0;
         } else {
-            return usage_error("verify", verify_usage);
+            return aloft_usage_bad_option(argv[0], verify_usage, c, argv);
         }
     }
-    if (!nt || optind != argc - 1)
-        return usage_error("verify", verify_usage);
+    if (optind == argc)
+        return aloft_usage_error(argv[0], verify_usage, "missing FILE");
+    if (optind < argc - 1)
+        return aloft_usage_error(argv[0], verify_usage, "unexpected argument '%s'", argv[optind + 1]);
+    if (!nt)
+        return aloft_usage_error(argv[0], verify_usage, "missing --key PUB.pem or --digest HEX");
     const char *path = argv[optind];
     uint8_t *img;
     size_t len;

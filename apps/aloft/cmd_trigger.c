@@ -25,8 +25,9 @@ static const char help[] =
     "Publish an OTA trigger {\"type\":\"ota_trigger\",\"url\":URL,...} over MQTT. Devices (aloft-node\n"
     "--mqtt, or firmware running the aloft agent) download URL themselves and apply it.\n"
     "Topics: aloft/<platform>/cmd reaches every device of a platform, aloft/<platform>/<id>/cmd\n"
-    "one device; --topic publishes anywhere (seed style: /switch/cmd/root). Devices answer on\n"
-    "their retained state topic aloft/<platform>/<id>/state, echoing the trigger's id.\n"
+    "one device; --topic publishes anywhere (e.g. /switch/cmd/root, where existing\n"
+    "firmware listens). Devices answer on their retained state topic\n"
+    "aloft/<platform>/<id>/state, echoing the trigger's id.\n"
     "\n"
     "  --broker HOST:PORT   the MQTT broker (or env ALOFT_BROKER)\n"
     "  --platform NAME      every device of the platform (with --device: the device's platform)\n"
@@ -122,13 +123,12 @@ static uint64_t now_ms(void)
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
 {
+    char what[600];
     va_list ap;
     va_start(ap, fmt);
-    fputs("aloft trigger: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputs(" (see aloft trigger --help)\n", stderr);
+    vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    return 2;
+    return aloft_usage_error("aloft trigger", help, "%s", what);
 }
 
 static void note(const struct dev *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -471,7 +471,8 @@ static int parse(int argc, char **argv, struct args *a)
     a->timeout = 300;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         char *end = NULL;
         switch (c) {
         case 'b': a->broker = optarg; break;
@@ -508,7 +509,7 @@ static int parse(int argc, char **argv, struct args *a)
             break;
         }
         case 'h': fputs(help, stdout); return 1;
-        default: fputs(help, stderr); return 2;
+        default: return aloft_usage_bad_option(argv[0], help, c, argv);
         }
     }
     const char *colon = a->broker ? strrchr(a->broker, ':') : NULL;

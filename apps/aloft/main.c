@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "aloft_version.h"
 #include "cmd.h"
 
 struct command {
@@ -48,7 +49,8 @@ static const struct command commands[] = {
 
 static void usage(FILE *out, const char *group)
 {
-    fprintf(out, "usage: aloft <command> [<sub-command>] [options]   (each takes --help)\n\n");
+    fprintf(out, "usage: aloft <command> [<sub-command>] [options]   (each takes --help)\n"
+                 "       aloft --version\n\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (!group || !strcmp(group, commands[i].group))
             fprintf(out, "  aloft %-8s %-8s %s\n", commands[i].group, commands[i].name ? commands[i].name : "",
@@ -58,19 +60,30 @@ static void usage(FILE *out, const char *group)
 
 int main(int argc, char **argv)
 {
+    if (argc == 2 && !strcmp(argv[1], "--version")) {
+        printf("aloft %s\n", ALOFT_VERSION);
+        return 0;
+    }
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout, NULL);
         return argc < 2 ? 2 : 0;
     }
     bool known_group = false;
+    char name[64]; /* argv[0] of the command: getopt's messages start with it */
     for (size_t i = 0; i < N_COMMANDS; i++) {
         if (strcmp(argv[1], commands[i].group))
             continue;
-        if (!commands[i].name)
+        snprintf(name, sizeof name, "aloft %s%s%s", commands[i].group, commands[i].name ? " " : "",
+                 commands[i].name ? commands[i].name : "");
+        if (!commands[i].name) {
+            argv[1] = name;
             return commands[i].run(argc - 1, argv + 1);
+        }
         known_group = true;
-        if (argc >= 3 && !strcmp(argv[2], commands[i].name))
+        if (argc >= 3 && !strcmp(argv[2], commands[i].name)) {
+            argv[2] = name;
             return commands[i].run(argc - 2, argv + 2);
+        }
     }
     if (!known_group) {
         fprintf(stderr, "aloft: unknown command '%s'\n\n", argv[1]);

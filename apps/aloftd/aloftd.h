@@ -89,6 +89,8 @@ enum MHD_Result aloftd_credential_route(struct aloftd *d, struct MHD_Connection 
 /* GET/POST /api/platforms/<p>/checkins: may unsigned check-ins settle rollouts? */
 enum MHD_Result aloftd_checkins(struct aloftd *d, struct MHD_Connection *c, const struct aloft_store_platform *p,
                                 bool post, const char *body, size_t len, bool too_big);
+/* aloftd --rotate-admin-token: a new token, and every earlier one refused. */
+int aloftd_token_rotate(struct aloftd *d);
 
 /* upload.c: POST /api/firmware, called for every piece of the body. */
 enum MHD_Result aloftd_upload(struct aloftd *d, struct MHD_Connection *c, struct aloftd_request *req,
@@ -116,7 +118,7 @@ void aloftd_blob_path(const struct aloftd *d, const char *sha256, char *out, siz
 
 /* ui.c: GET /, /admin, /admin/<file>: the admin UI's static files. */
 enum MHD_Result aloftd_ui(struct aloftd *d, struct MHD_Connection *c, const char *url, bool get);
-/* Where the build puts the UI: <directory of the executable>/../admin. */
+/* Where the UI is: installed next to the program, or where the build puts it. */
 void aloftd_ui_default(char *out, size_t cap);
 /* At start: where the UI is served from, or that it is not built. */
 void aloftd_ui_log(const struct aloftd *d);

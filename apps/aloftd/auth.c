@@ -150,3 +150,46 @@ int aloftd_token_setup(struct aloftd *d)
                d->token_file ? d->token_file : "", token);
     return 0;
 }
+
+/* The new token is stored before any old one is dropped and its file is
+ * replaced whole (rename), so a failure at any step leaves a token that
+ * works: the old ones, or the new one beside them. */
+int aloftd_token_rotate(struct aloftd *d)
+{
+    char token[65], tmp[4200];
+    uint8_t dg[32];
+    if (aloftd_random_hex(token)) {
+        fprintf(stderr, "aloftd: no random numbers for a token: %s\n", strerror(errno));
+        return 1;
+    }
+    digest(token, strlen(token), dg);
+    if (d->token_file) {
+        snprintf(tmp, sizeof tmp, "%s.new", d->token_file);
+        unlink(tmp); /* a rotation that stopped half way */
+        if (write_token_file(tmp, token)) {
+            fprintf(stderr, "aloftd: %s: %s; the admin token is unchanged\n", tmp, strerror(errno));
+            return 1;
+        }
+    }
+    if (aloft_store_token_add(d->store, dg)) {
+        fprintf(stderr, "aloftd: %s; the admin token is unchanged\n", aloft_store_error());
+        if (d->token_file)
+            unlink(tmp);
+        return 1;
+    }
+    if (d->token_file && rename(tmp, d->token_file)) {
+        fprintf(stderr, "aloftd: %s: %s; the old tokens still work, and so does the new one: %s\n", d->token_file,
+                strerror(errno), token);
+        unlink(tmp);
+        return 1;
+    }
+    if (aloft_store_token_keep_only(d->store, dg)) {
+        fprintf(stderr, "aloftd: %s; the old tokens still work, and so does the new one%s%s\n", aloft_store_error(),
+                d->token_file ? " in " : ": ", d->token_file ? d->token_file : token);
+        return 1;
+    }
+    aloftd_log("admin token rotated; every earlier token is refused from now on (shown once; only its SHA-256 is "
+               "stored%s%s): %s",
+               d->token_file ? "; also in " : "", d->token_file ? d->token_file : "", token);
+    return 0;
+}

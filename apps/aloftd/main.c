@@ -13,11 +13,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aloft_version.h"
 #include "aloftd.h"
 #include "file.h"
 
 static const char usage[] =
     "usage: aloftd [options]\n"
+    "       aloftd --version\n"
     "\n"
     "The aloft update server: stores firmware and frontend releases, identified from\n"
     "their own app descriptors; tells devices whether to update (GET /update, the\n"
@@ -66,8 +68,12 @@ static const char usage[] =
     "  --public-url URL         the base of download URLs in triggers (default\n"
     "                           http://<listen address>)                 env ALOFT_PUBLIC_URL\n"
     "  --ui DIR                 the built admin web UI, served at /admin/ (default: the\n"
-    "                           build's, <aloftd's directory>/../admin; make www builds it)\n"
+    "                           installed one, <aloftd's directory>/../share/aloft/admin, or\n"
+    "                           in a build, <aloftd's directory>/../admin; make www builds it)\n"
     "                                                                          env ALOFT_UI\n"
+    "  --rotate-admin-token     make a new admin token, refuse every earlier one, print the\n"
+    "                           new one (and write it to admin-token-file) and exit; a\n"
+    "                           running aloftd on the same database takes it at once\n"
     "  --config FILE            settings as `key = value` lines (keys: listen, data, db,\n"
     "                           admin-token-file, max-upload, threads, max-connections,\n"
     "                           max-per-address, head-timeout, idle-timeout, tls-cert,\n"
@@ -326,14 +332,17 @@ static bool number_setting(int i, long lo, long hi, unsigned *out)
 int main(int argc, char **argv)
 {
     /* --KEY VALUE for every setting (getopt's val: 256 + its index), and --config */
-    enum { OPT_CONFIG = 256 + S_COUNT };
-    struct option opts[S_COUNT + 3];
+    enum { OPT_CONFIG = 256 + S_COUNT, OPT_VERSION, OPT_ROTATE };
+    struct option opts[S_COUNT + 5];
     for (int i = 0; i < S_COUNT; i++)
         opts[i] = (struct option){settings[i].key, required_argument, NULL, 256 + i};
     opts[S_COUNT] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
     opts[S_COUNT + 1] = (struct option){"help", no_argument, NULL, 'h'};
-    opts[S_COUNT + 2] = (struct option){NULL, 0, NULL, 0};
+    opts[S_COUNT + 2] = (struct option){"version", no_argument, NULL, OPT_VERSION};
+    opts[S_COUNT + 3] = (struct option){"rotate-admin-token", no_argument, NULL, OPT_ROTATE};
+    opts[S_COUNT + 4] = (struct option){NULL, 0, NULL, 0};
     const char *config = NULL;
+    bool rotate = false;
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (o >= 256 && o < 256 + S_COUNT) {
@@ -343,6 +352,11 @@ int main(int argc, char **argv)
             config = optarg;
         } else if (o == 'h') {
             fputs(usage, stdout);
+            return 0;
+        } else if (o == OPT_ROTATE) {
+            rotate = true;
+        } else if (o == OPT_VERSION) {
+            printf("aloftd %s\n", ALOFT_VERSION);
             return 0;
         } else {
             fputs(usage, stderr);
@@ -410,7 +424,8 @@ int main(int argc, char **argv)
     snprintf(d.tmp_dir, sizeof d.tmp_dir, "%s/tmp", d.data);
     if (make_dir(d.data) || make_dir(d.firmware_dir) || make_dir(d.tmp_dir))
         return 1;
-    clean_tmp(d.tmp_dir, strncmp(d.db, "sqlite:", 7) != 0);
+    if (!rotate) /* a running aloftd may be receiving an upload there */
+        clean_tmp(d.tmp_dir, strncmp(d.db, "sqlite:", 7) != 0);
 
     char err[600];
     if (aloft_store_open(&d.store, d.db, err, sizeof err)) {
@@ -422,6 +437,11 @@ int main(int argc, char **argv)
     char shown[4300];
     shown_url(d.db, shown, sizeof shown);
     aloftd_log("database %s (schema %d), files in %s", shown, schema, d.firmware_dir);
+    if (rotate) {
+        int rc = aloftd_token_rotate(&d);
+        aloft_store_close(d.store);
+        return rc;
+    }
     if (aloftd_token_setup(&d) || aloftd_credential_setup(&d)) {
         aloft_store_close(d.store);
         return 1;

@@ -17,6 +17,9 @@
 
 #include "aloftd.h"
 
+/* Next to the program: a build's <build>/bin/aloftd serves <build>/admin
+ * (make www), an installed <prefix>/bin/aloftd <prefix>/share/aloft/admin
+ * (make install): the installed one when it has an index.html. */
 void aloftd_ui_default(char *out, size_t cap)
 {
     char exe[PATH_MAX];
@@ -26,10 +29,16 @@ void aloftd_ui_default(char *out, size_t cap)
         return;
     }
     exe[n] = 0;
-    char *slash = strrchr(exe, '/'); /* <build>/bin/aloftd -> <build>/admin */
+    char *slash = strrchr(exe, '/');
     if (slash)
         *slash = 0;
-    snprintf(out, cap, "%s/../admin", slash ? exe : ".");
+    const char *dir = slash ? exe : ".";
+    char index[PATH_MAX + 64];
+    snprintf(index, sizeof index, "%s/../share/aloft/admin/index.html", dir);
+    if (access(index, R_OK) == 0)
+        snprintf(out, cap, "%s/../share/aloft/admin", dir);
+    else
+        snprintf(out, cap, "%s/../admin", dir);
 }
 
 void aloftd_ui_log(const struct aloftd *d)

@@ -2,7 +2,7 @@
  * temporary directory, curl as the client. Every decision of GET /update with the
  * exact HTTPUpdate headers, the kstobbe server's defects as regressions, the
  * two real ESP-IDF releases, pin and downgrade, Range and resume, admin
- * authentication, refused uploads that store nothing, path traversal,
+ * authentication and token rotation, refused uploads that store nothing, path traversal,
  * frontends, restarts and concurrent uploads.
  *
  * The suite runs twice (CTest: test_aloftd, test_aloftd_pg): on SQLite and,
@@ -804,6 +804,69 @@ static void test_admin_auth(void **state)
     assert_int_equal(aloftd_start(&other, args2), -1); /* too short to be a token */
 }
 
+/* aloftd --rotate-admin-token against the database: its output in *out. */
+static int rotate(char **out, const char *token_file)
+{
+    const char *argv[] = {"aloftd", "--data", srv.data, "--admin-token-file", token_file, "--rotate-admin-token", NULL};
+    if (srv.db[0])
+        setenv("ALOFT_DB", srv.db, 1);
+    int rc = aloft_test_run(out, argv);
+    unsetenv("ALOFT_DB");
+    return rc;
+}
+
+static int admin_status(const char *token)
+{
+    char auth[200];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+    const char *h[] = {"-H", auth, NULL};
+    struct e2e_http r;
+    int status = aloftd_get(&srv, &r, "/api/platforms", h);
+    e2e_http_free(&r);
+    return status;
+}
+
+/* A rotation makes a new token and refuses every earlier one, at once on a
+ * running server; one that fails changes nothing. */
+static void test_rotate_token(void **state)
+{
+    (void)state;
+    const char *token_file = e2e_path("rotate-token");
+    const char *args[] = {"--admin-token-file", token_file, NULL};
+    start("rotate", args);
+    char old[sizeof srv.token];
+    snprintf(old, sizeof old, "%s", srv.token);
+    assert_int_equal(admin_status(old), 200);
+
+    char *out;
+    assert_int_equal(rotate(&out, token_file), 0);
+    assert_non_null(strstr(out, "admin token rotated"));
+    size_t len;
+    char *now = (char *)e2e_file_read(token_file, &len);
+    assert_int_equal(len, 65);
+    now[64] = 0;
+    assert_non_null(strstr(out, now)); /* printed once, and written to the file */
+    assert_string_not_equal(now, old);
+    free(out);
+    struct stat st;
+    assert_int_equal(stat(token_file, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(admin_status(old), 401);
+    assert_int_equal(admin_status(now), 200);
+
+    /* a token file that cannot be written: nothing changes */
+    assert_int_equal(rotate(&out, e2e_path("no-such-dir/token")), 1);
+    free(out);
+    assert_int_equal(admin_status(now), 200);
+
+    /* a restart with the file accepts the rotated token and prints none */
+    assert_int_equal(aloftd_stop(&srv), 0);
+    assert_int_equal(aloftd_start(&srv, args), 0);
+    assert_int_equal(admin_status(now), 200);
+    assert_int_equal(admin_status(old), 401);
+    free(now);
+}
+
 /* Refused uploads say why and leave nothing behind. */
 static void test_upload_refusals(void **state)
 {
@@ -1325,6 +1388,7 @@ int main(void)
         cmocka_unit_test_teardown(test_download_range, aloftd_teardown),
         cmocka_unit_test_teardown(test_path_traversal, aloftd_teardown),
         cmocka_unit_test_teardown(test_admin_auth, aloftd_teardown),
+        cmocka_unit_test_teardown(test_rotate_token, aloftd_teardown),
         cmocka_unit_test_teardown(test_upload_refusals, aloftd_teardown),
         cmocka_unit_test_teardown(test_frontend, aloftd_teardown),
         cmocka_unit_test_teardown(test_restart, aloftd_teardown),

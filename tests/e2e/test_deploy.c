@@ -7,7 +7,7 @@
  * below the harness's own range, so `aloft discover 127.0.0.96/28 --port P`
  * sees exactly this executable's running nodes. Every test starts its own
  * nodes from fresh flash files and stops them by PID in its teardown. */
-#include "e2e.h"
+#include "aloftd_harness.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -737,6 +737,38 @@ static void test_discover_status(void **state)
     run_free(&r);
 }
 
+/* A web server that is not an aloft device (aloftd: GET /ota/status is 404
+ * there) answered: aloft status says so, never "unreachable". */
+static void test_not_a_device(void **state)
+{
+    (void)state;
+    struct aloftd_proc web;
+    aloftd_init(&web, "not-a-device");
+    assert_int_equal(aloftd_start(&web, NULL), 0);
+    const char *addr = web.url + strlen("http://");
+    struct run r;
+    const char *st[] = {"status", addr, NULL};
+    run_aloft(&r, st);
+    assert_int_equal(r.code, 1);
+    char row[1200];
+    snprintf(row, sizeof row, "%-22s a web server, but not an aloft device (GET /ota/status: HTTP 404)", addr);
+    if (!strstr(r.out, row))
+        dump(&r);
+    assert_non_null(strstr(r.out, row));
+    assert_null(strstr(r.out, "unreachable"));
+    run_free(&r);
+
+    const char *st_json[] = {"status", addr, "--json", NULL};
+    run_aloft(&r, st_json);
+    assert_int_equal(r.code, 1);
+    const cJSON *d = cJSON_GetArrayItem(r.json, 0);
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(d, "ok")));
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "reachable")));
+    assert_non_null(strstr(e2e_jstr(d, "error"), "not an aloft device"));
+    run_free(&r);
+    assert_int_equal(aloftd_stop(&web), 0);
+}
+
 /* deploy --frontend flips the active www slot on every node, and back. */
 static void test_frontend(void **state)
 {
@@ -933,6 +965,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_max_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_verify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discover_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_a_device, setup, teardown),
         cmocka_unit_test_setup_teardown(test_frontend, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_help_and_errors, setup, teardown),

@@ -6,18 +6,25 @@
  *     address and the reason in its --log;
  *   - its flash file: a second node on it exits, also while the first
  *     restarts after an update (the lock outlives the re-execution);
+ *   - an app larger than its slot: --create names the file, the slot and
+ *     both sizes, and makes no flash file;
  *   - make run (scripts/run.sh) with a device address taken exits 1 naming
- *     it, and stops the broker and the server it had started. */
+ *     it, and stops the broker and the server it had started;
+ *   - make run twice on one directory: the second run's server holds the
+ *     demo release 1.0.0 alone, as its banner says, whatever the first run
+ *     uploaded; Ctrl-C on its terminal ends each run quietly, status 0. */
 #include "e2e.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -210,6 +217,25 @@ static void test_flash_locked(void **state)
     e2e_node_stop(&a);
 }
 
+/* An app larger than its slot: --create says which file, which slot and
+ * both sizes, and leaves no flash file behind. */
+static void test_app_too_big(void **state)
+{
+    (void)state;
+    const char *big = e2e_path("too-big.bin"), *flash = e2e_path("too-big.img");
+    e2e_image(big, "esp32s3", "1.0.0", 1100000, NULL);
+    const char *args[] = {"--create", "--flash-size", "4M", "--firmware", big, "--flash", flash, NULL};
+    char *log;
+    assert_int_equal(run_node("too-big.out", args, &log), 1);
+    char want[400];
+    snprintf(want, sizeof want, "%s (1100000 bytes) does not fit partition ota_0 (983040 bytes)", big);
+    if (!strstr(log, want))
+        fprintf(stderr, "aloft-node said:\n%s\n(want '%s')\n", log, want);
+    assert_non_null(strstr(log, want));
+    free(log);
+    assert_int_equal(access(flash, F_OK), -1);
+}
+
 static bool listening(const char *host, uint16_t port)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
@@ -220,16 +246,15 @@ static bool listening(const char *host, uint16_t port)
     return yes;
 }
 
-/* make run's script with its second device's address taken. */
-static void test_run_address_taken(void **state)
+/* make run's script on the hosts net.N+1 (broker and server) and
+ * net.N+2..4 (devices), with a www.bin of one page and its own directory. */
+static void run_env(const char *net, unsigned n)
 {
-    (void)state;
-    int fd = take("127.0.9.103:8032");
     char page[300], www[300], dir[300], out[300];
     snprintf(page, sizeof page, "%s", e2e_path("page"));
     snprintf(www, sizeof www, "%s", e2e_path("run-www.bin"));
-    snprintf(dir, sizeof dir, "%s", e2e_path("run"));
-    snprintf(out, sizeof out, "%s", e2e_path("run.out"));
+    snprintf(dir, sizeof dir, "%s/run-%u", e2e_dir(), n);
+    snprintf(out, sizeof out, "%s", e2e_path("mkfs.out"));
     mkdir(page, 0755);
     char index[320];
     snprintf(index, sizeof index, "%s/index.html", page);
@@ -241,12 +266,27 @@ static void test_run_address_taken(void **state)
     int status;
     assert_true(waitpid(e2e_spawn(aloft, mkfs, out, O_TRUNC, true), &status, 0) > 0 && status == 0);
 
+    char broker[64], server[64], devices[200];
+    snprintf(broker, sizeof broker, "%s.%u:1883", net, n + 1);
+    snprintf(server, sizeof server, "%s.%u:8080", net, n + 1);
+    snprintf(devices, sizeof devices, "%s.%u:8032 %s.%u:8032 %s.%u:8032", net, n + 2, net, n + 3, net, n + 4);
     setenv("BUILD", build, 1);
     setenv("ALOFT_RUN_DIR", dir, 1);
     setenv("ALOFT_RUN_WWW", www, 1);
-    setenv("ALOFT_RUN_BROKER", "127.0.9.101:1883", 1);
-    setenv("ALOFT_RUN_SERVER", "127.0.9.101:8080", 1);
-    setenv("ALOFT_RUN_DEVICES", "127.0.9.102:8032 127.0.9.103:8032 127.0.9.104:8032", 1);
+    setenv("ALOFT_RUN_BROKER", broker, 1);
+    setenv("ALOFT_RUN_SERVER", server, 1);
+    setenv("ALOFT_RUN_DEVICES", devices, 1);
+}
+
+/* make run's script with its second device's address taken. */
+static void test_run_address_taken(void **state)
+{
+    (void)state;
+    int fd = take("127.0.9.103:8032");
+    run_env("127.0.9", 100);
+    char out[300];
+    snprintf(out, sizeof out, "%s", e2e_path("run.out"));
+    int status;
     const char *argv[] = {ALOFT_SOURCE_DIR "/scripts/run.sh", NULL};
     pid_t pid = e2e_spawn(argv[0], argv, out, O_TRUNC, true);
     for (int i = 0; i < 1200 && waitpid(pid, &status, WNOHANG) == 0; i++)
@@ -273,6 +313,123 @@ static void test_run_address_taken(void **state)
     close(fd);
 }
 
+/* run.sh on a terminal of its own (a pty), as make run runs it. */
+struct term_run {
+    pid_t pid;
+    int fd;        /* the terminal's master side */
+    char out[1 << 16];
+    size_t len;
+};
+
+static void term_start(struct term_run *t)
+{
+    t->len = 0;
+    t->out[0] = 0;
+    t->pid = forkpty(&t->fd, NULL, NULL, NULL);
+    assert_true(t->pid >= 0);
+    if (t->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* its trap stops what it started */
+        execl(ALOFT_SOURCE_DIR "/scripts/run.sh", "run.sh", (char *)NULL);
+        _exit(127);
+    }
+}
+
+/* Read what it prints until needle appears (true) or it ends or 60 s pass. */
+static bool term_wait(struct term_run *t, const char *needle)
+{
+    for (int i = 0; i < 600 && !strstr(t->out, needle); i++) {
+        struct pollfd p = {.fd = t->fd, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t n = read(t->fd, t->out + t->len, sizeof t->out - 1 - t->len);
+        if (n <= 0)
+            break; /* every process on the terminal ended */
+        t->len += (size_t)n;
+        t->out[t->len] = 0;
+    }
+    return strstr(t->out, needle) != NULL;
+}
+
+/* Ctrl-C on its terminal: what it printed after, and its exit status. */
+static int term_ctrl_c(struct term_run *t, const char **after)
+{
+    size_t mark = t->len;
+    assert_int_equal(write(t->fd, "\x03", 1), 1);
+    term_wait(t, "\x01"); /* never printed: reads until the end */
+    int status;
+    for (int i = 0; i < 300 && waitpid(t->pid, &status, WNOHANG) == 0; i++)
+        e2e_sleep_ms(50);
+    if (waitpid(t->pid, &status, WNOHANG) == 0) {
+        kill(t->pid, SIGTERM);
+        waitpid(t->pid, &status, 0);
+        fail_msg("run.sh did not end within 15 s of Ctrl-C");
+    }
+    close(t->fd);
+    *after = t->out + mark;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* The demo releases aloftd holds now: "current: v1 v2 ..." */
+static void releases(char *out, size_t cap)
+{
+    char url[100], token[400];
+    snprintf(url, sizeof url, "http://%s", getenv("ALOFT_RUN_SERVER"));
+    snprintf(token, sizeof token, "%s/aloftd/token", getenv("ALOFT_RUN_DIR"));
+    const char *argv[] = {"aloft", "server", "releases", "aloft-demo", "--json", "--server", url,
+                          "--token-file", token, NULL};
+    char *text;
+    assert_int_equal(aloft_test_run(&text, argv), 0);
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    assert_non_null(j);
+    size_t n = (size_t)snprintf(out, cap, "%s:", e2e_jstr(j, "current"));
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(j, "releases"))
+        n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, " %s", e2e_jstr(r, "version"));
+    cJSON_Delete(j);
+}
+
+/* The README's order, twice on one directory: the first run's devices are
+ * given 1.1.0 (uploaded to its aloftd), then make run again. */
+static void test_run_twice(void **state)
+{
+    (void)state;
+    run_env("127.0.9", 110);
+    static struct term_run t;
+    const char *after;
+    char held[200], file[400], url[100], token[400];
+
+    term_start(&t);
+    if (!term_wait(&t, "Ctrl-C stops everything"))
+        fail_msg("the first run did not come up:\n%s", t.out);
+    releases(held, sizeof held);
+    assert_string_equal(held, "1.0.0: 1.0.0");
+    snprintf(file, sizeof file, "%s/demo-1.1.0.bin", getenv("ALOFT_RUN_DIR"));
+    snprintf(url, sizeof url, "http://%s", getenv("ALOFT_RUN_SERVER"));
+    snprintf(token, sizeof token, "%s/aloftd/token", getenv("ALOFT_RUN_DIR"));
+    const char *upload[] = {"aloft", "server", "upload", file, "--server", url, "--token-file", token, NULL};
+    assert_int_equal(aloft_test_run(NULL, upload), 0);
+    releases(held, sizeof held);
+    assert_string_equal(held, "1.1.0: 1.1.0 1.0.0");
+    int status = term_ctrl_c(&t, &after);
+    if (status != 0 || strcmp(after, "^C\r\nstopped aloftd, the broker and the devices\r\n"))
+        fprintf(stderr, "after Ctrl-C (status %d): '%s'\n", status, after);
+    assert_int_equal(status, 0);
+    assert_string_equal(after, "^C\r\nstopped aloftd, the broker and the devices\r\n");
+
+    /* the second run tells the same story: 1.0.0 on the server and the devices */
+    term_start(&t);
+    if (!term_wait(&t, "Ctrl-C stops everything"))
+        fail_msg("the second run did not come up:\n%s", t.out);
+    assert_non_null(strstr(t.out, "holding release 1.0.0"));
+    releases(held, sizeof held);
+    assert_string_equal(held, "1.0.0: 1.0.0");
+    assert_int_equal(term_ctrl_c(&t, &after), 0);
+    assert_false(listening("127.0.9.111", 8080)); /* aloftd stopped */
+    assert_false(listening("127.0.9.111", 1883)); /* the broker stopped */
+    assert_false(listening("127.0.9.112", 8032)); /* a device stopped */
+}
+
 int main(void)
 {
     e2e_init(157);
@@ -281,7 +438,9 @@ int main(void)
         cmocka_unit_test_teardown(test_upload_spared, e2e_teardown),
         cmocka_unit_test_teardown(test_address_taken, e2e_teardown),
         cmocka_unit_test_teardown(test_flash_locked, e2e_teardown),
+        cmocka_unit_test_teardown(test_app_too_big, e2e_teardown),
         cmocka_unit_test_teardown(test_run_address_taken, e2e_teardown),
+        cmocka_unit_test_teardown(test_run_twice, e2e_teardown),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

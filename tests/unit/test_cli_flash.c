@@ -143,11 +143,58 @@ static void test_bad_input_is_refused(void **state)
     free(out);
 }
 
+/* --bootloader: ESP-IDF's own bootloader at the chip's offset, so the file
+ * is what esptool writes at 0; a bootloader is refused as the app, an app
+ * and another chip's bootloader as the bootloader, and nothing is written. */
+static void test_bootloader(void **state)
+{
+    (void)state;
+    char s3[300], out_img[300], never[300];
+    const char *boot = ALOFT_FIXTURES "/esp-idf/esp32s3-bootloader.bin";
+    snprintf(s3, sizeof s3, "%s/s3.bin", dir);
+    snprintf(out_img, sizeof out_img, "%s/with-boot.img", dir);
+    snprintf(never, sizeof never, "%s/never-boot.img", dir);
+    const char *mk[] = {"aloft", "image", "make", "--chip", "esp32s3", "--project", "cli-test", "--version",
+                        "1.0.0", "-o", s3, NULL};
+    assert_int_equal(aloft_test_run(NULL, mk), 0);
+
+    const char *init[] = {"aloft", "flash", "init", "--partitions", csv, "--flash-size", "4M", "--app", s3,
+                          "--bootloader", boot, "-o", out_img, NULL};
+    char *out;
+    assert_int_equal(aloft_test_run(&out, init), 0);
+    assert_non_null(strstr(out, "bootloader at 0x0, partition table at 0x8000"));
+    free(out);
+    size_t blen, flen;
+    uint8_t *bl = aloft_test_fixture("esp-idf/esp32s3-bootloader.bin", &blen);
+    uint8_t *flash;
+    assert_int_equal(aloft_file_read(out_img, &flash, &flen), 0);
+    assert_int_equal(flen, 4 * 1024 * 1024);
+    assert_memory_equal(flash, bl, blen); /* ESP32-S3: the bootloader at 0 */
+    assert_int_equal(flash[blen], 0xFF);
+    assert_int_equal(flash[0x8000], 0xAA); /* the partition table's first entry */
+    assert_int_equal(flash[0x8001], 0x50);
+    free(flash);
+    free(bl);
+
+    struct stat st;
+    const char *boot_as_app[] = {"aloft", "flash", "init", "--partitions", csv, "--flash-size", "4M", "--app", boot,
+                                 "-o", never, NULL};
+    assert_int_equal(aloft_test_run(NULL, boot_as_app), 1);
+    const char *app_as_boot[] = {"aloft", "flash", "init", "--partitions", csv, "--flash-size", "4M", "--app", s3,
+                                 "--bootloader", s3, "-o", never, NULL};
+    assert_int_equal(aloft_test_run(NULL, app_as_boot), 1);
+    const char *other_chip[] = {"aloft", "flash", "init", "--partitions", csv, "--flash-size", "4M", "--app", app,
+                                "--bootloader", boot, "-o", never, NULL}; /* an ESP32-C6 app */
+    assert_int_equal(aloft_test_run(NULL, other_chip), 1);
+    assert_int_not_equal(stat(never, &st), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_init_then_show),
         cmocka_unit_test(test_bad_input_is_refused),
+        cmocka_unit_test(test_bootloader),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

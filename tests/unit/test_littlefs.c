@@ -2,6 +2,7 @@
  * byte, and the details SPEC.md defines, checked with an independent parser. */
 #include "testutil.h"
 
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -971,6 +972,31 @@ static void test_cli(void **state)
     assert_int_equal(aloft_test_run(&text, ls), 0);
     assert_string_equal(text, want);
     free(text);
+
+    /* --json: the same entries, in the same order, each line rebuilt from it */
+    const char *ls_json[] = {"aloft", "lfs", "ls", out, "--json", NULL};
+    assert_int_equal(aloft_test_run(&text, ls_json), 0);
+    cJSON *arr = cJSON_Parse(text);
+    free(text);
+    assert_true(cJSON_IsArray(arr));
+    size_t lines = 0, pos = 0;
+    for (const char *p = want; *p; p++)
+        lines += *p == '\n';
+    assert_int_equal(cJSON_GetArraySize(arr), lines);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, arr)
+    {
+        char line[300];
+        const char *type = cJSON_GetObjectItem(e, "type")->valuestring, *path = cJSON_GetObjectItem(e, "path")->valuestring;
+        if (!strcmp(type, "dir"))
+            snprintf(line, sizeof line, "d %10s %-64s %s/\n", "-", "-", path);
+        else
+            snprintf(line, sizeof line, "f %10u %s %s\n", (unsigned)cJSON_GetObjectItem(e, "size")->valuedouble,
+                     cJSON_GetObjectItem(e, "sha256")->valuestring, path);
+        assert_true(!strncmp(want + pos, line, strlen(line)));
+        pos += strlen(line);
+    }
+    cJSON_Delete(arr);
     free(want);
 
     const char *cat[] = {"aloft", "lfs", "cat", out, "/assets/js/app.js", NULL};
