@@ -98,8 +98,10 @@ void aloft_www_file(struct aloft_agent *a, struct aloft_push *p, const struct al
 {
     const struct aloft_www_fs *fs = &a->port->www;
     void *ctx = fs->ctx;
-    if (!a->www_ok) {
-        aloft_push_error(p, reply, 404, "no_frontend", "no frontend is installed: POST a www.bin to /api/ota/frontend");
+    if (!a->www_ok) { /* advice only where it can be followed */
+        aloft_push_error(p, reply, 404, a->www[0] ? "no_frontend" : "no_frontend_slots",
+                         a->www[0] ? "no frontend is installed: POST a www.bin to /api/ota/frontend"
+                                   : aloft_agent_no_www);
         return;
     }
     size_t n = strlen(r->path);
