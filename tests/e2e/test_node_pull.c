@@ -805,6 +805,36 @@ static void test_scheduled_checks(void **state)
     aloftd_stop(&srv);
 }
 
+/* A device flashed with the frontend aloftd serves (aloft-node --www)
+ * knows it has it: its checks answer 304 for both, and nothing is fetched. */
+static void test_flashed_frontend_is_current(void **state)
+{
+    (void)state;
+    e2e_simulator_only("a frontend flashed with the device is aloft-node's --www");
+    const char *www = e2e_path("flashed-www");
+    assert_int_equal(sh("mkdir -p %s && printf '<h1>flashed</h1>\\n' > %s/index.html", www, www), 0);
+    const char *mkfs[] = {"aloft", "mkfs", www, "-o", e2e_path("flashed-www.bin"), NULL};
+    assert_int_equal(aloft_test_run(NULL, mkfs), 0);
+    struct aloftd_proc srv;
+    aloftd_init(&srv, "flashed");
+    assert_int_equal(aloftd_start(&srv, NULL), 0);
+    struct e2e_http r;
+    assert_int_equal(aloftd_upload(&srv, &r, fw1, NULL, NULL), 201);
+    e2e_http_free(&r);
+    assert_int_equal(aloftd_upload(&srv, &r, e2e_path("flashed-www.bin"), "?kind=frontend&platform=demo", NULL), 201);
+    e2e_http_free(&r);
+    struct e2e_node n;
+    const char *args[] = {"--www", e2e_path("flashed-www.bin"), "--server", srv.url, "--check-every", "1", NULL};
+    start_node(&n, "flashed", args);
+    struct before before;
+    take(&before, &n);
+    assert_int_equal(e2e_node_wait_log(&n, "answered 304", 4, WAIT_MS), 0);
+    assert_int_equal(e2e_log_count(&n, "pull: updated"), 0);
+    unchanged(&before, &n, "flashed frontend");
+    e2e_node_stop(&n);
+    aloftd_stop(&srv);
+}
+
 /* "target":"frontend": the www slot is written, must mount, and becomes
  * the active one after the restart. */
 static void test_frontend_target(void **state)
@@ -1122,6 +1152,7 @@ int main(void)
         cmocka_unit_test_teardown(test_bad_downloads_fail_and_change_nothing, e2e_teardown),
         cmocka_unit_test_teardown(test_scheduled_checks, aloftd_teardown),
         cmocka_unit_test_teardown(test_frontend_target, e2e_teardown),
+        cmocka_unit_test_teardown(test_flashed_frontend_is_current, aloftd_teardown),
         cmocka_unit_test_teardown(test_trigger_needs_the_psk, e2e_teardown),
         cmocka_unit_test_teardown(test_bad_triggers_are_refused_with_a_reason, e2e_teardown),
         cmocka_unit_test_teardown(test_updated_only_once_confirmed, e2e_teardown),
