@@ -208,6 +208,10 @@ int aloft_store_reports(struct aloft_store *s, aloft_store_report_cb cb, void *c
 /* Staged rollouts: a release offered to a growing share of a platform's
  * devices (stages in percent); the others get `previous`. */
 #define ALOFT_STORE_STAGES_MAX 10
+/* The devices offered a rollout's release in one stage, and their outcomes. */
+struct aloft_store_stage_counts {
+    uint64_t offered, updated, failed, rolled_back, old_version;
+};
 struct aloft_store_rollout {
     int64_t id;
     char platform[ALOFT_STORE_NAME_MAX + 1];
@@ -225,11 +229,15 @@ struct aloft_store_rollout {
     int64_t auto_advance;      /* 0: advanced only on command */
     bool auto_advance_percent; /* auto_advance is a percentage of the stage's devices offered */
     uint64_t stage_offered, stage_failures, stage_successes; /* the same, of the devices offered in this stage */
+    struct aloft_store_stage_counts counts[ALOFT_STORE_STAGES_MAX]; /* by the stage devices were offered in */
 };
 /* A device offered the release has one outcome (result): none yet, or its
  * report's (updated, failed, rolled_back; the last report wins), or what
  * its next check-in showed: updated when it runs the release, else
- * old_version. failed, rolled_back and old_version are failures. */
+ * old_version. failed, rolled_back and old_version are failures. The
+ * counters of the stage it was offered in change in the same transaction
+ * as its offer or outcome: a rollout is read from them, never by counting
+ * its devices. */
 /* Start one: r's platform, version, stages, max_failures, auto_advance; previous is
  * computed (the release that would be current without r->version), id
  * and times are filled. ALOFT_E_NOTFOUND: no such release;
@@ -253,7 +261,8 @@ int aloft_store_rollout_offered(struct aloft_store *s, int64_t id, int stage, co
 int aloft_store_rollout_result(struct aloft_store *s, int64_t id, const char *mac, const char *result, bool *counted);
 /* A check-in of mac: its outcome becomes updated (on_release) or
  * old_version, if it was offered the release and has no outcome yet
- * (*counted). */
+ * (*counted). A device known to have an outcome already costs no database
+ * work: this process remembers it (an outcome is never taken back). */
 int aloft_store_rollout_settle(struct aloft_store *s, int64_t id, const char *mac, bool on_release, bool *counted);
 
 /* What GET /update decides with, for one platform (case-insensitive): the

@@ -235,6 +235,18 @@ cJSON *aloftd_rollout_json(const struct aloft_store_rollout *r)
     cJSON_AddNumberToObject(cs, "offered", (double)r->stage_offered);
     cJSON_AddNumberToObject(cs, "succeeded", (double)r->stage_successes);
     cJSON_AddNumberToObject(cs, "failed", (double)r->stage_failures);
+    cJSON *by = cJSON_AddArrayToObject(j, "by_stage"); /* each stage's devices, by outcome */
+    for (int i = 0; i < r->nstages; i++) {
+        const struct aloft_store_stage_counts *k = &r->counts[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "percent", r->stages[i]);
+        cJSON_AddNumberToObject(o, "offered", (double)k->offered);
+        cJSON_AddNumberToObject(o, "updated", (double)k->updated);
+        cJSON_AddNumberToObject(o, "failed", (double)k->failed);
+        cJSON_AddNumberToObject(o, "rolled_back", (double)k->rolled_back);
+        cJSON_AddNumberToObject(o, "old_version", (double)k->old_version);
+        cJSON_AddItemToArray(by, o);
+    }
     cJSON_AddStringToObject(j, "reason", r->reason);
     time_text(r->created_at, j, "created_at");
     time_text(r->updated_at, j, "updated_at");
