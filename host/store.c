@@ -504,6 +504,11 @@ int aloft_store_schema_version(struct aloft_store *s, int *version)
     return rc;
 }
 
+int aloft_store_schema_wanted(void)
+{
+    return (int)aloft_store_migration_count;
+}
+
 int aloft_store_token_count(struct aloft_store *s, uint64_t *n)
 {
     struct ints x = {{0}, 0};

@@ -79,8 +79,10 @@ void aloft_store_close(struct aloft_store *s);
 /* The calling thread's last database error, as text. */
 const char *aloft_store_error(void);
 
-/* The schema version now in the database (the count of migrations run). */
+/* The schema version now in the database (the count of migrations run),
+ * and the one this build migrates to. */
 int aloft_store_schema_version(struct aloft_store *s, int *version);
+int aloft_store_schema_wanted(void);
 
 /* Admin tokens are stored as the SHA-256 of the token, never the token. */
 int aloft_store_token_count(struct aloft_store *s, uint64_t *n);
