@@ -109,19 +109,21 @@ struct view_entry {
     size_t nmacs;
 };
 
-/* The devices known to have an outcome of a rollout (see
+/* What this process knows of the devices offered a rollout (see
  * aloft_store_rollout_settle): (rollout, MAC) pairs, open-addressed,
  * emptied when three quarters full (they are then read again once). */
-#define SETTLED_CAP 262144u
+#define KNOWN_CAP 262144u
+enum known { KNOWN_NOTHING, KNOWN_OFFERED, KNOWN_SETTLED };
 
-struct settled_entry {
+struct known_entry {
     int64_t rollout; /* 0: empty */
     char mac[18];
+    char state; /* enum known */
 };
 
-struct settled_set {
+struct known_set {
     pthread_mutex_t lock;
-    struct settled_entry *e; /* SETTLED_CAP of them, allocated when first needed */
+    struct known_entry *e; /* KNOWN_CAP of them, allocated when first needed */
     size_t n;
 };
 
@@ -135,7 +137,7 @@ struct aloft_store {
     size_t view_next;  /* the entry replaced next when all are used */
     uint64_t gen;      /* bumped (atomically) by every change of what the views hold */
     bool views_usable; /* may views be kept at all (see aloft_store_update_view) */
-    struct settled_set settled;
+    struct known_set known;
 };
 
 #define DISPATCH(fn, ...) \
@@ -356,7 +358,7 @@ int aloft_store_open(struct aloft_store **out, const char *url, char *err, size_
         return rc;
     }
     pthread_rwlock_init(&s->view_lock, NULL);
-    pthread_mutex_init(&s->settled.lock, NULL);
+    pthread_mutex_init(&s->known.lock, NULL);
     if (queue_start(s)) {
         snprintf(err, errlen, "out of memory or threads for the check-in queue");
         aloft_store_close(s);
@@ -385,8 +387,8 @@ void aloft_store_close(struct aloft_store *s)
     for (size_t i = 0; i < VC_MAX; i++)
         free(s->views[i].macs);
     pthread_rwlock_destroy(&s->view_lock);
-    free(s->settled.e);
-    pthread_mutex_destroy(&s->settled.lock);
+    free(s->known.e);
+    pthread_mutex_destroy(&s->known.lock);
     if (s->pg)
         aloft_store_pg_close(s->pg);
     else
@@ -921,10 +923,15 @@ static int offer_body(void *ctx, struct aloft_store_tx *t)
     return rc;
 }
 
+static void known_set(struct known_set *set, int64_t id, const char *mac, enum known state);
+
 int aloft_store_rollout_offered(struct aloft_store *s, int64_t id, int stage, const char *mac)
 {
     struct offer o = {id, stage, mac};
-    return TRANSACTION(offer_body, &o);
+    int rc = TRANSACTION(offer_body, &o);
+    if (rc == 0)
+        known_set(&s->known, id, mac, KNOWN_OFFERED);
+    return rc;
 }
 
 struct offered_device {
@@ -992,63 +999,109 @@ int aloft_store_rollout_result(struct aloft_store *s, int64_t id, const char *ma
     return rc;
 }
 
-static size_t settled_slot(const struct settled_set *set, int64_t id, const char *mac)
+static size_t known_slot(const struct known_set *set, int64_t id, const char *mac)
 {
     uint64_t h = 1469598103934665603ull ^ (uint64_t)id; /* FNV-1a */
     for (const char *p = mac; *p; p++) {
         h ^= (unsigned char)*p;
         h *= 1099511628211ull;
     }
-    size_t i = (size_t)(h % SETTLED_CAP);
+    size_t i = (size_t)(h % KNOWN_CAP);
     while (set->e[i].rollout && (set->e[i].rollout != id || strcmp(set->e[i].mac, mac)))
-        i = (i + 1) % SETTLED_CAP;
+        i = (i + 1) % KNOWN_CAP;
     return i;
 }
 
-static bool settled_has(struct settled_set *set, int64_t id, const char *mac)
+static enum known known_get(struct known_set *set, int64_t id, const char *mac)
 {
     pthread_mutex_lock(&set->lock);
-    bool has = set->e && set->e[settled_slot(set, id, mac)].rollout;
+    enum known k = set->e ? (enum known)set->e[known_slot(set, id, mac)].state : KNOWN_NOTHING;
     pthread_mutex_unlock(&set->lock);
-    return has;
+    return k;
 }
 
-static void settled_add(struct settled_set *set, int64_t id, const char *mac)
+/* Only forward: offered, then settled. */
+static void known_set(struct known_set *set, int64_t id, const char *mac, enum known state)
 {
     pthread_mutex_lock(&set->lock);
-    if (!set->e || set->n >= SETTLED_CAP / 4 * 3) {
+    if (!set->e || set->n >= KNOWN_CAP / 4 * 3) {
         free(set->e);
-        set->e = calloc(SETTLED_CAP, sizeof *set->e);
+        set->e = calloc(KNOWN_CAP, sizeof *set->e);
         set->n = 0;
     }
     if (set->e) {
-        struct settled_entry *e = &set->e[settled_slot(set, id, mac)];
+        struct known_entry *e = &set->e[known_slot(set, id, mac)];
         if (!e->rollout) {
             e->rollout = id;
             snprintf(e->mac, sizeof e->mac, "%s", mac);
             set->n++;
         }
+        if (e->state < (char)state)
+            e->state = (char)state;
     }
     pthread_mutex_unlock(&set->lock);
 }
 
-int aloft_store_rollout_settle(struct aloft_store *s, int64_t id, const char *mac, bool on_release, bool *counted)
+static int read_stage(void *ctx, int n, const char *const *c)
+{
+    if (n >= 1)
+        *(int64_t *)ctx = strtoll(c[0], NULL, 10);
+    return 0;
+}
+
+struct settle {
+    int64_t id;
+    const char *mac;
+    bool on_release;
+    int64_t stage; /* out: -1, not settled by this one */
+    struct aloft_store_rollout counts; /* out: counts[stage] */
+};
+
+/* Its outcome, if it has none yet, and its stage's counters, together. */
+static int settle_body(void *ctx, struct aloft_store_tx *t)
+{
+    struct settle *x = ctx;
+    x->stage = -1;
+    int rc = tx_exec(t, Q_ROLLOUT_SETTLE, read_stage, &x->stage, NULL, "sis",
+                     x->on_release ? "updated" : "old_version", x->id, x->mac);
+    if (rc || x->stage < 0 || x->stage >= ALOFT_STORE_STAGES_MAX)
+        return rc;
+    return tx_exec(t, Q_ROLLOUT_STAGE_MOVE, read_stage_counts, &x->counts, NULL, "iiiiii",
+                   (int64_t)x->on_release, (int64_t)0, (int64_t)0, (int64_t)!x->on_release, x->id, x->stage);
+}
+
+int aloft_store_rollout_settle(struct aloft_store *s, int64_t id, const char *mac, bool on_release, bool *counted,
+                               int *stage, struct aloft_store_stage_counts *k)
 {
     *counted = false;
-    if (settled_has(&s->settled, id, mac))
+    enum known known = known_get(&s->known, id, mac);
+    if (known == KNOWN_SETTLED)
         return 0;
-    /* read first: most check-ins change nothing, and need no transaction */
-    struct offered_device d = {false, 0, ""};
-    int rc = sexec(s, Q_ROLLOUT_DEVICE, read_offered_device, &d, NULL, "is", id, mac);
-    if (rc || !d.found)
+    if (known == KNOWN_NOTHING) { /* most such check-ins were never offered it: no transaction for them */
+        struct offered_device d = {false, 0, ""};
+        int rc = sexec(s, Q_ROLLOUT_DEVICE, read_offered_device, &d, NULL, "is", id, mac);
+        if (rc || !d.found)
+            return rc;
+        if (d.result[0]) {
+            known_set(&s->known, id, mac, KNOWN_SETTLED);
+            return 0;
+        }
+    }
+    struct settle x;
+    memset(&x, 0, sizeof x);
+    x.id = id;
+    x.mac = mac;
+    x.on_release = on_release;
+    int rc = TRANSACTION(settle_body, &x);
+    if (rc)
         return rc;
-    struct outcome o = {id, mac, on_release ? "updated" : "old_version", true, false};
-    if (!d.result[0])
-        rc = TRANSACTION(outcome_body, &o);
-    if (rc == 0)
-        settled_add(&s->settled, id, mac); /* it has an outcome now, this one or another */
-    *counted = rc == 0 && o.counted;
-    return rc;
+    known_set(&s->known, id, mac, KNOWN_SETTLED); /* by this check-in or by another */
+    if (x.stage >= 0 && x.stage < ALOFT_STORE_STAGES_MAX) {
+        *counted = true;
+        *stage = (int)x.stage;
+        *k = x.counts.counts[x.stage];
+    }
+    return 0;
 }
 
 /* The decision cache of GET /update (aloft_store_update_view). */

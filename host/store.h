@@ -263,9 +263,13 @@ int aloft_store_rollout_offered(struct aloft_store *s, int64_t id, int stage, co
 int aloft_store_rollout_result(struct aloft_store *s, int64_t id, const char *mac, const char *result, bool *counted);
 /* A check-in of mac: its outcome becomes updated (on_release) or
  * old_version, if it was offered the release and has no outcome yet
- * (*counted). A device known to have an outcome already costs no database
- * work: this process remembers it (an outcome is never taken back). */
-int aloft_store_rollout_settle(struct aloft_store *s, int64_t id, const char *mac, bool on_release, bool *counted);
+ * (*counted; then *k is the stage it was offered in, with its counters
+ * after this outcome). A device known to have an outcome already costs no
+ * database work, and one this process offered the release costs one
+ * transaction: the process remembers both (an offer and an outcome are
+ * never taken back). */
+int aloft_store_rollout_settle(struct aloft_store *s, int64_t id, const char *mac, bool on_release, bool *counted,
+                               int *stage, struct aloft_store_stage_counts *k);
 
 /* What GET /update decides with, for one platform (case-insensitive): the
  * platform, whether mac ("" or NULL: none) passes its whitelist, the rollout

@@ -117,6 +117,7 @@ enum aloft_store_query {
     Q_ROLLOUT_STAGES,
     Q_ROLLOUT_DEVICE,
     Q_ROLLOUT_RESULT,
+    Q_ROLLOUT_SETTLE,
     Q_ROLLOUT_STAGE_MOVE,
     Q_COUNT
 };

@@ -250,7 +250,11 @@ const char *const aloft_store_sql[Q_COUNT] = {
     /* only from the outcome the caller read: of two changes at once, one
      * does, and the other reads again */
     [Q_ROLLOUT_RESULT] = "UPDATE rollout_devices SET result = ? WHERE rollout = ? AND mac = ? AND result = ?",
+    /* a check-in settles only a device that has no outcome yet */
+    [Q_ROLLOUT_SETTLE] = "UPDATE rollout_devices SET result = ? WHERE rollout = ? AND mac = ? AND result = '' "
+                         "RETURNING stage",
     [Q_ROLLOUT_STAGE_MOVE] = "UPDATE rollout_stages SET updated = updated + ?, failed = failed + ?, "
                              "rolled_back = rolled_back + ?, old_version = old_version + ? "
-                             "WHERE rollout = ? AND stage = ?",
+                             "WHERE rollout = ? AND stage = ? "
+                             "RETURNING stage, offered, updated, failed, rolled_back, old_version",
 };

@@ -425,9 +425,17 @@ bool aloftd_rollout_checkin(struct aloftd *d, const struct aloft_store_rollout *
         return false;
     bool on_release = order != ALOFT_SEMVER_OLDER;
     bool counted = false, changed = false;
-    struct aloft_store_rollout r;
-    int rc = aloft_store_rollout_settle(d->store, ro->id, mac, on_release, &counted);
-    if (rc == 0 && counted)
+    int stage = -1;
+    struct aloft_store_stage_counts k;
+    int rc = aloft_store_rollout_settle(d->store, ro->id, mac, on_release, &counted, &stage, &k);
+    /* A success changes neither the failures nor the devices offered, so
+     * it can only complete the stage it was offered in: the rollout is read
+     * and judged only when that is its current stage and its counters
+     * (from the same transaction) say it is done. A failure always is. */
+    struct aloft_store_rollout r = *ro;
+    r.stage_offered = k.offered;
+    r.stage_successes = k.updated;
+    if (rc == 0 && counted && (!on_release || (stage == ro->stage && stage_done(&r))))
         rc = judge(d, ro->id, &r, &changed);
     if (rc)
         aloftd_log("rollout %lld: the check-in of %s: %s", (long long)ro->id, mac, aloft_store_error());
