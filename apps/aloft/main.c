@@ -40,6 +40,7 @@ static const struct command commands[] = {
     {"server", "rollout", aloft_cmd_server_rollout, "staged rollouts: start, advance, pause, resume, abort, show"},
     {"server", "whitelist", aloft_cmd_server_whitelist, "a platform's MAC whitelist: show, on, off, add, remove"},
     {"server", "signing", aloft_cmd_server_signing, "a platform's signing policy: show, add KEY, remove KEY"},
+    {"fleet", "simulate", aloft_cmd_fleet_simulate, "many virtual devices polling an update server, to rehearse a rollout"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
