@@ -127,6 +127,25 @@ struct known_set {
     size_t n;
 };
 
+/* Offers of a rollout's release and successes of the devices offered it,
+ * recorded at the next write of the check-in queue rather than by the
+ * request itself (aloft_store_rollout_offered, aloft_store_rollout_settle),
+ * in their order. Never dropped: when full, the request writes itself. */
+#define SQ_CAP 65536
+
+struct settle_item {
+    int64_t rollout;
+    int64_t stage; /* an offer in this stage; -1: a success */
+    char mac[18];
+};
+
+struct settle_queue {
+    pthread_mutex_t lock;
+    pthread_mutex_t flush_lock; /* one writer at a time */
+    struct settle_item *items, *batch; /* SQ_CAP each */
+    size_t n;
+};
+
 /* One backend is open: the other pointer is NULL. */
 struct aloft_store {
     struct aloft_store_sqlite *sqlite;
@@ -138,6 +157,7 @@ struct aloft_store {
     uint64_t gen;      /* bumped (atomically) by every change of what the views hold */
     bool views_usable; /* may views be kept at all (see aloft_store_update_view) */
     struct known_set known;
+    struct settle_queue sq;
 };
 
 #define DISPATCH(fn, ...) \
@@ -190,6 +210,8 @@ static size_t queue_take(struct checkin_queue *q)
     return n;
 }
 
+static int settle_flush(struct aloft_store *s);
+
 int aloft_store_checkin_flush(struct aloft_store *s)
 {
     struct checkin_queue *q = &s->q;
@@ -208,7 +230,8 @@ int aloft_store_checkin_flush(struct aloft_store *s)
             fprintf(stderr, "aloft store: %zu check-ins not recorded: %s\n", n, aloft_store_error());
     }
     pthread_mutex_unlock(&q->flush_lock);
-    return rc;
+    int src = settle_flush(s);
+    return rc ? rc : src;
 }
 
 static void *queue_thread(void *arg)
@@ -359,6 +382,8 @@ int aloft_store_open(struct aloft_store **out, const char *url, char *err, size_
     }
     pthread_rwlock_init(&s->view_lock, NULL);
     pthread_mutex_init(&s->known.lock, NULL);
+    pthread_mutex_init(&s->sq.lock, NULL);
+    pthread_mutex_init(&s->sq.flush_lock, NULL);
     if (queue_start(s)) {
         snprintf(err, errlen, "out of memory or threads for the check-in queue");
         aloft_store_close(s);
@@ -389,6 +414,10 @@ void aloft_store_close(struct aloft_store *s)
     pthread_rwlock_destroy(&s->view_lock);
     free(s->known.e);
     pthread_mutex_destroy(&s->known.lock);
+    free(s->sq.items);
+    free(s->sq.batch);
+    pthread_mutex_destroy(&s->sq.lock);
+    pthread_mutex_destroy(&s->sq.flush_lock);
     if (s->pg)
         aloft_store_pg_close(s->pg);
     else
@@ -733,7 +762,9 @@ static int read_stage_counts(void *ctx, int n, const char *const *c)
  * and their sums: in all, and in the current stage. */
 static int read_counts(struct aloft_store *s, struct aloft_store_rollout *r)
 {
-    int rc = sexec(s, Q_ROLLOUT_STAGES, read_stage_counts, r, NULL, "i", r->id);
+    int rc = settle_flush(s); /* the successes waiting count too */
+    if (rc == 0)
+        rc = sexec(s, Q_ROLLOUT_STAGES, read_stage_counts, r, NULL, "i", r->id);
     for (int i = 0; rc == 0 && i < ALOFT_STORE_STAGES_MAX; i++) {
         const struct aloft_store_stage_counts *k = &r->counts[i];
         uint64_t failures = k->failed + k->rolled_back + k->old_version;
@@ -749,9 +780,10 @@ static int read_counts(struct aloft_store *s, struct aloft_store_rollout *r)
     return rc;
 }
 
-/* The one rollout query id finds, with its counters; ALOFT_E_NOTFOUND. */
+/* The one rollout query id finds, with its counters if counts;
+ * ALOFT_E_NOTFOUND. */
 static int rollout_one(struct aloft_store *s, enum aloft_store_query id, const char *types, const void *arg,
-                       struct aloft_store_rollout *r)
+                       bool counts, struct aloft_store_rollout *r)
 {
     struct rollout_read x = {NULL, 0, 0};
     int rc = types[0] == 'i' ? sexec(s, id, read_rollout, &x, NULL, types, *(const int64_t *)arg)
@@ -760,7 +792,7 @@ static int rollout_one(struct aloft_store *s, enum aloft_store_query id, const c
         rc = ALOFT_E_NOTFOUND;
     if (rc == 0) {
         *r = x.all[0];
-        rc = read_counts(s, r);
+        rc = counts ? read_counts(s, r) : 0;
     }
     free(x.all);
     return rc;
@@ -851,14 +883,14 @@ int aloft_store_rollout_add(struct aloft_store *s, struct aloft_store_rollout *r
 
 int aloft_store_rollout_get(struct aloft_store *s, int64_t id, struct aloft_store_rollout *r)
 {
-    return rollout_one(s, Q_ROLLOUT_GET, "i", &id, r);
+    return rollout_one(s, Q_ROLLOUT_GET, "i", &id, true, r);
 }
 
 int aloft_store_rollout_governing(struct aloft_store *s, const char *platform, struct aloft_store_rollout *r)
 {
     char key[ALOFT_STORE_NAME_MAX + 1];
     int rc = key_of(platform, key);
-    return rc ? rc : rollout_one(s, Q_ROLLOUT_GOVERNING, "s", key, r);
+    return rc ? rc : rollout_one(s, Q_ROLLOUT_GOVERNING, "s", key, false, r);
 }
 
 int aloft_store_rollouts(struct aloft_store *s, aloft_store_rollout_cb cb, void *ctx)
@@ -924,11 +956,12 @@ static int offer_body(void *ctx, struct aloft_store_tx *t)
 }
 
 static void known_set(struct known_set *set, int64_t id, const char *mac, enum known state);
+static bool settle_defer(struct aloft_store *s, int64_t id, int64_t stage, const char *mac);
 
 int aloft_store_rollout_offered(struct aloft_store *s, int64_t id, int stage, const char *mac)
 {
     struct offer o = {id, stage, mac};
-    int rc = TRANSACTION(offer_body, &o);
+    int rc = settle_defer(s, id, stage, mac) ? 0 : TRANSACTION(offer_body, &o);
     if (rc == 0)
         known_set(&s->known, id, mac, KNOWN_OFFERED);
     return rc;
@@ -994,7 +1027,9 @@ static int outcome_body(void *ctx, struct aloft_store_tx *t)
 int aloft_store_rollout_result(struct aloft_store *s, int64_t id, const char *mac, const char *result, bool *counted)
 {
     struct outcome o = {id, mac, result, false, false};
-    int rc = TRANSACTION(outcome_body, &o);
+    int rc = settle_flush(s); /* its offer may wait there */
+    if (rc == 0)
+        rc = TRANSACTION(outcome_body, &o);
     *counted = rc == 0 && o.counted;
     return rc;
 }
@@ -1070,8 +1105,82 @@ static int settle_body(void *ctx, struct aloft_store_tx *t)
                    (int64_t)x->on_release, (int64_t)0, (int64_t)0, (int64_t)!x->on_release, x->id, x->stage);
 }
 
-int aloft_store_rollout_settle(struct aloft_store *s, int64_t id, const char *mac, bool on_release, bool *counted,
-                               int *stage, struct aloft_store_stage_counts *k)
+struct settle_batch {
+    const struct settle_item *items;
+    size_t n;
+};
+
+/* The waiting offers and successes, each with its stage's counter. */
+static int settle_batch_body(void *ctx, struct aloft_store_tx *t)
+{
+    const struct settle_batch *b = ctx;
+    for (size_t i = 0; i < b->n; i++) {
+        const struct settle_item *it = &b->items[i];
+        int rc;
+        if (it->stage >= 0) {
+            struct offer o = {it->rollout, it->stage, it->mac};
+            rc = offer_body(&o, t);
+        } else {
+            int64_t stage = -1;
+            rc = tx_exec(t, Q_ROLLOUT_SETTLE, read_stage, &stage, NULL, "sis", "updated", it->rollout, it->mac);
+            if (rc == 0 && stage >= 0)
+                rc = tx_exec(t, Q_ROLLOUT_STAGE_MOVE, NULL, NULL, NULL, "iiiiii", (int64_t)1, (int64_t)0,
+                             (int64_t)0, (int64_t)0, it->rollout, stage);
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Write what waits; also waits for a write in progress, so that a read
+ * after it sees everything queued before it. */
+static int settle_flush(struct aloft_store *s)
+{
+    struct settle_queue *q = &s->sq;
+    pthread_mutex_lock(&q->flush_lock);
+    pthread_mutex_lock(&q->lock);
+    struct settle_batch b = {q->batch, q->n};
+    memcpy(q->batch, q->items, q->n * sizeof *q->items);
+    __atomic_store_n(&q->n, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&q->lock);
+    int rc = b.n ? TRANSACTION(settle_batch_body, &b) : 0;
+    if (rc) { /* kept for the next write, as far as there is room */
+        pthread_mutex_lock(&q->lock);
+        size_t room = SQ_CAP - q->n, keep = b.n < room ? b.n : room;
+        memcpy(q->items + q->n, b.items, keep * sizeof *q->items);
+        __atomic_store_n(&q->n, q->n + keep, __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&q->lock);
+        fprintf(stderr, "aloft store: %zu rollout outcomes not recorded yet%s: %s\n", b.n,
+                keep < b.n ? " (some lost: too many waiting)" : "", aloft_store_error());
+    }
+    pthread_mutex_unlock(&q->flush_lock);
+    return rc;
+}
+
+/* Queue an offer (stage >= 0) or a success (-1); false when the queue is
+ * full (or cannot be made). */
+static bool settle_defer(struct aloft_store *s, int64_t id, int64_t stage, const char *mac)
+{
+    struct settle_queue *q = &s->sq;
+    pthread_mutex_lock(&q->lock);
+    if (!q->items) {
+        q->items = calloc(SQ_CAP, sizeof *q->items);
+        q->batch = calloc(SQ_CAP, sizeof *q->batch);
+    }
+    bool ok = q->items && q->batch && q->n < SQ_CAP;
+    if (ok) {
+        q->items[q->n].rollout = id;
+        q->items[q->n].stage = stage;
+        snprintf(q->items[q->n].mac, sizeof q->items[0].mac, "%s", mac);
+        __atomic_store_n(&q->n, q->n + 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&q->lock);
+    return ok;
+}
+
+int aloft_store_rollout_settle(struct aloft_store *s, int64_t id, const char *mac, bool on_release, bool defer,
+                               bool *counted, int *stage, struct aloft_store_stage_counts *k)
 {
     *counted = false;
     enum known known = known_get(&s->known, id, mac);
@@ -1087,12 +1196,19 @@ int aloft_store_rollout_settle(struct aloft_store *s, int64_t id, const char *ma
             return 0;
         }
     }
+    if (defer && on_release && settle_defer(s, id, -1, mac)) {
+        known_set(&s->known, id, mac, KNOWN_SETTLED);
+        return 0;
+    }
+    int rc = settle_flush(s); /* its offer may wait there */
+    if (rc)
+        return rc;
     struct settle x;
     memset(&x, 0, sizeof x);
     x.id = id;
     x.mac = mac;
     x.on_release = on_release;
-    int rc = TRANSACTION(settle_body, &x);
+    rc = TRANSACTION(settle_body, &x);
     if (rc)
         return rc;
     known_set(&s->known, id, mac, KNOWN_SETTLED); /* by this check-in or by another */

@@ -247,7 +247,9 @@ struct aloft_store_rollout {
 int aloft_store_rollout_add(struct aloft_store *s, struct aloft_store_rollout *r);
 int aloft_store_rollout_get(struct aloft_store *s, int64_t id, struct aloft_store_rollout *r);
 /* The rollout that decides the platform's /update: its newest rollout,
- * unless that one completed or was aborted. ALOFT_E_NOTFOUND: none. */
+ * unless that one completed or was aborted, without its counters (0: the
+ * /update path needs none; aloft_store_rollout_get has them).
+ * ALOFT_E_NOTFOUND: none. */
 int aloft_store_rollout_governing(struct aloft_store *s, const char *platform, struct aloft_store_rollout *r);
 typedef int (*aloft_store_rollout_cb)(void *ctx, const struct aloft_store_rollout *r);
 int aloft_store_rollouts(struct aloft_store *s, aloft_store_rollout_cb cb, void *ctx);
@@ -257,7 +259,9 @@ int aloft_store_rollouts(struct aloft_store *s, aloft_store_rollout_cb cb, void 
 int aloft_store_rollout_set(struct aloft_store *s, int64_t id, const char *from, int from_stage, int stage,
                             const char *status, const char *reason);
 /* mac was offered the rollout's release while it was at stage (an index;
- * the first offer counts). */
+ * the first offer counts). Written with the next batch of check-ins
+ * (within 100 ms), before anything this store writes or reads of the
+ * rollout; another process sharing a PostgreSQL database sees it then. */
 int aloft_store_rollout_offered(struct aloft_store *s, int64_t id, int stage, const char *mac);
 /* A report of mac for the rollout; *counted: mac had been offered it. */
 int aloft_store_rollout_result(struct aloft_store *s, int64_t id, const char *mac, const char *result, bool *counted);
@@ -267,9 +271,13 @@ int aloft_store_rollout_result(struct aloft_store *s, int64_t id, const char *ma
  * after this outcome). A device known to have an outcome already costs no
  * database work, and one this process offered the release costs one
  * transaction: the process remembers both (an offer and an outcome are
- * never taken back). */
-int aloft_store_rollout_settle(struct aloft_store *s, int64_t id, const char *mac, bool on_release, bool *counted,
-                               int *stage, struct aloft_store_stage_counts *k);
+ * never taken back). defer: a success may instead wait for the check-in
+ * queue's next write (its own transaction, within 100 ms; *counted stays
+ * false), for a caller that knows no success can change the rollout now;
+ * every read of a rollout through this store writes what waits first.
+ * Another process sharing a PostgreSQL database sees it within 100 ms. */
+int aloft_store_rollout_settle(struct aloft_store *s, int64_t id, const char *mac, bool on_release, bool defer,
+                               bool *counted, int *stage, struct aloft_store_stage_counts *k);
 
 /* What GET /update decides with, for one platform (case-insensitive): the
  * platform, whether mac ("" or NULL: none) passes its whitelist, the rollout

@@ -427,11 +427,13 @@ bool aloftd_rollout_checkin(struct aloftd *d, const struct aloft_store_rollout *
     bool counted = false, changed = false;
     int stage = -1;
     struct aloft_store_stage_counts k;
-    int rc = aloft_store_rollout_settle(d->store, ro->id, mac, on_release, &counted, &stage, &k);
     /* A success changes neither the failures nor the devices offered, so
-     * it can only complete the stage it was offered in: the rollout is read
-     * and judged only when that is its current stage and its counters
-     * (from the same transaction) say it is done. A failure always is. */
+     * it can only complete the stage it was offered in: without
+     * auto_advance it changes nothing now, and is written with the next
+     * batch of check-ins; else the rollout is read and judged only when
+     * that is its current stage and its counters (from the same
+     * transaction) say it is done. A failure always is. */
+    int rc = aloft_store_rollout_settle(d->store, ro->id, mac, on_release, !ro->auto_advance, &counted, &stage, &k);
     struct aloft_store_rollout r = *ro;
     r.stage_offered = k.offered;
     r.stage_successes = k.updated;
