@@ -38,7 +38,8 @@
  * operator's advance would, once that many of the devices offered in the
  * current stage succeeded (at least one offered): looked at whenever an
  * outcome arrives while it is active, and when it is resumed (paused, it
- * stays). */
+ * stays). Both rules read each stage's counters, which the store keeps with
+ * every offer and outcome (store.h): never a count over the devices. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
