@@ -49,8 +49,10 @@ static const char help[] =
     "  --duration S         stop after S seconds (default: until Ctrl-C, or --until-version)\n"
     "  --until-version V    stop once every device that is still around and did not roll back\n"
     "                       runs V (its report sent)\n"
-    "  --concurrency N      requests in flight at most (default 256); a device due while all\n"
-    "                       are busy waits its turn (its wait shows in the latency)\n"
+    "  --concurrency N      requests in flight at most (default 64); a device due while all\n"
+    "                       are busy waits its turn (its wait shows in the latency). They all\n"
+    "                       come from this host's address: aloftd allows 256 connections per\n"
+    "                       address unless told otherwise (--max-per-address)\n"
     "  --mac-prefix XX:XX:XX   the MACs' first three bytes (default 02:A1:0F, locally\n"
     "                       administered); the devices are <prefix>:00:00:00 upwards\n"
     "  --free-space BYTES   the free space devices announce (default 1900544)\n"
@@ -554,7 +556,7 @@ static bool parse_rate(const char *s, double *out)
 
 static int parse(int argc, char **argv, struct opts *o)
 {
-    *o = (struct opts){.interval = 60, .concurrency = 256, .free_space = 1900544, .prefix = {0x02, 0xA1, 0x0F}};
+    *o = (struct opts){.interval = 60, .concurrency = 64, .free_space = 1900544, .prefix = {0x02, 0xA1, 0x0F}};
     static const struct option opts[] = {
         {"devices", required_argument, NULL, 'n'},  {"server", required_argument, NULL, 's'},
         {"platform", required_argument, NULL, 'p'}, {"version", required_argument, NULL, 'V'},
