@@ -987,11 +987,11 @@ static int read_offered_device(void *ctx, int n, const char *const *c)
 struct outcome {
     int64_t id;
     const char *mac, *result;
-    bool settle;  /* only when it has no outcome yet */
     bool counted; /* out */
 };
 
-/* Change a device's outcome and its stage's counters together. */
+/* A report: change a device's outcome, whatever it was, and its stage's
+ * counters together. */
 static int outcome_body(void *ctx, struct aloft_store_tx *t)
 {
     struct outcome *o = ctx;
@@ -999,7 +999,7 @@ static int outcome_body(void *ctx, struct aloft_store_tx *t)
     for (int tries = 0; tries < 10; tries++) {
         struct offered_device d = {false, 0, ""};
         int rc = tx_exec(t, Q_ROLLOUT_DEVICE, read_offered_device, &d, NULL, "is", o->id, o->mac);
-        if (rc || !d.found || (o->settle && d.result[0]))
+        if (rc || !d.found)
             return rc;
         o->counted = true;
         if (!strcmp(d.result, o->result))
@@ -1026,7 +1026,7 @@ static int outcome_body(void *ctx, struct aloft_store_tx *t)
 
 int aloft_store_rollout_result(struct aloft_store *s, int64_t id, const char *mac, const char *result, bool *counted)
 {
-    struct outcome o = {id, mac, result, false, false};
+    struct outcome o = {id, mac, result, false};
     int rc = settle_flush(s); /* its offer may wait there */
     if (rc == 0)
         rc = TRANSACTION(outcome_body, &o);
@@ -1186,7 +1186,11 @@ int aloft_store_rollout_settle(struct aloft_store *s, int64_t id, const char *ma
     enum known known = known_get(&s->known, id, mac);
     if (known == KNOWN_SETTLED)
         return 0;
-    if (known == KNOWN_NOTHING) { /* most such check-ins were never offered it: no transaction for them */
+    /* Not known: most such check-ins were never offered it, and need no
+     * transaction. (An offer of this process still waiting in the queue
+     * is known, unless the set was emptied meanwhile: a device back within
+     * that instant is settled at its next check-in.) */
+    if (known == KNOWN_NOTHING) {
         struct offered_device d = {false, 0, ""};
         int rc = sexec(s, Q_ROLLOUT_DEVICE, read_offered_device, &d, NULL, "is", id, mac);
         if (rc || !d.found)
