@@ -2,7 +2,8 @@
 # its own): checks for the built programs, a temporary directory and the
 # processes started into it (stopped by PID, the directory removed, at
 # exit), waiting for a line in a process's log, the images the simulated
-# devices update from and to, and the outcome count of an aloft report.
+# devices update from and to, the outcome count of an aloft report, a free
+# port and a throwaway PostgreSQL server.
 
 me=bench/$(basename "$0")
 
@@ -75,4 +76,42 @@ bench_images() { # $image, the release (the fixture, else a synthesised 1,000,00
 
 bench_updated() { # REPORT: its summary's updated count (0 without one)
     tr -d ' \t\n' <"$1" | grep -o '"summary":{"updated":[0-9]*' | grep -o '[0-9]*$' || echo 0
+}
+
+bench_free_port() { # a port on 127.0.0.1 the kernel sees free now
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# bench_pg_start: a throwaway PostgreSQL (Debian's server binaries) in
+# $tmp/pg, as the user nobody when run as root (postgres refuses root), its
+# PID in pids; sets pg_url to its database "bench". Returns 1 (its log in
+# $tmp/pg.log) when there is none or it does not start.
+pg_url=""
+bench_pg_start() {
+    local bin
+    bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -n | tail -1)
+    [ -n "$bin" ] && [ -x "$bin/postgres" ] || return 1
+    local dir=$tmp/pg port
+    port=$(bench_free_port)
+    mkdir -p "$dir"
+    chmod 755 "$tmp"
+    local as=()
+    if [ "$(id -u)" -eq 0 ]; then
+        chown nobody "$dir"
+        as=(runuser -u nobody --)
+    fi
+    "${as[@]}" "$bin/initdb" -D "$dir/data" -U aloft --auth=trust -E UTF8 --locale=C >"$tmp/pg.log" 2>&1 || return 1
+    # synchronous_commit=off: like SQLite's synchronous=NORMAL for check-ins
+    "${as[@]}" "$bin/postgres" -D "$dir/data" -k "$dir" -p "$port" -c listen_addresses=127.0.0.1 \
+        -c synchronous_commit=off >>"$tmp/pg.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 200); do
+        if "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; then
+            "${as[@]}" "$bin/createdb" -h 127.0.0.1 -p "$port" -U aloft bench >>"$tmp/pg.log" 2>&1 || return 1
+            pg_url="postgres://aloft@127.0.0.1:$port/bench"
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
 }

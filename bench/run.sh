@@ -2,7 +2,7 @@
 # Run the benchmarks and print their tables. Instruction counts come from
 # valgrind's callgrind, so they repeat exactly from run to run; wall times
 # follow for reference. Then bench/push against a real aloft-node, and the
-# fleet, server, flood and pull benchmarks.
+# fleet, server, scale, flood and pull benchmarks.
 #
 # usage: bench/run.sh [BUILD_DIR] [all|ingest]   (default: build all; `make bench` builds it first)
 #        ingest: only bench/ingest (the callgrind table and its wall times) and bench/verify
@@ -146,6 +146,11 @@ fi
 # bench/server: aloftd under wrk next to nginx, /update's 304 path and a
 # 1 MB download, on SQLite and PostgreSQL (its own processes, not under valgrind)
 "$(dirname "$0")/server.sh" "$build"
+
+# bench/scale: check-ins per second with no rollout, with a 50 % rollout's
+# first contacts, and with its offered devices coming back, on SQLite and
+# PostgreSQL (its own processes, not under valgrind)
+"$(dirname "$0")/scale.sh" "$build"
 
 # bench/flood: /update's latency for devices while one address floods
 # aloftd with 6,000 idle and trickling connections (its own processes)

@@ -24,6 +24,8 @@
 #
 # usage: bench/server.sh [BUILD_DIR]    (default: build; run by bench/run.sh)
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 build=${1:-build}
 aloft=$build/bin/aloft
@@ -61,10 +63,6 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 wait_http() { # URL: until it answers at all
     for _ in $(seq 200); do
@@ -105,7 +103,7 @@ end
 EOF
 
 # nginx: return 304 for /update, the same file statically for /firmware/.
-nginx_port=$(free_port)
+nginx_port=$(bench_free_port)
 mkdir -p "$tmp/nginx/firmware" "$tmp/nginx/logs"
 cp "$tmp/fw.bin" "$tmp/nginx/firmware/$sha.bin"
 user_line=""
@@ -253,43 +251,13 @@ run_aloftd() {
     wait "$pid" 2>/dev/null || true
 }
 
-# A throwaway PostgreSQL (Debian's server binaries), like the e2e harness's.
-pg_url=""
-pg_start() {
-    local bin
-    bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -n | tail -1)
-    [ -n "$bin" ] && [ -x "$bin/postgres" ] || return 1
-    local dir=$tmp/pg port
-    port=$(free_port)
-    mkdir -p "$dir"
-    local as=()
-    if [ "$(id -u)" -eq 0 ]; then
-        chown nobody "$dir"
-        as=(runuser -u nobody --)
-    fi
-    "${as[@]}" "$bin/initdb" -D "$dir/data" -U aloft --auth=trust -E UTF8 --locale=C >"$tmp/pg.log" 2>&1 || return 1
-    # synchronous_commit=off: like SQLite's synchronous=NORMAL for check-ins
-    "${as[@]}" "$bin/postgres" -D "$dir/data" -k "$dir" -p "$port" -c listen_addresses=127.0.0.1 \
-        -c synchronous_commit=off >>"$tmp/pg.log" 2>&1 &
-    pids+=($!)
-    for _ in $(seq 200); do
-        if "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; then
-            "${as[@]}" "$bin/createdb" -h 127.0.0.1 -p "$port" -U aloft bench >>"$tmp/pg.log" 2>&1 || return 1
-            pg_url="postgres://aloft@127.0.0.1:$port/bench"
-            return 0
-        fi
-        sleep 0.1
-    done
-    return 1
-}
-
 printf '\nbench/server: aloftd (--threads %s) and nginx (%s workers) on loopback, wrk -t1 -c%s -d%ss each,\n' \
     "$threads" "$threads" "$conns" "$seconds"
 printf '%s rounds of nginx then aloftd; the median run of each\n' "$rounds"
 printf '(a) GET /update, 304, HTTPUpdate headers, %s distinct MACs; (b) GET of a 1 MB release\n\n' "$macs"
 printf "%-40s %10s %9s %9s %8s  %s\n" "" "req/s" "MB/s" "p99 ms" "ratio" "target"
 run_aloftd sqlite "sqlite:$tmp/aloftd-sqlite/aloft.db"
-if pg_start; then
+if bench_pg_start; then
     run_aloftd postgresql "$pg_url"
 else
     echo "(PostgreSQL: not measured, no server could be started; see scripts/deps.sh)"

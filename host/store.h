@@ -80,8 +80,10 @@ void aloft_store_close(struct aloft_store *s);
 /* The calling thread's last database error, as text. */
 const char *aloft_store_error(void);
 
-/* The schema version now in the database (the count of migrations run). */
+/* The schema version now in the database (the count of migrations run),
+ * and the one this build migrates to. */
 int aloft_store_schema_version(struct aloft_store *s, int *version);
+int aloft_store_schema_wanted(void);
 
 /* Admin tokens are stored as the SHA-256 of the token, never the token. */
 int aloft_store_token_count(struct aloft_store *s, uint64_t *n);
@@ -218,6 +220,10 @@ int aloft_store_reports(struct aloft_store *s, aloft_store_report_cb cb, void *c
 /* Staged rollouts: a release offered to a growing share of a platform's
  * devices (stages in percent); the others get `previous`. */
 #define ALOFT_STORE_STAGES_MAX 10
+/* The devices offered a rollout's release in one stage, and their outcomes. */
+struct aloft_store_stage_counts {
+    uint64_t offered, updated, failed, rolled_back, old_version;
+};
 struct aloft_store_rollout {
     int64_t id;
     char platform[ALOFT_STORE_NAME_MAX + 1];
@@ -235,11 +241,15 @@ struct aloft_store_rollout {
     int64_t auto_advance;      /* 0: advanced only on command */
     bool auto_advance_percent; /* auto_advance is a percentage of the stage's devices offered */
     uint64_t stage_offered, stage_failures, stage_successes; /* the same, of the devices offered in this stage */
+    struct aloft_store_stage_counts counts[ALOFT_STORE_STAGES_MAX]; /* by the stage devices were offered in */
 };
 /* A device offered the release has one outcome (result): none yet, or its
  * report's (updated, failed, rolled_back; the last report wins), or what
  * its next check-in showed: updated when it runs the release, else
- * old_version. failed, rolled_back and old_version are failures. */
+ * old_version. failed, rolled_back and old_version are failures. The
+ * counters of the stage it was offered in change in the same transaction
+ * as its offer or outcome: a rollout is read from them, never by counting
+ * its devices. */
 /* Start one: r's platform, version, stages, max_failures, auto_advance; previous is
  * computed (the release that would be current without r->version), id
  * and times are filled. ALOFT_E_NOTFOUND: no such release;
@@ -247,7 +257,9 @@ struct aloft_store_rollout {
 int aloft_store_rollout_add(struct aloft_store *s, struct aloft_store_rollout *r);
 int aloft_store_rollout_get(struct aloft_store *s, int64_t id, struct aloft_store_rollout *r);
 /* The rollout that decides the platform's /update: its newest rollout,
- * unless that one completed or was aborted. ALOFT_E_NOTFOUND: none. */
+ * unless that one completed or was aborted, without its counters (0: the
+ * /update path needs none; aloft_store_rollout_get has them).
+ * ALOFT_E_NOTFOUND: none. */
 int aloft_store_rollout_governing(struct aloft_store *s, const char *platform, struct aloft_store_rollout *r);
 typedef int (*aloft_store_rollout_cb)(void *ctx, const struct aloft_store_rollout *r);
 int aloft_store_rollouts(struct aloft_store *s, aloft_store_rollout_cb cb, void *ctx);
@@ -257,14 +269,25 @@ int aloft_store_rollouts(struct aloft_store *s, aloft_store_rollout_cb cb, void 
 int aloft_store_rollout_set(struct aloft_store *s, int64_t id, const char *from, int from_stage, int stage,
                             const char *status, const char *reason);
 /* mac was offered the rollout's release while it was at stage (an index;
- * the first offer counts). */
+ * the first offer counts). Written with the next batch of check-ins
+ * (within 100 ms), before anything this store writes or reads of the
+ * rollout; another process sharing a PostgreSQL database sees it then. */
 int aloft_store_rollout_offered(struct aloft_store *s, int64_t id, int stage, const char *mac);
 /* A report of mac for the rollout; *counted: mac had been offered it. */
 int aloft_store_rollout_result(struct aloft_store *s, int64_t id, const char *mac, const char *result, bool *counted);
 /* A check-in of mac: its outcome becomes updated (on_release) or
  * old_version, if it was offered the release and has no outcome yet
- * (*counted). */
-int aloft_store_rollout_settle(struct aloft_store *s, int64_t id, const char *mac, bool on_release, bool *counted);
+ * (*counted; then *k is the stage it was offered in, with its counters
+ * after this outcome). A device known to have an outcome already costs no
+ * database work, and one this process offered the release costs one
+ * transaction: the process remembers both (an offer and an outcome are
+ * never taken back). defer: a success may instead wait for the check-in
+ * queue's next write (its own transaction, within 100 ms; *counted stays
+ * false), for a caller that knows no success can change the rollout now;
+ * every read of a rollout through this store writes what waits first.
+ * Another process sharing a PostgreSQL database sees it within 100 ms. */
+int aloft_store_rollout_settle(struct aloft_store *s, int64_t id, const char *mac, bool on_release, bool defer,
+                               bool *counted, int *stage, struct aloft_store_stage_counts *k);
 
 /* What GET /update decides with, for one platform (case-insensitive): the
  * platform, whether mac ("" or NULL: none) passes its whitelist, the rollout

@@ -12,6 +12,17 @@
 typedef int (*aloft_store_row_cb)(void *ctx, int ncols, const char *const *cols);
 #define ALOFT_STORE_COLS_MAX 24
 
+/* A transaction of the open backend: aloft_store_<b>_transaction runs
+ * body, whose statements go through aloft_store_<b>_tx_vexec(t, ...) (the
+ * same as vexec, inside it), and commits; a non-zero return of body rolls
+ * it all back and is returned. */
+struct aloft_store_tx {
+    struct aloft_store_sqlite *sqlite; /* the open backend: one is set */
+    struct aloft_store_pg *pg;
+    void *conn; /* PostgreSQL: the connection the transaction runs on */
+};
+typedef int (*aloft_store_tx_body)(void *ctx, struct aloft_store_tx *t);
+
 /* The calling thread's last database error (aloft_store_error()). */
 #define ALOFT_STORE_ERROR_MAX 300
 extern _Thread_local char aloft_store_last_error[ALOFT_STORE_ERROR_MAX];
@@ -42,7 +53,10 @@ extern _Thread_local char aloft_store_last_error[ALOFT_STORE_ERROR_MAX];
                                   void *ctx);                                                                     \
     int aloft_store_##b##_checkin_batch(struct aloft_store_##b *s, const struct aloft_store_device *d, size_t n); \
     int aloft_store_##b##_vexec(struct aloft_store_##b *s, enum aloft_store_query id, aloft_store_row_cb cb,     \
-                                void *ctx, int64_t *changed, const char *types, va_list ap);
+                                void *ctx, int64_t *changed, const char *types, va_list ap);                      \
+    int aloft_store_##b##_transaction(struct aloft_store_##b *s, aloft_store_tx_body body, void *ctx);            \
+    int aloft_store_##b##_tx_vexec(struct aloft_store_tx *t, enum aloft_store_query id, aloft_store_row_cb cb,    \
+                                   void *ctx, int64_t *changed, const char *types, va_list ap);
 
 
 /* name in lower case into out (cap bytes): the key platforms are stored by. */
@@ -103,8 +117,12 @@ enum aloft_store_query {
     Q_ROLLOUTS,
     Q_ROLLOUT_SET,
     Q_ROLLOUT_OFFERED,
+    Q_ROLLOUT_STAGE_OFFERED,
+    Q_ROLLOUT_STAGES,
+    Q_ROLLOUT_DEVICE,
     Q_ROLLOUT_RESULT,
     Q_ROLLOUT_SETTLE,
+    Q_ROLLOUT_STAGE_MOVE,
     Q_COUNT
 };
 extern const char *const aloft_store_sql[Q_COUNT];

@@ -724,12 +724,9 @@ int aloft_store_pg_devices(struct aloft_store_pg *s, const char *platform, aloft
     return stop ? stop : res ? 0 : ALOFT_E_IO;
 }
 
-int aloft_store_pg_vexec(struct aloft_store_pg *s, enum aloft_store_query id, aloft_store_row_cb cb, void *ctx,
-                         int64_t *changed, const char *types, va_list ap)
+/* The rows of a result to cb; the result is cleared. */
+static int rows(PGresult *res, aloft_store_row_cb cb, void *ctx, int64_t *changed)
 {
-    WITH_CONN(s, c);
-    PGresult *res = vquery(s, c, id, "query", types, ap);
-    release(s, c);
     if (changed)
         *changed = res ? strtoll(PQcmdTuples(res), NULL, 10) : 0;
     int stop = 0;
@@ -744,6 +741,33 @@ int aloft_store_pg_vexec(struct aloft_store_pg *s, enum aloft_store_query id, al
     }
     PQclear(res);
     return stop ? stop : res ? 0 : ALOFT_E_IO;
+}
+
+int aloft_store_pg_vexec(struct aloft_store_pg *s, enum aloft_store_query id, aloft_store_row_cb cb, void *ctx,
+                         int64_t *changed, const char *types, va_list ap)
+{
+    WITH_CONN(s, c);
+    PGresult *res = vquery(s, c, id, "query", types, ap);
+    release(s, c);
+    return rows(res, cb, ctx, changed);
+}
+
+int aloft_store_pg_transaction(struct aloft_store_pg *s, aloft_store_tx_body body, void *ctx)
+{
+    WITH_CONN(s, c);
+    struct aloft_store_tx t = {NULL, s, c};
+    int rc = exec(s, c, "BEGIN", "begin");
+    if (rc == 0)
+        rc = body(ctx, &t);
+    rc = end_release(s, c, rc);
+    release(s, c);
+    return rc;
+}
+
+int aloft_store_pg_tx_vexec(struct aloft_store_tx *t, enum aloft_store_query id, aloft_store_row_cb cb, void *ctx,
+                            int64_t *changed, const char *types, va_list ap)
+{
+    return rows(vquery(t->pg, t->conn, id, "query", types, ap), cb, ctx, changed);
 }
 
 #define CHANNEL "aloft_changes"

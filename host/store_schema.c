@@ -117,7 +117,27 @@ const char *const aloft_store_migrations[] = {
     "  PRIMARY KEY (platform, digest)"
     ");"
     "ALTER TABLE releases ADD COLUMN signer TEXT NOT NULL DEFAULT '';", /* '' : unsigned */
-    /* 5: device credentials: the server's secrets (the device key each
+    /* 5: each rollout stage's counters, kept in the transaction that offers
+     * a device or changes its outcome, so reading a rollout costs the same
+     * with ten devices or a million; built here from the devices offered so
+     * far. The governing rollout of a platform is found by index. */
+    "CREATE TABLE rollout_stages ("
+    "  rollout BIGINT NOT NULL REFERENCES rollouts (id),"
+    "  stage INTEGER NOT NULL,"    /* the stage its devices were offered in */
+    "  offered BIGINT NOT NULL,"
+    "  updated BIGINT NOT NULL,"   /* then the devices by outcome */
+    "  failed BIGINT NOT NULL,"
+    "  rolled_back BIGINT NOT NULL,"
+    "  old_version BIGINT NOT NULL,"
+    "  PRIMARY KEY (rollout, stage)"
+    ");"
+    "INSERT INTO rollout_stages (rollout, stage, offered, updated, failed, rolled_back, old_version) "
+    "SELECT rollout, stage, COUNT(*), "
+    "SUM(CASE WHEN result = 'updated' THEN 1 ELSE 0 END), SUM(CASE WHEN result = 'failed' THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN result = 'rolled_back' THEN 1 ELSE 0 END), SUM(CASE WHEN result = 'old_version' THEN 1 ELSE 0 END) "
+    "FROM rollout_devices GROUP BY rollout, stage;"
+    "CREATE INDEX rollouts_by_platform ON rollouts (platform, id);",
+    /* 6: device credentials: the server's secrets (the device key each
      * device's credential is derived from), and whether a check-in that
      * nobody signed may settle a device in a rollout */
     "CREATE TABLE server_secrets ("
@@ -148,19 +168,10 @@ const char aloft_store_migrations_table[] =
     "d.mac, p.name, d.version, d.ip, d.free_space, d.sketch_size, d.sdk_version, d.mode, d.first_seen, d.last_seen, " \
     "d.checkins, d.last_status, d.last_reason FROM devices d JOIN platforms p ON p.name_key = d.platform"
 
-/* the outcomes that count as failures */
-#define ROLLOUT_FAILED "a.result IN ('failed', 'rolled_back', 'old_version')"
-/* the devices offered it, its failures and successes: in all, then in the current stage */
+/* a rollout; its counters are read apart (Q_ROLLOUT_STAGES) */
 #define ROLLOUT_COLS                                                                                              \
     "o.id, p.name, o.version, o.previous, o.stages, o.stage, o.status, o.max_failures, o.max_failures_percent, " \
-    "o.reason, o.created_at, o.updated_at, "                                                                  \
-    "(SELECT COUNT(*) FROM rollout_devices a WHERE a.rollout = o.id), "                                       \
-    "(SELECT COUNT(*) FROM rollout_devices a WHERE a.rollout = o.id AND " ROLLOUT_FAILED "), "                \
-    "(SELECT COUNT(*) FROM rollout_devices a WHERE a.rollout = o.id AND a.result = 'updated'), "            \
-    "o.auto_advance, o.auto_advance_percent, "                                                                \
-    "(SELECT COUNT(*) FROM rollout_devices a WHERE a.rollout = o.id AND a.stage = o.stage), "                 \
-    "(SELECT COUNT(*) FROM rollout_devices a WHERE a.rollout = o.id AND a.stage = o.stage AND " ROLLOUT_FAILED "), " \
-    "(SELECT COUNT(*) FROM rollout_devices a WHERE a.rollout = o.id AND a.stage = o.stage AND a.result = 'updated') " \
+    "o.reason, o.created_at, o.updated_at, o.auto_advance, o.auto_advance_percent "                          \
     "FROM rollouts o JOIN platforms p ON p.name_key = o.platform"
 
 const char *const aloft_store_sql[Q_COUNT] = {
@@ -241,7 +252,21 @@ const char *const aloft_store_sql[Q_COUNT] = {
                       "WHERE id = ? AND status = ? AND stage = ?",
     [Q_ROLLOUT_OFFERED] = "INSERT INTO rollout_devices (rollout, mac, result, offered_at, stage) "
                           "VALUES (?, ?, '', ?, ?) ON CONFLICT (rollout, mac) DO NOTHING",
-    [Q_ROLLOUT_RESULT] = "UPDATE rollout_devices SET result = ? WHERE rollout = ? AND mac = ?",
+    /* the first offer to a device counts in the stage it was offered in */
+    [Q_ROLLOUT_STAGE_OFFERED] = "INSERT INTO rollout_stages (rollout, stage, offered, updated, failed, rolled_back, "
+                                "old_version) VALUES (?, ?, 1, 0, 0, 0, 0) ON CONFLICT (rollout, stage) DO UPDATE "
+                                "SET offered = rollout_stages.offered + 1",
+    [Q_ROLLOUT_STAGES] = "SELECT stage, offered, updated, failed, rolled_back, old_version FROM rollout_stages "
+                         "WHERE rollout = ? ORDER BY stage",
+    [Q_ROLLOUT_DEVICE] = "SELECT stage, result FROM rollout_devices WHERE rollout = ? AND mac = ?",
+    /* only from the outcome the caller read: of two changes at once, one
+     * does, and the other reads again */
+    [Q_ROLLOUT_RESULT] = "UPDATE rollout_devices SET result = ? WHERE rollout = ? AND mac = ? AND result = ?",
     /* a check-in settles only a device that has no outcome yet */
-    [Q_ROLLOUT_SETTLE] = "UPDATE rollout_devices SET result = ? WHERE rollout = ? AND mac = ? AND result = ''",
+    [Q_ROLLOUT_SETTLE] = "UPDATE rollout_devices SET result = ? WHERE rollout = ? AND mac = ? AND result = '' "
+                         "RETURNING stage",
+    [Q_ROLLOUT_STAGE_MOVE] = "UPDATE rollout_stages SET updated = updated + ?, failed = failed + ?, "
+                             "rolled_back = rolled_back + ?, old_version = old_version + ? "
+                             "WHERE rollout = ? AND stage = ? "
+                             "RETURNING stage, offered, updated, failed, rolled_back, old_version",
 };

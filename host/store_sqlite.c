@@ -574,10 +574,10 @@ int aloft_store_sqlite_devices(struct aloft_store_sqlite *s, const char *platfor
     return ret;
 }
 
-int aloft_store_sqlite_vexec(struct aloft_store_sqlite *s, enum aloft_store_query id, aloft_store_row_cb cb, void *ctx,
-                             int64_t *changed, const char *types, va_list ap)
+/* vexec with the lock held. */
+static int vexec(struct aloft_store_sqlite *s, enum aloft_store_query id, aloft_store_row_cb cb, void *ctx,
+                 int64_t *changed, const char *types, va_list ap)
 {
-    pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st = stmt(s, id);
     int rc = st ? SQLITE_ROW : SQLITE_ERROR, stop = 0;
     if (st) {
@@ -611,6 +611,40 @@ int aloft_store_sqlite_vexec(struct aloft_store_sqlite *s, enum aloft_store_quer
     int ret = stop ? stop : rc == SQLITE_DONE ? 0 : db_fail(s, "query");
     if (st)
         sqlite3_reset(st);
-    pthread_mutex_unlock(&s->lock);
     return ret;
+}
+
+int aloft_store_sqlite_vexec(struct aloft_store_sqlite *s, enum aloft_store_query id, aloft_store_row_cb cb, void *ctx,
+                             int64_t *changed, const char *types, va_list ap)
+{
+    pthread_mutex_lock(&s->lock);
+    int rc = vexec(s, id, cb, ctx, changed, types, ap);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* The lock is held from BEGIN to COMMIT: one transaction at a time. */
+int aloft_store_sqlite_transaction(struct aloft_store_sqlite *s, aloft_store_tx_body body, void *ctx)
+{
+    struct aloft_store_tx t = {s, NULL, NULL};
+    pthread_mutex_lock(&s->lock);
+    int rc = exec(s, "BEGIN IMMEDIATE", "begin");
+    if (rc == 0)
+        rc = body(ctx, &t);
+    if (rc == 0)
+        rc = exec(s, "COMMIT", "commit");
+    if (rc) {
+        char saved[sizeof aloft_store_last_error];
+        memcpy(saved, aloft_store_last_error, sizeof saved);
+        exec(s, "ROLLBACK", "rollback");
+        memcpy(aloft_store_last_error, saved, sizeof saved);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int aloft_store_sqlite_tx_vexec(struct aloft_store_tx *t, enum aloft_store_query id, aloft_store_row_cb cb, void *ctx,
+                                int64_t *changed, const char *types, va_list ap)
+{
+    return vexec(t->sqlite, id, cb, ctx, changed, types, ap);
 }

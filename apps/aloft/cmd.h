@@ -40,6 +40,8 @@ int aloft_cmd_server_signing(int argc, char **argv);
 int aloft_cmd_server_credential(int argc, char **argv);
 int aloft_cmd_server_checkins(int argc, char **argv);
 
+int aloft_cmd_fleet_simulate(int argc, char **argv);
+
 /* The signature blocks of a file, for aloft image info (cmd_sign.c). */
 #include <stddef.h>
 #include <stdint.h>

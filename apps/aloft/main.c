@@ -43,6 +43,7 @@ static const struct command commands[] = {
     {"server", "signing", aloft_cmd_server_signing, "a platform's signing policy: show, add KEY, remove KEY"},
     {"server", "credential", aloft_cmd_server_credential, "the secret a device signs its reports with"},
     {"server", "checkins", aloft_cmd_server_checkins, "may check-ins settle rollouts: settle or report-only"},
+    {"fleet", "simulate", aloft_cmd_fleet_simulate, "many virtual devices polling an update server, to rehearse a rollout"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -199,6 +199,12 @@ void aloftd_mqtt_rollout(struct aloftd *d, const struct aloft_store_rollout *ro,
 enum MHD_Result aloftd_trigger(struct aloftd *d, struct MHD_Connection *c, const char *platform, const char *body,
                                size_t len, bool too_big);
 
+/* health.c: GET /healthz (the process answers) and GET /readyz (the
+ * database answers and has every migration): no token, for load balancers
+ * and service managers. */
+enum MHD_Result aloftd_healthz(struct MHD_Connection *c);
+enum MHD_Result aloftd_readyz(struct aloftd *d, struct MHD_Connection *c);
+
 /* metrics.c: GET /metrics and the counters it shows. */
 enum aloftd_endpoint {
     ALOFTD_EP_OTHER,
@@ -208,6 +214,7 @@ enum aloftd_endpoint {
     ALOFTD_EP_UPLOAD,
     ALOFTD_EP_API,
     ALOFTD_EP_METRICS,
+    ALOFTD_EP_HEALTH,
     ALOFTD_EP_COUNT
 };
 enum MHD_Result aloftd_metrics(struct aloftd *d, struct MHD_Connection *c);

@@ -1,5 +1,6 @@
 /* aloftd: the HTTP server (libmicrohttpd) and the routes. Device endpoints
- * need no token; everything under /api/ needs the admin token. */
+ * and the health checks need no token; everything under /api/ and
+ * /metrics needs the admin token. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -125,6 +126,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                         : !strncmp(url, "/api/devices/", 13) && !strstr(url, "/credential") ? ALOFTD_EP_REPORT
                         : !strncmp(url, "/api/", 5)          ? ALOFTD_EP_API
                         : !strcmp(url, "/metrics")           ? ALOFTD_EP_METRICS
+                        : !strcmp(url, "/healthz") || !strcmp(url, "/readyz") ? ALOFTD_EP_HEALTH
                                                              : ALOFTD_EP_OTHER;
         *con_cls = req;
         return MHD_YES;
@@ -141,6 +143,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (!strncmp(url, "/firmware/", 10))
         return get ? aloftd_download(d, c, url + 10)
                    : aloftd_reply_error(c, 405, "method_not_allowed", "use GET or HEAD");
+    if (!strcmp(url, "/healthz"))
+        return get ? aloftd_healthz(c) : aloftd_reply_error(c, 405, "method_not_allowed", "use GET or HEAD");
+    if (!strcmp(url, "/readyz"))
+        return get ? aloftd_readyz(d, c) : aloftd_reply_error(c, 405, "method_not_allowed", "use GET or HEAD");
     if (!strncmp(url, "/api/devices/", 13) && post) /* a device's outcome report: no token */
         return aloftd_report(d, c, url + 13, req->body, req->len, req->too_big);
     if (!strcmp(url, "/metrics")) {
@@ -158,7 +164,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (!strcmp(url, "/") || !strcmp(url, "/admin") || !strncmp(url, "/admin/", 7))
         return aloftd_ui(d, c, url, get);
     return aloftd_reply_error(c, 404, "not_found",
-                              "no such endpoint (devices: /update, /firmware/; admin: /api/, the UI at /admin/)");
+                              "no such endpoint (devices: /update, /firmware/; admin: /api/, the UI at /admin/; "
+                              "health: /healthz, /readyz)");
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)

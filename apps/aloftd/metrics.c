@@ -22,7 +22,7 @@ _Thread_local bool aloftd_head_request;
 static const char *const endpoint_names[ALOFTD_EP_COUNT] = {
     [ALOFTD_EP_UPDATE] = "update",   [ALOFTD_EP_FIRMWARE] = "firmware", [ALOFTD_EP_REPORT] = "report",
     [ALOFTD_EP_UPLOAD] = "upload",   [ALOFTD_EP_API] = "api",           [ALOFTD_EP_METRICS] = "metrics",
-    [ALOFTD_EP_OTHER] = "other",
+    [ALOFTD_EP_HEALTH] = "health", [ALOFTD_EP_OTHER] = "other",
 };
 
 static uint64_t requests[ALOFTD_EP_COUNT][STATUS_MAX];

@@ -39,7 +39,8 @@
  * operator's advance would, once that many of the devices offered in the
  * current stage succeeded (at least one offered): looked at whenever an
  * outcome arrives while it is active, and when it is resumed (paused, it
- * stays). */
+ * stays). Both rules read each stage's counters, which the store keeps with
+ * every offer and outcome (store.h): never a count over the devices. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,6 +237,18 @@ cJSON *aloftd_rollout_json(const struct aloft_store_rollout *r)
     cJSON_AddNumberToObject(cs, "offered", (double)r->stage_offered);
     cJSON_AddNumberToObject(cs, "succeeded", (double)r->stage_successes);
     cJSON_AddNumberToObject(cs, "failed", (double)r->stage_failures);
+    cJSON *by = cJSON_AddArrayToObject(j, "by_stage"); /* each stage's devices, by outcome */
+    for (int i = 0; i < r->nstages; i++) {
+        const struct aloft_store_stage_counts *k = &r->counts[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "percent", r->stages[i]);
+        cJSON_AddNumberToObject(o, "offered", (double)k->offered);
+        cJSON_AddNumberToObject(o, "updated", (double)k->updated);
+        cJSON_AddNumberToObject(o, "failed", (double)k->failed);
+        cJSON_AddNumberToObject(o, "rolled_back", (double)k->rolled_back);
+        cJSON_AddNumberToObject(o, "old_version", (double)k->old_version);
+        cJSON_AddItemToArray(by, o);
+    }
     cJSON_AddStringToObject(j, "reason", r->reason);
     time_text(r->created_at, j, "created_at");
     time_text(r->updated_at, j, "updated_at");
@@ -414,9 +427,19 @@ bool aloftd_rollout_checkin(struct aloftd *d, const struct aloft_store_rollout *
         return false;
     bool on_release = order != ALOFT_SEMVER_OLDER;
     bool counted = false, changed = false;
-    struct aloft_store_rollout r;
-    int rc = aloft_store_rollout_settle(d->store, ro->id, mac, on_release, &counted);
-    if (rc == 0 && counted)
+    int stage = -1;
+    struct aloft_store_stage_counts k;
+    /* A success changes neither the failures nor the devices offered, so
+     * it can only complete the stage it was offered in: without
+     * auto_advance it changes nothing now, and is written with the next
+     * batch of check-ins; else the rollout is read and judged only when
+     * that is its current stage and its counters (from the same
+     * transaction) say it is done. A failure always is. */
+    int rc = aloft_store_rollout_settle(d->store, ro->id, mac, on_release, !ro->auto_advance, &counted, &stage, &k);
+    struct aloft_store_rollout r = *ro;
+    r.stage_offered = k.offered;
+    r.stage_successes = k.updated;
+    if (rc == 0 && counted && (!on_release || (stage == ro->stage && stage_done(&r))))
         rc = judge(d, ro->id, &r, &changed);
     if (rc)
         aloftd_log("rollout %lld: the check-in of %s: %s", (long long)ro->id, mac, aloft_store_error());
