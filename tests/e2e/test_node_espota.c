@@ -1,0 +1,322 @@
+/* The ArduinoOTA upload (espota, PROTOCOLS.md §5) on real nodes, driven by
+ * host/espota.c (a client written from the protocol, OpenSSL's MD5,
+ * SHA-256 and PBKDF2) step by step: both authentication schemes, a
+ * filesystem image into the www slot, and every refusal — wrong password,
+ * bad MD5, wrong chip, not LittleFS, an interrupted transfer, a host that
+ * never takes the connection, a second invitation during a transfer, no
+ * PSK — leaves the running image, otadata and settings byte-identical.
+ * With python3, tests/e2e/espota_client.py speaks the protocol as the
+ * Arduino tools' espota.py does (Python's hashlib), in both schemes. */
+#include "e2e.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "espota.h"
+
+#define UDP_PORT 3232
+
+static struct e2e_node node;
+static char ip[16];
+static char fw[3][300], c3[300], www[300], notfs[300];
+
+static void md5_hex(const uint8_t *d, size_t n, char out[33])
+{
+    unsigned char h[16];
+    unsigned len = 0;
+    EVP_Digest(d, n, h, &len, EVP_md5(), NULL);
+    for (unsigned i = 0; i < len; i++)
+        snprintf(out + 2 * i, 3, "%02x", h[i]);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    static const char *const versions[] = {"1.1.0", "1.2.0", "1.3.0"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(fw[i], sizeof fw[i], "%s", e2e_path(versions[i]));
+        e2e_image(fw[i], "esp32s3", versions[i], 0, NULL);
+    }
+    snprintf(c3, sizeof c3, "%s", e2e_path("c3.bin"));
+    e2e_image(c3, "esp32c3", "9.0.0", 0, NULL);
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s", e2e_path("site"));
+    assert_int_equal(mkdir(dir, 0755), 0);
+    char index[400];
+    snprintf(index, sizeof index, "%s/index.html", dir);
+    e2e_file_write(index, "<h1>over espota</h1>\n", 21);
+    snprintf(www, sizeof www, "%s", e2e_path("www.bin"));
+    const char *mkfs[] = {"aloft", "mkfs", dir, "-o", www, NULL};
+    assert_int_equal(aloft_test_run(NULL, mkfs), 0);
+    snprintf(notfs, sizeof notfs, "%s", e2e_path("notfs.bin"));
+    e2e_file_write(notfs, "this is no filesystem", 21);
+
+    const char *v1 = e2e_path("v1.bin");
+    e2e_image(v1, "esp32s3", "1.0.0", 0, NULL);
+    e2e_node_init(&node, "espota");
+    snprintf(ip, sizeof ip, "%.*s", (int)(strchr(node.listen, ':') - node.listen), node.listen);
+    static char espota[32];
+    snprintf(espota, sizeof espota, "%s:%d", ip, UDP_PORT);
+    const char *args[] = {"--create", "--flash-size", "4M", "--firmware", v1, "--www", dir,
+                          "--espota", espota, "--idle-timeout", "2", NULL};
+    return e2e_node_start(&node, args);
+}
+
+static int teardown(void **state)
+{
+    return e2e_teardown(state);
+}
+
+/* Invite for file (as a filesystem image when fs), with md5 or the file's. */
+static void invite(struct aloft_espota_client *c, const char *file, bool fs, const char *md5, uint8_t **img,
+                   size_t *len)
+{
+    char sum[33];
+    *img = e2e_file_read(file, len);
+    md5_hex(*img, *len, sum);
+    int rc = aloft_espota_invite(c, ip, UDP_PORT, fs ? ALOFT_ESPOTA_CMD_FS : ALOFT_ESPOTA_CMD_FLASH, *len,
+                                 md5 ? md5 : sum);
+    if (rc)
+        fprintf(stderr, "invite: %s\n", c->why);
+    assert_int_equal(rc, 0);
+}
+
+/* Invite and authenticate with digits of the nonce (32: MD5, 64: SHA-256);
+ * the device connects back. */
+static void ready(struct aloft_espota_client *c, const char *file, bool fs, const char *md5, size_t digits,
+                  uint8_t **img, size_t *len)
+{
+    invite(c, file, fs, md5, img, len);
+    assert_int_equal(strncmp(c->answer, "AUTH ", 5), 0);
+    assert_int_equal(strlen(c->answer + 5), 64);
+    int rc = aloft_espota_auth(c, node.psk, digits);
+    if (rc)
+        fprintf(stderr, "auth: %s\n", c->why);
+    assert_int_equal(rc, 0);
+    assert_int_equal(aloft_espota_accept(c, 10000), 0);
+}
+
+/* A whole upload that the device takes; it restarts into it. */
+static void pushed(const char *file, bool fs, size_t digits)
+{
+    struct aloft_espota_client c;
+    uint8_t *img;
+    size_t len;
+    unsigned boots = node.serving;
+    ready(&c, file, fs, NULL, digits, &img, &len);
+    int rc = aloft_espota_send(&c, img, len, len);
+    if (rc)
+        fprintf(stderr, "send: %s\n", c.why);
+    assert_int_equal(rc, 0);
+    aloft_espota_close(&c);
+    free(img);
+    assert_int_equal(e2e_node_wait_boot(&node), 0);
+    assert_true(node.serving > boots);
+}
+
+static void refused_upload(const char *file, bool fs, const char *md5, const char *code)
+{
+    struct e2e_snap s;
+    e2e_snap_take(&s, &node);
+    struct aloft_espota_client c;
+    uint8_t *img;
+    size_t len;
+    ready(&c, file, fs, md5, 64, &img, &len);
+    assert_int_equal(aloft_espota_send(&c, img, len, len), 1);
+    if (!strstr(c.why, code))
+        fprintf(stderr, "expected %s, got: %s\n", code, c.why);
+    assert_non_null(strstr(c.why, code));
+    aloft_espota_close(&c);
+    free(img);
+    assert_null(e2e_snap_diff(&s, &node));
+    e2e_snap_free(&s);
+}
+
+static void version_is(const char *want)
+{
+    cJSON *st = e2e_status(&node);
+    assert_string_equal(e2e_jstr(st, "version"), want);
+    cJSON_Delete(st);
+}
+
+static void firmware_both_schemes(void **state)
+{
+    (void)state;
+    pushed(fw[0], false, 64); /* arduino-esp32 3.3.1+: PBKDF2-HMAC-SHA256 */
+    version_is("1.1.0");
+    assert_int_equal(e2e_wait_state(&node, "valid", 10000), 0);
+    pushed(fw[1], false, 32); /* classic espota.py: MD5 over the nonce's first 32 digits */
+    version_is("1.2.0");
+    assert_int_equal(e2e_wait_state(&node, "valid", 10000), 0);
+}
+
+static void filesystem_image(void **state)
+{
+    (void)state;
+    cJSON *st = e2e_get_json(&node, "/api/ota/status");
+    int before = (int)e2e_jnum(st, "active_slot");
+    cJSON_Delete(st);
+    pushed(www, true, 64);
+    st = e2e_get_json(&node, "/api/ota/status");
+    assert_int_equal((int)e2e_jnum(st, "active_slot"), !before);
+    cJSON_Delete(st);
+    struct e2e_http r;
+    char url[100];
+    snprintf(url, sizeof url, "%s/", node.url);
+    const char *get[] = {url, NULL};
+    assert_int_equal(e2e_curl(&r, get), 200);
+    assert_non_null(strstr(r.body, "over espota"));
+    e2e_http_free(&r);
+    refused_upload(notfs, true, NULL, "not_littlefs");
+}
+
+static void wrong_password(void **state)
+{
+    (void)state;
+    struct e2e_snap s;
+    e2e_snap_take(&s, &node);
+    for (size_t digits = 32; digits <= 64; digits += 32) {
+        struct aloft_espota_client c;
+        uint8_t *img;
+        size_t len;
+        invite(&c, fw[2], false, NULL, &img, &len);
+        assert_int_equal(aloft_espota_auth(&c, "not the psk", digits), 1);
+        assert_string_equal(c.answer, "Authentication Failed");
+        /* nothing was agreed: the device does not connect */
+        assert_int_equal(aloft_espota_accept(&c, 1000), -1);
+        aloft_espota_close(&c);
+        free(img);
+    }
+    assert_int_equal(e2e_log_count(&node, "espota: authentication failed"), 2);
+    assert_null(e2e_snap_diff(&s, &node));
+    e2e_snap_free(&s);
+}
+
+static void bad_md5_and_wrong_chip(void **state)
+{
+    (void)state;
+    refused_upload(fw[2], false, "0123456789abcdef0123456789abcdef", "bad_md5");
+    refused_upload(c3, false, NULL, "wrong_chip");
+}
+
+static void interrupted_transfer(void **state)
+{
+    (void)state;
+    struct e2e_snap s;
+    e2e_snap_take(&s, &node);
+    struct aloft_espota_client c;
+    uint8_t *img;
+    size_t len;
+    ready(&c, fw[2], false, NULL, 64, &img, &len);
+    assert_int_equal(aloft_espota_send(&c, img, len / 2, len), -1);
+    aloft_espota_close(&c);
+    free(img);
+    assert_int_equal(e2e_node_wait_log(&node, "espota: the host closed early; nothing changed", 1, 10000), 0);
+    assert_null(e2e_snap_diff(&s, &node));
+
+    /* a host that stops sending: the device gives up after --idle-timeout */
+    ready(&c, fw[2], false, NULL, 64, &img, &len);
+    assert_int_equal(aloft_espota_send(&c, img, 8192, len), -1);
+    assert_int_equal(e2e_node_wait_log(&node, "espota: the host sent nothing for too long", 1, 10000), 0);
+    aloft_espota_close(&c);
+    free(img);
+
+    /* a host that never takes the connection (its port closed by then) */
+    invite(&c, fw[2], false, NULL, &img, &len);
+    close(c.listener);
+    c.listener = -1;
+    assert_int_equal(aloft_espota_auth(&c, node.psk, 64), 0);
+    assert_int_equal(e2e_node_wait_log(&node, "espota: the host did not take the connection", 1, 10000), 0);
+    aloft_espota_close(&c);
+    free(img);
+    assert_null(e2e_snap_diff(&s, &node));
+    e2e_snap_free(&s);
+}
+
+static void second_invitation_refused(void **state)
+{
+    (void)state;
+    struct aloft_espota_client a, b;
+    uint8_t *img, *img2;
+    size_t len, len2;
+    unsigned boots = node.serving;
+    ready(&a, fw[2], false, NULL, 64, &img, &len);
+    assert_int_equal(aloft_espota_send(&a, img, 4096, len), -1); /* a transfer in progress */
+    invite(&b, fw[0], false, NULL, &img2, &len2);
+    assert_non_null(strstr(b.answer, "ERROR: busy"));
+    aloft_espota_close(&b);
+    free(img2);
+    /* the first goes on to the end */
+    assert_int_equal(aloft_espota_send(&a, img, len, len), 0);
+    aloft_espota_close(&a);
+    free(img);
+    assert_int_equal(e2e_node_wait_boot(&node), 0);
+    assert_true(node.serving > boots);
+    version_is("1.3.0");
+}
+
+static void python_client(void **state)
+{
+    (void)state;
+    if (system("python3 -c 'import hashlib' >/dev/null 2>&1") != 0)
+        skip();
+    for (int m = 0; m < 2; m++) {
+        unsigned boots = node.serving;
+        const char *argv[] = {"python3", ALOFT_ESPOTA_CLIENT, "-i", ip, "-p", "3232", "-I", "127.0.0.1",
+                              "-a", node.psk, "-f", fw[m], m == 0 ? "--classic" : NULL, NULL};
+        pid_t pid = e2e_spawn("python3", argv, e2e_path("python.log"), O_APPEND, true);
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        assert_int_equal(e2e_node_wait_boot(&node), 0);
+        assert_true(node.serving > boots);
+        version_is(m == 0 ? "1.1.0" : "1.2.0");
+        assert_int_equal(e2e_wait_state(&node, "valid", 10000), 0);
+    }
+}
+
+static void no_psk_refused(void **state)
+{
+    (void)state;
+    struct e2e_node bare;
+    e2e_node_init(&bare, "bare");
+    bare.psk[0] = 0;
+    const char *v1 = e2e_path("v1.bin");
+    static char espota[32];
+    snprintf(espota, sizeof espota, "%s:%d", ip, UDP_PORT + 1);
+    const char *args[] = {"--create", "--flash-size", "4M", "--firmware", v1, "--espota", espota, NULL};
+    assert_int_equal(e2e_node_start(&bare, args), 0);
+    struct aloft_espota_client c;
+    uint8_t *img;
+    size_t len;
+    char sum[33];
+    img = e2e_file_read(fw[0], &len);
+    md5_hex(img, len, sum);
+    assert_int_equal(aloft_espota_invite(&c, ip, UDP_PORT + 1, ALOFT_ESPOTA_CMD_FLASH, len, sum), 0);
+    assert_non_null(strstr(c.answer, "ERROR: unauthorized"));
+    aloft_espota_close(&c);
+    free(img);
+    e2e_node_stop(&bare);
+}
+
+int main(void)
+{
+    e2e_init(90);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(firmware_both_schemes),
+        cmocka_unit_test(filesystem_image),
+        cmocka_unit_test(wrong_password),
+        cmocka_unit_test(bad_md5_and_wrong_chip),
+        cmocka_unit_test(interrupted_transfer),
+        cmocka_unit_test(second_invitation_refused),
+        cmocka_unit_test(python_client),
+        cmocka_unit_test(no_psk_refused),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
