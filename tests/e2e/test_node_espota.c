@@ -6,7 +6,9 @@
  * never takes the connection, a second invitation during a transfer, no
  * PSK — leaves the running image, otadata and settings byte-identical.
  * With python3, tests/e2e/espota_client.py speaks the protocol as the
- * Arduino tools' espota.py does (Python's hashlib), in both schemes. */
+ * Arduino tools' espota.py does (Python's hashlib), in both schemes. And
+ * `aloft deploy --espota` pushes to a few nodes at once: verified through
+ * their status endpoint, or "sent" when none answers there. */
 #include "e2e.h"
 
 #include <fcntl.h>
@@ -305,6 +307,67 @@ static void no_psk_refused(void **state)
     e2e_node_stop(&bare);
 }
 
+/* aloft deploy --espota ... --json: its exit status, and each device's outcome. */
+static int deploy(const char *image, const char *const extra[], const char *want_outcome, size_t devices)
+{
+    const char *argv[24] = {"aloft", "deploy", "--espota", image, "--psk", "fleet-psk", "--json", "--timeout", "20"};
+    size_t k = 9;
+    for (size_t i = 0; extra[i]; i++)
+        argv[k++] = extra[i];
+    char *out = NULL;
+    int code = aloft_test_run(&out, argv);
+    cJSON *j = cJSON_Parse(out);
+    cJSON *devs = cJSON_GetObjectItem(j, "devices");
+    if (!j || cJSON_GetArraySize(devs) != (int)devices)
+        fprintf(stderr, "aloft deploy said:\n%s\n", out ? out : "");
+    assert_int_equal(cJSON_GetArraySize(devs), (int)devices);
+    cJSON *d;
+    cJSON_ArrayForEach(d, devs) {
+        if (strcmp(e2e_jstr(d, "outcome"), want_outcome))
+            fprintf(stderr, "%s: %s (%s)\n", e2e_jstr(d, "address"), e2e_jstr(d, "outcome"), e2e_jstr(d, "reason"));
+        assert_string_equal(e2e_jstr(d, "outcome"), want_outcome);
+    }
+    cJSON_Delete(j);
+    free(out);
+    return code;
+}
+
+static void deploy_fleet(void **state)
+{
+    (void)state;
+    /* three devices, each on an address of its own (port 8032 for the
+     * status endpoint, 3232 for ArduinoOTA, as on a LAN) */
+    static struct e2e_node fleet[3];
+    char addr[3][24];
+    const char *v1 = e2e_path("v1.bin");
+    for (int i = 0; i < 3; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "fleet%d", i);
+        e2e_node_init(&fleet[i], name);
+        snprintf(addr[i], sizeof addr[i], "127.0.%d.90", i + 1);
+        snprintf(fleet[i].listen, sizeof fleet[i].listen, "127.0.%d.90:8032", i + 1);
+        snprintf(fleet[i].url, sizeof fleet[i].url, "http://%s", fleet[i].listen);
+        const char *args[] = {"--create", "--flash-size", "4M", "--firmware", v1, "--psk", "fleet-psk",
+                              "--espota", addr[i], NULL};
+        assert_int_equal(e2e_node_start(&fleet[i], args), 0);
+    }
+    const char *all[] = {addr[0], addr[1], addr[2], NULL};
+    assert_int_equal(deploy(fw[0], all, "updated", 3), 0);
+    for (int i = 0; i < 3; i++) {
+        cJSON *st = e2e_status(&fleet[i]);
+        assert_string_equal(e2e_jstr(st, "version"), "1.1.0");
+        assert_string_equal(e2e_jstr(st, "running_partition"), "ota_1");
+        cJSON_Delete(st);
+    }
+    /* no status endpoint where deploy looks: a plain ArduinoOTA device to it */
+    const char *plain[] = {addr[0], addr[1], addr[2], "--status-port", "9", NULL};
+    assert_int_equal(deploy(fw[1], plain, "sent", 3), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(e2e_node_wait_boot(&fleet[i]), 0);
+        e2e_node_stop(&fleet[i]);
+    }
+}
+
 int main(void)
 {
     e2e_init(90);
@@ -317,6 +380,7 @@ int main(void)
         cmocka_unit_test(second_invitation_refused),
         cmocka_unit_test(python_client),
         cmocka_unit_test(no_psk_refused),
+        cmocka_unit_test(deploy_fleet),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
