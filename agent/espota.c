@@ -194,7 +194,6 @@ static int refusal(struct aloft_agent *a, struct aloft_espota *e, char *out, siz
 
 int aloft_espota_connected(struct aloft_agent *a, struct aloft_espota *e, char *out, size_t cap)
 {
-    struct aloft_push_reply r;
     out[0] = 0;
     if (e->state != ALOFT_ESPOTA_CONNECT)
         return 0;
@@ -202,50 +201,38 @@ int aloft_espota_connected(struct aloft_agent *a, struct aloft_espota *e, char *
     e->p.buf = e->buf;
     e->p.cap = sizeof e->buf;
     aloft_agent_log(a, "espota: %u bytes for the %s", (unsigned)e->size, e->frontend ? "frontend" : "app");
-    if (aloft_push_upload_begin(a, &e->p, e->frontend, e->size, &r))
+    if (aloft_push_upload_begin(a, &e->p, e->frontend, e->size, &e->reply))
         return refusal(a, e, out, cap);
     aloft_md5_init(&e->sum);
     e->state = ALOFT_ESPOTA_TRANSFER;
     return 0;
 }
 
-/* Refuse what the update writer took: the app update is dropped here,
- * before aloft_push_end forgets it was begun. */
-static void refuse(struct aloft_espota *e, const char *code)
-{
-    e->p.status = 400;
-    e->p.code = code;
-    if (!e->frontend)
-        aloft_update_abort(&e->p.u);
-}
-
 int aloft_espota_data(struct aloft_agent *a, struct aloft_espota *e, const void *data, size_t len, char *out,
                       size_t cap)
 {
-    struct aloft_push_reply r;
     out[0] = 0;
     if (e->state != ALOFT_ESPOTA_TRANSFER)
         return 0;
-    if (e->p.received + len > e->size) {
-        refuse(e, "trailing_data");
-        snprintf(e->p.message, sizeof e->p.message, "more than the %u bytes announced", (unsigned)e->size);
-    }
+    /* bytes past the size announced fail the MD5, which covers all received */
     aloft_push_body(a, &e->p, data, len);
     aloft_md5_update(&e->sum, data, len);
     int n = snprintf(out, cap, "%u", (unsigned)len);
     if (!e->p.status && e->p.received < e->size)
         return n;
     if (!e->p.status) {
-        uint8_t d[16];
-        char hex[33];
-        aloft_md5_final(&e->sum, d);
-        aloft_agent_hex(d, sizeof d, hex);
-        if (!same(hex, e->md5, 32)) {
-            refuse(e, "bad_md5");
-            snprintf(e->p.message, sizeof e->p.message, "the image's MD5 is %s, not %s", hex, e->md5);
+        /* e->buf is free until aloft_push_end: the digest, then its hex */
+        aloft_md5_final(&e->sum, (uint8_t *)e->buf);
+        aloft_agent_hex((uint8_t *)e->buf, 16, e->buf + 16);
+        if (!same(e->buf + 16, e->md5, 32)) { /* the app update is dropped before aloft_push_end forgets it */
+            e->p.status = 400;
+            e->p.code = "bad_md5";
+            if (!e->frontend)
+                aloft_update_abort(&e->p.u);
+            snprintf(e->p.message, sizeof e->p.message, "the image's MD5 is %s, not %s", e->buf + 16, e->md5);
         }
     }
-    aloft_push_end(a, &e->p, &r);
+    aloft_push_end(a, &e->p, &e->reply);
     if (e->p.status)
         return n + refusal(a, e, out + n, cap - (size_t)n);
     aloft_push_abort(a, &e->p);

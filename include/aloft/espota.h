@@ -55,7 +55,8 @@ struct aloft_espota {
     char nonce[65];
     struct aloft_md5 sum;  /* of the bytes received */
     struct aloft_push p;
-    char buf[ALOFT_ESPOTA_ANSWER_MAX]; /* the update's JSON reply */
+    struct aloft_push_reply reply;     /* the update's, and its JSON: */
+    char buf[ALOFT_ESPOTA_ANSWER_MAX];
 };
 
 /* A datagram (len bytes, any content). Writes the answer into out
