@@ -96,8 +96,10 @@ esp_err_t aloft_start(const aloft_config_t *cfg)
         first = e;
     if (aloft_idf_opt(cfg->mqtt_uri) && (e = aloft_idf_mqtt_start(d)) != ESP_OK && first == ESP_OK)
         first = e;
+#ifdef CONFIG_ALOFT_ESPOTA /* off, the linker leaves its task and 6.7 KB of RAM out */
     if (cfg->espota_port && (e = aloft_idf_espota_start(d)) != ESP_OK && first == ESP_OK)
         first = e;
+#endif
     if ((e = aloft_idf_confirm_start(d)) != ESP_OK && first == ESP_OK)
         first = e;
     resume_pull(d);

@@ -41,7 +41,7 @@ typedef struct {
     const char *trusted_keys;   /* up to 3 public key digests, "HEX,HEX,HEX": only images signed by one
                                  * of them are installed; none: NVS security/trusted_keys, if set */
     uint16_t espota_port;       /* ArduinoOTA uploads (Arduino IDE, PlatformIO's espota) on this UDP
-                                 * port, the PSK their password; 0: none */
+                                 * port, the PSK their password; 0: none. Needs CONFIG_ALOFT_ESPOTA */
 } aloft_config_t;
 
 /* Options that menuconfig hides when what they belong to is off. */
