@@ -22,9 +22,8 @@
 
 #include "espota.h"
 
-#define UDP_PORT 3232
-
 static struct e2e_node node;
+static int udp_port; /* the node's HTTP port's number: free there, and not shared with a parallel run */
 static char ip[16];
 static char fw[3][300], c3[300], www[300], notfs[300];
 
@@ -63,10 +62,12 @@ static int setup(void **state)
     e2e_image(v1, "esp32s3", "1.0.0", 0, NULL);
     e2e_node_init(&node, "espota");
     snprintf(ip, sizeof ip, "%.*s", (int)(strchr(node.listen, ':') - node.listen), node.listen);
+    udp_port = atoi(strchr(node.listen, ':') + 1);
     static char espota[32];
-    snprintf(espota, sizeof espota, "%s:%d", ip, UDP_PORT);
+    snprintf(espota, sizeof espota, "%s:%d", ip, udp_port);
+    /* the example waits 10 s for a quiet host; the simulator as long as told */
     const char *args[] = {"--create", "--flash-size", "4M", "--firmware", v1, "--www", dir,
-                          "--espota", espota, "--idle-timeout", "2", NULL};
+                          "--espota", espota, e2e_example() ? NULL : "--idle-timeout", "2", NULL};
     return e2e_node_start(&node, args);
 }
 
@@ -82,7 +83,7 @@ static void invite(struct aloft_espota_client *c, const char *file, bool fs, con
     char sum[33];
     *img = e2e_file_read(file, len);
     md5_hex(*img, *len, sum);
-    int rc = aloft_espota_invite(c, ip, UDP_PORT, fs ? ALOFT_ESPOTA_CMD_FS : ALOFT_ESPOTA_CMD_FLASH, *len,
+    int rc = aloft_espota_invite(c, ip, udp_port, fs ? ALOFT_ESPOTA_CMD_FS : ALOFT_ESPOTA_CMD_FLASH, *len,
                                  md5 ? md5 : sum);
     if (rc)
         fprintf(stderr, "invite: %s\n", c->why);
@@ -225,7 +226,7 @@ static void interrupted_transfer(void **state)
     /* a host that stops sending: the device gives up after --idle-timeout */
     ready(&c, fw[2], false, NULL, 64, &img, &len);
     assert_int_equal(aloft_espota_send(&c, img, 8192, len), -1);
-    assert_int_equal(e2e_node_wait_log(&node, "espota: the host sent nothing for too long", 1, 10000), 0);
+    assert_int_equal(e2e_node_wait_log(&node, "espota: the host sent nothing for too long", 1, 20000), 0);
     aloft_espota_close(&c);
     free(img);
 
@@ -270,7 +271,9 @@ static void python_client(void **state)
         skip();
     for (int m = 0; m < 2; m++) {
         unsigned boots = node.serving;
-        const char *argv[] = {"python3", ALOFT_ESPOTA_CLIENT, "-i", ip, "-p", "3232", "-I", "127.0.0.1",
+        char port[8];
+        snprintf(port, sizeof port, "%d", udp_port);
+        const char *argv[] = {"python3", ALOFT_ESPOTA_CLIENT, "-i", ip, "-p", port, "-I", "127.0.0.1",
                               "-a", node.psk, "-f", fw[m], m == 0 ? "--classic" : NULL, NULL};
         pid_t pid = e2e_spawn("python3", argv, e2e_path("python.log"), O_APPEND, true);
         int status;
@@ -289,9 +292,10 @@ static void no_psk_refused(void **state)
     struct e2e_node bare;
     e2e_node_init(&bare, "bare");
     bare.psk[0] = 0;
+    int port = atoi(strchr(bare.listen, ':') + 1);
     const char *v1 = e2e_path("v1.bin");
     static char espota[32];
-    snprintf(espota, sizeof espota, "%s:%d", ip, UDP_PORT + 1);
+    snprintf(espota, sizeof espota, "%s:%d", ip, port);
     const char *args[] = {"--create", "--flash-size", "4M", "--firmware", v1, "--espota", espota, NULL};
     assert_int_equal(e2e_node_start(&bare, args), 0);
     struct aloft_espota_client c;
@@ -300,7 +304,7 @@ static void no_psk_refused(void **state)
     char sum[33];
     img = e2e_file_read(fw[0], &len);
     md5_hex(img, len, sum);
-    assert_int_equal(aloft_espota_invite(&c, ip, UDP_PORT + 1, ALOFT_ESPOTA_CMD_FLASH, len, sum), 0);
+    assert_int_equal(aloft_espota_invite(&c, ip, (uint16_t)port, ALOFT_ESPOTA_CMD_FLASH, len, sum), 0);
     assert_non_null(strstr(c.answer, "ERROR: unauthorized"));
     aloft_espota_close(&c);
     free(img);
@@ -336,7 +340,8 @@ static void deploy_fleet(void **state)
 {
     (void)state;
     /* three devices, each on an address of its own (port 8032 for the
-     * status endpoint, 3232 for ArduinoOTA, as on a LAN) */
+     * status endpoint, 3232 for ArduinoOTA, as on a LAN), not those of a
+     * run against the other kind of device */
     static struct e2e_node fleet[3];
     char addr[3][24];
     const char *v1 = e2e_path("v1.bin");
@@ -344,8 +349,9 @@ static void deploy_fleet(void **state)
         char name[16];
         snprintf(name, sizeof name, "fleet%d", i);
         e2e_node_init(&fleet[i], name);
-        snprintf(addr[i], sizeof addr[i], "127.0.%d.90", i + 1);
-        snprintf(fleet[i].listen, sizeof fleet[i].listen, "127.0.%d.90:8032", i + 1);
+        int host = e2e_example() ? 91 : 90;
+        snprintf(addr[i], sizeof addr[i], "127.0.%d.%d", i + 1, host);
+        snprintf(fleet[i].listen, sizeof fleet[i].listen, "127.0.%d.%d:8032", i + 1, host);
         snprintf(fleet[i].url, sizeof fleet[i].url, "http://%s", fleet[i].listen);
         const char *args[] = {"--create", "--flash-size", "4M", "--firmware", v1, "--psk", "fleet-psk",
                               "--espota", addr[i], NULL};
