@@ -13,7 +13,7 @@
 
 int fake_idf_bind(int fd, const struct sockaddr *addr, socklen_t len);
 int fake_idf_socket(int domain, int type, int protocol);
-#define bind fake_idf_bind
-#define socket fake_idf_socket
+#define bind(fd, addr, len) fake_idf_bind(fd, addr, len)
+#define socket(domain, type, protocol) fake_idf_socket(domain, type, protocol)
 #define send(fd, data, len, flags) send(fd, data, len, (flags) | MSG_NOSIGNAL)
 #endif
