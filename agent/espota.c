@@ -9,11 +9,6 @@
 #include "aloft/espota.h"
 #include "push_private.h"
 
-#define CMD_FLASH 0
-#define CMD_FS 100
-#define CMD_AUTH 200
-#define PBKDF2_ROUNDS 10000 /* arduino-esp32 3.3.1's */
-
 /* Is s exactly n hex digits followed by end (a newline: or nothing)? */
 static bool hex_field(const char *s, size_t n, char end)
 {
@@ -99,7 +94,7 @@ static void expected(const struct aloft_agent *a, const struct aloft_espota *e, 
         hmac_key(&h, t);
         hmac(&h, salt, 2 * n + 1 + 4, u);
         memcpy(dk, u, sizeof dk);
-        for (unsigned i = 1; i < PBKDF2_ROUNDS; i++) {
+        for (unsigned i = 1; i < ALOFT_ESPOTA_PBKDF2_ROUNDS; i++) {
             hmac(&h, u, sizeof u, u);
             for (size_t k = 0; k < sizeof dk; k++)
                 dk[k] ^= u[k];
@@ -121,14 +116,14 @@ static int invitation(struct aloft_agent *a, struct aloft_espota *e, long cmd, c
 {
     char *end;
     unsigned long port = strtoul(s, &end, 10), size = *end == ' ' ? strtoul(end + 1, &end, 10) : 0;
-    if ((cmd != CMD_FLASH && cmd != CMD_FS) || !port || port > 65535 || !size || size > UINT32_MAX ||
-        *end != ' ' || !hex_field(end + 1, 32, '\n'))
+    if ((cmd != ALOFT_ESPOTA_CMD_FLASH && cmd != ALOFT_ESPOTA_CMD_FS) || !port || port > 65535 || !size ||
+        size > UINT32_MAX || *end != ' ' || !hex_field(end + 1, 32, '\n'))
         return say(out, cap, "ERROR: bad_invitation");
     if (e->state >= ALOFT_ESPOTA_CONNECT || a->busy)
         return snprintf(out, cap, "ERROR: busy: %s", aloft_agent_busy);
     if (!a->psk[0] && !a->open)
         return say(out, cap, "ERROR: unauthorized: no PSK is provisioned");
-    e->frontend = cmd == CMD_FS;
+    e->frontend = cmd == ALOFT_ESPOTA_CMD_FS;
     e->port = (uint16_t)port;
     e->size = (uint32_t)size;
     memcpy(e->md5, end + 1, 32);
@@ -147,18 +142,20 @@ static int invitation(struct aloft_agent *a, struct aloft_espota *e, long cmd, c
 }
 
 /* "200 <cnonce> <response>\n", both 32 (MD5) or both 64 (SHA-256) digits,
- * to the challenge that stands */
+ * to the challenge that stands (a transfer in progress is left alone) */
 static int answer(struct aloft_agent *a, struct aloft_espota *e, const char *s, char *out, size_t cap)
 {
     size_t n = strcspn(s, " ");
     char want[65];
-    bool ok = e->state == ALOFT_ESPOTA_AUTH && a->port->now_ms(a->port->ctx) <= e->deadline_ms &&
-              (n == 32 || n == 64) && hex_field(s, n, ' ') && hex_field(s + n + 1, n, '\n');
+    bool pending = e->state == ALOFT_ESPOTA_AUTH;
+    bool ok = pending && a->port->now_ms(a->port->ctx) <= e->deadline_ms && (n == 32 || n == 64) &&
+              hex_field(s, n, ' ') && hex_field(s + n + 1, n, '\n');
     if (ok) {
         expected(a, e, s, n, want);
         ok = same(want, s + n + 1, n);
     }
-    e->state = ok ? ALOFT_ESPOTA_CONNECT : ALOFT_ESPOTA_IDLE;
+    if (pending)
+        e->state = ok ? ALOFT_ESPOTA_CONNECT : ALOFT_ESPOTA_IDLE;
     if (ok)
         return say(out, cap, "OK");
     aloft_agent_log(a, "espota: authentication failed");
@@ -178,7 +175,7 @@ int aloft_espota_datagram(struct aloft_agent *a, struct aloft_espota *e, const v
     long cmd = strtol(s, &end, 10);
     if (end == s || *end != ' ')
         return 0;
-    if (cmd == CMD_AUTH)
+    if (cmd == ALOFT_ESPOTA_CMD_AUTH)
         return answer(a, e, end + 1, out, cap);
     return invitation(a, e, cmd, end + 1, out, cap);
 }

@@ -101,13 +101,14 @@ int aloft_espota_auth(struct aloft_espota_client *c, const char *password, size_
     if (digits == 64) { /* arduino-esp32 3.3.1+: the key stretched with PBKDF2 */
         unsigned char dk[32];
         snprintf(text, sizeof text, "%s:%s", c->nonce, cnonce);
-        PKCS5_PBKDF2_HMAC(key, 64, (unsigned char *)text, (int)strlen(text), 10000, EVP_sha256(), sizeof dk, dk);
+        PKCS5_PBKDF2_HMAC(key, 64, (unsigned char *)text, (int)strlen(text), ALOFT_ESPOTA_PBKDF2_ROUNDS, EVP_sha256(),
+                          sizeof dk, dk);
         aloft_hex(dk, sizeof dk, key);
     }
     snprintf(text, sizeof text, "%s:%s:%s", key, c->nonce, cnonce);
     hex_digest(md, text, strlen(text), response);
     char msg[160];
-    int n = snprintf(msg, sizeof msg, "200 %s %s\n", cnonce, response);
+    int n = snprintf(msg, sizeof msg, "%d %s %s\n", ALOFT_ESPOTA_CMD_AUTH, cnonce, response);
     if (send(c->udp, msg, (size_t)n, 0) < 0 || receive(c, AUTH_MS))
         return fail(c, -1, "no answer to the authentication");
     if (strcmp(c->answer, "OK"))

@@ -13,8 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ALOFT_ESPOTA_CMD_FLASH 0
-#define ALOFT_ESPOTA_CMD_FS 100
+#include "aloft/espota.h" /* the protocol's numbers */
 
 struct aloft_espota_client {
     int udp, listener, conn;  /* -1 when closed */

@@ -38,6 +38,10 @@
 #include "aloft/push.h"
 
 #define ALOFT_ESPOTA_PORT 3232        /* ArduinoOTA's on ESP32 */
+#define ALOFT_ESPOTA_CMD_FLASH 0      /* the invitation's commands: an app image, */
+#define ALOFT_ESPOTA_CMD_FS 100       /* a filesystem image, */
+#define ALOFT_ESPOTA_CMD_AUTH 200     /* and the answer to AUTH */
+#define ALOFT_ESPOTA_PBKDF2_ROUNDS 10000 /* arduino-esp32 3.3.1's */
 #define ALOFT_ESPOTA_AUTH_MS 10000    /* an AUTH challenge stands this long */
 #define ALOFT_ESPOTA_DATAGRAM_MAX 200 /* longer datagrams are not the protocol's */
 #define ALOFT_ESPOTA_ANSWER_MAX 320   /* out's size for every call */

@@ -13,9 +13,11 @@
 
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -253,6 +255,14 @@ static void second_invitation_refused(void **state)
     assert_int_equal(aloft_espota_send(&a, img, 4096, len), -1); /* a transfer in progress */
     invite(&b, fw[0], false, NULL, &img2, &len2);
     assert_non_null(strstr(b.answer, "ERROR: busy"));
+    /* nor does an answer to no challenge disturb it */
+    char stray[140];
+    int n = snprintf(stray, sizeof stray, "200 %064d %064d\n", 0, 0);
+    assert_int_equal(send(b.udp, stray, (size_t)n, 0), n);
+    struct pollfd p = {.fd = b.udp, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 5000), 1);
+    assert_int_equal(recv(b.udp, stray, sizeof stray - 1, 0), 21);
+    assert_int_equal(memcmp(stray, "Authentication Failed", 21), 0);
     aloft_espota_close(&b);
     free(img2);
     /* the first goes on to the end */
