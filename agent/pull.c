@@ -155,7 +155,12 @@ static void report(struct aloft_agent *a, const char *result, const char *reason
 {
     if (!a->server[0] || !a->port->report)
         return;
-    char url[368]; /* the longest server URL, /api/devices/, the MAC, /report and ?auth= */
+    union { /* one after the other, to keep the stack small: the signature's state, then the URL */
+        struct aloft_hmac_sha256 h;
+        char url[368]; /* the longest server URL, /api/devices/, the MAC, /report and ?auth= */
+    } u;
+    char key[ALOFT_AGENT_SERVER_KEY_MAX + 1];
+    uint8_t mac[32];
     int64_t st = aloft_boot_state(a->boot);
     struct aloft_jw w;
     aloft_jw_begin(&w, body, cap);
@@ -169,16 +174,16 @@ static void report(struct aloft_agent *a, const char *result, const char *reason
     int n = aloft_jw_end(&w);
     if (n <= 0)
         return;
-    uint8_t mac[32];
-    aloft_agent_get(a, "security/server_key", url, ALOFT_AGENT_SERVER_KEY_MAX + 1); /* url holds the key a while */
-    bool sign = url[0];
-    if (sign)
-        aloft_hmac_sha256(url, strlen(url), body, (size_t)n, mac);
-    aloft_pull_server_url(a, "/api/devices/", url, sizeof url);
-    snprintf(url + strlen(url), sizeof url - strlen(url), "%s/report%s", a->mac, sign ? "?auth=" : "");
-    if (sign)
-        aloft_agent_hex(mac, sizeof mac, url + strlen(url));
-    a->port->report(a->port->ctx, url, body);
+    aloft_agent_get(a, "security/server_key", key, sizeof key);
+    if (key[0]) {
+        aloft_hmac_sha256_key(&u.h, key, strlen(key));
+        aloft_hmac_sha256_sum(&u.h, body, (size_t)n, mac);
+    }
+    aloft_pull_server_url(a, "/api/devices/", u.url, sizeof u.url);
+    snprintf(u.url + strlen(u.url), sizeof u.url - strlen(u.url), "%s/report%s", a->mac, key[0] ? "?auth=" : "");
+    if (key[0])
+        aloft_agent_hex(mac, sizeof mac, u.url + strlen(u.url));
+    a->port->report(a->port->ctx, u.url, body);
 }
 
 static void job_failed(struct aloft_agent *a, struct aloft_pull *j)

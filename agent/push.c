@@ -31,6 +31,9 @@ void aloft_push_json(struct aloft_push *p, struct aloft_push_reply *reply, int s
 void aloft_push_error(struct aloft_push *p, struct aloft_push_reply *reply, int status, const char *code,
                       const char *message)
 {
+    p->code = code; /* kept for a way in that answers in text (espota.c) */
+    if (message != p->message)
+        snprintf(p->message, sizeof p->message, "%s", message);
     struct aloft_jw w;
     aloft_jw_begin(&w, p->buf, p->cap);
     aloft_jw_str(&w, "status", "error");
@@ -134,45 +137,42 @@ static bool preflight(struct aloft_agent *a, struct aloft_push *p, const struct 
                          "Content-Length is required (chunked uploads are not accepted)");
         return false;
     }
+    return true;
+}
+
+int aloft_push_upload_begin(struct aloft_agent *a, struct aloft_push *p, bool frontend, uint64_t len,
+                            struct aloft_push_reply *reply)
+{
+    p->kind = frontend ? KIND_FRONTEND : KIND_FIRMWARE;
     uint32_t room = 0;
-    if (p->kind == KIND_FIRMWARE) {
+    if (!frontend) {
         const struct aloft_part *next = aloft_part_next_update(&a->boot->table, a->boot->running);
         room = next ? next->size : 0;
     } else if (aloft_agent_www_inactive(a) >= 0) {
         room = a->www[aloft_agent_www_inactive(a)]->size;
     } else {
         aloft_push_error(p, reply, 404, "no_frontend_slots", aloft_agent_no_www);
-        return false;
+        return 1;
     }
-    p->expected = (uint64_t)r->content_length;
+    p->expected = len;
     if (p->expected > room) {
         char m[160];
         snprintf(m, sizeof m, "the body is %llu bytes; the update slot holds %u", (unsigned long long)p->expected,
                  (unsigned)room);
         aloft_push_error(p, reply, 413, "too_large", m);
-        return false;
+        return 1;
     }
     if (p->expected == 0) {
         aloft_push_error(p, reply, 400, "empty", "the body is empty: send the image");
-        return false;
-    }
-    return true;
-}
-
-/* Take the update slot and erase the target. Returns 1 with *reply on a
- * refusal (said at once, not after the whole body), else 0. */
-static int upload_begin(struct aloft_agent *a, struct aloft_push *p, const struct aloft_push_request *r,
-                        struct aloft_push_reply *reply)
-{
-    if (!preflight(a, p, r, reply))
         return 1;
+    }
     if (a->busy) {
         aloft_push_error(p, reply, 409, "busy", aloft_agent_busy);
         return 1;
     }
     a->busy = p->holds = true;
     int rc;
-    if (p->kind == KIND_FIRMWARE) {
+    if (!frontend) {
         rc = aloft_update_begin(&p->u, a->boot, NULL);
     } else {
         p->slot = a->www[aloft_agent_www_inactive(a)];
@@ -328,8 +328,9 @@ int aloft_push_begin(struct aloft_agent *a, struct aloft_push *p, const struct a
     bool get = !strcmp(r->method, "GET") || !strcmp(r->method, "HEAD");
     bool post = !strcmp(r->method, "POST");
     if (post && (!strcmp(url, "/ota") || !strcmp(url, "/api/ota/frontend"))) {
-        p->kind = strcmp(url, "/ota") ? KIND_FRONTEND : KIND_FIRMWARE;
-        return upload_begin(a, p, r, reply);
+        if (!preflight(a, p, r, reply))
+            return 1;
+        return aloft_push_upload_begin(a, p, strcmp(url, "/ota") != 0, (uint64_t)r->content_length, reply);
     }
     if (post && !strcmp(url, "/api/ota/pull")) {
         if (!may_change(a, p, r, JSON, "send it as " JSON, reply))

@@ -6,10 +6,20 @@
 #include "aloft/push.h"
 
 /* push.c: a JSON reply of len bytes already in p->buf (an error reply when
- * len is negative: it did not fit), and an error reply. */
+ * len is negative: it did not fit), and an error reply (its code and
+ * message also in p->code and p->message). */
 void aloft_push_json(struct aloft_push *p, struct aloft_push_reply *reply, int status, int len);
 void aloft_push_error(struct aloft_push *p, struct aloft_push_reply *reply, int status, const char *code,
                       const char *message);
+
+/* push.c: start an upload of len bytes into the next app slot or, for
+ * frontend, the inactive www slot, once the caller has authorised it (the
+ * HTTP API, espota.c): checks the size, takes the update slot, erases the
+ * target. p is zeroed but for buf and cap. Returns 0, then aloft_push_body,
+ * aloft_push_end and aloft_push_abort as for a request; or 1 with the
+ * refusal in *reply. */
+int aloft_push_upload_begin(struct aloft_agent *a, struct aloft_push *p, bool frontend, uint64_t len,
+                            struct aloft_push_reply *reply);
 
 /* www.c: GET /api/ota/status, POST /api/ota/frontend/rollback (the caller
  * checked the PSK) and GET of a file of the active slot. */

@@ -159,3 +159,6 @@ fi
 # bench/pull: 64 devices pull a 1 MB release from one aloftd, triggered at
 # once over MQTT (a broker, aloftd and the nodes of its own; not under valgrind)
 "$(dirname "$0")/pull.sh" "$build"
+
+# bench/espota: 1 MB to one device over HTTP and over ArduinoOTA, same link
+"$(dirname "$0")/espota.sh" "$build"

@@ -1,27 +1,35 @@
 /* HMAC-SHA256 (RFC 2104): how a device signs what it tells the update
- * server, with the credential the server derived for it. */
+ * server, with the credential the server derived for it, and the PRF of
+ * ArduinoOTA's PBKDF2. The key's two padded blocks are hashed once, so a
+ * key used many times (10,000 PBKDF2 rounds) costs two blocks a use. */
 #include <string.h>
 
 #include "aloft/crypto.h"
 
-void aloft_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t len, uint8_t out[32])
+void aloft_hmac_sha256_key(struct aloft_hmac_sha256 *h, const void *key, size_t len)
 {
-    uint8_t k[64] = {0};
-    struct aloft_sha256 s;
-    aloft_sha256_init(&s);
-    if (key_len > sizeof k) { /* a long key is its digest */
-        aloft_sha256_update(&s, key, key_len);
-        aloft_sha256_final(&s, k);
-        aloft_sha256_init(&s);
+    uint8_t pad[64] = {0};
+    if (len > sizeof pad) { /* a long key is its digest */
+        aloft_sha256_init(&h->in);
+        aloft_sha256_update(&h->in, key, len);
+        aloft_sha256_final(&h->in, pad);
     } else {
-        memcpy(k, key, key_len);
+        memcpy(pad, key, len);
     }
-    for (int pass = 0; pass < 2; pass++) { /* inner: (k ^ ipad) || msg; outer: (k ^ opad) || inner */
-        for (size_t i = 0; i < sizeof k; i++)
-            k[i] ^= pass ? 0x36 ^ 0x5c : 0x36;
-        aloft_sha256_update(&s, k, sizeof k);
-        aloft_sha256_update(&s, pass ? out : msg, pass ? 32 : len);
-        aloft_sha256_final(&s, out);
-        aloft_sha256_init(&s);
-    }
+    for (size_t i = 0; i < sizeof pad; i++)
+        pad[i] ^= 0x36;
+    aloft_sha256_init(&h->in);
+    aloft_sha256_update(&h->in, pad, sizeof pad);
+    for (size_t i = 0; i < sizeof pad; i++)
+        pad[i] ^= 0x36 ^ 0x5c;
+    aloft_sha256_init(&h->out);
+    aloft_sha256_update(&h->out, pad, sizeof pad);
+}
+
+void aloft_hmac_sha256_sum(struct aloft_hmac_sha256 *h, const void *msg, size_t len, uint8_t out[32])
+{
+    aloft_sha256_update(&h->in, msg, len);
+    aloft_sha256_final(&h->in, out);
+    aloft_sha256_update(&h->out, out, 32);
+    aloft_sha256_final(&h->out, out);
 }

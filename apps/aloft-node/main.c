@@ -56,6 +56,9 @@ static const char usage[] =
     "  --max-sockets N         open connections at most, as ESP-IDF's max_open_sockets (7);\n"
     "                          a new one beyond closes the least recently active one\n"
     "  --log FILE              also append every line to FILE\n"
+    "  --espota [ADDR:]PORT    take ArduinoOTA uploads (Arduino IDE, PlatformIO's upload_protocol =\n"
+    "                          espota) on this UDP port (3232 as ArduinoOTA; ADDR alone: port\n"
+    "                          3232; default ADDR: --listen's); the password is the PSK\n"
     "\n"
     "Pull updates:\n"
     "  --mqtt HOST:PORT        take ota_trigger commands from this MQTT broker; subscribes to\n"
@@ -447,6 +450,8 @@ static int run(struct node *n)
         return 1;
     if (n->cfg.mqtt && node_mqtt_start(n) != 0)
         return 1;
+    if (n->cfg.espota && node_espota_start(n) != 0)
+        return 1;
     if (n->sim.behaviour == ALOFT_SIM_HEALTHY) {
         pthread_mutex_lock(&n->lock);
         aloft_agent_confirm(&n->agent);
@@ -502,7 +507,7 @@ enum {
     OPT_FLASH = 256, OPT_VERSION, OPT_LISTEN, OPT_PSK, OPT_OPEN, OPT_ROLLBACK, OPT_TIMING, OPT_LINK_RATE, OPT_CUT,
     OPT_RESTART_DELAY, OPT_IDLE, OPT_LOG, OPT_CREATE, OPT_PARTITIONS, OPT_FLASH_SIZE, OPT_FIRMWARE, OPT_WWW,
     OPT_MQTT, OPT_MQTT_CA, OPT_MQTT_USER, OPT_MQTT_PASSWORD, OPT_DEVICE_ID, OPT_PLATFORM, OPT_CMD_TOPIC, OPT_SERVER,
-    OPT_CHECK_EVERY, OPT_CA_FILE, OPT_INSECURE, OPT_MAX_SOCKETS, OPT_TRUSTED_KEYS, OPT_SERVER_KEY, OPT_MAC,
+    OPT_CHECK_EVERY, OPT_CA_FILE, OPT_INSECURE, OPT_MAX_SOCKETS, OPT_TRUSTED_KEYS, OPT_SERVER_KEY, OPT_MAC, OPT_ESPOTA,
 };
 
 int main(int argc, char **argv)
@@ -539,6 +544,7 @@ int main(int argc, char **argv)
         {"check-every", required_argument, NULL, OPT_CHECK_EVERY},
         {"ca-file", required_argument, NULL, OPT_CA_FILE},
         {"insecure", no_argument, NULL, OPT_INSECURE},
+        {"espota", required_argument, NULL, OPT_ESPOTA},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -664,6 +670,7 @@ int main(int argc, char **argv)
             break;
         case OPT_CA_FILE: n.cfg.ca_file = optarg; break;
         case OPT_INSECURE: n.cfg.insecure = true; break;
+        case OPT_ESPOTA: n.cfg.espota = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         case OPT_VERSION: printf("aloft-node %s\n", ALOFT_VERSION); return 0;
         default: fputs(usage, stderr); return 2;

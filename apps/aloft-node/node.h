@@ -47,6 +47,7 @@ struct node_config {
     unsigned check_every_s;      /* 0: check once at boot only when --server is set */
     const char *ca_file;         /* CA bundle for HTTPS downloads; NULL: the system's */
     bool insecure;               /* do not verify HTTPS certificates */
+    const char *espota;          /* ArduinoOTA's UDP [ADDR:]PORT; NULL: none */
 };
 
 struct node {
@@ -107,6 +108,10 @@ int node_check_start(struct node *n);
  * node_mqtt_stop publishes the last state and disconnects (before a restart). */
 int node_mqtt_start(struct node *n);
 void node_mqtt_stop(struct node *n);
+
+/* ArduinoOTA uploads (espota.c) on cfg.espota. Returns 0 or 1 with a
+ * message printed. */
+int node_espota_start(struct node *n);
 
 /* HTTP server (http.c). Returns 0 or -1 with a message printed. */
 int node_http_start(struct node *n);

@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -17,6 +18,7 @@
 #include "aloft/err.h"
 #include "aloft/image.h"
 #include "cmd.h"
+#include "espota.h"
 #include "file.h"
 #include "fleet.h"
 #include "littlefs.h"
@@ -25,6 +27,7 @@
 static const char help[] =
     "usage: aloft deploy FIRMWARE TARGET... [options]\n"
     "       aloft deploy --frontend www.bin TARGET... [options]\n"
+    "       aloft deploy --espota [--frontend] IMAGE TARGET... [options]\n"
     "\n"
     "Push an image to every device, at most --parallel at a time, then verify each one\n"
     "after its restart. A device counts as updated only when it answers, runs from the\n"
@@ -39,6 +42,8 @@ static const char help[] =
     "               into it, or it runs another version than expected)\n"
     "  skipped      not attempted: other chip or project, already on the version,\n"
     "               or stopped by --canary, --max-failures or Ctrl-C\n"
+    "  sent         the device took the image but could not be verified (--no-verify, or\n"
+    "               an --espota device without aloft's status endpoint)\n"
     "  interrupted  a second Ctrl-C stopped it mid-way: its state is unknown\n"
     "TARGET: host, host:port, CIDR range (only devices that answer count), or @FILE.\n"
     "\n"
@@ -51,19 +56,27 @@ static const char help[] =
     "  --force              also update devices already running the version\n"
     "  --no-verify          trust the upload reply (no polling after the restart)\n"
     "  --timeout S          per device: how long to wait for it after the upload (default 30)\n"
-    "  --port N             port for targets without one (default 8032)\n"
+    "  --port N             port for targets without one (default 8032; 3232 with --espota)\n"
     "  --frontend           FIRMWARE is a LittleFS www.bin for POST /api/ota/frontend;\n"
     "                       verified by the device's active www slot flipping\n"
     "  --json               one JSON report on standard output instead of text\n"
+    "  --espota             push with the ArduinoOTA protocol (espota, as the Arduino IDE and\n"
+    "                       PlatformIO do) to devices that speak only that: aloft devices and\n"
+    "                       plain Arduino sketches; TARGET's port is then the UDP port (3232\n"
+    "                       unless given or --port) and --psk the OTA password. A device that\n"
+    "                       also answers aloft's status endpoint (--status-port) is verified as\n"
+    "                       usual; one that does not ends as \"sent\" (its OK is all there is)\n"
+    "  --status-port N      with --espota: port of the devices' GET /ota/status (default 8032)\n"
     "\n"
-    "exit status: 0 every targeted device confirmed (or already ran the version), 1 any\n"
+    "exit status: 0 every targeted device confirmed (or already ran the version, or was sent), 1 any\n"
     "failure, 2 unusable image or no targets (none answered, or every device that did is\n"
     "another chip or project, or has no frontend slots), 130 interrupted (Ctrl-C stops new\n"
     "uploads; a second Ctrl-C stops at once)\n"
     "\n"
     "examples:\n"
     "  aloft deploy build/app.bin 192.168.1.0/24 --canary 1 --psk \"$OTA_PSK\"\n"
-    "  aloft deploy --frontend build/www.bin @fleet.txt --parallel 16\n";
+    "  aloft deploy --frontend build/www.bin @fleet.txt --parallel 16\n"
+    "  aloft deploy --espota .pio/build/esp32dev/firmware.bin 192.168.1.40 --psk \"$OTA_PASSWORD\"\n";
 
 enum outcome { O_NONE, O_UPDATED, O_ROLLED_BACK, O_REJECTED, O_UNREACHABLE, O_UNCONFIRMED, O_UNCHANGED, O_SKIPPED,
                O_SENT, O_INTERRUPTED, O_COUNT };
@@ -93,12 +106,21 @@ struct dev {
     uint64_t sent;
     /* verification */
     double next_poll, deadline, backoff;
+    /* --espota: the upload runs in a thread of its own */
+    char host[64], status_addr[80];
+    uint16_t udp_port;
+    bool fs;
+    const char *psk;
+    pthread_t thread;
+    bool done;            /* the thread has finished (atomic) */
+    int rc;
+    struct aloft_espota_client espota;
 };
 
 struct deploy {
     const uint8_t *image;
     size_t len;
-    bool frontend, verify, json, tty;
+    bool frontend, verify, json, tty, espota;
     const char *psk, *expect;
     char chip[20], project[40];
     unsigned parallel, canary, max_failures;
@@ -178,8 +200,69 @@ static int small_sndbuf(void *clientp, curl_socket_t fd, curlsocktype purpose)
     return CURL_SOCKOPT_OK;
 }
 
+static void *espota_thread(void *arg)
+{
+    struct dev *v = arg;
+    v->rc = aloft_espota_push(&v->espota, v->host, v->udp_port, v->fs, v->image, v->len, v->psk);
+    __atomic_store_n(&v->done, true, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void start_espota(struct deploy *d, struct dev *v)
+{
+    v->image = d->image;
+    v->len = d->len;
+    v->fs = d->frontend;
+    v->psk = d->psk;
+    v->phase = P_UPLOAD;
+    v->t_start = now();
+    note(d, v, "uploading %zu bytes over ArduinoOTA", d->len);
+    if (pthread_create(&v->thread, NULL, espota_thread, v)) {
+        v->done = true;
+        v->rc = -1;
+        snprintf(v->espota.why, sizeof v->espota.why, "no thread for it");
+    }
+}
+
+static void espota_done(struct deploy *d, struct dev *v)
+{
+    pthread_join(v->thread, NULL);
+    v->sent = v->offset = v->espota.sent;
+    v->t_end = now();
+    if (v->rc > 0) {
+        finish(d, v, O_REJECTED, "%s", v->espota.why);
+        return;
+    }
+    if (v->rc < 0 && !v->espota.sent) {
+        finish(d, v, O_UNREACHABLE, "%s", v->espota.why);
+        return;
+    }
+    if (v->rc < 0) {
+        finish(d, v, O_UNREACHABLE, "upload failed after %zu bytes: %s", v->espota.sent, v->espota.why);
+        return;
+    }
+    note(d, v, "uploaded in %.1fs (device said OK)", v->t_end - v->t_start);
+    if (!d->verify) {
+        finish(d, v, O_SENT, "the device said OK; not verified (--no-verify)");
+        return;
+    }
+    if (!v->before.ok) {
+        finish(d, v, O_SENT, "the device said OK; not verified: nothing answers GET /ota/status on %s (a plain "
+                             "ArduinoOTA device?)", v->status_addr);
+        return;
+    }
+    v->phase = P_WAIT;
+    v->backoff = 0.5;
+    v->next_poll = now() + 1.0;
+    v->deadline = now() + d->timeout;
+}
+
 static void start_upload(struct deploy *d, struct dev *v)
 {
+    if (d->espota) {
+        start_espota(d, v);
+        return;
+    }
     char url[160], auth[128];
     snprintf(url, sizeof url, "http://%s%s", v->addr, d->frontend ? "/api/ota/frontend" : "/ota");
     v->easy = curl_easy_init();
@@ -308,7 +391,7 @@ static void judge(struct deploy *d, struct dev *v)
 
 static void start_poll(struct deploy *d, struct dev *v)
 {
-    v->easy = aloft_status_request(v->addr, &v->body, 2000);
+    v->easy = aloft_status_request(v->status_addr[0] ? v->status_addr : v->addr, &v->body, 2000);
     curl_easy_setopt(v->easy, CURLOPT_PRIVATE, v);
     curl_multi_add_handle(d->multi, v->easy);
     v->phase = P_POLL;
@@ -376,9 +459,16 @@ static void run_batch(struct deploy *d, size_t from, size_t to)
             in_flight += v->phase != P_QUEUED && v->phase != P_DONE;
             if (v->phase == P_WAIT && now() >= v->next_poll)
                 start_poll(d, v);
+            if (d->espota && v->phase == P_UPLOAD) {
+                v->offset = __atomic_load_n(&v->espota.sent, __ATOMIC_RELAXED);
+                if (__atomic_load_n(&v->done, __ATOMIC_ACQUIRE))
+                    espota_done(d, v);
+            }
             if (interrupted > 1 && v->phase != P_DONE && v->phase != P_QUEUED) {
                 if (v->easy)
                     drop_easy(d, v);
+                if (d->espota && v->phase == P_UPLOAD) /* its waits are bounded */
+                    pthread_join(v->thread, NULL);
                 finish(d, v, O_INTERRUPTED, "stopped while %s: the device's state is unknown (check with aloft status)",
                        phase_name[v->phase]);
             }
@@ -532,6 +622,7 @@ int aloft_cmd_deploy(int argc, char **argv)
         {"force", no_argument, NULL, 'f'},              {"no-verify", no_argument, NULL, 'n'},
         {"timeout", required_argument, NULL, 't'},      {"port", required_argument, NULL, 'o'},
         {"frontend", no_argument, NULL, 'w'},           {"json", no_argument, NULL, 'j'},
+        {"espota", no_argument, NULL, 'E'},             {"status-port", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0},
     };
     static struct deploy d;
@@ -541,18 +632,18 @@ int aloft_cmd_deploy(int argc, char **argv)
     d.timeout = 30;
     d.psk = getenv("ALOFT_PSK");
     bool force_project = false, force = false;
-    unsigned port = 8032;
+    unsigned port = 0, status_port = 8032;
     int c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         char *end = NULL;
         unsigned long v = 0;
-        if (strchr("PcFo", c)) {
+        if (strchr("PcFoS", c)) {
             v = strtoul(optarg, &end, 10);
             if (*end || v > 65535 || (c != 'F' && c != 'c' && !v)) {
                 fprintf(stderr, "aloft deploy: --%s takes a number\n", c == 'P' ? "parallel" : c == 'c' ? "canary"
-                                                                          : c == 'F' ? "max-failures" : "port");
+                                                                          : c == 'F' ? "max-failures" : c == 'S' ? "status-port" : "port");
                 return 2;
             }
         }
@@ -562,6 +653,8 @@ int aloft_cmd_deploy(int argc, char **argv)
         case 'c': d.canary = (unsigned)v; break;
         case 'F': d.max_failures = (unsigned)v; break;
         case 'o': port = (unsigned)v; break;
+        case 'S': status_port = (unsigned)v; break;
+        case 'E': d.espota = true; break;
         case 'e': d.expect = optarg; break;
         case 'p': force_project = true; break;
         case 'f': force = true; break;
@@ -591,6 +684,8 @@ int aloft_cmd_deploy(int argc, char **argv)
     int rc = check_image(&d, path);
     struct aloft_targets ts = {0};
     char err[200];
+    if (!port)
+        port = d.espota ? 3232 : 8032;
     for (int i = optind + 1; rc == 0 && i < argc; i++)
         if (aloft_targets_add(&ts, argv[i], port, err, sizeof err)) {
             fprintf(stderr, "aloft deploy: %s\n", err);
@@ -611,21 +706,34 @@ int aloft_cmd_deploy(int argc, char **argv)
     fflush(stdout);
 
     /* discover and snapshot; devices found by a range scan count only if they answer */
-    const char **addrs = malloc(ts.n * sizeof *addrs);
+    const char **addrs = malloc(ts.n * sizeof *addrs), **probe = malloc(ts.n * sizeof *probe);
     struct aloft_devstatus *st = calloc(ts.n, sizeof *st);
-    for (size_t i = 0; i < ts.n; i++)
-        addrs[i] = ts.t[i].addr;
-    aloft_fleet_probe(addrs, ts.n, 64, 3000, st);
     d.devs = calloc(ts.n, sizeof *d.devs);
+    for (size_t i = 0; i < ts.n; i++) {
+        struct dev *v = &d.devs[i];
+        addrs[i] = probe[i] = ts.t[i].addr;
+        if (d.espota) { /* host:udp_port; the status endpoint on status_port */
+            const char *colon = strrchr(addrs[i], ':');
+            snprintf(v->host, sizeof v->host, "%.*s", (int)(colon - addrs[i]), addrs[i]);
+            v->udp_port = (uint16_t)atoi(colon + 1);
+            snprintf(v->status_addr, sizeof v->status_addr, "%s:%u", v->host, status_port);
+            probe[i] = v->status_addr;
+        }
+    }
+    aloft_fleet_probe(probe, ts.n, 64, 3000, st);
     for (size_t i = 0; i < ts.n; i++) {
         if (ts.t[i].from_range && !st[i].ok)
             continue;
-        struct dev *v = &d.devs[d.n++];
+        struct dev *v = &d.devs[d.n];
+        if (v != &d.devs[i])
+            *v = d.devs[i];
+        d.n++;
         v->addr = addrs[i];
         v->before = st[i];
-        if (!st[i].ok)
-            finish(&d, v, O_UNREACHABLE, "no answer before the upload: %s", st[i].error);
-        else if ((v->other = !d.frontend && strcmp(st[i].chip, d.chip)))
+        if (!st[i].ok) { /* over espota, maybe a plain ArduinoOTA device: the upload tells */
+            if (!d.espota)
+                finish(&d, v, O_UNREACHABLE, "no answer before the upload: %s", st[i].error);
+        } else if ((v->other = !d.frontend && strcmp(st[i].chip, d.chip)))
             finish(&d, v, O_SKIPPED, "device is %s, the image is for %s", st[i].chip, d.chip);
         else if ((v->other = !d.frontend && !force_project && strcmp(st[i].project, d.project)))
             finish(&d, v, O_SKIPPED, "device runs project '%s', the image is '%s' (--force-project to override)",
@@ -636,6 +744,7 @@ int aloft_cmd_deploy(int argc, char **argv)
             finish(&d, v, O_SKIPPED, "device has no frontend slots");
     }
     free(st);
+    free(probe);
     if (d.n == 0) {
         fprintf(stderr, "aloft deploy: no device answered on the %zu target address%s\n", ts.n, ts.n == 1 ? "" : "es");
         free(addrs);

@@ -5,6 +5,7 @@
  * sit in a heap ordered by time, so a device costs memory, not a thread. */
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <openssl/hmac.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -17,7 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "aloft/crypto.h"
 #include "cmd.h"
 #include "file.h"
 #include "hex.h"
@@ -379,7 +379,7 @@ static void start(struct fleet *f, struct device *d, double now)
         char auth[65] = "";
         if (credential(f, d)) { /* signed as the agent signs: HMAC-SHA256 of the body */
             uint8_t mac[32];
-            aloft_hmac_sha256(d->credential, 64, t->body, strlen(t->body), mac);
+            HMAC(EVP_sha256(), d->credential, 64, (const uint8_t *)t->body, strlen(t->body), mac, NULL);
             aloft_hex(mac, sizeof mac, auth);
         }
         snprintf(url, sizeof url, "%s/api/devices/%s/report%s%s", f->o.server, d->mac, auth[0] ? "?auth=" : "",

@@ -7,10 +7,10 @@
  * credential from the admin API and provisions it into the device
  * (security/server_key). */
 #include <openssl/crypto.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "aloft/crypto.h"
 #include "aloftd.h"
 #include "hex.h"
 
@@ -34,7 +34,7 @@ void aloftd_credential(const struct aloftd *d, const char *mac, char out[65])
     char msg[64];
     uint8_t h[32];
     int n = snprintf(msg, sizeof msg, "aloft device credential %s", mac);
-    aloft_hmac_sha256(d->device_key, strlen(d->device_key), msg, (size_t)n, h);
+    HMAC(EVP_sha256(), d->device_key, (int)strlen(d->device_key), (const uint8_t *)msg, (size_t)n, h, NULL);
     aloft_hex(h, sizeof h, out);
 }
 
@@ -45,7 +45,7 @@ bool aloftd_credential_check(const struct aloftd *d, const char *mac, const char
     if (!auth || strlen(auth) != 64)
         return false;
     aloftd_credential(d, mac, cred);
-    aloft_hmac_sha256(cred, 64, body ? body : "", len, h);
+    HMAC(EVP_sha256(), cred, 64, (const uint8_t *)(body ? body : ""), len, h, NULL);
     aloft_hex(h, sizeof h, want);
     return CRYPTO_memcmp(want, auth, 64) == 0; /* constant time: no byte-by-byte guessing */
 }

@@ -17,8 +17,13 @@ void aloft_sha256_init(struct aloft_sha256 *s);
 void aloft_sha256_update(struct aloft_sha256 *s, const void *data, size_t len);
 void aloft_sha256_final(struct aloft_sha256 *s, uint8_t out[32]);
 
-/* HMAC-SHA256 of msg under key (RFC 2104). */
-void aloft_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t len, uint8_t out[32]);
+/* HMAC-SHA256 (RFC 2104): the key, then one message. The sum uses h up (no
+ * copy of it on the stack); a key for many messages is copied first. */
+struct aloft_hmac_sha256 {
+    struct aloft_sha256 in, out; /* after the key's inner and outer padded blocks */
+};
+void aloft_hmac_sha256_key(struct aloft_hmac_sha256 *h, const void *key, size_t len);
+void aloft_hmac_sha256_sum(struct aloft_hmac_sha256 *h, const void *msg, size_t len, uint8_t out[32]);
 
 struct aloft_md5 {
     uint32_t h[4];

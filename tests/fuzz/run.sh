@@ -39,7 +39,7 @@ JOBS=${FUZZ_JOBS:-2}
 TIME=${FUZZ_TIME:-20}
 
 # name, runs, max_len: a few seconds each on one core.
-HARNESSES="image:20000:9000 part:150000:3200 part_csv:150000:2048 littlefs:60000:65537 devstatus:300000:17000 trigger:300000:4096 mqtt_cmd:300000:4096 push:30000:8192"
+HARNESSES="image:20000:9000 part:150000:3200 part_csv:150000:2048 littlefs:60000:65537 devstatus:300000:17000 trigger:300000:4096 mqtt_cmd:300000:4096 push:30000:8192 espota:30000:8192"
 
 say() { echo "fuzz: $*"; }
 
@@ -76,7 +76,7 @@ build() {
         libs="$(pkg-config --libs libcjson 2>/dev/null || echo -lcjson)"
         ;;
     mqtt_cmd) extra="$AGENT $CORE" libs="" ;;
-    push) extra="$AGENT $CORE $SRC/ports/posix/flash_file.c $SRC/ports/posix/kv.c $SRC/host/flashimg.c $SRC/host/image_make.c" libs="" ;;
+    push | espota) extra="$AGENT $CORE $SRC/ports/posix/flash_file.c $SRC/ports/posix/kv.c $SRC/host/flashimg.c $SRC/host/image_make.c" libs="" ;;
     *) extra="$CORE" libs="" ;;
     esac
     # shellcheck disable=SC2086
@@ -120,7 +120,7 @@ fi
 # ---- seeds ----
 
 S=$OUT/seeds
-mkdir -p "$S/image" "$S/part" "$S/part_csv" "$S/littlefs" "$S/devstatus" "$S/trigger" "$S/mqtt_cmd" "$S/push"
+mkdir -p "$S/image" "$S/part" "$S/part_csv" "$S/littlefs" "$S/devstatus" "$S/trigger" "$S/mqtt_cmd" "$S/push" "$S/espota"
 [ -d "$FIXTURES/esp-idf" ] || say "no fixtures in $FIXTURES: seeding from synthesised inputs only"
 have_aloft=no
 [ -x "$ALOFT" ] && have_aloft=yes
@@ -272,6 +272,22 @@ if [ -x "$ALOFT" ]; then
         { printf '\001\377/ota\nBearer secret\napplication/octet-stream\n\n\n'; cat "$OUT/tmp/push.bin"; } >"$S/push/image"
 fi
 
+# espota: a flags byte (1: open), then events: D len datagram, C, B len16 bytes, A (fuzz_espota.c).
+dgram() { printf 'D'; printf "\\$(printf %03o ${#1})"; printf '%s' "$1"; }
+hex32=0123456789abcdef0123456789abcdef
+{ printf '\000'; dgram "0 1234 100 $hex32
+"; dgram "200 $hex32$hex32 $hex32$hex32
+"; } >"$S/espota/auth"
+{ printf '\000'; dgram "100 1 1 $hex32
+"; dgram "200 $hex32 $hex32
+"; } >"$S/espota/md5"
+if [ -f "$OUT/tmp/push.bin" ]; then
+    size=$(wc -c <"$OUT/tmp/push.bin")
+    md5=$(md5sum "$OUT/tmp/push.bin" | cut -c1-32)
+    { printf '\001'; dgram "0 1234 $size $md5
+"; printf 'CB\020\000'; head -c 4096 "$OUT/tmp/push.bin"; printf 'A'; } >"$S/espota/open"
+fi
+
 # Dictionaries: the words of each grammar.
 cat >"$OUT/part.dict" <<'EOF'
 "\xaa\x50\x00\x10"
@@ -355,6 +371,18 @@ cat >"$OUT/push.dict" <<'EOF'
 "gzip"
 "/../"
 "index.html"
+EOF
+cat >"$OUT/espota.dict" <<'EOF'
+"0 "
+"100 "
+"200 "
+" 1234 "
+"0123456789abcdef0123456789abcdef"
+"\x0a"
+"D"
+"C"
+"B"
+"A"
 EOF
 cat >"$OUT/devstatus.dict" <<'EOF'
 "\"version\":"

@@ -50,33 +50,48 @@ static void test_sha256_fixture(void **state)
     free(img);
 }
 
+static void hmac(const void *key, size_t klen, const void *msg, size_t len, uint8_t out[32])
+{
+    struct aloft_hmac_sha256 h;
+    aloft_hmac_sha256_key(&h, key, klen);
+    aloft_hmac_sha256_sum(&h, msg, len, out);
+}
+
 /* RFC 4231's cases 1, 2 and 6 (a key longer than a block), then every key
- * length from 0 to 130 bytes against OpenSSL. */
+ * length from 0 to 130 bytes against OpenSSL, and one key's states used twice. */
 static void test_hmac_sha256(void **state)
 {
     (void)state;
     uint8_t key[131], d[32], want[32];
-    char h[65];
+    char h[65], hx[65];
     memset(key, 0x0b, 20);
-    aloft_hmac_sha256(key, 20, "Hi There", 8, d);
+    hmac(key, 20, "Hi There", 8, d);
     aloft_hex(d, 32, h);
     assert_string_equal(h, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
     const char *m2 = "what do ya want for nothing?";
-    aloft_hmac_sha256("Jefe", 4, m2, strlen(m2), d);
+    hmac("Jefe", 4, m2, strlen(m2), d);
     aloft_hex(d, 32, h);
     assert_string_equal(h, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
     memset(key, 0xaa, sizeof key);
     const char *m6 = "Test Using Larger Than Block-Size Key - Hash Key First";
-    aloft_hmac_sha256(key, 131, m6, strlen(m6), d);
+    hmac(key, 131, m6, strlen(m6), d);
     aloft_hex(d, 32, h);
     assert_string_equal(h, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
     for (size_t n = 0; n <= sizeof key; n++) {
         key[n % sizeof key] = (uint8_t)(n * 37);
         unsigned len = 32;
         assert_non_null(HMAC(EVP_sha256(), key, (int)n, (const uint8_t *)m6, n % 55, want, &len));
-        aloft_hmac_sha256(key, n, m6, n % 55, d);
+        hmac(key, n, m6, n % 55, d);
         assert_memory_equal(d, want, 32);
     }
+    struct aloft_hmac_sha256 jefe, once;
+    aloft_hmac_sha256_key(&jefe, "Jefe", 4);
+    once = jefe;
+    aloft_hmac_sha256_sum(&once, m6, strlen(m6), d);
+    once = jefe;
+    aloft_hmac_sha256_sum(&once, m2, strlen(m2), d);
+    aloft_hex(d, 32, hx);
+    assert_string_equal(hx, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 }
 
 static void test_md5_vectors(void **state)

@@ -1,6 +1,7 @@
 /* aloft on ESP-IDF: one call starts the device's whole update behaviour —
  * the HTTP update API, the frontend's A/B slots, pull updates, scheduled
- * checks, MQTT triggers and state, and the confirm of a new app
+ * checks, MQTT triggers and state, ArduinoOTA uploads, and the confirm of a
+ * new app
  * (docs/esp-idf.md). The options default from menuconfig ("aloft").
  *
  *   ESP_ERROR_CHECK(nvs_flash_init());
@@ -39,6 +40,8 @@ typedef struct {
     const char *ca_pem;         /* the CA HTTPS and MQTTS trust; none: the certificate bundle */
     const char *trusted_keys;   /* up to 3 public key digests, "HEX,HEX,HEX": only images signed by one
                                  * of them are installed; none: NVS security/trusted_keys, if set */
+    uint16_t espota_port;       /* ArduinoOTA uploads (Arduino IDE, PlatformIO's espota) on this UDP
+                                 * port, the PSK their password; 0: none. Needs CONFIG_ALOFT_ESPOTA */
 } aloft_config_t;
 
 /* Options that menuconfig hides when what they belong to is off. */
@@ -61,6 +64,11 @@ typedef struct {
 #else
 #define ALOFT_KCONFIG_WWW false
 #endif
+#ifdef CONFIG_ALOFT_ESPOTA
+#define ALOFT_KCONFIG_ESPOTA_PORT CONFIG_ALOFT_ESPOTA_PORT
+#else
+#define ALOFT_KCONFIG_ESPOTA_PORT 0
+#endif
 
 #define ALOFT_CONFIG_DEFAULT()                                                                                     \
     {                                                                                                              \
@@ -71,7 +79,7 @@ typedef struct {
         .cmd_topic = CONFIG_ALOFT_CMD_TOPIC, .server_url = CONFIG_ALOFT_SERVER_URL,                                \
         .check_interval_s = CONFIG_ALOFT_CHECK_INTERVAL_S, .confirm_timeout_s = CONFIG_ALOFT_CONFIRM_TIMEOUT_S,    \
         .httpd_stack_size = ALOFT_KCONFIG_HTTPD_STACK_SIZE, .task_stack_size = CONFIG_ALOFT_TASK_STACK_SIZE,       \
-        .ca_pem = NULL, .trusted_keys = CONFIG_ALOFT_TRUSTED_KEYS,                                                 \
+        .ca_pem = NULL, .trusted_keys = CONFIG_ALOFT_TRUSTED_KEYS, .espota_port = ALOFT_KCONFIG_ESPOTA_PORT,        \
     }
 
 /* Start aloft, once, after nvs_flash_init() (and best once the network is

@@ -90,6 +90,9 @@ int aloft_idf_verify(void *ctx, const struct aloft_sig_block *b, const uint8_t *
 /* The HTTP update API (http.c). */
 esp_err_t aloft_idf_http_start(struct aloft_idf *d);
 
+/* ArduinoOTA uploads on UDP port cfg.espota_port (espota.c). */
+esp_err_t aloft_idf_espota_start(struct aloft_idf *d);
+
 /* Pull jobs (pull.c): a zeroed job (free() it), or NULL; run a started
  * job in the caller's task (returns aloft_pull_result); or hand it to a
  * task of its own that runs and frees it — when no task can start, the

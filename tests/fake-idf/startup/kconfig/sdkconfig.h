@@ -14,6 +14,7 @@ enum {
     FAKE_IDF_BUILT_PUSH_PORT = CONFIG_ALOFT_PUSH_PORT,
     FAKE_IDF_BUILT_CHECK_INTERVAL_S = CONFIG_ALOFT_CHECK_INTERVAL_S,
     FAKE_IDF_BUILT_CONFIRM_TIMEOUT_S = CONFIG_ALOFT_CONFIRM_TIMEOUT_S,
+    FAKE_IDF_BUILT_ESPOTA_PORT = CONFIG_ALOFT_ESPOTA_PORT,
 };
 static inline const char *fake_idf_built_mqtt(void) { return CONFIG_ALOFT_MQTT_BROKER_URI; }
 static inline const char *fake_idf_built_device_id(void) { return CONFIG_ALOFT_DEVICE_ID; }
@@ -24,6 +25,7 @@ static inline const char *fake_idf_built_server(void) { return CONFIG_ALOFT_SERV
 #undef CONFIG_ALOFT_PUSH_PORT
 #undef CONFIG_ALOFT_CHECK_INTERVAL_S
 #undef CONFIG_ALOFT_CONFIRM_TIMEOUT_S
+#undef CONFIG_ALOFT_ESPOTA_PORT
 #undef CONFIG_ALOFT_MQTT_BROKER_URI
 #undef CONFIG_ALOFT_DEVICE_ID
 #undef CONFIG_ALOFT_PLATFORM
@@ -32,6 +34,7 @@ static inline const char *fake_idf_built_server(void) { return CONFIG_ALOFT_SERV
 #define CONFIG_ALOFT_PUSH_PORT fake_idf_kconfig_int("push-port", FAKE_IDF_BUILT_PUSH_PORT)
 #define CONFIG_ALOFT_CHECK_INTERVAL_S fake_idf_kconfig_int("check-interval", FAKE_IDF_BUILT_CHECK_INTERVAL_S)
 #define CONFIG_ALOFT_CONFIRM_TIMEOUT_S fake_idf_kconfig_int("confirm-timeout", FAKE_IDF_BUILT_CONFIRM_TIMEOUT_S)
+#define CONFIG_ALOFT_ESPOTA_PORT fake_idf_kconfig_int("espota-port", FAKE_IDF_BUILT_ESPOTA_PORT)
 #define CONFIG_ALOFT_MQTT_BROKER_URI fake_idf_kconfig_str("mqtt", fake_idf_built_mqtt())
 #define CONFIG_ALOFT_DEVICE_ID fake_idf_kconfig_str("device-id", fake_idf_built_device_id())
 #define CONFIG_ALOFT_PLATFORM fake_idf_kconfig_str("platform", fake_idf_built_platform())
