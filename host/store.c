@@ -643,6 +643,17 @@ int aloft_store_secret(struct aloft_store *s, const char *name, const char *fres
     return rc ? rc : t.found ? 0 : ALOFT_E_IO;
 }
 
+int aloft_store_pin_holds(struct aloft_store *s, const char *platform, bool holds)
+{
+    char key[ALOFT_STORE_NAME_MAX + 1];
+    int64_t n = 0;
+    int rc = key_of(platform, key);
+    if (!rc)
+        rc = sexec(s, Q_PIN_HOLDS, NULL, NULL, &n, "is", (int64_t)holds, key);
+    views_changed(s);
+    return rc ? rc : n ? 0 : ALOFT_E_NOTFOUND;
+}
+
 int aloft_store_checkins_settle(struct aloft_store *s, const char *platform, bool on)
 {
     char key[ALOFT_STORE_NAME_MAX + 1];

@@ -32,6 +32,7 @@ struct aloft_store_platform {
     char current[2][ALOFT_STORE_VERSION_MAX + 1];   /* by kind; "" when none */
     char pinned[2][ALOFT_STORE_VERSION_MAX + 1];    /* by kind; "" when not pinned */
     bool checkins_settle;                           /* may an unsigned check-in settle a rollout */
+    bool pin_holds;                                 /* the firmware pin never downgrades a device */
     uint64_t releases;                              /* firmware releases */
     uint64_t devices;
 };
@@ -189,6 +190,11 @@ int aloft_store_whitelist(struct aloft_store *s, const char *platform, bool *ena
 /* The server's secret called name: the stored one, or fresh, stored now
  * when there was none (every instance on one database gets the same). */
 int aloft_store_secret(struct aloft_store *s, const char *name, const char *fresh, char *out, size_t cap);
+
+/* Whether platform's firmware pin only holds devices back (an aborted
+ * rollout's: no device is offered a release older than the one it runs)
+ * or is the operator's, who may downgrade with it. */
+int aloft_store_pin_holds(struct aloft_store *s, const char *platform, bool holds);
 
 /* Whether a check-in nobody signed may settle a device of platform in a rollout. */
 int aloft_store_checkins_settle(struct aloft_store *s, const char *platform, bool on);

@@ -402,8 +402,9 @@ static void read_platform(const PGresult *res, int row, struct aloft_store_platf
     col_text(res, row, 6, p->current[ALOFT_STORE_FRONTEND], sizeof p->current[0]);
     col_text(res, row, 7, p->pinned[ALOFT_STORE_FRONTEND], sizeof p->pinned[0]);
     p->checkins_settle = col_int(res, row, 8) != 0;
-    p->releases = (uint64_t)col_int(res, row, 9);
-    p->devices = (uint64_t)col_int(res, row, 10);
+    p->pin_holds = col_int(res, row, 9) != 0;
+    p->releases = (uint64_t)col_int(res, row, 10);
+    p->devices = (uint64_t)col_int(res, row, 11);
 }
 
 static void read_release(const PGresult *res, int row, struct aloft_store_release *r)

@@ -145,6 +145,9 @@ const char *const aloft_store_migrations[] = {
     "  value TEXT NOT NULL"
     ");"
     "ALTER TABLE platforms ADD COLUMN checkins_settle INTEGER NOT NULL DEFAULT 1;",
+    /* 7: a pin that only holds devices back (an aborted rollout's) and
+     * never offers a device a release older than the one it runs */
+    "ALTER TABLE platforms ADD COLUMN pin_holds INTEGER NOT NULL DEFAULT 0;",
 };
 
 const size_t aloft_store_migration_count = sizeof aloft_store_migrations / sizeof aloft_store_migrations[0];
@@ -156,7 +159,7 @@ const char aloft_store_migrations_table[] =
  * them $1, $2, ... as PostgreSQL wants). */
 #define PLATFORM_COLS                                                                                        \
     "p.name, p.chip, p.project, p.created_at, p.current_firmware, p.pinned_firmware, p.current_frontend, " \
-    "p.pinned_frontend, p.checkins_settle"
+    "p.pinned_frontend, p.checkins_settle, p.pin_holds"
 /* Counting a platform's devices walks its index: not on the /update path. */
 #define PLATFORM_COUNTS                                                                          \
     ", (SELECT COUNT(*) FROM releases r WHERE r.platform = p.name_key AND r.kind = 'firmware'), " \
@@ -181,6 +184,7 @@ const char *const aloft_store_sql[Q_COUNT] = {
     [Q_SECRET_ADD] = "INSERT INTO server_secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
     [Q_SECRET_GET] = "SELECT value FROM server_secrets WHERE name = ?",
     [Q_CHECKINS_SETTLE] = "UPDATE platforms SET checkins_settle = ? WHERE name_key = ?",
+    [Q_PIN_HOLDS] = "UPDATE platforms SET pin_holds = ? WHERE name_key = ?",
     [Q_TOKEN_KEEP_ONLY] = "DELETE FROM admin_tokens WHERE sha256 <> ?",
     [Q_PLATFORM_GET] = "SELECT " PLATFORM_COLS ", 0, 0 FROM platforms p WHERE p.name_key = ?",
     [Q_PLATFORM_GET_COUNTS] = "SELECT " PLATFORM_COLS PLATFORM_COUNTS " FROM platforms p WHERE p.name_key = ?",

@@ -216,8 +216,9 @@ static void read_platform(sqlite3_stmt *st, struct aloft_store_platform *p)
     col_text(st, 6, p->current[ALOFT_STORE_FRONTEND], sizeof p->current[0]);
     col_text(st, 7, p->pinned[ALOFT_STORE_FRONTEND], sizeof p->pinned[0]);
     p->checkins_settle = sqlite3_column_int64(st, 8) != 0;
-    p->releases = (uint64_t)sqlite3_column_int64(st, 9);
-    p->devices = (uint64_t)sqlite3_column_int64(st, 10);
+    p->pin_holds = sqlite3_column_int64(st, 9) != 0;
+    p->releases = (uint64_t)sqlite3_column_int64(st, 10);
+    p->devices = (uint64_t)sqlite3_column_int64(st, 11);
 }
 
 static void read_release(sqlite3_stmt *st, struct aloft_store_release *r)

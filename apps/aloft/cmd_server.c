@@ -64,7 +64,9 @@ static const struct {
                  "--auto-advance: open the next stage by itself once N devices offered in the\n"
                  "current stage (or N% of them, at least one) succeeded; else only on command.\n"
                  "advance opens the next stage (after the last: completed); pause stops offering\n"
-                 "VERSION to new devices until resume; abort ends it; show without ID lists all.",
+                 "VERSION to new devices until resume; abort ends it and holds the devices that did\n"
+                 "not take VERSION on the release before (pinned, but no device that took VERSION is\n"
+                 "offered the older one: pin it yourself to revert); show without ID lists all.",
                  "  --stages LIST      the stages' shares of the devices in percent, ascending,\n"
                  "                     1 to 10 of them (default 1,10,50,100)\n"
                  "  --max-failures N|N%  halt after more than N failures, or more than N% of the\n"

@@ -72,6 +72,7 @@ static cJSON *platform_json(const struct aloft_store_platform *p)
     add_string_or_null(j, "pinned", p->pinned[ALOFT_STORE_FIRMWARE]);
     add_string_or_null(j, "current_frontend", p->current[ALOFT_STORE_FRONTEND]);
     add_string_or_null(j, "pinned_frontend", p->pinned[ALOFT_STORE_FRONTEND]);
+    cJSON_AddBoolToObject(j, "pin_holds", p->pin_holds); /* an aborted rollout's pin: no downgrade */
     cJSON_AddBoolToObject(j, "checkins_settle", p->checkins_settle);
     cJSON_AddNumberToObject(j, "releases", (double)p->releases);
     cJSON_AddNumberToObject(j, "devices", (double)p->devices);
@@ -206,6 +207,8 @@ static enum MHD_Result pin(struct aloftd *d, struct MHD_Connection *c, const str
     if (!unpin && !version_ok)
         return aloftd_reply_error(c, 400, "bad_parameter", "give the version to pin: {\"version\": \"1.2.3\"}");
     int rc = aloft_store_pin(d->store, p->name, (enum aloft_store_kind)kind, unpin ? NULL : version);
+    if (rc == 0 && kind == ALOFT_STORE_FIRMWARE) /* the operator's pin: a way to downgrade */
+        rc = aloft_store_pin_holds(d->store, p->name, false);
     if (rc == ALOFT_E_NOTFOUND)
         return aloftd_reply_error(c, 404, "unknown_version", "platform '%s' has no %s release '%s'", p->name,
                                   aloft_store_kind_name((enum aloft_store_kind)kind), version);

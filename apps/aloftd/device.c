@@ -2,7 +2,8 @@
  * Arduino's HTTPUpdate and ESP8266httpUpdate (PROTOCOLS.md §3.1):
  *   200  the current release: Content-Length, x-MD5, application/octet-stream
  *   304  nothing to do: the device runs the current release, or something
- *        newer (no downgrade unless the operator pinned one), or a version
+ *        newer (no downgrade unless the operator pinned one: an aborted
+ *        rollout's pin only holds devices back), or a version
  *        that cannot be ordered (never assumed older), or the release does
  *        not fit its free space
  *   403  the platform's whitelist is on and the MAC is not on it
@@ -126,7 +127,7 @@ static enum MHD_Result not_modified(struct MHD_Connection *c, const char *reason
 static int firmware_decision(const struct aloft_store_platform *p, const struct aloft_store_release *cur,
                              const char *ver, const char *md5, int64_t free_space, char *why, size_t cap)
 {
-    bool pinned = p->pinned[ALOFT_STORE_FIRMWARE][0] != 0;
+    bool pinned = p->pinned[ALOFT_STORE_FIRMWARE][0] != 0, downgrade = pinned && !p->pin_holds;
     if (md5 && strlen(md5) == 32 && !strcasecmp(md5, cur->md5)) {
         snprintf(why, cap, "runs the current release %s (same MD5)", cur->version);
         return 1;
@@ -136,12 +137,12 @@ static int firmware_decision(const struct aloft_store_platform *p, const struct 
         snprintf(why, cap, "runs the current release %s", cur->version);
         return 1;
     }
-    if (!pinned && order == ALOFT_SEMVER_NEWER) {
-        snprintf(why, cap, "runs %s, newer than the current release %s (no downgrade unless pinned)", ver,
-                 cur->version);
+    if (!downgrade && order == ALOFT_SEMVER_NEWER) {
+        snprintf(why, cap, "runs %s, newer than the current release %s (no downgrade unless %s)", ver, cur->version,
+                 pinned ? "the operator pins it" : "pinned");
         return 1;
     }
-    if (!pinned && order == ALOFT_SEMVER_UNORDERED) {
+    if (!downgrade && order == ALOFT_SEMVER_UNORDERED) {
         snprintf(why, cap, "cannot order %s against the current release %s, so it is not assumed older", ver,
                  cur->version);
         return 1;

@@ -21,7 +21,8 @@
  * `previous` to every device. Then the platform's pin or newest release
  * decides again once it is over: aborted, it pins `previous` (so that a
  * rollout of the newest upload is really undone; unpin to serve the newest
- * again); completed (advanced past its last stage), it moves a pin the
+ * again) as a pin that only holds: a device that took the release is never
+ * offered `previous` (an operator's own pin is what downgrades); completed (advanced past its last stage), it moves a pin the
  * platform has to its own release (the way to roll out safely is: pin the
  * running release, upload, start the rollout).
  * Each device it was offered to (a 200 from /update) gets one outcome: its
@@ -360,7 +361,10 @@ static int move(struct aloftd *d, struct aloft_store_rollout *r, int stage, cons
     struct aloft_store_platform p;
     if (rc == 0 && (!strcmp(to, "aborted") || !strcmp(to, "completed")))
         rc = aloft_store_platform_get(d->store, r->platform, false, &p);
-    if (rc == 0 && !strcmp(to, "aborted") && r->previous[0])
+    /* an abort holds the devices outside back on previous and never
+     * downgrades one that took the release: the pin only holds */
+    if (rc == 0 && !strcmp(to, "aborted") && r->previous[0] &&
+        (rc = aloft_store_pin_holds(d->store, r->platform, true)) == 0)
         rc = aloft_store_pin(d->store, r->platform, ALOFT_STORE_FIRMWARE, r->previous);
     if (rc == 0 && !strcmp(to, "completed") && p.pinned[ALOFT_STORE_FIRMWARE][0] &&
         strcmp(p.pinned[ALOFT_STORE_FIRMWARE], r->version))
@@ -369,9 +373,10 @@ static int move(struct aloftd *d, struct aloft_store_rollout *r, int stage, cons
         rc = aloft_store_rollout_get(d->store, r->id, r);
     if (rc)
         return rc;
-    aloftd_log("%s: rollout %lld: %s; %s at %d%%%s%s", r->platform, (long long)r->id, why, r->status,
-               r->stages[r->stage], !strcmp(to, "aborted") && r->previous[0] ? "; pinned " : "",
-               !strcmp(to, "aborted") && r->previous[0] ? r->previous : "");
+    aloftd_log("%s: rollout %lld: %s; %s at %d%%%s%s%s", r->platform, (long long)r->id, why, r->status,
+               r->stages[r->stage], !strcmp(to, "aborted") && r->previous[0] ? "; held at " : "",
+               !strcmp(to, "aborted") && r->previous[0] ? r->previous : "",
+               !strcmp(to, "aborted") && r->previous[0] ? " (no device that took it is downgraded)" : "");
     aloftd_metrics_rollout_event();
     if (r->stage > stage_before) /* the devices the new stage adds */
         aloftd_mqtt_rollout(d, r, r->stages[stage_before]);

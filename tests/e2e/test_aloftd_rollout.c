@@ -573,9 +573,18 @@ static void test_rollout_halt(void **state)
     /* aborted: the previous release is pinned, so nobody gets the new one */
     cJSON *p = aloftd_json(&srv, "/api/platforms/demo");
     assert_string_equal(e2e_jstr(p, "pinned"), "1.0.0");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "pin_holds")));
     cJSON_Delete(p);
     assert_int_equal(fleet_checkin("demo", "1.0.0", offered), 0);
     action(id2, "resume", 409, NULL);
+    /* and the devices that took it are not offered the previous one: the
+     * abort's pin only holds; the operator's own pin is a revert */
+    struct e2e_http r;
+    expect(checkin("demo", "1.1.0", macs[0], false, &r), 304, "took the aborted release");
+    assert_non_null(strstr(aloftd_header_value(&r, "X-Aloft-Reason"), "no downgrade"));
+    e2e_http_free(&r);
+    expect(admin_post("/api/platforms/demo/pin", "{\"version\": \"1.0.0\"}", NULL), 200, "revert");
+    expect(checkin("demo", "1.1.0", macs[0], false, NULL), 200, "reverted by the operator");
 }
 
 /* The safe way to roll out: pin the running release, upload the new one
