@@ -364,7 +364,7 @@ static void deploy_fleet(void **state)
         int host = e2e_example() ? 91 : 90;
         snprintf(addr[i], sizeof addr[i], "127.0.%d.%d", i + 1, host);
         snprintf(fleet[i].listen, sizeof fleet[i].listen, "127.0.%d.%d:8032", i + 1, host);
-        snprintf(fleet[i].url, sizeof fleet[i].url, "http://%s:8032", addr[i]);
+        snprintf(fleet[i].url, sizeof fleet[i].url, "http://%.23s:8032", addr[i]);
         const char *args[] = {"--create", "--flash-size", "4M", "--firmware", v1, "--psk", "fleet-psk",
                               "--espota", addr[i], NULL};
         assert_int_equal(e2e_node_start(&fleet[i], args), 0);
