@@ -1193,7 +1193,8 @@ static int settle_flush(struct aloft_store *s)
     pthread_mutex_lock(&q->flush_lock);
     pthread_mutex_lock(&q->lock);
     struct settle_batch b = {q->batch, q->n};
-    memcpy(q->batch, q->items, q->n * sizeof *q->items);
+    if (q->n) /* nothing queued yet: no batch allocated either */
+        memcpy(q->batch, q->items, q->n * sizeof *q->items);
     __atomic_store_n(&q->n, 0, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&q->lock);
     int rc = b.n ? TRANSACTION(settle_batch_body, &b) : 0;
