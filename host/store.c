@@ -643,26 +643,27 @@ int aloft_store_secret(struct aloft_store *s, const char *name, const char *fres
     return rc ? rc : t.found ? 0 : ALOFT_E_IO;
 }
 
-int aloft_store_pin_holds(struct aloft_store *s, const char *platform, bool holds)
+/* Set one of a platform's yes/no settings (query q: value, key); /update's
+ * decisions read it, so their cache is dropped. */
+static int platform_flag(struct aloft_store *s, enum aloft_store_query q, const char *platform, bool on)
 {
     char key[ALOFT_STORE_NAME_MAX + 1];
     int64_t n = 0;
     int rc = key_of(platform, key);
     if (!rc)
-        rc = sexec(s, Q_PIN_HOLDS, NULL, NULL, &n, "is", (int64_t)holds, key);
+        rc = sexec(s, q, NULL, NULL, &n, "is", (int64_t)on, key);
     views_changed(s);
     return rc ? rc : n ? 0 : ALOFT_E_NOTFOUND;
 }
 
+int aloft_store_pin_holds(struct aloft_store *s, const char *platform, bool holds)
+{
+    return platform_flag(s, Q_PIN_HOLDS, platform, holds);
+}
+
 int aloft_store_checkins_settle(struct aloft_store *s, const char *platform, bool on)
 {
-    char key[ALOFT_STORE_NAME_MAX + 1];
-    int64_t n = 0;
-    int rc = key_of(platform, key);
-    if (!rc)
-        rc = sexec(s, Q_CHECKINS_SETTLE, NULL, NULL, &n, "is", (int64_t)on, key);
-    views_changed(s);
-    return rc ? rc : n ? 0 : ALOFT_E_NOTFOUND;
+    return platform_flag(s, Q_CHECKINS_SETTLE, platform, on);
 }
 
 int aloft_store_signing_key_add(struct aloft_store *s, const char *platform, const char *digest)
