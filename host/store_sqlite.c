@@ -357,7 +357,9 @@ static int begin_durable(struct aloft_store_sqlite *s)
     return rc ? rc : exec(s, "BEGIN IMMEDIATE", "begin");
 }
 
-static int end_durable(struct aloft_store_sqlite *s, int rc)
+/* End a transaction: COMMIT after rc 0, else ROLLBACK, keeping the first
+ * error's message. */
+static int end_tx(struct aloft_store_sqlite *s, int rc)
 {
     if (rc == 0)
         rc = exec(s, "COMMIT", "commit");
@@ -367,6 +369,12 @@ static int end_durable(struct aloft_store_sqlite *s, int rc)
         exec(s, "ROLLBACK", "rollback");
         memcpy(aloft_store_last_error, saved, sizeof saved);
     }
+    return rc;
+}
+
+static int end_durable(struct aloft_store_sqlite *s, int rc)
+{
+    rc = end_tx(s, rc);
     exec(s, "PRAGMA synchronous = NORMAL", "pragma");
     return rc;
 }
@@ -541,14 +549,7 @@ int aloft_store_sqlite_checkin_batch(struct aloft_store_sqlite *s, const struct 
                       (int64_t)d[i].checkins, (int64_t)d[i].last_status, d[i].last_reason),
                  "record check-ins");
     }
-    if (rc == 0)
-        rc = exec(s, "COMMIT", "commit");
-    if (rc) {
-        char saved[sizeof aloft_store_last_error];
-        memcpy(saved, aloft_store_last_error, sizeof saved);
-        exec(s, "ROLLBACK", "rollback");
-        memcpy(aloft_store_last_error, saved, sizeof saved);
-    }
+    rc = end_tx(s, rc);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
@@ -632,14 +633,7 @@ int aloft_store_sqlite_transaction(struct aloft_store_sqlite *s, aloft_store_tx_
     int rc = exec(s, "BEGIN IMMEDIATE", "begin");
     if (rc == 0)
         rc = body(ctx, &t);
-    if (rc == 0)
-        rc = exec(s, "COMMIT", "commit");
-    if (rc) {
-        char saved[sizeof aloft_store_last_error];
-        memcpy(saved, aloft_store_last_error, sizeof saved);
-        exec(s, "ROLLBACK", "rollback");
-        memcpy(aloft_store_last_error, saved, sizeof saved);
-    }
+    rc = end_tx(s, rc);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
