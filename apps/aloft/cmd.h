@@ -37,6 +37,9 @@ int aloft_cmd_server_devices(int argc, char **argv);
 int aloft_cmd_server_rollout(int argc, char **argv);
 int aloft_cmd_server_whitelist(int argc, char **argv);
 int aloft_cmd_server_signing(int argc, char **argv);
+/* aloftd's admin token from a flag, a file, or ALOFT_TOKEN / ALOFT_TOKEN_FILE
+ * (malloc'd); NULL with a message when there is none. */
+char *aloft_cmd_admin_token(const char *token, const char *file);
 int aloft_cmd_server_credential(int argc, char **argv);
 int aloft_cmd_server_checkins(int argc, char **argv);
 

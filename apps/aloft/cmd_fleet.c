@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include "cmd.h"
-#include "file.h"
 #include "hex.h"
 
 static const char help[] =
@@ -693,18 +692,9 @@ static int parse(int argc, char **argv, struct opts *o)
         return usage_error("--until-version takes a version of at most %d characters", VERSION_MAX);
     if (o->rollback_share + o->vanish_share > 100)
         return usage_error("--rollback-share and --vanish-share add up to more than 100 %%");
-    if (!o->token && getenv("ALOFT_TOKEN") && *getenv("ALOFT_TOKEN"))
-        o->token = getenv("ALOFT_TOKEN");
-    static char from_file[256];
-    uint8_t *text;
-    size_t len;
-    if (!o->token && getenv("ALOFT_TOKEN_FILE") && aloft_file_read(getenv("ALOFT_TOKEN_FILE"), &text, &len) == 0) {
-        while (len && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
-            len--;
-        snprintf(from_file, sizeof from_file, "%.*s", (int)len, (const char *)text);
-        free(text);
-        o->token = from_file[0] ? from_file : NULL;
-    }
+    /* optional: without it the reports go unsigned (and are refused) */
+    if (o->token || (getenv("ALOFT_TOKEN") && *getenv("ALOFT_TOKEN")) || getenv("ALOFT_TOKEN_FILE"))
+        o->token = aloft_cmd_admin_token(o->token, NULL); /* kept for the run */
     return 0;
 }
 

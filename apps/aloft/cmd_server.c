@@ -396,8 +396,7 @@ static int help(enum action a)
     return 0;
 }
 
-/* The token from flags, a file or the environment; NULL with a message. */
-static char *load_token(const char *token, const char *file)
+char *aloft_cmd_admin_token(const char *token, const char *file)
 {
     if (!token && !file)
         token = getenv("ALOFT_TOKEN");
@@ -462,7 +461,7 @@ static int server(int argc, char **argv, enum action a)
     bool start = a == ROLLOUT && !strcmp(verb, "start");
     if (!o.server)
         o.server = getenv("ALOFT_SERVER") && *getenv("ALOFT_SERVER") ? getenv("ALOFT_SERVER") : "http://127.0.0.1:8080";
-    char *tok = load_token(token, token_file);
+    char *tok = aloft_cmd_admin_token(token, token_file);
     if (!tok)
         return 1;
     o.token = tok;

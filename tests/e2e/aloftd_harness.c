@@ -10,6 +10,7 @@
 #include <glob.h>
 #include <grp.h>
 #include <libpq-fe.h>
+#include <openssl/hmac.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -291,6 +292,30 @@ cJSON *aloftd_json(struct aloftd_proc *s, const char *path)
     e2e_http_free(&r);
     assert_non_null(j);
     return j;
+}
+
+void aloftd_credential(struct aloftd_proc *s, const char *ca, const char *mac, char out[65])
+{
+    char path[80];
+    snprintf(path, sizeof path, "/api/devices/%.40s/credential", mac);
+    struct e2e_http h;
+    const char *args[] = {"-H", s->auth, ca ? "--cacert" : NULL, ca, NULL};
+    assert_int_equal(aloftd_get(s, &h, path, args), 200);
+    cJSON *j = cJSON_Parse(h.body);
+    snprintf(out, 65, "%s", e2e_jstr(j, "credential"));
+    assert_int_equal(strlen(out), 64);
+    cJSON_Delete(j);
+    e2e_http_free(&h);
+}
+
+void aloftd_report_auth(struct aloftd_proc *s, const char *mac, const char *body, char out[65])
+{
+    char cred[65];
+    uint8_t h[32];
+    aloftd_credential(s, NULL, mac, cred);
+    HMAC(EVP_sha256(), cred, 64, (const uint8_t *)body, strlen(body), h, NULL);
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", h[i]);
 }
 
 const char *aloftd_header_value(const struct e2e_http *r, const char *name)

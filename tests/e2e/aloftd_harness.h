@@ -106,6 +106,15 @@ int aloftd_upload(struct aloftd_proc *s, struct e2e_http *r, const char *file, c
 /* GET path with the token and parse the JSON (test failure unless 200). */
 cJSON *aloftd_json(struct aloftd_proc *s, const char *path);
 
+/* The credential aloftd derived for the device mac, read with the admin
+ * token (ca: the CA of an HTTPS server, or NULL): what a factory gives the
+ * device (--server-key). */
+void aloftd_credential(struct aloftd_proc *s, const char *ca, const char *mac, char out[65]);
+
+/* A report's ?auth=, as a device makes it: the HMAC-SHA256 of body under
+ * mac's credential, in hex. */
+void aloftd_report_auth(struct aloftd_proc *s, const char *mac, const char *body, char out[65]);
+
 /* A header's value from a response (first match, case-insensitive name),
  * into a static buffer; NULL when absent. */
 const char *aloftd_header_value(const struct e2e_http *r, const char *name);

@@ -6,7 +6,6 @@
  * starts). */
 #include "aloftd_harness.h"
 
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -85,28 +84,11 @@ static int admin_post(const char *path, const char *json, cJSON **reply)
     return code;
 }
 
-/* The signature of a device's report, as the agent makes it: the device's
- * credential from the admin API, HMAC-SHA256 of the body under it. */
-static void sign(const char *mac, const char *json, char out[65])
-{
-    char path[100];
-    snprintf(path, sizeof path, "/api/devices/%.40s/credential", mac);
-    cJSON *c = aloftd_json(&srv, path);
-    const char *cred = e2e_jstr(c, "credential");
-    assert_int_equal(strlen(cred), 64);
-    uint8_t h[32];
-    unsigned len = sizeof h;
-    HMAC(EVP_sha256(), cred, 64, (const uint8_t *)json, strlen(json), h, &len);
-    cJSON_Delete(c);
-    for (int i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", h[i]);
-}
-
 /* POST a device's report (no token), signed as the device would. */
 static int report(const char *mac, const char *json, cJSON **reply)
 {
     char path[200], auth[65];
-    sign(mac, json, auth);
+    aloftd_report_auth(&srv, mac, json, auth);
     snprintf(path, sizeof path, "/api/devices/%.40s/report?auth=%s", mac, auth);
     const char *args[] = {"-H", "Content-Type: application/json", "--data-binary", json, NULL};
     struct e2e_http r;
@@ -841,11 +823,11 @@ static void test_reports_are_signed(void **state)
     expect(aloftd_get(&srv, &r, path, args), 401, "unsigned");
     assert_string_equal(e2e_http_error(&r), "unauthenticated");
     e2e_http_free(&r);
-    sign(macs[1], fail, auth);
+    aloftd_report_auth(&srv, macs[1], fail, auth);
     snprintf(path, sizeof path, "/api/devices/%s/report?auth=%s", macs[0], auth);
     expect(aloftd_get(&srv, &r, path, args), 401, "another device's credential");
     e2e_http_free(&r);
-    sign(macs[0], "{\"version\": \"1.1.0\", \"target\": \"1.1.0\", \"result\": \"updated\"}", auth);
+    aloftd_report_auth(&srv, macs[0], "{\"version\": \"1.1.0\", \"target\": \"1.1.0\", \"result\": \"updated\"}", auth);
     snprintf(path, sizeof path, "/api/devices/%s/report?auth=%s", macs[0], auth);
     expect(aloftd_get(&srv, &r, path, args), 401, "the signature of another body");
     e2e_http_free(&r);

@@ -12,7 +12,6 @@
 
 #include <curl/curl.h>
 #include <libpq-fe.h>
-#include <openssl/hmac.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
@@ -76,17 +75,10 @@ static long checkin(int i, const char *ver)
  * credential as the agent signs it. */
 static void report(int i, const char *version, const char *result)
 {
-    char url[300], body[160], path[80], auth[65];
+    char url[300], body[160], auth[65];
     snprintf(body, sizeof body, "{\"version\": \"%s\", \"target\": \"1.1.0\", \"result\": \"%s\"}", version,
              result);
-    snprintf(path, sizeof path, "/api/devices/%s/credential", macs[i]);
-    cJSON *c = aloftd_json(&srv, path);
-    uint8_t mac[32];
-    unsigned mlen = sizeof mac;
-    HMAC(EVP_sha256(), e2e_jstr(c, "credential"), 64, (const uint8_t *)body, strlen(body), mac, &mlen);
-    cJSON_Delete(c);
-    for (int k = 0; k < 32; k++)
-        snprintf(auth + 2 * k, 3, "%02x", mac[k]);
+    aloftd_report_auth(&srv, macs[i], body, auth);
     snprintf(url, sizeof url, "%s/api/devices/%s/report?auth=%s", srv.url, macs[i], auth);
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
     curl_easy_reset(curl);

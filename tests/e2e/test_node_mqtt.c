@@ -239,22 +239,6 @@ static char *upload_trigger(const char *file, const char *id)
     return text;
 }
 
-/* The credential aloftd derived for mac, which the node needs for its
- * reports to count. */
-static void credential(const char *mac, char out[65])
-{
-    char path[80];
-    snprintf(path, sizeof path, "/api/devices/%s/credential", mac);
-    struct e2e_http r;
-    const char *args[] = {"--cacert", e2e_path("ca.pem"), "-H", srv.auth, NULL};
-    assert_int_equal(aloftd_get(&srv, &r, path, args), 200);
-    cJSON *j = cJSON_Parse(r.body);
-    snprintf(out, 65, "%s", e2e_jstr(j, "credential"));
-    assert_int_equal(strlen(out), 64);
-    cJSON_Delete(j);
-    e2e_http_free(&r);
-}
-
 /* aloftd's inventory entry of mac (NULL when it has none yet). */
 static cJSON *inventory(const char *mac)
 {
@@ -308,7 +292,7 @@ static void test_https_trigger(void **state)
      * that aloftd knows it; it trusts the test CA */
     struct e2e_node n, untrusting;
     char key[65];
-    credential("24:0A:C4:0B:00:01", key);
+    aloftd_credential(&srv, e2e_path("ca.pem"), "24:0A:C4:0B:00:01", key);
     const char *args[] = {"--server", srv.url, "--ca-file", e2e_path("ca.pem"), "--mac", "24:0A:C4:0B:00:01",
                           "--server-key", key, NULL};
     start_node(&n, "https", v1, args);

@@ -462,23 +462,6 @@ static const char *mac_of(struct e2e_node *n)
     return mac;
 }
 
-/* The factory's provisioning towards aloftd: the credential the server
- * derived for mac (read with the admin token; ca: the CA of an HTTPS
- * server, or NULL), given to the node with --mac, so that its reports count. */
-static void credential(struct aloftd_proc *s, const char *ca, const char *mac, char out[65])
-{
-    char path[80];
-    snprintf(path, sizeof path, "/api/devices/%s/credential", mac);
-    struct e2e_http h;
-    const char *args[] = {"-H", s->auth, ca ? "--cacert" : NULL, ca, NULL};
-    assert_int_equal(aloftd_get(s, &h, path, args), 200);
-    cJSON *j = cJSON_Parse(h.body);
-    snprintf(out, 65, "%s", e2e_jstr(j, "credential"));
-    assert_int_equal(strlen(out), 64);
-    cJSON_Delete(j);
-    e2e_http_free(&h);
-}
-
 /* ---- tests ---- */
 
 /* HTTPS from aloftd with a certificate the node verifies with --ca-file:
@@ -504,7 +487,7 @@ static void test_https_verified_update_and_untrusted_certificate(void **state)
 
     struct e2e_node a, b, c;
     char key[65];
-    credential(&srv, ca, "24:0A:C4:0A:00:01", key);
+    aloftd_credential(&srv, ca, "24:0A:C4:0A:00:01", key);
     const char *a_args[] = {"--server", srv.url, "--ca-file", ca, "--mac", "24:0A:C4:0A:00:01", "--server-key", key, NULL};
     const char *c_args[] = {"--insecure", NULL};
     start_node(&a, "https", a_args);
@@ -768,7 +751,7 @@ static void test_scheduled_checks(void **state)
     e2e_http_free(&r);
     struct e2e_node n;
     char key[65];
-    credential(&srv, NULL, "24:0A:C4:0A:00:02", key);
+    aloftd_credential(&srv, NULL, "24:0A:C4:0A:00:02", key);
     const char *args[] = {"--server",     srv.url, "--check-every", "1", "--mac", "24:0A:C4:0A:00:02",
                           "--server-key", key,     NULL}; /* rollback is on by default */
     start_node(&n, "checks", args);
