@@ -666,6 +666,32 @@ int aloft_store_checkins_settle(struct aloft_store *s, const char *platform, boo
     return platform_flag(s, Q_CHECKINS_SETTLE, platform, on);
 }
 
+int aloft_store_platform_add(struct aloft_store *s, const char *name, const char *chip, bool publish_manual)
+{
+    char key[ALOFT_STORE_NAME_MAX + 1];
+    int64_t n = 0;
+    int rc = key_of(name, key);
+    if (!rc)
+        rc = sexec(s, Q_PLATFORM_ADD, NULL, NULL, &n, "ssssii", key, name, chip, "", (int64_t)time(NULL),
+                   (int64_t)publish_manual);
+    views_changed(s);
+    return rc ? rc : n ? 0 : ALOFT_E_STATE;
+}
+
+int aloft_store_publish_manual(struct aloft_store *s, const char *platform, bool manual)
+{
+    struct aloft_store_platform p;
+    int rc = aloft_store_platform_get(s, platform, false, &p);
+    for (int k = 0; !rc && manual && k < 2; k++)
+        if (!p.pinned[k][0] && p.current[k][0])
+            rc = aloft_store_pin(s, p.name, (enum aloft_store_kind)k, p.current[k]);
+    if (!rc)
+        rc = platform_flag(s, Q_PUBLISH_MANUAL, p.name, manual);
+    for (int k = 0; !rc && !manual && k < 2; k++)
+        rc = aloft_store_pin(s, p.name, (enum aloft_store_kind)k, p.pinned[k][0] ? p.pinned[k] : NULL);
+    return rc;
+}
+
 int aloft_store_signing_key_add(struct aloft_store *s, const char *platform, const char *digest)
 {
     char key[ALOFT_STORE_NAME_MAX + 1];
@@ -890,7 +916,8 @@ int aloft_store_rollout_add(struct aloft_store *s, struct aloft_store_rollout *r
         return rc;
     if (running.n)
         return ALOFT_E_STATE;
-    /* previous: what would be current without this release (a pin wins) */
+    /* previous: what would be current without this release (a pin wins;
+     * a platform that publishes by hand serves nothing else) */
     struct aloft_store_platform p;
     rc = aloft_store_platform_get(s, r->platform, false, &p);
     if (rc)
@@ -898,7 +925,7 @@ int aloft_store_rollout_add(struct aloft_store *s, struct aloft_store_rollout *r
     r->previous[0] = 0;
     if (p.pinned[ALOFT_STORE_FIRMWARE][0] && strcmp(p.pinned[ALOFT_STORE_FIRMWARE], r->version)) {
         snprintf(r->previous, sizeof r->previous, "%s", p.pinned[ALOFT_STORE_FIRMWARE]);
-    } else {
+    } else if (!p.publish_manual) {
         struct release_vec v = {NULL, 0, 0, r->version};
         rc = aloft_store_releases(s, r->platform, ALOFT_STORE_FIRMWARE, collect_release, &v);
         for (size_t i = 0; i < v.n / 2; i++) { /* newest first: into upload order */

@@ -33,6 +33,7 @@ struct aloft_store_platform {
     char pinned[2][ALOFT_STORE_VERSION_MAX + 1];    /* by kind; "" when not pinned */
     bool checkins_settle;                           /* may an unsigned check-in settle a rollout */
     bool pin_holds;                                 /* the firmware pin never downgrades a device */
+    bool publish_manual;                            /* only a pin serves a release: uploads wait */
     uint64_t releases;                              /* firmware releases */
     uint64_t devices;
 };
@@ -198,6 +199,17 @@ int aloft_store_pin_holds(struct aloft_store *s, const char *platform, bool hold
 
 /* Whether a check-in nobody signed may settle a device of platform in a rollout. */
 int aloft_store_checkins_settle(struct aloft_store *s, const char *platform, bool on);
+
+/* Create a platform before its first upload, so that its signing keys and
+ * publish policy hold from the first one; chip as aloft names chips
+ * ("esp32c3"), checked by the caller. ALOFT_E_STATE: it exists. */
+int aloft_store_platform_add(struct aloft_store *s, const char *name, const char *chip, bool publish_manual);
+
+/* The publish policy. Manual: devices are offered only what is pinned (an
+ * operator's pin, or a rollout's when it completes): an upload changes
+ * nothing. Turning it on pins what is offered now, so the fleet sees no
+ * change; turning it off serves the newest release again unless pinned. */
+int aloft_store_publish_manual(struct aloft_store *s, const char *platform, bool manual);
 
 int aloft_store_signing_key_add(struct aloft_store *s, const char *platform, const char *digest);
 int aloft_store_signing_key_remove(struct aloft_store *s, const char *platform, const char *digest);

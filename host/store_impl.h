@@ -78,6 +78,7 @@ enum aloft_store_query {
     Q_SECRET_GET,
     Q_CHECKINS_SETTLE,
     Q_PIN_HOLDS,
+    Q_PUBLISH_MANUAL,
     Q_TOKEN_KEEP_ONLY,
     Q_PLATFORM_GET,
     Q_PLATFORM_GET_COUNTS,

@@ -403,8 +403,9 @@ static void read_platform(const PGresult *res, int row, struct aloft_store_platf
     col_text(res, row, 7, p->pinned[ALOFT_STORE_FRONTEND], sizeof p->pinned[0]);
     p->checkins_settle = col_int(res, row, 8) != 0;
     p->pin_holds = col_int(res, row, 9) != 0;
-    p->releases = (uint64_t)col_int(res, row, 10);
-    p->devices = (uint64_t)col_int(res, row, 11);
+    p->publish_manual = col_int(res, row, 10) != 0;
+    p->releases = (uint64_t)col_int(res, row, 11);
+    p->devices = (uint64_t)col_int(res, row, 12);
 }
 
 static void read_release(const PGresult *res, int row, struct aloft_store_release *r)
@@ -499,10 +500,10 @@ static int release_get(struct aloft_store_pg *s, struct conn *c, const char *key
     return rc;
 }
 
-/* Set the platform's current release of kind from its pin or its history;
- * inside the caller's transaction. */
+/* Set the platform's current release of kind from its pin or, unless it
+ * publishes by hand, its history; inside the caller's transaction. */
 static int update_current(struct aloft_store_pg *s, struct conn *c, const char *key, enum aloft_store_kind kind,
-                          const char *pinned)
+                          const char *pinned, bool manual)
 {
     PGresult *res = query(s, c, Q_RELEASES_ASC, "read releases", "ss", key, aloft_store_kind_name(kind));
     if (!res)
@@ -517,7 +518,7 @@ static int update_current(struct aloft_store_pg *s, struct conn *c, const char *
     for (size_t i = 0; i < n; i++)
         read_release(res, (int)i, &all[i]);
     PQclear(res);
-    const char *current = pinned ? pinned : n ? all[aloft_store_pick_current(all, n, kind)].version : NULL;
+    const char *current = pinned ? pinned : n && !manual ? all[aloft_store_pick_current(all, n, kind)].version : NULL;
     int rc = run(s, c, kind == ALOFT_STORE_FIRMWARE ? Q_SET_FIRMWARE : Q_SET_FRONTEND, "set current release", "sss",
                  current, pinned, key);
     free(all);
@@ -551,7 +552,8 @@ static int release_add(struct aloft_store_pg *s, struct conn *c, struct aloft_st
     struct aloft_store_platform p;
     int rc = platform_get(s, c, key, false, &p);
     if (rc == ALOFT_E_NOTFOUND && r->kind == ALOFT_STORE_FIRMWARE) {
-        rc = run(s, c, Q_PLATFORM_ADD, "add platform", "ssssi", key, r->platform, r->chip, r->project, now_s());
+        rc = run(s, c, Q_PLATFORM_ADD, "add platform", "ssssii", key, r->platform, r->chip, r->project, now_s(),
+                 (int64_t)0);
         if (rc == 0)
             rc = platform_get(s, c, key, false, &p);
     }
@@ -587,7 +589,7 @@ static int release_add(struct aloft_store_pg *s, struct conn *c, struct aloft_st
     }
     PQclear(res);
     if (!rc)
-        rc = update_current(s, c, key, r->kind, p.pinned[r->kind][0] ? p.pinned[r->kind] : NULL);
+        rc = update_current(s, c, key, r->kind, p.pinned[r->kind][0] ? p.pinned[r->kind] : NULL, p.publish_manual);
     if (!rc)
         snprintf(r->platform, sizeof r->platform, "%s", p.name);
     return rc;
@@ -661,7 +663,7 @@ static int pin(struct aloft_store_pg *s, struct conn *c, const char *key, enum a
     struct aloft_store_release r;
     if (rc == 0 && version)
         rc = release_get(s, c, key, kind, version, &r);
-    return rc ? rc : update_current(s, c, key, kind, version);
+    return rc ? rc : update_current(s, c, key, kind, version, p.publish_manual);
 }
 
 int aloft_store_pg_pin(struct aloft_store_pg *s, const char *platform, enum aloft_store_kind kind, const char *version)

@@ -148,6 +148,9 @@ const char *const aloft_store_migrations[] = {
     /* 7: a pin that only holds devices back (an aborted rollout's) and
      * never offers a device a release older than the one it runs */
     "ALTER TABLE platforms ADD COLUMN pin_holds INTEGER NOT NULL DEFAULT 0;",
+    /* 8: the publish policy: manual, an upload is stored but served only
+     * once pinned or rolled out; auto (0), the newest upload is served */
+    "ALTER TABLE platforms ADD COLUMN publish_manual INTEGER NOT NULL DEFAULT 0;",
 };
 
 const size_t aloft_store_migration_count = sizeof aloft_store_migrations / sizeof aloft_store_migrations[0];
@@ -159,7 +162,7 @@ const char aloft_store_migrations_table[] =
  * them $1, $2, ... as PostgreSQL wants). */
 #define PLATFORM_COLS                                                                                        \
     "p.name, p.chip, p.project, p.created_at, p.current_firmware, p.pinned_firmware, p.current_frontend, " \
-    "p.pinned_frontend, p.checkins_settle, p.pin_holds"
+    "p.pinned_frontend, p.checkins_settle, p.pin_holds, p.publish_manual"
 /* Counting a platform's devices walks its index: not on the /update path. */
 #define PLATFORM_COUNTS                                                                          \
     ", (SELECT COUNT(*) FROM releases r WHERE r.platform = p.name_key AND r.kind = 'firmware'), " \
@@ -185,11 +188,13 @@ const char *const aloft_store_sql[Q_COUNT] = {
     [Q_SECRET_GET] = "SELECT value FROM server_secrets WHERE name = ?",
     [Q_CHECKINS_SETTLE] = "UPDATE platforms SET checkins_settle = ? WHERE name_key = ?",
     [Q_PIN_HOLDS] = "UPDATE platforms SET pin_holds = ? WHERE name_key = ?",
+    [Q_PUBLISH_MANUAL] = "UPDATE platforms SET publish_manual = ? WHERE name_key = ?",
     [Q_TOKEN_KEEP_ONLY] = "DELETE FROM admin_tokens WHERE sha256 <> ?",
     [Q_PLATFORM_GET] = "SELECT " PLATFORM_COLS ", 0, 0 FROM platforms p WHERE p.name_key = ?",
     [Q_PLATFORM_GET_COUNTS] = "SELECT " PLATFORM_COLS PLATFORM_COUNTS " FROM platforms p WHERE p.name_key = ?",
     [Q_PLATFORMS] = "SELECT " PLATFORM_COLS PLATFORM_COUNTS " FROM platforms p ORDER BY p.name_key",
-    [Q_PLATFORM_ADD] = "INSERT INTO platforms (name_key, name, chip, project, created_at) VALUES (?, ?, ?, ?, ?)",
+    [Q_PLATFORM_ADD] = "INSERT INTO platforms (name_key, name, chip, project, created_at, publish_manual) "
+                       "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name_key) DO NOTHING",
     [Q_BLOB_GET] = "SELECT size FROM blobs WHERE sha256 = ?",
     [Q_BLOB_ADD] = "INSERT INTO blobs (sha256, size, md5, created_at) VALUES (?, ?, ?, ?) "
                    "ON CONFLICT (sha256) DO NOTHING",

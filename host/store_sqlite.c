@@ -217,8 +217,9 @@ static void read_platform(sqlite3_stmt *st, struct aloft_store_platform *p)
     col_text(st, 7, p->pinned[ALOFT_STORE_FRONTEND], sizeof p->pinned[0]);
     p->checkins_settle = sqlite3_column_int64(st, 8) != 0;
     p->pin_holds = sqlite3_column_int64(st, 9) != 0;
-    p->releases = (uint64_t)sqlite3_column_int64(st, 10);
-    p->devices = (uint64_t)sqlite3_column_int64(st, 11);
+    p->publish_manual = sqlite3_column_int64(st, 10) != 0;
+    p->releases = (uint64_t)sqlite3_column_int64(st, 11);
+    p->devices = (uint64_t)sqlite3_column_int64(st, 12);
 }
 
 static void read_release(sqlite3_stmt *st, struct aloft_store_release *r)
@@ -316,9 +317,10 @@ static int release_get(struct aloft_store_sqlite *s, const char *key, enum aloft
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? ALOFT_E_NOTFOUND : db_fail(s, "read release");
 }
 
-/* Set the platform's current release of kind from its pin or its history;
- * lock held, inside a transaction. */
-static int update_current(struct aloft_store_sqlite *s, const char *key, enum aloft_store_kind kind, const char *pinned)
+/* Set the platform's current release of kind from its pin or, unless it
+ * publishes by hand, its history; lock held, inside a transaction. */
+static int update_current(struct aloft_store_sqlite *s, const char *key, enum aloft_store_kind kind, const char *pinned,
+                          bool manual)
 {
     sqlite3_stmt *st = bind(s, Q_RELEASES_ASC, "ss", key, aloft_store_kind_name(kind));
     if (!st)
@@ -343,7 +345,7 @@ static int update_current(struct aloft_store_sqlite *s, const char *key, enum al
         free(all);
         return db_fail(s, "read releases");
     }
-    const char *current = pinned ? pinned : n ? all[aloft_store_pick_current(all, n, kind)].version : NULL;
+    const char *current = pinned ? pinned : n && !manual ? all[aloft_store_pick_current(all, n, kind)].version : NULL;
     rc = run(s, bind(s, kind == ALOFT_STORE_FIRMWARE ? Q_SET_FIRMWARE : Q_SET_FRONTEND, "sss", current, pinned, key),
              "set current release");
     free(all);
@@ -386,7 +388,7 @@ static int release_add(struct aloft_store_sqlite *s, struct aloft_store_release 
     struct aloft_store_platform p;
     int rc = platform_get(s, key, false, &p);
     if (rc == ALOFT_E_NOTFOUND && r->kind == ALOFT_STORE_FIRMWARE) {
-        rc = run(s, bind(s, Q_PLATFORM_ADD, "ssssi", key, r->platform, r->chip, r->project, now_s()), "add platform");
+        rc = run(s, bind(s, Q_PLATFORM_ADD, "ssssii", key, r->platform, r->chip, r->project, now_s(), (int64_t)0), "add platform");
         if (rc == 0)
             rc = platform_get(s, key, false, &p);
     }
@@ -424,7 +426,7 @@ static int release_add(struct aloft_store_sqlite *s, struct aloft_store_release 
                  "add release");
     }
     if (!rc)
-        rc = update_current(s, key, r->kind, p.pinned[r->kind][0] ? p.pinned[r->kind] : NULL);
+        rc = update_current(s, key, r->kind, p.pinned[r->kind][0] ? p.pinned[r->kind] : NULL, p.publish_manual);
     if (!rc)
         snprintf(r->platform, sizeof r->platform, "%s", p.name);
     return rc;
@@ -504,7 +506,7 @@ static int pin(struct aloft_store_sqlite *s, const char *key, enum aloft_store_k
     struct aloft_store_release r;
     if (rc == 0 && version)
         rc = release_get(s, key, kind, version, &r);
-    return rc ? rc : update_current(s, key, kind, version);
+    return rc ? rc : update_current(s, key, kind, version, p.publish_manual);
 }
 
 int aloft_store_sqlite_pin(struct aloft_store_sqlite *s, const char *platform, enum aloft_store_kind kind,

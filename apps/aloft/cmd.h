@@ -42,6 +42,8 @@ int aloft_cmd_server_signing(int argc, char **argv);
 char *aloft_cmd_admin_token(const char *token, const char *file);
 int aloft_cmd_server_credential(int argc, char **argv);
 int aloft_cmd_server_checkins(int argc, char **argv);
+int aloft_cmd_server_platform(int argc, char **argv);
+int aloft_cmd_server_publish(int argc, char **argv);
 
 int aloft_cmd_fleet_simulate(int argc, char **argv);
 

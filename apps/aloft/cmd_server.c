@@ -17,7 +17,7 @@
 #include "hex.h"
 #include "signing.h"
 
-enum action { UPLOAD, RELEASES, PIN, UNPIN, DEVICES, ROLLOUT, WHITELIST, SIGNING, CREDENTIAL, CHECKINS };
+enum action { UPLOAD, RELEASES, PIN, UNPIN, DEVICES, ROLLOUT, WHITELIST, SIGNING, CREDENTIAL, CHECKINS, PLATFORM, PUBLISH };
 
 /* Each page: what the command does, the options only it takes, and examples. */
 static const struct {
@@ -104,10 +104,30 @@ static const struct {
                   "forge them. report-only: only signed reports count, for fleets of aloft devices\n"
                   "(they report every outcome). Without a verb: show it.",
                   "", "  aloft server checkins hello-aloft report-only\n"},
+    [PLATFORM] = {"platform", "add NAME --chip CHIP [--publish auto|manual]\n"
+                              "       aloft server platform show NAME",
+                  "A platform is created by its first firmware upload, or beforehand with add, so\n"
+                  "that its signing policy and publish policy already hold for that first upload.\n"
+                  "show: its chip, what its devices are offered, and each of its settings.",
+                  "  --chip CHIP        the chip as ESP-IDF names it: esp32, esp32s2, esp32s3,\n"
+                  "                     esp32c2, esp32c3, esp32c5, esp32c6, esp32c61, esp32h2, esp32p4\n"
+                  "  --publish auto|manual  see aloft server publish (default auto)\n",
+                  "  aloft server platform add hello-aloft --chip esp32c3 --publish manual\n"
+                  "  aloft server signing hello-aloft add signing.pem\n"
+                  "  aloft server platform show hello-aloft\n"},
+    [PUBLISH] = {"publish", "PLATFORM [auto | manual]",
+                 "What an upload does. auto (the default): the newest release is offered to the\n"
+                 "platform's devices as soon as it is uploaded, unless one is pinned. manual: an\n"
+                 "upload is only stored; devices are offered a release once it is pinned (aloft\n"
+                 "server pin) or its rollout completes (aloft server rollout). Turning manual on\n"
+                 "pins what is offered now, so the fleet sees no change. Without a verb: show it.",
+                 "", "  aloft server publish hello-aloft manual\n"
+                     "  aloft server upload build/hello-aloft.bin     # stored, not offered\n"
+                     "  aloft server rollout start hello-aloft 1.2.0 --auto-advance 90%\n"},
 };
 
 struct opts {
-    const char *server, *token, *platform, *version, *stages, *max_failures, *auto_advance;
+    const char *server, *token, *platform, *version, *stages, *max_failures, *auto_advance, *chip, *publish;
     bool frontend, json;
 };
 
@@ -246,6 +266,28 @@ static void print_platforms(const cJSON *reply)
                num(p, "devices"));
 }
 
+/* A platform's settings, and what its devices are offered. */
+static void print_platform(const cJSON *p)
+{
+    bool manual = !strcmp(str(p, "publish"), "manual");
+    printf("platform %s (%s, %.0f firmware release%s, %.0f device%s)\n", str(p, "name"), str(p, "chip"),
+           num(p, "releases"), num(p, "releases") == 1 ? "" : "s", num(p, "devices"), num(p, "devices") == 1 ? "" : "s");
+    for (int k = 0; k < 2; k++) {
+        const char *cur = str(p, k ? "current_frontend" : "current");
+        bool pinned = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(p, k ? "pinned_frontend" : "pinned"));
+        printf("  %-9s %s%s\n", k ? "frontend" : "firmware", strcmp(cur, "-") ? cur : "none offered",
+               !pinned                                                             ? ""
+               : !k && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "pin_holds")) ? " (pinned by an aborted rollout: "
+                                                                                     "holds devices back, never downgrades)"
+                                                                                   : " (pinned)");
+    }
+    printf("  publish   %s\n", manual ? "manual: an upload is offered once pinned or rolled out"
+                                       : "auto: the newest upload is offered unless one is pinned");
+    printf("  check-ins %s\n", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "checkins_settle"))
+                                    ? "settle devices in rollouts (settle)"
+                                    : "settle nothing: only signed reports count (report-only)");
+}
+
 static void print_releases(const cJSON *reply)
 {
     printf("%s %s: current %s%s\n", str(reply, "platform"), str(reply, "kind"), str(reply, "current"),
@@ -335,9 +377,10 @@ static bool wrong_words(enum action a, const struct opts *o, int n, char *const 
     static const char *const first[] = {[UPLOAD] = "FILE", [PIN] = "PLATFORM and VERSION", [UNPIN] = "PLATFORM",
                                          [ROLLOUT] = "start, advance, pause, resume, abort or show",
                                          [WHITELIST] = "PLATFORM", [SIGNING] = "PLATFORM", [CREDENTIAL] = "MAC",
-                                         [CHECKINS] = "PLATFORM"};
+                                         [CHECKINS] = "PLATFORM", [PLATFORM] = "add or show",
+                                         [PUBLISH] = "PLATFORM"};
     bool listing = a == WHITELIST || a == SIGNING, start = a == ROLLOUT && n && !strcmp(w[0], "start");
-    int max = a == PIN || a == CHECKINS ? 2 : a == ROLLOUT ? 3 : listing ? 64 : 1;
+    int max = a == PIN || a == CHECKINS || a == PUBLISH || a == PLATFORM ? 2 : a == ROLLOUT ? 3 : listing ? 64 : 1;
     const char *verb = n >= 2 ? w[1] : "";
     if (!n && first[a])
         snprintf(why, cap, "missing %s", first[a]);
@@ -347,8 +390,8 @@ static bool wrong_words(enum action a, const struct opts *o, int n, char *const 
         snprintf(why, cap, "unexpected argument '%s'", w[max]);
     else if ((o->platform || o->version) && a != UPLOAD)
         snprintf(why, cap, "--platform and --version go with upload");
-    else if (o->frontend && (a == DEVICES || a == ROLLOUT || a == CREDENTIAL || a == CHECKINS || listing ||
-                             (a == RELEASES && !n)))
+    else if (o->frontend && (a == DEVICES || a == ROLLOUT || a == CREDENTIAL || a == CHECKINS || a == PLATFORM ||
+                             a == PUBLISH || listing || (a == RELEASES && !n)))
         snprintf(why, cap, "--frontend goes with upload, pin, unpin and releases PLATFORM");
     else if (a == UPLOAD && o->frontend && !o->platform)
         snprintf(why, cap, "missing --platform P: a frontend is uploaded for a platform");
@@ -372,6 +415,18 @@ static bool wrong_words(enum action a, const struct opts *o, int n, char *const 
         snprintf(why, cap, "unknown verb '%s' (%s)", verb, a == SIGNING ? "add or remove" : "on, off, add or remove");
     else if (a == CHECKINS && n == 2 && strcmp(verb, "settle") && strcmp(verb, "report-only"))
         snprintf(why, cap, "unknown verb '%s' (settle or report-only)", verb);
+    else if (a == PUBLISH && n == 2 && strcmp(verb, "auto") && strcmp(verb, "manual"))
+        snprintf(why, cap, "unknown verb '%s' (auto or manual)", verb);
+    else if (a == PLATFORM && strcmp(w[0], "add") && strcmp(w[0], "show"))
+        snprintf(why, cap, "unknown platform command '%s' (add or show)", w[0]);
+    else if (a == PLATFORM && n < 2)
+        snprintf(why, cap, "missing NAME");
+    else if ((o->chip || o->publish) && !(a == PLATFORM && !strcmp(w[0], "add")))
+        snprintf(why, cap, "--chip and --publish go with platform add");
+    else if (a == PLATFORM && !strcmp(w[0], "add") && !o->chip)
+        snprintf(why, cap, "missing --chip CHIP: the chip the platform's firmware is built for");
+    else if (o->publish && strcmp(o->publish, "auto") && strcmp(o->publish, "manual"))
+        snprintf(why, cap, "--publish %s: give auto or manual", o->publish);
     else if (listing && n == 2 && (!strcmp(verb, "add") || !strcmp(verb, "remove")))
         snprintf(why, cap, "missing %s", a == SIGNING ? "KEY" : "MAC");
     else
@@ -428,7 +483,8 @@ static int server(int argc, char **argv, enum action a)
         {"version", required_argument, NULL, 'v'},    {"frontend", no_argument, NULL, 'F'},
         {"json", no_argument, NULL, 'j'},             {"help", no_argument, NULL, 'h'},
         {"stages", required_argument, NULL, 'S'},     {"max-failures", required_argument, NULL, 'M'},
-        {"auto-advance", required_argument, NULL, 'A'}, {NULL, 0, NULL, 0},
+        {"auto-advance", required_argument, NULL, 'A'}, {"chip", required_argument, NULL, 'C'},
+        {"publish", required_argument, NULL, 'P'},    {NULL, 0, NULL, 0},
     };
     struct opts o = {0};
     const char *token = NULL, *token_file = NULL;
@@ -447,6 +503,8 @@ static int server(int argc, char **argv, enum action a)
         case 'S': o.stages = optarg; break;
         case 'M': o.max_failures = optarg; break;
         case 'A': o.auto_advance = optarg; break;
+        case 'C': o.chip = optarg; break;
+        case 'P': o.publish = optarg; break;
         case 'h': return help(a);
         default: return usage_error(argv, a, c);
         }
@@ -578,6 +636,27 @@ static int server(int argc, char **argv, enum action a)
                                                               : "{\"settle\":false}",
                        &reply);
         break;
+    case PUBLISH:
+        snprintf(path, sizeof path, "/api/platforms/%s/publish", esc[0]);
+        code = request(&o, path, NULL,
+                       nargs < 2                            ? NULL
+                       : !strcmp(argv[optind + 1], "manual") ? "{\"publish\":\"manual\"}"
+                                                            : "{\"publish\":\"auto\"}",
+                       &reply);
+        break;
+    case PLATFORM:
+        if (!strcmp(verb, "add")) {
+            body = cJSON_CreateObject();
+            cJSON_AddStringToObject(body, "name", argv[optind + 1]);
+            cJSON_AddStringToObject(body, "chip", o.chip);
+            cJSON_AddStringToObject(body, "publish", o.publish ? o.publish : "auto");
+            json = cJSON_PrintUnformatted(body);
+            code = request(&o, "/api/platforms", NULL, json, &reply);
+        } else {
+            snprintf(path, sizeof path, "/api/platforms/%s", esc[1]);
+            code = request(&o, path, NULL, NULL, &reply);
+        }
+        break;
     case SIGNING:
         snprintf(path, sizeof path, "/api/platforms/%s/signing", esc[0]);
         if (nargs >= 2) {
@@ -655,6 +734,8 @@ static int server(int argc, char **argv, enum action a)
                        ? "settle devices in rollouts (settle)"
                        : "settle nothing: only signed reports count (report-only)");
             break;
+        case PLATFORM:
+        case PUBLISH: print_platform(reply); break;
         case SIGNING: {
             const cJSON *keys = cJSON_GetObjectItemCaseSensitive(reply, "keys"), *k;
             printf("%s signing: %s, %d key%s\n", str(reply, "platform"),
@@ -723,4 +804,14 @@ int aloft_cmd_server_credential(int argc, char **argv)
 int aloft_cmd_server_checkins(int argc, char **argv)
 {
     return server(argc, argv, CHECKINS);
+}
+
+int aloft_cmd_server_platform(int argc, char **argv)
+{
+    return server(argc, argv, PLATFORM);
+}
+
+int aloft_cmd_server_publish(int argc, char **argv)
+{
+    return server(argc, argv, PUBLISH);
 }

@@ -42,6 +42,8 @@ static const struct command commands[] = {
     {"server", "whitelist", aloft_cmd_server_whitelist, "a platform's MAC whitelist: show, on, off, add, remove"},
     {"server", "signing", aloft_cmd_server_signing, "a platform's signing policy: show, add KEY, remove KEY"},
     {"server", "credential", aloft_cmd_server_credential, "the secret a device signs its reports with"},
+    {"server", "platform", aloft_cmd_server_platform, "create a platform before its first upload, or show one"},
+    {"server", "publish", aloft_cmd_server_publish, "what an upload does: offered at once (auto) or held (manual)"},
     {"server", "checkins", aloft_cmd_server_checkins, "may check-ins settle rollouts: settle or report-only"},
     {"fleet", "simulate", aloft_cmd_fleet_simulate, "many virtual devices polling an update server, to rehearse a rollout"},
 };

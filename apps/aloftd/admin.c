@@ -1,10 +1,12 @@
 /* aloftd: the admin API other than uploads (the token is checked by the
  * caller). JSON in and out:
  *   GET  /api/platforms
+ *   POST /api/platforms  {"name": "...", "chip": "esp32c3", "publish": "auto"|"manual"}   before the first upload
  *   GET  /api/platforms/<p>
+ *   GET|POST /api/platforms/<p>/publish  {"publish": "auto"|"manual"}
  *   GET  /api/platforms/<p>/releases[?kind=frontend]  full history, newest upload first
  *   POST /api/platforms/<p>/pin    {"version": "...", "kind": "firmware"}   also how to downgrade
- *   POST /api/platforms/<p>/unpin  {"kind": "firmware"}  back to the newest
+ *   POST /api/platforms/<p>/unpin  {"kind": "firmware"}  back to the newest (refused when publishing by hand)
  *   GET  /api/devices[?platform=<p>]   with each device's last outcome report
  *   GET|POST /api/platforms/<p>/whitelist, GET|POST /api/platforms/<p>/signing, POST /api/platforms/<p>/rollouts,
  *   GET  /api/rollouts[/<id>], POST /api/rollouts/<id>/<action>: rollout.c
@@ -14,6 +16,7 @@
 #include <time.h>
 
 #include "aloft/err.h"
+#include "aloft/image.h"
 #include "aloftd.h"
 
 void aloftd_time(int64_t t, char out[21])
@@ -74,6 +77,7 @@ static cJSON *platform_json(const struct aloft_store_platform *p)
     add_string_or_null(j, "pinned_frontend", p->pinned[ALOFT_STORE_FRONTEND]);
     cJSON_AddBoolToObject(j, "pin_holds", p->pin_holds); /* an aborted rollout's pin: no downgrade */
     cJSON_AddBoolToObject(j, "checkins_settle", p->checkins_settle);
+    cJSON_AddStringToObject(j, "publish", p->publish_manual ? "manual" : "auto");
     cJSON_AddNumberToObject(j, "releases", (double)p->releases);
     cJSON_AddNumberToObject(j, "devices", (double)p->devices);
     return j;
@@ -206,6 +210,12 @@ static enum MHD_Result pin(struct aloftd *d, struct MHD_Connection *c, const str
         return aloftd_reply_error(c, 400, "bad_parameter", "kind must be \"firmware\" or \"frontend\"");
     if (!unpin && !version_ok)
         return aloftd_reply_error(c, 400, "bad_parameter", "give the version to pin: {\"version\": \"1.2.3\"}");
+    if (unpin && p->publish_manual)
+        return aloftd_reply_error(c, 409, "publish_manual",
+                                  "platform '%s' publishes by hand: unpinned, it would serve nothing; pin the release "
+                                  "to serve, or publish automatically (POST /api/platforms/%s/publish {\"publish\": "
+                                  "\"auto\"})",
+                                  p->name, p->name);
     int rc = aloft_store_pin(d->store, p->name, (enum aloft_store_kind)kind, unpin ? NULL : version);
     if (rc == 0 && kind == ALOFT_STORE_FIRMWARE) /* the operator's pin: a way to downgrade */
         rc = aloft_store_pin_holds(d->store, p->name, false);
@@ -229,6 +239,77 @@ static enum MHD_Result pin(struct aloftd *d, struct MHD_Connection *c, const str
     add_string_or_null(j, "current", now.current[kind]);
     add_string_or_null(j, "pinned", now.pinned[kind]);
     return aloftd_reply_json(c, 200, j);
+}
+
+/* {"publish": "auto"|"manual"}: the value, or -1 */
+static int parse_publish(const cJSON *in)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(in, "publish");
+    if (!v)
+        return 0;
+    return !cJSON_IsString(v) ? -1 : !strcmp(v->valuestring, "manual") ? 1 : !strcmp(v->valuestring, "auto") ? 0 : -1;
+}
+
+static enum MHD_Result publish(struct aloftd *d, struct MHD_Connection *c, const struct aloft_store_platform *p,
+                               bool post, const char *body, size_t len, bool too_big)
+{
+    if (post) {
+        if (too_big)
+            return aloftd_reply_error(c, 413, "too_large", "the JSON body is too large");
+        cJSON *in = cJSON_ParseWithLength(body ? body : "", len);
+        int manual = cJSON_IsObject(in) && cJSON_GetArraySize(in) == 1 ? parse_publish(in) : -1;
+        bool named = cJSON_GetObjectItemCaseSensitive(in, "publish") != NULL;
+        cJSON_Delete(in);
+        if (manual < 0 || !named)
+            return aloftd_reply_error(c, 400, "bad_parameter", "send {\"publish\": \"auto\"} or {\"publish\": \"manual\"}");
+        int rc = aloft_store_publish_manual(d->store, p->name, manual);
+        if (rc)
+            return aloftd_reply_store_error(c, rc, "unknown_platform", "no such platform");
+        if (manual != p->publish_manual)
+            aloftd_log("%s: publish %s: %s", p->name, manual ? "manual" : "auto",
+                       manual ? "uploads are served only once pinned or rolled out"
+                              : "the newest upload is served, unless a release is pinned");
+    }
+    struct aloft_store_platform now;
+    int rc = aloft_store_platform_get(d->store, p->name, true, &now);
+    return rc ? aloftd_reply_store_error(c, rc, "unknown_platform", "no such platform")
+              : aloftd_reply_json(c, 200, platform_json(&now));
+}
+
+/* POST /api/platforms: a platform before its first upload, so that its
+ * signing keys and publish policy already hold for that upload. */
+static enum MHD_Result platform_create(struct aloftd *d, struct MHD_Connection *c, const char *body, size_t len,
+                                       bool too_big)
+{
+    if (too_big)
+        return aloftd_reply_error(c, 413, "too_large", "the JSON body is too large");
+    cJSON *in = cJSON_ParseWithLength(body ? body : "", len);
+    const cJSON *jn = cJSON_GetObjectItemCaseSensitive(in, "name");
+    const cJSON *jc = cJSON_GetObjectItemCaseSensitive(in, "chip");
+    char name[ALOFT_STORE_NAME_MAX + 1] = "", chip[16] = "";
+    int manual = parse_publish(in);
+    bool ok = cJSON_IsObject(in) && cJSON_IsString(jn) && cJSON_IsString(jc) && manual >= 0 &&
+              aloft_store_name_ok(jn->valuestring) && aloft_chip_id(jc->valuestring) >= 0;
+    if (ok) {
+        snprintf(name, sizeof name, "%s", jn->valuestring);
+        snprintf(chip, sizeof chip, "%s", aloft_chip_name((uint16_t)aloft_chip_id(jc->valuestring)));
+    }
+    cJSON_Delete(in);
+    if (!ok)
+        return aloftd_reply_error(c, 400, "bad_parameter",
+                                  "send {\"name\": NAME, \"chip\": CHIP, \"publish\": \"auto\" or \"manual\"}: NAME "
+                                  "1 to %d of A-Z a-z 0-9 . _ -, CHIP as ESP-IDF names it (esp32, esp32s3, esp32c3 ...)",
+                                  ALOFT_STORE_NAME_MAX);
+    int rc = aloft_store_platform_add(d->store, name, chip, manual);
+    if (rc == ALOFT_E_STATE)
+        return aloftd_reply_error(c, 409, "platform_exists", "platform '%s' exists", name);
+    struct aloft_store_platform p;
+    if (!rc)
+        rc = aloft_store_platform_get(d->store, name, true, &p);
+    if (rc)
+        return aloftd_reply_store_error(c, rc, "unknown_platform", "no such platform");
+    aloftd_log("%s: platform created for %s; publish %s", p.name, p.chip, p.publish_manual ? "manual" : "auto");
+    return aloftd_reply_json(c, 201, platform_json(&p));
 }
 
 static enum MHD_Result platform_route(struct aloftd *d, struct MHD_Connection *c, const char *rest, bool get,
@@ -261,6 +342,9 @@ static enum MHD_Result platform_route(struct aloftd *d, struct MHD_Connection *c
     if (!strcmp(action, "signing"))
         return get || post ? aloftd_signing(d, c, p.name, post, body, len, too_big)
                            : aloftd_reply_error(c, 405, "method_not_allowed", "use GET or POST");
+    if (!strcmp(action, "publish"))
+        return get || post ? publish(d, c, &p, post, body, len, too_big)
+                           : aloftd_reply_error(c, 405, "method_not_allowed", "use GET or POST");
     if (!strcmp(action, "checkins"))
         return get || post ? aloftd_checkins(d, c, &p, post, body, len, too_big)
                            : aloftd_reply_error(c, 405, "method_not_allowed", "use GET or POST");
@@ -279,8 +363,10 @@ enum MHD_Result aloftd_admin(struct aloftd *d, struct MHD_Connection *c, const c
     bool get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
     bool post = !strcmp(method, MHD_HTTP_METHOD_POST);
     if (!strcmp(url, "/api/platforms")) {
+        if (post)
+            return platform_create(d, c, body, len, too_big);
         if (!get)
-            return aloftd_reply_error(c, 405, "method_not_allowed", "use GET");
+            return aloftd_reply_error(c, 405, "method_not_allowed", "use GET or POST");
         cJSON *j = cJSON_CreateObject();
         cJSON *a = cJSON_AddArrayToObject(j, "platforms");
         return reply_list(c, j, aloft_store_platforms(d->store, add_platform, a));

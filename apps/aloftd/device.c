@@ -5,7 +5,8 @@
  *        newer (no downgrade unless the operator pinned one: an aborted
  *        rollout's pin only holds devices back), or a version
  *        that cannot be ordered (never assumed older), or the release does
- *        not fit its free space
+ *        not fit its free space, or the platform publishes by hand and
+ *        offers nothing yet
  *   403  the platform's whitelist is on and the MAC is not on it
  *   404  unknown platform, or a platform without a release
  *   400  a parameter missing, or a header malformed
@@ -245,6 +246,11 @@ enum MHD_Result aloftd_update(struct aloftd *d, struct MHD_Connection *c)
     } else if (governed && rc == ALOFT_E_NOTFOUND) {
         snprintf(why, sizeof why, "outside rollout %lld's share (%d%%, %s) and no release was current before it",
                  (long long)view.ro.id, view.ro.stages[view.ro.stage], view.ro.status);
+        status = 304;
+        ret = not_modified(c, why, rollout_note);
+    } else if (rc == ALOFT_E_NOTFOUND && view.p.publish_manual) {
+        snprintf(why, sizeof why, "platform %s publishes by hand and offers no %s yet", view.p.name,
+                 aloft_store_kind_name(kind));
         status = 304;
         ret = not_modified(c, why, rollout_note);
     } else if (rc == ALOFT_E_NOTFOUND) {

@@ -22,9 +22,11 @@
  * decides again once it is over: aborted, it pins `previous` (so that a
  * rollout of the newest upload is really undone; unpin to serve the newest
  * again) as a pin that only holds: a device that took the release is never
- * offered `previous` (an operator's own pin is what downgrades); completed (advanced past its last stage), it moves a pin the
- * platform has to its own release (the way to roll out safely is: pin the
- * running release, upload, start the rollout).
+ * offered `previous` (an operator's own pin is what downgrades); completed
+ * (advanced past its last stage), it moves a pin the platform has to its
+ * own release, and pins it on a platform that publishes by hand (the way to
+ * roll out safely: publish by hand, or pin the running release, then
+ * upload and start the rollout).
  * Each device it was offered to (a 200 from /update) gets one outcome: its
  * report's, or else what its next check-in shows. Back on the rollout's
  * version, it succeeded ("updated") even without a report; on any other
@@ -366,7 +368,7 @@ static int move(struct aloftd *d, struct aloft_store_rollout *r, int stage, cons
     if (rc == 0 && !strcmp(to, "aborted") && r->previous[0] &&
         (rc = aloft_store_pin_holds(d->store, r->platform, true)) == 0)
         rc = aloft_store_pin(d->store, r->platform, ALOFT_STORE_FIRMWARE, r->previous);
-    if (rc == 0 && !strcmp(to, "completed") && p.pinned[ALOFT_STORE_FIRMWARE][0] &&
+    if (rc == 0 && !strcmp(to, "completed") && (p.pinned[ALOFT_STORE_FIRMWARE][0] || p.publish_manual) &&
         strcmp(p.pinned[ALOFT_STORE_FIRMWARE], r->version))
         rc = aloft_store_pin(d->store, r->platform, ALOFT_STORE_FIRMWARE, r->version);
     if (rc == 0)

@@ -247,7 +247,9 @@ static void precheck(struct aloftd *d, struct aloftd_upload *up, const struct al
     struct aloft_store_platform p;
     int rc = aloft_store_platform_get(d->store, r->platform, false, &p);
     if (rc == ALOFT_E_NOTFOUND && r->kind == ALOFT_STORE_FRONTEND) {
-        refuse(up, 404, "unknown_platform", "no platform '%s': upload a firmware for it first", r->platform);
+        refuse(up, 404, "unknown_platform",
+               "no platform '%s': upload a firmware for it first, or create it (aloft server platform add)",
+               r->platform);
         return;
     }
     if (rc == 0 && r->kind == ALOFT_STORE_FIRMWARE && strcmp(p.chip, r->chip)) {
@@ -326,9 +328,14 @@ static enum MHD_Result finish(struct aloftd *d, struct MHD_Connection *c, struct
     if (rc)
         return aloftd_reply_store_error(c, rc, "unknown_platform", "no such platform: upload a firmware for it first");
     struct aloft_store_release cur;
+    struct aloft_store_platform p;
     bool current = aloft_store_current(d->store, r.platform, r.kind, &cur) == 0 && !strcmp(cur.version, r.version);
-    aloftd_log("%s %s %s %s (%llu bytes, sha256 %s)", existed ? "already have" : "stored", r.platform,
-               aloft_store_kind_name(r.kind), r.version, (unsigned long long)r.size, r.sha256);
+    bool manual = aloft_store_platform_get(d->store, r.platform, false, &p) == 0 && p.publish_manual;
+    aloftd_log("%s %s %s %s (%llu bytes, sha256 %s); %s", existed ? "already have" : "stored", r.platform,
+               aloft_store_kind_name(r.kind), r.version, (unsigned long long)r.size, r.sha256,
+               current  ? "served to the platform's devices"
+               : manual ? "not served: the platform publishes by hand (pin it or roll it out)"
+                        : "not served: another release is pinned or newer");
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "status", "ok");
     cJSON_AddBoolToObject(j, "created", !existed);

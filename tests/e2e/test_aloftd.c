@@ -1107,7 +1107,7 @@ static void test_settings(void **state)
     assert_int_equal(rc, 0);
     char *log = aloftd_log_read(&srv);
     char want[500];
-    snprintf(want, sizeof want, "database %s (schema 7)", shown);
+    snprintf(want, sizeof want, "database %s (schema 8)", shown);
     assert_non_null(strstr(log, want));
     assert_null(strstr(log, "hunter2"));
     free(log);
@@ -1213,6 +1213,115 @@ static void test_cli(void **state)
     assert_int_equal(cli(NULL, all), 1); /* no token at all */
 }
 
+/* The platform's current and pinned firmware, as GET /api/platforms/pub says. */
+static void expect_platform(const char *current, const char *pinned)
+{
+    cJSON *p = aloftd_json(&srv, "/api/platforms/pub");
+    assert_string_equal(e2e_jstr(p, "current"), current);
+    assert_string_equal(e2e_jstr(p, "pinned"), pinned);
+    cJSON_Delete(p);
+}
+
+/* A platform created before its first upload, publishing by hand: its
+ * signing policy holds for the very first upload; an upload is stored and
+ * offered to nobody until pinned or rolled out; auto serves the newest
+ * again, and turning manual on freezes what is served. */
+static void test_publish_manual(void **state)
+{
+    (void)state;
+    start("publish", NULL);
+    setenv("ALOFT_TOKEN", srv.token, 1);
+    char *out;
+    const char *add[] = {"platform", "add", "pub", "--chip", "esp32c3", "--publish", "manual", NULL};
+    assert_int_equal(cli(&out, add), 0);
+    assert_non_null(strstr(out, "platform pub (esp32c3, 0 firmware releases, 0 devices)"));
+    assert_non_null(strstr(out, "firmware  none offered"));
+    assert_non_null(strstr(out, "publish   manual"));
+    free(out);
+    assert_int_equal(cli(NULL, add), 1); /* it exists: 409 */
+    const char *bad_chip[] = {"platform", "add", "pub2", "--chip", "esp33", NULL};
+    assert_int_equal(cli(NULL, bad_chip), 1);
+    const char *no_chip[] = {"platform", "add", "pub2", NULL};
+    assert_int_equal(cli(NULL, no_chip), 2);
+    struct e2e_http r;
+    assert_int_equal(aloftd_admin_post(&srv, &r, "/api/platforms", "{\"name\":\"../x\",\"chip\":\"esp32c3\"}"), 400);
+    e2e_http_free(&r);
+
+    /* the signing policy holds for the first upload */
+    const char *v1 = make_image("pub-1.bin", "pub", "1.0.0", "esp32c3", 0);
+    char key[128];
+    snprintf(key, sizeof key, "{\"add\":[\"%s\"]}", SHA_064);
+    assert_int_equal(aloftd_admin_post(&srv, &r, "/api/platforms/pub/signing", key), 200);
+    e2e_http_free(&r);
+    upload_refused(v1, NULL, 422, "unsigned");
+    snprintf(key, sizeof key, "{\"remove\":[\"%s\"]}", SHA_064);
+    assert_int_equal(aloftd_admin_post(&srv, &r, "/api/platforms/pub/signing", key), 200);
+    e2e_http_free(&r);
+
+    /* manual: stored, offered to nobody; unpinning would serve nothing */
+    cJSON *reply;
+    assert_false(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(upload_expect(v1, NULL, 201, &reply), "current")));
+    cJSON_Delete(reply);
+    device_update(&r, "dev=pub&ver=0.9.0", MAC1, NULL, NULL, NULL, NULL);
+    expect_304(&r, "publishes by hand and offers no firmware yet");
+    e2e_http_free(&r);
+    assert_int_equal(aloftd_admin_post(&srv, &r, "/api/platforms/pub/unpin", "{}"), 409);
+    assert_string_equal(e2e_http_error(&r), "publish_manual");
+    e2e_http_free(&r);
+    const char *pin[] = {"pin", "pub", "1.0.0", NULL};
+    assert_int_equal(cli(NULL, pin), 0);
+    device_update(&r, "dev=pub&ver=0.9.0", MAC1, NULL, NULL, NULL, NULL);
+    expect_offer(&r, v1);
+    e2e_http_free(&r);
+
+    /* the next upload changes nothing until its rollout completes */
+    const char *v2 = make_image("pub-2.bin", "pub", "2.0.0", "esp32c3", 0);
+    upload_ok(v2, NULL);
+    device_update(&r, "dev=pub&ver=1.0.0", MAC1, NULL, NULL, NULL, NULL);
+    expect_304(&r, "runs the current release");
+    e2e_http_free(&r);
+    assert_int_equal(aloftd_admin_post(&srv, &r, "/api/platforms/pub/rollouts", "{\"version\":\"2.0.0\",\"stages\":[100]}"),
+                     201);
+    cJSON *ro = cJSON_Parse(r.body);
+    char path[80];
+    snprintf(path, sizeof path, "/api/rollouts/%.0f/advance", e2e_jnum(ro, "id"));
+    cJSON_Delete(ro);
+    e2e_http_free(&r);
+    assert_int_equal(aloftd_admin_post(&srv, &r, path, "{}"), 200);
+    e2e_http_free(&r);
+    expect_platform("2.0.0", "2.0.0");
+    device_update(&r, "dev=pub&ver=1.0.0", MAC1, NULL, NULL, NULL, NULL);
+    expect_offer(&r, v2);
+    e2e_http_free(&r);
+
+    /* auto: the newest upload is served once unpinned */
+    const char *to_auto[] = {"publish", "pub", "auto", NULL};
+    assert_int_equal(cli(&out, to_auto), 0);
+    assert_non_null(strstr(out, "firmware  2.0.0 (pinned)"));
+    assert_non_null(strstr(out, "publish   auto"));
+    free(out);
+    assert_int_equal(aloftd_admin_post(&srv, &r, "/api/platforms/pub/unpin", "{}"), 200);
+    e2e_http_free(&r);
+    const char *v3 = make_image("pub-3.bin", "pub", "3.0.0", "esp32c3", 0);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(upload_expect(v3, NULL, 201, &reply), "current")));
+    cJSON_Delete(reply);
+    expect_platform("3.0.0", "");
+
+    /* manual again: what is served now is pinned, and the next upload waits */
+    const char *to_manual[] = {"publish", "pub", "manual", NULL};
+    assert_int_equal(cli(NULL, to_manual), 0);
+    expect_platform("3.0.0", "3.0.0");
+    upload_ok(make_image("pub-4.bin", "pub", "4.0.0", "esp32c3", 0), NULL);
+    expect_platform("3.0.0", "3.0.0");
+    char *log = aloftd_log_read(&srv);
+    assert_non_null(strstr(log, "pub: platform created for esp32c3; publish manual"));
+    assert_non_null(strstr(log, "stored pub firmware 4.0.0"));
+    assert_non_null(strstr(log, "not served: the platform publishes by hand"));
+    assert_non_null(strstr(log, "pub: publish auto"));
+    free(log);
+    unsetenv("ALOFT_TOKEN");
+}
+
 /* GET /update?<query> from one of several servers, with an HTTPUpdate MAC. */
 static int update_via(struct aloftd_proc *s, struct e2e_http *r, const char *query, const char *mac)
 {
@@ -1245,12 +1354,12 @@ static void test_pg_shared(void **state)
     for (int i = 0; i < 3; i++)
         assert_int_equal(aloftd_wait_serving(all[i]), 0);
     char *rows = aloftd_pg_query(a.db, "SELECT version FROM schema_migrations ORDER BY version");
-    assert_string_equal(rows, "1\n2\n3\n4\n5\n6\n7\n"); /* each migration run once */
+    assert_string_equal(rows, "1\n2\n3\n4\n5\n6\n7\n8\n"); /* each migration run once */
     free(rows);
     char token[128] = ""; /* those that found no token made one; any made is valid on all */
     for (int i = 0; i < 3; i++) {
         char *log = aloftd_log_read(all[i]);
-        assert_non_null(strstr(log, "(schema 7)"));
+        assert_non_null(strstr(log, "(schema 8)"));
         free(log);
         if (!token[0])
             snprintf(token, sizeof token, "%s", all[i]->token);
@@ -1384,6 +1493,7 @@ int main(void)
         cmocka_unit_test_teardown(test_real_fixtures, aloftd_teardown),
         cmocka_unit_test_teardown(test_update_decisions, aloftd_teardown),
         cmocka_unit_test_teardown(test_pin_downgrade, aloftd_teardown),
+        cmocka_unit_test_teardown(test_publish_manual, aloftd_teardown),
         cmocka_unit_test_teardown(test_kstobbe_regressions, aloftd_teardown),
         cmocka_unit_test_teardown(test_download_range, aloftd_teardown),
         cmocka_unit_test_teardown(test_path_traversal, aloftd_teardown),

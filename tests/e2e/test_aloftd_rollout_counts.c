@@ -137,11 +137,13 @@ static void expect_counts(long long id, const struct counts want[2], int current
 }
 
 /* Take the stopped server's database back to schema 4: no counters (nor
- * what came after them: the device key, the check-in setting, the pin's hold). */
+ * what came after them: the device key, the check-in setting, the pin's
+ * hold, the publish policy). */
 static void downgrade(void)
 {
     const char *sql = "DROP TABLE rollout_stages; DROP INDEX rollouts_by_platform; DROP TABLE server_secrets; "
                       "ALTER TABLE platforms DROP COLUMN checkins_settle; ALTER TABLE platforms DROP COLUMN pin_holds; "
+                      "ALTER TABLE platforms DROP COLUMN publish_manual; "
                       "DELETE FROM schema_migrations WHERE version >= 5";
     if (aloftd_on_pg()) {
         PGconn *c = PQconnectdb(srv.db);
