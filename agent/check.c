@@ -1,6 +1,6 @@
 /* aloft agent: the scheduled check against an update server's GET /update
  * (PROTOCOLS.md §3.1), with the headers of Arduino's HTTPUpdate so that the
- * seed's servers understand it too. The glue decides when (at boot, then
+ * servers written for HTTPUpdate understand it too. The glue decides when (at boot, then
  * every so often); a 200's body is installed like a trigger's (pull.c). */
 #include <stdio.h>
 #include <stdlib.h>

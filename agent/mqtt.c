@@ -1,6 +1,6 @@
 /* aloft agent: MQTT topics and commands (PROTOCOLS.md §3.2). Commands come
  * on aloft/<platform>/<device-id>/cmd, aloft/<platform>/cmd and the
- * configured extra topic (seed style: /switch/cmd/root). */
+ * configured extra topic (for older fleets, e.g. /switch/cmd/root). */
 #include <stdio.h>
 #include <string.h>
 

@@ -1,6 +1,6 @@
 /* aloft deploy: push one image to a fleet, verify every device after its
- * restart, and say exactly what happened to each (seed 001 §3-4, done so
- * that an operator can run it from CI and believe it). */
+ * restart, and say exactly what happened to each, so that an operator can
+ * run it from CI and believe it. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
@@ -315,7 +315,7 @@ static void upload_done(struct deploy *d, struct dev *v, CURLcode rc)
     v->t_end = now();
     drop_easy(d, v);
     /* the device restarts ~1 s after replying: a reply lost to the restart,
-     * once the whole body was sent, is the normal "maybe" (seed 001 §1) */
+     * once the whole body was sent, is the normal "maybe" */
     bool maybe = rc != CURLE_OK && v->offset == d->len &&
                  (rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING || rc == CURLE_SEND_ERROR ||
                   rc == CURLE_PARTIAL_FILE || rc == CURLE_OPERATION_TIMEDOUT);

@@ -127,9 +127,14 @@ static int run(int argc, char **argv, bool discover)
 
     size_t shown = 0, missing = 0;
     cJSON *arr = cJSON_CreateArray();
+    int pw = 18, vw = 24; /* project and version columns: as wide as the widest (ESP-IDF's git describe) */
+    for (size_t i = 0; i < ts.n; i++) {
+        pw = st[i].ok && (int)strlen(st[i].project) > pw ? (int)strlen(st[i].project) : pw;
+        vw = st[i].ok && (int)strlen(st[i].version) > vw ? (int)strlen(st[i].version) : vw;
+    }
     if (!json)
-        printf("%-22s %-18s %-9s %-24s %-9s %-15s %-9s %s\n", "address", "project", "chip", "version", "partition",
-               "state", "reset", "uptime");
+        printf("%-22s %-*s %-9s %-*s %-9s %-15s %-9s %s\n", "address", pw, "project", "chip", vw, "version",
+               "partition", "state", "reset", "uptime");
     for (size_t i = 0; i < ts.n; i++) {
         /* silence from an address of a scanned range is not a missing device */
         if (!st[i].ok && (discover || ts.t[i].from_range))
@@ -139,7 +144,7 @@ static int run(int argc, char **argv, bool discover)
         if (json) {
             cJSON_AddItemToArray(arr, status_json(addrs[i], &st[i]));
         } else if (st[i].ok) {
-            printf("%-22s %-18s %-9s %-24s %-9s %-15s %-9s %lds\n", addrs[i], st[i].project, st[i].chip,
+            printf("%-22s %-*s %-9s %-*s %-9s %-15s %-9s %lds\n", addrs[i], pw, st[i].project, st[i].chip, vw,
                    st[i].version, st[i].running, st[i].state, st[i].reset_reason, st[i].uptime_s);
         } else {
             printf("%-22s %s%s\n", addrs[i], st[i].answered ? "" : "unreachable: ", st[i].error);

@@ -256,12 +256,22 @@ static int check(long code, const cJSON *reply)
     return 1;
 }
 
+/* A column as wide as its widest value (versions from ESP-IDF's git
+ * describe run long) and at least min, so the table stays aligned. */
+static int width(const cJSON *rows, const char *key, int min)
+{
+    const cJSON *r;
+    cJSON_ArrayForEach(r, rows) if ((int)strlen(str(r, key)) > min) min = (int)strlen(str(r, key));
+    return min;
+}
+
 static void print_platforms(const cJSON *reply)
 {
-    printf("%-24s %-9s %-32s %-8s %8s %8s\n", "PLATFORM", "CHIP", "CURRENT", "PINNED", "RELEASES", "DEVICES");
-    const cJSON *p;
-    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(reply, "platforms"))
-        printf("%-24s %-9s %-32s %-8s %8.0f %8.0f\n", str(p, "name"), str(p, "chip"), str(p, "current"),
+    const cJSON *all = cJSON_GetObjectItemCaseSensitive(reply, "platforms"), *p;
+    int nw = width(all, "name", 24), vw = width(all, "current", 16);
+    printf("%-*s %-9s %-*s %-8s %8s %8s\n", nw, "PLATFORM", "CHIP", vw, "CURRENT", "PINNED", "RELEASES", "DEVICES");
+    cJSON_ArrayForEach(p, all)
+        printf("%-*s %-9s %-*s %-8s %8.0f %8.0f\n", nw, str(p, "name"), str(p, "chip"), vw, str(p, "current"),
                cJSON_IsString(cJSON_GetObjectItemCaseSensitive(p, "pinned")) ? "yes" : "no", num(p, "releases"),
                num(p, "devices"));
 }
@@ -292,22 +302,24 @@ static void print_releases(const cJSON *reply)
 {
     printf("%s %s: current %s%s\n", str(reply, "platform"), str(reply, "kind"), str(reply, "current"),
            cJSON_IsString(cJSON_GetObjectItemCaseSensitive(reply, "pinned")) ? " (pinned)" : "");
-    printf("  %-32s %10s  %-20s  %-17s  %s\n", "VERSION", "SIZE", "UPLOADED", "SHA-256", "SIGNED BY");
-    const cJSON *r;
-    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(reply, "releases"))
-        printf("%c %-32s %10.0f  %-20s  %.16s…  %.16s%s\n",
-               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "current")) ? '*' : ' ', str(r, "version"),
+    const cJSON *all = cJSON_GetObjectItemCaseSensitive(reply, "releases"), *r;
+    int vw = width(all, "version", 16);
+    printf("  %-*s %10s  %-20s  %-17s  %s\n", vw, "VERSION", "SIZE", "UPLOADED", "SHA-256", "SIGNED BY");
+    cJSON_ArrayForEach(r, all)
+        printf("%c %-*s %10.0f  %-20s  %.16s…  %.16s%s\n",
+               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "current")) ? '*' : ' ', vw, str(r, "version"),
                num(r, "size"), str(r, "uploaded_at"), str(r, "sha256"), str(r, "signer"),
                cJSON_IsString(cJSON_GetObjectItemCaseSensitive(r, "signer")) ? "…" : "");
 }
 
 static void print_devices(const cJSON *reply)
 {
-    printf("%-17s %-20s %-32s %-15s %-20s %4s  %s\n", "MAC", "PLATFORM", "VERSION", "IP", "LAST SEEN", "LAST",
+    const cJSON *all = cJSON_GetObjectItemCaseSensitive(reply, "devices"), *d;
+    int pw = width(all, "platform", 20), vw = width(all, "version", 16);
+    printf("%-17s %-*s %-*s %-15s %-20s %4s  %s\n", "MAC", pw, "PLATFORM", vw, "VERSION", "IP", "LAST SEEN", "LAST",
            "WHY");
-    const cJSON *d;
-    cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(reply, "devices"))
-        printf("%-17s %-20s %-32s %-15s %-20s %4.0f  %s\n", str(d, "mac"), str(d, "platform"), str(d, "version"),
+    cJSON_ArrayForEach(d, all)
+        printf("%-17s %-*s %-*s %-15s %-20s %4.0f  %s\n", str(d, "mac"), pw, str(d, "platform"), vw, str(d, "version"),
                str(d, "ip"), str(d, "last_seen"), num(d, "last_status"), str(d, "last_reason"));
 }
 

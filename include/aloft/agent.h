@@ -95,7 +95,7 @@ struct aloft_agent_config {
     const char *device_id;    /* NULL: the MAC */
     const char *platform;     /* NULL: the running image's project */
     const char *server;       /* update server base URL (checks, reports), or NULL */
-    const char *cmd_topic;    /* an extra MQTT command topic (seed style), or NULL */
+    const char *cmd_topic;    /* an extra MQTT command topic (/switch/cmd/root), or NULL */
     bool open;                /* no PSK provisioned: take changes from anyone (a
                                * bench device; logged loudly). Off: refuse them */
     const char *trusted_keys; /* "HEX,HEX,HEX" built in (Kconfig), or NULL:

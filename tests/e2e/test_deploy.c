@@ -34,7 +34,9 @@ static char port_s[8];
 static struct e2e_node nodes[MAX_NODES];
 static size_t n_nodes;
 
-/* images, made once in main */
+/* images, made once in main; the esp32c3 one has a version as long as an
+ * app descriptor holds, as ESP-IDF's git describe writes them */
+#define LONG_VERSION "v5.5.5-1234-g0123456789ab-dirty"
 static char fw_v1[300], fw_v2[300], fw_c3[300], fw_panic[300], fw_noconfirm[300], fw_big[300], www_bin[300],
     not_an_image[300];
 
@@ -673,7 +675,7 @@ static void test_discover_status(void **state)
             found = true;
             assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "ok")));
             assert_string_equal(e2e_jstr(d, "chip"), i == 2 ? "esp32c3" : "esp32s3");
-            assert_string_equal(e2e_jstr(d, "version"), i == 3 ? "2.0.0" : "1.0.0");
+            assert_string_equal(e2e_jstr(d, "version"), i == 3 ? "2.0.0" : i == 2 ? LONG_VERSION : "1.0.0");
             assert_string_equal(e2e_jstr(d, "project"), "demo");
             assert_string_equal(e2e_jstr(d, "running_partition"), "ota_0");
         }
@@ -692,6 +694,10 @@ static void test_discover_status(void **state)
         lines++;
     assert_int_equal(lines, 6);
     assert_non_null(strstr(r.out, run_[2]->listen));
+    /* aligned, the long version included: every row's partition under the header's */
+    size_t col = (size_t)(strstr(r.out, "partition") - r.out);
+    for (const char *p = strchr(r.out, '\n') + 1; *p; p = strchr(p, '\n') + 1)
+        assert_memory_equal(p + col, "ota_0 ", 6);
     assert_null(strstr(r.out, off->listen));
     run_free(&r);
 
@@ -706,12 +712,13 @@ static void test_discover_status(void **state)
     run_aloft(&r, st);
     assert_int_equal(r.code, 1);
     char row[200];
-    snprintf(row, sizeof row, "\n%-22s %-18s %-9s %-24s %-9s %-15s %-9s", run_[0]->listen, "demo", "esp32s3", "1.0.0",
+    /* the version column as wide as the longest version */
+    snprintf(row, sizeof row, "\n%-22s %-18s %-9s %-31s %-9s %-15s %-9s", run_[0]->listen, "demo", "esp32s3", "1.0.0",
              "ota_0", "undefined", "POWERON");
     if (!strstr(r.out, row))
         dump(&r);
     assert_non_null(strstr(r.out, row));
-    snprintf(row, sizeof row, "\n%-22s %-18s %-9s %-24s", run_[2]->listen, "demo", "esp32c3", "1.0.0");
+    snprintf(row, sizeof row, "\n%-22s %-18s %-9s %s ota_0", run_[2]->listen, "demo", "esp32c3", LONG_VERSION);
     assert_non_null(strstr(r.out, row));
     snprintf(row, sizeof row, "\n%-22s unreachable: ", off->listen);
     assert_non_null(strstr(r.out, row));
@@ -941,7 +948,7 @@ int main(void)
     snprintf(not_an_image, sizeof not_an_image, "%s", e2e_path("garbage.bin"));
     e2e_image(fw_v1, "esp32s3", "1.0.0", 0, NULL);
     e2e_image(fw_v2, "esp32s3", "2.0.0", 0, NULL);
-    e2e_image(fw_c3, "esp32c3", "1.0.0", 0, NULL);
+    e2e_image(fw_c3, "esp32c3", LONG_VERSION, 0, NULL);
     e2e_image(fw_panic, "esp32s3", "3.0.0", 0, "panic-on-boot");
     e2e_image(fw_noconfirm, "esp32s3", "4.0.0", 0, "no-confirm");
     e2e_image(fw_big, "esp32s3", "2.1.0", 400000, NULL);
