@@ -40,8 +40,8 @@ static const char help[] =
     "  unconfirmed  the new image runs but had not confirmed itself by --timeout\n"
     "  unchanged    the device answers but does not run the new image (it never restarted\n"
     "               into it, or it runs another version than expected)\n"
-    "  skipped      not attempted: other chip or project, already on the version,\n"
-    "               or stopped by --canary, --max-failures or Ctrl-C\n"
+    "  skipped      not attempted: other chip or project, already on the version, not\n"
+    "               an aloft device, or stopped by --canary, --max-failures or Ctrl-C\n"
     "  sent         the device took the image but could not be verified (--no-verify, or\n"
     "               an --espota device without aloft's status endpoint)\n"
     "  interrupted  a second Ctrl-C stopped it mid-way: its state is unknown\n"
@@ -731,7 +731,9 @@ int aloft_cmd_deploy(int argc, char **argv)
         v->addr = addrs[i];
         v->before = st[i];
         if (!st[i].ok) { /* over espota, maybe a plain ArduinoOTA device: the upload tells */
-            if (!d.espota)
+            if (!d.espota && (v->other = st[i].answered)) /* reachable, but nothing to deploy to */
+                finish(&d, v, O_SKIPPED, "%s", st[i].error);
+            else if (!d.espota)
                 finish(&d, v, O_UNREACHABLE, "no answer before the upload: %s", st[i].error);
         } else if ((v->other = !d.frontend && strcmp(st[i].chip, d.chip)))
             finish(&d, v, O_SKIPPED, "device is %s, the image is for %s", st[i].chip, d.chip);

@@ -773,6 +773,17 @@ static void test_not_a_device(void **state)
     assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "reachable")));
     assert_non_null(strstr(e2e_jstr(d, "error"), "not an aloft device"));
     run_free(&r);
+
+    /* deploy skips it for what it is, and with no device to update exits 2 */
+    const char *dep[] = {"deploy", fw_v1, addr, NULL};
+    run_aloft(&r, dep);
+    assert_int_equal(r.code, 2);
+    snprintf(row, sizeof row, "%-22s %-12s a web server, but not an aloft device", addr, "skipped");
+    if (!strstr(r.out, row))
+        dump(&r);
+    assert_non_null(strstr(r.out, row));
+    assert_null(strstr(r.out, "unreachable"));
+    run_free(&r);
     assert_int_equal(aloftd_stop(&web), 0);
 }
 
