@@ -13,28 +13,57 @@
 
 #define CHUNK 256 /* flash read per step: the agent runs on a small stack */
 
-int aloft_pull_describe(struct aloft_agent *a, char md5[33], char sha256[65])
+/* The MD5 (md5 may be NULL) and SHA-256 of len bytes of flash at off, in hex. */
+static int digest_flash(struct aloft_agent *a, uint32_t off, uint32_t len, char *md5, char sha256[65])
 {
     struct aloft_md5 m;
     struct aloft_sha256 s;
     uint8_t buf[CHUNK];
-    const struct aloft_part *run = a->boot->running;
-    md5[0] = sha256[0] = 0;
     aloft_md5_init(&m);
     aloft_sha256_init(&s);
-    for (uint32_t pos = 0; pos < a->app.image_len; pos += CHUNK) {
-        uint32_t len = a->app.image_len - pos < CHUNK ? a->app.image_len - pos : CHUNK;
-        int rc = aloft_flash_read(a->port->flash, run->offset + pos, buf, len);
+    for (uint32_t pos = 0; pos < len; pos += CHUNK) {
+        uint32_t n = len - pos < CHUNK ? len - pos : CHUNK;
+        int rc = aloft_flash_read(a->port->flash, off + pos, buf, n);
         if (rc)
             return rc;
-        aloft_md5_update(&m, buf, len);
-        aloft_sha256_update(&s, buf, len);
+        if (md5)
+            aloft_md5_update(&m, buf, n);
+        aloft_sha256_update(&s, buf, n);
     }
-    aloft_md5_final(&m, buf);
-    aloft_agent_hex(buf, 16, md5);
+    if (md5) {
+        aloft_md5_final(&m, buf);
+        aloft_agent_hex(buf, 16, md5);
+    }
     aloft_sha256_final(&s, buf);
     aloft_agent_hex(buf, 32, sha256);
     return 0;
+}
+
+int aloft_pull_describe(struct aloft_agent *a, char md5[33], char sha256[65])
+{
+    md5[0] = sha256[0] = 0;
+    return digest_flash(a, a->boot->running->offset, a->app.image_len, md5, sha256);
+}
+
+/* The frontend in the active www slot when no pull installed one (it was
+ * flashed with the app), named as a pull names what it installs: the
+ * SHA-256 of its LittleFS image, as long as its superblock says (block
+ * size x block count). The superblock is block 0's first commit: the
+ * revision, the tag of the name "littlefs" (0x0ff00008, XORed with
+ * 0xffffffff), then that of the 24-byte inline struct (0x20100018, XORed
+ * with the first), as big-endian words. Kept once found; "" if unknown. */
+static void flashed_frontend(struct aloft_agent *a, char out[65])
+{
+    const struct aloft_part *p = a->www[a->www_slot];
+    uint8_t b[32];
+    out[0] = 0;
+    if (!p || !a->www_ok || aloft_flash_read(a->port->flash, p->offset, b, sizeof b) ||
+        memcmp(b + 4, "\xf0\x0f\xff\xf7littlefs\x2f\xe0\x00\x10", 16))
+        return;
+    uint64_t len = (uint64_t)(b[24] | b[25] << 8 | b[26] << 16 | (uint32_t)b[27] << 24) *
+                   (b[28] | b[29] << 8 | b[30] << 16 | (uint32_t)b[31] << 24);
+    if (len && len <= p->size && !digest_flash(a, p->offset, (uint32_t)len, NULL, out))
+        aloft_agent_put(a, "pull/www", out);
 }
 
 uint32_t aloft_pull_check_interval_ms(struct aloft_agent *a, uint32_t every_s)
@@ -135,6 +164,8 @@ int aloft_pull_check(struct aloft_agent *a, struct aloft_pull *j, bool frontend,
     header(h, cap, "x-ESP32-mode", frontend ? "spiffs" : "sketch");
     if (frontend) { /* the frontend it has, as the last pull installed it */
         aloft_agent_get(a, "pull/www", www, sizeof www);
+        if (!www[0])
+            flashed_frontend(a, www);
         if (www[0])
             header(h, cap, "x-ESP32-version", www);
     } else if (version[0]) {

@@ -10,7 +10,8 @@
  *   pull/trigger           the last trigger id taken (a repeat is ignored)
  *   pull/pending           {version, trigger, target, slot, seq}: what should come up
  *   pull/rolled_back       the last version that did not come up
- *   pull/www               the frontend the last pull installed (checks send it) */
+ *   pull/www               the frontend the last pull installed, else the SHA-256
+ *                          of the one flashed with the app (checks send it) */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -292,13 +292,6 @@ static int create_flash(const char *path, const struct create_opts *c)
         rc = aloft_posix_kv_open(&kv, &pf.port, nvs);
         if (rc == 0)
             rc = aloft_posix_kv_set(&kv, "sys/chip", chip, strlen(chip));
-        /* the frontend flashed here, named as a pull names what it installs
-         * (its SHA-256), so that a check does not fetch it again */
-        char sha[65];
-        if (rc == 0 && www) {
-            aloft_sha256_hex(www, www_len, sha);
-            rc = aloft_posix_kv_set(&kv, "pull/www", sha, 64);
-        }
     }
     aloft_posix_flash_close(&pf);
     if (rc) {

@@ -788,12 +788,13 @@ static void test_scheduled_checks(void **state)
     aloftd_stop(&srv);
 }
 
-/* A device flashed with the frontend aloftd serves (aloft-node --www)
- * knows it has it: its checks answer 304 for both, and nothing is fetched. */
+/* A device flashed with the frontend aloftd serves (aloft-node --www, or
+ * the example's www_0 as idf.py flash writes it) knows it has it: the
+ * agent names it by its LittleFS image's SHA-256, so its checks answer 304
+ * for both, and nothing is fetched. */
 static void test_flashed_frontend_is_current(void **state)
 {
     (void)state;
-    e2e_simulator_only("a frontend flashed with the device is aloft-node's --www");
     const char *www = e2e_path("flashed-www");
     assert_int_equal(sh("mkdir -p %s && printf '<h1>flashed</h1>\\n' > %s/index.html", www, www), 0);
     const char *mkfs[] = {"aloft", "mkfs", www, "-o", e2e_path("flashed-www.bin"), NULL};
