@@ -505,6 +505,43 @@ static int sexec(struct aloft_store *s, enum aloft_store_query id, aloft_store_r
     return rc;
 }
 
+bool aloft_store_files_shared(struct aloft_store *s)
+{
+    return s->pg != NULL;
+}
+
+int aloft_store_file_put(struct aloft_store *s, const char *sha256, const void *data, uint64_t size)
+{
+    return s->pg ? aloft_store_pg_file_put(s->pg, sha256, data, size) : 0;
+}
+
+int aloft_store_file_read(struct aloft_store *s, const char *sha256, uint64_t size, aloft_store_bytes_cb cb,
+                          void *ctx)
+{
+    if (!s->pg) {
+        snprintf(aloft_store_last_error, sizeof aloft_store_last_error, "SQLite keeps no files");
+        return ALOFT_E_NOTFOUND;
+    }
+    return aloft_store_pg_file_read(s->pg, sha256, size, cb, ctx);
+}
+
+struct unshared {
+    aloft_store_file_cb cb;
+    void *ctx;
+};
+
+static int read_unshared(void *ctx, int n, const char *const *cols)
+{
+    struct unshared *u = ctx;
+    return n == 2 ? u->cb(u->ctx, cols[0], strtoull(cols[1], NULL, 10)) : ALOFT_E_IO;
+}
+
+int aloft_store_files_unshared(struct aloft_store *s, aloft_store_file_cb cb, void *ctx)
+{
+    struct unshared u = {cb, ctx};
+    return s->pg ? sexec(s, Q_FILES_UNSHARED, read_unshared, &u, NULL, "") : 0;
+}
+
 /* The platform's key, or ALOFT_E_NOTFOUND when the name is not one. */
 static int key_of(const char *platform, char key[ALOFT_STORE_NAME_MAX + 1])
 {

@@ -141,6 +141,25 @@ int aloft_store_pin(struct aloft_store *s, const char *platform, enum aloft_stor
 /* Is the file with this SHA-256 recorded? Fills size (may be NULL). */
 int aloft_store_blob_get(struct aloft_store *s, const char *sha256, uint64_t *size);
 
+/* The bytes of stored files, kept in the database on PostgreSQL so that
+ * aloftd instances sharing it need no shared disk: one that lacks a file
+ * reads it from there (and checks its SHA-256: the database is trusted no
+ * more than a disk). SQLite keeps none: its one aloftd has its files. */
+bool aloft_store_files_shared(struct aloft_store *s);
+/* Keep size bytes at data as the file sha256 (64 lower-case hex digits),
+ * all or nothing; keeping a file twice is fine. SQLite: 0, nothing kept. */
+int aloft_store_file_put(struct aloft_store *s, const char *sha256, const void *data, uint64_t size);
+/* The file's size bytes, in order, to cb (a non-zero return stops and is
+ * returned). ALOFT_E_NOTFOUND: the database has not all of them (SQLite:
+ * never any); ALOFT_E_CORRUPT: it has more. The caller checks the SHA-256. */
+typedef int (*aloft_store_bytes_cb)(void *ctx, const void *p, size_t n);
+int aloft_store_file_read(struct aloft_store *s, const char *sha256, uint64_t size, aloft_store_bytes_cb cb,
+                          void *ctx);
+/* The recorded files whose bytes the database does not hold (recorded
+ * before it kept any): none on SQLite. */
+typedef int (*aloft_store_file_cb)(void *ctx, const char *sha256, uint64_t size);
+int aloft_store_files_unshared(struct aloft_store *s, aloft_store_file_cb cb, void *ctx);
+
 /* Record a check-in: insert the device or update it (first_seen and the
  * check-in count carry over). first_seen, last_seen and checkins of d are
  * ignored; now is the time of the check-in. Queued, never blocking on the

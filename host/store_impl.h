@@ -97,6 +97,7 @@ enum aloft_store_query {
     Q_CHECKIN_BATCH,
     Q_DEVICES_ALL,
     Q_DEVICES_PLATFORM,
+    Q_FILES_UNSHARED,
     Q_SCHEMA_VERSION,
     Q_WHITELIST_CHECK,
     Q_WHITELIST_ENABLED,
@@ -137,6 +138,11 @@ ALOFT_STORE_BACKEND(pg)
  * e = 0 on a notification, 1 when it listens (again), 2 when it no longer
  * does (the connection broke; it reconnects). */
 int aloft_store_pg_notify(struct aloft_store_pg *s);
+/* PostgreSQL only: a file's bytes in blob_chunks (aloft_store_file_put,
+ * aloft_store_file_read). */
+int aloft_store_pg_file_put(struct aloft_store_pg *s, const char *sha256, const void *data, uint64_t size);
+int aloft_store_pg_file_read(struct aloft_store_pg *s, const char *sha256, uint64_t size, aloft_store_bytes_cb cb,
+                             void *ctx);
 int aloft_store_pg_listen_start(struct aloft_store_pg *s, void (*event)(void *ctx, int e), void *ctx);
 void aloft_store_pg_listen_stop(struct aloft_store_pg *s);
 

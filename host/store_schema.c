@@ -148,6 +148,17 @@ const char *const aloft_store_migrations[] = {
     /* 7: a pin that only holds devices back (an aborted rollout's) and
      * never offers a device a release older than the one it runs */
     "ALTER TABLE platforms ADD COLUMN pin_holds INTEGER NOT NULL DEFAULT 0;",
+    /* 8: the stored files themselves, in pieces, so that aloftd instances
+     * sharing a PostgreSQL database need nothing else in common: one that
+     * lacks a file takes it from here and checks its SHA-256. SQLite keeps
+     * none (its one aloftd has every file on disk); BYTEA is only a name
+     * there. Rows of a file are written in one transaction with it. */
+    "CREATE TABLE blob_chunks ("
+    "  sha256 TEXT NOT NULL,"      /* the file's; no reference: its bytes go in before its blobs row */
+    "  seq INTEGER NOT NULL,"      /* 0, 1, ...: the pieces in order */
+    "  data BYTEA NOT NULL,"
+    "  PRIMARY KEY (sha256, seq)"
+    ");",
 };
 
 const size_t aloft_store_migration_count = sizeof aloft_store_migrations / sizeof aloft_store_migrations[0];
@@ -217,6 +228,9 @@ const char *const aloft_store_sql[Q_COUNT] = {
                         "last_reason = excluded.last_reason",
     [Q_DEVICES_ALL] = "SELECT " DEVICE_COLS " ORDER BY d.mac",
     [Q_DEVICES_PLATFORM] = "SELECT " DEVICE_COLS " WHERE d.platform = ? ORDER BY d.mac",
+    /* recorded files whose bytes the database does not hold (stored before migration 8) */
+    [Q_FILES_UNSHARED] = "SELECT b.sha256, b.size FROM blobs b WHERE NOT EXISTS "
+                         "(SELECT 1 FROM blob_chunks c WHERE c.sha256 = b.sha256 AND c.seq = 0) ORDER BY b.sha256",
     [Q_SCHEMA_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
     [Q_WHITELIST_CHECK] = "SELECT COALESCE((SELECT w.enabled FROM whitelists w WHERE w.platform = ?), 0), "
                           "(SELECT COUNT(*) FROM whitelist_macs m WHERE m.platform = ? AND m.mac = ?)",

@@ -48,17 +48,28 @@ static int open_blob(struct aloftd *d, struct MHD_Connection *c, const char *sha
 {
     char path[4300];
     aloftd_blob_path(d, sha256, path, sizeof path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_size == size)
-        return fd;
-    int saved = fd < 0 ? errno : 0;
-    if (fd >= 0)
-        close(fd);
-    aloftd_log("stored file %s is %s", path, saved ? strerror(saved) : "not the size recorded");
+    int saved = 0, fetched = 1;
+    for (int round = 0; round < 2; round++) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_size == size)
+            return fd;
+        saved = fd < 0 ? errno : 0;
+        if (fd >= 0)
+            close(fd);
+        /* another instance's upload, or a file lost here: the database's copy */
+        if (round || (fetched = aloftd_file_fetch(d, sha256, size)) != 0)
+            break;
+    }
+    if (fetched == 1 || fetched == ALOFT_E_NOTFOUND)
+        aloftd_log("stored file %s is %s", path, saved ? strerror(saved) : "not the size recorded");
     *status = 500;
-    *ret = aloftd_reply_error(c, 500, "file_missing", "the stored file of this release is %s; see the server log",
-                              saved ? "missing" : "damaged");
+    if (fetched == ALOFT_E_HASH)
+        *ret = aloftd_reply_error(c, 500, "file_damaged",
+                                  "the database's copy of this file does not match its SHA-256; see the server log");
+    else
+        *ret = aloftd_reply_error(c, 500, "file_missing", "the stored file of this release is %s; see the server log",
+                                  saved ? "missing" : "damaged");
     return -1;
 }
 

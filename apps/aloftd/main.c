@@ -138,10 +138,11 @@ static int make_dir(const char *path)
     return -1;
 }
 
-/* Uploads a previous run left unfinished (a crash, a kill) are dropped.
- * Several aloftd sharing a PostgreSQL database share the data directory
- * too: then only files untouched for an hour go, never an upload another
- * instance is receiving (a stalled one times out after 30 s). */
+/* Uploads and files taken from the database that a previous run left
+ * unfinished (a crash, a kill) are dropped. Several aloftd sharing a
+ * PostgreSQL database may share the data directory too: then only files
+ * untouched for an hour go, never an upload another instance is receiving
+ * (a stalled one times out after 30 s). */
 static void clean_tmp(const char *dir, bool shared)
 {
     DIR *dp = opendir(dir);
@@ -152,7 +153,7 @@ static void clean_tmp(const char *dir, bool shared)
     time_t now = time(NULL);
     while ((e = readdir(dp))) {
         struct stat st;
-        if (strncmp(e->d_name, "upload-", 7))
+        if (strncmp(e->d_name, "upload-", 7) && strncmp(e->d_name, "fetch-", 6))
             continue;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         if (!shared || (stat(path, &st) == 0 && now - st.st_mtime > 3600))
@@ -445,7 +446,7 @@ int main(int argc, char **argv)
         aloft_store_close(d.store);
         return rc;
     }
-    if (aloftd_token_setup(&d) || aloftd_credential_setup(&d)) {
+    if (aloftd_token_setup(&d) || aloftd_credential_setup(&d) || aloftd_files_share_all(&d)) {
         aloft_store_close(d.store);
         return 1;
     }
