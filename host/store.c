@@ -505,6 +505,24 @@ static int sexec(struct aloft_store *s, enum aloft_store_query id, aloft_store_r
     return rc;
 }
 
+int aloft_store_exec(struct aloft_store *s, enum aloft_store_query id, aloft_store_row_cb cb, void *ctx,
+                     const char *types, ...)
+{
+    va_list ap;
+    va_start(ap, types);
+    int rc = s->pg ? aloft_store_pg_vexec(s->pg, id, cb, ctx, NULL, types, ap)
+                   : aloft_store_sqlite_vexec(s->sqlite, id, cb, ctx, NULL, types, ap);
+    va_end(ap);
+    return rc;
+}
+
+int aloft_store_exec_sql(struct aloft_store *s, const char *sql, aloft_store_row_cb cb, void *ctx, int n,
+                         const char *const *values)
+{
+    return s->pg ? aloft_store_pg_sql_exec(s->pg, sql, cb, ctx, n, values)
+                 : aloft_store_sqlite_sql_exec(s->sqlite, sql, cb, ctx, n, values);
+}
+
 bool aloft_store_files_shared(struct aloft_store *s)
 {
     return s->pg != NULL;
@@ -748,8 +766,14 @@ int aloft_store_report_add(struct aloft_store *s, const struct aloft_store_repor
         return ALOFT_E_NOTFOUND;
     if (platform)
         snprintf(platform, ALOFT_STORE_NAME_MAX + 1, "%.*s", (int)ALOFT_STORE_NAME_MAX, key);
-    return sexec(s, Q_REPORT_ADD, NULL, NULL, NULL, "sssssssi", r->mac, r->version, r->result, r->reason,
-                 r->partition, r->state, r->reset_reason, now);
+    rc = sexec(s, Q_REPORT_ADD, NULL, NULL, NULL, "sssssssi", r->mac, r->version, r->result, r->reason,
+               r->partition, r->state, r->reset_reason, now);
+    char detail[sizeof r->result + sizeof r->reason + 2];
+    snprintf(detail, sizeof detail, "%s%s%s", r->result, r->reason[0] ? ": " : "", r->reason);
+    if (rc == 0) /* the device's history */
+        rc = sexec(s, Q_EVENT_ADD, NULL, NULL, NULL, ALOFT_STORE_EVENT_ADD_TYPES, r->mac, now, "report", r->version,
+                   (int64_t)0, detail, r->mac);
+    return rc;
 }
 
 struct report_list {

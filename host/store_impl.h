@@ -55,6 +55,8 @@ extern _Thread_local char aloft_store_last_error[ALOFT_STORE_ERROR_MAX];
     int aloft_store_##b##_vexec(struct aloft_store_##b *s, enum aloft_store_query id, aloft_store_row_cb cb,     \
                                 void *ctx, int64_t *changed, const char *types, va_list ap);                      \
     int aloft_store_##b##_transaction(struct aloft_store_##b *s, aloft_store_tx_body body, void *ctx);            \
+    int aloft_store_##b##_sql_exec(struct aloft_store_##b *s, const char *sql, aloft_store_row_cb cb, void *ctx,  \
+                                   int n, const char *const *values);                                             \
     int aloft_store_##b##_tx_vexec(struct aloft_store_tx *t, enum aloft_store_query id, aloft_store_row_cb cb,    \
                                    void *ctx, int64_t *changed, const char *types, va_list ap);
 
@@ -98,6 +100,10 @@ enum aloft_store_query {
     Q_DEVICES_ALL,
     Q_DEVICES_PLATFORM,
     Q_FILES_UNSHARED,
+    Q_DEVICE_VERSIONS,
+    Q_EVENT_CHECKIN,
+    Q_EVENT_ADD,
+    Q_DEVICE_EVENTS,
     Q_SCHEMA_VERSION,
     Q_WHITELIST_CHECK,
     Q_WHITELIST_ENABLED,
@@ -128,6 +134,19 @@ enum aloft_store_query {
     Q_COUNT
 };
 extern const char *const aloft_store_sql[Q_COUNT];
+/* Q_EVENT_CHECKIN's arguments: mac, at, kind, version, status, detail,
+ * mac; then the device row it must differ from: mac, version, status,
+ * reason. Q_EVENT_ADD takes the first seven. */
+#define ALOFT_STORE_EVENT_CHECKIN_TYPES "sississ" "ssis"
+#define ALOFT_STORE_EVENT_ADD_TYPES "sississ"
+
+/* For the parts of the store in files of their own (store_devices.c):
+ * a query of the open backend by id ('s' text, 'i' int64 arguments), or a
+ * statement made for this call (sql with n ? parameters, all text). */
+int aloft_store_exec(struct aloft_store *s, enum aloft_store_query id, aloft_store_row_cb cb, void *ctx,
+                     const char *types, ...);
+int aloft_store_exec_sql(struct aloft_store *s, const char *sql, aloft_store_row_cb cb, void *ctx, int n,
+                         const char *const *values);
 
 ALOFT_STORE_BACKEND(sqlite)
 ALOFT_STORE_BACKEND(pg)

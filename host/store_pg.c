@@ -697,7 +697,12 @@ int aloft_store_pg_checkin_batch(struct aloft_store_pg *s, const struct aloft_st
     for (size_t i = 0; rc == 0 && i < n; i++) {
         char key[ALOFT_STORE_NAME_MAX + 1];
         aloft_store_key(d[i].platform, key, sizeof key);
-        rc = run(s, c, Q_CHECKIN_BATCH, "record check-ins", "ssssiissiiiis", d[i].mac, key, d[i].version, d[i].ip,
+        rc = run(s, c, Q_EVENT_CHECKIN, "record a device's event", ALOFT_STORE_EVENT_CHECKIN_TYPES, d[i].mac,
+                 d[i].last_seen, d[i].last_status == 200 ? "offer" : "checkin", d[i].version,
+                 (int64_t)d[i].last_status, d[i].last_reason, d[i].mac, d[i].mac, d[i].version,
+                 (int64_t)d[i].last_status, d[i].last_reason);
+        if (rc == 0)
+            rc = run(s, c, Q_CHECKIN_BATCH, "record check-ins", "ssssiissiiiis", d[i].mac, key, d[i].version, d[i].ip,
                  d[i].free_space, d[i].sketch_size, d[i].sdk_version, d[i].mode, d[i].first_seen, d[i].last_seen,
                  (int64_t)d[i].checkins, (int64_t)d[i].last_status, d[i].last_reason);
     }
@@ -763,6 +768,39 @@ int aloft_store_pg_transaction(struct aloft_store_pg *s, aloft_store_tx_body bod
     rc = end_release(s, c, rc);
     release(s, c);
     return rc;
+}
+
+int aloft_store_pg_sql_exec(struct aloft_store_pg *s, const char *sql, aloft_store_row_cb cb, void *ctx, int n,
+                            const char *const *values)
+{
+    char *text = number_params(sql);
+    if (!text) {
+        snprintf(aloft_store_last_error, sizeof aloft_store_last_error, "out of memory");
+        return ALOFT_E_IO;
+    }
+    struct conn *c = acquire(s);
+    PGresult *res = NULL;
+    while (c) {
+        if (!c->pg) {
+            fail(c, "query", NULL);
+            break;
+        }
+        res = PQexecParams(c->pg, text, n, NULL, values, NULL, NULL, 0);
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+            break;
+        fail(c, "query", res);
+        PQclear(res);
+        res = NULL;
+        if (!retry(s, c))
+            break;
+    }
+    if (c) {
+        c->reused = false;
+        release(s, c);
+    }
+    free(text);
+    return c ? rows(res, cb, ctx, NULL) : ALOFT_E_IO;
 }
 
 int aloft_store_pg_tx_vexec(struct aloft_store_tx *t, enum aloft_store_query id, aloft_store_row_cb cb, void *ctx,

@@ -158,6 +158,26 @@ const char *const aloft_store_migrations[] = {
     "  seq INTEGER NOT NULL,"      /* 0, 1, ...: the pieces in order */
     "  data BYTEA NOT NULL,"
     "  PRIMARY KEY (sha256, seq)"
+    ");"
+    /* and the admin UI at fleet size: a page of a platform's devices,
+     * filtered and sorted by one of these (the MAC last, so pages never
+     * overlap), with its count; and each device's recent history */
+    "DROP INDEX devices_by_platform;"
+    "CREATE INDEX devices_by_platform ON devices (platform, mac);"
+    "CREATE INDEX devices_by_version ON devices (platform, version, mac);"
+    "CREATE INDEX devices_by_last_seen ON devices (platform, last_seen, mac);"
+    "CREATE INDEX devices_by_ip ON devices (platform, ip, mac);"
+    "CREATE INDEX devices_by_status ON devices (platform, last_status, mac);"
+    "CREATE TABLE device_events ("
+    "  mac TEXT NOT NULL,"
+    "  slot INTEGER NOT NULL,"     /* seq modulo 32: a ring, the oldest overwritten */
+    "  seq BIGINT NOT NULL,"       /* 1, 2, ... per device */
+    "  at BIGINT NOT NULL,"
+    "  kind TEXT NOT NULL,"        /* checkin (its answer or version changed), offer (a 200), report */
+    "  version TEXT NOT NULL,"     /* the device's; a report's: the version it is about */
+    "  status INTEGER NOT NULL,"   /* the answer to the check-in; 0 for a report */
+    "  detail TEXT NOT NULL,"      /* the answer's reason; a report's result and reason */
+    "  PRIMARY KEY (mac, slot)"
     ");",
 };
 
@@ -187,6 +207,16 @@ const char aloft_store_migrations_table[] =
     "o.id, p.name, o.version, o.previous, o.stages, o.stage, o.status, o.max_failures, o.max_failures_percent, " \
     "o.reason, o.created_at, o.updated_at, o.auto_advance, o.auto_advance_percent "                          \
     "FROM rollouts o JOIN platforms p ON p.name_key = o.platform"
+
+/* A device's event into its ring of ALOFT_STORE_EVENTS slots: mac, mac,
+ * at, kind, version, status, detail (then the WHERE's own parameters). */
+#define EVENT_INSERT                                                                                                \
+    "INSERT INTO device_events (mac, slot, seq, at, kind, version, status, detail) "                               \
+    "SELECT ?, n.seq % 32, n.seq, CAST(? AS BIGINT), ?, ?, CAST(? AS INTEGER), ? "                                 \
+    "FROM (SELECT COALESCE(MAX(e.seq), 0) + 1 AS seq FROM device_events e WHERE e.mac = ?) n "
+#define EVENT_UPSERT                                                                                                \
+    " ON CONFLICT (mac, slot) DO UPDATE SET seq = excluded.seq, at = excluded.at, kind = excluded.kind, "          \
+    "version = excluded.version, status = excluded.status, detail = excluded.detail"
 
 const char *const aloft_store_sql[Q_COUNT] = {
     [Q_TOKEN_COUNT] = "SELECT COUNT(*) FROM admin_tokens",
@@ -231,6 +261,15 @@ const char *const aloft_store_sql[Q_COUNT] = {
     /* recorded files whose bytes the database does not hold (stored before migration 8) */
     [Q_FILES_UNSHARED] = "SELECT b.sha256, b.size FROM blobs b WHERE NOT EXISTS "
                          "(SELECT 1 FROM blob_chunks c WHERE c.sha256 = b.sha256 AND c.seq = 0) ORDER BY b.sha256",
+    [Q_DEVICE_VERSIONS] = "SELECT version, COUNT(*) FROM devices WHERE platform = ? GROUP BY version "
+                          "ORDER BY COUNT(*) DESC, version",
+    /* a check-in that changed the device's version or answer: one event,
+     * in the same batch as the device's row (before it, to compare) */
+    [Q_EVENT_CHECKIN] = EVENT_INSERT "WHERE NOT EXISTS (SELECT 1 FROM devices d WHERE d.mac = ? AND d.version = ? "
+                        "AND d.last_status = ? AND d.last_reason = ?)" EVENT_UPSERT,
+    [Q_EVENT_ADD] = EVENT_INSERT "WHERE 1 = 1" EVENT_UPSERT,
+    [Q_DEVICE_EVENTS] = "SELECT seq, at, kind, version, status, detail FROM device_events WHERE mac = ? "
+                        "ORDER BY seq DESC",
     [Q_SCHEMA_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
     [Q_WHITELIST_CHECK] = "SELECT COALESCE((SELECT w.enabled FROM whitelists w WHERE w.platform = ?), 0), "
                           "(SELECT COUNT(*) FROM whitelist_macs m WHERE m.platform = ? AND m.mac = ?)",
