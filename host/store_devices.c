@@ -184,7 +184,7 @@ int aloft_store_device_versions(struct aloft_store *s, const char *platform, alo
     aloft_store_key(platform, key, sizeof key);
     aloft_store_checkin_flush(s);
     struct counts x = {cb, ctx};
-    return aloft_store_exec(s, Q_DEVICE_VERSIONS, read_value_count, &x, "s", key);
+    return aloft_store_exec(s, Q_DEVICE_VERSIONS, read_value_count, &x, NULL, "s", key);
 }
 
 struct events {
@@ -212,5 +212,5 @@ int aloft_store_device_events(struct aloft_store *s, const char *mac, aloft_stor
 {
     aloft_store_checkin_flush(s);
     struct events x = {cb, ctx};
-    return aloft_store_exec(s, Q_DEVICE_EVENTS, read_event, &x, "s", mac);
+    return aloft_store_exec(s, Q_DEVICE_EVENTS, read_event, &x, NULL, "s", mac);
 }

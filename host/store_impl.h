@@ -140,13 +140,36 @@ extern const char *const aloft_store_sql[Q_COUNT];
 #define ALOFT_STORE_EVENT_CHECKIN_TYPES "sississ" "ssis"
 #define ALOFT_STORE_EVENT_ADD_TYPES "sississ"
 
-/* For the parts of the store in files of their own (store_devices.c):
+/* For the parts of the store in files of their own (store_devices.c,
+ * store_rollout.c):
  * a query of the open backend by id ('s' text, 'i' int64 arguments), or a
  * statement made for this call (sql with n ? parameters, all text). */
 int aloft_store_exec(struct aloft_store *s, enum aloft_store_query id, aloft_store_row_cb cb, void *ctx,
-                     const char *types, ...);
+                     int64_t *changed, const char *types, ...);
 int aloft_store_exec_sql(struct aloft_store *s, const char *sql, aloft_store_row_cb cb, void *ctx, int n,
                          const char *const *values);
+/* A transaction of the open backend (see struct aloft_store_tx). */
+int aloft_store_transaction(struct aloft_store *s, aloft_store_tx_body body, void *ctx);
+/* The platform's key, or ALOFT_E_NOTFOUND when the name is not one. */
+int aloft_store_key_of(const char *platform, char key[ALOFT_STORE_NAME_MAX + 1]);
+/* A row of up to four integers (aloft_store_read_ints as the row callback). */
+struct aloft_store_ints {
+    int64_t v[4];
+    int n;
+};
+int aloft_store_read_ints(void *ctx, int n, const char *const *cols);
+/* Releases, pins, whitelists or rollouts changed: the decision cache is
+ * dropped here, and other processes on PostgreSQL are told. */
+void aloft_store_views_changed(struct aloft_store *s);
+
+/* store_rollout.c: what a process keeps of its rollouts (made at open,
+ * freed at close), and writing the offers and successes it queued (before
+ * every read of a rollout, and with every batch of check-ins). */
+struct aloft_store_rollout_state;
+struct aloft_store_rollout_state *aloft_store_rollout_state_new(void);
+void aloft_store_rollout_state_free(struct aloft_store_rollout_state *st);
+struct aloft_store_rollout_state *aloft_store_rollout_state(struct aloft_store *s);
+int aloft_store_settle_flush(struct aloft_store *s);
 
 ALOFT_STORE_BACKEND(sqlite)
 ALOFT_STORE_BACKEND(pg)
