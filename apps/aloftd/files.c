@@ -8,6 +8,7 @@
  * the one instance's disk and none of this runs. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,10 +63,27 @@ static int take(void *ctx, const void *p, size_t n)
     return 0;
 }
 
+/* One fetch at a time: devices offered a release at once, on an instance
+ * that lacks its file, wait for one copy instead of each taking its own. */
+static pthread_mutex_t fetch_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int fetch(struct aloftd *d, const char *sha256, uint64_t size);
+
 int aloftd_file_fetch(struct aloftd *d, const char *sha256, uint64_t size)
 {
     if (!aloft_store_files_shared(d->store))
         return ALOFT_E_NOTFOUND;
+    pthread_mutex_lock(&fetch_lock);
+    char path[4300];
+    aloftd_blob_path(d, sha256, path, sizeof path);
+    struct stat st; /* another request's fetch may have kept it meanwhile */
+    int rc = stat(path, &st) == 0 && (uint64_t)st.st_size == size ? 0 : fetch(d, sha256, size);
+    pthread_mutex_unlock(&fetch_lock);
+    return rc;
+}
+
+static int fetch(struct aloftd *d, const char *sha256, uint64_t size)
+{
     char tmp[4200], path[4300];
     snprintf(tmp, sizeof tmp, "%s/fetch-XXXXXX", d->tmp_dir);
     struct fetch f;
