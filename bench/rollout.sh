@@ -15,8 +15,8 @@
 #               half the devices each (two simulators, two MAC prefixes).
 # Per run: the time from the first poll until every device runs 1.1.0, the
 # check-ins and their p99 latency (the simulators' own measure), aloftd's
-# CPU seconds and peak RSS (summed over instances), and the database's size
-# at the end. Every process is started here and stopped by its PID; the
+# CPU seconds and peak RSS (summed over instances; the PostgreSQL server's
+# CPU on a line of its own), and the database's size at the end. Every process is started here and stopped by its PID; the
 # temporary directory is removed at the end. A run stops after
 # $BENCH_LIMIT s (default 900) whatever happened.
 #
@@ -124,6 +124,11 @@ EOF
         kill "$pid"
         wait "$pid" 2>/dev/null || true
     done
+    if [ -n "$pg_pid" ]; then # its backends ended with aloftd's connections: their CPU is the server's now
+        sleep 1
+        awk -v t="$ticks" '{ printf "    PostgreSQL server: %.1f CPU s (its processes, all of the run)\n", ($14 + $15 + $16 + $17) / t }' \
+            "/proc/$pg_pid/stat"
+    fi
 }
 
 sqlite_size() { du -cb "$tmp"/aloftd-sqlite-0/aloft.db* | awk 'END { printf "%.1f MB", $1 / 1e6 }'; }
@@ -138,7 +143,9 @@ printf '1, 10, 50, 100 %%, auto-advance at %d updated per stage, no downloads; a
 printf '(%d CPUs, shared with the simulators and the database)\n\n' "$(nproc)"
 printf "%-28s %8s %9s %8s %9s %8s %9s\n" "" "complete" "check-ins" "p99 ms" "CPU s" "peak RSS" "database"
 run sqlite "sqlite:$tmp/aloftd-sqlite-0/aloft.db" 1 sqlite_size
+pg_pid=""
 if bench_pg_start; then
+    pg_pid=$(head -1 "$tmp/pg/data/postmaster.pid") # the postmaster (runuser's child as root)
     run postgresql "$pg_url" 2 pg_size
 else
     echo "(PostgreSQL: not measured, no server could be started; see scripts/deps.sh)"
