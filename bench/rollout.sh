@@ -45,6 +45,7 @@ bench_tmp rollout
 "$aloft" image make --chip esp32s3 --project bench --version 1.0.0 --size 65872 -o "$tmp/1.0.0.bin" >/dev/null
 "$aloft" image make --chip esp32s3 --project bench --version 1.1.0 --size 65872 -o "$tmp/1.1.0.bin" >/dev/null
 ticks=$(getconf CLK_TCK)
+pg_pid="" # the PostgreSQL server's postmaster, once there is one
 
 # start NAME DB: an aloftd on DB; appends its PID to apids and URL to urls
 apids=()
@@ -143,7 +144,6 @@ printf '1, 10, 50, 100 %%, auto-advance at %d updated per stage, no downloads; a
 printf '(%d CPUs, shared with the simulators and the database)\n\n' "$(nproc)"
 printf "%-28s %8s %9s %8s %9s %8s %9s\n" "" "complete" "check-ins" "p99 ms" "CPU s" "peak RSS" "database"
 run sqlite "sqlite:$tmp/aloftd-sqlite-0/aloft.db" 1 sqlite_size
-pg_pid=""
 if bench_pg_start; then
     pg_pid=$(head -1 "$tmp/pg/data/postmaster.pid") # the postmaster (runuser's child as root)
     run postgresql "$pg_url" 2 pg_size
