@@ -2,7 +2,7 @@
 # Run the benchmarks and print their tables. Instruction counts come from
 # valgrind's callgrind, so they repeat exactly from run to run; wall times
 # follow for reference. Then bench/push against a real aloft-node, and the
-# fleet, server, scale, flood and pull benchmarks.
+# fleet, server, scale, rollout, flood and pull benchmarks.
 #
 # usage: bench/run.sh [BUILD_DIR] [all|ingest]   (default: build all; `make bench` builds it first)
 #        ingest: only bench/ingest (the callgrind table and its wall times) and bench/verify
@@ -143,14 +143,19 @@ fi
 # processes, so not under valgrind)
 "$(dirname "$0")/fleet.sh" "$build"
 
-# bench/server: aloftd under wrk next to nginx, /update's 304 path and a
-# 1 MB download, on SQLite and PostgreSQL (its own processes, not under valgrind)
+# bench/server: aloftd under wrk next to nginx, /update's 304 path, a
+# 1 MB download and /update's 200 with it, on SQLite and PostgreSQL (its own processes, not under valgrind)
 "$(dirname "$0")/server.sh" "$build"
 
 # bench/scale: check-ins per second with no rollout, with a 50 % rollout's
 # first contacts, and with its offered devices coming back, on SQLite and
 # PostgreSQL (its own processes, not under valgrind)
 "$(dirname "$0")/scale.sh" "$build"
+
+# bench/rollout: 100,000 simulated devices through a staged rollout with
+# auto-advance, on one aloftd with SQLite and two sharing PostgreSQL (its
+# own processes; several minutes)
+"$(dirname "$0")/rollout.sh" "$build"
 
 # bench/flood: /update's latency for devices while one address floods
 # aloftd with 6,000 idle and trickling connections (its own processes)

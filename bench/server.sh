@@ -7,11 +7,14 @@
 #       written to the device inventory), next to nginx answering
 #       `return 304` to the same requests;
 #   (b) downloading a 1 MB release (GET /firmware/<sha256>.bin), next to
-#       nginx serving the same file statically (sendfile).
+#       nginx serving the same file statically (sendfile);
+#   (c) the same release as /update's 200 to devices on an older version
+#       (HTTPUpdate headers, the MACs cycling: each one recorded as offered),
+#       next to the same nginx run.
 # Prints req/s, MB/s, p99 latency and the ratios to nginx, on SQLite and on
 # PostgreSQL (a throwaway server on a loopback port, as the user nobody when
 # run as root; skipped when Debian's postgresql is not installed). Targets:
-# (a) >= 0.5x nginx's rate; (b) >= 0.9x nginx's throughput.
+# (a) >= 0.5x nginx's rate; (b) and (c) >= 0.9x nginx's throughput.
 #
 # aloftd gets --threads $BENCH_THREADS and nginx as many worker processes
 # (default: the number of CPUs); wrk runs $BENCH_CONNS connections
@@ -101,6 +104,8 @@ request = function()
     })
 end
 EOF
+# The same devices one version behind: each check-in is a 200 with the file.
+sed -e 's/ver=1.0.0/ver=0.9.0/' -e "s/$md5/00000000000000000000000000000000/" "$tmp/update.lua" >"$tmp/offer.lua"
 
 # nginx: return 304 for /update, the same file statically for /firmware/.
 nginx_port=$(bench_free_port)
@@ -168,14 +173,15 @@ measure() {
 nginx_update_url="http://127.0.0.1:$nginx_port/update?dev=bench&ver=1.0.0"
 nginx_file_url="http://127.0.0.1:$nginx_port/firmware/$sha.bin"
 
-# pair KIND NGINX_URL ALOFTD_URL [SCRIPT]: $rounds rounds of nginx then
-# aloftd; prints nginx's median run, aloftd's median run (by req/s for
-# KIND rate, MB/s for throughput), then every run's figure of each.
+# pair KIND NGINX_URL ALOFTD_URL [SCRIPT [ALOFTD_SCRIPT]]: $rounds rounds of
+# nginx then aloftd; prints nginx's median run, aloftd's median run (by
+# req/s for KIND rate, MB/s for throughput), then every run's figure of each.
 pair() {
     local kind=$1 nurl=$2 aurl=$3 script=${4:-} n=() a=() i
+    local ascript=${5:-$script}
     for ((i = 0; i < rounds; i++)); do
         n+=("$(measure "$nurl" "$script")")
-        a+=("$(measure "$aurl" "$script")")
+        a+=("$(measure "$aurl" "$ascript")")
     done
     local col=1
     [ "$kind" = rate ] || col=2
@@ -233,6 +239,8 @@ run_aloftd() {
     local update file
     update=$(pair rate "$nginx_update_url" "$url/update?dev=bench&ver=1.0.0" "$tmp/update.lua")
     file=$(pair throughput "$nginx_file_url" "$url/firmware/$sha.bin")
+    local offer
+    offer=$(pair throughput "$nginx_file_url" "$url/update?dev=bench&ver=0.9.0" "" "$tmp/offer.lua")
     local devices
     devices=$(curl -s --noproxy '*' -H "Authorization: Bearer $(cat "$data/token")" "$url/api/devices?platform=bench" |
         python3 -c 'import json, sys; j = json.load(sys.stdin); print(len(j.get("devices", j) if isinstance(j, dict) else j))' \
@@ -240,12 +248,17 @@ run_aloftd() {
     local nu au nf af
     { read -r nu; read -r au; } <<<"$update"
     { read -r nf; read -r af; } <<<"$file"
+    local no ao
+    { read -r no; read -r ao; } <<<"$offer"
     row "(a) nginx return 304" "$nu"
     row "(a) aloftd /update 304, $name" "$au" "$nu" rate
     row "(b) nginx static 1 MB file" "$nf"
     row "(b) aloftd 1 MB download, $name" "$af" "$nf" throughput
+    row "(c) nginx static 1 MB file" "$no"
+    row "(c) aloftd /update 200 (1 MB), $name" "$ao" "$no" throughput
     echo "    req/s of each run (a): nginx $(sed -n 3p <<<"$update"), aloftd $(sed -n 4p <<<"$update")"
     echo "    MB/s of each run (b): nginx $(sed -n 3p <<<"$file"), aloftd $(sed -n 4p <<<"$file")"
+    echo "    MB/s of each run (c): nginx $(sed -n 3p <<<"$offer"), aloftd $(sed -n 4p <<<"$offer")"
     echo "    ($devices devices in the inventory after (a))"
     kill "$pid"
     wait "$pid" 2>/dev/null || true
@@ -254,7 +267,8 @@ run_aloftd() {
 printf '\nbench/server: aloftd (--threads %s) and nginx (%s workers) on loopback, wrk -t1 -c%s -d%ss each,\n' \
     "$threads" "$threads" "$conns" "$seconds"
 printf '%s rounds of nginx then aloftd; the median run of each\n' "$rounds"
-printf '(a) GET /update, 304, HTTPUpdate headers, %s distinct MACs; (b) GET of a 1 MB release\n\n' "$macs"
+printf '(a) GET /update, 304, HTTPUpdate headers, %s distinct MACs; (b) GET of a 1 MB release;\n' "$macs"
+printf '(c) GET /update, 200 with the 1 MB release, the same MACs one version behind\n\n'
 printf "%-40s %10s %9s %9s %8s  %s\n" "" "req/s" "MB/s" "p99 ms" "ratio" "target"
 run_aloftd sqlite "sqlite:$tmp/aloftd-sqlite/aloft.db"
 if bench_pg_start; then

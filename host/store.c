@@ -110,43 +110,6 @@ struct view_entry {
     size_t nmacs;
 };
 
-/* What this process knows of the devices offered a rollout (see
- * aloft_store_rollout_settle): (rollout, MAC) pairs, open-addressed,
- * emptied when three quarters full (they are then read again once). */
-#define KNOWN_CAP 262144u
-enum known { KNOWN_NOTHING, KNOWN_OFFERED, KNOWN_SETTLED };
-
-struct known_entry {
-    int64_t rollout; /* 0: empty */
-    char mac[18];
-    char state; /* enum known */
-};
-
-struct known_set {
-    pthread_mutex_t lock;
-    struct known_entry *e; /* KNOWN_CAP of them, allocated when first needed */
-    size_t n;
-};
-
-/* Offers of a rollout's release and successes of the devices offered it,
- * recorded at the next write of the check-in queue rather than by the
- * request itself (aloft_store_rollout_offered, aloft_store_rollout_settle),
- * in their order. Never dropped: when full, the request writes itself. */
-#define SQ_CAP 65536
-
-struct settle_item {
-    int64_t rollout;
-    int64_t stage; /* an offer in this stage; -1: a success */
-    char mac[18];
-};
-
-struct settle_queue {
-    pthread_mutex_t lock;
-    pthread_mutex_t flush_lock; /* one writer at a time */
-    struct settle_item *items, *batch; /* SQ_CAP each */
-    size_t n;
-};
-
 /* One backend is open: the other pointer is NULL. */
 struct aloft_store {
     struct aloft_store_sqlite *sqlite;
@@ -157,14 +120,13 @@ struct aloft_store {
     size_t view_next;  /* the entry replaced next when all are used */
     uint64_t gen;      /* bumped (atomically) by every change of what the views hold */
     bool views_usable; /* may views be kept at all (see aloft_store_update_view) */
-    struct known_set known;
-    struct settle_queue sq;
+    struct aloft_store_rollout_state *ro; /* store_rollout.c's */
 };
 
 #define DISPATCH(fn, ...) \
     (s->pg ? aloft_store_pg_##fn(s->pg, __VA_ARGS__) : aloft_store_sqlite_##fn(s->sqlite, __VA_ARGS__))
 
-static void views_changed(struct aloft_store *s)
+void aloft_store_views_changed(struct aloft_store *s)
 {
     __atomic_add_fetch(&s->gen, 1, __ATOMIC_SEQ_CST);
     /* the other processes sharing the database; a lost notification
@@ -211,7 +173,6 @@ static size_t queue_take(struct checkin_queue *q)
     return n;
 }
 
-static int settle_flush(struct aloft_store *s);
 
 int aloft_store_checkin_flush(struct aloft_store *s)
 {
@@ -231,7 +192,7 @@ int aloft_store_checkin_flush(struct aloft_store *s)
             fprintf(stderr, "aloft store: %zu check-ins not recorded: %s\n", n, aloft_store_error());
     }
     pthread_mutex_unlock(&q->flush_lock);
-    int src = settle_flush(s);
+    int src = aloft_store_settle_flush(s);
     return rc ? rc : src;
 }
 
@@ -382,10 +343,7 @@ int aloft_store_open(struct aloft_store **out, const char *url, char *err, size_
         return rc;
     }
     pthread_rwlock_init(&s->view_lock, NULL);
-    pthread_mutex_init(&s->known.lock, NULL);
-    pthread_mutex_init(&s->sq.lock, NULL);
-    pthread_mutex_init(&s->sq.flush_lock, NULL);
-    if (queue_start(s)) {
+    if (!(s->ro = aloft_store_rollout_state_new()) || queue_start(s)) {
         snprintf(err, errlen, "out of memory or threads for the check-in queue");
         aloft_store_close(s);
         return ALOFT_E_IO;
@@ -413,12 +371,7 @@ void aloft_store_close(struct aloft_store *s)
     for (size_t i = 0; i < VC_MAX; i++)
         free(s->views[i].macs);
     pthread_rwlock_destroy(&s->view_lock);
-    free(s->known.e);
-    pthread_mutex_destroy(&s->known.lock);
-    free(s->sq.items);
-    free(s->sq.batch);
-    pthread_mutex_destroy(&s->sq.lock);
-    pthread_mutex_destroy(&s->sq.flush_lock);
+    aloft_store_rollout_state_free(s->ro);
     if (s->pg)
         aloft_store_pg_close(s->pg);
     else
@@ -452,7 +405,7 @@ int aloft_store_platforms(struct aloft_store *s, aloft_store_platform_cb cb, voi
 int aloft_store_release_add(struct aloft_store *s, struct aloft_store_release *r, bool *existed)
 {
     int rc = DISPATCH(release_add, r, existed);
-    views_changed(s);
+    aloft_store_views_changed(s);
     return rc;
 }
 
@@ -477,7 +430,7 @@ int aloft_store_current(struct aloft_store *s, const char *platform, enum aloft_
 int aloft_store_pin(struct aloft_store *s, const char *platform, enum aloft_store_kind kind, const char *version)
 {
     int rc = DISPATCH(pin, platform, kind, version);
-    views_changed(s);
+    aloft_store_views_changed(s);
     return rc;
 }
 
@@ -505,8 +458,72 @@ static int sexec(struct aloft_store *s, enum aloft_store_query id, aloft_store_r
     return rc;
 }
 
-/* The platform's key, or ALOFT_E_NOTFOUND when the name is not one. */
-static int key_of(const char *platform, char key[ALOFT_STORE_NAME_MAX + 1])
+int aloft_store_exec(struct aloft_store *s, enum aloft_store_query id, aloft_store_row_cb cb, void *ctx,
+                     int64_t *changed, const char *types, ...)
+{
+    va_list ap;
+    va_start(ap, types);
+    int rc = s->pg ? aloft_store_pg_vexec(s->pg, id, cb, ctx, changed, types, ap)
+                   : aloft_store_sqlite_vexec(s->sqlite, id, cb, ctx, changed, types, ap);
+    va_end(ap);
+    return rc;
+}
+
+int aloft_store_transaction(struct aloft_store *s, aloft_store_tx_body body, void *ctx)
+{
+    return s->pg ? aloft_store_pg_transaction(s->pg, body, ctx) : aloft_store_sqlite_transaction(s->sqlite, body, ctx);
+}
+
+struct aloft_store_rollout_state *aloft_store_rollout_state(struct aloft_store *s)
+{
+    return s->ro;
+}
+
+int aloft_store_exec_sql(struct aloft_store *s, const char *sql, aloft_store_row_cb cb, void *ctx, int n,
+                         const char *const *values)
+{
+    return s->pg ? aloft_store_pg_sql_exec(s->pg, sql, cb, ctx, n, values)
+                 : aloft_store_sqlite_sql_exec(s->sqlite, sql, cb, ctx, n, values);
+}
+
+bool aloft_store_files_shared(struct aloft_store *s)
+{
+    return s->pg != NULL;
+}
+
+int aloft_store_file_put(struct aloft_store *s, const char *sha256, const void *data, uint64_t size)
+{
+    return s->pg ? aloft_store_pg_file_put(s->pg, sha256, data, size) : 0;
+}
+
+int aloft_store_file_read(struct aloft_store *s, const char *sha256, uint64_t size, aloft_store_bytes_cb cb,
+                          void *ctx)
+{
+    if (!s->pg) {
+        snprintf(aloft_store_last_error, sizeof aloft_store_last_error, "SQLite keeps no files");
+        return ALOFT_E_NOTFOUND;
+    }
+    return aloft_store_pg_file_read(s->pg, sha256, size, cb, ctx);
+}
+
+struct unshared {
+    aloft_store_file_cb cb;
+    void *ctx;
+};
+
+static int read_unshared(void *ctx, int n, const char *const *cols)
+{
+    struct unshared *u = ctx;
+    return n == 2 ? u->cb(u->ctx, cols[0], strtoull(cols[1], NULL, 10)) : ALOFT_E_IO;
+}
+
+int aloft_store_files_unshared(struct aloft_store *s, aloft_store_file_cb cb, void *ctx)
+{
+    struct unshared u = {cb, ctx};
+    return s->pg ? sexec(s, Q_FILES_UNSHARED, read_unshared, &u, NULL, "") : 0;
+}
+
+int aloft_store_key_of(const char *platform, char key[ALOFT_STORE_NAME_MAX + 1])
 {
     if (!aloft_store_name_ok(platform))
         return ALOFT_E_NOTFOUND;
@@ -514,14 +531,9 @@ static int key_of(const char *platform, char key[ALOFT_STORE_NAME_MAX + 1])
     return 0;
 }
 
-struct ints {
-    int64_t v[4];
-    int n;
-};
-
-static int read_ints(void *ctx, int n, const char *const *cols)
+int aloft_store_read_ints(void *ctx, int n, const char *const *cols)
 {
-    struct ints *x = ctx;
+    struct aloft_store_ints *x = ctx;
     for (int i = 0; i < n && i < 4; i++)
         x->v[i] = strtoll(cols[i], NULL, 10);
     x->n = n;
@@ -530,8 +542,8 @@ static int read_ints(void *ctx, int n, const char *const *cols)
 
 int aloft_store_schema_version(struct aloft_store *s, int *version)
 {
-    struct ints x = {{0}, 0};
-    int rc = sexec(s, Q_SCHEMA_VERSION, read_ints, &x, NULL, "");
+    struct aloft_store_ints x = {{0}, 0};
+    int rc = sexec(s, Q_SCHEMA_VERSION, aloft_store_read_ints, &x, NULL, "");
     *version = (int)x.v[0];
     return rc;
 }
@@ -543,8 +555,8 @@ int aloft_store_schema_wanted(void)
 
 int aloft_store_token_count(struct aloft_store *s, uint64_t *n)
 {
-    struct ints x = {{0}, 0};
-    int rc = sexec(s, Q_TOKEN_COUNT, read_ints, &x, NULL, "");
+    struct aloft_store_ints x = {{0}, 0};
+    int rc = sexec(s, Q_TOKEN_COUNT, aloft_store_read_ints, &x, NULL, "");
     *n = (uint64_t)x.v[0];
     return rc;
 }
@@ -559,10 +571,10 @@ int aloft_store_token_keep_only(struct aloft_store *s, const uint8_t digest[32])
 int aloft_store_whitelist_check(struct aloft_store *s, const char *platform, const char *mac, bool *allowed)
 {
     char key[ALOFT_STORE_NAME_MAX + 1];
-    int rc = key_of(platform, key);
-    struct ints x = {{0}, 0};
+    int rc = aloft_store_key_of(platform, key);
+    struct aloft_store_ints x = {{0}, 0};
     if (!rc)
-        rc = sexec(s, Q_WHITELIST_CHECK, read_ints, &x, NULL, "sss", key, key, mac ? mac : "");
+        rc = sexec(s, Q_WHITELIST_CHECK, aloft_store_read_ints, &x, NULL, "sss", key, key, mac ? mac : "");
     *allowed = rc == 0 && (x.v[0] == 0 || x.v[1] > 0);
     return rc;
 }
@@ -570,20 +582,20 @@ int aloft_store_whitelist_check(struct aloft_store *s, const char *platform, con
 int aloft_store_whitelist_enable(struct aloft_store *s, const char *platform, bool on)
 {
     char key[ALOFT_STORE_NAME_MAX + 1];
-    int rc = key_of(platform, key);
+    int rc = aloft_store_key_of(platform, key);
     if (!rc)
         rc = sexec(s, Q_WHITELIST_SET, NULL, NULL, NULL, "si", key, (int64_t)on);
-    views_changed(s);
+    aloft_store_views_changed(s);
     return rc;
 }
 
 int aloft_store_whitelist_add(struct aloft_store *s, const char *platform, const char *mac)
 {
     char key[ALOFT_STORE_NAME_MAX + 1];
-    int rc = key_of(platform, key);
+    int rc = aloft_store_key_of(platform, key);
     if (!rc)
         rc = sexec(s, Q_WHITELIST_ADD, NULL, NULL, NULL, "ssi", key, mac, (int64_t)time(NULL));
-    views_changed(s);
+    aloft_store_views_changed(s);
     return rc;
 }
 
@@ -591,10 +603,10 @@ int aloft_store_whitelist_remove(struct aloft_store *s, const char *platform, co
 {
     char key[ALOFT_STORE_NAME_MAX + 1];
     int64_t n = 0;
-    int rc = key_of(platform, key);
+    int rc = aloft_store_key_of(platform, key);
     if (!rc)
         rc = sexec(s, Q_WHITELIST_REMOVE, NULL, NULL, &n, "ss", key, mac);
-    views_changed(s);
+    aloft_store_views_changed(s);
     return rc ? rc : n ? 0 : ALOFT_E_NOTFOUND;
 }
 
@@ -612,10 +624,10 @@ static int read_mac(void *ctx, int n, const char *const *cols)
 int aloft_store_whitelist(struct aloft_store *s, const char *platform, bool *enabled, aloft_store_mac_cb cb, void *ctx)
 {
     char key[ALOFT_STORE_NAME_MAX + 1];
-    struct ints x = {{0}, 0};
-    int rc = key_of(platform, key);
+    struct aloft_store_ints x = {{0}, 0};
+    int rc = aloft_store_key_of(platform, key);
     if (!rc)
-        rc = sexec(s, Q_WHITELIST_ENABLED, read_ints, &x, NULL, "s", key);
+        rc = sexec(s, Q_WHITELIST_ENABLED, aloft_store_read_ints, &x, NULL, "s", key);
     *enabled = x.v[0] != 0;
     struct mac_list l = {cb, ctx};
     return rc ? rc : sexec(s, Q_WHITELIST_MACS, read_mac, &l, NULL, "s", key);
@@ -649,10 +661,10 @@ static int platform_flag(struct aloft_store *s, enum aloft_store_query q, const 
 {
     char key[ALOFT_STORE_NAME_MAX + 1];
     int64_t n = 0;
-    int rc = key_of(platform, key);
+    int rc = aloft_store_key_of(platform, key);
     if (!rc)
         rc = sexec(s, q, NULL, NULL, &n, "is", (int64_t)on, key);
-    views_changed(s);
+    aloft_store_views_changed(s);
     return rc ? rc : n ? 0 : ALOFT_E_NOTFOUND;
 }
 
@@ -670,11 +682,11 @@ int aloft_store_platform_add(struct aloft_store *s, const char *name, const char
 {
     char key[ALOFT_STORE_NAME_MAX + 1];
     int64_t n = 0;
-    int rc = key_of(name, key);
+    int rc = aloft_store_key_of(name, key);
     if (!rc)
         rc = sexec(s, Q_PLATFORM_ADD, NULL, NULL, &n, "ssssii", key, name, chip, "", (int64_t)time(NULL),
                    (int64_t)publish_manual);
-    views_changed(s);
+    aloft_store_views_changed(s);
     return rc ? rc : n ? 0 : ALOFT_E_STATE;
 }
 
@@ -695,7 +707,7 @@ int aloft_store_publish_manual(struct aloft_store *s, const char *platform, bool
 int aloft_store_signing_key_add(struct aloft_store *s, const char *platform, const char *digest)
 {
     char key[ALOFT_STORE_NAME_MAX + 1];
-    int rc = key_of(platform, key);
+    int rc = aloft_store_key_of(platform, key);
     return rc ? rc : sexec(s, Q_SIGNING_KEY_ADD, NULL, NULL, NULL, "ssi", key, digest, (int64_t)time(NULL));
 }
 
@@ -703,7 +715,7 @@ int aloft_store_signing_key_remove(struct aloft_store *s, const char *platform, 
 {
     char key[ALOFT_STORE_NAME_MAX + 1];
     int64_t n = 0;
-    int rc = key_of(platform, key);
+    int rc = aloft_store_key_of(platform, key);
     if (!rc)
         rc = sexec(s, Q_SIGNING_KEY_REMOVE, NULL, NULL, &n, "ss", key, digest);
     return rc ? rc : n ? 0 : ALOFT_E_NOTFOUND;
@@ -713,7 +725,7 @@ int aloft_store_signing_keys(struct aloft_store *s, const char *platform, aloft_
 {
     char key[ALOFT_STORE_NAME_MAX + 1];
     struct mac_list l = {cb, ctx}; /* one text column, as the whitelist's */
-    int rc = key_of(platform, key);
+    int rc = aloft_store_key_of(platform, key);
     return rc ? rc : sexec(s, Q_SIGNING_KEYS, read_mac, &l, NULL, "s", key);
 }
 
@@ -737,8 +749,14 @@ int aloft_store_report_add(struct aloft_store *s, const struct aloft_store_repor
         return ALOFT_E_NOTFOUND;
     if (platform)
         snprintf(platform, ALOFT_STORE_NAME_MAX + 1, "%.*s", (int)ALOFT_STORE_NAME_MAX, key);
-    return sexec(s, Q_REPORT_ADD, NULL, NULL, NULL, "sssssssi", r->mac, r->version, r->result, r->reason,
-                 r->partition, r->state, r->reset_reason, now);
+    rc = sexec(s, Q_REPORT_ADD, NULL, NULL, NULL, "sssssssi", r->mac, r->version, r->result, r->reason,
+               r->partition, r->state, r->reset_reason, now);
+    char detail[sizeof r->result + sizeof r->reason + 2];
+    snprintf(detail, sizeof detail, "%s%s%s", r->result, r->reason[0] ? ": " : "", r->reason);
+    if (rc == 0) /* the device's history */
+        rc = sexec(s, Q_EVENT_ADD, NULL, NULL, NULL, ALOFT_STORE_EVENT_ADD_TYPES, r->mac, now, "report", r->version,
+                   (int64_t)0, detail, r->mac);
+    return rc;
 }
 
 struct report_list {
@@ -769,540 +787,6 @@ int aloft_store_reports(struct aloft_store *s, aloft_store_report_cb cb, void *c
 {
     struct report_list l = {cb, ctx};
     return sexec(s, Q_REPORTS, read_report, &l, NULL, "");
-}
-
-/* "1,10,50,100" */
-static void stages_text(const struct aloft_store_rollout *r, char *out, size_t cap)
-{
-    size_t k = 0;
-    out[0] = 0;
-    for (int i = 0; i < r->nstages && k < cap; i++)
-        k += (size_t)snprintf(out + k, cap - k, "%s%d", i ? "," : "", r->stages[i]);
-}
-
-struct rollout_read {
-    struct aloft_store_rollout *all;
-    size_t n, cap;
-};
-
-/* A rollout's row, without its counters (read_counts). */
-static int read_rollout(void *ctx, int n, const char *const *c)
-{
-    struct rollout_read *x = ctx;
-    if (n < 14)
-        return 0;
-    if (x->n == x->cap) {
-        size_t cap = x->cap ? x->cap * 2 : 8;
-        struct aloft_store_rollout *bigger = realloc(x->all, cap * sizeof *bigger);
-        if (!bigger)
-            return ALOFT_E_IO;
-        x->all = bigger;
-        x->cap = cap;
-    }
-    struct aloft_store_rollout *r = &x->all[x->n++];
-    memset(r, 0, sizeof *r);
-    r->id = strtoll(c[0], NULL, 10);
-    snprintf(r->platform, sizeof r->platform, "%s", c[1]);
-    snprintf(r->version, sizeof r->version, "%s", c[2]);
-    snprintf(r->previous, sizeof r->previous, "%s", c[3]);
-    for (const char *p = c[4]; *p && r->nstages < ALOFT_STORE_STAGES_MAX;) {
-        r->stages[r->nstages++] = (int)strtol(p, NULL, 10);
-        p += strcspn(p, ",");
-        p += *p == ',';
-    }
-    r->stage = (int)strtol(c[5], NULL, 10);
-    snprintf(r->status, sizeof r->status, "%s", c[6]);
-    r->max_failures = strtoll(c[7], NULL, 10);
-    r->max_failures_percent = strtol(c[8], NULL, 10) != 0;
-    snprintf(r->reason, sizeof r->reason, "%s", c[9]);
-    r->created_at = strtoll(c[10], NULL, 10);
-    r->updated_at = strtoll(c[11], NULL, 10);
-    r->auto_advance = strtoll(c[12], NULL, 10);
-    r->auto_advance_percent = strtol(c[13], NULL, 10) != 0;
-    return 0;
-}
-
-static int read_stage_counts(void *ctx, int n, const char *const *c)
-{
-    struct aloft_store_rollout *r = ctx;
-    long stage = n == 6 ? strtol(c[0], NULL, 10) : -1;
-    if (stage < 0 || stage >= ALOFT_STORE_STAGES_MAX)
-        return 0;
-    struct aloft_store_stage_counts *k = &r->counts[stage];
-    k->offered = strtoull(c[1], NULL, 10);
-    k->updated = strtoull(c[2], NULL, 10);
-    k->failed = strtoull(c[3], NULL, 10);
-    k->rolled_back = strtoull(c[4], NULL, 10);
-    k->old_version = strtoull(c[5], NULL, 10);
-    return 0;
-}
-
-/* r's counters, per stage (at most ALOFT_STORE_STAGES_MAX rows, by key),
- * and their sums: in all, and in the current stage. */
-static int read_counts(struct aloft_store *s, struct aloft_store_rollout *r)
-{
-    int rc = settle_flush(s); /* the successes waiting count too */
-    if (rc == 0)
-        rc = sexec(s, Q_ROLLOUT_STAGES, read_stage_counts, r, NULL, "i", r->id);
-    for (int i = 0; rc == 0 && i < ALOFT_STORE_STAGES_MAX; i++) {
-        const struct aloft_store_stage_counts *k = &r->counts[i];
-        uint64_t failures = k->failed + k->rolled_back + k->old_version;
-        r->offered += k->offered;
-        r->failures += failures;
-        r->successes += k->updated;
-        if (i == r->stage) {
-            r->stage_offered = k->offered;
-            r->stage_failures = failures;
-            r->stage_successes = k->updated;
-        }
-    }
-    return rc;
-}
-
-/* The one rollout query id finds, with its counters if counts;
- * ALOFT_E_NOTFOUND. */
-static int rollout_one(struct aloft_store *s, enum aloft_store_query id, const char *types, const void *arg,
-                       bool counts, struct aloft_store_rollout *r)
-{
-    struct rollout_read x = {NULL, 0, 0};
-    int rc = types[0] == 'i' ? sexec(s, id, read_rollout, &x, NULL, types, *(const int64_t *)arg)
-                             : sexec(s, id, read_rollout, &x, NULL, types, (const char *)arg);
-    if (rc == 0 && !x.n)
-        rc = ALOFT_E_NOTFOUND;
-    if (rc == 0) {
-        *r = x.all[0];
-        rc = counts ? read_counts(s, r) : 0;
-    }
-    free(x.all);
-    return rc;
-}
-
-struct release_vec {
-    struct aloft_store_release *all;
-    size_t n, cap;
-    const char *skip;
-};
-
-static int collect_release(void *ctx, const struct aloft_store_release *r)
-{
-    struct release_vec *v = ctx;
-    if (!strcmp(r->version, v->skip))
-        return 0;
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 16;
-        struct aloft_store_release *bigger = realloc(v->all, cap * sizeof *bigger);
-        if (!bigger)
-            return ALOFT_E_IO;
-        v->all = bigger;
-        v->cap = cap;
-    }
-    v->all[v->n++] = *r;
-    return 0;
-}
-
-int aloft_store_rollout_add(struct aloft_store *s, struct aloft_store_rollout *r)
-{
-    char key[ALOFT_STORE_NAME_MAX + 1];
-    int rc = key_of(r->platform, key);
-    struct aloft_store_release rel;
-    if (!rc)
-        rc = aloft_store_release_get(s, r->platform, ALOFT_STORE_FIRMWARE, r->version, &rel);
-    if (rc)
-        return rc;
-    snprintf(r->version, sizeof r->version, "%s", rel.version);
-    struct ints running = {{0}, 0};
-    rc = sexec(s, Q_ROLLOUT_RUNNING, read_ints, &running, NULL, "s", key);
-    if (rc)
-        return rc;
-    if (running.n)
-        return ALOFT_E_STATE;
-    /* previous: what would be current without this release (a pin wins;
-     * a platform that publishes by hand serves nothing else) */
-    struct aloft_store_platform p;
-    rc = aloft_store_platform_get(s, r->platform, false, &p);
-    if (rc)
-        return rc;
-    r->previous[0] = 0;
-    if (p.pinned[ALOFT_STORE_FIRMWARE][0] && strcmp(p.pinned[ALOFT_STORE_FIRMWARE], r->version)) {
-        snprintf(r->previous, sizeof r->previous, "%s", p.pinned[ALOFT_STORE_FIRMWARE]);
-    } else if (!p.publish_manual) {
-        struct release_vec v = {NULL, 0, 0, r->version};
-        rc = aloft_store_releases(s, r->platform, ALOFT_STORE_FIRMWARE, collect_release, &v);
-        for (size_t i = 0; i < v.n / 2; i++) { /* newest first: into upload order */
-            struct aloft_store_release t = v.all[i];
-            v.all[i] = v.all[v.n - 1 - i];
-            v.all[v.n - 1 - i] = t;
-        }
-        if (!rc && v.n)
-            snprintf(r->previous, sizeof r->previous, "%s",
-                     v.all[aloft_store_pick_current(v.all, v.n, ALOFT_STORE_FIRMWARE)].version);
-        free(v.all);
-        if (rc)
-            return rc;
-    }
-    struct ints next = {{0}, 0};
-    rc = sexec(s, Q_ROLLOUT_NEXT_ID, read_ints, &next, NULL, "");
-    if (rc)
-        return rc;
-    r->id = next.v[0];
-    r->created_at = r->updated_at = (int64_t)time(NULL);
-    char stages[80];
-    stages_text(r, stages, sizeof stages);
-    rc = sexec(s, Q_ROLLOUT_ADD, NULL, NULL, NULL, "issssiiiiii", r->id, key, r->version, r->previous, stages,
-               r->max_failures, (int64_t)r->max_failures_percent, r->auto_advance,
-               (int64_t)r->auto_advance_percent, r->created_at, r->updated_at);
-    views_changed(s);
-    if (rc) { /* another instance started one at the same moment */
-        running.n = 0;
-        if (sexec(s, Q_ROLLOUT_RUNNING, read_ints, &running, NULL, "s", key) == 0 && running.n)
-            return ALOFT_E_STATE;
-        return rc;
-    }
-    return aloft_store_rollout_get(s, r->id, r);
-}
-
-int aloft_store_rollout_get(struct aloft_store *s, int64_t id, struct aloft_store_rollout *r)
-{
-    return rollout_one(s, Q_ROLLOUT_GET, "i", &id, true, r);
-}
-
-int aloft_store_rollout_governing(struct aloft_store *s, const char *platform, struct aloft_store_rollout *r)
-{
-    char key[ALOFT_STORE_NAME_MAX + 1];
-    int rc = key_of(platform, key);
-    return rc ? rc : rollout_one(s, Q_ROLLOUT_GOVERNING, "s", key, false, r);
-}
-
-int aloft_store_rollouts(struct aloft_store *s, aloft_store_rollout_cb cb, void *ctx)
-{
-    struct rollout_read x = {NULL, 0, 0};
-    int rc = sexec(s, Q_ROLLOUTS, read_rollout, &x, NULL, "");
-    for (size_t i = 0; rc == 0 && i < x.n; i++) {
-        rc = read_counts(s, &x.all[i]);
-        if (rc == 0)
-            rc = cb(ctx, &x.all[i]);
-    }
-    free(x.all);
-    return rc;
-}
-
-int aloft_store_rollout_set(struct aloft_store *s, int64_t id, const char *from, int from_stage, int stage,
-                            const char *status, const char *reason)
-{
-    int64_t n = 0;
-    int rc = sexec(s, Q_ROLLOUT_SET, NULL, NULL, &n, "issiisi", (int64_t)stage, status, reason ? reason : "",
-                   (int64_t)time(NULL), id, from, (int64_t)from_stage);
-    views_changed(s);
-    return rc ? rc : n ? 0 : ALOFT_E_STATE;
-}
-
-/* The outcomes a stage counts, in Q_ROLLOUT_STAGE_MOVE's order; -1: none. */
-static int outcome_index(const char *result)
-{
-    static const char *const names[] = {"updated", "failed", "rolled_back", "old_version"};
-    for (int i = 0; i < 4; i++)
-        if (!strcmp(result, names[i]))
-            return i;
-    return -1;
-}
-
-static int tx_exec(struct aloft_store_tx *t, enum aloft_store_query id, aloft_store_row_cb cb, void *ctx,
-                   int64_t *changed, const char *types, ...)
-{
-    va_list ap;
-    va_start(ap, types);
-    int rc = t->pg ? aloft_store_pg_tx_vexec(t, id, cb, ctx, changed, types, ap)
-                   : aloft_store_sqlite_tx_vexec(t, id, cb, ctx, changed, types, ap);
-    va_end(ap);
-    return rc;
-}
-
-#define TRANSACTION(body, ctx) \
-    (s->pg ? aloft_store_pg_transaction(s->pg, body, ctx) : aloft_store_sqlite_transaction(s->sqlite, body, ctx))
-
-struct offer {
-    int64_t id, stage;
-    const char *mac;
-};
-
-static int offer_body(void *ctx, struct aloft_store_tx *t)
-{
-    const struct offer *o = ctx;
-    int64_t n = 0;
-    int rc = tx_exec(t, Q_ROLLOUT_OFFERED, NULL, NULL, &n, "isii", o->id, o->mac, (int64_t)time(NULL), o->stage);
-    if (rc == 0 && n) /* the first offer */
-        rc = tx_exec(t, Q_ROLLOUT_STAGE_OFFERED, NULL, NULL, NULL, "ii", o->id, o->stage);
-    return rc;
-}
-
-static void known_set(struct known_set *set, int64_t id, const char *mac, enum known state);
-static bool settle_defer(struct aloft_store *s, int64_t id, int64_t stage, const char *mac);
-
-int aloft_store_rollout_offered(struct aloft_store *s, int64_t id, int stage, const char *mac)
-{
-    struct offer o = {id, stage, mac};
-    int rc = settle_defer(s, id, stage, mac) ? 0 : TRANSACTION(offer_body, &o);
-    if (rc == 0)
-        known_set(&s->known, id, mac, KNOWN_OFFERED);
-    return rc;
-}
-
-struct offered_device {
-    bool found;
-    int64_t stage;
-    char result[16];
-};
-
-static int read_offered_device(void *ctx, int n, const char *const *c)
-{
-    struct offered_device *d = ctx;
-    if (n == 2) {
-        d->found = true;
-        d->stage = strtoll(c[0], NULL, 10);
-        snprintf(d->result, sizeof d->result, "%s", c[1]);
-    }
-    return 0;
-}
-
-struct outcome {
-    int64_t id;
-    const char *mac, *result;
-    bool counted; /* out */
-};
-
-/* A report: change a device's outcome, whatever it was, and its stage's
- * counters together. */
-static int outcome_body(void *ctx, struct aloft_store_tx *t)
-{
-    struct outcome *o = ctx;
-    o->counted = false;
-    for (int tries = 0; tries < 10; tries++) {
-        struct offered_device d = {false, 0, ""};
-        int rc = tx_exec(t, Q_ROLLOUT_DEVICE, read_offered_device, &d, NULL, "is", o->id, o->mac);
-        if (rc || !d.found)
-            return rc;
-        o->counted = true;
-        if (!strcmp(d.result, o->result))
-            return 0;
-        int64_t n = 0;
-        rc = tx_exec(t, Q_ROLLOUT_RESULT, NULL, NULL, &n, "siss", o->result, o->id, o->mac, d.result);
-        if (rc)
-            return rc;
-        if (!n) /* another transaction changed it first (PostgreSQL): read it again */
-            continue;
-        int64_t delta[4] = {0, 0, 0, 0};
-        int was = outcome_index(d.result), now = outcome_index(o->result);
-        if (was >= 0)
-            delta[was]--;
-        if (now >= 0)
-            delta[now]++;
-        return tx_exec(t, Q_ROLLOUT_STAGE_MOVE, NULL, NULL, NULL, "iiiiii", delta[0], delta[1], delta[2], delta[3],
-                       o->id, d.stage);
-    }
-    snprintf(aloft_store_last_error, sizeof aloft_store_last_error,
-             "the outcome of %s kept changing under this one: try again", o->mac);
-    return ALOFT_E_IO;
-}
-
-int aloft_store_rollout_result(struct aloft_store *s, int64_t id, const char *mac, const char *result, bool *counted)
-{
-    struct outcome o = {id, mac, result, false};
-    int rc = settle_flush(s); /* its offer may wait there */
-    if (rc == 0)
-        rc = TRANSACTION(outcome_body, &o);
-    *counted = rc == 0 && o.counted;
-    return rc;
-}
-
-static size_t known_slot(const struct known_set *set, int64_t id, const char *mac)
-{
-    uint64_t h = 1469598103934665603ull ^ (uint64_t)id; /* FNV-1a */
-    for (const char *p = mac; *p; p++) {
-        h ^= (unsigned char)*p;
-        h *= 1099511628211ull;
-    }
-    size_t i = (size_t)(h % KNOWN_CAP);
-    while (set->e[i].rollout && (set->e[i].rollout != id || strcmp(set->e[i].mac, mac)))
-        i = (i + 1) % KNOWN_CAP;
-    return i;
-}
-
-static enum known known_get(struct known_set *set, int64_t id, const char *mac)
-{
-    pthread_mutex_lock(&set->lock);
-    enum known k = set->e ? (enum known)set->e[known_slot(set, id, mac)].state : KNOWN_NOTHING;
-    pthread_mutex_unlock(&set->lock);
-    return k;
-}
-
-/* Only forward: offered, then settled. */
-static void known_set(struct known_set *set, int64_t id, const char *mac, enum known state)
-{
-    pthread_mutex_lock(&set->lock);
-    if (!set->e || set->n >= KNOWN_CAP / 4 * 3) {
-        free(set->e);
-        set->e = calloc(KNOWN_CAP, sizeof *set->e);
-        set->n = 0;
-    }
-    if (set->e) {
-        struct known_entry *e = &set->e[known_slot(set, id, mac)];
-        if (!e->rollout) {
-            e->rollout = id;
-            snprintf(e->mac, sizeof e->mac, "%s", mac);
-            set->n++;
-        }
-        if (e->state < (char)state)
-            e->state = (char)state;
-    }
-    pthread_mutex_unlock(&set->lock);
-}
-
-static int read_stage(void *ctx, int n, const char *const *c)
-{
-    if (n >= 1)
-        *(int64_t *)ctx = strtoll(c[0], NULL, 10);
-    return 0;
-}
-
-struct settle {
-    int64_t id;
-    const char *mac;
-    bool on_release;
-    int64_t stage; /* out: -1, not settled by this one */
-    struct aloft_store_rollout counts; /* out: counts[stage] */
-};
-
-/* Its outcome, if it has none yet, and its stage's counters, together. */
-static int settle_body(void *ctx, struct aloft_store_tx *t)
-{
-    struct settle *x = ctx;
-    x->stage = -1;
-    int rc = tx_exec(t, Q_ROLLOUT_SETTLE, read_stage, &x->stage, NULL, "sis",
-                     x->on_release ? "updated" : "old_version", x->id, x->mac);
-    if (rc || x->stage < 0 || x->stage >= ALOFT_STORE_STAGES_MAX)
-        return rc;
-    return tx_exec(t, Q_ROLLOUT_STAGE_MOVE, read_stage_counts, &x->counts, NULL, "iiiiii",
-                   (int64_t)x->on_release, (int64_t)0, (int64_t)0, (int64_t)!x->on_release, x->id, x->stage);
-}
-
-struct settle_batch {
-    const struct settle_item *items;
-    size_t n;
-};
-
-/* The waiting offers and successes, each with its stage's counter. */
-static int settle_batch_body(void *ctx, struct aloft_store_tx *t)
-{
-    const struct settle_batch *b = ctx;
-    for (size_t i = 0; i < b->n; i++) {
-        const struct settle_item *it = &b->items[i];
-        int rc;
-        if (it->stage >= 0) {
-            struct offer o = {it->rollout, it->stage, it->mac};
-            rc = offer_body(&o, t);
-        } else {
-            int64_t stage = -1;
-            rc = tx_exec(t, Q_ROLLOUT_SETTLE, read_stage, &stage, NULL, "sis", "updated", it->rollout, it->mac);
-            if (rc == 0 && stage >= 0)
-                rc = tx_exec(t, Q_ROLLOUT_STAGE_MOVE, NULL, NULL, NULL, "iiiiii", (int64_t)1, (int64_t)0,
-                             (int64_t)0, (int64_t)0, it->rollout, stage);
-        }
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-/* Write what waits; also waits for a write in progress, so that a read
- * after it sees everything queued before it. */
-static int settle_flush(struct aloft_store *s)
-{
-    struct settle_queue *q = &s->sq;
-    pthread_mutex_lock(&q->flush_lock);
-    pthread_mutex_lock(&q->lock);
-    struct settle_batch b = {q->batch, q->n};
-    if (q->n) /* nothing queued yet: no batch allocated either */
-        memcpy(q->batch, q->items, q->n * sizeof *q->items);
-    __atomic_store_n(&q->n, 0, __ATOMIC_RELEASE);
-    pthread_mutex_unlock(&q->lock);
-    int rc = b.n ? TRANSACTION(settle_batch_body, &b) : 0;
-    if (rc) { /* kept for the next write, as far as there is room */
-        pthread_mutex_lock(&q->lock);
-        size_t room = SQ_CAP - q->n, keep = b.n < room ? b.n : room;
-        memcpy(q->items + q->n, b.items, keep * sizeof *q->items);
-        __atomic_store_n(&q->n, q->n + keep, __ATOMIC_RELEASE);
-        pthread_mutex_unlock(&q->lock);
-        fprintf(stderr, "aloft store: %zu rollout outcomes not recorded yet%s: %s\n", b.n,
-                keep < b.n ? " (some lost: too many waiting)" : "", aloft_store_error());
-    }
-    pthread_mutex_unlock(&q->flush_lock);
-    return rc;
-}
-
-/* Queue an offer (stage >= 0) or a success (-1); false when the queue is
- * full (or cannot be made). */
-static bool settle_defer(struct aloft_store *s, int64_t id, int64_t stage, const char *mac)
-{
-    struct settle_queue *q = &s->sq;
-    pthread_mutex_lock(&q->lock);
-    if (!q->items) {
-        q->items = calloc(SQ_CAP, sizeof *q->items);
-        q->batch = calloc(SQ_CAP, sizeof *q->batch);
-    }
-    bool ok = q->items && q->batch && q->n < SQ_CAP;
-    if (ok) {
-        q->items[q->n].rollout = id;
-        q->items[q->n].stage = stage;
-        snprintf(q->items[q->n].mac, sizeof q->items[0].mac, "%s", mac);
-        __atomic_store_n(&q->n, q->n + 1, __ATOMIC_RELEASE);
-    }
-    pthread_mutex_unlock(&q->lock);
-    return ok;
-}
-
-int aloft_store_rollout_settle(struct aloft_store *s, int64_t id, const char *mac, bool on_release, bool defer,
-                               bool *counted, int *stage, struct aloft_store_stage_counts *k)
-{
-    *counted = false;
-    enum known known = known_get(&s->known, id, mac);
-    if (known == KNOWN_SETTLED)
-        return 0;
-    /* Not known: most such check-ins were never offered it, and need no
-     * transaction. (An offer of this process still waiting in the queue
-     * is known, unless the set was emptied meanwhile: a device back within
-     * that instant is settled at its next check-in.) */
-    if (known == KNOWN_NOTHING) {
-        struct offered_device d = {false, 0, ""};
-        int rc = sexec(s, Q_ROLLOUT_DEVICE, read_offered_device, &d, NULL, "is", id, mac);
-        if (rc || !d.found)
-            return rc;
-        if (d.result[0]) {
-            known_set(&s->known, id, mac, KNOWN_SETTLED);
-            return 0;
-        }
-    }
-    if (defer && on_release && settle_defer(s, id, -1, mac)) {
-        known_set(&s->known, id, mac, KNOWN_SETTLED);
-        return 0;
-    }
-    int rc = settle_flush(s); /* its offer may wait there */
-    if (rc)
-        return rc;
-    struct settle x;
-    memset(&x, 0, sizeof x);
-    x.id = id;
-    x.mac = mac;
-    x.on_release = on_release;
-    rc = TRANSACTION(settle_body, &x);
-    if (rc)
-        return rc;
-    known_set(&s->known, id, mac, KNOWN_SETTLED); /* by this check-in or by another */
-    if (x.stage >= 0 && x.stage < ALOFT_STORE_STAGES_MAX) {
-        *counted = true;
-        *stage = (int)x.stage;
-        *k = x.counts.counts[x.stage];
-    }
-    return 0;
 }
 
 /* The decision cache of GET /update (aloft_store_update_view). */
@@ -1380,7 +864,7 @@ int aloft_store_update_view(struct aloft_store *s, const char *platform, const c
                             struct aloft_store_update_view *v)
 {
     char key[ALOFT_STORE_NAME_MAX + 1];
-    int rc = key_of(platform, key);
+    int rc = aloft_store_key_of(platform, key);
     if (rc)
         return rc;
     bool keep = __atomic_load_n(&s->views_usable, __ATOMIC_ACQUIRE);

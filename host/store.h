@@ -142,6 +142,25 @@ int aloft_store_pin(struct aloft_store *s, const char *platform, enum aloft_stor
 /* Is the file with this SHA-256 recorded? Fills size (may be NULL). */
 int aloft_store_blob_get(struct aloft_store *s, const char *sha256, uint64_t *size);
 
+/* The bytes of stored files, kept in the database on PostgreSQL so that
+ * aloftd instances sharing it need no shared disk: one that lacks a file
+ * reads it from there (and checks its SHA-256: the database is trusted no
+ * more than a disk). SQLite keeps none: its one aloftd has its files. */
+bool aloft_store_files_shared(struct aloft_store *s);
+/* Keep size bytes at data as the file sha256 (64 lower-case hex digits),
+ * all or nothing; keeping a file twice is fine. SQLite: 0, nothing kept. */
+int aloft_store_file_put(struct aloft_store *s, const char *sha256, const void *data, uint64_t size);
+/* The file's size bytes, in order, to cb (a non-zero return stops and is
+ * returned). ALOFT_E_NOTFOUND: the database has not all of them (SQLite:
+ * never any); ALOFT_E_CORRUPT: it has more. The caller checks the SHA-256. */
+typedef int (*aloft_store_bytes_cb)(void *ctx, const void *p, size_t n);
+int aloft_store_file_read(struct aloft_store *s, const char *sha256, uint64_t size, aloft_store_bytes_cb cb,
+                          void *ctx);
+/* The recorded files whose bytes the database does not hold (recorded
+ * before it kept any): none on SQLite. */
+typedef int (*aloft_store_file_cb)(void *ctx, const char *sha256, uint64_t size);
+int aloft_store_files_unshared(struct aloft_store *s, aloft_store_file_cb cb, void *ctx);
+
 /* Record a check-in: insert the device or update it (first_seen and the
  * check-in count carry over). first_seen, last_seen and checkins of d are
  * ignored; now is the time of the check-in. Queued, never blocking on the
@@ -170,6 +189,50 @@ void aloft_store_checkin_stats(struct aloft_store *s, struct aloft_store_checkin
 
 /* Devices by MAC, of one platform (case-insensitive) or all (NULL). */
 int aloft_store_devices(struct aloft_store *s, const char *platform, aloft_store_device_cb cb, void *ctx);
+
+/* One page of the devices, filtered, sorted and counted by the database
+ * (store_devices.c): what the admin UI lists at fleet size. Each filter is
+ * off when NULL (or 0); the sort column comes from an index on (platform,
+ * column, MAC) with the MAC breaking ties, so pages never overlap. */
+struct aloft_store_device_query {
+    const char *platform; /* NULL: every platform (then nothing is indexed) */
+    const char *mac;      /* exactly this MAC */
+    const char *version;  /* exactly this version */
+    const char *state;    /* the last answer: offered (200), current (304), refused (4xx, 5xx); or the last
+                           * report: updated, rolled_back, failed, unreported */
+    const char *address;  /* IP addresses starting with this */
+    int64_t seen_after;   /* last check-in at or after (Unix seconds) */
+    int64_t seen_before;  /* last check-in before */
+    const char *sort;     /* mac (NULL), version, ip, last_seen, status */
+    bool desc;
+    uint64_t offset, limit; /* limit 1 to ALOFT_STORE_PAGE_MAX */
+};
+#define ALOFT_STORE_PAGE_MAX 1000
+/* A device and its last report (NULL: none). */
+struct aloft_store_report;
+typedef int (*aloft_store_device_page_cb)(void *ctx, const struct aloft_store_device *d,
+                                          const struct aloft_store_report *r);
+/* *total: how many devices pass the filters. ALOFT_E_INVAL: an unknown
+ * sort or state, or a limit out of range. */
+int aloft_store_devices_page(struct aloft_store *s, const struct aloft_store_device_query *q, uint64_t *total,
+                             aloft_store_device_page_cb cb, void *ctx);
+/* How many devices of platform run each version, most first. */
+typedef int (*aloft_store_count_cb)(void *ctx, const char *value, uint64_t n);
+int aloft_store_device_versions(struct aloft_store *s, const char *platform, aloft_store_count_cb cb, void *ctx);
+/* A device's recent history, newest first: the last ALOFT_STORE_EVENTS
+ * check-ins that changed its version or the answer it got, offers (an
+ * answer 200) and outcome reports. A check-in like the one before is not
+ * an event (the device's count and last_seen say it happened). */
+#define ALOFT_STORE_EVENTS 32
+struct aloft_store_event {
+    int64_t seq, at;
+    char kind[8]; /* checkin, offer, report */
+    char version[ALOFT_STORE_VERSION_MAX + 1];
+    int status; /* the answer; 0 for a report */
+    char detail[320];
+};
+typedef int (*aloft_store_event_cb)(void *ctx, const struct aloft_store_event *e);
+int aloft_store_device_events(struct aloft_store *s, const char *mac, aloft_store_event_cb cb, void *ctx);
 
 const char *aloft_store_kind_name(enum aloft_store_kind kind);
 

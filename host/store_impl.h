@@ -55,6 +55,8 @@ extern _Thread_local char aloft_store_last_error[ALOFT_STORE_ERROR_MAX];
     int aloft_store_##b##_vexec(struct aloft_store_##b *s, enum aloft_store_query id, aloft_store_row_cb cb,     \
                                 void *ctx, int64_t *changed, const char *types, va_list ap);                      \
     int aloft_store_##b##_transaction(struct aloft_store_##b *s, aloft_store_tx_body body, void *ctx);            \
+    int aloft_store_##b##_sql_exec(struct aloft_store_##b *s, const char *sql, aloft_store_row_cb cb, void *ctx,  \
+                                   int n, const char *const *values);                                             \
     int aloft_store_##b##_tx_vexec(struct aloft_store_tx *t, enum aloft_store_query id, aloft_store_row_cb cb,    \
                                    void *ctx, int64_t *changed, const char *types, va_list ap);
 
@@ -98,6 +100,11 @@ enum aloft_store_query {
     Q_CHECKIN_BATCH,
     Q_DEVICES_ALL,
     Q_DEVICES_PLATFORM,
+    Q_FILES_UNSHARED,
+    Q_DEVICE_VERSIONS,
+    Q_EVENT_CHECKIN,
+    Q_EVENT_ADD,
+    Q_DEVICE_EVENTS,
     Q_SCHEMA_VERSION,
     Q_WHITELIST_CHECK,
     Q_WHITELIST_ENABLED,
@@ -128,6 +135,42 @@ enum aloft_store_query {
     Q_COUNT
 };
 extern const char *const aloft_store_sql[Q_COUNT];
+/* Q_EVENT_CHECKIN's arguments: mac, at, kind, version, status, detail,
+ * mac; then the device row it must differ from: mac, version, status,
+ * reason. Q_EVENT_ADD takes the first seven. */
+#define ALOFT_STORE_EVENT_CHECKIN_TYPES "sississ" "ssis"
+#define ALOFT_STORE_EVENT_ADD_TYPES "sississ"
+
+/* For the parts of the store in files of their own (store_devices.c,
+ * store_rollout.c):
+ * a query of the open backend by id ('s' text, 'i' int64 arguments), or a
+ * statement made for this call (sql with n ? parameters, all text). */
+int aloft_store_exec(struct aloft_store *s, enum aloft_store_query id, aloft_store_row_cb cb, void *ctx,
+                     int64_t *changed, const char *types, ...);
+int aloft_store_exec_sql(struct aloft_store *s, const char *sql, aloft_store_row_cb cb, void *ctx, int n,
+                         const char *const *values);
+/* A transaction of the open backend (see struct aloft_store_tx). */
+int aloft_store_transaction(struct aloft_store *s, aloft_store_tx_body body, void *ctx);
+/* The platform's key, or ALOFT_E_NOTFOUND when the name is not one. */
+int aloft_store_key_of(const char *platform, char key[ALOFT_STORE_NAME_MAX + 1]);
+/* A row of up to four integers (aloft_store_read_ints as the row callback). */
+struct aloft_store_ints {
+    int64_t v[4];
+    int n;
+};
+int aloft_store_read_ints(void *ctx, int n, const char *const *cols);
+/* Releases, pins, whitelists or rollouts changed: the decision cache is
+ * dropped here, and other processes on PostgreSQL are told. */
+void aloft_store_views_changed(struct aloft_store *s);
+
+/* store_rollout.c: what a process keeps of its rollouts (made at open,
+ * freed at close), and writing the offers and successes it queued (before
+ * every read of a rollout, and with every batch of check-ins). */
+struct aloft_store_rollout_state;
+struct aloft_store_rollout_state *aloft_store_rollout_state_new(void);
+void aloft_store_rollout_state_free(struct aloft_store_rollout_state *st);
+struct aloft_store_rollout_state *aloft_store_rollout_state(struct aloft_store *s);
+int aloft_store_settle_flush(struct aloft_store *s);
 
 ALOFT_STORE_BACKEND(sqlite)
 ALOFT_STORE_BACKEND(pg)
@@ -138,6 +181,11 @@ ALOFT_STORE_BACKEND(pg)
  * e = 0 on a notification, 1 when it listens (again), 2 when it no longer
  * does (the connection broke; it reconnects). */
 int aloft_store_pg_notify(struct aloft_store_pg *s);
+/* PostgreSQL only: a file's bytes in blob_chunks (aloft_store_file_put,
+ * aloft_store_file_read). */
+int aloft_store_pg_file_put(struct aloft_store_pg *s, const char *sha256, const void *data, uint64_t size);
+int aloft_store_pg_file_read(struct aloft_store_pg *s, const char *sha256, uint64_t size, aloft_store_bytes_cb cb,
+                             void *ctx);
 int aloft_store_pg_listen_start(struct aloft_store_pg *s, void (*event)(void *ctx, int e), void *ctx);
 void aloft_store_pg_listen_stop(struct aloft_store_pg *s);
 

@@ -699,7 +699,12 @@ int aloft_store_pg_checkin_batch(struct aloft_store_pg *s, const struct aloft_st
     for (size_t i = 0; rc == 0 && i < n; i++) {
         char key[ALOFT_STORE_NAME_MAX + 1];
         aloft_store_key(d[i].platform, key, sizeof key);
-        rc = run(s, c, Q_CHECKIN_BATCH, "record check-ins", "ssssiissiiiis", d[i].mac, key, d[i].version, d[i].ip,
+        rc = run(s, c, Q_EVENT_CHECKIN, "record a device's event", ALOFT_STORE_EVENT_CHECKIN_TYPES, d[i].mac,
+                 d[i].last_seen, d[i].last_status == 200 ? "offer" : "checkin", d[i].version,
+                 (int64_t)d[i].last_status, d[i].last_reason, d[i].mac, d[i].mac, d[i].version,
+                 (int64_t)d[i].last_status, d[i].last_reason);
+        if (rc == 0)
+            rc = run(s, c, Q_CHECKIN_BATCH, "record check-ins", "ssssiissiiiis", d[i].mac, key, d[i].version, d[i].ip,
                  d[i].free_space, d[i].sketch_size, d[i].sdk_version, d[i].mode, d[i].first_seen, d[i].last_seen,
                  (int64_t)d[i].checkins, (int64_t)d[i].last_status, d[i].last_reason);
     }
@@ -767,10 +772,143 @@ int aloft_store_pg_transaction(struct aloft_store_pg *s, aloft_store_tx_body bod
     return rc;
 }
 
+int aloft_store_pg_sql_exec(struct aloft_store_pg *s, const char *sql, aloft_store_row_cb cb, void *ctx, int n,
+                            const char *const *values)
+{
+    char *text = number_params(sql);
+    if (!text) {
+        snprintf(aloft_store_last_error, sizeof aloft_store_last_error, "out of memory");
+        return ALOFT_E_IO;
+    }
+    struct conn *c = acquire(s);
+    PGresult *res = NULL;
+    while (c) {
+        if (!c->pg) {
+            fail(c, "query", NULL);
+            break;
+        }
+        res = PQexecParams(c->pg, text, n, NULL, values, NULL, NULL, 0);
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+            break;
+        fail(c, "query", res);
+        PQclear(res);
+        res = NULL;
+        if (!retry(s, c))
+            break;
+    }
+    if (c) {
+        c->reused = false;
+        release(s, c);
+    }
+    free(text);
+    return c ? rows(res, cb, ctx, NULL) : ALOFT_E_IO;
+}
+
 int aloft_store_pg_tx_vexec(struct aloft_store_tx *t, enum aloft_store_query id, aloft_store_row_cb cb, void *ctx,
                             int64_t *changed, const char *types, va_list ap)
 {
     return rows(vquery(t->pg, t->conn, id, "query", types, ap), cb, ctx, changed);
+}
+
+/* Files in the database: pieces of FILE_CHUNK bytes, sent and read as
+ * binary (bytea), one piece per statement so that neither side holds more
+ * than a piece of a large file. */
+#define FILE_CHUNK (256 * 1024)
+
+/* A statement with binary parameters of lengths len (text where len is 0)
+ * and binary results. Returns its result (PQclear it) or NULL with the error
+ * recorded. */
+static PGresult *binary(struct conn *c, const char *sql, int n, const char *const *values, const int *len,
+                        const char *what)
+{
+    int formats[4];
+    for (int i = 0; i < n; i++)
+        formats[i] = len[i] != 0;
+    if (!c->pg) {
+        fail(c, what, NULL);
+        return NULL;
+    }
+    PGresult *res = PQexecParams(c->pg, sql, n, NULL, values, len, formats, 1);
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+        return res;
+    fail(c, what, res);
+    PQclear(res);
+    return NULL;
+}
+
+int aloft_store_pg_file_put(struct aloft_store_pg *s, const char *sha256, const void *data, uint64_t size)
+{
+    WITH_CONN(s, c);
+    int rc = exec(s, c, "BEGIN", "begin");
+    const char *have[] = {sha256};
+    const int text[] = {0};
+    PGresult *res = rc ? NULL : binary(c, "SELECT 1 FROM blob_chunks WHERE sha256 = $1 AND seq = 0", 1, have, text,
+                                       "look for a stored file");
+    if (!rc && !res)
+        rc = ALOFT_E_IO;
+    bool stored = res && PQntuples(res) > 0; /* whole: its pieces were written in one transaction */
+    PQclear(res);
+    const char *p = data;
+    for (uint64_t off = 0, seq = 0; rc == 0 && !stored && (off < size || seq == 0); off += FILE_CHUNK, seq++) {
+        char number[24];
+        snprintf(number, sizeof number, "%llu", (unsigned long long)seq);
+        uint64_t n = size - off < FILE_CHUNK ? size - off : FILE_CHUNK;
+        const char *values[] = {sha256, number, p + off};
+        const int len[] = {0, 0, (int)n};
+        /* an empty piece (an empty file) would read as text: send it as '' */
+        res = binary(c,
+                     n ? "INSERT INTO blob_chunks (sha256, seq, data) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+                       : "INSERT INTO blob_chunks (sha256, seq, data) VALUES ($1, $2, ''::bytea) ON CONFLICT DO NOTHING",
+                     n ? 3 : 2, values, len, "store a file's bytes");
+        rc = res ? 0 : ALOFT_E_IO;
+        PQclear(res);
+    }
+    rc = end_release(s, c, rc);
+    release(s, c);
+    return rc;
+}
+
+int aloft_store_pg_file_read(struct aloft_store_pg *s, const char *sha256, uint64_t size, aloft_store_bytes_cb cb,
+                             void *ctx)
+{
+    WITH_CONN(s, c);
+    int rc = 0;
+    uint64_t got = 0;
+    for (uint64_t seq = 0; rc == 0 && (got < size || seq == 0); seq++) {
+        char number[24];
+        snprintf(number, sizeof number, "%llu", (unsigned long long)seq);
+        const char *values[] = {sha256, number};
+        const int len[] = {0, 0};
+        PGresult *res = binary(c, "SELECT data FROM blob_chunks WHERE sha256 = $1 AND seq = $2", 2, values, len,
+                               "read a file's bytes");
+        if (!res) {
+            rc = ALOFT_E_IO;
+            break;
+        }
+        if (PQntuples(res) == 0) {
+            snprintf(aloft_store_last_error, sizeof aloft_store_last_error,
+                     "the database holds %llu of the file's %llu bytes", (unsigned long long)got,
+                     (unsigned long long)size);
+            rc = ALOFT_E_NOTFOUND;
+        } else {
+            size_t n = (size_t)PQgetlength(res, 0, 0);
+            if (n > size - got) {
+                snprintf(aloft_store_last_error, sizeof aloft_store_last_error,
+                         "the database holds more than the file's %llu bytes", (unsigned long long)size);
+                rc = ALOFT_E_CORRUPT;
+            } else {
+                got += n;
+                rc = n ? cb(ctx, PQgetvalue(res, 0, 0), n) : got < size ? ALOFT_E_CORRUPT : 0;
+                if (rc == ALOFT_E_CORRUPT && !n)
+                    snprintf(aloft_store_last_error, sizeof aloft_store_last_error, "a piece of the file is empty");
+            }
+        }
+        PQclear(res);
+    }
+    release(s, c);
+    return rc;
 }
 
 #define CHANNEL "aloft_changes"

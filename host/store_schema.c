@@ -151,6 +151,37 @@ const char *const aloft_store_migrations[] = {
     /* 8: the publish policy: manual, an upload is stored but served only
      * once pinned or rolled out; auto (0), the newest upload is served */
     "ALTER TABLE platforms ADD COLUMN publish_manual INTEGER NOT NULL DEFAULT 0;",
+    /* 9: the stored files themselves, in pieces, so that aloftd instances
+     * sharing a PostgreSQL database need nothing else in common: one that
+     * lacks a file takes it from here and checks its SHA-256. SQLite keeps
+     * none (its one aloftd has every file on disk); BYTEA is only a name
+     * there. Rows of a file are written in one transaction with it. */
+    "CREATE TABLE blob_chunks ("
+    "  sha256 TEXT NOT NULL,"      /* the file's; no reference: its bytes go in before its blobs row */
+    "  seq INTEGER NOT NULL,"      /* 0, 1, ...: the pieces in order */
+    "  data BYTEA NOT NULL,"
+    "  PRIMARY KEY (sha256, seq)"
+    ");"
+    /* and the admin UI at fleet size: a page of a platform's devices,
+     * filtered and sorted by one of these (the MAC last, so pages never
+     * overlap), with its count; and each device's recent history */
+    "DROP INDEX devices_by_platform;"
+    "CREATE INDEX devices_by_platform ON devices (platform, mac);"
+    "CREATE INDEX devices_by_version ON devices (platform, version, mac);"
+    "CREATE INDEX devices_by_last_seen ON devices (platform, last_seen, mac);"
+    "CREATE INDEX devices_by_ip ON devices (platform, ip, mac);"
+    "CREATE INDEX devices_by_status ON devices (platform, last_status, mac);"
+    "CREATE TABLE device_events ("
+    "  mac TEXT NOT NULL,"
+    "  slot INTEGER NOT NULL,"     /* seq modulo 32: a ring, the oldest overwritten */
+    "  seq BIGINT NOT NULL,"       /* 1, 2, ... per device */
+    "  at BIGINT NOT NULL,"
+    "  kind TEXT NOT NULL,"        /* checkin (its answer or version changed), offer (a 200), report */
+    "  version TEXT NOT NULL,"     /* the device's; a report's: the version it is about */
+    "  status INTEGER NOT NULL,"   /* the answer to the check-in; 0 for a report */
+    "  detail TEXT NOT NULL,"      /* the answer's reason; a report's result and reason */
+    "  PRIMARY KEY (mac, slot)"
+    ");",
 };
 
 const size_t aloft_store_migration_count = sizeof aloft_store_migrations / sizeof aloft_store_migrations[0];
@@ -179,6 +210,16 @@ const char aloft_store_migrations_table[] =
     "o.id, p.name, o.version, o.previous, o.stages, o.stage, o.status, o.max_failures, o.max_failures_percent, " \
     "o.reason, o.created_at, o.updated_at, o.auto_advance, o.auto_advance_percent "                          \
     "FROM rollouts o JOIN platforms p ON p.name_key = o.platform"
+
+/* A device's event into its ring of ALOFT_STORE_EVENTS slots: mac, mac,
+ * at, kind, version, status, detail (then the WHERE's own parameters). */
+#define EVENT_INSERT                                                                                                \
+    "INSERT INTO device_events (mac, slot, seq, at, kind, version, status, detail) "                               \
+    "SELECT ?, n.seq % 32, n.seq, CAST(? AS BIGINT), ?, ?, CAST(? AS INTEGER), ? "                                 \
+    "FROM (SELECT COALESCE(MAX(e.seq), 0) + 1 AS seq FROM device_events e WHERE e.mac = ?) n "
+#define EVENT_UPSERT                                                                                                \
+    " ON CONFLICT (mac, slot) DO UPDATE SET seq = excluded.seq, at = excluded.at, kind = excluded.kind, "          \
+    "version = excluded.version, status = excluded.status, detail = excluded.detail"
 
 const char *const aloft_store_sql[Q_COUNT] = {
     [Q_TOKEN_COUNT] = "SELECT COUNT(*) FROM admin_tokens",
@@ -222,6 +263,18 @@ const char *const aloft_store_sql[Q_COUNT] = {
                         "last_reason = excluded.last_reason",
     [Q_DEVICES_ALL] = "SELECT " DEVICE_COLS " ORDER BY d.mac",
     [Q_DEVICES_PLATFORM] = "SELECT " DEVICE_COLS " WHERE d.platform = ? ORDER BY d.mac",
+    /* recorded files whose bytes the database does not hold (stored before migration 9) */
+    [Q_FILES_UNSHARED] = "SELECT b.sha256, b.size FROM blobs b WHERE NOT EXISTS "
+                         "(SELECT 1 FROM blob_chunks c WHERE c.sha256 = b.sha256 AND c.seq = 0) ORDER BY b.sha256",
+    [Q_DEVICE_VERSIONS] = "SELECT version, COUNT(*) FROM devices WHERE platform = ? GROUP BY version "
+                          "ORDER BY COUNT(*) DESC, version",
+    /* a check-in that changed the device's version or answer: one event,
+     * in the same batch as the device's row (before it, to compare) */
+    [Q_EVENT_CHECKIN] = EVENT_INSERT "WHERE NOT EXISTS (SELECT 1 FROM devices d WHERE d.mac = ? AND d.version = ? "
+                        "AND d.last_status = ? AND d.last_reason = ?)" EVENT_UPSERT,
+    [Q_EVENT_ADD] = EVENT_INSERT "WHERE 1 = 1" EVENT_UPSERT,
+    [Q_DEVICE_EVENTS] = "SELECT seq, at, kind, version, status, detail FROM device_events WHERE mac = ? "
+                        "ORDER BY seq DESC",
     [Q_SCHEMA_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
     [Q_WHITELIST_CHECK] = "SELECT COALESCE((SELECT w.enabled FROM whitelists w WHERE w.platform = ?), 0), "
                           "(SELECT COUNT(*) FROM whitelist_macs m WHERE m.platform = ? AND m.mac = ?)",

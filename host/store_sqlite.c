@@ -546,6 +546,13 @@ int aloft_store_sqlite_checkin_batch(struct aloft_store_sqlite *s, const struct 
         char key[ALOFT_STORE_NAME_MAX + 1];
         aloft_store_key(d[i].platform, key, sizeof key);
         rc = run(s,
+                 bind(s, Q_EVENT_CHECKIN, ALOFT_STORE_EVENT_CHECKIN_TYPES, d[i].mac, d[i].last_seen,
+                      d[i].last_status == 200 ? "offer" : "checkin", d[i].version, (int64_t)d[i].last_status,
+                      d[i].last_reason, d[i].mac, d[i].mac, d[i].version, (int64_t)d[i].last_status,
+                      d[i].last_reason),
+                 "record a device's event");
+        if (rc == 0)
+            rc = run(s,
                  bind(s, Q_CHECKIN_BATCH, "ssssiissiiiis", d[i].mac, key, d[i].version, d[i].ip, d[i].free_space,
                       d[i].sketch_size, d[i].sdk_version, d[i].mode, d[i].first_seen, d[i].last_seen,
                       (int64_t)d[i].checkins, (int64_t)d[i].last_status, d[i].last_reason),
@@ -578,11 +585,10 @@ int aloft_store_sqlite_devices(struct aloft_store_sqlite *s, const char *platfor
     return ret;
 }
 
-/* vexec with the lock held. */
-static int vexec(struct aloft_store_sqlite *s, enum aloft_store_query id, aloft_store_row_cb cb, void *ctx,
-                 int64_t *changed, const char *types, va_list ap)
+/* Bind, step and reset st (the lock held). */
+static int stmt_vexec(struct aloft_store_sqlite *s, sqlite3_stmt *st, aloft_store_row_cb cb, void *ctx,
+                      int64_t *changed, const char *types, va_list ap)
 {
-    sqlite3_stmt *st = stmt(s, id);
     int rc = st ? SQLITE_ROW : SQLITE_ERROR, stop = 0;
     if (st) {
         sqlite3_reset(st);
@@ -616,6 +622,41 @@ static int vexec(struct aloft_store_sqlite *s, enum aloft_store_query id, aloft_
     if (st)
         sqlite3_reset(st);
     return ret;
+}
+
+/* vexec with the lock held. */
+static int vexec(struct aloft_store_sqlite *s, enum aloft_store_query id, aloft_store_row_cb cb, void *ctx,
+                 int64_t *changed, const char *types, va_list ap)
+{
+    return stmt_vexec(s, stmt(s, id), cb, ctx, changed, types, ap);
+}
+
+int aloft_store_sqlite_sql_exec(struct aloft_store_sqlite *s, const char *sql, aloft_store_row_cb cb, void *ctx,
+                                int n, const char *const *values)
+{
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK ? 0 : db_fail(s, "prepare");
+    for (int i = 0; rc == 0 && i < n; i++)
+        if (sqlite3_bind_text(st, i + 1, values[i], -1, SQLITE_TRANSIENT) != SQLITE_OK)
+            rc = db_fail(s, "bind");
+    int step = SQLITE_ROW;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        int k = sqlite3_column_count(st);
+        if (k > ALOFT_STORE_COLS_MAX)
+            k = ALOFT_STORE_COLS_MAX;
+        const char *cols[ALOFT_STORE_COLS_MAX];
+        for (int i = 0; i < k; i++) {
+            const unsigned char *t = sqlite3_column_text(st, i);
+            cols[i] = t ? (const char *)t : "";
+        }
+        rc = cb ? cb(ctx, k, cols) : 0;
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = db_fail(s, "query");
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
 }
 
 int aloft_store_sqlite_vexec(struct aloft_store_sqlite *s, enum aloft_store_query id, aloft_store_row_cb cb, void *ctx,

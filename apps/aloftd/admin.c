@@ -8,10 +8,14 @@
  *   POST /api/platforms/<p>/pin    {"version": "...", "kind": "firmware"}   also how to downgrade
  *   POST /api/platforms/<p>/unpin  {"kind": "firmware"}  back to the newest (refused when publishing by hand)
  *   GET  /api/devices[?platform=<p>]   with each device's last outcome report
+ *   GET  /api/devices?limit=N&...      one page, filtered and sorted (devices_page)
+ *   GET  /api/devices/<MAC>            the device, its last report, its history
+ *   GET  /api/platforms/<p>/versions   how many devices run each version
  *   GET|POST /api/platforms/<p>/whitelist, GET|POST /api/platforms/<p>/signing, POST /api/platforms/<p>/rollouts,
  *   GET  /api/rollouts[/<id>], POST /api/rollouts/<id>/<action>: rollout.c
  *   GET  /api/devices/<MAC>/credential, GET|POST /api/platforms/<p>/checkins: credential.c */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -121,6 +125,20 @@ static int add_device(void *ctx, const struct aloft_store_device *d)
     return 0;
 }
 
+static cJSON *report_json(const struct aloft_store_report *r)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "version", r->version);
+    cJSON_AddStringToObject(j, "result", r->result);
+    cJSON_AddStringToObject(j, "reason", r->reason);
+    cJSON_AddStringToObject(j, "partition", r->partition);
+    cJSON_AddStringToObject(j, "state", r->state);
+    cJSON_AddStringToObject(j, "reset_reason", r->reset_reason);
+    add_time(j, "reported_at", r->reported_at);
+    cJSON_AddNumberToObject(j, "reports", (double)r->reports);
+    return j;
+}
+
 /* A device's last outcome report, into its object of the list ("report":
  * null for devices that never reported). */
 static int add_report(void *ctx, const struct aloft_store_report *r)
@@ -131,19 +149,154 @@ static int add_report(void *ctx, const struct aloft_store_report *r)
         const cJSON *mac = cJSON_GetObjectItemCaseSensitive(dev, "mac");
         if (!cJSON_IsString(mac) || strcmp(mac->valuestring, r->mac))
             continue;
-        cJSON *j = cJSON_CreateObject();
-        cJSON_AddStringToObject(j, "version", r->version);
-        cJSON_AddStringToObject(j, "result", r->result);
-        cJSON_AddStringToObject(j, "reason", r->reason);
-        cJSON_AddStringToObject(j, "partition", r->partition);
-        cJSON_AddStringToObject(j, "state", r->state);
-        cJSON_AddStringToObject(j, "reset_reason", r->reset_reason);
-        add_time(j, "reported_at", r->reported_at);
-        cJSON_AddNumberToObject(j, "reports", (double)r->reports);
-        cJSON_ReplaceItemInObjectCaseSensitive(dev, "report", j);
+        cJSON_ReplaceItemInObjectCaseSensitive(dev, "report", report_json(r));
         break;
     }
     return 0;
+}
+
+static enum MHD_Result reply_list(struct MHD_Connection *c, cJSON *j, int rc)
+{
+    if (rc) {
+        cJSON_Delete(j);
+        return aloftd_reply_store_error(c, rc, "not_found", "not found");
+    }
+    return aloftd_reply_json(c, 200, j);
+}
+
+static int add_page_device(void *ctx, const struct aloft_store_device *d, const struct aloft_store_report *r)
+{
+    cJSON *j = device_json(d);
+    if (r)
+        cJSON_ReplaceItemInObjectCaseSensitive(j, "report", report_json(r));
+    cJSON_AddItemToArray(ctx, j);
+    return 0;
+}
+
+/* A whole number from the query in [0, max]; absent: dflt. false: bad. */
+static bool arg_number(struct MHD_Connection *c, const char *name, uint64_t max, uint64_t dflt, uint64_t *out)
+{
+    const char *v = aloftd_arg(c, name);
+    *out = dflt;
+    if (!v)
+        return true;
+    char *end;
+    unsigned long long x = *v >= '0' && *v <= '9' ? strtoull(v, &end, 10) : 0;
+    if (!(*v >= '0' && *v <= '9') || *end || x > max)
+        return false;
+    *out = x;
+    return true;
+}
+
+/* GET /api/devices?limit=N[&offset=&sort=&order=&platform=&version=&state=&address=&seen_within=&silent_for=]:
+ * one page, filtered and sorted by the database. */
+static enum MHD_Result devices_page(struct aloftd *d, struct MHD_Connection *c)
+{
+    struct aloft_store_device_query q;
+    memset(&q, 0, sizeof q);
+    const char *order = aloftd_arg(c, "order");
+    uint64_t within, silent;
+    if (!arg_number(c, "limit", ALOFT_STORE_PAGE_MAX, 50, &q.limit) || q.limit == 0)
+        return aloftd_reply_error(c, 400, "bad_parameter", "limit: 1 to %d devices a page", ALOFT_STORE_PAGE_MAX);
+    if (!arg_number(c, "offset", UINT32_MAX, 0, &q.offset))
+        return aloftd_reply_error(c, 400, "bad_parameter", "offset: a whole number");
+    if (!arg_number(c, "seen_within", UINT32_MAX, 0, &within) || !arg_number(c, "silent_for", UINT32_MAX, 0, &silent))
+        return aloftd_reply_error(c, 400, "bad_parameter", "seen_within and silent_for: seconds");
+    if (order && strcmp(order, "asc") && strcmp(order, "desc"))
+        return aloftd_reply_error(c, 400, "bad_parameter", "order: asc or desc");
+    q.platform = aloftd_arg(c, "platform");
+    q.version = aloftd_arg(c, "version");
+    q.state = aloftd_arg(c, "state");
+    q.address = aloftd_arg(c, "address");
+    q.mac = aloftd_arg(c, "mac");
+    q.sort = aloftd_arg(c, "sort");
+    q.desc = order && !strcmp(order, "desc");
+    int64_t now = (int64_t)time(NULL);
+    q.seen_after = within ? now - (int64_t)within : 0;
+    q.seen_before = silent ? now - (int64_t)silent : 0;
+    struct aloft_store_platform p;
+    int rc = q.platform ? aloft_store_platform_get(d->store, q.platform, false, &p) : 0;
+    if (rc)
+        return aloftd_reply_store_error(c, rc, "unknown_platform", "no such platform");
+    cJSON *j = cJSON_CreateObject();
+    cJSON *a = cJSON_AddArrayToObject(j, "devices");
+    uint64_t total = 0;
+    rc = aloft_store_devices_page(d->store, &q, &total, add_page_device, a);
+    if (rc == ALOFT_E_INVAL) {
+        cJSON_Delete(j);
+        return aloftd_reply_error(c, 400, "bad_parameter",
+                                  "sort: mac, version, ip, last_seen or status; state: offered, current, refused, "
+                                  "updated, rolled_back, failed or unreported");
+    }
+    cJSON_AddNumberToObject(j, "total", (double)total);
+    cJSON_AddNumberToObject(j, "offset", (double)q.offset);
+    cJSON_AddNumberToObject(j, "limit", (double)q.limit);
+    return reply_list(c, j, rc);
+}
+
+static int add_version_count(void *ctx, const char *version, uint64_t n)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "version", version);
+    cJSON_AddNumberToObject(o, "devices", (double)n);
+    cJSON_AddItemToArray(ctx, o);
+    return 0;
+}
+
+/* GET /api/platforms/<p>/versions: how many devices run each version. */
+static enum MHD_Result versions(struct aloftd *d, struct MHD_Connection *c, const struct aloft_store_platform *p)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "platform", p->name);
+    add_string_or_null(j, "current", p->current[ALOFT_STORE_FIRMWARE]);
+    cJSON *a = cJSON_AddArrayToObject(j, "versions");
+    return reply_list(c, j, aloft_store_device_versions(d->store, p->name, add_version_count, a));
+}
+
+static int add_event(void *ctx, const struct aloft_store_event *e)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "seq", (double)e->seq);
+    add_time(o, "at", e->at);
+    cJSON_AddStringToObject(o, "kind", e->kind);
+    cJSON_AddStringToObject(o, "version", e->version);
+    if (e->status)
+        cJSON_AddNumberToObject(o, "status", e->status);
+    else
+        cJSON_AddNullToObject(o, "status");
+    cJSON_AddStringToObject(o, "detail", e->detail);
+    cJSON_AddItemToArray(ctx, o);
+    return 0;
+}
+
+/* GET /api/devices/<MAC>: the device, its last report and its history. */
+static enum MHD_Result device_page(struct aloftd *d, struct MHD_Connection *c, const char *mac)
+{
+    char up[18];
+    size_t n = strlen(mac);
+    for (size_t i = 0; i < n && i < sizeof up - 1; i++)
+        up[i] = (char)(mac[i] >= 'a' && mac[i] <= 'f' ? mac[i] - 'a' + 'A' : mac[i]);
+    up[n < sizeof up ? n : sizeof up - 1] = 0;
+    if (n != 17)
+        return aloftd_reply_error(c, 404, "unknown_device", "no such device: give its MAC as AA:BB:CC:DD:EE:FF");
+    struct aloft_store_device_query q;
+    memset(&q, 0, sizeof q);
+    q.mac = up;
+    q.limit = 1;
+    uint64_t total = 0;
+    cJSON *list = cJSON_CreateArray();
+    int rc = aloft_store_devices_page(d->store, &q, &total, add_page_device, list);
+    if (rc == 0 && total == 0)
+        rc = ALOFT_E_NOTFOUND;
+    if (rc) {
+        cJSON_Delete(list);
+        return aloftd_reply_store_error(c, rc, "unknown_device", "no device with this MAC has checked in");
+    }
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddItemToObject(j, "device", cJSON_DetachItemFromArray(list, 0));
+    cJSON_Delete(list);
+    cJSON *events = cJSON_AddArrayToObject(j, "events");
+    return reply_list(c, j, aloft_store_device_events(d->store, up, add_event, events));
 }
 
 struct release_list {
@@ -156,15 +309,6 @@ static int add_release(void *ctx, const struct aloft_store_release *r)
     struct release_list *l = ctx;
     cJSON_AddItemToArray(l->array, aloftd_release_json(r, !strcmp(r->version, l->current)));
     return 0;
-}
-
-static enum MHD_Result reply_list(struct MHD_Connection *c, cJSON *j, int rc)
-{
-    if (rc) {
-        cJSON_Delete(j);
-        return aloftd_reply_store_error(c, rc, "not_found", "not found");
-    }
-    return aloftd_reply_json(c, 200, j);
 }
 
 /* kind from the query or a JSON body ("firmware" when absent). -1: bad. */
@@ -333,6 +477,8 @@ static enum MHD_Result platform_route(struct aloftd *d, struct MHD_Connection *c
     }
     if (!strcmp(action, "releases"))
         return get ? releases(d, c, &p) : aloftd_reply_error(c, 405, "method_not_allowed", "use GET");
+    if (!strcmp(action, "versions"))
+        return get ? versions(d, c, &p) : aloftd_reply_error(c, 405, "method_not_allowed", "use GET");
     if (!strcmp(action, "pin") || !strcmp(action, "unpin"))
         return post ? pin(d, c, &p, !strcmp(action, "unpin"), body, len, too_big)
                     : aloftd_reply_error(c, 405, "method_not_allowed", "use POST");
@@ -376,6 +522,8 @@ enum MHD_Result aloftd_admin(struct aloftd *d, struct MHD_Connection *c, const c
     if (!strcmp(url, "/api/devices")) {
         if (!get)
             return aloftd_reply_error(c, 405, "method_not_allowed", "use GET");
+        if (aloftd_arg(c, "limit")) /* one page; without: every device (the CLI's list) */
+            return devices_page(d, c);
         const char *platform = aloftd_arg(c, "platform");
         struct aloft_store_platform p;
         int rc = platform ? aloft_store_platform_get(d->store, platform, false, &p) : 0;
@@ -390,6 +538,8 @@ enum MHD_Result aloftd_admin(struct aloftd *d, struct MHD_Connection *c, const c
     }
     if (!strcmp(url, "/api/rollouts") || !strncmp(url, "/api/rollouts/", 14))
         return aloftd_rollout_route(d, c, url[13] ? url + 14 : "", get, post);
+    if (!strncmp(url, "/api/devices/", 13) && !strchr(url + 13, '/'))
+        return get ? device_page(d, c, url + 13) : aloftd_reply_error(c, 405, "method_not_allowed", "use GET");
     if (!strncmp(url, "/api/devices/", 13))
         return aloftd_credential_route(d, c, url + 13, get);
     if (!strcmp(url, "/api/firmware"))

@@ -116,6 +116,17 @@ enum MHD_Result aloftd_send_release(struct aloftd *d, struct MHD_Connection *c, 
 /* "<dir>/<sha256>.bin" into out. */
 void aloftd_blob_path(const struct aloftd *d, const char *sha256, char *out, size_t cap);
 
+/* files.c: files shared through the database (PostgreSQL; SQLite: no-ops).
+ * share: keep the file open at fd there (before its release is recorded);
+ * fetch: take a file this instance lacks from there into firmware/, its
+ * SHA-256 checked: 0, ALOFT_E_NOTFOUND (not there; always on SQLite),
+ * ALOFT_E_HASH (the database's copy is damaged: not kept), ALOFT_E_IO;
+ * share_all: at start, store the files recorded before the database held
+ * any. Each logs why it failed. */
+int aloftd_file_share(struct aloftd *d, int fd, const char *sha256, uint64_t size);
+int aloftd_file_fetch(struct aloftd *d, const char *sha256, uint64_t size);
+int aloftd_files_share_all(struct aloftd *d);
+
 /* ui.c: GET /, /admin, /admin/<file>: the admin UI's static files. */
 enum MHD_Result aloftd_ui(struct aloftd *d, struct MHD_Connection *c, const char *url, bool get);
 /* Where the UI is: installed next to the program, or where the build puts it. */

@@ -5,7 +5,7 @@
  * left by an interrupted upload never is. Bodies are never read into
  * memory: a whole file goes from a read-only mapping (see whole_file), a
  * range from the descriptor (sendfile); the whole-file responses of recent
- * downloads are kept (see cache_put). */
+ * downloads and of /update's 200s are kept (see cache_put). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -48,17 +48,28 @@ static int open_blob(struct aloftd *d, struct MHD_Connection *c, const char *sha
 {
     char path[4300];
     aloftd_blob_path(d, sha256, path, sizeof path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_size == size)
-        return fd;
-    int saved = fd < 0 ? errno : 0;
-    if (fd >= 0)
-        close(fd);
-    aloftd_log("stored file %s is %s", path, saved ? strerror(saved) : "not the size recorded");
+    int saved = 0, fetched = 1;
+    for (int round = 0; round < 2; round++) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_size == size)
+            return fd;
+        saved = fd < 0 ? errno : 0;
+        if (fd >= 0)
+            close(fd);
+        /* another instance's upload, or a file lost here: the database's copy */
+        if (round || (fetched = aloftd_file_fetch(d, sha256, size)) != 0)
+            break;
+    }
+    if (fetched == 1 || fetched == ALOFT_E_NOTFOUND)
+        aloftd_log("stored file %s is %s", path, saved ? strerror(saved) : "not the size recorded");
     *status = 500;
-    *ret = aloftd_reply_error(c, 500, "file_missing", "the stored file of this release is %s; see the server log",
-                              saved ? "missing" : "damaged");
+    if (fetched == ALOFT_E_HASH)
+        *ret = aloftd_reply_error(c, 500, "file_damaged",
+                                  "the database's copy of this file does not match its SHA-256; see the server log");
+    else
+        *ret = aloftd_reply_error(c, 500, "file_missing", "the stored file of this release is %s; see the server log",
+                                  saved ? "missing" : "damaged");
     return -1;
 }
 
@@ -81,35 +92,6 @@ static void safe_name(const char *in, char *out, size_t cap)
                        ? *in
                        : '_';
     out[i] = 0;
-}
-
-enum MHD_Result aloftd_send_release(struct aloftd *d, struct MHD_Connection *c, const struct aloft_store_release *r,
-                                    unsigned *status)
-{
-    enum MHD_Result ret;
-    int fd = open_blob(d, c, r->sha256, r->size, status, &ret);
-    if (fd < 0)
-        return ret;
-    struct MHD_Response *resp = MHD_create_response_from_fd64(r->size, fd);
-    if (!resp) {
-        close(fd);
-        return MHD_NO;
-    }
-    char platform[40], version[80], disposition[160];
-    safe_name(r->platform, platform, sizeof platform);
-    safe_name(r->version, version, sizeof version);
-    snprintf(disposition, sizeof disposition, "attachment; filename=\"%s-%s.bin\"", platform, version);
-    common_headers(resp, r->sha256);
-    MHD_add_response_header(resp, "x-MD5", r->md5); /* HTTPUpdate checks the body against it */
-    MHD_add_response_header(resp, "Content-Disposition", disposition);
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
-    MHD_add_response_header(resp, "X-Aloft-Version", r->version);
-    *status = 200;
-    ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
-    if (ret == MHD_YES && !aloftd_head_request)
-        aloftd_metrics_download(r->size);
-    MHD_destroy_response(resp);
-    return ret;
 }
 
 enum range { RANGE_NONE, RANGE_OK, RANGE_UNSATISFIABLE };
@@ -179,7 +161,7 @@ static bool etag_matches(const char *list, const char *etag)
 #define CACHE_SLOTS 16
 
 static struct cached {
-    char sha[65];
+    char key[200]; /* the SHA-256; for /update's 200, "<sha256> <platform> <version>" */
     uint64_t size;
     struct MHD_Response *resp;
     uint64_t used; /* for LRU eviction */
@@ -187,10 +169,10 @@ static struct cached {
 static uint64_t cache_clock;
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static struct cached *cache_find(const char *sha)
+static struct cached *cache_find(const char *key)
 {
     for (int i = 0; i < CACHE_SLOTS; i++)
-        if (cache[i].resp && !strcmp(cache[i].sha, sha))
+        if (cache[i].resp && !strcmp(cache[i].key, key))
             return &cache[i];
     return NULL;
 }
@@ -206,12 +188,12 @@ static bool cache_size(const char *sha, uint64_t *size)
     return e != NULL;
 }
 
-/* Queue sha's cached response, under the lock so that no eviction destroys
+/* Queue key's cached response, under the lock so that no eviction destroys
  * it first: true when it was cached, *ret then MHD's answer. */
-static bool cache_queue(struct MHD_Connection *c, const char *sha, enum MHD_Result *ret)
+static bool cache_queue(struct MHD_Connection *c, const char *key, enum MHD_Result *ret)
 {
     pthread_mutex_lock(&cache_lock);
-    struct cached *e = cache_find(sha);
+    struct cached *e = cache_find(key);
     if (e) {
         e->used = ++cache_clock;
         *ret = MHD_queue_response(c, MHD_HTTP_OK, e->resp);
@@ -220,19 +202,19 @@ static bool cache_queue(struct MHD_Connection *c, const char *sha, enum MHD_Resu
     return e != NULL;
 }
 
-/* Keep r (the caller's reference) as sha's response, in place of the least
+/* Keep r (the caller's reference) as key's response, in place of the least
  * recently used one; a response another thread cached first stays. */
-static void cache_put(const char *sha, uint64_t size, struct MHD_Response *r)
+static void cache_put(const char *key, uint64_t size, struct MHD_Response *r)
 {
     struct MHD_Response *drop = r;
     pthread_mutex_lock(&cache_lock);
-    if (!cache_find(sha)) {
+    if (!cache_find(key)) {
         struct cached *e = &cache[0];
         for (int i = 1; i < CACHE_SLOTS; i++)
             if (cache[i].used < e->used)
                 e = &cache[i];
         drop = e->resp;
-        memcpy(e->sha, sha, sizeof e->sha);
+        snprintf(e->key, sizeof e->key, "%s", key);
         e->size = size;
         e->resp = r;
         e->used = ++cache_clock;
@@ -281,6 +263,45 @@ static struct MHD_Response *whole_file(const struct aloftd *d, int fd, uint64_t 
         free(m);
     }
     return MHD_create_response_from_fd64(size, fd);
+}
+
+/* /update's 200: the whole file, as a download is sent (mapped, one send
+ * for header and body) and kept like one, with HTTPUpdate's headers: one
+ * response per release, shared by every device offered it. */
+enum MHD_Result aloftd_send_release(struct aloftd *d, struct MHD_Connection *c, const struct aloft_store_release *r,
+                                    unsigned *status)
+{
+    char key[200];
+    snprintf(key, sizeof key, "%s %s %s", r->sha256, r->platform, r->version);
+    enum MHD_Result ret;
+    *status = 200;
+    if (cache_queue(c, key, &ret)) {
+        if (ret == MHD_YES && !aloftd_head_request)
+            aloftd_metrics_download(r->size);
+        return ret;
+    }
+    int fd = open_blob(d, c, r->sha256, r->size, status, &ret);
+    if (fd < 0)
+        return ret;
+    struct MHD_Response *resp = whole_file(d, fd, r->size);
+    if (!resp) {
+        close(fd);
+        return MHD_NO;
+    }
+    char platform[40], version[80], disposition[160];
+    safe_name(r->platform, platform, sizeof platform);
+    safe_name(r->version, version, sizeof version);
+    snprintf(disposition, sizeof disposition, "attachment; filename=\"%s-%s.bin\"", platform, version);
+    common_headers(resp, r->sha256);
+    MHD_add_response_header(resp, "x-MD5", r->md5); /* HTTPUpdate checks the body against it */
+    MHD_add_response_header(resp, "Content-Disposition", disposition);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Aloft-Version", r->version);
+    ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+    if (ret == MHD_YES && !aloftd_head_request)
+        aloftd_metrics_download(r->size);
+    cache_put(key, r->size, resp);
+    return ret;
 }
 
 void aloftd_download_stop(void)

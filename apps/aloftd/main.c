@@ -94,6 +94,11 @@ static const char usage[] =
     "  GET|POST /api/platforms/P/publish {\"publish\": \"manual\"}   uploads are offered only once\n"
     "       pinned or rolled out (default \"auto\": the newest upload is offered at once)\n"
     "  GET  /api/devices[?platform=P]              with each device's last outcome report\n"
+    "  GET  /api/devices?platform=P&limit=50&offset=0&sort=mac|version|ip|last_seen|status\n"
+    "       &order=asc|desc [&version=V&state=offered|current|refused|updated|rolled_back|failed|\n"
+    "       unreported&address=IP-PREFIX&seen_within=S&silent_for=S]   one page, and the total\n"
+    "  GET  /api/devices/MAC                       the device, its last report, its last 32 events\n"
+    "  GET  /api/platforms/P/versions              how many devices run each version\n"
     "  GET|POST /api/platforms/P/whitelist {\"enabled\": true, \"add\": [MAC], \"remove\": [MAC]}\n"
     "  GET|POST /api/platforms/P/signing {\"add\": [DIGEST], \"remove\": [DIGEST]}   with a key listed,\n"
     "       uploads must be signed by one (422 unsigned, bad_signature, untrusted_key)\n"
@@ -142,10 +147,11 @@ static int make_dir(const char *path)
     return -1;
 }
 
-/* Uploads a previous run left unfinished (a crash, a kill) are dropped.
- * Several aloftd sharing a PostgreSQL database share the data directory
- * too: then only files untouched for an hour go, never an upload another
- * instance is receiving (a stalled one times out after 30 s). */
+/* Uploads and files taken from the database that a previous run left
+ * unfinished (a crash, a kill) are dropped. Several aloftd sharing a
+ * PostgreSQL database may share the data directory too: then only files
+ * untouched for an hour go, never an upload another instance is receiving
+ * (a stalled one times out after 30 s). */
 static void clean_tmp(const char *dir, bool shared)
 {
     DIR *dp = opendir(dir);
@@ -156,7 +162,7 @@ static void clean_tmp(const char *dir, bool shared)
     time_t now = time(NULL);
     while ((e = readdir(dp))) {
         struct stat st;
-        if (strncmp(e->d_name, "upload-", 7))
+        if (strncmp(e->d_name, "upload-", 7) && strncmp(e->d_name, "fetch-", 6))
             continue;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         if (!shared || (stat(path, &st) == 0 && now - st.st_mtime > 3600))
@@ -449,7 +455,7 @@ int main(int argc, char **argv)
         aloft_store_close(d.store);
         return rc;
     }
-    if (aloftd_token_setup(&d) || aloftd_credential_setup(&d)) {
+    if (aloftd_token_setup(&d) || aloftd_credential_setup(&d) || aloftd_files_share_all(&d)) {
         aloft_store_close(d.store);
         return 1;
     }

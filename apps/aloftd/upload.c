@@ -312,6 +312,9 @@ static enum MHD_Result finish(struct aloftd *d, struct MHD_Connection *c, struct
         check_signature(d, up, &r);
     if (!up->status)
         precheck(d, up, &r);
+    /* the other instances' copy first: a release they see has its bytes */
+    if (!up->status && aloftd_file_share(d, up->fd, r.sha256, r.size))
+        refuse(up, 503, "database_unavailable", "cannot store the file in the database: %s", aloft_store_error());
     if (!up->status && keep_file(d, up, r.sha256))
         refuse(up, 500, "io_error", "cannot store the file: %s", strerror(errno));
     if (up->status) {

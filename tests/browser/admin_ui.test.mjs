@@ -369,3 +369,169 @@ test('admin UI: sign in, upload two releases, see devices check in live, pin, st
       }
     });
   });
+
+// A check-in that takes no body: the device's free space is too small for
+// any release, so aloftd answers 304 however old its version is.
+function checkInSmall(url, { mac, version, ip }) {
+  return raw(url, `/update?dev=${PLATFORM}&ver=${version}`, {
+    localAddress: ip,
+    headers: { 'User-Agent': 'ESP32-http-Update', 'x-ESP32-STA-MAC': mac, 'x-ESP32-free-space': '1000', 'x-ESP32-mode': 'sketch' },
+  });
+}
+
+test('admin UI at fleet size, on a phone: 3,000 devices paged, sorted and filtered by the server, the charts, a device\'s history',
+  { skip: noChromium, timeout: 180000 },
+  async () => {
+    for (const f of [FW_OLD, FW_NEW]) assert.ok(existsSync(f), `${f} not found (ALOFT_FIXTURES)`);
+    await withAloftd([], async ({ dir, server }) => {
+      const get = async (path) => {
+        const r = await fetch(`${server.url}${path}`, { headers: { Authorization: `Bearer ${TOKEN}` }, signal: AbortSignal.timeout(10000) });
+        assert.equal(r.status, 200, path);
+        return r.json();
+      };
+      const post = async (path, body) => {
+        const r = await fetch(`${server.url}${path}`, {
+          method: 'POST', body: JSON.stringify(body), signal: AbortSignal.timeout(10000),
+          headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
+        });
+        assert.equal(r.status < 300, true, `${path}: ${r.status} ${await r.text()}`);
+      };
+      for (const f of [FW_OLD, FW_NEW]) {
+        const r = await fetch(`${server.url}/api/firmware`, {
+          method: 'POST', body: readFileSync(f), signal: AbortSignal.timeout(20000),
+          headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/octet-stream' },
+        });
+        assert.equal(r.status, 201);
+      }
+      // A rollout of the new release to half the devices, then all.
+      await post(`/api/platforms/${PLATFORM}/rollouts`, { version: NEW, stages: [50, 100], max_failures: '100%' });
+
+      // 3,000 devices on three versions from four addresses, 16 at a time.
+      const N = 3000;
+      const versions = [NEW, OLD, '0.5.0'];
+      const hex2 = (n) => n.toString(16).padStart(2, '0').toUpperCase();
+      const fleet = Array.from({ length: N }, (_, i) => ({
+        mac: `24:0A:C4:10:${hex2(i >> 8)}:${hex2(i & 255)}`,
+        version: versions[i % 3],
+        ip: `127.0.0.${21 + (i % 4)}`,
+      }));
+      for (let i = 0; i < N; i += 16) {
+        const rs = await Promise.all(fleet.slice(i, i + 16).map((d) => checkInSmall(server.url, d)));
+        for (const r of rs) assert.equal(r.status, 304);
+      }
+      // 40 more that check in with room for the release: those in the
+      // rollout's half are offered it; 30 of them come back on what they
+      // were offered (after the check-ins were written: a device's
+      // check-ins within 100 ms are one), 10 never do.
+      const takers = Array.from({ length: 40 }, (_, i) => ({ mac: `24:0A:C4:20:00:${hex2(i)}`, version: '0.5.0', ip: '127.0.0.25' }));
+      const offers = [];
+      for (const d of takers) {
+        const r = await checkIn(server.url, d);
+        offers.push(r.status === 200 ? r.headers['x-aloft-version'] : null);
+      }
+      await get(`/api/devices?platform=${PLATFORM}&limit=1`);
+      for (let i = 0; i < 30; i++) {
+        if (offers[i]) assert.equal((await checkInSmall(server.url, { ...takers[i], version: offers[i] })).status, 304);
+      }
+      const offeredNew = offers.filter((v) => v === NEW).length;
+      const updatedNew = offers.slice(0, 30).filter((v) => v === NEW).length;
+      assert.ok(updatedNew > 0 && offeredNew < 40, `${offeredNew} offered, ${updatedNew} came back`);
+      await get(`/api/devices?platform=${PLATFORM}&limit=1`);
+      const ro = (await get('/api/rollouts')).rollouts[0];
+      assert.equal(ro.by_stage[0].offered, offeredNew);
+      assert.equal(ro.by_stage[0].updated, updatedNew);
+      const total = N + takers.length;
+      const byVersion = (await get(`/api/platforms/${PLATFORM}/versions`)).versions;
+      assert.equal(byVersion.reduce((n, v) => n + v.devices, 0), total);
+
+      let browser;
+      let page;
+      let passed = false;
+      try {
+        browser = await launchChromium(dir, { width: 390, height: 844 }); // a phone
+        page = browser.pages()[0] ?? (await browser.newPage());
+        page.setDefaultTimeout(20000);
+        await page.goto(`${server.url}/admin/`, { timeout: 20000 });
+        await page.fill('#token', TOKEN);
+        await page.click('#sign-in');
+        const fmt = (n) => n.toLocaleString('en');
+        await waitText(page, '#device-total', new RegExp(`^${fmt(total)}$`));
+
+        // The versions chart: one bar a version, the server's counts.
+        for (const v of byVersion) {
+          assert.equal(await page.locator(`#version-chart [data-version="${v.version}"] .count`).innerText(), fmt(v.devices));
+        }
+        // The rollout's chart: its stages' counters.
+        const stage0 = `.rollout-chart[data-rollout="${ro.id}"] [data-stage="0"]`;
+        await waitText(page, `${stage0} .offered`, new RegExp(`^${ro.by_stage[0].offered}$`));
+        assert.equal(await page.locator(`${stage0} .bar-value .updated`).innerText(), String(ro.by_stage[0].updated));
+        assert.equal(await page.locator(`.rollout-chart[data-rollout="${ro.id}"] .stage-row`).count(), 2);
+
+        // Pages of 50, in MAC order; the second is the server's second.
+        assert.equal(await page.locator('#devices tbody tr').count(), 50);
+        assert.equal(await page.locator('#page-range').innerText(), `1–50 of ${fmt(total)}`);
+        await page.click('#page-next');
+        await waitText(page, '#page-range', new RegExp(`^51–100 of ${fmt(total)}$`));
+        const second = (await get(`/api/devices?platform=${PLATFORM}&limit=50&offset=50`)).devices;
+        await waitText(page, '#devices tbody tr:first-child', new RegExp(re(second[0].mac)));
+        assert.deepEqual(await page.locator('#devices tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.mac)),
+          second.map((d) => d.mac));
+
+        // Sorted by the server: by IP, then the other way.
+        await page.click('#devices [data-sort="ip"]');
+        await waitText(page, '#page-range', /^1–50 of /);
+        const byIp = (await get(`/api/devices?platform=${PLATFORM}&limit=50&sort=ip`)).devices;
+        await waitText(page, '#devices tbody tr:first-child', new RegExp(re(byIp[0].mac)));
+        await page.click('#devices [data-sort="ip"]');
+        const byIpDesc = (await get(`/api/devices?platform=${PLATFORM}&limit=50&sort=ip&order=desc`)).devices;
+        await waitText(page, '#devices tbody tr:first-child', new RegExp(re(byIpDesc[0].mac)));
+        assert.equal(byIpDesc[0].ip, '127.0.0.25');
+
+        // Filtered by the server: a version (from its bar), an address, a state.
+        await page.click(`#version-chart [data-version="${OLD}"]`);
+        await waitText(page, '#device-total', new RegExp(`^${fmt(N / 3)}$`));
+        for (const v of await page.locator('#devices tbody .version').allInnerTexts()) assert.equal(v, OLD);
+        await page.fill('#filter-address', '127.0.0.22');
+        await page.click('#filter-apply');
+        await waitText(page, '#device-total', new RegExp(`^${fmt(N / 12)}$`));
+        await page.selectOption('#filter-version', '');
+        await page.fill('#filter-address', '');
+        await page.selectOption('#filter-state', 'offered');
+        const offered = (await get(`/api/devices?platform=${PLATFORM}&limit=1&state=offered`)).total;
+        await waitText(page, '#device-total', new RegExp(`^${fmt(offered)}$`));
+        await page.selectOption('#filter-state', '');
+        await waitText(page, '#device-total', new RegExp(`^${fmt(total)}$`));
+
+        // A device that took the offer: its page and its history.
+        const taker = takers[offers.indexOf(NEW)];
+        const hist = await get(`/api/devices/${taker.mac}`);
+        assert.equal(hist.device.version, NEW);
+        assert.deepEqual(hist.events.map((e) => e.kind), ['checkin', 'offer']);
+        await page.selectOption('#filter-version', NEW);
+        await page.fill('#filter-address', '127.0.0.25');
+        await page.click('#filter-apply');
+        await page.click(`#devices tr[data-mac="${taker.mac}"] .device-link`);
+        await waitText(page, '#device-version', new RegExp(`^${re(NEW)}$`));
+        await waitText(page, '#device-history tbody tr:first-child .kind', /^checkin$/);
+        assert.deepEqual(await page.locator('#device-history tbody .kind').allInnerTexts(), ['checkin', 'offer']);
+        assert.match(await page.locator('#device-history tbody tr:last-child .detail').innerText(), new RegExp(`^200 offered ${re(NEW)}`));
+
+        // Nothing wider than the phone but what scrolls inside its box.
+        assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1),
+          'the page scrolls sideways on a phone');
+        await page.locator('#page-next').scrollIntoViewIfNeeded();
+        assert.ok(await page.locator('#page-next').isVisible());
+        mkdirSync(artifacts, { recursive: true });
+        await page.screenshot({ path: join(artifacts, 'admin-ui-fleet-phone.png'), fullPage: true, timeout: 10000 });
+        passed = true;
+      } finally {
+        if (!passed && page) {
+          mkdirSync(artifacts, { recursive: true });
+          await page
+            .screenshot({ path: join(artifacts, 'admin-ui-fleet-failed.png'), fullPage: true, timeout: 10000 })
+            .catch(() => {});
+        }
+        await browser?.close().catch(() => {});
+      }
+    });
+  });

@@ -144,6 +144,10 @@ static void downgrade(void)
     const char *sql = "DROP TABLE rollout_stages; DROP INDEX rollouts_by_platform; DROP TABLE server_secrets; "
                       "ALTER TABLE platforms DROP COLUMN checkins_settle; ALTER TABLE platforms DROP COLUMN pin_holds; "
                       "ALTER TABLE platforms DROP COLUMN publish_manual; "
+                      /* migrations 8 and 9 */
+                      "DROP TABLE blob_chunks; DROP TABLE device_events; DROP INDEX devices_by_version; "
+                      "DROP INDEX devices_by_last_seen; DROP INDEX devices_by_ip; DROP INDEX devices_by_status; "
+                      "DROP INDEX devices_by_platform; CREATE INDEX devices_by_platform ON devices (platform); "
                       "DELETE FROM schema_migrations WHERE version >= 5";
     if (aloftd_on_pg()) {
         PGconn *c = PQconnectdb(srv.db);
