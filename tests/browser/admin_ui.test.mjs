@@ -315,6 +315,25 @@ test('admin UI: sign in, upload two releases, see devices check in live, pin, st
         await page.click(`${ro} .resume`);
         await waitText(page, `${ro} .status`, /^active$/);
 
+        // Serving: what devices are offered, the publish policy and the check-ins' say.
+        const platformApi = async () => (await fetch(`${server.url}/api/platforms/${PLATFORM}`, {
+          headers: { Authorization: `Bearer ${TOKEN}` }, signal: AbortSignal.timeout(5000),
+        })).json();
+        await waitText(page, '#serving-firmware', new RegExp(`offered firmware ${re(OLD)}: pinned \\(also to downgrade\\)`));
+        await page.check('#publish-manual');
+        await waitText(page, `${releases}`, /published by hand/);
+        assert.equal((await platformApi()).publish, 'manual');
+        assert.equal(await page.locator(`${releases} .unpin`).count(), 0); // unpinned, it would serve nothing
+        await page.uncheck('#publish-manual');
+        await waitText(page, `${releases} .unpin`, /Unpin/);
+        assert.equal((await platformApi()).publish, 'auto');
+        await page.uncheck('#checkins-settle');
+        await page.waitForFunction(() => !document.querySelector('#checkins-settle').checked);
+        assert.equal((await platformApi()).checkins_settle, false);
+        await page.check('#checkins-settle');
+        await page.waitForFunction(() => document.querySelector('#checkins-settle').checked);
+        assert.equal((await platformApi()).checkins_settle, true);
+
         // The whitelist: on, with one MAC; the other devices are refused.
         await page.fill('#whitelist-mac', '24:0a:c4:00:00:01');
         await page.click('#whitelist button[type="submit"]');
