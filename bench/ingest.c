@@ -54,13 +54,13 @@ static const char *key_path = ALOFT_FIXTURES "/esp-idf/signed/test-key-rsa3072.d
 /* The POSIX flash's own callbacks, called through these wrappers. */
 static struct aloft_flash posix;
 
-__attribute__((noinline, noclone)) static int bench_flash_erase(void *ctx, uint32_t addr, size_t len)
+__attribute__((noipa)) /* not inlined, cloned nor folded with a twin */ static int bench_flash_erase(void *ctx, uint32_t addr, size_t len)
 {
     (void)ctx;
     return posix.erase(posix.ctx, addr, len);
 }
 
-__attribute__((noinline, noclone)) static int bench_flash_program(void *ctx, uint32_t addr,
+__attribute__((noipa)) /* not inlined, cloned nor folded with a twin */ static int bench_flash_program(void *ctx, uint32_t addr,
                                                                  const void *buf, size_t len)
 {
     (void)ctx;
@@ -83,7 +83,7 @@ static uint8_t *load(const char *path, size_t *len)
     return data;
 }
 
-__attribute__((noinline, noclone)) static void bench_phase_sha256(const uint8_t *img, size_t len,
+__attribute__((noipa)) /* not inlined, cloned nor folded with a twin */ static void bench_phase_sha256(const uint8_t *img, size_t len,
                                                                  uint8_t out[32])
 {
     struct aloft_sha256 s;
@@ -93,7 +93,7 @@ __attribute__((noinline, noclone)) static void bench_phase_sha256(const uint8_t 
     aloft_sha256_final(&s, out);
 }
 
-__attribute__((noinline, noclone)) static int bench_phase_update(struct aloft_update *u,
+__attribute__((noipa)) /* not inlined, cloned nor folded with a twin */ static int bench_phase_update(struct aloft_update *u,
                                                                 struct aloft_boot *b,
                                                                 const uint8_t *img, size_t len)
 {
@@ -126,7 +126,7 @@ static inline __attribute__((always_inline)) void post_ota(struct aloft_agent *a
     aloft_push_abort(a, p);
 }
 
-__attribute__((noinline, noclone)) static void bench_phase_push(struct aloft_agent *a, struct aloft_push *p,
+__attribute__((noipa)) /* not inlined, cloned nor folded with a twin */ static void bench_phase_push(struct aloft_agent *a, struct aloft_push *p,
                                                                const uint8_t *img, size_t len,
                                                                struct aloft_push_reply *reply)
 {
@@ -134,7 +134,7 @@ __attribute__((noinline, noclone)) static void bench_phase_push(struct aloft_age
 }
 
 /* The same with a signed image, to a device that trusts its key. */
-__attribute__((noinline, noclone)) static void bench_phase_push_signed(struct aloft_agent *a, struct aloft_push *p,
+__attribute__((noipa)) /* not inlined, cloned nor folded with a twin */ static void bench_phase_push_signed(struct aloft_agent *a, struct aloft_push *p,
                                                                       const uint8_t *img, size_t len,
                                                                       struct aloft_push_reply *reply)
 {
