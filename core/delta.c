@@ -10,10 +10,9 @@
 
 enum { PH_HEADER, PH_BLOCK, PH_TOKENS, PH_DONE };
 
-/* No token takes more than ~190 bits (six flags, a length, a slot, 26 direct
- * and 4 align bits at the coder's worst 6.05 bits per modelled bit). */
-#define TOKEN_MAX_BYTES 32
-#define PROB_INIT 1024
+/* No token takes more than ~340 bits (six flags, a length, a slot, 26 direct
+ * and 4 align bits at the coder's worst 12 bits per modelled bit). */
+#define TOKEN_MAX_BYTES 48
 #define TOP (1u << 24)
 
 static uint32_t le32(const uint8_t *p)
@@ -41,7 +40,7 @@ int aloft_delta_header_parse(struct aloft_delta_header *h, const uint8_t raw[ALO
 static void init_probs(struct aloft_delta *d)
 {
     for (size_t i = 0; i < ALOFT_DELTA_PROBS; i++)
-        d->p[i] = PROB_INIT;
+        d->p[i] = 1u << (ALOFT_DELTA_PROB_BITS - 1); /* even odds, nothing seen */
 }
 
 static void start_common(struct aloft_delta *d, const struct aloft_delta_io *io)
@@ -81,7 +80,7 @@ static uint8_t in_byte(struct aloft_delta *d, uint16_t *at)
 
 static void normalize(struct aloft_delta *d, uint16_t *at)
 {
-    if (d->range < TOP) {
+    while (d->range < TOP) {
         d->range <<= 8;
         d->code = d->code << 8 | in_byte(d, at);
     }
@@ -89,18 +88,15 @@ static void normalize(struct aloft_delta *d, uint16_t *at)
 
 static unsigned bit(struct aloft_delta *d, uint16_t *at, uint16_t *p)
 {
-    uint32_t bound = (d->range >> 11) * *p;
-    unsigned b;
-    if (d->code < bound) {
+    uint32_t bound = (d->range >> ALOFT_DELTA_PROB_BITS) * ALOFT_DELTA_PVAL(*p);
+    unsigned b = d->code >= bound;
+    if (!b) {
         d->range = bound;
-        *p += (2048 - *p) >> 5;
-        b = 0;
     } else {
         d->range -= bound;
         d->code -= bound;
-        *p -= *p >> 5;
-        b = 1;
     }
+    aloft_delta_adapt(p, b);
     normalize(d, at);
     return b;
 }
@@ -239,14 +235,17 @@ static int literal(struct aloft_delta *d, uint16_t *at, unsigned ps)
         int old = dict(d, here - d->rep[0]);
         if (old < 0)
             return old;
-        uint32_t diff = tree(d, at, d->p + ALOFT_DELTA_P_DIFF + ps * 256, 8);
+        int prev = dict(d, here - 1);
+        if (prev < 0)
+            return prev;
+        uint32_t diff = tree(d, at, d->p + ALOFT_DELTA_P_DIFF + ALOFT_DELTA_DIFF_CTX_OF((unsigned)prev) * 256, 8);
         d->state = (uint8_t)after_lit(d->state);
         return put(d, (uint8_t)(old + diff));
     }
-    int prev = dict(d, here - 1);
-    if (prev < 0)
-        return prev;
-    uint32_t c = tree(d, at, d->p + ALOFT_DELTA_P_LIT + (unsigned)(prev >> 6) * 256, 8);
+    int old = d->rep[0] <= here ? dict(d, here - d->rep[0]) : 0;
+    if (old < 0)
+        return old;
+    uint32_t c = tree(d, at, d->p + ALOFT_DELTA_P_LIT + ALOFT_DELTA_LIT_CTX_OF((unsigned)old) * 256, 8);
     d->state = (uint8_t)after_lit(d->state);
     d->aligned = 0;
     return put(d, (uint8_t)c);

@@ -12,10 +12,11 @@
 #include "aloft/delta.h"
 #include "aloft/err.h"
 
-#define NICE 128       /* a match this long is taken at once */
-#define WINDOW 2048    /* positions per parse window */
-#define MAX_CANDS 16   /* matches kept per position */
-#define SCAN 96        /* suffix-array neighbours looked at each way */
+#define NICE 32       /* a match this long is taken at once (so prices are refreshed often) */
+#define WINDOW 2048   /* positions per parse window */
+#define MAX_CANDS 16  /* matches kept per position */
+#define PROB_ONE (1u << ALOFT_DELTA_PROB_BITS)
+#define SCAN 96       /* suffix-array neighbours looked at each way */
 
 /* ---- suffix array (prefix doubling with radix sorts) and LCP (Kasai) ---- */
 
@@ -139,15 +140,14 @@ static void rc_flush(struct rc *r)
 
 static void rc_bit(struct rc *r, uint16_t *p, unsigned b)
 {
-    uint32_t bound = (r->range >> 11) * *p;
+    uint32_t bound = (r->range >> ALOFT_DELTA_PROB_BITS) * ALOFT_DELTA_PVAL(*p);
     if (!b) {
         r->range = bound;
-        *p += (2048 - *p) >> 5;
     } else {
         r->low += bound;
         r->range -= bound;
-        *p -= *p >> 5;
     }
+    aloft_delta_adapt(p, b);
     while (r->range < (1u << 24)) {
         r->range <<= 8;
         rc_shift(r);
@@ -189,11 +189,12 @@ static void rc_rtree(struct rc *r, uint16_t *p, unsigned bits, uint32_t v)
 
 /* ---- prices (bits) from the model's current probabilities ---- */
 
-static float price_tab[2049];
+static float price_tab[PROB_ONE + 1];
 
 static float pr(uint16_t p, unsigned b)
 {
-    return price_tab[b ? 2048 - p : p];
+    p = (uint16_t)ALOFT_DELTA_PVAL(p);
+    return price_tab[b ? PROB_ONE - p : p];
 }
 
 static float tree_price(const uint16_t *p, unsigned bits, uint32_t v)
@@ -310,15 +311,18 @@ static float lit_price(const struct enc *e, uint32_t here, const struct mstate *
     unsigned ps = (here - e->base) & 3;
     float c = pr(e->p[ALOFT_DELTA_P_IS_MATCH + m->state * ALOFT_DELTA_PB + ps], 0);
     uint8_t cur = e->dict[here];
-    float plain = tree_price(e->p + ALOFT_DELTA_P_LIT + (e->dict[here - 1] >> 6) * 256, 8, cur);
+    unsigned prev = e->dict[here - 1];
+    int old = diff_base(e, here, m);
+    unsigned o = old < 0 ? 0 : (unsigned)old;
+    float plain = tree_price(e->p + ALOFT_DELTA_P_LIT + ALOFT_DELTA_LIT_CTX_OF(o) * 256, 8, cur);
     *use_diff = 0;
     if (!m->aligned)
         return c + plain;
     const uint16_t *isd = &e->p[ALOFT_DELTA_P_IS_DIFF + m->state * ALOFT_DELTA_PB + ps];
     plain += pr(*isd, 0);
-    int old = diff_base(e, here, m);
     if (old >= 0) {
-        float diff = pr(*isd, 1) + tree_price(e->p + ALOFT_DELTA_P_DIFF + ps * 256, 8, (uint8_t)(cur - old));
+        float diff = pr(*isd, 1) +
+                     tree_price(e->p + ALOFT_DELTA_P_DIFF + ALOFT_DELTA_DIFF_CTX_OF(prev) * 256, 8, (uint8_t)(cur - old));
         if (diff < plain) {
             *use_diff = 1;
             return c + diff;
@@ -413,14 +417,18 @@ static void enc_token(struct enc *e, struct mstate *m, uint32_t here, const stru
     rc_bit(r, p + ALOFT_DELTA_P_IS_MATCH + s * ALOFT_DELTA_PB + ps, t->kind >= T_SHORTREP);
     switch (t->kind) {
     case T_LIT:
-    case T_DIFF:
+    case T_DIFF: {
+        unsigned prev = e->dict[here - 1];
+        int old = diff_base(e, here, m);
+        unsigned o = old < 0 ? 0 : (unsigned)old;
         if (m->aligned)
             rc_bit(r, p + ALOFT_DELTA_P_IS_DIFF + s * ALOFT_DELTA_PB + ps, t->kind == T_DIFF);
         if (t->kind == T_DIFF)
-            rc_tree(r, p + ALOFT_DELTA_P_DIFF + ps * 256, 8, (uint8_t)(e->dict[here] - diff_base(e, here, m)));
+            rc_tree(r, p + ALOFT_DELTA_P_DIFF + ALOFT_DELTA_DIFF_CTX_OF(prev) * 256, 8, (uint8_t)(e->dict[here] - o));
         else
-            rc_tree(r, p + ALOFT_DELTA_P_LIT + (e->dict[here - 1] >> 6) * 256, 8, e->dict[here]);
+            rc_tree(r, p + ALOFT_DELTA_P_LIT + ALOFT_DELTA_LIT_CTX_OF(o) * 256, 8, e->dict[here]);
         break;
+    }
     case T_SHORTREP:
         rc_bit(r, p + ALOFT_DELTA_P_IS_REP + s, 1);
         rc_bit(r, p + ALOFT_DELTA_P_IS_REP_G0 + s, 0);
@@ -651,8 +659,8 @@ int aloft_delta_make(const uint8_t *base, size_t base_len, const uint8_t *result
         result_len >= (1u << 30))
         return ALOFT_E_INVAL;
     if (price_tab[1] == 0)
-        for (int i = 1; i <= 2048; i++)
-            price_tab[i] = (float)-log2(i / 2048.0);
+        for (unsigned i = 1; i <= PROB_ONE; i++)
+            price_tab[i] = (float)-log2(i / (double)PROB_ONE);
     struct enc *e = calloc(1, sizeof *e);
     uint32_t n = (uint32_t)(base_len + result_len);
     uint8_t *dict = malloc(n);
@@ -690,7 +698,7 @@ int aloft_delta_make(const uint8_t *base, size_t base_len, const uint8_t *result
     for (uint32_t at = 0; at < result_len && !e->rc.oom; at += bs) {
         uint32_t end = result_len - at > bs ? at + bs : (uint32_t)result_len;
         for (size_t i = 0; i < ALOFT_DELTA_PROBS; i++)
-            e->p[i] = 1024;
+            e->p[i] = PROB_ONE / 2;
         rc_start(&e->rc);
         if ((rc = encode_block(e, &f, e->base + at, e->base + end, nd, path)) != 0)
             goto out;

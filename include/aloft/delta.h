@@ -35,9 +35,11 @@ int aloft_delta_header_parse(struct aloft_delta_header *h, const uint8_t raw[ALO
  * distance), coded with an adaptive binary range coder. These numbers are
  * the format: encoder and decoder share them. */
 enum {
+    ALOFT_DELTA_PROB_BITS = 12, /* a probability's low 12 bits: the chance of a 0, of 4096 */
     ALOFT_DELTA_STATES = 12,
     ALOFT_DELTA_PB = 4, /* position contexts: pos & 3 */
-    ALOFT_DELTA_LIT_CTX = 4, /* plain literal contexts: previous byte >> 6 */
+    ALOFT_DELTA_LIT_CTX = 4,  /* plain literal contexts */
+    ALOFT_DELTA_DIFF_CTX = 4, /* diff literal contexts */
     ALOFT_DELTA_MIN_MATCH = 2,
     ALOFT_DELTA_MAX_MATCH = 273,
     ALOFT_DELTA_LEN_BYTES = 2 + 2 * ALOFT_DELTA_PB * 8 + 256,
@@ -51,13 +53,44 @@ enum {
     ALOFT_DELTA_P_IS_DIFF = ALOFT_DELTA_P_IS_REP0_LONG + ALOFT_DELTA_STATES * ALOFT_DELTA_PB,
     ALOFT_DELTA_P_LIT = ALOFT_DELTA_P_IS_DIFF + ALOFT_DELTA_STATES * ALOFT_DELTA_PB,
     ALOFT_DELTA_P_DIFF = ALOFT_DELTA_P_LIT + ALOFT_DELTA_LIT_CTX * 256,
-    ALOFT_DELTA_P_LEN = ALOFT_DELTA_P_DIFF + ALOFT_DELTA_PB * 256,
+    ALOFT_DELTA_P_LEN = ALOFT_DELTA_P_DIFF + ALOFT_DELTA_DIFF_CTX * 256,
     ALOFT_DELTA_P_REP_LEN = ALOFT_DELTA_P_LEN + ALOFT_DELTA_LEN_BYTES,
     ALOFT_DELTA_P_DIST_SLOT = ALOFT_DELTA_P_REP_LEN + ALOFT_DELTA_LEN_BYTES,
     ALOFT_DELTA_P_DIST_SPECIAL = ALOFT_DELTA_P_DIST_SLOT + 4 * 64,
     ALOFT_DELTA_P_ALIGN = ALOFT_DELTA_P_DIST_SPECIAL + 114,
     ALOFT_DELTA_PROBS = ALOFT_DELTA_P_ALIGN + 16,
 };
+
+#define ALOFT_DELTA_RATE0 2     /* a new probability moves 1/4 of the way */
+#define ALOFT_DELTA_RATE_STEP 4 /* one step slower every 4 bits seen */
+#define ALOFT_DELTA_RATE_MAX 4  /* at most 1/16: firmware changes character often */
+
+/* The literals' contexts. A plain literal's: the top bits of the byte at the
+ * last repeat distance (0 when there is none), which an edited instruction
+ * often shares its opcode with; a diff literal's: the previous byte's. */
+#define ALOFT_DELTA_LIT_CTX_OF(old) ((old) >> 6)
+#define ALOFT_DELTA_DIFF_CTX_OF(prev) ((prev) >> 6)
+
+/* A probability's value (the chance of a 0 bit, of 1 << PROB_BITS). */
+#define ALOFT_DELTA_PVAL(p) ((unsigned)(p) & ((1u << ALOFT_DELTA_PROB_BITS) - 1))
+
+/* Learn from one coded bit. A probability's high 4 bits count the bits it
+ * has seen (to 15): it moves fast while young and settles to 1/2^RATE_MAX
+ * of its error per bit, so a fresh model learns quickly. Never reaches 0 or
+ * 1 << PROB_BITS. */
+static inline void aloft_delta_adapt(uint16_t *p, unsigned bit)
+{
+    unsigned n = *p >> ALOFT_DELTA_PROB_BITS, v = ALOFT_DELTA_PVAL(*p);
+    unsigned sh = ALOFT_DELTA_RATE0 + n / ALOFT_DELTA_RATE_STEP;
+    if (sh > ALOFT_DELTA_RATE_MAX)
+        sh = ALOFT_DELTA_RATE_MAX;
+    if (bit)
+        v -= v >> sh;
+    else
+        v += ((1u << ALOFT_DELTA_PROB_BITS) - v) >> sh;
+    n += n < 15;
+    *p = (uint16_t)(n << ALOFT_DELTA_PROB_BITS | v);
+}
 
 /* Where the decoder reads its dictionary and puts the result. pos counts in
  * base ‖ result: below base_size it is the base, above it the result, of
@@ -88,7 +121,7 @@ struct aloft_delta {
     uint16_t in_len, out_len, cache_len;
     uint8_t state, aligned, phase;
     int err;                   /* sticky */
-    uint8_t in[64];
+    uint8_t in[96];
     uint8_t cache[32];
     uint8_t buf[256];          /* the header, then result bytes not yet written */
     uint16_t p[ALOFT_DELTA_PROBS];
