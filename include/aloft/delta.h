@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "aloft/crypto.h"
+#include "aloft/update.h"
 
 #define ALOFT_DELTA_MAGIC "ALDP"
 #define ALOFT_DELTA_VERSION 1
@@ -150,5 +151,38 @@ int aloft_delta_end(struct aloft_delta *d);
 /* The last point a decode can resume from: patch offset and result bytes
  * written. Both 0 until the header is accepted. */
 void aloft_delta_checkpoint(const struct aloft_delta *d, uint32_t *ck_patch, uint32_t *ck_out);
+
+/* ---- applying a patch to the running image through the update writer ---- */
+
+/* The base is the image in the running slot (read, never written); the
+ * result goes through aloft_update_write into the update slot, so it is
+ * verified as any upload is, and the decoder's dictionary reads it back. */
+struct aloft_delta_update {
+    struct aloft_delta d;
+    struct aloft_update u;
+    struct aloft_boot *b;
+    const struct aloft_part *target;
+};
+
+/* Start applying a patch to b's running image, the result going to target
+ * (NULL: the next update slot). Nothing is erased until the header has
+ * arrived and the running image's SHA-256 matches the patch's base: then
+ * aloft_update_begin runs (its errors are write's). */
+void aloft_delta_update_begin(struct aloft_delta_update *du, struct aloft_boot *b, const struct aloft_part *target);
+
+/* Continue an interrupted apply from a checkpoint (aloft_delta_checkpoint
+ * of the interrupted one, kept by the caller): feed the header, then the
+ * patch from ck_patch on. aloft_update_resume re-verifies the ck_out bytes
+ * already in the slot. */
+void aloft_delta_update_resume(struct aloft_delta_update *du, struct aloft_boot *b, const struct aloft_part *target,
+                               uint32_t ck_patch, uint32_t ck_out);
+
+/* aloft_delta_write, plus ALOFT_E_BASE when the running slot is smaller than
+ * the base, and aloft_update_begin/resume/write's errors. */
+int aloft_delta_update_write(struct aloft_delta_update *du, const void *data, size_t len);
+
+/* The patch has ended: aloft_delta_end, then aloft_update_end. After 0,
+ * aloft_update_set_boot(&du->u) makes the result boot next. */
+int aloft_delta_update_end(struct aloft_delta_update *du);
 
 #endif
