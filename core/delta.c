@@ -389,7 +389,8 @@ static int run(struct aloft_delta *d, int final)
             rc = d->err;
         d->consumed += (uint32_t)(at - was);
     }
-    memmove(d->in, d->in + at, d->in_len - at);
+    for (uint16_t i = at; i < d->in_len; i++) /* the core has no memmove */
+        d->in[i - at] = d->in[i];
     d->in_len -= at;
     return rc;
 }
