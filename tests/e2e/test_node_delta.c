@@ -130,12 +130,55 @@ static void test_delta_push_boots_the_new_image(void **state)
     e2e_http_free(&r);
 }
 
+/* aloft deploy --delta-from: a device running the old image gets a patch,
+ * verified like any deploy; one running another image gets the whole image. */
+static void test_deploy_sends_a_patch_when_it_helps(void **state)
+{
+    (void)state;
+    struct e2e_node on_v1, on_other;
+    e2e_node_init(&on_v1, "deploy-v1");
+    e2e_node_init(&on_other, "deploy-other");
+    snprintf(on_other.psk, sizeof on_other.psk, "%s", on_v1.psk); /* one PSK for the fleet */
+    const char *a1[] = {"--create", "--flash-size", "4M", "--firmware", v1, NULL};
+    const char *a2[] = {"--create", "--flash-size", "4M", "--firmware", other, NULL};
+    assert_int_equal(e2e_node_start(&on_v1, a1), 0);
+    assert_int_equal(e2e_node_start(&on_other, a2), 0);
+    char *out = NULL;
+    const char *argv[] = {"aloft", "deploy", v2, on_v1.listen, on_other.listen, "--delta-from", v1,
+                          "--psk", on_v1.psk, "--json", "--timeout", "20", NULL};
+    int rc = aloft_test_run(&out, argv);
+    if (rc != 0)
+        fprintf(stderr, "aloft deploy: %d\n%s\n", rc, out ? out : "");
+    assert_int_equal(rc, 0);
+    cJSON *j = cJSON_Parse(out);
+    assert_non_null(j);
+    const cJSON *devs = cJSON_GetObjectItem(j, "devices");
+    assert_int_equal(cJSON_GetArraySize(devs), 2);
+    for (int i = 0; i < 2; i++) {
+        const cJSON *d = cJSON_GetArrayItem(devs, i);
+        assert_string_equal(e2e_jstr(d, "outcome"), "updated");
+        bool patched = !strcmp(e2e_jstr(d, "address"), on_v1.listen);
+        double bytes = e2e_jnum(d, "upload_bytes");
+        if (patched) {
+            assert_string_equal(e2e_jstr(d, "delta_from"), v1);
+            assert_true(bytes > 0 && bytes < 320000 / 2);
+        } else {
+            assert_null(cJSON_GetObjectItem(d, "delta_from"));
+            assert_true(bytes == 320000);
+        }
+    }
+    cJSON_Delete(j);
+    free(out);
+    assert_int_equal(e2e_node_wait_log(&on_v1, "bytes of patch verified", 1, 1000), 0);
+}
+
 int main(void)
 {
     e2e_init(41);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refused_patches_change_nothing),
         cmocka_unit_test(test_delta_push_boots_the_new_image),
+        cmocka_unit_test(test_deploy_sends_a_patch_when_it_helps),
     };
     return cmocka_run_group_tests(tests, setup, e2e_teardown);
 }
