@@ -242,6 +242,8 @@ void aloft_agent_status_fields(struct aloft_agent *a, struct aloft_jw *w)
         aloft_jw_null(w, "www_slot");
     aloft_jw_bool(w, "busy", a->busy);
     aloft_jw_bool(w, "delta", a->delta != NULL);
+    if (a->delta_ck)
+        aloft_jw_num(w, "delta_resume", a->delta_ck_patch);
 }
 
 int aloft_agent_status_json(struct aloft_agent *a, char *buf, size_t cap)

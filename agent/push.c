@@ -3,6 +3,7 @@
  * chunk, so memory does not grow with the image; the frontend's own
  * endpoints and files are in www.c. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -190,7 +191,13 @@ int aloft_push_upload_begin(struct aloft_agent *a, struct aloft_push *p, bool fr
     }
     a->busy = p->holds = true;
     int rc = 0;
-    if (p->kind == KIND_DELTA) {
+    if (!p->resume)
+        a->delta_ck = false; /* the slot is rewritten: nothing to resume any more */
+    if (p->kind == KIND_DELTA && p->resume) {
+        /* the header again, then the patch from the checkpoint; the base and the
+         * result's first bytes are checked again before anything is written */
+        aloft_delta_update_resume(a->delta, a->boot, NULL, a->delta_ck_patch, a->delta_ck_out);
+    } else if (p->kind == KIND_DELTA) {
         /* nothing is erased until the patch's header names the running image */
         aloft_delta_update_begin(a->delta, a->boot, NULL);
     } else if (!frontend) {
@@ -213,6 +220,19 @@ static void upload_body(struct aloft_agent *a, struct aloft_push *p, const void 
     if (p->status)
         return; /* refused already: the rest of the body is discarded */
     int rc;
+    if (p->kind == KIND_DELTA && !p->resume && p->received < ALOFT_DELTA_HEADER_BYTES) {
+        /* kept for a resume: one delta update at a time, and no checkpoint is kept meanwhile */
+        size_t n = ALOFT_DELTA_HEADER_BYTES - p->received < len ? ALOFT_DELTA_HEADER_BYTES - p->received : len;
+        memcpy(a->delta_ck_header + p->received, data, n);
+    }
+    if (p->resume && p->received < ALOFT_DELTA_HEADER_BYTES) {
+        /* a resumed patch must be the interrupted one */
+        size_t n = ALOFT_DELTA_HEADER_BYTES - p->received < len ? ALOFT_DELTA_HEADER_BYTES - p->received : len;
+        if (memcmp(data, a->delta_ck_header + p->received, n)) {
+            refuse(p, 409, "cannot_resume", "this is not the patch whose upload dropped: send the whole patch");
+            return;
+        }
+    }
     if (p->kind == KIND_FIRMWARE || p->kind == KIND_DELTA) {
         struct aloft_update *u = writer(a, p);
         /* checked once, when the head is in (a patch's writer starts after its header) */
@@ -362,8 +382,17 @@ int aloft_push_begin(struct aloft_agent *a, struct aloft_push *p, const struct a
         bool delta = !strcmp(url, "/ota") && r->content_type && !strncasecmp(r->content_type, DELTA, strlen(DELTA));
         if (!preflight(a, p, r, delta, reply))
             return 1;
-        if (delta)
+        if (delta) {
             p->kind = KIND_DELTA;
+            /* "; resume=N": the rest of a patch whose link dropped (GET /ota/status's delta_resume) */
+            const char *rs = strstr(r->content_type, "resume=");
+            if (rs && (!a->delta_ck || strtoul(rs + 7, NULL, 10) != a->delta_ck_patch)) {
+                aloft_push_error(p, reply, 409, "cannot_resume",
+                                 "no interrupted patch to resume at that offset: send the whole patch");
+                return 1;
+            }
+            p->resume = rs ? a->delta_ck_patch : 0;
+        }
         return aloft_push_upload_begin(a, p, strcmp(url, "/ota") != 0, (uint64_t)r->content_length, reply);
     }
     if (post && !strcmp(url, "/api/ota/pull")) {
@@ -416,6 +445,18 @@ void aloft_push_end(struct aloft_agent *a, struct aloft_push *p, struct aloft_pu
 
 void aloft_push_abort(struct aloft_agent *a, struct aloft_push *p)
 {
+    if (p->kind == KIND_DELTA && p->started && !p->status) {
+        /* keep where a new request can take the patch up again */
+        struct aloft_delta *d = &a->delta->d;
+        uint32_t ck_patch, ck_out;
+        aloft_delta_checkpoint(d, &ck_patch, &ck_out);
+        a->delta_ck = ck_out > 0 && d->h.result_size;
+        if (a->delta_ck) {
+            a->delta_ck_patch = ck_patch, a->delta_ck_out = ck_out;
+            aloft_agent_log(a, "ota: patch upload dropped; it can resume at byte %u (%u bytes of the image written)",
+                            (unsigned)ck_patch, (unsigned)ck_out);
+        }
+    }
     if ((p->kind == KIND_FIRMWARE || p->kind == KIND_DELTA) && p->started) {
         /* the client went away: otadata and the running image were never touched */
         aloft_update_abort(writer(a, p));

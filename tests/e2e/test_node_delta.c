@@ -2,11 +2,16 @@
  * aloft-node: the node boots the new image; a patch for another image is
  * refused before the update slot is touched; a corrupted or truncated patch
  * is refused with the running slot, otadata and settings byte-identical and
- * the node still running the old image. */
+ * the node still running the old image; an upload whose link dropped
+ * resumes; aloft deploy --delta-from sends a patch where it helps. */
 #include "e2e.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "aloft/delta.h"
 
 static struct e2e_node node;
 static char v1[300], v2[300], other[300], patch[300], wrong[300];
@@ -130,6 +135,85 @@ static void test_delta_push_boots_the_new_image(void **state)
     e2e_http_free(&r);
 }
 
+/* A patch upload whose link drops resumes: GET /ota/status says where, the
+ * client sends the header and the rest with "; resume=N", and the device
+ * boots the new image; a wrong offset or another patch is refused. */
+static void test_dropped_patch_upload_resumes(void **state)
+{
+    (void)state;
+    struct e2e_node n;
+    e2e_node_init(&n, "delta-resume");
+    const char *args[] = {"--create", "--flash-size", "4M", "--firmware", v1, NULL};
+    assert_int_equal(e2e_node_start(&n, args), 0);
+    const char *small = e2e_path("1-2-4k.delta");
+    const char *mk[] = {"aloft", "delta", "make", v1, v2, "-o", small, "-q", "--block-size", "4K", NULL};
+    assert_int_equal(aloft_test_run(NULL, mk), 0);
+    size_t len;
+    uint8_t *p = e2e_file_read(small, &len);
+
+    /* the headers and 3/4 of the body, then the link is gone */
+    int fd = e2e_connect(&n);
+    char head[400];
+    int hl = snprintf(head, sizeof head,
+                      "POST /ota HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-aloft-delta\r\n"
+                      "%s\r\nContent-Length: %zu\r\n\r\n", n.listen, n.auth, len);
+    assert_int_equal(send(fd, head, (size_t)hl, MSG_NOSIGNAL), hl);
+    size_t part = len * 3 / 4;
+    for (size_t off = 0; off < part;) {
+        ssize_t k = send(fd, p + off, part - off, MSG_NOSIGNAL);
+        assert_true(k > 0);
+        off += (size_t)k;
+    }
+    e2e_sleep_ms(300);
+    close(fd);
+    assert_int_equal(e2e_node_wait_log(&n, "it can resume at byte", 1, 5000), 0);
+    cJSON *st = e2e_status(&n);
+    double at = e2e_jnum(st, "delta_resume");
+    assert_string_equal(e2e_jstr(st, "version"), "1.0.0");
+    cJSON_Delete(st);
+    assert_true(at > ALOFT_DELTA_HEADER_BYTES && at <= (double)part);
+
+    /* the header, then the patch from there */
+    size_t rest = len - (size_t)at;
+    uint8_t *body = malloc(ALOFT_DELTA_HEADER_BYTES + rest);
+    memcpy(body, p, ALOFT_DELTA_HEADER_BYTES);
+    memcpy(body + ALOFT_DELTA_HEADER_BYTES, p + (size_t)at, rest);
+    const char *tail = e2e_path("tail.delta");
+    e2e_file_write(tail, body, ALOFT_DELTA_HEADER_BYTES + rest);
+    char type[120];
+    struct e2e_http r;
+
+    /* another offset, or another patch's header: refused, nothing lost */
+    snprintf(type, sizeof type, "Content-Type: application/x-aloft-delta; resume=%u", (unsigned)at + 1);
+    const char *off_by_one[] = {"-H", type, NULL};
+    assert_int_equal(e2e_upload(&n, "/ota", tail, &r, off_by_one), 409);
+    assert_string_equal(e2e_http_error(&r), "cannot_resume");
+    e2e_http_free(&r);
+    snprintf(type, sizeof type, "Content-Type: application/x-aloft-delta; resume=%u", (unsigned)at);
+    const char *resume[] = {"-H", type, NULL};
+    size_t wl;
+    uint8_t *w = e2e_file_read(wrong, &wl);
+    memcpy(body, w, ALOFT_DELTA_HEADER_BYTES);
+    free(w);
+    const char *other_tail = e2e_path("other-tail.delta");
+    e2e_file_write(other_tail, body, ALOFT_DELTA_HEADER_BYTES + rest);
+    assert_int_equal(e2e_upload(&n, "/ota", other_tail, &r, resume), 409);
+    e2e_http_free(&r);
+
+    int got = e2e_upload(&n, "/ota", tail, &r, resume);
+    if (got != 200)
+        fprintf(stderr, "resume: %d (curl %d): %s\n", got, r.rc, r.body ? r.body : "");
+    assert_true(got == 200 || (got == 0 && (r.rc == 52 || r.rc == 56)));
+    e2e_http_free(&r);
+    assert_int_equal(e2e_node_wait_boot(&n), 0);
+    st = e2e_status(&n);
+    assert_string_equal(e2e_jstr(st, "version"), "2.0.0");
+    assert_null(cJSON_GetObjectItem(st, "delta_resume"));
+    cJSON_Delete(st);
+    free(body);
+    free(p);
+}
+
 /* aloft deploy --delta-from: a device running the old image gets a patch,
  * verified like any deploy; one running another image gets the whole image. */
 static void test_deploy_sends_a_patch_when_it_helps(void **state)
@@ -178,6 +262,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refused_patches_change_nothing),
         cmocka_unit_test(test_delta_push_boots_the_new_image),
+        cmocka_unit_test(test_dropped_patch_upload_resumes),
         cmocka_unit_test(test_deploy_sends_a_patch_when_it_helps),
     };
     return cmocka_run_group_tests(tests, setup, e2e_teardown);
