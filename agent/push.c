@@ -135,7 +135,7 @@ static bool preflight(struct aloft_agent *a, struct aloft_push *p, const struct 
             return false;
         if (!a->delta) {
             aloft_push_error(p, reply, 415, "unsupported_media_type",
-                             "this device takes no delta patches: send the whole image as application/octet-stream");
+                             "this device takes no patches: send the image as application/octet-stream");
             return false;
         }
     } else if (!may_change(a, p, r, "application/octet-stream",
@@ -229,7 +229,7 @@ static void upload_body(struct aloft_agent *a, struct aloft_push *p, const void 
         /* a resumed patch must be the interrupted one */
         size_t n = ALOFT_DELTA_HEADER_BYTES - p->received < len ? ALOFT_DELTA_HEADER_BYTES - p->received : len;
         if (memcmp(data, a->delta_ck_header + p->received, n)) {
-            refuse(p, 409, "cannot_resume", "this is not the patch whose upload dropped: send the whole patch");
+            refuse(p, 409, "cannot_resume", "not the patch whose upload dropped: send the whole patch");
             return;
         }
     }
@@ -388,7 +388,7 @@ int aloft_push_begin(struct aloft_agent *a, struct aloft_push *p, const struct a
             const char *rs = strstr(r->content_type, "resume=");
             if (rs && (!a->delta_ck || strtoul(rs + 7, NULL, 10) != a->delta_ck_patch)) {
                 aloft_push_error(p, reply, 409, "cannot_resume",
-                                 "no interrupted patch to resume at that offset: send the whole patch");
+                                 "nothing to resume at that offset: send the whole patch");
                 return 1;
             }
             p->resume = rs ? a->delta_ck_patch : 0;
@@ -453,7 +453,7 @@ void aloft_push_abort(struct aloft_agent *a, struct aloft_push *p)
         a->delta_ck = ck_out > 0 && d->h.result_size;
         if (a->delta_ck) {
             a->delta_ck_patch = ck_patch, a->delta_ck_out = ck_out;
-            aloft_agent_log(a, "ota: patch upload dropped; it can resume at byte %u (%u bytes of the image written)",
+            aloft_agent_log(a, "ota: patch upload dropped; it can resume at byte %u (%u bytes written)",
                             (unsigned)ck_patch, (unsigned)ck_out);
         }
     }

@@ -245,7 +245,20 @@ static int literal(struct aloft_delta *d, uint16_t *at, unsigned ps)
     int old = d->rep[0] <= here ? dict(d, here - d->rep[0]) : 0;
     if (old < 0)
         return old;
-    uint32_t c = tree(d, at, d->p + ALOFT_DELTA_P_LIT + ALOFT_DELTA_LIT_CTX_OF((unsigned)old) * 256, 8);
+    uint16_t *lp = d->p + ALOFT_DELTA_P_LIT;
+    unsigned m = (unsigned)old, c = 1;
+    do {
+        unsigned mb = (m >> 7) & 1;
+        m <<= 1;
+        unsigned b = bit(d, at, lp + 0x100 + (mb << 8) + c);
+        c = c << 1 | b;
+        if (mb != b) {
+            while (c < 0x100)
+                c = c << 1 | bit(d, at, lp + c);
+            break;
+        }
+    } while (c < 0x100);
+    c &= 0xFF;
     d->state = (uint8_t)after_lit(d->state);
     d->aligned = 0;
     return put(d, (uint8_t)c);

@@ -221,6 +221,31 @@ static float rtree_price(const uint16_t *p, unsigned bits, uint32_t v)
     return c;
 }
 
+/* LZMA's matched literal: v's bits, in the context of m's while they agree. */
+static float mlit_price(const uint16_t *lp, unsigned m, unsigned v)
+{
+    float c = 0;
+    unsigned s = 1, same = 1;
+    for (int i = 7; i >= 0; i--) {
+        unsigned b = (v >> i) & 1, mb = (m >> i) & 1;
+        c += pr(lp[same ? 0x100 + (mb << 8) + s : s], b);
+        s = s << 1 | b;
+        same &= mb == b;
+    }
+    return c;
+}
+
+static void mlit_enc(struct rc *r, uint16_t *lp, unsigned m, unsigned v)
+{
+    unsigned s = 1, same = 1;
+    for (int i = 7; i >= 0; i--) {
+        unsigned b = (v >> i) & 1, mb = (m >> i) & 1;
+        rc_bit(r, lp + (same ? 0x100 + (mb << 8) + s : s), b);
+        s = s << 1 | b;
+        same &= mb == b;
+    }
+}
+
 /* ---- the encoder's model state (what the decoder keeps, and mirrors) ---- */
 
 struct enc {
@@ -314,7 +339,7 @@ static float lit_price(const struct enc *e, uint32_t here, const struct mstate *
     unsigned prev = e->dict[here - 1];
     int old = diff_base(e, here, m);
     unsigned o = old < 0 ? 0 : (unsigned)old;
-    float plain = tree_price(e->p + ALOFT_DELTA_P_LIT + ALOFT_DELTA_LIT_CTX_OF(o) * 256, 8, cur);
+    float plain = mlit_price(e->p + ALOFT_DELTA_P_LIT, o, cur);
     *use_diff = 0;
     if (!m->aligned)
         return c + plain;
@@ -426,7 +451,7 @@ static void enc_token(struct enc *e, struct mstate *m, uint32_t here, const stru
         if (t->kind == T_DIFF)
             rc_tree(r, p + ALOFT_DELTA_P_DIFF + ALOFT_DELTA_DIFF_CTX_OF(prev) * 256, 8, (uint8_t)(e->dict[here] - o));
         else
-            rc_tree(r, p + ALOFT_DELTA_P_LIT + ALOFT_DELTA_LIT_CTX_OF(o) * 256, 8, e->dict[here]);
+            mlit_enc(r, p + ALOFT_DELTA_P_LIT, o, e->dict[here]);
         break;
     }
     case T_SHORTREP:

@@ -39,7 +39,6 @@ enum {
     ALOFT_DELTA_PROB_BITS = 12, /* a probability's low 12 bits: the chance of a 0, of 4096 */
     ALOFT_DELTA_STATES = 12,
     ALOFT_DELTA_PB = 4, /* position contexts: pos & 3 */
-    ALOFT_DELTA_LIT_CTX = 4,  /* plain literal contexts */
     ALOFT_DELTA_DIFF_CTX = 4, /* diff literal contexts */
     ALOFT_DELTA_MIN_MATCH = 2,
     ALOFT_DELTA_MAX_MATCH = 273,
@@ -53,7 +52,7 @@ enum {
     ALOFT_DELTA_P_IS_REP0_LONG = ALOFT_DELTA_P_IS_REP_G2 + ALOFT_DELTA_STATES,
     ALOFT_DELTA_P_IS_DIFF = ALOFT_DELTA_P_IS_REP0_LONG + ALOFT_DELTA_STATES * ALOFT_DELTA_PB,
     ALOFT_DELTA_P_LIT = ALOFT_DELTA_P_IS_DIFF + ALOFT_DELTA_STATES * ALOFT_DELTA_PB,
-    ALOFT_DELTA_P_DIFF = ALOFT_DELTA_P_LIT + ALOFT_DELTA_LIT_CTX * 256,
+    ALOFT_DELTA_P_DIFF = ALOFT_DELTA_P_LIT + 0x300, /* LZMA's matched literal */
     ALOFT_DELTA_P_LEN = ALOFT_DELTA_P_DIFF + ALOFT_DELTA_DIFF_CTX * 256,
     ALOFT_DELTA_P_REP_LEN = ALOFT_DELTA_P_LEN + ALOFT_DELTA_LEN_BYTES,
     ALOFT_DELTA_P_DIST_SLOT = ALOFT_DELTA_P_REP_LEN + ALOFT_DELTA_LEN_BYTES,
@@ -66,10 +65,10 @@ enum {
 #define ALOFT_DELTA_RATE_STEP 4 /* one step slower every 4 bits seen */
 #define ALOFT_DELTA_RATE_MAX 4  /* at most 1/16: firmware changes character often */
 
-/* The literals' contexts. A plain literal's: the top bits of the byte at the
- * last repeat distance (0 when there is none), which an edited instruction
- * often shares its opcode with; a diff literal's: the previous byte's. */
-#define ALOFT_DELTA_LIT_CTX_OF(old) ((old) >> 6)
+/* A plain literal is coded as LZMA's matched literal against the byte at the
+ * last repeat distance (0 when there is none): while its bits agree with that
+ * byte's they are the context (an edited instruction often keeps its opcode).
+ * A diff literal's context: the previous byte's top bits. */
 #define ALOFT_DELTA_DIFF_CTX_OF(prev) ((prev) >> 6)
 
 /* A probability's value (the chance of a 0 bit, of 1 << PROB_BITS). */
