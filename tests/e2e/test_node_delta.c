@@ -214,6 +214,54 @@ static void test_dropped_patch_upload_resumes(void **state)
     free(p);
 }
 
+/* Power lost (kill -9, ESP32 flash timing) at moments spread over a delta
+ * push, from the request to the boot after it: started again, the node boots
+ * the old image or the new one, never neither (the last kill, after the
+ * whole push, finds the new one). */
+static void test_kill9_during_a_delta_push(void **state)
+{
+    (void)state;
+    const char *boot[] = {"--flash-timing", "esp32", NULL};
+    struct e2e_node n;
+    e2e_node_init(&n, "delta-kill9");
+    char url[100], data[320];
+    snprintf(data, sizeof data, "@%s", patch);
+    uint64_t span = 0;
+    unsigned news = 0, olds = 0;
+    for (int i = 0; i <= 4; i++) {
+        remove(n.flash);
+        const char *create[] = {"--create", "--flash-size", "4M", "--firmware", v1, "--flash-timing", "esp32", NULL};
+        assert_int_equal(e2e_node_start(&n, create), 0);
+        snprintf(url, sizeof url, "%s/ota", n.url);
+        const char *post[] = {"-X", "POST", "--data-binary", data, "-H", "Content-Type: application/x-aloft-delta",
+                              "-H", n.auth, url, NULL};
+        struct e2e_curl_job job;
+        uint64_t t0 = e2e_now_ms();
+        e2e_curl_start(&job, post);
+        if (i == 0) { /* how long one takes, in full */
+            assert_int_equal(e2e_curl_wait(&job, NULL), 200);
+            assert_int_equal(e2e_node_wait_boot(&n), 0);
+            span = e2e_now_ms() - t0;
+            e2e_node_stop(&n);
+            continue;
+        }
+        unsigned at = (unsigned)(span * (unsigned)i / 4);
+        e2e_sleep_ms(at);
+        e2e_node_kill9(&n);
+        e2e_curl_wait(&job, NULL);
+        assert_int_equal(e2e_node_start(&n, boot), 0);
+        cJSON *st = e2e_status(&n);
+        const char *v = e2e_jstr(st, "version");
+        assert_true(!strcmp(v, "1.0.0") || !strcmp(v, "2.0.0"));
+        news += !strcmp(v, "2.0.0");
+        olds += !strcmp(v, "1.0.0");
+        printf("kill -9 at %4u ms of %llu: boots %s\n", at, (unsigned long long)span, v);
+        cJSON_Delete(st);
+        e2e_node_stop(&n);
+    }
+    assert_true(olds > 0);
+}
+
 /* aloft deploy --delta-from: a device running the old image gets a patch,
  * verified like any deploy; one running another image gets the whole image. */
 static void test_deploy_sends_a_patch_when_it_helps(void **state)
@@ -263,6 +311,7 @@ int main(void)
         cmocka_unit_test(test_refused_patches_change_nothing),
         cmocka_unit_test(test_delta_push_boots_the_new_image),
         cmocka_unit_test(test_dropped_patch_upload_resumes),
+        cmocka_unit_test(test_kill9_during_a_delta_push),
         cmocka_unit_test(test_deploy_sends_a_patch_when_it_helps),
     };
     return cmocka_run_group_tests(tests, setup, e2e_teardown);
