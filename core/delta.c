@@ -206,7 +206,7 @@ static int put(struct aloft_delta *d, uint8_t c)
 static int copy(struct aloft_delta *d, uint32_t dist, uint32_t len)
 {
     uint32_t here = d->h.base_size + d->out;
-    if (dist > here)
+    if (dist - 1 >= here) /* 0 (a distance that wrapped) or before the dictionary */
         return ALOFT_E_CORRUPT;
     while (len--) {
         int c = dict(d, here++ - dist);
@@ -230,7 +230,7 @@ static int literal(struct aloft_delta *d, uint16_t *at, unsigned ps)
 {
     uint32_t here = d->h.base_size + d->out;
     if (d->aligned && bit(d, at, d->p + ALOFT_DELTA_P_IS_DIFF + d->state * ALOFT_DELTA_PB + ps)) {
-        if (d->rep[0] > here)
+        if (d->rep[0] - 1 >= here)
             return ALOFT_E_CORRUPT;
         int old = dict(d, here - d->rep[0]);
         if (old < 0)
@@ -242,7 +242,7 @@ static int literal(struct aloft_delta *d, uint16_t *at, unsigned ps)
         d->state = (uint8_t)after_lit(d->state);
         return put(d, (uint8_t)(old + diff));
     }
-    int old = d->rep[0] <= here ? dict(d, here - d->rep[0]) : 0;
+    int old = d->rep[0] - 1 < here ? dict(d, here - d->rep[0]) : 0;
     if (old < 0)
         return old;
     uint16_t *lp = d->p + ALOFT_DELTA_P_LIT;
