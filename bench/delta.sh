@@ -131,11 +131,11 @@ read -r full_up full_wall full_bytes full_ok < <(link full)
 read -r delta_up delta_wall delta_bytes delta_ok < <(link delta)
 printf '\nupdating one simulated device (aloft-node, ESP32 flash timing) over a 1 Mbit/s link, OLD -> NEW\n'
 printf '(upload: the request until the device replied, whole-slot erase and decode included;\n'
-printf ' deploy: until the device was verified after its restart; the patch is made before the upload)\n\n'
+printf ' deploy: until the device was verified after its restart; for the patch, aloft deploy makes it first)\n\n'
 printf '%-28s %12s %10s %10s %8s  %s\n' way "bytes sent" "upload s" "deploy s" "x full" result
 printf '%-28s %12s %10s %10s %8s  %s\n' "whole image (POST /ota)" "$full_bytes" "$full_up" "$full_wall" "1.00x" "$full_ok"
 printf '%-28s %12s %10s %10s %8s  %s\n' "delta patch (--delta-from)" "$delta_bytes" "$delta_up" "$delta_wall" \
-    "$(awk -v a="$delta_up" -v b="$full_up" 'BEGIN { printf "%.2fx", b > 0 ? a / b : 0 }')" "$delta_ok"
+    "$(awk -v a="$delta_up" -v b="$full_up" 'BEGIN { printf "%.2fx", (b > 0 ? a / b : 0) }')" "$delta_ok"
 printf 'both pay the update writer'"'"'s whole-slot erase before the first byte is written (the 3 MB ota slot of\n'
 printf 'the 8 MB table: 47 block erases, ~7 s with ESP32 timings) and the programming of the whole NEW;\n'
 printf 'the patch only shortens the time on the air. The simulated BLE link is not measured here.\n'
