@@ -72,6 +72,7 @@ int aloft_agent_start(struct aloft_agent *a, const struct aloft_agent_port *port
     copy(a->cmd_topic, sizeof a->cmd_topic, cfg->cmd_topic);
     a->boot_count = cfg->boot_count;
     a->open = cfg->open;
+    a->delta = cfg->delta;
     aloft_agent_log(a, "boot: reset_reason=%s running_partition=%s", a->reset_reason, b->running->label);
 
     /* what the running firmware is: its header and descriptor */
@@ -240,6 +241,9 @@ void aloft_agent_status_fields(struct aloft_agent *a, struct aloft_jw *w)
     else
         aloft_jw_null(w, "www_slot");
     aloft_jw_bool(w, "busy", a->busy);
+    aloft_jw_bool(w, "delta", a->delta != NULL);
+    if (a->delta_ck)
+        aloft_jw_num(w, "delta_resume", a->delta_ck_patch);
 }
 
 int aloft_agent_status_json(struct aloft_agent *a, char *buf, size_t cap)

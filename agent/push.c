@@ -3,6 +3,7 @@
  * chunk, so memory does not grow with the image; the frontend's own
  * endpoints and files are in www.c. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -10,9 +11,10 @@
 #include "aloft/err.h"
 #include "push_private.h"
 
-enum kind { KIND_REPLIED, KIND_FIRMWARE, KIND_FRONTEND, KIND_PULL };
+enum kind { KIND_REPLIED, KIND_FIRMWARE, KIND_FRONTEND, KIND_PULL, KIND_DELTA };
 
 #define JSON "application/json"
+#define DELTA "application/x-aloft-delta"
 
 void aloft_push_json(struct aloft_push *p, struct aloft_push_reply *reply, int status, int len)
 {
@@ -113,7 +115,8 @@ static void classify(const struct aloft_agent *a, struct aloft_push *p, int err)
         {ALOFT_E_TRUNCATED, 400, "truncated"},   {ALOFT_E_TRAILING, 400, "trailing_data"},
         {ALOFT_E_CHIP, 422, "wrong_chip"},       {ALOFT_E_ESP8266, 422, "wrong_chip"},
         {ALOFT_E_NOSPC, 413, "too_large"},       {ALOFT_E_STATE, 409, "pending_verify"},
-        {ALOFT_E_SIGNATURE, 422, "bad_signature"},
+        {ALOFT_E_SIGNATURE, 422, "bad_signature"}, {ALOFT_E_BASE, 422, "wrong_base"},
+        {ALOFT_E_CORRUPT, 400, "bad_patch"},
     };
     p->status = 500;
     p->code = "flash_error";
@@ -125,9 +128,17 @@ static void classify(const struct aloft_agent *a, struct aloft_push *p, int err)
 
 /* Checks that need only the headers; fills *reply on a refusal. */
 static bool preflight(struct aloft_agent *a, struct aloft_push *p, const struct aloft_push_request *r,
-                      struct aloft_push_reply *reply)
+                      bool delta, struct aloft_push_reply *reply)
 {
-    if (!may_change(a, p, r, "application/octet-stream",
+    if (delta) {
+        if (!may_change(a, p, r, DELTA, "send a patch as " DELTA, reply))
+            return false;
+        if (!a->delta) {
+            aloft_push_error(p, reply, 415, "unsupported_media_type",
+                             "this device takes no patches: send the image as application/octet-stream");
+            return false;
+        }
+    } else if (!may_change(a, p, r, "application/octet-stream",
                     "send it as application/octet-stream: curl --data-binary @fw.bin -H 'Content-Type: "
                     "application/octet-stream' (curl -d strips newlines and corrupts binaries)",
                     reply))
@@ -140,10 +151,18 @@ static bool preflight(struct aloft_agent *a, struct aloft_push *p, const struct 
     return true;
 }
 
+/* The update writer of a firmware upload: the request's own, or for a patch
+ * the one the delta decoder writes through. */
+static struct aloft_update *writer(struct aloft_agent *a, struct aloft_push *p)
+{
+    return p->kind == KIND_DELTA ? &a->delta->u : &p->u;
+}
+
 int aloft_push_upload_begin(struct aloft_agent *a, struct aloft_push *p, bool frontend, uint64_t len,
                             struct aloft_push_reply *reply)
 {
-    p->kind = frontend ? KIND_FRONTEND : KIND_FIRMWARE;
+    if (p->kind != KIND_DELTA)
+        p->kind = frontend ? KIND_FRONTEND : KIND_FIRMWARE;
     uint32_t room = 0;
     if (!frontend) {
         const struct aloft_part *next = aloft_part_next_update(&a->boot->table, a->boot->running);
@@ -171,8 +190,17 @@ int aloft_push_upload_begin(struct aloft_agent *a, struct aloft_push *p, bool fr
         return 1;
     }
     a->busy = p->holds = true;
-    int rc;
-    if (!frontend) {
+    int rc = 0;
+    if (!p->resume)
+        a->delta_ck = false; /* the slot is rewritten: nothing to resume any more */
+    if (p->kind == KIND_DELTA && p->resume) {
+        /* the header again, then the patch from the checkpoint; the base and the
+         * result's first bytes are checked again before anything is written */
+        aloft_delta_update_resume(a->delta, a->boot, NULL, a->delta_ck_patch, a->delta_ck_out);
+    } else if (p->kind == KIND_DELTA) {
+        /* nothing is erased until the patch's header names the running image */
+        aloft_delta_update_begin(a->delta, a->boot, NULL);
+    } else if (!frontend) {
         rc = aloft_update_begin(&p->u, a->boot, NULL);
     } else {
         p->slot = a->www[aloft_agent_www_inactive(a)];
@@ -192,14 +220,29 @@ static void upload_body(struct aloft_agent *a, struct aloft_push *p, const void 
     if (p->status)
         return; /* refused already: the rest of the body is discarded */
     int rc;
-    if (p->kind == KIND_FIRMWARE) {
-        bool known = aloft_image_ident_ready(&p->u.v); /* checked once, when the head is in */
-        rc = aloft_update_write(&p->u, data, len);
-        if (rc == 0 && !known && aloft_image_ident_ready(&p->u.v) &&
-            !aloft_agent_secure_version_ok(a, &p->u.v.info, p->message, sizeof p->message)) {
+    if (p->kind == KIND_DELTA && !p->resume && p->received < ALOFT_DELTA_HEADER_BYTES) {
+        /* kept for a resume: one delta update at a time, and no checkpoint is kept meanwhile */
+        size_t n = ALOFT_DELTA_HEADER_BYTES - p->received < len ? ALOFT_DELTA_HEADER_BYTES - p->received : len;
+        memcpy(a->delta_ck_header + p->received, data, n);
+    }
+    if (p->resume && p->received < ALOFT_DELTA_HEADER_BYTES) {
+        /* a resumed patch must be the interrupted one */
+        size_t n = ALOFT_DELTA_HEADER_BYTES - p->received < len ? ALOFT_DELTA_HEADER_BYTES - p->received : len;
+        if (memcmp(data, a->delta_ck_header + p->received, n)) {
+            refuse(p, 409, "cannot_resume", "not the patch whose upload dropped: send the whole patch");
+            return;
+        }
+    }
+    if (p->kind == KIND_FIRMWARE || p->kind == KIND_DELTA) {
+        struct aloft_update *u = writer(a, p);
+        /* checked once, when the head is in (a patch's writer starts after its header) */
+        bool known = u->state != 0 && aloft_image_ident_ready(&u->v);
+        rc = p->kind == KIND_DELTA ? aloft_delta_update_write(a->delta, data, len) : aloft_update_write(u, data, len);
+        if (rc == 0 && !known && u->state != 0 && aloft_image_ident_ready(&u->v) &&
+            !aloft_agent_secure_version_ok(a, &u->v.info, p->message, sizeof p->message)) {
             p->status = 422;
             p->code = "secure_version";
-            aloft_update_abort(&p->u);
+            aloft_update_abort(u);
             return;
         }
     } else if (p->received + len > p->expected) { /* past Content-Length: never past the slot */
@@ -209,28 +252,35 @@ static void upload_body(struct aloft_agent *a, struct aloft_push *p, const void 
     }
     if (rc) {
         classify(a, p, rc);
-        if (p->kind == KIND_FIRMWARE)
-            aloft_update_abort(&p->u);
+        if (p->kind != KIND_FRONTEND)
+            aloft_update_abort(writer(a, p));
         return;
     }
     p->received += len;
 }
 
+/* Not inlined: its reply buffers would sit on the stack under the signature
+ * check too (the agent's entry points have 2 KB). */
+static void firmware_ok(struct aloft_agent *a, struct aloft_push *p, struct aloft_push_reply *reply)
+    __attribute__((noinline));
 static void firmware_ok(struct aloft_agent *a, struct aloft_push *p, struct aloft_push_reply *reply)
 {
-    const struct aloft_image_info *in = &p->u.v.info;
+    const struct aloft_update *u = writer(a, p);
+    const struct aloft_image_info *in = &u->v.info;
     char sha[65];
     aloft_agent_hex(in->sha256, 32, sha);
     struct aloft_jw w;
     aloft_jw_begin(&w, p->buf, p->cap);
     aloft_jw_str(&w, "status", "ok");
     aloft_jw_str(&w, "message", "OTA update successful. Rebooting...");
-    aloft_jw_str(&w, "partition", p->u.target->label);
+    aloft_jw_str(&w, "partition", u->target->label);
     aloft_jw_str(&w, "version", in->has_desc ? in->desc.version : "");
     aloft_jw_str(&w, "sha256", in->hash_appended ? sha : "");
+    if (p->kind == KIND_DELTA)
+        aloft_jw_num(&w, "image_bytes", u->written);
     aloft_push_json(p, reply, 200, aloft_jw_end(&w));
-    aloft_agent_log(a, "ota: %llu bytes verified into %s, version %s; rebooting", (unsigned long long)p->received,
-                    p->u.target->label, in->has_desc ? in->desc.version : "?");
+    aloft_agent_log(a, "ota: %llu bytes%s verified into %s, version %s; rebooting", (unsigned long long)p->received,
+                    p->kind == KIND_DELTA ? " of patch" : "", u->target->label, in->has_desc ? in->desc.version : "?");
 }
 
 static void frontend_ok(struct aloft_agent *a, struct aloft_push *p, struct aloft_push_reply *reply)
@@ -250,14 +300,15 @@ static void upload_end(struct aloft_agent *a, struct aloft_push *p, struct aloft
 {
     int rc = 0;
     const char *code = NULL;
-    if (!p->status && p->kind == KIND_FIRMWARE) {
-        rc = aloft_update_end(&p->u);
+    if (!p->status && p->kind != KIND_FRONTEND) {
+        struct aloft_update *u = writer(a, p);
+        rc = p->kind == KIND_DELTA ? aloft_delta_update_end(a->delta) : aloft_update_end(u);
         if (rc == 0)
-            rc = aloft_agent_sig_check(a, p->u.target->offset, 0, &p->u.v.info, &code, p->message, sizeof p->message);
+            rc = aloft_agent_sig_check(a, u->target->offset, 0, &u->v.info, &code, p->message, sizeof p->message);
         if (rc == 0)
-            rc = aloft_update_set_boot(&p->u);
+            rc = aloft_update_set_boot(u);
         if (rc)
-            aloft_update_abort(&p->u);
+            aloft_update_abort(u);
     } else if (!p->status) {
         rc = aloft_agent_sig_check(a, p->slot->offset, (uint32_t)p->received, NULL, &code, p->message,
                                    sizeof p->message);
@@ -276,7 +327,7 @@ static void upload_end(struct aloft_agent *a, struct aloft_push *p, struct aloft
         aloft_push_error(p, reply, p->status, p->code, p->message);
         return;
     }
-    if (p->kind == KIND_FIRMWARE)
+    if (p->kind != KIND_FRONTEND)
         firmware_ok(a, p, reply);
     else
         frontend_ok(a, p, reply);
@@ -328,8 +379,20 @@ int aloft_push_begin(struct aloft_agent *a, struct aloft_push *p, const struct a
     bool get = !strcmp(r->method, "GET") || !strcmp(r->method, "HEAD");
     bool post = !strcmp(r->method, "POST");
     if (post && (!strcmp(url, "/ota") || !strcmp(url, "/api/ota/frontend"))) {
-        if (!preflight(a, p, r, reply))
+        bool delta = !strcmp(url, "/ota") && r->content_type && !strncasecmp(r->content_type, DELTA, strlen(DELTA));
+        if (!preflight(a, p, r, delta, reply))
             return 1;
+        if (delta) {
+            p->kind = KIND_DELTA;
+            /* "; resume=N": the rest of a patch whose link dropped (GET /ota/status's delta_resume) */
+            const char *rs = strstr(r->content_type, "resume=");
+            if (rs && (!a->delta_ck || strtoul(rs + 7, NULL, 10) != a->delta_ck_patch)) {
+                aloft_push_error(p, reply, 409, "cannot_resume",
+                                 "nothing to resume at that offset: send the whole patch");
+                return 1;
+            }
+            p->resume = rs ? a->delta_ck_patch : 0;
+        }
         return aloft_push_upload_begin(a, p, strcmp(url, "/ota") != 0, (uint64_t)r->content_length, reply);
     }
     if (post && !strcmp(url, "/api/ota/pull")) {
@@ -359,7 +422,7 @@ int aloft_push_begin(struct aloft_agent *a, struct aloft_push *p, const struct a
 
 void aloft_push_body(struct aloft_agent *a, struct aloft_push *p, const void *data, size_t len)
 {
-    if (p->kind == KIND_FIRMWARE || p->kind == KIND_FRONTEND) {
+    if (p->kind == KIND_FIRMWARE || p->kind == KIND_FRONTEND || p->kind == KIND_DELTA) {
         upload_body(a, p, data, len);
     } else if (p->kind == KIND_PULL) {
         /* past the limit only the length is kept: pull_end refuses it */
@@ -382,9 +445,21 @@ void aloft_push_end(struct aloft_agent *a, struct aloft_push *p, struct aloft_pu
 
 void aloft_push_abort(struct aloft_agent *a, struct aloft_push *p)
 {
-    if (p->kind == KIND_FIRMWARE && p->started) {
+    if (p->kind == KIND_DELTA && p->started && !p->status) {
+        /* keep where a new request can take the patch up again */
+        struct aloft_delta *d = &a->delta->d;
+        uint32_t ck_patch, ck_out;
+        aloft_delta_checkpoint(d, &ck_patch, &ck_out);
+        a->delta_ck = ck_out > 0 && d->h.result_size;
+        if (a->delta_ck) {
+            a->delta_ck_patch = ck_patch, a->delta_ck_out = ck_out;
+            aloft_agent_log(a, "ota: patch upload dropped; it can resume at byte %u (%u bytes written)",
+                            (unsigned)ck_patch, (unsigned)ck_out);
+        }
+    }
+    if ((p->kind == KIND_FIRMWARE || p->kind == KIND_DELTA) && p->started) {
         /* the client went away: otadata and the running image were never touched */
-        aloft_update_abort(&p->u);
+        aloft_update_abort(writer(a, p));
         aloft_agent_log(a, "ota: upload dropped after %llu bytes; nothing changed", (unsigned long long)p->received);
     }
     p->started = false;

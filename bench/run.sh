@@ -2,7 +2,7 @@
 # Run the benchmarks and print their tables. Instruction counts come from
 # valgrind's callgrind, so they repeat exactly from run to run; wall times
 # follow for reference. Then bench/push against a real aloft-node, and the
-# fleet, server, scale, rollout, flood and pull benchmarks.
+# fleet, server, scale, rollout, flood, pull, espota and delta benchmarks.
 #
 # usage: bench/run.sh [BUILD_DIR] [all|ingest]   (default: build all; `make bench` builds it first)
 #        ingest: only bench/ingest (the callgrind table and its wall times) and bench/verify
@@ -167,3 +167,7 @@ fi
 
 # bench/espota: 1 MB to one device over HTTP and over ArduinoOTA, same link
 "$(dirname "$0")/espota.sh" "$build"
+
+# bench/delta: patch sizes on a real ESP-IDF pair next to xz, zstd, bsdiff and
+# xdelta3, the decoder's RAM, its instructions per byte against SHA-256
+"$(dirname "$0")/delta.sh" "$build"

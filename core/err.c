@@ -39,6 +39,7 @@ const char *aloft_strerror(int err)
     case ALOFT_E_NOR: return "flash program would set a bit: the sector was not erased";
     case ALOFT_E_TOOMANY: return "too many entries";
     case ALOFT_E_PART_KIND: return "partition breaks a rule for its kind (one otadata of exactly 8 KB, ota_0..ota_N without gaps or repeats, writable nvs at least 12 KB, otadata and coredump never read-only)";
+    case ALOFT_E_BASE: return "the patch is for another image";
     default: return "unknown error";
     }
 }

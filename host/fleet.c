@@ -55,6 +55,8 @@ bool aloft_devstatus_parse(const char *json, struct aloft_devstatus *s)
     s->www_slot = get_num(j, "www_slot", -1);
     s->max_size = get_num(j, "max_size", 0);
     s->busy = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "busy"));
+    s->delta = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "delta"));
+    copy_str(j, "sha256", s->sha256, sizeof s->sha256);
     s->ok = true;
     cJSON_Delete(j);
     return true;

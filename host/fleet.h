@@ -18,6 +18,8 @@ struct aloft_devstatus {
     long www_slot;      /* -1 without frontend slots */
     long max_size;
     bool busy;
+    bool delta;         /* it takes delta patches (POST /ota, application/x-aloft-delta) */
+    char sha256[65];    /* the running image's appended SHA-256 ("" when it has none) */
 };
 
 /* Parse a /ota/status body. Returns true when it is one (version and

@@ -29,12 +29,20 @@ TEXT_BUDGET=24576        # whole core, .text (code + read-only data), per target
 RAM_BUDGET=256           # whole core, .data + .bss
 STACK_BUDGET=1536        # aloft_update_write and everything it calls
 ALLOWED="memcpy memset memcmp"
-AGENT_TEXT_BUDGET=54469  # agent + core, .text, per target: 48 KB, + 2 KB for signature checks,
+AGENT_TEXT_BUDGET=59407  # agent + core, .text, per target: 48 KB, + 2 KB for signature checks,
                          # + 512 B for signed reports (the HMAC, the signing in pull.c),
                          # + 2757 B for ArduinoOTA uploads (agent/espota.c: the handshake, its MD5 and
-                         # PBKDF2-HMAC-SHA256 answers; push.c's upload entry for it)
+                         # PBKDF2-HMAC-SHA256 answers; push.c's upload entry for it),
+                         # + 3643 B for delta updates (core/delta.c's decoder, core/delta_update.c),
+                         # + 595 B for POST /ota taking them (push.c: the patch type, its writer, errors),
+                         # + 700 B for resuming a patch upload whose link dropped (push.c, status)
 AGENT_RAM_BUDGET=512     # agent + core, .data + .bss
 AGENT_STACK_BUDGET=2048  # each agent entry point and everything it calls
+DELTA_RAM_BUDGET=8192    # the delta decoder: its state (struct aloft_delta) + the worst-case stack
+                         # of applying a patch through the update writer (docs/delta.md)
+# Indirect calls the core makes to its own functions (the delta decoder's io,
+# bound to the update writer): stack.py follows them instead of stopping there.
+CORE_CALLBACKS=(--callbacks delta.c=du_read,du_start,du_write)
 # The agent's entry points: every function these headers declare.
 AGENT_API=(include/aloft/agent.h include/aloft/push.h include/aloft/pull.h include/aloft/mqtt.h include/aloft/espota.h)
 # The agent may call what newlib's libc defines (one multilib stands for all:
@@ -252,7 +260,7 @@ stack() {
     local t=$2
     case $1 in
     core) python3 scripts/stack.py "$out/$t/core" --label "${name[$t]}" --budget $STACK_BUDGET ;;
-    agent) python3 scripts/stack.py "$out/$t/agent" --also "$out/$t/core" --name "core or the agent" \
+    agent) python3 scripts/stack.py "$out/$t/agent" --also "$out/$t/core" --name "core or the agent" "${CORE_CALLBACKS[@]}" \
                --label "${name[$t]}, the agent's entry points" --budget $AGENT_STACK_BUDGET --budget-all \
                --libc "${entry_points[@]}" ;;
     esac
@@ -266,6 +274,28 @@ for part in "${parts[@]}"; do
         printf '\n'
     done
 done
+
+# delta_ram TARGET: the delta decoder's state and worst-case stack against
+# DELTA_RAM_BUDGET (the update writer's own struct aloft_update is not
+# counted: every update, delta or not, has one).
+delta_ram() {
+    local t=$1 probe=$out/$1/delta_probe state stack report
+    printf '#include "aloft/delta.h"\nstruct aloft_delta aloft_delta_probe;\n' >"$probe.c"
+    # shellcheck disable=SC2086
+    "${prefix[$t]}gcc" ${flags[$t]} -Os -std=c11 -I include ${part_flags[core]} -c "$probe.c" -o "$probe.o"
+    state=$((16#$("${prefix[$t]}nm" -S "$probe.o" | awk '$4 == "aloft_delta_probe" {print $2}')))
+    report=$(python3 scripts/stack.py "$out/$t/core" "${CORE_CALLBACKS[@]}" --label "${name[$t]}, applying a delta" \
+             --budget $((DELTA_RAM_BUDGET - state)) --budget-all aloft_delta_update_write aloft_delta_update_end) || true
+    printf '%s\n' "$report"
+    stack=$(printf '%s\n' "$report" | awk '$1 ~ /^aloft_delta_update_(write|end)$/ && $2 > m {m = $2} END {print m + 0}')
+    printf 'delta decoder RAM, %s: state %d B + stack %d B = %d B (budget %d B)%s\n\n' "${name[$t]}" \
+        "$state" "$stack" $((state + stack)) $DELTA_RAM_BUDGET \
+        "$([ $((state + stack)) -le $DELTA_RAM_BUDGET ] && echo "  ok" || echo "  OVER BUDGET")"
+    if [ $((state + stack)) -gt $DELTA_RAM_BUDGET ] || printf '%s\n' "$report" | grep -q PROBLEM; then
+        problems+=("${name[$t]}: the delta decoder needs $((state + stack)) B of RAM (budget $DELTA_RAM_BUDGET B) or its stack check failed")
+    fi
+}
+for t in "${targets[@]}"; do delta_ram "$t"; done
 
 # clib_list KIND: the KIND ("libc" | "libgcc") symbols the agent needs: those
 # every target needs, then per target those only some need.

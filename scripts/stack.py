@@ -75,7 +75,7 @@ def deeper(a, b):
     return b if a is None or (b is not None and b[0] > a[0]) else a
 
 
-def analyse(g, root, libc_ok, name):
+def analyse(g, root, libc_ok, name, callbacks=None):
     """Return (Result, problems) for root.
 
     problems: recursion, unbounded frames, callees defined nowhere (name:
@@ -85,6 +85,15 @@ def analyse(g, root, libc_ok, name):
     memo = {}
     problems = []
     unknown = set()
+    callbacks = callbacks or {}
+
+    def targets(t):
+        """What an indirect call in t may reach: the callbacks given for t's
+        file (the core's own, e.g. the delta decoder's io), or None (a port's)."""
+        for f, names in callbacks.items():
+            if os.path.basename(g.where[t].split(":")[0]) == f:
+                return [x for x in g.frame if g.name[x] in names]
+        return None
 
     def visit(t, stack):
         if t in memo:
@@ -98,7 +107,11 @@ def analyse(g, root, libc_ok, name):
             problems.append("%s (%s) has a frame of unbounded size" % (g.name[t], g.where[t]))
         best = Result(0, [], None, {})
         port, libc = None, {}
+        calls = []
         for callee, site in g.calls.get(t, []):
+            reach = targets(t) if callee == INDIRECT else None
+            calls += [(c, site) for c in reach] if reach is not None else [(callee, site)]
+        for callee, site in calls:
             if callee == INDIRECT:
                 port = deeper(port, (0, site))
             elif callee in g.frame:
@@ -148,6 +161,8 @@ def main():
     ap.add_argument("--libc", action="store_true",
                     help="callees outside the graph not named aloft_* are the C library's "
                          "(newlib, libgcc): report where it is entered instead of failing")
+    ap.add_argument("--callbacks", action="append", default=[], metavar="FILE=F1,F2",
+                    help="indirect calls made in FILE (a basename) go to these functions of the graph")
     ap.add_argument("roots", nargs="*", default=["aloft_update_write", "aloft_update_begin",
                                                  "aloft_update_end", "aloft_update_set_boot", "aloft_update_resume",
                                                  "aloft_boot_select"])
@@ -176,7 +191,8 @@ def main():
         if root not in g.frame:
             print("  %-*s   n/a   (not in the %s yet)" % (width, root, a.name))
             continue
-        res, problems = analyse(g, root, a.libc, a.name)
+        cbs = {f: set(n.split(",")) for f, n in (c.split("=", 1) for c in a.callbacks)}
+        res, problems = analyse(g, root, a.libc, a.name, cbs)
         verdict = ""
         if a.budget_all or root == a.budget_root:
             ok = res.worst <= a.budget and not problems

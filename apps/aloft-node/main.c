@@ -415,6 +415,7 @@ static int run(struct node *n)
     load_mac(n);
 
     /* the application: the agent, then the firmware's behaviour */
+    static struct aloft_delta_update delta; /* as a device keeps it: one, static */
     struct aloft_agent_config cfg = {
         .mac = n->mac,
         .reset_reason = reset_reason,
@@ -424,6 +425,7 @@ static int run(struct node *n)
         .server = n->cfg.server,
         .cmd_topic = n->cfg.cmd_topic,
         .open = n->cfg.open,
+        .delta = &delta,
     };
     if ((rc = aloft_agent_start(&n->agent, &n->port, &n->boot, &cfg)) != 0)
         return fail("agent: %s", aloft_strerror(rc));

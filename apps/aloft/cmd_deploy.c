@@ -18,9 +18,11 @@
 #include "aloft/err.h"
 #include "aloft/image.h"
 #include "cmd.h"
+#include "delta.h"
 #include "espota.h"
 #include "file.h"
 #include "fleet.h"
+#include "hex.h"
 #include "littlefs.h"
 #include "targets.h"
 
@@ -67,6 +69,10 @@ static const char help[] =
     "                       also answers aloft's status endpoint (--status-port) is verified as\n"
     "                       usual; one that does not ends as \"sent\" (its OK is all there is)\n"
     "  --status-port N      with --espota: port of the devices' GET /ota/status (default 8032)\n"
+    "  --delta-from OLD     an image devices may run now (repeatable, up to 8): a device that runs\n"
+    "                       it and takes patches gets a delta patch from OLD instead of the whole\n"
+    "                       image when the patch is under 80%% of it (aloft delta make; a few\n"
+    "                       seconds per OLD, made once)\n"
     "\n"
     "exit status: 0 every targeted device confirmed (or already ran the version, or was sent), 1 any\n"
     "failure, 2 unusable image or no targets (none answered, or every device that did is\n"
@@ -76,7 +82,8 @@ static const char help[] =
     "examples:\n"
     "  aloft deploy build/app.bin 192.168.1.0/24 --canary 1 --psk \"$OTA_PSK\"\n"
     "  aloft deploy --frontend build/www.bin @fleet.txt --parallel 16\n"
-    "  aloft deploy --espota .pio/build/esp32dev/firmware.bin 192.168.1.40 --psk \"$OTA_PASSWORD\"\n";
+    "  aloft deploy --espota .pio/build/esp32dev/firmware.bin 192.168.1.40 --psk \"$OTA_PASSWORD\"\n"
+    "  aloft deploy app-1.1.bin @fleet.txt --delta-from app-1.0.bin --psk \"$OTA_PSK\"\n";
 
 enum outcome { O_NONE, O_UPDATED, O_ROLLED_BACK, O_REJECTED, O_UNREACHABLE, O_UNCONFIRMED, O_UNCHANGED, O_SKIPPED,
                O_SENT, O_INTERRUPTED, O_COUNT };
@@ -99,8 +106,9 @@ struct dev {
     CURL *easy;
     struct curl_slist *headers;
     struct aloft_body body;
-    const uint8_t *image; /* shared, read-only */
+    const uint8_t *image; /* shared, read-only: the image, or a delta patch to it */
     size_t len;
+    const struct base *delta; /* the patch's base, or NULL: the whole image */
     size_t offset;        /* this transfer's own read position */
     double t_start, t_end;
     uint64_t sent;
@@ -117,7 +125,20 @@ struct dev {
     struct aloft_espota_client espota;
 };
 
+/* An image devices may run now (--delta-from) and the patch from it. */
+struct base {
+    const char *path;
+    uint8_t *image, *patch;
+    size_t len, patch_len;
+    char sha256[65];      /* its appended SHA-256, as devices report it */
+    bool tried;           /* the patch was made (or failed) */
+};
+
+#define MAX_BASES 8
+
 struct deploy {
+    struct base bases[MAX_BASES];
+    unsigned nbases;
     const uint8_t *image;
     size_t len;
     bool frontend, verify, json, tty, espota;
@@ -266,20 +287,21 @@ static void start_upload(struct deploy *d, struct dev *v)
     char url[160], auth[128];
     snprintf(url, sizeof url, "http://%s%s", v->addr, d->frontend ? "/api/ota/frontend" : "/ota");
     v->easy = curl_easy_init();
-    v->headers = curl_slist_append(NULL, "Content-Type: application/octet-stream");
+    v->headers = curl_slist_append(NULL, v->delta ? "Content-Type: application/x-aloft-delta"
+                                                  : "Content-Type: application/octet-stream");
     if (d->psk) {
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", d->psk);
         v->headers = curl_slist_append(v->headers, auth);
     }
-    v->image = d->image;
-    v->len = d->len;
+    v->image = v->delta ? v->delta->patch : d->image;
+    v->len = v->delta ? v->delta->patch_len : d->len;
     v->offset = 0;
     v->body.len = 0;
     curl_easy_setopt(v->easy, CURLOPT_URL, url);
     curl_easy_setopt(v->easy, CURLOPT_POST, 1L);
     curl_easy_setopt(v->easy, CURLOPT_READFUNCTION, read_image);
     curl_easy_setopt(v->easy, CURLOPT_READDATA, v);
-    curl_easy_setopt(v->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)d->len);
+    curl_easy_setopt(v->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)v->len);
     curl_easy_setopt(v->easy, CURLOPT_HTTPHEADER, v->headers);
     curl_easy_setopt(v->easy, CURLOPT_WRITEFUNCTION, aloft_body_write);
     curl_easy_setopt(v->easy, CURLOPT_WRITEDATA, &v->body);
@@ -293,7 +315,11 @@ static void start_upload(struct deploy *d, struct dev *v)
     curl_multi_add_handle(d->multi, v->easy);
     v->phase = P_UPLOAD;
     v->t_start = now();
-    note(d, v, "uploading %zu bytes", d->len);
+    if (v->delta)
+        note(d, v, "uploading a %zu-byte patch from %s (%.1f%% of the image)", v->len, v->delta->path,
+             100.0 * (double)v->len / (double)d->len);
+    else
+        note(d, v, "uploading %zu bytes", d->len);
 }
 
 static void drop_easy(struct deploy *d, struct dev *v)
@@ -316,7 +342,7 @@ static void upload_done(struct deploy *d, struct dev *v, CURLcode rc)
     drop_easy(d, v);
     /* the device restarts ~1 s after replying: a reply lost to the restart,
      * once the whole body was sent, is the normal "maybe" */
-    bool maybe = rc != CURLE_OK && v->offset == d->len &&
+    bool maybe = rc != CURLE_OK && v->offset == v->len &&
                  (rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING || rc == CURLE_SEND_ERROR ||
                   rc == CURLE_PARTIAL_FILE || rc == CURLE_OPERATION_TIMEDOUT);
     if (rc == CURLE_OK && code >= 300) {
@@ -552,6 +578,60 @@ static int check_image(struct deploy *d, const char *path)
     return 0;
 }
 
+/* --delta-from OLD: read it and note its appended SHA-256. Returns 0 or 2. */
+static int add_base(struct deploy *d, const char *path)
+{
+    if (d->nbases == MAX_BASES) {
+        fprintf(stderr, "aloft deploy: at most %d --delta-from images\n", MAX_BASES);
+        return 2;
+    }
+    struct base *b = &d->bases[d->nbases];
+    struct aloft_image_info info;
+    if (aloft_file_read(path, &b->image, &b->len)) {
+        fprintf(stderr, "aloft deploy: --delta-from %s: %s\n", path, strerror(errno));
+        return 2;
+    }
+    int rc = aloft_image_verify(b->image, b->len, ALOFT_CHIP_ANY, 0, &info);
+    if (rc || !info.hash_appended) {
+        fprintf(stderr, "aloft deploy: --delta-from %s: %s\n", path,
+                rc ? aloft_strerror(rc) : "the image has no appended SHA-256, so no device can be matched to it");
+        free(b->image);
+        return 2;
+    }
+    b->path = path;
+    aloft_hex(info.sha256, 32, b->sha256);
+    d->nbases++;
+    return 0;
+}
+
+/* The patch for a device that runs one of the --delta-from images and takes
+ * patches, made on first use; NULL when none applies or it does not help. */
+static const struct base *delta_for(struct deploy *d, const struct aloft_devstatus *st)
+{
+    if (d->frontend || d->espota || !st->delta || !st->sha256[0])
+        return NULL;
+    for (unsigned i = 0; i < d->nbases; i++) {
+        struct base *b = &d->bases[i];
+        if (strcmp(b->sha256, st->sha256))
+            continue;
+        if (!b->tried) {
+            b->tried = true;
+            if (!d->json)
+                printf("making a patch from %s...\n", b->path);
+            fflush(stdout);
+            int rc = aloft_delta_make(b->image, b->len, d->image, d->len, 0, NULL, NULL, &b->patch, &b->patch_len);
+            if (rc) {
+                fprintf(stderr, "aloft deploy: a patch from %s: %s; sending the whole image\n", b->path,
+                        aloft_strerror(rc));
+                b->patch = NULL;
+            }
+        }
+        /* a patch that saves little is not worth the device's extra work */
+        return b->patch && b->patch_len * 10 < d->len * 8 ? b : NULL;
+    }
+    return NULL;
+}
+
 static void report(const struct deploy *d, const char *path, int exit_code)
 {
     unsigned count[O_COUNT] = {0};
@@ -591,6 +671,10 @@ static void report(const struct deploy *d, const char *path, int exit_code)
             }
             if (v->sent)
                 cJSON_AddNumberToObject(o, "upload_seconds", v->t_end - v->t_start);
+            if (v->sent)
+                cJSON_AddNumberToObject(o, "upload_bytes", (double)v->sent);
+            if (v->delta)
+                cJSON_AddStringToObject(o, "delta_from", v->delta->path);
             cJSON_AddItemToArray(arr, o);
         }
         cJSON *sum = cJSON_AddObjectToObject(j, "summary");
@@ -623,7 +707,8 @@ int aloft_cmd_deploy(int argc, char **argv)
         {"timeout", required_argument, NULL, 't'},      {"port", required_argument, NULL, 'o'},
         {"frontend", no_argument, NULL, 'w'},           {"json", no_argument, NULL, 'j'},
         {"espota", no_argument, NULL, 'E'},             {"status-port", required_argument, NULL, 'S'},
-        {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0},
+        {"delta-from", required_argument, NULL, 'D'},   {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     static struct deploy d;
     memset(&d, 0, sizeof d);
@@ -655,6 +740,10 @@ int aloft_cmd_deploy(int argc, char **argv)
         case 'o': port = (unsigned)v; break;
         case 'S': status_port = (unsigned)v; break;
         case 'E': d.espota = true; break;
+        case 'D':
+            if (add_base(&d, optarg))
+                return 2;
+            break;
         case 'e': d.expect = optarg; break;
         case 'p': force_project = true; break;
         case 'f': force = true; break;
@@ -744,6 +833,8 @@ int aloft_cmd_deploy(int argc, char **argv)
             finish(&d, v, O_SKIPPED, "already runs %s (--force to push anyway)", d.expect);
         else if ((v->other = d.frontend && st[i].www_slot < 0))
             finish(&d, v, O_SKIPPED, "device has no frontend slots");
+        else
+            v->delta = delta_for(&d, &st[i]);
     }
     free(st);
     free(probe);
@@ -795,6 +886,8 @@ int aloft_cmd_deploy(int argc, char **argv)
     free(addrs);
     free(d.devs);
     free(image);
+    for (unsigned i = 0; i < d.nbases; i++)
+        free(d.bases[i].image), free(d.bases[i].patch);
     aloft_targets_free(&ts);
     curl_global_cleanup();
     return code;

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "aloft/boot.h"
+#include "aloft/delta.h"
 #include "aloft/image.h"
 #include "aloft/sig.h"
 
@@ -101,6 +102,8 @@ struct aloft_agent_config {
     const char *trusted_keys; /* "HEX,HEX,HEX" built in (Kconfig), or NULL:
                                * the setting security/trusted_keys */
     uint32_t min_secure_version; /* the device's own floor (eFuse), or 0 */
+    struct aloft_delta_update *delta; /* the state of a delta update (about 8 KB; one is enough: one
+                                       * update at a time), or NULL: patches are refused (415) */
 };
 
 /* What the device is doing about updates (PROTOCOLS.md §3.2 "state"). */
@@ -137,6 +140,11 @@ struct aloft_agent {
     bool www_ok;                     /* the active slot mounted */
     bool busy;                       /* an update (push or pull) holds the update slot */
     bool restarting;                 /* asked port->restart: another image or frontend is next */
+    struct aloft_delta_update *delta; /* cfg->delta */
+    /* a delta push whose link dropped after a checkpoint: where it resumes */
+    bool delta_ck;
+    uint32_t delta_ck_patch, delta_ck_out;
+    uint8_t delta_ck_header[ALOFT_DELTA_HEADER_BYTES]; /* the interrupted patch's */
     struct aloft_agent_state state;
     char doc[1024];                  /* the state document sent to port->state */
 };

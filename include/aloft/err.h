@@ -39,6 +39,7 @@ enum aloft_err {
     ALOFT_E_NOR = -32,        /* program would set a bit: the sector was not erased */
     ALOFT_E_TOOMANY = -33,    /* too many entries for a fixed-size table */
     ALOFT_E_PART_KIND = -34,  /* partition breaks a rule for its kind (otadata size/count, ota slots, nvs) */
+    ALOFT_E_BASE = -35,       /* a delta patch made from another image than the running one */
 };
 
 /* A sentence describing err (never NULL; unknown codes get a generic text). */

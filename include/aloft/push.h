@@ -83,6 +83,7 @@ struct aloft_push {
     const char *code;
     char message[200];
     uint64_t received, expected;
+    uint32_t resume;         /* a delta push resumed at this patch offset (0: from the start) */
     const struct aloft_part *slot;
     struct aloft_update u;
     char path[ALOFT_PUSH_PATH_MAX + 16]; /* + "index.html.gz" */

@@ -39,7 +39,7 @@ JOBS=${FUZZ_JOBS:-2}
 TIME=${FUZZ_TIME:-20}
 
 # name, runs, max_len: a few seconds each on one core.
-HARNESSES="image:20000:9000 part:150000:3200 part_csv:150000:2048 littlefs:60000:65537 devstatus:300000:17000 trigger:300000:4096 mqtt_cmd:300000:4096 push:30000:8192 espota:30000:8192"
+HARNESSES="image:20000:9000 part:150000:3200 part_csv:150000:2048 littlefs:60000:65537 devstatus:300000:17000 trigger:300000:4096 mqtt_cmd:300000:4096 push:30000:8192 espota:30000:8192 delta:30000:8192"
 
 say() { echo "fuzz: $*"; }
 
@@ -120,7 +120,7 @@ fi
 # ---- seeds ----
 
 S=$OUT/seeds
-mkdir -p "$S/image" "$S/part" "$S/part_csv" "$S/littlefs" "$S/devstatus" "$S/trigger" "$S/mqtt_cmd" "$S/push" "$S/espota"
+mkdir -p "$S/image" "$S/part" "$S/part_csv" "$S/littlefs" "$S/devstatus" "$S/trigger" "$S/mqtt_cmd" "$S/push" "$S/espota" "$S/delta"
 [ -d "$FIXTURES/esp-idf" ] || say "no fixtures in $FIXTURES: seeding from synthesised inputs only"
 have_aloft=no
 [ -x "$ALOFT" ] && have_aloft=yes
@@ -287,6 +287,28 @@ if [ -f "$OUT/tmp/push.bin" ]; then
     { printf '\001'; dgram "0 1234 $size $md5
 "; printf 'CB\020\000'; head -c 4096 "$OUT/tmp/push.bin"; printf 'A'; } >"$S/espota/open"
 fi
+
+# delta: 2 bytes of result size - 1, a piece byte, then a patch's body
+# (fuzz_delta.c): real patches from the harness's base (its formula) to
+# edited copies of it, made by aloft delta make, header cut off.
+if [ $have_aloft = yes ] && command -v python3 >/dev/null 2>&1; then
+    python3 - "$OUT/tmp" <<'PY'
+import sys
+d = sys.argv[1]
+base = bytes(((i * 2654435761) & 0xFFFFFFFF) >> 13 & 0xFF for i in range(4096))
+open(d + "/dbase", "wb").write(base)
+open(d + "/dnew1", "wb").write(base[:1000] + b"inserted code" * 9 + base[1000:3000] + bytes(range(40)) + base[3040:])
+open(d + "/dnew2", "wb").write(bytes(b ^ 0x5A if i % 97 == 0 else b for i, b in enumerate(base)) + base[:2000])
+PY
+    for i in 1 2; do
+        if "$ALOFT" delta make "$OUT/tmp/dbase" "$OUT/tmp/dnew$i" -o "$OUT/tmp/d$i.delta" -q --block-size 4K; then
+            n=$(($(wc -c <"$OUT/tmp/dnew$i") - 1))
+            { printf "\\$(printf %03o $((n & 255)))\\$(printf %03o $((n >> 8)))\\001"
+              tail -c +85 "$OUT/tmp/d$i.delta"; } >"$S/delta/made$i"
+        fi
+    done
+fi
+printf '\377\017\000' >"$S/delta/empty"
 
 # Dictionaries: the words of each grammar.
 cat >"$OUT/part.dict" <<'EOF'

@@ -38,6 +38,9 @@ static esp_err_t start_agent(struct aloft_idf *d)
     aloft_idf_device_facts(d);
     if ((err = aloft_idf_port_init(d)) != ESP_OK)
         return err;
+#if CONFIG_ALOFT_DELTA
+    static struct aloft_delta_update delta; /* ~8 KB: POST /ota takes delta patches */
+#endif
     const struct aloft_agent_config cfg = {
         .mac = d->mac,
         .reset_reason = d->reset_reason,
@@ -50,6 +53,9 @@ static esp_err_t start_agent(struct aloft_idf *d)
         .trusted_keys = aloft_idf_opt(d->cfg.trusted_keys),
         /* with anti-rollback on, the bootloader's floor is in eFuse */
         .min_secure_version = esp_efuse_read_secure_version(),
+#if CONFIG_ALOFT_DELTA
+        .delta = &delta,
+#endif
     };
     aloft_idf_lock(d);
     int rc = aloft_agent_start(&d->agent, &d->port, &d->boot, &cfg);
