@@ -16,6 +16,10 @@
 #define ATT_LEN 0x0D     /* invalid attribute value length */
 #define ATT_UNLIKELY 0x0E
 
+/* Kept out of the entry points' frames: their buffers must not sit on the
+ * stack under aloft_push_end's signature check (2 KB for the whole path). */
+#define COLD __attribute__((noinline))
+
 const uint8_t aloft_ble_uuid[1 + ALOFT_BLE_CHRS][16] = {
     {0xd6, 0xf1, 0xd9, 0x6d, 0x59, 0x4c, 0x4c, 0x53, 0xb1, 0xc6, 0x24, 0x4a, 0x1d, 0xfd, 0xe6, 0xd8},
     {0x7a, 0xd6, 0x71, 0xaa, 0x21, 0xc0, 0x46, 0xa4, 0xb7, 0x22, 0x27, 0x0e, 0x3a, 0xe3, 0xd8, 0x30},
@@ -65,7 +69,7 @@ static void say(struct aloft_ble *b, uint8_t op)
 }
 
 /* op, then "code: message" (BEGIN_NAK, END_NAK) */
-static void refuse(struct aloft_ble *b, uint8_t op, const char *code, const char *message)
+COLD static void refuse(struct aloft_ble *b, uint8_t op, const char *code, const char *message)
 {
     uint8_t m[120];
     m[0] = op;
@@ -74,7 +78,7 @@ static void refuse(struct aloft_ble *b, uint8_t op, const char *code, const char
 }
 
 /* The saved job (ble/job "target,size,slot,sha256"): 0 and its fields, or -1. */
-static int saved_job(struct aloft_agent *a, uint8_t *target, uint32_t *size, uint8_t sha[32], uint32_t *slot,
+COLD static int saved_job(struct aloft_agent *a, uint8_t *target, uint32_t *size, uint8_t sha[32], uint32_t *slot,
                      uint32_t *offset)
 {
     char s[100], *e;
@@ -94,7 +98,7 @@ static int saved_job(struct aloft_agent *a, uint8_t *target, uint32_t *size, uin
     return *offset <= *size ? 0 : -1;
 }
 
-static void save_offset(struct aloft_agent *a, struct aloft_ble *b)
+COLD static void save_offset(struct aloft_agent *a, struct aloft_ble *b)
 {
     char v[12];
     snprintf(v, sizeof v, "%lu", (unsigned long)b->done);
@@ -150,7 +154,7 @@ static int start(struct aloft_agent *a, struct aloft_ble *b, bool frontend, uint
 
 /* ---- the seed's protocol ---- */
 
-static void request(struct aloft_agent *a, struct aloft_ble *b)
+COLD static void request(struct aloft_agent *a, struct aloft_ble *b)
 {
     drop(a, b);
     const struct aloft_part *next = aloft_part_next_update(&a->boot->table, a->boot->running);
@@ -165,7 +169,7 @@ static void request(struct aloft_agent *a, struct aloft_ble *b)
 }
 
 /* The image is in: verify, switch, answer. 0 or the refusal's code. */
-static const char *finish(struct aloft_agent *a, struct aloft_ble *b)
+static inline __attribute__((always_inline)) const char *finish(struct aloft_agent *a, struct aloft_ble *b)
 {
     aloft_push_end(a, &b->p, &b->reply);
     const char *code = b->p.status ? b->p.code : NULL;
@@ -174,13 +178,15 @@ static const char *finish(struct aloft_agent *a, struct aloft_ble *b)
     return code;
 }
 
-static void done(struct aloft_agent *a, struct aloft_ble *b)
+/* (returns 0: a tail call, so that no caller's frame sits under the checks) */
+COLD static int done(struct aloft_agent *a, struct aloft_ble *b)
 {
     if (b->state != ALOFT_BLE_SEED) {
         say(b, ALOFT_BLE_DONE_NAK);
-        return;
+        return 0;
     }
     say(b, finish(a, b) ? ALOFT_BLE_DONE_NAK : ALOFT_BLE_DONE_ACK);
+    return 0;
 }
 
 /* A seed data packet: its real length counts. An image the checks refuse
@@ -193,7 +199,7 @@ static int seed_data(struct aloft_agent *a, struct aloft_ble *b, const uint8_t *
 
 /* ---- the extended mode ---- */
 
-static void begin_ack(struct aloft_ble *b)
+COLD static void begin_ack(struct aloft_ble *b)
 {
     uint8_t m[9] = {ALOFT_BLE_X_BEGIN_ACK, ALOFT_BLE_VERSION};
     put(m + 2, b->done, 4);
@@ -202,7 +208,7 @@ static void begin_ack(struct aloft_ble *b)
     notify(b, ALOFT_BLE_CONTROL, m, sizeof m);
 }
 
-static void begin(struct aloft_agent *a, struct aloft_ble *b, const uint8_t *v)
+COLD static void begin(struct aloft_agent *a, struct aloft_ble *b, const uint8_t *v)
 {
     uint8_t target = v[2];
     uint32_t size = le(v + 3, 4);
@@ -251,7 +257,7 @@ static void begin(struct aloft_agent *a, struct aloft_ble *b, const uint8_t *v)
     begin_ack(b);
 }
 
-static void sector_nak(struct aloft_ble *b, uint8_t why)
+COLD static void sector_nak(struct aloft_ble *b, uint8_t why)
 {
     uint8_t m[6] = {ALOFT_BLE_X_SECTOR_NAK};
     put(m + 1, b->done, 4);
@@ -262,7 +268,7 @@ static void sector_nak(struct aloft_ble *b, uint8_t why)
 }
 
 /* The transfer cannot go on: END_NAK now, and the job is forgotten. */
-static void fail(struct aloft_agent *a, struct aloft_ble *b, const char *code, const char *message)
+COLD static void fail(struct aloft_agent *a, struct aloft_ble *b, const char *code, const char *message)
 {
     aloft_agent_log(a, "ble: refused: %s (%s)", code, message);
     refuse(b, ALOFT_BLE_X_END_NAK, code, message);
@@ -271,7 +277,7 @@ static void fail(struct aloft_agent *a, struct aloft_ble *b, const char *code, c
 
 static void status(struct aloft_agent *a, struct aloft_ble *b, uint8_t out[ALOFT_BLE_STATUS_LEN]);
 
-static void sector(struct aloft_agent *a, struct aloft_ble *b, const uint8_t *v)
+COLD static void sector(struct aloft_agent *a, struct aloft_ble *b, const uint8_t *v)
 {
     uint32_t off = le(v + 1, 4), want = b->size - b->done < ALOFT_BLE_SECTOR ? b->size - b->done : ALOFT_BLE_SECTOR;
     if (off != b->done || !want)
@@ -317,16 +323,18 @@ static int ext_data(struct aloft_ble *b, const uint8_t *v, size_t len)
     return 0;
 }
 
-static void end(struct aloft_agent *a, struct aloft_ble *b)
+COLD static void incomplete(struct aloft_ble *b)
 {
-    if (b->state != ALOFT_BLE_EXT || b->done != b->size) {
-        char m[64];
-        snprintf(m, sizeof m, "%lu of %lu bytes are in", (unsigned long)(b->state == ALOFT_BLE_EXT ? b->done : 0),
-                 (unsigned long)b->size);
-        refuse(b, ALOFT_BLE_X_END_NAK, "incomplete", m);
-        return;
-    }
-    /* the whole image as flash holds it, resumed parts included */
+    char m[64];
+    snprintf(m, sizeof m, "%lu of %lu bytes are in", (unsigned long)(b->state == ALOFT_BLE_EXT ? b->done : 0),
+             (unsigned long)b->size);
+    refuse(b, ALOFT_BLE_X_END_NAK, "incomplete", m);
+}
+
+/* Has the whole image, as flash holds it (resumed parts included), the
+ * SHA-256 BEGIN gave? If not, the transfer has failed. */
+COLD static bool image_ok(struct aloft_agent *a, struct aloft_ble *b)
+{
     struct aloft_sha256 s;
     uint8_t d[32];
     aloft_sha256_init(&s);
@@ -334,21 +342,21 @@ static void end(struct aloft_agent *a, struct aloft_ble *b)
         uint32_t n = b->size - pos < ALOFT_BLE_SECTOR ? b->size - pos : ALOFT_BLE_SECTOR;
         if (aloft_flash_read(a->port->flash, slot_of(b) + pos, b->sector, n)) {
             fail(a, b, "flash_error", "cannot read the slot back");
-            return;
+            return false;
         }
         aloft_sha256_update(&s, b->sector, n);
     }
     aloft_sha256_final(&s, d);
     if (memcmp(d, b->sha, 32)) {
         fail(a, b, "bad_sha256", "the bytes received do not have the SHA-256 BEGIN gave");
-        return;
+        return false;
     }
-    bool frontend = b->target;
-    const char *code = finish(a, b);
-    if (code) {
-        fail(a, b, code, b->p.message);
-        return;
-    }
+    return true;
+}
+
+/* END_ACK: what boots next, the app's version or the www slot's label. */
+COLD static void end_ack(struct aloft_agent *a, struct aloft_ble *b, bool frontend)
+{
     aloft_agent_put(a, "ble/job", NULL);
     aloft_agent_put(a, "ble/offset", NULL);
     uint8_t m[2 + 32] = {ALOFT_BLE_X_END_ACK, frontend};
@@ -358,7 +366,24 @@ static void end(struct aloft_agent *a, struct aloft_ble *b)
     notify(b, ALOFT_BLE_CONTROL, m, 2 + n);
 }
 
-static int control(struct aloft_agent *a, struct aloft_ble *b, const uint8_t *v, size_t len)
+COLD static int end(struct aloft_agent *a, struct aloft_ble *b)
+{
+    if (b->state != ALOFT_BLE_EXT || b->done != b->size) {
+        incomplete(b);
+        return 0;
+    }
+    if (!image_ok(a, b))
+        return 0;
+    bool frontend = b->target;
+    const char *code = finish(a, b);
+    if (code)
+        fail(a, b, code, b->p.message);
+    else
+        end_ack(a, b, frontend);
+    return 0;
+}
+
+COLD static int control(struct aloft_agent *a, struct aloft_ble *b, const uint8_t *v, size_t len)
 {
     static const uint8_t need[] = {[ALOFT_BLE_X_BEGIN - 0x10] = 7, 18, 9, 1, 1};
     uint8_t op = v[0];
@@ -369,7 +394,7 @@ static int control(struct aloft_agent *a, struct aloft_ble *b, const uint8_t *v,
     switch (op) {
     case ALOFT_BLE_NOP: return 0;
     case ALOFT_BLE_REQUEST: request(a, b); return 0;
-    case ALOFT_BLE_DONE: done(a, b); return 0;
+    case ALOFT_BLE_DONE: return ATT_LEN; /* one byte: aloft_ble_write takes it */
     case ALOFT_BLE_X_HASH:
         if (v[1] > 1)
             return ATT_UNLIKELY;
@@ -381,7 +406,6 @@ static int control(struct aloft_agent *a, struct aloft_ble *b, const uint8_t *v,
         if (b->state == ALOFT_BLE_EXT)
             sector(a, b, v);
         return 0;
-    case ALOFT_BLE_X_END: end(a, b); return 0;
     case ALOFT_BLE_X_ABORT:
         if (b->state != ALOFT_BLE_IDLE)
             aloft_agent_log(a, "ble: aborted by the central; nothing changed");
@@ -401,9 +425,8 @@ void aloft_ble_connect(struct aloft_agent *a, struct aloft_ble *b, uint16_t mtu)
     b->last_len = 0;
 }
 
-int aloft_ble_write(struct aloft_agent *a, struct aloft_ble *b, int chr, const void *value, size_t len)
+COLD static int write(struct aloft_agent *a, struct aloft_ble *b, int chr, const uint8_t *v, size_t len)
 {
-    const uint8_t *v = value;
     if (chr == ALOFT_BLE_STATUS)
         return ATT_WRITE;
     if (chr < 0 || chr >= ALOFT_BLE_CHRS || !len || len > (size_t)b->mtu - 3)
@@ -422,7 +445,18 @@ int aloft_ble_write(struct aloft_agent *a, struct aloft_ble *b, int chr, const v
     return 0;
 }
 
-static void status(struct aloft_agent *a, struct aloft_ble *b, uint8_t out[ALOFT_BLE_STATUS_LEN])
+int aloft_ble_write(struct aloft_agent *a, struct aloft_ble *b, int chr, const void *value, size_t len)
+{
+    const uint8_t *v = value;
+    /* DONE and END straight from here: the checks under them take the
+     * stack the entry points may use, less this frame and theirs */
+    if (chr == ALOFT_BLE_CONTROL && len == 1 && b->state != ALOFT_BLE_RESTARTING)
+        if (v[0] == ALOFT_BLE_DONE || v[0] == ALOFT_BLE_X_END)
+            return v[0] == ALOFT_BLE_DONE ? done(a, b) : end(a, b);
+    return write(a, b, chr, v, len);
+}
+
+COLD static void status(struct aloft_agent *a, struct aloft_ble *b, uint8_t out[ALOFT_BLE_STATUS_LEN])
 {
     uint8_t st = b->state, target = b->target, sha[32];
     uint32_t size = b->size, off = b->done, slot;
