@@ -33,10 +33,14 @@ AGENT_TEXT_BUDGET=54469  # agent + core, .text, per target: 48 KB, + 2 KB for si
                          # + 512 B for signed reports (the HMAC, the signing in pull.c),
                          # + 2757 B for ArduinoOTA uploads (agent/espota.c: the handshake, its MD5 and
                          # PBKDF2-HMAC-SHA256 answers; push.c's upload entry for it)
+OPTIONAL=(ble)           # agent modules a device may leave out, each outside the agent's budget with its own:
+BLE_TEXT_BUDGET=5632     # agent/ble.c, the BLE OTA service (ESP-IDF: CONFIG_ALOFT_BLE_OTA; seed 003's protocol and
+                         # the extended mode: sector CRCs, resume, ABORT, Status), .text per target
 AGENT_RAM_BUDGET=512     # agent + core, .data + .bss
 AGENT_STACK_BUDGET=2048  # each agent entry point and everything it calls
 # The agent's entry points: every function these headers declare.
-AGENT_API=(include/aloft/agent.h include/aloft/push.h include/aloft/pull.h include/aloft/mqtt.h include/aloft/espota.h)
+AGENT_API=(include/aloft/agent.h include/aloft/push.h include/aloft/pull.h include/aloft/mqtt.h include/aloft/espota.h
+           include/aloft/ble.h)
 # The agent may call what newlib's libc defines (one multilib stands for all:
 # the names are the same) and the target's libgcc helpers.
 NEWLIB_LIBC=/usr/lib/arm-none-eabi/newlib/thumb/v7e-m/nofp/libc.a
@@ -173,17 +177,20 @@ done
 
 declare -A ttext tdata tbss  # [target,part]
 
-# rows PART: one table row per module of PART; sums into ttext/tdata/tbss[target,PART].
+# rows PART: one table row per module of PART; sums into ttext/tdata/tbss[target,PART]
+# (an optional module's into [target,MODULE]).
 rows() {
-    local part=$1 m t
+    local part=$1 m t into
     for m in ${modules[$part]:-}; do
+        into=$part
+        [[ " ${OPTIONAL[*]} " == *" $m "* ]] && into=$m
         printf '%-12s' "$m"
         for t in "${targets[@]}"; do
             if [ -n "${text[$t,$part/$m]:-}" ]; then
                 printf ' | %8d %8d %8d' "${text[$t,$part/$m]}" "${data[$t,$part/$m]}" "${bss[$t,$part/$m]}"
-                ttext[$t,$part]=$((${ttext[$t,$part]:-0} + text[$t,$part/$m]))
-                tdata[$t,$part]=$((${tdata[$t,$part]:-0} + data[$t,$part/$m]))
-                tbss[$t,$part]=$((${tbss[$t,$part]:-0} + bss[$t,$part/$m]))
+                ttext[$t,$into]=$((${ttext[$t,$into]:-0} + text[$t,$part/$m]))
+                tdata[$t,$into]=$((${tdata[$t,$into]:-0} + data[$t,$part/$m]))
+                tbss[$t,$into]=$((${tbss[$t,$into]:-0} + bss[$t,$part/$m]))
             else
                 printf ' | %26s' "(did not compile)"
             fi
@@ -245,6 +252,8 @@ printf 'agent/\n'
 rows agent
 sum_row "agent total" agent
 totals "agent + core" "agent + core" $AGENT_TEXT_BUDGET $AGENT_RAM_BUDGET core agent
+printf 'optional (outside the total above)\n'
+totals "ble" "agent/ble.c (CONFIG_ALOFT_BLE_OTA)" $BLE_TEXT_BUDGET 0 ble
 printf '\n'
 
 # stack PART TARGET: scripts/stack.py's report on PART's entry points.
