@@ -162,3 +162,8 @@ fi
 
 # bench/espota: 1 MB to one device over HTTP and over ArduinoOTA, same link
 "$(dirname "$0")/espota.sh" "$build"
+
+# bench/ble: 1 MB over the simulated BLE link at MTU 23, 185, 247 and 517:
+# the extended mode and the seed's protocol next to the link's floor (its
+# own processes, not under valgrind)
+"$(dirname "$0")/ble.sh" "$build"

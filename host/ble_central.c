@@ -252,6 +252,8 @@ static int push_seed(struct ble_central *c, struct ble_push *o, const uint8_t *i
         snprintf(c->why, sizeof c->why, "the device refused the update (REQUEST_NAK: busy, or no slot to take it)");
         return 1;
     }
+    if (o->progress)
+        o->progress(o->ctx, 0, len);
     for (size_t off = 0; off < len; off += pkt) {
         size_t k = len - off < pkt ? len - off : pkt;
         if (o->drop_at && off >= o->drop_at)
