@@ -8,7 +8,9 @@
  * again, a reconnect resumes from the device's offset, a power cut
  * mid-transfer resumes, ABORT forgets, a frontend goes to the www slot. The
  * link's rules: a second central is refused, malformed frames and a second
- * outstanding request drop the link and change nothing.
+ * outstanding request drop the link and change nothing. `aloft ble push`
+ * resumes an interrupted transfer and verifies the device as aloft deploy
+ * does; `aloft ble scan` shows it.
  *
  * A 1 ms connection interval keeps it fast: timing is bench/ble.sh's. */
 #include "e2e.h"
@@ -28,13 +30,13 @@
 
 static struct e2e_node node;
 static char ble[32];                      /* the node's link, HOST:PORT */
-static char fw[6][300], c3[300], www[300];
-static const char *const versions[] = {"2.1.0", "2.2.0", "2.3.0", "2.4.0", "2.5.0", "2.6.0"};
+static char fw[7][300], c3[300], www[300];
+static const char *const versions[] = {"2.1.0", "2.2.0", "2.3.0", "2.4.0", "2.5.0", "2.6.0", "2.7.0"};
 
 static int setup(void **state)
 {
     (void)state;
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 7; i++) {
         snprintf(fw[i], sizeof fw[i], "%s", e2e_path(versions[i]));
         e2e_image(fw[i], "esp32s3", versions[i], 150000 + 7 * (size_t)i, NULL);
     }
@@ -407,6 +409,43 @@ static void malformed_frames_drop_the_link(void **state)
     assert_int_equal(read_status().state, ALOFT_BLE_IDLE);
 }
 
+static void cli_push_resumes_and_verifies(void **state)
+{
+    (void)state;
+    struct ble_push o = {.drop_at = 50000};
+    assert_int_equal(push(fw[6], 185, &o), -1);
+    assert_int_equal(read_status().state, ALOFT_BLE_SAVED);
+    char *out = NULL, port[8];
+    const char *scan[] = {"aloft", "ble", "scan", ble, NULL};
+    assert_int_equal(aloft_test_run(&out, scan), 0);
+    assert_non_null(strstr(out, "\"esp32\""));
+    assert_non_null(strstr(out, "interrupted (resumable): app"));
+    free(out);
+    snprintf(port, sizeof port, "%s", strchr(node.listen, ':') + 1);
+    unsigned boots = node.serving;
+    const char *cmd[] = {"aloft", "ble", "push", fw[6], ble, "--status-port", port, "--timeout", "20", NULL};
+    int rc = aloft_test_run(&out, cmd);
+    printf("%s", out);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, ": updated: "));
+    assert_non_null(strstr(out, "(resumed at "));
+    free(out);
+    assert_int_equal(e2e_node_wait_boot(&node), 0);
+    assert_true(node.serving > boots);
+    version_is(versions[6]);
+    /* refused: nothing switched, exit 1 */
+    struct e2e_snap s;
+    e2e_snap_take(&s, &node);
+    const char *bad[] = {"aloft", "ble", "push", c3, ble, "--legacy", "--mtu", "100", "--status-port", port, NULL};
+    assert_int_equal(aloft_test_run(&out, bad), 1);
+    assert_non_null(strstr(out, ": rejected: "));
+    free(out);
+    assert_null(e2e_snap_diff(&s, &node));
+    e2e_snap_free(&s);
+    const char *usage[] = {"aloft", "ble", "push", www, ble, "--frontend", "--legacy", NULL};
+    assert_int_equal(aloft_test_run(NULL, usage), 2);
+}
+
 int main(void)
 {
     e2e_init(176);
@@ -421,6 +460,7 @@ int main(void)
         cmocka_unit_test(second_central_refused),
         cmocka_unit_test(malformed_frames_drop_the_link),
         cmocka_unit_test(frontend_over_ble),
+        cmocka_unit_test(cli_push_resumes_and_verifies),
         cmocka_unit_test(ext_power_cut_resumes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
