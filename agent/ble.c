@@ -416,10 +416,15 @@ COLD static int control(struct aloft_agent *a, struct aloft_ble *b, const uint8_
     }
 }
 
+void aloft_ble_mtu(struct aloft_ble *b, uint16_t mtu)
+{
+    b->mtu = mtu < 23 ? 23 : mtu;
+}
+
 void aloft_ble_connect(struct aloft_agent *a, struct aloft_ble *b, uint16_t mtu)
 {
     aloft_ble_disconnect(a, b);
-    b->mtu = mtu < 23 ? 23 : mtu;
+    aloft_ble_mtu(b, mtu);
     b->packet = 0;
     b->hashed = 0;
     b->last_len = 0;

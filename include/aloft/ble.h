@@ -106,6 +106,10 @@ int aloft_ble_chr(const uint8_t uuid[16]);
 /* A central connected; mtu is the ATT MTU agreed (23..517). */
 void aloft_ble_connect(struct aloft_agent *a, struct aloft_ble *b, uint16_t mtu);
 
+/* The central and the device agreed on another ATT MTU (an MTU exchange
+ * after the connection). */
+void aloft_ble_mtu(struct aloft_ble *b, uint16_t mtu);
+
 /* A write (with or without response) of len bytes to chr. Returns the ATT
  * error (0 success); without response the glue sends nothing back. */
 int aloft_ble_write(struct aloft_agent *a, struct aloft_ble *b, int chr, const void *value, size_t len);
