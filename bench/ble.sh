@@ -75,7 +75,7 @@ for mtu in $mtus; do
     awk -v m="$mtu" -v p="${payload:-$((mtu - 3))}" -v er="${er:-0}" -v sr="${sr:-0}" -v n="$image_bytes" 'BEGIN {
         floor = 4 * p / 0.030
         printf "%5d %8d | %10.0f %8.1f | %10.0f %8.1f %6.1f%%%s | %10.0f %8.1f %6.1f%%\n", m, p, floor, n / floor,
-            er, er ? n / er : 0, 100 * er / floor, er >= 0.85 * floor ? " " : "!", sr, sr ? n / sr : 0, 100 * sr / floor
+            er, er ? n / er : 0, 100 * er / floor, (er >= 0.85 * floor ? " " : "!"), sr, sr ? n / sr : 0, 100 * sr / floor
     }'
 done
 printf '(! : the extended mode below 85 %% of the floor)\n'
