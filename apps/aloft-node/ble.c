@@ -183,9 +183,10 @@ static void event(void)
         if (f->answer)
             outstanding = false;
         for (size_t off = 0, len = 2u + f->len; off < len;) {
-            ssize_t w = send(conn, f->b + off, len - off, MSG_NOSIGNAL);
+            /* a full socket buffer means megabytes unread: a central that does not read */
+            ssize_t w = send(conn, f->b + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
             if (w <= 0) {
-                hang_up("disconnected");
+                hang_up(w < 0 && errno == EAGAIN ? "it does not read" : "disconnected");
                 return;
             }
             off += (size_t)w;
