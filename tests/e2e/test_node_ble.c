@@ -409,6 +409,51 @@ static void malformed_frames_drop_the_link(void **state)
     assert_int_equal(read_status().state, ALOFT_BLE_IDLE);
 }
 
+/* What the service refuses, with the ATT error or the NAK docs/ble.md
+ * names; nothing changes. */
+static void att_errors_and_bad_requests(void **state)
+{
+    (void)state;
+    struct e2e_snap s;
+    e2e_snap_take(&s, &node);
+    struct ble_central c;
+    struct ble_note n;
+    uint8_t v[64] = {0}, out[64];
+    size_t len;
+    connect_ok(&c, 23);
+    assert_int_equal(ble_central_request(&c, 0x05, ALOFT_BLE_CONTROL, NULL, 0, NULL, NULL), 0);
+    assert_int_equal(ble_central_request(&c, 0x02, ALOFT_BLE_DATA, NULL, 0, out, &len), 0x02);
+    assert_int_equal(ble_central_request(&c, 0x03, ALOFT_BLE_STATUS, v, 1, NULL, NULL), 0x03);
+    assert_int_equal(ble_central_request(&c, 0x05, ALOFT_BLE_DATA, NULL, 0, NULL, NULL), 0x03);
+    assert_int_equal(ble_central_request(&c, 0x03, ALOFT_BLE_CONTROL, v, 21, NULL, NULL), 0x0D); /* > MTU - 3 */
+    assert_int_equal(ble_central_request(&c, 0x03, ALOFT_BLE_DATA, v, 3, NULL, NULL), 0x0D);     /* not a size */
+    v[0] = 0x7f;
+    assert_int_equal(ble_central_request(&c, 0x03, ALOFT_BLE_CONTROL, v, 1, NULL, NULL), 0x0E);
+    v[0] = ALOFT_BLE_X_BEGIN;
+    assert_int_equal(ble_central_request(&c, 0x03, ALOFT_BLE_CONTROL, v, 6, NULL, NULL), 0x0D); /* short */
+    v[1] = 1, v[4] = 0x10; /* version 1, the app, 4 KB */
+    assert_int_equal(ble_central_request(&c, 0x03, ALOFT_BLE_CONTROL, v, 7, NULL, NULL), 0);
+    assert_true(ble_central_note(&c, ALOFT_BLE_CONTROL, &n, 5000) > 0);
+    assert_int_equal(n.v[0], ALOFT_BLE_X_BEGIN_NAK); /* no SHA-256 given */
+    assert_int_equal(memcmp(n.v + 1, "bad_request", 11), 0);
+    v[0] = ALOFT_BLE_X_END;
+    assert_int_equal(ble_central_request(&c, 0x03, ALOFT_BLE_CONTROL, v, 1, NULL, NULL), 0);
+    assert_true(ble_central_note(&c, ALOFT_BLE_CONTROL, &n, 5000) > 0);
+    assert_int_equal(n.v[0], ALOFT_BLE_X_END_NAK);
+    assert_int_equal(memcmp(n.v + 1, "incomplete", 10), 0);
+    v[0] = ALOFT_BLE_DONE; /* DONE without REQUEST */
+    assert_int_equal(ble_central_request(&c, 0x03, ALOFT_BLE_CONTROL, v, 1, NULL, NULL), 0);
+    assert_true(ble_central_note(&c, ALOFT_BLE_CONTROL, &n, 5000) > 0);
+    assert_int_equal(n.v[0], ALOFT_BLE_DONE_NAK);
+    /* Control reads back the last answer */
+    assert_int_equal(ble_central_request(&c, 0x02, ALOFT_BLE_CONTROL, NULL, 0, out, &len), 0);
+    assert_int_equal(len, 1);
+    assert_int_equal(out[0], ALOFT_BLE_DONE_NAK);
+    ble_central_close(&c);
+    assert_null(e2e_snap_diff(&s, &node));
+    e2e_snap_free(&s);
+}
+
 static void cli_push_resumes_and_verifies(void **state)
 {
     (void)state;
@@ -459,6 +504,7 @@ int main(void)
         cmocka_unit_test(ext_abort_forgets),
         cmocka_unit_test(second_central_refused),
         cmocka_unit_test(malformed_frames_drop_the_link),
+        cmocka_unit_test(att_errors_and_bad_requests),
         cmocka_unit_test(frontend_over_ble),
         cmocka_unit_test(cli_push_resumes_and_verifies),
         cmocka_unit_test(ext_power_cut_resumes),
