@@ -67,7 +67,7 @@ static const char push_help[] =
     "  aloft ble push build/www.bin 127.0.0.2:8033 --frontend\n"
     "  aloft ble push build/app.bin 127.0.0.2:8033 --legacy --mtu 185\n";
 
-static const char *const states[] = {"idle", "seed transfer", "extended transfer", "interrupted (resumable)",
+static const char *const states[] = {"idle", "esp32-ble-ota transfer", "extended transfer", "interrupted (resumable)",
                                      "restarting"};
 
 static uint32_t le32(const uint8_t *p)
