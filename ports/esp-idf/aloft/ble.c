@@ -20,6 +20,8 @@
 #include "services/gap/ble_svc_gap.h"
 #include "services/gatt/ble_svc_gatt.h"
 
+#define IDLE_US (30 * 1000000LL) /* a central silent this long is let go (a stalled transfer holds the slot) */
+
 static const char *TAG = "aloft";
 static struct aloft_idf *dev;
 static struct aloft_ble ble;
@@ -27,6 +29,8 @@ static ble_uuid128_t uuid[1 + ALOFT_BLE_CHRS]; /* the agent's, in NimBLE's byte 
 static uint16_t handle[ALOFT_BLE_CHRS];
 static uint16_t conn = BLE_HS_CONN_HANDLE_NONE;
 static uint8_t own_addr_type;
+static int64_t last_us; /* the central's last access */
+static esp_timer_handle_t idle;
 
 static int chr_of(uint16_t attr)
 {
@@ -51,6 +55,7 @@ static int access(uint16_t conn_handle, uint16_t attr_handle, struct ble_gatt_ac
     uint16_t len = 0;
     if (conn_handle != conn)
         return BLE_ATT_ERR_UNLIKELY;
+    last_us = esp_timer_get_time();
     if (ctxt->op == BLE_GATT_ACCESS_OP_READ_CHR) {
         aloft_idf_lock(dev);
         int n = aloft_ble_read(&dev->agent, &ble, chr, buf, sizeof buf);
@@ -123,6 +128,7 @@ static int gap_event(struct ble_gap_event *event, void *arg)
             ble_gap_terminate(event->connect.conn_handle, BLE_ERR_CONN_LIMIT);
         } else {
             conn = event->connect.conn_handle;
+            last_us = esp_timer_get_time();
             aloft_idf_lock(dev);
             aloft_ble_connect(&dev->agent, &ble, ble_att_mtu(conn));
             aloft_idf_unlock(dev);
@@ -159,6 +165,17 @@ static int gap_event(struct ble_gap_event *event, void *arg)
     default: break;
     }
     return 0;
+}
+
+/* every second: hang up on a central that went quiet */
+static void idle_check(void *arg)
+{
+    uint16_t c = conn;
+    if (c != BLE_HS_CONN_HANDLE_NONE && esp_timer_get_time() - last_us > IDLE_US) {
+        ESP_LOGW(TAG, "ble: the central sent nothing for %lld s: disconnecting", IDLE_US / 1000000);
+        last_us = esp_timer_get_time(); /* once per silence */
+        ble_gap_terminate(c, BLE_ERR_REM_USER_CONN_TERM);
+    }
 }
 
 static void on_sync(void)
@@ -208,6 +225,9 @@ esp_err_t aloft_idf_ble_start(struct aloft_idf *d)
         ESP_LOGE(TAG, "ble: the GATT service does not register (NimBLE error %d)", rc);
         return ESP_FAIL;
     }
+    const esp_timer_create_args_t args = {.callback = idle_check, .name = "aloft_ble"};
+    if (esp_timer_create(&args, &idle) != ESP_OK || esp_timer_start_periodic(idle, 1000000) != ESP_OK)
+        ESP_LOGW(TAG, "ble: no idle timer: a silent central is not let go");
     nimble_port_freertos_init(host_task);
     ESP_LOGI(TAG, "ble: OTA service advertised as \"%s\"", CONFIG_ALOFT_BLE_NAME);
     return ESP_OK;
