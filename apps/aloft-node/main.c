@@ -52,7 +52,7 @@ static const char usage[] =
     "  --link-rate BYTES/S     throttle uploads like a Wi-Fi link, e.g. 1M (default unlimited)\n"
     "  --power-cut-after N     lose power at flash operation N of this run, then boot again\n"
     "  --restart-delay MS      pause between a successful update's reply and the restart (1000)\n"
-    "  --idle-timeout S        drop an upload that sends nothing for S seconds (30)\n"
+    "  --idle-timeout S        drop an upload (or a BLE central) that sends nothing for S seconds (30)\n"
     "  --max-sockets N         open connections at most, as ESP-IDF's max_open_sockets (7);\n"
     "                          a new one beyond closes the least recently active one\n"
     "  --log FILE              also append every line to FILE\n"
