@@ -152,10 +152,51 @@ static int start(struct aloft_agent *a, struct aloft_ble *b, bool frontend, uint
     return 0;
 }
 
+/* ---- who may change anything ---- */
+
+/* Why this central may not start or drop an update, or NULL. As HTTP push:
+ * with a PSK it passed AUTH on this connection; with none, the device is
+ * open. */
+static const char *denied(const struct aloft_agent *a, const struct aloft_ble *b)
+{
+    if (b->authed || (!a->psk[0] && a->open))
+        return NULL;
+    return a->psk[0] ? "authenticate first" : "no PSK is provisioned";
+}
+
+/* AUTH: the first 16 bytes of HMAC-SHA256(psk, nonce), compared in
+ * constant time. The nonce (nonce[1..], nonce[0] its NONCE opcode while
+ * it is out) is used up, right or wrong. */
+COLD static void auth(struct aloft_agent *a, struct aloft_ble *b, const uint8_t *v)
+{
+    struct aloft_hmac_sha256 h;
+    uint8_t d[32], diff = (b->nonce[0] ^ ALOFT_BLE_X_NONCE) | !a->psk[0];
+    aloft_hmac_sha256_key(&h, a->psk, strlen(a->psk));
+    aloft_hmac_sha256_sum(&h, b->nonce + 1, ALOFT_BLE_NONCE, d);
+    for (int i = 0; i < ALOFT_BLE_NONCE; i++)
+        diff |= d[i] ^ v[1 + i];
+    b->nonce[0] = 0;
+    b->authed = !diff;
+    if (!diff) {
+        say(b, ALOFT_BLE_X_AUTH_ACK);
+        return;
+    }
+    aloft_agent_log(a, "ble: authentication failed");
+    refuse(b, ALOFT_BLE_X_AUTH_NAK, "unauthorized", a->psk[0] ? "wrong PSK or nonce" : "no PSK is provisioned");
+}
+
 /* ---- the seed's protocol ---- */
 
 COLD static void request(struct aloft_agent *a, struct aloft_ble *b)
 {
+    const char *why = denied(a, b);
+    if (why && a->psk[0]) /* it cannot authenticate: only where the operator said so */
+        why = b->legacy ? NULL : "esp32-ble-ota cannot authenticate";
+    if (why) {
+        aloft_agent_log(a, "ble: refused: unauthorized (%s)", why);
+        say(b, ALOFT_BLE_REQUEST_NAK);
+        return;
+    }
     drop(a, b);
     const struct aloft_part *next = aloft_part_next_update(&a->boot->table, a->boot->running);
     if (start(a, b, false, next ? next->size : 1, 0)) {
@@ -385,12 +426,18 @@ COLD static int end(struct aloft_agent *a, struct aloft_ble *b)
 
 COLD static int control(struct aloft_agent *a, struct aloft_ble *b, const uint8_t *v, size_t len)
 {
-    static const uint8_t need[] = {[ALOFT_BLE_X_BEGIN - 0x10] = 7, 18, 9, 1, 1};
+    static const uint8_t need[] = {[ALOFT_BLE_X_BEGIN - 0x10] = 7, 18, 9, 1, 1, 1, 1 + ALOFT_BLE_NONCE};
     uint8_t op = v[0];
-    if (op >= 0x10 && op <= ALOFT_BLE_X_ABORT && len != need[op - 0x10])
+    const char *why;
+    if (op >= 0x10 && op <= ALOFT_BLE_X_AUTH && len != need[op - 0x10])
         return ATT_LEN;
     if (b->state == ALOFT_BLE_RESTARTING)
         return ATT_UNLIKELY; /* the answer is given: the device restarts */
+    if ((op == ALOFT_BLE_X_BEGIN || op == ALOFT_BLE_X_ABORT) && (why = denied(a, b))) {
+        aloft_agent_log(a, "ble: refused: unauthorized (%s)", why);
+        refuse(b, op == ALOFT_BLE_X_BEGIN ? ALOFT_BLE_X_BEGIN_NAK : ALOFT_BLE_X_END_NAK, "unauthorized", why);
+        return 0;
+    }
     switch (op) {
     case ALOFT_BLE_NOP: return 0;
     case ALOFT_BLE_REQUEST: request(a, b); return 0;
@@ -402,6 +449,12 @@ COLD static int control(struct aloft_agent *a, struct aloft_ble *b, const uint8_
         b->hashed |= (uint8_t)(1 << v[1]);
         return 0;
     case ALOFT_BLE_X_BEGIN: begin(a, b, v); return 0;
+    case ALOFT_BLE_X_CHALLENGE: /* a fresh nonce for one AUTH */
+        b->nonce[0] = ALOFT_BLE_X_NONCE;
+        a->port->random(a->port->ctx, b->nonce + 1, ALOFT_BLE_NONCE);
+        notify(b, ALOFT_BLE_CONTROL, b->nonce, sizeof b->nonce);
+        return 0;
+    case ALOFT_BLE_X_AUTH: auth(a, b, v); return 0;
     case ALOFT_BLE_X_SECTOR:
         if (b->state == ALOFT_BLE_EXT)
             sector(a, b, v);
@@ -522,4 +575,6 @@ void aloft_ble_disconnect(struct aloft_agent *a, struct aloft_ble *b)
     if (b->state != ALOFT_BLE_RESTARTING)
         drop(a, b);
     memset(b->sub, 0, sizeof b->sub);
+    b->authed = false; /* authentication is per connection */
+    b->nonce[0] = 0;
 }

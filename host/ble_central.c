@@ -249,7 +249,8 @@ static int push_seed(struct ble_central *c, struct ble_push *o, const uint8_t *i
         control_note(c, &n, BEGIN_MS, "REQUEST"))
         return -1;
     if (n.v[0] != ALOFT_BLE_REQUEST_ACK) {
-        snprintf(c->why, sizeof c->why, "the device refused the update (REQUEST_NAK: busy, or no slot to take it)");
+        snprintf(c->why, sizeof c->why, "the device refused the update (REQUEST_NAK: busy, no slot to take it, or it takes no "
+                 "unauthenticated esp32-ble-ota update)");
         return 1;
     }
     if (o->progress)
@@ -280,10 +281,34 @@ static int refused(struct ble_central *c, const struct ble_note *n, const char *
     return 1;
 }
 
+/* CHALLENGE, then AUTH with the first 16 bytes of HMAC-SHA256(psk, nonce). */
+static int authenticate(struct ble_central *c, const char *psk)
+{
+    uint8_t m[1 + ALOFT_BLE_NONCE] = {ALOFT_BLE_X_CHALLENGE}, d[32];
+    struct ble_note n;
+    if (write_req(c, ALOFT_BLE_CONTROL, m, 1, "CHALLENGE") || control_note(c, &n, ACK_MS, "CHALLENGE"))
+        return -1;
+    if (n.v[0] != ALOFT_BLE_X_NONCE || n.len != 1 + ALOFT_BLE_NONCE)
+        return gone(c, "the device sent no nonce: it does not authenticate (an aloft older than its PSK check?)");
+    struct aloft_hmac_sha256 h;
+    aloft_hmac_sha256_key(&h, psk, strlen(psk));
+    aloft_hmac_sha256_sum(&h, n.v + 1, ALOFT_BLE_NONCE, d);
+    m[0] = ALOFT_BLE_X_AUTH;
+    memcpy(m + 1, d, ALOFT_BLE_NONCE);
+    if (write_req(c, ALOFT_BLE_CONTROL, m, sizeof m, "AUTH") || control_note(c, &n, ACK_MS, "AUTH"))
+        return -1;
+    if (n.v[0] == ALOFT_BLE_X_AUTH_NAK)
+        return refused(c, &n, "authentication refused");
+    return n.v[0] == ALOFT_BLE_X_AUTH_ACK ? 0 : gone(c, "no answer to AUTH");
+}
+
 static int push_ext(struct ble_central *c, struct ble_push *o, const uint8_t *img, size_t len)
 {
     uint8_t sha[32], m[20];
     struct aloft_sha256 s;
+    int r = o->psk ? authenticate(c, o->psk) : 0;
+    if (r)
+        return r;
     aloft_sha256_init(&s);
     aloft_sha256_update(&s, img, len);
     aloft_sha256_final(&s, sha);

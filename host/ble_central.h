@@ -53,7 +53,8 @@ int ble_central_note(struct ble_central *c, int chr, struct ble_note *n, unsigne
 /* Pushing an image. */
 struct ble_push {
     bool frontend;     /* extended mode only: the www slot */
-    bool legacy;       /* the seed's protocol */
+    bool legacy;       /* the seed's protocol (it cannot authenticate) */
+    const char *psk;   /* extended: authenticate with it (CHALLENGE, AUTH); NULL: an open device */
     /* progress: bytes safely on the device (extended) or sent (seed) */
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
     void *ctx;

@@ -262,11 +262,14 @@ int node_ble_start(struct node *n)
     }
     node = n;
     ble.notify = notify;
+    ble.legacy = n->cfg.ble_legacy;
     pthread_t t;
     if (pthread_create(&t, NULL, serve, (void *)(intptr_t)fd))
         return node_error("ble: no thread");
     pthread_detach(t);
     node_log(n, "ble: advertising \"%s\" on tcp://%s:%d/ (MTU %u, every %u ms, %u packets per event)",
              n->cfg.ble_name, host, port, n->cfg.ble_mtu, n->cfg.ble_interval_ms, n->cfg.ble_packets);
+    if (n->cfg.ble_legacy)
+        node_log(n, "ble: WARNING: --ble-legacy: the esp32-ble-ota protocol takes images from any central");
     return 0;
 }

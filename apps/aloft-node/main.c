@@ -59,6 +59,11 @@ static const char usage[] =
     "  --espota [ADDR:]PORT    take ArduinoOTA uploads (Arduino IDE, PlatformIO's upload_protocol =\n"
     "                          espota) on this UDP port (3232 as ArduinoOTA; ADDR alone: port\n"
     "                          3232; default ADDR: --listen's); the password is the PSK\n"
+    "  --ble HOST:PORT         take BLE centrals over a simulated link on this TCP address\n"
+    "                          (docs/ble.md; also --ble-name, --ble-mtu, --ble-interval,\n"
+    "                          --ble-packets); with a PSK, updates need its challenge-response\n"
+    "  --ble-legacy            with a PSK, take the esp32-ble-ota protocol anyway, which cannot\n"
+    "                          authenticate: anyone in radio range may then install an image\n"
     "\n"
     "Pull updates:\n"
     "  --mqtt HOST:PORT        take ota_trigger commands from this MQTT broker; subscribes to\n"
@@ -510,7 +515,7 @@ enum {
     OPT_RESTART_DELAY, OPT_IDLE, OPT_LOG, OPT_CREATE, OPT_PARTITIONS, OPT_FLASH_SIZE, OPT_FIRMWARE, OPT_WWW,
     OPT_MQTT, OPT_MQTT_CA, OPT_MQTT_USER, OPT_MQTT_PASSWORD, OPT_DEVICE_ID, OPT_PLATFORM, OPT_CMD_TOPIC, OPT_SERVER,
     OPT_CHECK_EVERY, OPT_CA_FILE, OPT_INSECURE, OPT_MAX_SOCKETS, OPT_TRUSTED_KEYS, OPT_SERVER_KEY, OPT_MAC, OPT_ESPOTA,
-    OPT_BLE, OPT_BLE_NAME, OPT_BLE_MTU, OPT_BLE_INTERVAL, OPT_BLE_PACKETS,
+    OPT_BLE, OPT_BLE_NAME, OPT_BLE_MTU, OPT_BLE_INTERVAL, OPT_BLE_PACKETS, OPT_BLE_LEGACY,
 };
 
 int main(int argc, char **argv)
@@ -553,6 +558,7 @@ int main(int argc, char **argv)
         {"ble-mtu", required_argument, NULL, OPT_BLE_MTU},
         {"ble-interval", required_argument, NULL, OPT_BLE_INTERVAL},
         {"ble-packets", required_argument, NULL, OPT_BLE_PACKETS},
+        {"ble-legacy", no_argument, NULL, OPT_BLE_LEGACY},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -704,6 +710,7 @@ int main(int argc, char **argv)
                 return fail("--ble-packets takes 1..64"), 2;
             n.cfg.ble_packets = v;
             break;
+        case OPT_BLE_LEGACY: n.cfg.ble_legacy = true; break;
         case 'h': fputs(usage, stdout); return 0;
         case OPT_VERSION: printf("aloft-node %s\n", ALOFT_VERSION); return 0;
         default: fputs(usage, stderr); return 2;

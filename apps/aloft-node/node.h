@@ -51,6 +51,7 @@ struct node_config {
     const char *ble;             /* the simulated BLE link's HOST:PORT; NULL: none */
     const char *ble_name;        /* advertised name */
     unsigned ble_mtu, ble_interval_ms, ble_packets;
+    bool ble_legacy;             /* with a PSK, take the esp32-ble-ota protocol anyway */
 };
 
 struct node {

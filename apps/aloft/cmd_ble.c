@@ -40,7 +40,10 @@ static const char push_help[] =
     "4 KB sector (a damaged one is sent again), and a transfer that breaks off resumes\n"
     "where the device's flash ends, on the next try or the next run. --legacy speaks the\n"
     "esp32-ble-ota protocol (REQUEST, packets of MTU - 3 by write with response, DONE),\n"
-    "for devices that have only that. The outcome is one of aloft deploy's classes:\n"
+    "for devices that have only that. The extended mode proves the PSK (--psk) with an\n"
+    "HMAC of a nonce the device draws for this connection; the esp32-ble-ota protocol\n"
+    "cannot authenticate, so a device with a PSK refuses it unless it was told to take it\n"
+    "(aloft-node --ble-legacy, CONFIG_ALOFT_BLE_LEGACY). The outcome is one of aloft deploy's classes:\n"
     "  updated      the new image runs and has confirmed itself (a frontend: the active\n"
     "               www slot flipped)\n"
     "  rolled back  the device restarted but runs the old image\n"
@@ -52,7 +55,10 @@ static const char push_help[] =
     "TARGET: HOST:PORT of a simulated device (aloft-node --ble).\n"
     "\n"
     "  --frontend        FILE is a www.bin for the inactive www slot (extended mode)\n"
-    "  --legacy          the esp32-ble-ota protocol instead of the extended mode\n"
+    "  --psk SECRET      the device's PSK (or env ALOFT_PSK); without one only a device\n"
+    "                    that is open takes the image\n"
+    "  --legacy          the esp32-ble-ota protocol instead of the extended mode (sends no\n"
+    "                    PSK: it has no way to)\n"
     "  --mtu N           the ATT MTU to ask for, 23..517 (default 517; the device may agree\n"
     "                    to less)\n"
     "  --tries N         connections to try before giving up, resuming each time (default 3)\n"
@@ -63,7 +69,7 @@ static const char push_help[] =
     "exit status: 0 updated (or sent), 1 any other outcome, 2 unusable FILE or usage error\n"
     "\n"
     "examples:\n"
-    "  aloft ble push build/app.bin 127.0.0.2:8033 --status-port 8032\n"
+    "  aloft ble push build/app.bin 127.0.0.2:8033 --status-port 8032 --psk \"$OTA_PSK\"\n"
     "  aloft ble push build/www.bin 127.0.0.2:8033 --frontend\n"
     "  aloft ble push build/app.bin 127.0.0.2:8033 --legacy --mtu 185\n";
 
@@ -180,9 +186,11 @@ int aloft_cmd_ble_push(int argc, char **argv)
         {"frontend", no_argument, NULL, 'f'},   {"legacy", no_argument, NULL, 'l'},
         {"mtu", required_argument, NULL, 'm'},  {"tries", required_argument, NULL, 'n'},
         {"status-port", required_argument, NULL, 's'}, {"timeout", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+        {"psk", required_argument, NULL, 'k'},  {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     bool frontend = false, legacy = false;
+    const char *psk = getenv("ALOFT_PSK");
     unsigned mtu = 517, tries = 3, sport = 8032, timeout = 30;
     int c;
     optind = 1;
@@ -191,6 +199,7 @@ int aloft_cmd_ble_push(int argc, char **argv)
         switch (c) {
         case 'f': frontend = true; break;
         case 'l': legacy = true; break;
+        case 'k': psk = optarg; break;
         case 'm':
             if (!number(optarg, 23, 517, &mtu))
                 return aloft_usage_error(argv[0], push_help, "--mtu takes 23..517");
@@ -238,7 +247,8 @@ int aloft_cmd_ble_push(int argc, char **argv)
 
     static struct ble_central ct;
     struct bar bar = {.tty = isatty(STDERR_FILENO), .t0 = now(), .shown = -1};
-    struct ble_push o = {.frontend = frontend, .legacy = legacy, .progress = progress, .ctx = &bar};
+    struct ble_push o = {.frontend = frontend, .legacy = legacy, .psk = psk && *psk && !legacy ? psk : NULL,
+                         .progress = progress, .ctx = &bar};
     rc = -1;
     for (unsigned t = 0; t < tries && rc < 0; t++) {
         if (t)

@@ -25,8 +25,11 @@
  * otadata and the settings as they were (an extended transfer keeps only
  * its resume point: settings ble/job and ble/offset, cleared by ABORT or
  * its end). The service is on only where the glue enables it (ESP-IDF:
- * CONFIG_ALOFT_BLE_OTA; aloft-node: --ble): who may connect is the BLE
- * link's business (pairing), as in the seed. */
+ * CONFIG_ALOFT_BLE_OTA; aloft-node: --ble). Fail closed, as HTTP push:
+ * with a PSK, the extended mode's BEGIN and ABORT wait for AUTH (an HMAC of
+ * a fresh nonce with the PSK) on this connection, and the seed's REQUEST is
+ * refused unless legacy; with no PSK, nothing is taken unless the device
+ * is open. */
 #ifndef ALOFT_BLE_H
 #define ALOFT_BLE_H
 
@@ -57,6 +60,8 @@ extern const uint8_t aloft_ble_uuid[1 + ALOFT_BLE_CHRS][16];
 #define ALOFT_BLE_X_SECTOR 0x12 /* offset u32, crc32 u32 */
 #define ALOFT_BLE_X_END 0x13
 #define ALOFT_BLE_X_ABORT 0x14
+#define ALOFT_BLE_X_CHALLENGE 0x15 /* — : a fresh nonce, please */
+#define ALOFT_BLE_X_AUTH 0x16   /* the first 16 bytes of HMAC-SHA256(psk, nonce) */
 /* device → client (notifications): */
 #define ALOFT_BLE_X_BEGIN_ACK 0x20  /* version u8, offset u32, sector u16, window u8 */
 #define ALOFT_BLE_X_BEGIN_NAK 0x21  /* "code: message" */
@@ -65,12 +70,16 @@ extern const uint8_t aloft_ble_uuid[1 + ALOFT_BLE_CHRS][16];
 #define ALOFT_BLE_X_END_ACK 0x24    /* target u8, what boots: version or www slot */
 #define ALOFT_BLE_X_END_NAK 0x25    /* "code: message" */
 #define ALOFT_BLE_X_ABORT_ACK 0x26
+#define ALOFT_BLE_X_NONCE 0x27      /* 16 random bytes, for one AUTH */
+#define ALOFT_BLE_X_AUTH_ACK 0x28
+#define ALOFT_BLE_X_AUTH_NAK 0x29   /* "code: message" */
 
 #define ALOFT_BLE_VERSION 1       /* of the extended mode */
 #define ALOFT_BLE_SECTOR 4096     /* bytes per CRC-32 */
 #define ALOFT_BLE_WINDOW 4        /* sectors a client may send ahead of the ACKs */
 #define ALOFT_BLE_SAVE_EVERY 65536 /* the resume point is saved this often */
 #define ALOFT_BLE_STATUS_LEN 20   /* fits MTU 23 */
+#define ALOFT_BLE_NONCE 16        /* bytes of the nonce, and of AUTH's HMAC */
 
 /* SECTOR_NAK reasons */
 #define ALOFT_BLE_NAK_CRC 1    /* the sector's bytes do not match its CRC */
@@ -79,13 +88,19 @@ extern const uint8_t aloft_ble_uuid[1 + ALOFT_BLE_CHRS][16];
 /* Status states */
 enum aloft_ble_state { ALOFT_BLE_IDLE, ALOFT_BLE_SEED, ALOFT_BLE_EXT, ALOFT_BLE_SAVED, ALOFT_BLE_RESTARTING };
 
-/* Caller-allocated, one per device; zero it and set notify before the
- * first call. notify(ctx, chr, value, len): send a notification of chr
- * (the agent calls it only for a subscribed characteristic). */
+/* Caller-allocated, one per device; zero it and set notify (and legacy)
+ * before the first call. notify(ctx, chr, value, len): send a notification
+ * of chr (the agent calls it only for a subscribed characteristic).
+ * legacy: a device with a PSK takes the seed's protocol, which cannot
+ * authenticate, from any central (the operator relies on BLE pairing);
+ * off, only a central that authenticated (AUTH) may use it. */
 struct aloft_ble {
     void *ctx;
     void (*notify)(void *ctx, int chr, const void *value, size_t len);
+    bool legacy;
     /* private */
+    bool authed;                   /* this connection passed AUTH */
+    uint8_t nonce[1 + ALOFT_BLE_NONCE]; /* NONCE's notification; [0] 0 when used up */
     uint8_t state, target, hashed; /* hashed: bit per SHA-256 half staged */
     bool sub[ALOFT_BLE_CHRS];
     bool resync;                   /* dropping packets until the one at done */

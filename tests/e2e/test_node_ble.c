@@ -12,6 +12,12 @@
  * resumes an interrupted transfer and verifies the device as aloft deploy
  * does; `aloft ble scan` shows it.
  *
+ * Fail closed: with no PSK nothing is taken (seed or extended); with one,
+ * the extended mode's BEGIN and ABORT wait for AUTH (HMAC of a fresh,
+ * single-use nonce) on the connection, a wrong or replayed answer is
+ * refused, and the seed's protocol (which cannot authenticate) is refused
+ * unless the node runs with --ble-legacy. Every refusal changes nothing.
+ *
  * A 1 ms connection interval keeps it fast: timing is bench/ble.sh's. */
 #include "e2e.h"
 
@@ -26,10 +32,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "aloft/crypto.h"
 #include "ble_central.h"
 
 static struct e2e_node node;
 static char ble[32];                      /* the node's link, HOST:PORT */
+static const char *link_to = ble;         /* where connect_ok goes */
+static const char *v1;
 static char fw[7][300], c3[300], www[300];
 static const char *const versions[] = {"2.1.0", "2.2.0", "2.3.0", "2.4.0", "2.5.0", "2.6.0", "2.7.0"};
 
@@ -51,13 +60,14 @@ static int setup(void **state)
     const char *mkfs[] = {"aloft", "mkfs", dir, "-o", www, NULL};
     assert_int_equal(aloft_test_run(NULL, mkfs), 0);
 
-    const char *v1 = e2e_path("v1.bin");
+    v1 = e2e_path("v1.bin");
     e2e_image(v1, "esp32s3", "1.0.0", 0, NULL);
     e2e_node_init(&node, "ble");
     snprintf(ble, sizeof ble, "%.*s:%u", (int)(strchr(node.listen, ':') - node.listen), node.listen,
              (unsigned)e2e_free_port());
+    /* node.psk is provisioned; the seed tests need the seed's protocol allowed */
     const char *args[] = {"--create", "--flash-size", "4M", "--firmware", v1, "--www", dir, "--ble", ble,
-                          "--ble-interval", "1", "--idle-timeout", "5", NULL};
+                          "--ble-interval", "1", "--idle-timeout", "5", "--ble-legacy", NULL};
     return e2e_node_start(&node, args);
 }
 
@@ -75,7 +85,7 @@ static void version_is(const char *want)
 
 static void connect_ok(struct ble_central *c, uint16_t mtu)
 {
-    int rc = ble_central_connect(c, ble, mtu);
+    int rc = ble_central_connect(c, link_to, mtu);
     if (rc) {
         char *log = e2e_log_read(&node);
         size_t n = strlen(log);
@@ -142,6 +152,157 @@ static void app_unchanged(const struct e2e_snap *s)
     assert_true(!d || !strcmp(d, "nvs"));
 }
 
+/* Write v to Control (with response); the answer's opcode (in n). */
+static uint8_t ask(struct ble_central *c, const void *v, size_t len, struct ble_note *n)
+{
+    assert_int_equal(ble_central_request(c, 0x03, ALOFT_BLE_CONTROL, v, len, NULL, NULL), 0);
+    assert_true(ble_central_note(c, ALOFT_BLE_CONTROL, n, 5000) > 0);
+    return n->v[0];
+}
+
+static void challenge(struct ble_central *c, uint8_t nonce[ALOFT_BLE_NONCE])
+{
+    struct ble_note n;
+    uint8_t op = ALOFT_BLE_X_CHALLENGE;
+    assert_int_equal(ask(c, &op, 1, &n), ALOFT_BLE_X_NONCE);
+    assert_int_equal(n.len, 1 + ALOFT_BLE_NONCE);
+    memcpy(nonce, n.v + 1, ALOFT_BLE_NONCE);
+}
+
+/* AUTH with the first 16 bytes of HMAC-SHA256(psk, nonce): the answer. */
+static uint8_t auth(struct ble_central *c, const char *psk, const uint8_t nonce[ALOFT_BLE_NONCE])
+{
+    uint8_t m[1 + ALOFT_BLE_NONCE] = {ALOFT_BLE_X_AUTH}, d[32];
+    struct aloft_hmac_sha256 h;
+    struct ble_note n;
+    aloft_hmac_sha256_key(&h, psk, strlen(psk));
+    aloft_hmac_sha256_sum(&h, nonce, ALOFT_BLE_NONCE, d);
+    memcpy(m + 1, d, ALOFT_BLE_NONCE);
+    return ask(c, m, sizeof m, &n);
+}
+
+static void authenticated(struct ble_central *c)
+{
+    uint8_t nonce[ALOFT_BLE_NONCE];
+    challenge(c, nonce);
+    assert_int_equal(auth(c, node.psk, nonce), ALOFT_BLE_X_AUTH_ACK);
+}
+
+/* HASH, HASH, BEGIN of a 4 KB app: the answer (in n). */
+static uint8_t begin(struct ble_central *c, struct ble_note *n)
+{
+    uint8_t v[18] = {ALOFT_BLE_X_HASH, 0};
+    assert_int_equal(ble_central_request(c, 0x03, ALOFT_BLE_CONTROL, v, 18, NULL, NULL), 0);
+    v[1] = 1;
+    assert_int_equal(ble_central_request(c, 0x03, ALOFT_BLE_CONTROL, v, 18, NULL, NULL), 0);
+    uint8_t b[7] = {ALOFT_BLE_X_BEGIN, 1, 0, 0, 0x10, 0, 0};
+    return ask(c, b, sizeof b, n);
+}
+
+static bool says(const struct ble_note *n, const char *text)
+{
+    return n->len > strlen(text) && !memcmp(n->v + 1, text, strlen(text));
+}
+
+/* A device with no PSK that is not open takes nothing: not the seed's
+ * protocol (--ble-legacy or not), not the extended mode, with or without a
+ * PSK offered. */
+static void no_psk_refuses_everything(void **state)
+{
+    (void)state;
+    static struct e2e_node bare;
+    static char at[32];
+    e2e_node_init(&bare, "ble-bare");
+    bare.psk[0] = 0;
+    snprintf(at, sizeof at, "%.*s:%u", (int)(strchr(bare.listen, ':') - bare.listen), bare.listen,
+             (unsigned)e2e_free_port());
+    const char *args[] = {"--create", "--flash-size", "4M", "--firmware", v1, "--ble", at,
+                          "--ble-interval", "1", "--ble-legacy", NULL};
+    assert_int_equal(e2e_node_start(&bare, args), 0);
+    link_to = at;
+    struct e2e_snap s;
+    e2e_snap_take(&s, &bare);
+    struct ble_push seed = {.legacy = true}, ext = {0}, ext_psk = {.psk = "a-guess"};
+    assert_int_equal(push(fw[0], 185, &seed), 1);
+    assert_int_equal(push(fw[0], 185, &ext), 1);
+    assert_int_equal(push(fw[0], 185, &ext_psk), 1);
+    struct ble_central c;
+    struct ble_note n;
+    connect_ok(&c, 100); /* room for the reasons */
+    assert_int_equal(ble_central_request(&c, 0x05, ALOFT_BLE_CONTROL, NULL, 0, NULL, NULL), 0);
+    assert_int_equal(begin(&c, &n), ALOFT_BLE_X_BEGIN_NAK);
+    assert_true(says(&n, "unauthorized: no PSK"));
+    ble_central_close(&c);
+    link_to = ble;
+    assert_int_equal(e2e_log_count(&bare, "ble: refused: unauthorized (no PSK is provisioned)"), 3);
+    assert_int_equal(e2e_log_count(&bare, "ble: authentication failed"), 1);
+    assert_int_equal(e2e_log_count(&bare, "update begins"), 0);
+    assert_null(e2e_snap_diff(&s, &bare));
+    e2e_snap_free(&s);
+    e2e_node_stop(&bare);
+}
+
+/* With a PSK and without --ble-legacy, the seed's protocol is refused:
+ * it cannot authenticate. */
+static void seed_refused_without_legacy(void **state)
+{
+    (void)state;
+    e2e_node_stop(&node);
+    const char *strict[] = {"--ble", ble, "--ble-interval", "1", "--idle-timeout", "5", NULL};
+    assert_int_equal(e2e_node_start(&node, strict), 0);
+    struct e2e_snap s;
+    e2e_snap_take(&s, &node);
+    struct ble_push o = {.legacy = true};
+    assert_int_equal(push(fw[0], 185, &o), 1);
+    assert_int_equal(e2e_log_count(&node, "ble: refused: unauthorized (esp32-ble-ota cannot authenticate)"), 1);
+    assert_null(e2e_snap_diff(&s, &node));
+    e2e_snap_free(&s);
+    /* the rest runs with it allowed (seed_update_odd_size: then it works) */
+    e2e_node_stop(&node);
+    const char *legacy[] = {"--ble", ble, "--ble-interval", "1", "--idle-timeout", "5", "--ble-legacy", NULL};
+    assert_int_equal(e2e_node_start(&node, legacy), 0);
+}
+
+/* The extended mode wants AUTH on this connection before BEGIN or ABORT;
+ * a wrong answer, an answer without a nonce and a replayed nonce are
+ * refused and leave the connection unauthenticated. */
+static void ext_needs_auth(void **state)
+{
+    (void)state;
+    struct e2e_snap s;
+    e2e_snap_take(&s, &node);
+    struct ble_central c;
+    struct ble_note n;
+    uint8_t nonce[ALOFT_BLE_NONCE], other[ALOFT_BLE_NONCE], abort_op = ALOFT_BLE_X_ABORT;
+    unsigned failed = e2e_log_count(&node, "ble: authentication failed");
+    connect_ok(&c, 100); /* room for the reasons */
+    assert_int_equal(ble_central_request(&c, 0x05, ALOFT_BLE_CONTROL, NULL, 0, NULL, NULL), 0);
+    assert_int_equal(begin(&c, &n), ALOFT_BLE_X_BEGIN_NAK);
+    assert_true(says(&n, "unauthorized: authenticate first"));
+    assert_int_equal(ask(&c, &abort_op, 1, &n), ALOFT_BLE_X_END_NAK);
+    assert_true(says(&n, "unauthorized"));
+    memset(nonce, 0, sizeof nonce);
+    assert_int_equal(auth(&c, node.psk, nonce), ALOFT_BLE_X_AUTH_NAK); /* no CHALLENGE yet */
+    challenge(&c, nonce);
+    assert_int_equal(auth(&c, "not-the-psk", nonce), ALOFT_BLE_X_AUTH_NAK);
+    assert_int_equal(begin(&c, &n), ALOFT_BLE_X_BEGIN_NAK); /* still unauthenticated */
+    assert_true(says(&n, "unauthorized"));
+    assert_int_equal(auth(&c, node.psk, nonce), ALOFT_BLE_X_AUTH_NAK); /* the nonce was used up */
+    challenge(&c, other);
+    assert_true(memcmp(nonce, other, sizeof nonce) != 0);
+    assert_int_equal(auth(&c, node.psk, other), ALOFT_BLE_X_AUTH_ACK); /* (ext_abort_forgets: then ABORT) */
+    ble_central_close(&c);
+    assert_int_equal(e2e_log_count(&node, "ble: authentication failed"), failed + 3);
+    /* authentication is per connection; the client's own refusals */
+    struct ble_push none = {0}, wrong = {.psk = "not-the-psk"};
+    assert_int_equal(push(fw[2], 185, &none), 1);
+    assert_int_equal(push(fw[2], 185, &wrong), 1);
+    assert_int_equal(e2e_log_count(&node, "ble: authentication failed"), failed + 4);
+    assert_int_equal(e2e_log_count(&node, "update begins (extended"), 0);
+    assert_null(e2e_snap_diff(&s, &node));
+    e2e_snap_free(&s);
+}
+
 static void seed_update_odd_size(void **state)
 {
     (void)state;
@@ -193,7 +354,7 @@ static void ext_corrupted_packet_resent(void **state)
     (void)state;
     size_t len;
     free(e2e_file_read(fw[2], &len));
-    struct ble_push o = {.corrupt_at = 4096 * 3 + e2e_rand() % 4096};
+    struct ble_push o = {.psk = node.psk, .corrupt_at = 4096 * 3 + e2e_rand() % 4096};
     pushed(fw[2], 256, &o, versions[2]);
     assert_true(o.naks >= 1);
     assert_int_equal(o.resumed_at, 0);
@@ -206,7 +367,7 @@ static void ext_reconnect_resumes(void **state)
     (void)state;
     struct e2e_snap s;
     e2e_snap_take(&s, &node);
-    struct ble_push o = {.drop_at = 70000 + e2e_rand() % 50000};
+    struct ble_push o = {.psk = node.psk, .drop_at = 70000 + e2e_rand() % 50000};
     assert_int_equal(push(fw[3], 185, &o), -1);
     assert_int_equal(e2e_node_wait_log(&node, "kept for a resume", 1, 5000), 0);
     app_unchanged(&s);
@@ -215,7 +376,7 @@ static void ext_reconnect_resumes(void **state)
     assert_int_equal(st.state, ALOFT_BLE_SAVED);
     assert_int_equal(st.target, 0);
     assert_true(st.offset > 0 && st.offset % 4096 == 0 && st.offset <= o.drop_at);
-    struct ble_push again = {0};
+    struct ble_push again = {.psk = node.psk};
     pushed(fw[3], 185, &again, versions[3]);
     assert_int_equal(again.resumed_at, st.offset);
 }
@@ -242,7 +403,7 @@ static void ext_power_cut_resumes(void **state)
     e2e_node_stop(&node);
     const char *slow[] = {"--ble", ble, "--ble-interval", "30", NULL};
     assert_int_equal(e2e_node_start(&node, slow), 0);
-    struct bg b = {.file = fw[4]};
+    struct bg b = {.file = fw[4], .o = {.psk = node.psk}};
     pthread_t t;
     pthread_create(&t, NULL, push_bg, &b);
     assert_int_equal(e2e_node_wait_log(&node, "ble: update begins (extended", 1, 10000), 0);
@@ -257,7 +418,7 @@ static void ext_power_cut_resumes(void **state)
     struct status st = read_status();
     assert_int_equal(st.state, ALOFT_BLE_SAVED);
     assert_true(st.offset % 65536 == 0);
-    struct ble_push again = {0};
+    struct ble_push again = {.psk = node.psk};
     pushed(fw[4], 247, &again, versions[4]);
     assert_int_equal(again.resumed_at, st.offset);
 }
@@ -267,7 +428,7 @@ static void ext_abort_forgets(void **state)
     (void)state;
     struct e2e_snap s;
     e2e_snap_take(&s, &node);
-    struct ble_push o = {.drop_at = 40000};
+    struct ble_push o = {.psk = node.psk, .drop_at = 40000};
     assert_int_equal(push(fw[5], 256, &o), -1);
     assert_int_equal(e2e_node_wait_log(&node, "kept for a resume", 2, 5000), 0);
     assert_int_equal(read_status().state, ALOFT_BLE_SAVED);
@@ -276,6 +437,14 @@ static void ext_abort_forgets(void **state)
     uint8_t op = ALOFT_BLE_X_ABORT;
     connect_ok(&c, 256);
     assert_int_equal(ble_central_request(&c, 0x05, ALOFT_BLE_CONTROL, NULL, 0, NULL, NULL), 0);
+    /* unauthenticated, ABORT is refused and the resume point stays */
+    assert_int_equal(ask(&c, &op, 1, &n), ALOFT_BLE_X_END_NAK);
+    assert_true(says(&n, "unauthorized"));
+    ble_central_close(&c);
+    assert_int_equal(read_status().state, ALOFT_BLE_SAVED);
+    connect_ok(&c, 256);
+    assert_int_equal(ble_central_request(&c, 0x05, ALOFT_BLE_CONTROL, NULL, 0, NULL, NULL), 0);
+    authenticated(&c);
     assert_int_equal(ble_central_request(&c, 0x03, ALOFT_BLE_CONTROL, &op, 1, NULL, NULL), 0);
     assert_true(ble_central_note(&c, ALOFT_BLE_CONTROL, &n, 5000) > 0);
     assert_int_equal(n.v[0], ALOFT_BLE_X_ABORT_ACK);
@@ -286,7 +455,7 @@ static void ext_abort_forgets(void **state)
     app_unchanged(&s);
     e2e_snap_free(&s);
     /* the next push starts from nothing */
-    struct ble_push again = {0};
+    struct ble_push again = {.psk = node.psk};
     pushed(fw[5], 256, &again, versions[5]);
     assert_int_equal(again.resumed_at, 0);
 }
@@ -299,7 +468,7 @@ static void ext_wrong_chip_refused(void **state)
     struct ble_central c;
     size_t len;
     uint8_t *img = e2e_file_read(c3, &len);
-    struct ble_push o = {0};
+    struct ble_push o = {.psk = node.psk};
     connect_ok(&c, 256);
     assert_int_equal(ble_push_image(&c, &o, img, len), 1);
     assert_non_null(strstr(c.why, "wrong_chip"));
@@ -316,7 +485,7 @@ static void frontend_over_ble(void **state)
     cJSON *st = e2e_get_json(&node, "/api/ota/status");
     int before = (int)e2e_jnum(st, "active_slot");
     cJSON_Delete(st);
-    struct ble_push o = {.frontend = true};
+    struct ble_push o = {.frontend = true, .psk = node.psk};
     unsigned boots = node.serving;
     assert_int_equal(push(www, 256, &o), 0);
     assert_string_equal(o.boots, before ? "www_0" : "www_1");
@@ -422,6 +591,7 @@ static void att_errors_and_bad_requests(void **state)
     size_t len;
     connect_ok(&c, 23);
     assert_int_equal(ble_central_request(&c, 0x05, ALOFT_BLE_CONTROL, NULL, 0, NULL, NULL), 0);
+    authenticated(&c); /* BEGIN's own checks, past the PSK's */
     assert_int_equal(ble_central_request(&c, 0x02, ALOFT_BLE_DATA, NULL, 0, out, &len), 0x02);
     assert_int_equal(ble_central_request(&c, 0x03, ALOFT_BLE_STATUS, v, 1, NULL, NULL), 0x03);
     assert_int_equal(ble_central_request(&c, 0x05, ALOFT_BLE_DATA, NULL, 0, NULL, NULL), 0x03);
@@ -457,7 +627,7 @@ static void att_errors_and_bad_requests(void **state)
 static void cli_push_resumes_and_verifies(void **state)
 {
     (void)state;
-    struct ble_push o = {.drop_at = 50000};
+    struct ble_push o = {.psk = node.psk, .drop_at = 50000};
     assert_int_equal(push(fw[6], 185, &o), -1);
     assert_int_equal(read_status().state, ALOFT_BLE_SAVED);
     char *out = NULL, port[8];
@@ -467,8 +637,15 @@ static void cli_push_resumes_and_verifies(void **state)
     assert_non_null(strstr(out, "interrupted (resumable): app"));
     free(out);
     snprintf(port, sizeof port, "%s", strchr(node.listen, ':') + 1);
+    /* without the PSK: refused, the resume point kept */
+    const char *nopsk[] = {"aloft", "ble", "push", fw[6], ble, "--status-port", port, "--tries", "1", NULL};
+    assert_int_equal(aloft_test_run(&out, nopsk), 1);
+    assert_non_null(strstr(out, "unauthorized"));
+    free(out);
+    assert_int_equal(read_status().state, ALOFT_BLE_SAVED);
     unsigned boots = node.serving;
-    const char *cmd[] = {"aloft", "ble", "push", fw[6], ble, "--status-port", port, "--timeout", "20", NULL};
+    const char *cmd[] = {"aloft", "ble", "push", fw[6], ble, "--status-port", port, "--timeout", "20",
+                         "--psk", node.psk, NULL};
     int rc = aloft_test_run(&out, cmd);
     printf("%s", out);
     assert_int_equal(rc, 0);
@@ -495,6 +672,9 @@ int main(void)
 {
     e2e_init(176);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(no_psk_refuses_everything),
+        cmocka_unit_test(seed_refused_without_legacy),
+        cmocka_unit_test(ext_needs_auth),
         cmocka_unit_test(seed_update_odd_size),
         cmocka_unit_test(seed_wrong_chip_done_nak),
         cmocka_unit_test(seed_disconnects_leave_it_clean),
