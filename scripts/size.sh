@@ -34,8 +34,9 @@ AGENT_TEXT_BUDGET=54469  # agent + core, .text, per target: 48 KB, + 2 KB for si
                          # + 2757 B for ArduinoOTA uploads (agent/espota.c: the handshake, its MD5 and
                          # PBKDF2-HMAC-SHA256 answers; push.c's upload entry for it)
 OPTIONAL=(ble)           # agent modules a device may leave out, each outside the agent's budget with its own:
-BLE_TEXT_BUDGET=5632     # agent/ble.c, the BLE OTA service (ESP-IDF: CONFIG_ALOFT_BLE_OTA; seed 003's protocol and
-                         # the extended mode: sector CRCs, resume, ABORT, Status), .text per target
+BLE_TEXT_BUDGET=6144     # agent/ble.c, the BLE OTA service (ESP-IDF: CONFIG_ALOFT_BLE_OTA; seed 003's protocol and
+                         # the extended mode: sector CRCs, resume, ABORT, Status), .text per target;
+                         # + 512 B for its PSK check (CHALLENGE/AUTH with HMAC-SHA256, fail closed, legacy)
 AGENT_RAM_BUDGET=512     # agent + core, .data + .bss
 AGENT_STACK_BUDGET=2048  # each agent entry point and everything it calls
 # The agent's entry points: every function these headers declare.
