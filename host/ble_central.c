@@ -249,7 +249,8 @@ static int push_seed(struct ble_central *c, struct ble_push *o, const uint8_t *i
         control_note(c, &n, BEGIN_MS, "REQUEST"))
         return -1;
     if (n.v[0] != ALOFT_BLE_REQUEST_ACK) {
-        snprintf(c->why, sizeof c->why, "the device refused the update (REQUEST_NAK: busy, no slot to take it, or it takes no "
+        snprintf(c->why, sizeof c->why,
+                 "the device refused the update (REQUEST_NAK: busy, no slot to take it, or it takes no "
                  "unauthenticated esp32-ble-ota update)");
         return 1;
     }
@@ -286,7 +287,8 @@ static int authenticate(struct ble_central *c, const char *psk)
 {
     uint8_t m[1 + ALOFT_BLE_NONCE] = {ALOFT_BLE_X_CHALLENGE}, d[32];
     struct ble_note n;
-    if (write_req(c, ALOFT_BLE_CONTROL, m, 1, "CHALLENGE") || control_note(c, &n, ACK_MS, "CHALLENGE"))
+    if (write_req(c, ALOFT_BLE_CONTROL, m, 1, "CHALLENGE") ||
+        control_note(c, &n, ACK_MS, "CHALLENGE (a device without the extended mode answers nothing: try --legacy)"))
         return -1;
     if (n.v[0] != ALOFT_BLE_X_NONCE || n.len != 1 + ALOFT_BLE_NONCE)
         return gone(c, "the device sent no nonce: it does not authenticate (an aloft older than its PSK check?)");
