@@ -191,6 +191,7 @@ int aloft_push_upload_begin(struct aloft_agent *a, struct aloft_push *p, bool fr
     }
     a->busy = p->holds = true;
     int rc = 0;
+    uint32_t at = (uint32_t)p->received; /* ble.c resumes: bytes already in the slot */
     if (!p->resume)
         a->delta_ck = false; /* the slot is rewritten: nothing to resume any more */
     if (p->kind == KIND_DELTA && p->resume) {
@@ -201,10 +202,10 @@ int aloft_push_upload_begin(struct aloft_agent *a, struct aloft_push *p, bool fr
         /* nothing is erased until the patch's header names the running image */
         aloft_delta_update_begin(a->delta, a->boot, NULL);
     } else if (!frontend) {
-        rc = aloft_update_begin(&p->u, a->boot, NULL);
+        rc = at ? aloft_update_resume(&p->u, a->boot, NULL, at) : aloft_update_begin(&p->u, a->boot, NULL);
     } else {
         p->slot = a->www[aloft_agent_www_inactive(a)];
-        rc = aloft_flash_erase(a->port->flash, p->slot->offset, p->slot->size);
+        rc = aloft_flash_erase(a->port->flash, p->slot->offset + at, p->slot->size - at);
     }
     if (rc) {
         classify(a, p, rc);

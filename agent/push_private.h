@@ -15,7 +15,10 @@ void aloft_push_error(struct aloft_push *p, struct aloft_push_reply *reply, int 
 /* push.c: start an upload of len bytes into the next app slot or, for
  * frontend, the inactive www slot, once the caller has authorised it (the
  * HTTP API, espota.c): checks the size, takes the update slot, erases the
- * target. p is zeroed but for buf and cap. Returns 0, then aloft_push_body,
+ * target. p is zeroed but for buf and cap, and received: a multiple of the
+ * flash sector already in the target from an interrupted upload (ble.c),
+ * which is read back and verified (aloft_update_resume) instead of erased.
+ * Returns 0, then aloft_push_body,
  * aloft_push_end and aloft_push_abort as for a request; or 1 with the
  * refusal in *reply. */
 int aloft_push_upload_begin(struct aloft_agent *a, struct aloft_push *p, bool frontend, uint64_t len,

@@ -2,7 +2,7 @@
 # Run the benchmarks and print their tables. Instruction counts come from
 # valgrind's callgrind, so they repeat exactly from run to run; wall times
 # follow for reference. Then bench/push against a real aloft-node, and the
-# fleet, server, scale, rollout, flood, pull, espota and delta benchmarks.
+# fleet, server, scale, rollout, flood, pull, espota, delta and BLE benchmarks.
 #
 # usage: bench/run.sh [BUILD_DIR] [all|ingest]   (default: build all; `make bench` builds it first)
 #        ingest: only bench/ingest (the callgrind table and its wall times) and bench/verify
@@ -171,3 +171,8 @@ fi
 # bench/delta: patch sizes on a real ESP-IDF pair next to xz, zstd, bsdiff and
 # xdelta3, the decoder's RAM, its instructions per byte against SHA-256
 "$(dirname "$0")/delta.sh" "$build"
+
+# bench/ble: 1 MB over the simulated BLE link at MTU 23, 185, 247 and 517:
+# the extended mode and esp32-ble-ota's protocol next to the link's floor (its
+# own processes, not under valgrind)
+"$(dirname "$0")/ble.sh" "$build"

@@ -37,6 +37,10 @@ AGENT_TEXT_BUDGET=59648  # agent + core, .text, per target: 48 KB, + 2 KB for si
                          # + 595 B for POST /ota taking them (push.c: the patch type, its writer, errors),
                          # + 700 B for resuming a patch upload whose link dropped (push.c, status),
                          # + 241 B for naming a frontend flashed with the app (check.c: its superblock)
+OPTIONAL=(ble)           # agent modules a device may leave out, each outside the agent's budget with its own:
+BLE_TEXT_BUDGET=6144     # agent/ble.c, the BLE OTA service (ESP-IDF: CONFIG_ALOFT_BLE_OTA; esp32-ble-ota's protocol and
+                         # the extended mode: sector CRCs, resume, ABORT, Status), .text per target;
+                         # + 512 B for its PSK check (CHALLENGE/AUTH with HMAC-SHA256, fail closed, legacy)
 AGENT_RAM_BUDGET=512     # agent + core, .data + .bss
 AGENT_STACK_BUDGET=2048  # each agent entry point and everything it calls
 DELTA_RAM_BUDGET=8192    # the delta decoder: its state (struct aloft_delta) + the worst-case stack
@@ -45,7 +49,8 @@ DELTA_RAM_BUDGET=8192    # the delta decoder: its state (struct aloft_delta) + t
 # bound to the update writer): stack.py follows them instead of stopping there.
 CORE_CALLBACKS=(--callbacks delta.c=du_read,du_start,du_write)
 # The agent's entry points: every function these headers declare.
-AGENT_API=(include/aloft/agent.h include/aloft/push.h include/aloft/pull.h include/aloft/mqtt.h include/aloft/espota.h)
+AGENT_API=(include/aloft/agent.h include/aloft/push.h include/aloft/pull.h include/aloft/mqtt.h include/aloft/espota.h
+           include/aloft/ble.h)
 # The agent may call what newlib's libc defines (one multilib stands for all:
 # the names are the same) and the target's libgcc helpers.
 NEWLIB_LIBC=/usr/lib/arm-none-eabi/newlib/thumb/v7e-m/nofp/libc.a
@@ -182,17 +187,20 @@ done
 
 declare -A ttext tdata tbss  # [target,part]
 
-# rows PART: one table row per module of PART; sums into ttext/tdata/tbss[target,PART].
+# rows PART: one table row per module of PART; sums into ttext/tdata/tbss[target,PART]
+# (an optional module's into [target,MODULE]).
 rows() {
-    local part=$1 m t
+    local part=$1 m t into
     for m in ${modules[$part]:-}; do
+        into=$part
+        [[ " ${OPTIONAL[*]} " == *" $m "* ]] && into=$m
         printf '%-12s' "$m"
         for t in "${targets[@]}"; do
             if [ -n "${text[$t,$part/$m]:-}" ]; then
                 printf ' | %8d %8d %8d' "${text[$t,$part/$m]}" "${data[$t,$part/$m]}" "${bss[$t,$part/$m]}"
-                ttext[$t,$part]=$((${ttext[$t,$part]:-0} + text[$t,$part/$m]))
-                tdata[$t,$part]=$((${tdata[$t,$part]:-0} + data[$t,$part/$m]))
-                tbss[$t,$part]=$((${tbss[$t,$part]:-0} + bss[$t,$part/$m]))
+                ttext[$t,$into]=$((${ttext[$t,$into]:-0} + text[$t,$part/$m]))
+                tdata[$t,$into]=$((${tdata[$t,$into]:-0} + data[$t,$part/$m]))
+                tbss[$t,$into]=$((${tbss[$t,$into]:-0} + bss[$t,$part/$m]))
             else
                 printf ' | %26s' "(did not compile)"
             fi
@@ -254,6 +262,8 @@ printf 'agent/\n'
 rows agent
 sum_row "agent total" agent
 totals "agent + core" "agent + core" $AGENT_TEXT_BUDGET $AGENT_RAM_BUDGET core agent
+printf 'optional (outside the total above)\n'
+totals "ble" "agent/ble.c (CONFIG_ALOFT_BLE_OTA)" $BLE_TEXT_BUDGET 0 ble
 printf '\n'
 
 # stack PART TARGET: scripts/stack.py's report on PART's entry points.

@@ -52,13 +52,18 @@ static const char usage[] =
     "  --link-rate BYTES/S     throttle uploads like a Wi-Fi link, e.g. 1M (default unlimited)\n"
     "  --power-cut-after N     lose power at flash operation N of this run, then boot again\n"
     "  --restart-delay MS      pause between a successful update's reply and the restart (1000)\n"
-    "  --idle-timeout S        drop an upload that sends nothing for S seconds (30)\n"
+    "  --idle-timeout S        drop an upload (or a BLE central) that sends nothing for S seconds (30)\n"
     "  --max-sockets N         open connections at most, as ESP-IDF's max_open_sockets (7);\n"
     "                          a new one beyond closes the least recently active one\n"
     "  --log FILE              also append every line to FILE\n"
     "  --espota [ADDR:]PORT    take ArduinoOTA uploads (Arduino IDE, PlatformIO's upload_protocol =\n"
     "                          espota) on this UDP port (3232 as ArduinoOTA; ADDR alone: port\n"
     "                          3232; default ADDR: --listen's); the password is the PSK\n"
+    "  --ble HOST:PORT         take BLE centrals over a simulated link on this TCP address\n"
+    "                          (docs/ble.md; also --ble-name, --ble-mtu, --ble-interval,\n"
+    "                          --ble-packets); with a PSK, updates need its challenge-response\n"
+    "  --ble-legacy            with a PSK, take the esp32-ble-ota protocol anyway, which cannot\n"
+    "                          authenticate: anyone in radio range may then install an image\n"
     "\n"
     "Pull updates:\n"
     "  --mqtt HOST:PORT        take ota_trigger commands from this MQTT broker; subscribes to\n"
@@ -447,6 +452,8 @@ static int run(struct node *n)
         return 1;
     if (n->cfg.espota && node_espota_start(n) != 0)
         return 1;
+    if (n->cfg.ble && node_ble_start(n) != 0)
+        return 1;
     if (n->sim.behaviour == ALOFT_SIM_HEALTHY) {
         pthread_mutex_lock(&n->lock);
         aloft_agent_confirm(&n->agent);
@@ -503,6 +510,7 @@ enum {
     OPT_RESTART_DELAY, OPT_IDLE, OPT_LOG, OPT_CREATE, OPT_PARTITIONS, OPT_FLASH_SIZE, OPT_FIRMWARE, OPT_WWW,
     OPT_MQTT, OPT_MQTT_CA, OPT_MQTT_USER, OPT_MQTT_PASSWORD, OPT_DEVICE_ID, OPT_PLATFORM, OPT_CMD_TOPIC, OPT_SERVER,
     OPT_CHECK_EVERY, OPT_CA_FILE, OPT_INSECURE, OPT_MAX_SOCKETS, OPT_TRUSTED_KEYS, OPT_SERVER_KEY, OPT_MAC, OPT_ESPOTA,
+    OPT_BLE, OPT_BLE_NAME, OPT_BLE_MTU, OPT_BLE_INTERVAL, OPT_BLE_PACKETS, OPT_BLE_LEGACY,
 };
 
 int main(int argc, char **argv)
@@ -540,13 +548,19 @@ int main(int argc, char **argv)
         {"ca-file", required_argument, NULL, OPT_CA_FILE},
         {"insecure", no_argument, NULL, OPT_INSECURE},
         {"espota", required_argument, NULL, OPT_ESPOTA},
+        {"ble", required_argument, NULL, OPT_BLE},
+        {"ble-name", required_argument, NULL, OPT_BLE_NAME},
+        {"ble-mtu", required_argument, NULL, OPT_BLE_MTU},
+        {"ble-interval", required_argument, NULL, OPT_BLE_INTERVAL},
+        {"ble-packets", required_argument, NULL, OPT_BLE_PACKETS},
+        {"ble-legacy", no_argument, NULL, OPT_BLE_LEGACY},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
     static struct node n = {
         .cfg = {.listen = "127.0.0.1:8032", .rollback = true, .restart_delay_ms = 1000, .idle_timeout_s = 30,
-                .max_sockets = 7},
+                .max_sockets = 7, .ble_name = "esp32", .ble_mtu = 256, .ble_interval_ms = 30, .ble_packets = 4},
         .lock = PTHREAD_MUTEX_INITIALIZER,
         .restart_lock = PTHREAD_MUTEX_INITIALIZER,
         .restart_cond = PTHREAD_COND_INITIALIZER,
@@ -666,6 +680,32 @@ int main(int argc, char **argv)
         case OPT_CA_FILE: n.cfg.ca_file = optarg; break;
         case OPT_INSECURE: n.cfg.insecure = true; break;
         case OPT_ESPOTA: n.cfg.espota = optarg; break;
+        case OPT_BLE:
+            if (parse_listen(optarg))
+                return fail("--ble '%s' is not HOST:PORT, e.g. 127.0.0.2:8033", optarg), 2;
+            n.cfg.ble = optarg;
+            break;
+        case OPT_BLE_NAME:
+            if (!*optarg || strlen(optarg) > 29)
+                return fail("--ble-name must be 1 to 29 characters (an advertisement's room)"), 2;
+            n.cfg.ble_name = optarg;
+            break;
+        case OPT_BLE_MTU:
+            if (aloft_parse_size(optarg, &v) || v < 23 || v > 517)
+                return fail("--ble-mtu takes 23..517"), 2;
+            n.cfg.ble_mtu = v;
+            break;
+        case OPT_BLE_INTERVAL:
+            if (aloft_parse_size(optarg, &v) || !v || v > 4000)
+                return fail("--ble-interval takes milliseconds (1..4000)"), 2;
+            n.cfg.ble_interval_ms = v;
+            break;
+        case OPT_BLE_PACKETS:
+            if (aloft_parse_size(optarg, &v) || !v || v > 64)
+                return fail("--ble-packets takes 1..64"), 2;
+            n.cfg.ble_packets = v;
+            break;
+        case OPT_BLE_LEGACY: n.cfg.ble_legacy = true; break;
         case 'h': fputs(usage, stdout); return 0;
         case OPT_VERSION: printf("aloft-node %s\n", ALOFT_VERSION); return 0;
         default: fputs(usage, stderr); return 2;

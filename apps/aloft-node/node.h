@@ -48,6 +48,10 @@ struct node_config {
     const char *ca_file;         /* CA bundle for HTTPS downloads; NULL: the system's */
     bool insecure;               /* do not verify HTTPS certificates */
     const char *espota;          /* ArduinoOTA's UDP [ADDR:]PORT; NULL: none */
+    const char *ble;             /* the simulated BLE link's HOST:PORT; NULL: none */
+    const char *ble_name;        /* advertised name */
+    unsigned ble_mtu, ble_interval_ms, ble_packets;
+    bool ble_legacy;             /* with a PSK, take the esp32-ble-ota protocol anyway */
 };
 
 struct node {
@@ -112,6 +116,10 @@ void node_mqtt_stop(struct node *n);
 /* ArduinoOTA uploads (espota.c) on cfg.espota. Returns 0 or 1 with a
  * message printed. */
 int node_espota_start(struct node *n);
+
+/* The BLE OTA service on the simulated link (ble.c) on cfg.ble. Returns 0
+ * or 1 with a message printed. */
+int node_ble_start(struct node *n);
 
 /* HTTP server (http.c). Returns 0 or -1 with a message printed. */
 int node_http_start(struct node *n);

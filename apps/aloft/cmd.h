@@ -31,6 +31,8 @@ int aloft_cmd_deploy(int argc, char **argv);
 int aloft_cmd_discover(int argc, char **argv);
 int aloft_cmd_status(int argc, char **argv);
 int aloft_cmd_trigger(int argc, char **argv);
+int aloft_cmd_ble_scan(int argc, char **argv);
+int aloft_cmd_ble_push(int argc, char **argv);
 
 int aloft_cmd_server_upload(int argc, char **argv);
 int aloft_cmd_server_releases(int argc, char **argv);

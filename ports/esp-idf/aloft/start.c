@@ -106,6 +106,10 @@ esp_err_t aloft_start(const aloft_config_t *cfg)
     if (cfg->espota_port && (e = aloft_idf_espota_start(d)) != ESP_OK && first == ESP_OK)
         first = e;
 #endif
+#ifdef CONFIG_ALOFT_BLE_OTA /* needs NimBLE: off, none of it is built */
+    if ((e = aloft_idf_ble_start(d)) != ESP_OK && first == ESP_OK)
+        first = e;
+#endif
     if ((e = aloft_idf_confirm_start(d)) != ESP_OK && first == ESP_OK)
         first = e;
     resume_pull(d);

@@ -93,6 +93,10 @@ esp_err_t aloft_idf_http_start(struct aloft_idf *d);
 /* ArduinoOTA uploads on UDP port cfg.espota_port (espota.c). */
 esp_err_t aloft_idf_espota_start(struct aloft_idf *d);
 
+/* The BLE OTA service on NimBLE (ble.c; CONFIG_ALOFT_BLE_OTA): starts the
+ * NimBLE host, registers the service and advertises. ESP_OK or an error. */
+esp_err_t aloft_idf_ble_start(struct aloft_idf *d);
+
 /* Pull jobs (pull.c): a zeroed job (free() it), or NULL; run a started
  * job in the caller's task (returns aloft_pull_result); or hand it to a
  * task of its own that runs and frees it — when no task can start, the
