@@ -1,4 +1,4 @@
-/* aloft agent: the BLE OTA service (ble.h, docs/ble.md). The seed's
+/* aloft agent: the BLE OTA service (ble.h, docs/ble.md). esp32-ble-ota's
  * protocol and the extended mode share Control and Data; both hand the
  * image to push.c's upload path, so it is checked as an HTTP upload is. */
 #include <stdio.h>
@@ -115,7 +115,7 @@ static uint32_t slot_of(const struct aloft_ble *b)
 /* Drop the transfer in memory (the slot stays as it is). */
 static void drop(struct aloft_agent *a, struct aloft_ble *b)
 {
-    if (b->state == ALOFT_BLE_SEED || b->state == ALOFT_BLE_EXT)
+    if (b->state == ALOFT_BLE_LEGACY || b->state == ALOFT_BLE_EXT)
         aloft_push_abort(a, &b->p);
     b->state = ALOFT_BLE_IDLE;
     b->fill = 0;
@@ -185,7 +185,7 @@ COLD static void auth(struct aloft_agent *a, struct aloft_ble *b, const uint8_t 
     refuse(b, ALOFT_BLE_X_AUTH_NAK, "unauthorized", a->psk[0] ? "wrong PSK or nonce" : "no PSK is provisioned");
 }
 
-/* ---- the seed's protocol ---- */
+/* ---- the esp32-ble-ota protocol ---- */
 
 COLD static void request(struct aloft_agent *a, struct aloft_ble *b)
 {
@@ -204,8 +204,8 @@ COLD static void request(struct aloft_agent *a, struct aloft_ble *b)
         say(b, ALOFT_BLE_REQUEST_NAK);
         return;
     }
-    aloft_agent_log(a, "ble: update begins (seed protocol, packets of %u bytes)", (unsigned)b->packet);
-    b->state = ALOFT_BLE_SEED;
+    aloft_agent_log(a, "ble: update begins (esp32-ble-ota protocol, packets of %u bytes)", (unsigned)b->packet);
+    b->state = ALOFT_BLE_LEGACY;
     say(b, ALOFT_BLE_REQUEST_ACK);
 }
 
@@ -222,7 +222,7 @@ static inline __attribute__((always_inline)) const char *finish(struct aloft_age
 /* (returns 0: a tail call, so that no caller's frame sits under the checks) */
 COLD static int done(struct aloft_agent *a, struct aloft_ble *b)
 {
-    if (b->state != ALOFT_BLE_SEED) {
+    if (b->state != ALOFT_BLE_LEGACY) {
         say(b, ALOFT_BLE_DONE_NAK);
         return 0;
     }
@@ -230,9 +230,9 @@ COLD static int done(struct aloft_agent *a, struct aloft_ble *b)
     return 0;
 }
 
-/* A seed data packet: its real length counts. An image the checks refuse
+/* An esp32-ble-ota data packet: its real length counts. An image the checks refuse
  * is answered at DONE; the write fails only when nothing can go on. */
-static int seed_data(struct aloft_agent *a, struct aloft_ble *b, const uint8_t *v, size_t len)
+static int legacy_data(struct aloft_agent *a, struct aloft_ble *b, const uint8_t *v, size_t len)
 {
     aloft_push_body(a, &b->p, v, len);
     return b->p.status == 500 ? ATT_UNLIKELY : b->p.status == 413 ? ATT_LEN : 0;
@@ -491,8 +491,8 @@ COLD static int write(struct aloft_agent *a, struct aloft_ble *b, int chr, const
         return chr < 0 || chr >= ALOFT_BLE_CHRS ? 0x0A : ATT_LEN;
     if (chr == ALOFT_BLE_CONTROL)
         return control(a, b, v, len);
-    if (b->state == ALOFT_BLE_SEED)
-        return seed_data(a, b, v, len);
+    if (b->state == ALOFT_BLE_LEGACY)
+        return legacy_data(a, b, v, len);
     if (b->state == ALOFT_BLE_EXT)
         return ext_data(b, v, len);
     if (b->state == ALOFT_BLE_RESTARTING)
@@ -519,7 +519,7 @@ COLD static void status(struct aloft_agent *a, struct aloft_ble *b, uint8_t out[
     uint8_t st = b->state, target = b->target, sha[32];
     uint32_t size = b->size, off = b->done, slot;
     memcpy(sha, b->sha, 32);
-    if (st == ALOFT_BLE_SEED)
+    if (st == ALOFT_BLE_LEGACY)
         size = 0, off = (uint32_t)b->p.received, memset(sha, 0, 32);
     if (st == ALOFT_BLE_IDLE && !saved_job(a, &target, &size, sha, &slot, &off))
         st = ALOFT_BLE_SAVED;
@@ -563,7 +563,7 @@ int aloft_ble_subscribe(struct aloft_agent *a, struct aloft_ble *b, int chr, boo
 
 void aloft_ble_disconnect(struct aloft_agent *a, struct aloft_ble *b)
 {
-    if (b->state == ALOFT_BLE_SEED)
+    if (b->state == ALOFT_BLE_LEGACY)
         aloft_agent_log(a, "ble: disconnected mid-transfer after %lu bytes; nothing changed",
                         (unsigned long)b->p.received);
     if (b->state == ALOFT_BLE_EXT) {

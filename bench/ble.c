@@ -1,12 +1,12 @@
 /* bench/ble: one push over the simulated BLE link (bench/ble.sh runs it).
  *
- *   bench_ble HOST:PORT MTU IMAGE seed|extended [BYTES]
+ *   bench_ble HOST:PORT MTU IMAGE legacy|extended [BYTES]
  *
  * Prints one line: "<bytes> <seconds> <bytes/s> <payload> ok|FAILED" —
  * the data phase, from the device's go-ahead (REQUEST_ACK, BEGIN_ACK) to
- * the last packet's answer (seed) or the last sector's ACK (extended), and
+ * the last packet's answer (esp32-ble-ota) or the last sector's ACK (extended), and
  * the payload of a packet at the agreed MTU (MTU − 3). With BYTES, the
- * seed's push hangs up after that many bytes (its rate is steady: one
+ * legacy push hangs up after that many bytes (its rate is steady: one
  * packet per write with response; a sample of it is enough). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,8 +41,8 @@ static void progress(void *ctx, uint64_t done, uint64_t total)
 
 int main(int argc, char **argv)
 {
-    if (argc < 5 || (strcmp(argv[4], "seed") && strcmp(argv[4], "extended"))) {
-        fprintf(stderr, "usage: bench_ble HOST:PORT MTU IMAGE seed|extended [BYTES]\n");
+    if (argc < 5 || (strcmp(argv[4], "legacy") && strcmp(argv[4], "extended"))) {
+        fprintf(stderr, "usage: bench_ble HOST:PORT MTU IMAGE legacy|extended [BYTES]\n");
         return 2;
     }
     FILE *f = fopen(argv[3], "rb");
@@ -56,7 +56,7 @@ int main(int argc, char **argv)
     }
     struct ble_central c;
     struct clock k = {0};
-    struct ble_push o = {.legacy = !strcmp(argv[4], "seed"), .progress = progress, .ctx = &k};
+    struct ble_push o = {.legacy = !strcmp(argv[4], "legacy"), .progress = progress, .ctx = &k};
     if (argc > 5)
         o.drop_at = (uint32_t)strtoul(argv[5], NULL, 10);
     if (ble_central_connect(&c, argv[1], (uint16_t)atoi(argv[2]))) {

@@ -6,9 +6,9 @@
 #   extended  aloft's extended mode: packets by write without response, each
 #             with its 2-byte offset, a CRC-32 per 4 KB sector, a window of
 #             sectors ahead of the ACKs (the whole 1 MB)
-#   seed      the seed's protocol: MTU − 3 packets by write with response,
+#   legacy    the esp32-ble-ota protocol: MTU − 3 packets by write with response,
 #             one per connection interval at best; its rate is steady, so
-#             a sample of BENCH_BLE_SEED_BYTES (default 65536) stands for it
+#             a sample of BENCH_BLE_LEGACY_BYTES (default 65536) stands for it
 # Rates are of the data phase (the device's go-ahead to the last answer).
 # The nodes run --open (no PSK): the extended mode's CHALLENGE/AUTH happens
 # before the go-ahead, so it would not change the rates.
@@ -27,7 +27,7 @@ aloft=$build/bin/aloft
 node=$build/bin/aloft-node
 drive=$build/bench/bench_ble
 ip=127.0.0.141
-sample=${BENCH_BLE_SEED_BYTES:-65536}
+sample=${BENCH_BLE_LEGACY_BYTES:-65536}
 mtus=${BENCH_BLE_MTUS:-23 185 247 517} # a quick look: BENCH_BLE_MTUS=517
 
 bench_need "$aloft" "$node" "$drive"
@@ -46,15 +46,15 @@ for mtu in $mtus; do
     i=$((i + 1))
 done
 
-run() { # MTU: extended over the whole image, then the seed's sample, into $tmp/MTU.{extended,seed}
+run() { # MTU: extended over the whole image, then esp32-ble-ota's sample, into $tmp/MTU.{extended,legacy}
     local mtu=$1 port boots
     port=$(cat "$tmp/port$mtu")
     boots=$(grep -c "http: serving" "$tmp/node$mtu.log")
     "$drive" "$ip:$port" "$mtu" "$image" extended >"$tmp/$mtu.extended" 2>>"$tmp/$mtu.err" || true
-    # it restarts into the image: the seed's sample goes to the new one
+    # it restarts into the image: esp32-ble-ota's sample goes to the new one
     until [ "$(grep -c "http: serving" "$tmp/node$mtu.log")" -gt "$boots" ]; do sleep 0.1; done
     sleep 1
-    "$drive" "$ip:$port" "$mtu" "$image" seed "$sample" >"$tmp/$mtu.seed" 2>>"$tmp/$mtu.err" || true
+    "$drive" "$ip:$port" "$mtu" "$image" legacy "$sample" >"$tmp/$mtu.legacy" 2>>"$tmp/$mtu.err" || true
 }
 
 jobs=()
@@ -66,13 +66,13 @@ for j in "${jobs[@]}"; do wait "$j"; done
 
 printf '\nbench/ble: %s (%d bytes) over the simulated BLE link: 30 ms interval, 4 packets per event\n' \
     "$(basename "$image")" "$image_bytes"
-printf 'floor = 4 x (MTU - 3) / 30 ms; seed measured on %d bytes, its 1 MB time extrapolated\n\n' "$sample"
+printf 'floor = 4 x (MTU - 3) / 30 ms; legacy (esp32-ble-ota) measured on %d bytes, its 1 MB time extrapolated\n\n' "$sample"
 printf '%5s %8s | %10s %8s | %10s %8s %7s | %10s %8s %7s\n' MTU payload "floor B/s" "1 MB s" \
-    "ext B/s" "1 MB s" "floor" "seed B/s" "1 MB s" "floor"
+    "ext B/s" "1 MB s" "floor" "legacy B/s" "1 MB s" "floor"
 failed=""
 for mtu in $mtus; do
     read -r eb es er payload eok <"$tmp/$mtu.extended" || eok=FAILED
-    read -r sb ss sr _ sok <"$tmp/$mtu.seed" || sok=FAILED
+    read -r sb ss sr _ sok <"$tmp/$mtu.legacy" || sok=FAILED
     [ "$eok" = ok ] && [ "$sok" = ok ] || failed="$failed $mtu"
     awk -v m="$mtu" -v p="${payload:-$((mtu - 3))}" -v er="${er:-0}" -v sr="${sr:-0}" -v n="$image_bytes" 'BEGIN {
         floor = 4 * p / 0.030

@@ -238,9 +238,9 @@ static int write_req(struct ble_central *c, int chr, const void *v, size_t len, 
     return att;
 }
 
-/* The seed's protocol: packet size, REQUEST, packets of MTU - 3 bytes by
+/* the esp32-ble-ota protocol: packet size, REQUEST, packets of MTU - 3 bytes by
  * write with response, DONE. */
-static int push_seed(struct ble_central *c, struct ble_push *o, const uint8_t *img, size_t len)
+static int push_legacy(struct ble_central *c, struct ble_push *o, const uint8_t *img, size_t len)
 {
     uint16_t pkt = (uint16_t)(c->mtu - 3);
     uint8_t m[2] = {(uint8_t)pkt, (uint8_t)(pkt >> 8)}, op = ALOFT_BLE_REQUEST;
@@ -406,5 +406,5 @@ int ble_push_image(struct ble_central *c, struct ble_push *o, const uint8_t *ima
             snprintf(c->why, sizeof c->why, "cannot subscribe to Control: ATT error 0x%02x", att);
         return -1;
     }
-    return o->legacy ? push_seed(c, o, image, len) : push_ext(c, o, image, len);
+    return o->legacy ? push_legacy(c, o, image, len) : push_ext(c, o, image, len);
 }

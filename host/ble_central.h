@@ -1,6 +1,6 @@
 /* aloft host: a BLE central on the simulated link (PROTOCOLS.md §4.1) and
  * the two ways to push an image through the BLE OTA service (ble.h): the
- * seed's protocol and aloft's extended mode (docs/ble.md). For `aloft ble`,
+ * esp32-ble-ota protocol and aloft's extended mode (docs/ble.md). For `aloft ble`,
  * the benchmark and the tests. Blocking, every wait bounded. */
 #ifndef ALOFT_HOST_BLE_CENTRAL_H
 #define ALOFT_HOST_BLE_CENTRAL_H
@@ -53,9 +53,9 @@ int ble_central_note(struct ble_central *c, int chr, struct ble_note *n, unsigne
 /* Pushing an image. */
 struct ble_push {
     bool frontend;     /* extended mode only: the www slot */
-    bool legacy;       /* the seed's protocol (it cannot authenticate) */
+    bool legacy;       /* the esp32-ble-ota protocol (it cannot authenticate) */
     const char *psk;   /* extended: authenticate with it (CHALLENGE, AUTH); NULL: an open device */
-    /* progress: bytes safely on the device (extended) or sent (seed) */
+    /* progress: bytes safely on the device (extended) or sent (esp32-ble-ota) */
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
     void *ctx;
     /* for tests: corrupt the packet holding this offset once (0: never;

@@ -11,9 +11,9 @@
  *
  * Characteristics are named by their index (aloft_ble_chr maps a UUID).
  *
- * Two modes on the same characteristics. The seed's (obe711/esp32-ble-ota):
+ * Two modes on the same characteristics. esp32-ble-ota's (obe711/esp32-ble-ota):
  * packet size to Data, REQUEST, data packets, DONE → DONE_ACK or DONE_NAK,
- * a restart. aloft's extended mode (opcodes 0x10 and up, which seed clients
+ * a restart. aloft's extended mode (opcodes 0x10 and up, which esp32-ble-ota clients
  * never send): the image's size, SHA-256 and target up front, data packets
  * carrying their offset, a CRC-32 per 4 KB sector answered by ACK or NAK,
  * ABORT, resume after a disconnect or a restart from the Status
@@ -27,7 +27,7 @@
  * its end). The service is on only where the glue enables it (ESP-IDF:
  * CONFIG_ALOFT_BLE_OTA; aloft-node: --ble). Fail closed, as HTTP push:
  * with a PSK, the extended mode's BEGIN and ABORT wait for AUTH (an HMAC of
- * a fresh nonce with the PSK) on this connection, and the seed's REQUEST is
+ * a fresh nonce with the PSK) on this connection, and esp32-ble-ota's REQUEST is
  * refused unless legacy; with no PSK, nothing is taken unless the device
  * is open. */
 #ifndef ALOFT_BLE_H
@@ -46,7 +46,7 @@ enum aloft_ble_chr { ALOFT_BLE_CONTROL, ALOFT_BLE_DATA, ALOFT_BLE_STATUS, ALOFT_
  * 16 bytes in the order the string form writes them. */
 extern const uint8_t aloft_ble_uuid[1 + ALOFT_BLE_CHRS][16];
 
-/* Opcodes on Control. The seed's: */
+/* Opcodes on Control. esp32-ble-ota's: */
 #define ALOFT_BLE_NOP 0x00
 #define ALOFT_BLE_REQUEST 0x01
 #define ALOFT_BLE_REQUEST_ACK 0x02
@@ -86,12 +86,12 @@ extern const uint8_t aloft_ble_uuid[1 + ALOFT_BLE_CHRS][16];
 #define ALOFT_BLE_NAK_GAP 2    /* a packet was missing or out of order */
 
 /* Status states */
-enum aloft_ble_state { ALOFT_BLE_IDLE, ALOFT_BLE_SEED, ALOFT_BLE_EXT, ALOFT_BLE_SAVED, ALOFT_BLE_RESTARTING };
+enum aloft_ble_state { ALOFT_BLE_IDLE, ALOFT_BLE_LEGACY, ALOFT_BLE_EXT, ALOFT_BLE_SAVED, ALOFT_BLE_RESTARTING };
 
 /* Caller-allocated, one per device; zero it and set notify (and legacy)
  * before the first call. notify(ctx, chr, value, len): send a notification
  * of chr (the agent calls it only for a subscribed characteristic).
- * legacy: a device with a PSK takes the seed's protocol, which cannot
+ * legacy: a device with a PSK takes the esp32-ble-ota protocol, which cannot
  * authenticate, from any central (the operator relies on BLE pairing);
  * off, only a central that authenticated (AUTH) may use it. */
 struct aloft_ble {
@@ -104,7 +104,7 @@ struct aloft_ble {
     uint8_t state, target, hashed; /* hashed: bit per SHA-256 half staged */
     bool sub[ALOFT_BLE_CHRS];
     bool resync;                   /* dropping packets until the one at done */
-    uint16_t mtu, packet;          /* packet: the seed's announced size */
+    uint16_t mtu, packet;          /* packet: esp32-ble-ota's announced size */
     uint32_t size, done, fill, saved, slot;
     uint8_t sha[32], want[32];
     uint8_t last[ALOFT_BLE_STATUS_LEN]; /* Control's value: the last answer */
@@ -137,7 +137,7 @@ int aloft_ble_read(struct aloft_agent *a, struct aloft_ble *b, int chr, void *ou
  * error. */
 int aloft_ble_subscribe(struct aloft_agent *a, struct aloft_ble *b, int chr, bool on);
 
-/* The central is gone (at any moment): the seed's transfer is dropped, an
+/* The central is gone (at any moment): esp32-ble-ota's transfer is dropped, an
  * extended one keeps its resume point. Idempotent. */
 void aloft_ble_disconnect(struct aloft_agent *a, struct aloft_ble *b);
 

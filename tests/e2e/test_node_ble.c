@@ -327,7 +327,7 @@ static void seed_update_odd_size(void **state)
     assert_true(len % (mtu - 3u) != 0); /* the last packet is short */
     struct ble_push o = {.legacy = true};
     pushed(fw[0], mtu, &o, versions[0]);
-    assert_int_equal(e2e_log_count(&node, "ble: update begins (seed protocol"), 1);
+    assert_int_equal(e2e_log_count(&node, "ble: update begins (esp32-ble-ota protocol"), 1);
 }
 
 static void seed_wrong_chip_done_nak(void **state)

@@ -203,7 +203,7 @@ esp_err_t aloft_idf_ble_start(struct aloft_idf *d)
     dev = d;
     ble.notify = notify;
 #ifdef CONFIG_ALOFT_BLE_LEGACY
-    ble.legacy = true; /* the operator accepts the seed's protocol unauthenticated (pairing) */
+    ble.legacy = true; /* the operator accepts the esp32-ble-ota protocol unauthenticated (pairing) */
 #endif
     for (int i = 0; i < 1 + ALOFT_BLE_CHRS; i++) {
         uuid[i].u.type = BLE_UUID_TYPE_128;
