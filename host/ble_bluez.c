@@ -208,12 +208,14 @@ static void signals(DBusConnection *bus, unsigned ms, struct view *v, struct ble
             dbus_message_iter_recurse(&it, &sub);
             object(v, path, &sub);
         }
-        if (!c || !path || !dbus_message_is_signal(m, "org.freedesktop.DBus.Properties", "PropertiesChanged") ||
-            !dbus_message_iter_init(m, &it))
+        if (!c || !c->bz || !path || !dbus_message_is_signal(m, "org.freedesktop.DBus.Properties", "PropertiesChanged") ||
+            !dbus_message_iter_init(m, &it) || dbus_message_iter_get_arg_type(&it) != DBUS_TYPE_STRING)
             continue;
         struct ble_bluez *b = c->bz;
         dbus_message_iter_get_basic(&it, &iface);
         dbus_message_iter_next(&it);
+        if (dbus_message_iter_get_arg_type(&it) != DBUS_TYPE_ARRAY)
+            continue;
         int chr = -1;
         for (int i = 0; i < ALOFT_BLE_CHRS; i++)
             if (b->notifying[i] && !strcmp(path, b->chr[i]))
@@ -336,12 +338,13 @@ int ble_bluez_connect(struct ble_central *c, const char *target, uint16_t mtu, u
     c->bz = b;
     if (!b)
         return fail(c, "out of memory");
-    b->bus = system_bus(c->why, sizeof c->why);
+    char why[sizeof c->why];
+    b->bus = system_bus(why, sizeof why);
     if (!b->bus)
-        return fail(c, "%s", c->why);
+        return fail(c, "%s", why);
     struct view v = {.want = target};
-    if (discover(b->bus, &v, find_ms, have_dev, c->why, sizeof c->why))
-        return fail(c, "%s", c->why);
+    if (discover(b->bus, &v, find_ms, have_dev, why, sizeof why))
+        return fail(c, "%s", why);
     if (!v.dev[0])
         return fail(c, "no device %s found (out of range, off, or not advertising)", target);
     snprintf(b->dev, sizeof b->dev, "%s", v.dev);

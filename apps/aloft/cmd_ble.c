@@ -1,6 +1,7 @@
-/* aloft ble scan / aloft ble push: BLE OTA (docs/ble.md) to devices on
- * the simulated BLE link (host/ble_central.c). Push verifies like aloft
- * deploy: through the device's status endpoint when it has one. */
+/* aloft ble scan / aloft ble push: BLE OTA (docs/ble.md) to real devices
+ * through BlueZ (host/ble_bluez.c) or to devices on the simulated BLE link
+ * (host/ble_central.c); the pushes are the same over either. Push verifies
+ * like aloft deploy: through the device's status endpoint when it has one. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
