@@ -197,7 +197,10 @@ static int survey(DBusConnection *bus, struct view *v, DBusError *err)
  * given), a disconnect of c's device. */
 static void signals(DBusConnection *bus, unsigned ms, struct view *v, struct ble_central *c)
 {
-    dbus_connection_read_write(bus, (int)ms);
+    /* a blocking call leaves what came meanwhile queued: take that first
+     * rather than wait for more */
+    bool queued = dbus_connection_get_dispatch_status(bus) == DBUS_DISPATCH_DATA_REMAINS;
+    dbus_connection_read_write(bus, queued ? 0 : (int)ms);
     for (DBusMessage *m; (m = dbus_connection_pop_message(bus)); dbus_message_unref(m)) {
         DBusMessageIter it, sub;
         const char *path = dbus_message_get_path(m), *iface;

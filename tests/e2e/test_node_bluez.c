@@ -167,6 +167,14 @@ static void device_vanishes_mid_transfer(void **state)
     assert_int_equal(rc, 1);
     assert_non_null(strstr(out, ADDR ": unreachable: "));
     free(out);
+    /* the transfer had begun: the device took packets, then went */
+    size_t len;
+    char begun[80];
+    free(e2e_file_read(fw[2], &len));
+    snprintf(begun, sizeof begun, "update begins (extended, %zu bytes", len);
+    out = e2e_log_read(&node);
+    assert_non_null(strstr(out, begun));
+    free(out);
     const char *d = e2e_snap_diff(&s, &node); /* the resume point is in the settings */
     assert_true(!d || !strcmp(d, "nvs"));
     e2e_snap_free(&s);

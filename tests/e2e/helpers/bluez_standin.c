@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ble_central.h"
 
@@ -26,7 +27,7 @@ static char name[33], dev[80], svc[100], chr[ALOFT_BLE_CHRS][120], uuids[1 + ALO
 static bool discovering, present, connected, vanished, notifying[ALOFT_BLE_CHRS];
 static unsigned data_writes, vanish_after;
 static uint16_t mtu = 23;
-static struct ble_central link;
+static struct ble_central central;
 static const char *const flags[ALOFT_BLE_CHRS][4] = {
     {"read", "write", "write-without-response", "notify"},
     {"write", "write-without-response", NULL, NULL},
@@ -171,7 +172,7 @@ static void disconnect(void)
 {
     if (!connected)
         return;
-    ble_central_close(&link);
+    ble_central_close(&central);
     connected = false;
     memset(notifying, 0, sizeof notifying);
     dbus_bool_t f = FALSE;
@@ -265,8 +266,8 @@ static DBusMessage *write_value(DBusMessage *m, int c)
         vanish();
         return error(m, "org.bluez.Error.Failed", "Not connected");
     }
-    int rc = cmd ? ble_central_write_cmd(&link, c, bytes, (size_t)n)
-                 : ble_central_request(&link, 0x03, c, bytes, (size_t)n, NULL, NULL);
+    int rc = cmd ? ble_central_write_cmd(&central, c, bytes, (size_t)n)
+                 : ble_central_request(&central, 0x03, c, bytes, (size_t)n, NULL, NULL);
     return rc ? att(m, rc) : dbus_message_new_method_return(m);
 }
 
@@ -299,9 +300,9 @@ static DBusMessage *handle(DBusMessage *m)
                 return error(m, "org.bluez.Error.InProgress", "Operation already in progress");
             discovering = true;
             /* the device advertises while it takes a central: it answers CONNECT */
-            if (!present && !vanished && !ble_central_connect(&link, node, 517)) {
-                snprintf(name, sizeof name, "%s", link.name);
-                ble_central_close(&link);
+            if (!present && !vanished && !ble_central_connect(&central, node, 517)) {
+                snprintf(name, sizeof name, "%s", central.name);
+                ble_central_close(&central);
                 present = true;
                 emit_added(dev, "org.bluez.Device1");
             }
@@ -318,9 +319,12 @@ static DBusMessage *handle(DBusMessage *m)
         if (!strcmp(member, "Connect")) {
             if (connected)
                 return dbus_message_new_method_return(m);
-            if (ble_central_connect(&link, node, 517))
+            /* the node may not have seen discovery's connection go yet */
+            for (int i = 0; i < 50 && ble_central_connect(&central, node, 517); i++)
+                usleep(10000);
+            if (central.fd < 0)
                 return error(m, "org.bluez.Error.Failed", "le-connection-abort-by-local");
-            mtu = link.mtu;
+            mtu = central.mtu;
             connected = true;
             dbus_bool_t t = TRUE;
             emit_changed(dev, "org.bluez.Device1", "Connected", DBUS_TYPE_BOOLEAN, &t, 0);
@@ -341,7 +345,7 @@ static DBusMessage *handle(DBusMessage *m)
         if (!strcmp(member, "ReadValue")) {
             uint8_t v[600];
             size_t n = 0;
-            int rc = ble_central_request(&link, 0x02, c, NULL, 0, v, &n);
+            int rc = ble_central_request(&central, 0x02, c, NULL, 0, v, &n);
             if (rc)
                 return att(m, rc);
             DBusMessage *r = dbus_message_new_method_return(m);
@@ -354,7 +358,7 @@ static DBusMessage *handle(DBusMessage *m)
             bool on = !strcmp(member, "StartNotify");
             if (on && notifying[c])
                 return dbus_message_new_method_return(m);
-            int rc = ble_central_request(&link, on ? 0x05 : 0x06, c, NULL, 0, NULL, NULL);
+            int rc = ble_central_request(&central, on ? 0x05 : 0x06, c, NULL, 0, NULL, NULL);
             if (rc < 0)
                 return att(m, rc);
             if (rc)
@@ -388,7 +392,7 @@ int main(int argc, char **argv)
         snprintf(uuids[i], sizeof uuids[i], "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
                  u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
     }
-    link.fd = -1;
+    central.fd = -1;
     DBusError err;
     dbus_error_init(&err);
     bus = dbus_bus_get_private(DBUS_BUS_SYSTEM, &err);
@@ -402,7 +406,7 @@ int main(int argc, char **argv)
     int fd = -1;
     dbus_connection_get_unix_fd(bus, &fd);
     for (;;) {
-        struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = connected ? link.fd : -1, .events = POLLIN}};
+        struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = connected ? central.fd : -1, .events = POLLIN}};
         poll(p, 2, 100);
         if (!dbus_connection_read_write(bus, 0))
             return 0; /* the bus is gone: so are we */
@@ -416,11 +420,11 @@ int main(int argc, char **argv)
                 dbus_message_unref(r);
         }
         /* the device's notifications, as BlueZ passes them on (the first
-         * look reads the link: a timeout of 0 only looks at what is kept) */
+         * look reads the central: a timeout of 0 only looks at what is kept) */
         for (int i = 0; connected && i < ALOFT_BLE_CHRS; i++) {
             struct ble_note n;
             int got;
-            while (connected && (got = ble_central_note(&link, i, &n, i == 0)) != 0) {
+            while (connected && (got = ble_central_note(&central, i, &n, i == 0)) != 0) {
                 if (got < 0) {
                     disconnect();
                     break;
