@@ -501,7 +501,7 @@ int ble_bluez_wait(struct ble_central *c, unsigned timeout_ms)
     if (!c->bz)
         return -1;
     signals(c->bz->bus, timeout_ms, NULL, c);
-    return c->bz->gone && !c->count ? fail(c, "the device disconnected") : 0;
+    return c->bz->gone ? fail(c, "the device disconnected") : 0; /* what is kept stays readable */
 }
 
 void ble_bluez_close(struct ble_central *c)
