@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "aloft/crypto.h"
+#include "ble_bluez.h"
 
 #define ANSWER_MS 10000 /* a request's answer */
 #define BEGIN_MS 60000  /* BEGIN and END: an erase or a verification of the slot */
@@ -37,6 +38,7 @@ static int gone(struct ble_central *c, const char *fmt, ...)
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
+    ble_bluez_close(c);
     return -1;
 }
 
@@ -129,6 +131,16 @@ static int answer(struct ble_central *c, uint8_t *ans, size_t *len, unsigned tim
     }
 }
 
+int ble_central_open(struct ble_central *c, const char *target, uint16_t mtu, uint16_t assume_mtu, unsigned find_ms)
+{
+    if (!ble_bluez_target(target)) {
+        return ble_central_connect(c, target, mtu);
+    }
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+    return ble_bluez_connect(c, target, mtu, assume_mtu, find_ms);
+}
+
 int ble_central_connect(struct ble_central *c, const char *target, uint16_t mtu)
 {
     memset(c, 0, sizeof *c);
@@ -160,6 +172,7 @@ int ble_central_connect(struct ble_central *c, const char *target, uint16_t mtu)
 
 void ble_central_close(struct ble_central *c)
 {
+    ble_bluez_close(c);
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
@@ -170,6 +183,8 @@ int ble_central_request(struct ble_central *c, uint8_t op, int chr, const void *
 {
     uint8_t ans[600];
     size_t n;
+    if (c->bz)
+        return ble_bluez_request(c, op, chr, v, len, out, out_len);
     if (frame(c, op, chr, v, len) || answer(c, ans, &n, ANSWER_MS))
         return -1;
     if (ans[0] != (op | 0x80) || n < 2)
@@ -183,7 +198,7 @@ int ble_central_request(struct ble_central *c, uint8_t op, int chr, const void *
 
 int ble_central_write_cmd(struct ble_central *c, int chr, const void *v, size_t len)
 {
-    return frame(c, 0x04, chr, v, len);
+    return c->bz ? ble_bluez_write_cmd(c, chr, v, len) : frame(c, 0x04, chr, v, len);
 }
 
 int ble_central_note(struct ble_central *c, int chr, struct ble_note *n, unsigned timeout_ms)
@@ -200,12 +215,12 @@ int ble_central_note(struct ble_central *c, int chr, struct ble_note *n, unsigne
             c->count--;
             return n->len ? n->len : 1;
         }
-        if (c->fd < 0)
+        if (c->fd < 0 && !c->bz)
             return -1;
         uint64_t t = now_ms();
         if (t >= end)
             return 0;
-        if (pump(c, (int)(end - t), NULL, NULL) < 0)
+        if ((c->bz ? ble_bluez_wait(c, (unsigned)(end - t)) : pump(c, (int)(end - t), NULL, NULL)) < 0)
             return -1;
     }
 }

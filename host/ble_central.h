@@ -19,8 +19,13 @@ struct ble_note {
     uint8_t v[600];
 };
 
+struct ble_bluez;
+
+/* One connection over either transport: the simulated link (fd), or a real
+ * device through BlueZ (bz, host/ble_bluez.c). */
 struct ble_central {
-    int fd;                       /* -1 when closed */
+    int fd;                       /* the simulated link; -1 when closed */
+    struct ble_bluez *bz;         /* BlueZ; NULL when closed or not used */
     uint16_t mtu;                 /* agreed */
     char name[33];                /* the device's advertised name */
     char why[240];                /* what went wrong, for people */
@@ -33,6 +38,12 @@ struct ble_central {
 /* Connect to HOST:PORT asking for ATT MTU mtu (23..517). 0, or -1 with
  * why (refused, closed: another central is connected). */
 int ble_central_connect(struct ble_central *c, const char *target, uint16_t mtu);
+
+/* The same, where target may also be a real device's Bluetooth address
+ * (AA:BB:CC:DD:EE:FF) or advertised name, reached through BlueZ: found
+ * by discovery within find_ms, its MTU the one BlueZ shows (capped at mtu)
+ * or assume_mtu when BlueZ does not show one. */
+int ble_central_open(struct ble_central *c, const char *target, uint16_t mtu, uint16_t assume_mtu, unsigned find_ms);
 void ble_central_close(struct ble_central *c);
 
 /* A request: op 0x02 READ, 0x03 WRITE, 0x05 SUBSCRIBE, 0x06 UNSUBSCRIBE on

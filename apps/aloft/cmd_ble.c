@@ -1,6 +1,7 @@
-/* aloft ble scan / aloft ble push: BLE OTA (docs/ble.md) to devices on
- * the simulated BLE link (host/ble_central.c). Push verifies like aloft
- * deploy: through the device's status endpoint when it has one. */
+/* aloft ble scan / aloft ble push: BLE OTA (docs/ble.md) to real devices
+ * through BlueZ (host/ble_bluez.c) or to devices on the simulated BLE link
+ * (host/ble_central.c); the pushes are the same over either. Push verifies
+ * like aloft deploy: through the device's status endpoint when it has one. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,25 +11,30 @@
 
 #include "aloft/err.h"
 #include "aloft/image.h"
+#include "ble_bluez.h"
 #include "ble_central.h"
 #include "cmd.h"
 #include "file.h"
 #include "fleet.h"
 
 static const char scan_help[] =
-    "usage: aloft ble scan TARGET... [--timeout S]\n"
+    "usage: aloft ble scan [TARGET...] [--timeout S]\n"
     "\n"
     "Connect to each BLE device and print its advertised name, the ATT MTU it agrees to\n"
     "(of 517 asked), and its BLE OTA Status: idle, a transfer in progress, or an interrupted\n"
     "one that `aloft ble push` resumes (its size and how much of it is in flash).\n"
-    "TARGET: HOST:PORT of a simulated device (aloft-node --ble). This build has no radio\n"
-    "of its own: real devices are not scanned.\n"
+    "Without TARGET: discover real devices through BlueZ for --timeout seconds and do so\n"
+    "for every one that advertises the BLE OTA service.\n"
+    "TARGET: a real device's Bluetooth address (AA:BB:CC:DD:EE:FF) or advertised name,\n"
+    "reached through BlueZ (bluetoothd on the system bus, docs/ble.md); or HOST:PORT of\n"
+    "a simulated device (aloft-node --ble).\n"
     "\n"
-    "  --timeout S     per device (default 3)\n"
+    "  --timeout S     discovery, and per device (default 3)\n"
     "\n"
     "exit status: 0 every device answered, 1 any did not, 2 usage error\n"
     "\n"
     "example:\n"
+    "  aloft ble scan\n"
     "  aloft ble scan 127.0.0.2:8033 127.0.0.3:8033\n";
 
 static const char push_help[] =
@@ -52,7 +58,9 @@ static const char push_help[] =
     "  unconfirmed  the new image runs but had not confirmed itself by --timeout\n"
     "  unchanged    the device answers but does not run the new image\n"
     "  sent         the device took the image; it has no status endpoint to verify it by\n"
-    "TARGET: HOST:PORT of a simulated device (aloft-node --ble).\n"
+    "TARGET: a real device's Bluetooth address (AA:BB:CC:DD:EE:FF) or advertised name,\n"
+    "reached through BlueZ (bluetoothd on the system bus, docs/ble.md); or HOST:PORT of\n"
+    "a simulated device (aloft-node --ble).\n"
     "\n"
     "  --frontend        FILE is a www.bin for the inactive www slot (extended mode)\n"
     "  --psk SECRET      the device's PSK (or env ALOFT_PSK); without one only a device\n"
@@ -60,10 +68,13 @@ static const char push_help[] =
     "  --legacy          the esp32-ble-ota protocol instead of the extended mode (sends no\n"
     "                    PSK: it has no way to)\n"
     "  --mtu N           the ATT MTU to ask for, 23..517 (default 517; the device may agree\n"
-    "                    to less)\n"
+    "                    to less). Through BlueZ the MTU is BlueZ's: --mtu caps it, and is\n"
+    "                    what is assumed when BlueZ does not show it (else 23)\n"
     "  --tries N         connections to try before giving up, resuming each time (default 3)\n"
     "  --status-port N   the device's GET /ota/status port on TARGET's host (default 8032);\n"
     "                    without an answer there the outcome is \"sent\"\n"
+    "  --status-host H   the device's host for GET /ota/status (a BlueZ TARGET has none:\n"
+    "                    without it the outcome is \"sent\")\n"
     "  --timeout S       how long to wait for the device after the transfer (default 30)\n"
     "\n"
     "exit status: 0 updated (or sent), 1 any other outcome, 2 unusable FILE or usage error\n"
@@ -71,7 +82,9 @@ static const char push_help[] =
     "examples:\n"
     "  aloft ble push build/app.bin 127.0.0.2:8033 --status-port 8032 --psk \"$OTA_PSK\"\n"
     "  aloft ble push build/www.bin 127.0.0.2:8033 --frontend\n"
-    "  aloft ble push build/app.bin 127.0.0.2:8033 --legacy --mtu 185\n";
+    "  aloft ble push build/app.bin 127.0.0.2:8033 --legacy --mtu 185\n"
+    "  aloft ble push build/app.bin 24:6F:28:1A:2B:3C --status-host 192.168.1.40\n"
+    "  aloft ble push build/app.bin esp32\n";
 
 static const char *const states[] = {"idle", "esp32-ble-ota transfer", "extended transfer", "interrupted (resumable)",
                                      "restarting"};
@@ -91,6 +104,23 @@ static bool number(const char *s, unsigned lo, unsigned hi, unsigned *out)
     return true;
 }
 
+/* The devices BlueZ's discovery found with the service. */
+struct found {
+    unsigned n;
+    char address[32][18];
+};
+
+static void found(void *ctx, const char *address, const char *name)
+{
+    struct found *f = ctx;
+    (void)name;
+    for (unsigned i = 0; i < f->n; i++)
+        if (!strcmp(f->address[i], address))
+            return;
+    if (f->n < sizeof f->address / sizeof f->address[0])
+        snprintf(f->address[f->n++], sizeof f->address[0], "%s", address);
+}
+
 int aloft_cmd_ble_scan(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -99,35 +129,46 @@ int aloft_cmd_ble_scan(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     int c;
+    unsigned timeout = 3;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        unsigned v;
         switch (c) {
         case 't':
-            if (!number(optarg, 1, 600, &v))
+            if (!number(optarg, 1, 600, &timeout))
                 return aloft_usage_error(argv[0], scan_help, "--timeout takes seconds (1..600)");
             break;
         case 'h': fputs(scan_help, stdout); return 0;
         default: return aloft_usage_bad_option(argv[0], scan_help, c, argv);
         }
     }
-    if (optind >= argc)
-        return aloft_usage_error(argv[0], scan_help, "missing TARGET (HOST:PORT of a simulated device)");
-    int rc = 0;
-    for (int i = optind; i < argc; i++) {
+    struct found f = {0};
+    if (optind >= argc) {
+        char why[240];
+        if (ble_bluez_scan(timeout * 1000, found, &f, why, sizeof why)) {
+            fprintf(stderr, "aloft ble scan: %s\n", why);
+            return 1;
+        }
+        if (!f.n) {
+            printf("no BLE OTA device found in %u s\n", timeout);
+            return 1;
+        }
+    }
+    int rc = 0, count = optind < argc ? argc - optind : (int)f.n;
+    for (int i = 0; i < count; i++) {
         static struct ble_central ct;
+        const char *target = optind < argc ? argv[optind + i] : f.address[i];
         uint8_t v[64];
         size_t n = 0;
-        if (ble_central_connect(&ct, argv[i], 517) ||
+        if (ble_central_open(&ct, target, 517, 23, timeout * 1000) ||
             ble_central_request(&ct, 0x02, ALOFT_BLE_STATUS, NULL, 0, v, &n) != 0 || n < ALOFT_BLE_STATUS_LEN) {
-            printf("%-22s no BLE OTA device: %s\n", argv[i], ct.why[0] ? ct.why : "no Status characteristic");
+            printf("%-22s no BLE OTA device: %s\n", target, ct.why[0] ? ct.why : "no Status characteristic");
             ble_central_close(&ct);
             rc = 1;
             continue;
         }
         ble_central_close(&ct);
-        printf("%-22s \"%s\"  MTU %u  %s", argv[i], ct.name, (unsigned)ct.mtu,
+        printf("%-22s \"%s\"  MTU %u  %s", target, ct.name, (unsigned)ct.mtu,
                v[1] < sizeof states / sizeof states[0] ? states[v[1]] : "?");
         if (v[1] == ALOFT_BLE_EXT || v[1] == ALOFT_BLE_SAVED)
             printf(": %s, %lu of %lu bytes in flash", v[2] ? "frontend" : "app", (unsigned long)le32(v + 8),
@@ -186,11 +227,11 @@ int aloft_cmd_ble_push(int argc, char **argv)
         {"frontend", no_argument, NULL, 'f'},   {"legacy", no_argument, NULL, 'l'},
         {"mtu", required_argument, NULL, 'm'},  {"tries", required_argument, NULL, 'n'},
         {"status-port", required_argument, NULL, 's'}, {"timeout", required_argument, NULL, 't'},
-        {"psk", required_argument, NULL, 'k'},  {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"psk", required_argument, NULL, 'k'},  {"status-host", required_argument, NULL, 'H'},
+        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
-    bool frontend = false, legacy = false;
-    const char *psk = getenv("ALOFT_PSK");
+    bool frontend = false, legacy = false, mtu_given = false;
+    const char *psk = getenv("ALOFT_PSK"), *status_host = NULL;
     unsigned mtu = 517, tries = 3, sport = 8032, timeout = 30;
     int c;
     optind = 1;
@@ -203,7 +244,9 @@ int aloft_cmd_ble_push(int argc, char **argv)
         case 'm':
             if (!number(optarg, 23, 517, &mtu))
                 return aloft_usage_error(argv[0], push_help, "--mtu takes 23..517");
+            mtu_given = true;
             break;
+        case 'H': status_host = optarg; break;
         case 'n':
             if (!number(optarg, 1, 100, &tries))
                 return aloft_usage_error(argv[0], push_help, "--tries takes 1..100");
@@ -225,7 +268,8 @@ int aloft_cmd_ble_push(int argc, char **argv)
     if (frontend && legacy)
         return aloft_usage_error(argv[0], push_help, "--frontend needs the extended mode (not --legacy)");
     const char *file = argv[optind], *target = argv[optind + 1], *colon = strrchr(target, ':');
-    if (!colon || colon == target)
+    bool bluez = ble_bluez_target(target);
+    if (!bluez && (!colon || colon == target))
         return aloft_usage_error(argv[0], push_help, "TARGET %s is not HOST:PORT", target);
     size_t len;
     uint8_t *img = NULL;
@@ -241,9 +285,14 @@ int aloft_cmd_ble_push(int argc, char **argv)
         return 2;
     }
     char host[80];
-    snprintf(host, sizeof host, "%.*s", (int)(colon - target), target);
+    if (status_host || bluez)
+        snprintf(host, sizeof host, "%s", status_host ? status_host : "");
+    else
+        snprintf(host, sizeof host, "%.*s", (int)(colon - target), target);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    struct aloft_devstatus before = status_of(host, sport);
+    struct aloft_devstatus before = {0};
+    if (host[0])
+        before = status_of(host, sport);
 
     static struct ble_central ct;
     struct bar bar = {.tty = isatty(STDERR_FILENO), .t0 = now(), .shown = -1};
@@ -253,7 +302,7 @@ int aloft_cmd_ble_push(int argc, char **argv)
     for (unsigned t = 0; t < tries && rc < 0; t++) {
         if (t)
             fprintf(stderr, "%s%s; trying again (%u of %u)\n", bar.tty ? "\n" : "", ct.why, t + 1, tries);
-        if (ble_central_connect(&ct, target, (uint16_t)mtu))
+        if (ble_central_open(&ct, target, (uint16_t)mtu, mtu_given ? (uint16_t)mtu : 23, 5000))
             continue;
         rc = ble_push_image(&ct, &o, img, len);
         if (rc >= 0 && o.resumed_at)

@@ -19,7 +19,7 @@ static const struct command commands[] = {
     {"discover", NULL, aloft_cmd_discover, "find the devices on a network or in a list"},
     {"status", NULL, aloft_cmd_status, "what each device runs, and why it last restarted"},
     {"trigger", NULL, aloft_cmd_trigger, "publish an OTA trigger over MQTT and follow the devices' outcomes"},
-    {"ble", "scan", aloft_cmd_ble_scan, "BLE OTA devices: name, MTU and transfer state (simulated link)"},
+    {"ble", "scan", aloft_cmd_ble_scan, "BLE OTA devices (BlueZ or simulated): name, MTU and transfer state"},
     {"ble", "push", aloft_cmd_ble_push, "push an image over BLE (resumable), then verify the device"},
     {"image", "info", aloft_cmd_image_info, "check an ESP app image and show its header and app descriptor"},
     {"image", "make", aloft_cmd_image_make, "synthesise a valid ESP app image (for tests and the simulator)"},
