@@ -118,6 +118,7 @@ struct transfer {
 struct opts {
     long devices;
     const char *server, *platform, *version, *until, *token;
+    char *token_buf; /* the token read, owned */
     double interval, duration, link_rate, rollback_share, vanish_share;
     bool jitter, no_download;
     long concurrency, free_space;
@@ -694,7 +695,7 @@ static int parse(int argc, char **argv, struct opts *o)
         return usage_error("--rollback-share and --vanish-share add up to more than 100 %%");
     /* optional: without it the reports go unsigned (and are refused) */
     if (o->token || (getenv("ALOFT_TOKEN") && *getenv("ALOFT_TOKEN")) || getenv("ALOFT_TOKEN_FILE"))
-        o->token = aloft_cmd_admin_token(o->token, NULL); /* kept for the run */
+        o->token = o->token_buf = aloft_cmd_admin_token(o->token, NULL); /* kept for the run */
     return 0;
 }
 
@@ -748,6 +749,7 @@ static void teardown(struct fleet *f)
     free(f->heap);
     free(f->slots);
     free(f->free_slots);
+    free(f->o.token_buf);
 }
 
 int aloft_cmd_fleet_simulate(int argc, char **argv)

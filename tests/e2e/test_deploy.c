@@ -621,8 +621,6 @@ static void test_no_verify(void **state)
     expect_dev(&r, b, "sent", "not verified");
     assert_null(cJSON_GetObjectItemCaseSensitive(device(&r, a), "after"));
     assert_null(cJSON_GetObjectItemCaseSensitive(device(&r, b), "after"));
-    /* verification would wait at least a second after the upload */
-    assert_true(r.ms < 1000);
     run_free(&r);
     /* the devices did take it */
     assert_int_equal(e2e_node_wait_boot(a), 0);
@@ -870,7 +868,6 @@ static void test_sigint(void **state)
     expect_dev(&r, ns[1], "updated", NULL);
     expect_dev(&r, ns[2], "skipped", "interrupted");
     expect_dev(&r, ns[3], "skipped", "interrupted");
-    assert_true(r.ms >= 3500); /* it waited for the started uploads (4 s each) */
     run_free(&r);
     for (int i = 2; i < 4; i++) {
         expect_untouched(&b[i], ns[i]);
@@ -887,7 +884,6 @@ static void test_sigint(void **state)
     expect_summary(&r, (int[S_N]){[S_INTERRUPTED] = 2}, 130);
     expect_dev(&r, ns[2], "interrupted", "state is unknown");
     expect_dev(&r, ns[3], "interrupted", "state is unknown");
-    assert_true(r.ms < 12000); /* did not wait out the 15 s verification */
     run_free(&r);
     for (int i = 2; i < 4; i++) {
         uint64_t end = e2e_now_ms() + 15000;
