@@ -447,17 +447,6 @@ int aloft_store_devices(struct aloft_store *s, const char *platform, aloft_store
 }
 
 /* The generic query of the open backend. */
-static int sexec(struct aloft_store *s, enum aloft_store_query id, aloft_store_row_cb cb, void *ctx, int64_t *changed,
-                 const char *types, ...)
-{
-    va_list ap;
-    va_start(ap, types);
-    int rc = s->pg ? aloft_store_pg_vexec(s->pg, id, cb, ctx, changed, types, ap)
-                   : aloft_store_sqlite_vexec(s->sqlite, id, cb, ctx, changed, types, ap);
-    va_end(ap);
-    return rc;
-}
-
 int aloft_store_exec(struct aloft_store *s, enum aloft_store_query id, aloft_store_row_cb cb, void *ctx,
                      int64_t *changed, const char *types, ...)
 {
@@ -520,7 +509,7 @@ static int read_unshared(void *ctx, int n, const char *const *cols)
 int aloft_store_files_unshared(struct aloft_store *s, aloft_store_file_cb cb, void *ctx)
 {
     struct unshared u = {cb, ctx};
-    return s->pg ? sexec(s, Q_FILES_UNSHARED, read_unshared, &u, NULL, "") : 0;
+    return s->pg ? aloft_store_exec(s, Q_FILES_UNSHARED, read_unshared, &u, NULL, "") : 0;
 }
 
 int aloft_store_key_of(const char *platform, char key[ALOFT_STORE_NAME_MAX + 1])
@@ -543,7 +532,7 @@ int aloft_store_read_ints(void *ctx, int n, const char *const *cols)
 int aloft_store_schema_version(struct aloft_store *s, int *version)
 {
     struct aloft_store_ints x = {{0}, 0};
-    int rc = sexec(s, Q_SCHEMA_VERSION, aloft_store_read_ints, &x, NULL, "");
+    int rc = aloft_store_exec(s, Q_SCHEMA_VERSION, aloft_store_read_ints, &x, NULL, "");
     *version = (int)x.v[0];
     return rc;
 }
@@ -556,7 +545,7 @@ int aloft_store_schema_wanted(void)
 int aloft_store_token_count(struct aloft_store *s, uint64_t *n)
 {
     struct aloft_store_ints x = {{0}, 0};
-    int rc = sexec(s, Q_TOKEN_COUNT, aloft_store_read_ints, &x, NULL, "");
+    int rc = aloft_store_exec(s, Q_TOKEN_COUNT, aloft_store_read_ints, &x, NULL, "");
     *n = (uint64_t)x.v[0];
     return rc;
 }
@@ -565,7 +554,7 @@ int aloft_store_token_keep_only(struct aloft_store *s, const uint8_t digest[32])
 {
     char h[65];
     aloft_hex(digest, 32, h);
-    return sexec(s, Q_TOKEN_KEEP_ONLY, NULL, NULL, NULL, "s", h);
+    return aloft_store_exec(s, Q_TOKEN_KEEP_ONLY, NULL, NULL, NULL, "s", h);
 }
 
 int aloft_store_whitelist_check(struct aloft_store *s, const char *platform, const char *mac, bool *allowed)
@@ -574,7 +563,7 @@ int aloft_store_whitelist_check(struct aloft_store *s, const char *platform, con
     int rc = aloft_store_key_of(platform, key);
     struct aloft_store_ints x = {{0}, 0};
     if (!rc)
-        rc = sexec(s, Q_WHITELIST_CHECK, aloft_store_read_ints, &x, NULL, "sss", key, key, mac ? mac : "");
+        rc = aloft_store_exec(s, Q_WHITELIST_CHECK, aloft_store_read_ints, &x, NULL, "sss", key, key, mac ? mac : "");
     *allowed = rc == 0 && (x.v[0] == 0 || x.v[1] > 0);
     return rc;
 }
@@ -584,7 +573,7 @@ int aloft_store_whitelist_enable(struct aloft_store *s, const char *platform, bo
     char key[ALOFT_STORE_NAME_MAX + 1];
     int rc = aloft_store_key_of(platform, key);
     if (!rc)
-        rc = sexec(s, Q_WHITELIST_SET, NULL, NULL, NULL, "si", key, (int64_t)on);
+        rc = aloft_store_exec(s, Q_WHITELIST_SET, NULL, NULL, NULL, "si", key, (int64_t)on);
     aloft_store_views_changed(s);
     return rc;
 }
@@ -594,7 +583,7 @@ int aloft_store_whitelist_add(struct aloft_store *s, const char *platform, const
     char key[ALOFT_STORE_NAME_MAX + 1];
     int rc = aloft_store_key_of(platform, key);
     if (!rc)
-        rc = sexec(s, Q_WHITELIST_ADD, NULL, NULL, NULL, "ssi", key, mac, (int64_t)time(NULL));
+        rc = aloft_store_exec(s, Q_WHITELIST_ADD, NULL, NULL, NULL, "ssi", key, mac, (int64_t)time(NULL));
     aloft_store_views_changed(s);
     return rc;
 }
@@ -605,7 +594,7 @@ int aloft_store_whitelist_remove(struct aloft_store *s, const char *platform, co
     int64_t n = 0;
     int rc = aloft_store_key_of(platform, key);
     if (!rc)
-        rc = sexec(s, Q_WHITELIST_REMOVE, NULL, NULL, &n, "ss", key, mac);
+        rc = aloft_store_exec(s, Q_WHITELIST_REMOVE, NULL, NULL, &n, "ss", key, mac);
     aloft_store_views_changed(s);
     return rc ? rc : n ? 0 : ALOFT_E_NOTFOUND;
 }
@@ -627,10 +616,10 @@ int aloft_store_whitelist(struct aloft_store *s, const char *platform, bool *ena
     struct aloft_store_ints x = {{0}, 0};
     int rc = aloft_store_key_of(platform, key);
     if (!rc)
-        rc = sexec(s, Q_WHITELIST_ENABLED, aloft_store_read_ints, &x, NULL, "s", key);
+        rc = aloft_store_exec(s, Q_WHITELIST_ENABLED, aloft_store_read_ints, &x, NULL, "s", key);
     *enabled = x.v[0] != 0;
     struct mac_list l = {cb, ctx};
-    return rc ? rc : sexec(s, Q_WHITELIST_MACS, read_mac, &l, NULL, "s", key);
+    return rc ? rc : aloft_store_exec(s, Q_WHITELIST_MACS, read_mac, &l, NULL, "s", key);
 }
 
 struct value {
@@ -649,9 +638,9 @@ static int read_value(void *ctx, int n, const char *const *cols)
 int aloft_store_secret(struct aloft_store *s, const char *name, const char *fresh, char *out, size_t cap)
 {
     struct value t = {out, cap, false};
-    int rc = sexec(s, Q_SECRET_ADD, NULL, NULL, NULL, "ss", name, fresh);
+    int rc = aloft_store_exec(s, Q_SECRET_ADD, NULL, NULL, NULL, "ss", name, fresh);
     if (!rc)
-        rc = sexec(s, Q_SECRET_GET, read_value, &t, NULL, "s", name);
+        rc = aloft_store_exec(s, Q_SECRET_GET, read_value, &t, NULL, "s", name);
     return rc ? rc : t.found ? 0 : ALOFT_E_IO;
 }
 
@@ -663,7 +652,7 @@ static int platform_flag(struct aloft_store *s, enum aloft_store_query q, const 
     int64_t n = 0;
     int rc = aloft_store_key_of(platform, key);
     if (!rc)
-        rc = sexec(s, q, NULL, NULL, &n, "is", (int64_t)on, key);
+        rc = aloft_store_exec(s, q, NULL, NULL, &n, "is", (int64_t)on, key);
     aloft_store_views_changed(s);
     return rc ? rc : n ? 0 : ALOFT_E_NOTFOUND;
 }
@@ -684,8 +673,8 @@ int aloft_store_platform_add(struct aloft_store *s, const char *name, const char
     int64_t n = 0;
     int rc = aloft_store_key_of(name, key);
     if (!rc)
-        rc = sexec(s, Q_PLATFORM_ADD, NULL, NULL, &n, "ssssii", key, name, chip, "", (int64_t)time(NULL),
-                   (int64_t)publish_manual);
+        rc = aloft_store_exec(s, Q_PLATFORM_ADD, NULL, NULL, &n, "ssssii", key, name, chip, "", (int64_t)time(NULL),
+                              (int64_t)publish_manual);
     aloft_store_views_changed(s);
     return rc ? rc : n ? 0 : ALOFT_E_STATE;
 }
@@ -708,7 +697,7 @@ int aloft_store_signing_key_add(struct aloft_store *s, const char *platform, con
 {
     char key[ALOFT_STORE_NAME_MAX + 1];
     int rc = aloft_store_key_of(platform, key);
-    return rc ? rc : sexec(s, Q_SIGNING_KEY_ADD, NULL, NULL, NULL, "ssi", key, digest, (int64_t)time(NULL));
+    return rc ? rc : aloft_store_exec(s, Q_SIGNING_KEY_ADD, NULL, NULL, NULL, "ssi", key, digest, (int64_t)time(NULL));
 }
 
 int aloft_store_signing_key_remove(struct aloft_store *s, const char *platform, const char *digest)
@@ -717,7 +706,7 @@ int aloft_store_signing_key_remove(struct aloft_store *s, const char *platform, 
     int64_t n = 0;
     int rc = aloft_store_key_of(platform, key);
     if (!rc)
-        rc = sexec(s, Q_SIGNING_KEY_REMOVE, NULL, NULL, &n, "ss", key, digest);
+        rc = aloft_store_exec(s, Q_SIGNING_KEY_REMOVE, NULL, NULL, &n, "ss", key, digest);
     return rc ? rc : n ? 0 : ALOFT_E_NOTFOUND;
 }
 
@@ -726,7 +715,7 @@ int aloft_store_signing_keys(struct aloft_store *s, const char *platform, aloft_
     char key[ALOFT_STORE_NAME_MAX + 1];
     struct mac_list l = {cb, ctx}; /* one text column, as the whitelist's */
     int rc = aloft_store_key_of(platform, key);
-    return rc ? rc : sexec(s, Q_SIGNING_KEYS, read_mac, &l, NULL, "s", key);
+    return rc ? rc : aloft_store_exec(s, Q_SIGNING_KEYS, read_mac, &l, NULL, "s", key);
 }
 
 static int read_text(void *ctx, int n, const char *const *cols)
@@ -742,20 +731,20 @@ int aloft_store_report_add(struct aloft_store *s, const struct aloft_store_repor
 {
     char key[ALOFT_STORE_VERSION_MAX + 1] = "";
     aloft_store_checkin_flush(s); /* the device's check-in may still wait */
-    int rc = sexec(s, Q_DEVICE_PLATFORM, read_text, key, NULL, "s", r->mac);
+    int rc = aloft_store_exec(s, Q_DEVICE_PLATFORM, read_text, key, NULL, "s", r->mac);
     if (rc)
         return rc;
     if (!key[0])
         return ALOFT_E_NOTFOUND;
     if (platform)
         snprintf(platform, ALOFT_STORE_NAME_MAX + 1, "%.*s", (int)ALOFT_STORE_NAME_MAX, key);
-    rc = sexec(s, Q_REPORT_ADD, NULL, NULL, NULL, "sssssssi", r->mac, r->version, r->result, r->reason,
-               r->partition, r->state, r->reset_reason, now);
+    rc = aloft_store_exec(s, Q_REPORT_ADD, NULL, NULL, NULL, "sssssssi", r->mac, r->version, r->result, r->reason,
+                          r->partition, r->state, r->reset_reason, now);
     char detail[sizeof r->result + sizeof r->reason + 2];
     snprintf(detail, sizeof detail, "%s%s%s", r->result, r->reason[0] ? ": " : "", r->reason);
     if (rc == 0) /* the device's history */
-        rc = sexec(s, Q_EVENT_ADD, NULL, NULL, NULL, ALOFT_STORE_EVENT_ADD_TYPES, r->mac, now, "report", r->version,
-                   (int64_t)0, detail, r->mac);
+        rc = aloft_store_exec(s, Q_EVENT_ADD, NULL, NULL, NULL, ALOFT_STORE_EVENT_ADD_TYPES, r->mac, now, "report",
+                              r->version, (int64_t)0, detail, r->mac);
     return rc;
 }
 
@@ -764,29 +753,34 @@ struct report_list {
     void *ctx;
 };
 
+void aloft_store_report_cols(const char *const *c, struct aloft_store_report *r)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->mac, sizeof r->mac, "%s", c[0]);
+    snprintf(r->version, sizeof r->version, "%s", c[1]);
+    snprintf(r->result, sizeof r->result, "%s", c[2]);
+    snprintf(r->reason, sizeof r->reason, "%s", c[3]);
+    snprintf(r->partition, sizeof r->partition, "%s", c[4]);
+    snprintf(r->state, sizeof r->state, "%s", c[5]);
+    snprintf(r->reset_reason, sizeof r->reset_reason, "%s", c[6]);
+    r->reported_at = strtoll(c[7], NULL, 10);
+    r->reports = strtoull(c[8], NULL, 10);
+}
+
 static int read_report(void *ctx, int n, const char *const *c)
 {
     struct report_list *l = ctx;
     if (n < 9)
         return 0;
     struct aloft_store_report r;
-    memset(&r, 0, sizeof r);
-    snprintf(r.mac, sizeof r.mac, "%s", c[0]);
-    snprintf(r.version, sizeof r.version, "%s", c[1]);
-    snprintf(r.result, sizeof r.result, "%s", c[2]);
-    snprintf(r.reason, sizeof r.reason, "%s", c[3]);
-    snprintf(r.partition, sizeof r.partition, "%s", c[4]);
-    snprintf(r.state, sizeof r.state, "%s", c[5]);
-    snprintf(r.reset_reason, sizeof r.reset_reason, "%s", c[6]);
-    r.reported_at = strtoll(c[7], NULL, 10);
-    r.reports = strtoull(c[8], NULL, 10);
+    aloft_store_report_cols(c, &r);
     return l->cb(l->ctx, &r);
 }
 
 int aloft_store_reports(struct aloft_store *s, aloft_store_report_cb cb, void *ctx)
 {
     struct report_list l = {cb, ctx};
-    return sexec(s, Q_REPORTS, read_report, &l, NULL, "");
+    return aloft_store_exec(s, Q_REPORTS, read_report, &l, NULL, "");
 }
 
 /* The decision cache of GET /update (aloft_store_update_view). */

@@ -127,16 +127,7 @@ static int read_page_row(void *ctx, int n, const char *const *c)
     d.last_status = (int)strtol(c[11], NULL, 10);
     snprintf(d.last_reason, sizeof d.last_reason, "%s", c[12]);
     struct aloft_store_report r;
-    memset(&r, 0, sizeof r);
-    snprintf(r.mac, sizeof r.mac, "%s", c[13]);
-    snprintf(r.version, sizeof r.version, "%s", c[14]);
-    snprintf(r.result, sizeof r.result, "%s", c[15]);
-    snprintf(r.reason, sizeof r.reason, "%s", c[16]);
-    snprintf(r.partition, sizeof r.partition, "%s", c[17]);
-    snprintf(r.state, sizeof r.state, "%s", c[18]);
-    snprintf(r.reset_reason, sizeof r.reset_reason, "%s", c[19]);
-    r.reported_at = strtoll(c[20], NULL, 10);
-    r.reports = strtoull(c[21], NULL, 10);
+    aloft_store_report_cols(c + 13, &r); /* the device's last report, if any */
     return pg->cb(pg->ctx, &d, r.mac[0] ? &r : NULL);
 }
 

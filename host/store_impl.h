@@ -151,6 +151,9 @@ int aloft_store_exec_sql(struct aloft_store *s, const char *sql, aloft_store_row
                          const char *const *values);
 /* A transaction of the open backend (see struct aloft_store_tx). */
 int aloft_store_transaction(struct aloft_store *s, aloft_store_tx_body body, void *ctx);
+/* A report from the nine columns of a row that starts at c (mac, version,
+ * result, reason, partition, state, reset_reason, reported_at, reports). */
+void aloft_store_report_cols(const char *const *c, struct aloft_store_report *r);
 /* The platform's key, or ALOFT_E_NOTFOUND when the name is not one. */
 int aloft_store_key_of(const char *platform, char key[ALOFT_STORE_NAME_MAX + 1]);
 /* A row of up to four integers (aloft_store_read_ints as the row callback). */
