@@ -492,6 +492,58 @@ static void ext_wrong_chip_refused(void **state)
     assert_int_equal(read_status().state, ALOFT_BLE_IDLE);
 }
 
+/* With trusted keys, BLE refuses an image no trusted key signed, as every
+ * other way in does (nothing switched), and takes a signed one. */
+static void ext_signed_only(void **state)
+{
+    (void)state;
+    static struct e2e_node sn;
+    static char at[32];
+    char key[300], digest[65], signed_img[300], *out;
+    snprintf(key, sizeof key, "%s", e2e_path("ble-release.pem"));
+    const char *kg[] = {"aloft", "keygen", "--scheme", "ecdsa256", "-o", key, NULL};
+    assert_int_equal(aloft_test_run(&out, kg), 0);
+    const char *d = strstr(out, "public key digest ");
+    assert_non_null(d);
+    snprintf(digest, sizeof digest, "%.64s", d + 18);
+    free(out);
+    snprintf(signed_img, sizeof signed_img, "%s", e2e_path("ble-signed.bin"));
+    const char *sg[] = {"aloft", "image", "sign", fw[1], "--key", key, "-o", signed_img, NULL};
+    assert_int_equal(aloft_test_run(NULL, sg), 0);
+    e2e_node_init(&sn, "ble-signed");
+    snprintf(at, sizeof at, "%.*s:%u", (int)(strchr(sn.listen, ':') - sn.listen), sn.listen,
+             (unsigned)e2e_free_port());
+    const char *args[] = {"--create", "--flash-size", "4M", "--firmware", v1, "--ble", at,
+                          "--ble-interval", "1", "--trusted-keys", digest, NULL};
+    assert_int_equal(e2e_node_start(&sn, args), 0);
+    link_to = at;
+    struct e2e_snap s;
+    e2e_snap_take(&s, &sn);
+    struct ble_push o = {.psk = sn.psk};
+    struct ble_central c;
+    size_t len;
+    uint8_t *img = e2e_file_read(fw[0], &len);
+    connect_ok(&c, 256);
+    assert_int_equal(ble_push_image(&c, &o, img, len), 1);
+    if (!strstr(c.why, "unsigned"))
+        fprintf(stderr, "refused as: %s\n", c.why);
+    assert_non_null(strstr(c.why, "unsigned"));
+    ble_central_close(&c);
+    free(img);
+    const char *diff = e2e_snap_diff(&s, &sn); /* the settings may keep a resume point */
+    assert_true(!diff || !strcmp(diff, "nvs"));
+    e2e_snap_free(&s);
+    unsigned boots = sn.serving;
+    assert_int_equal(push(signed_img, 256, &o), 0);
+    link_to = ble;
+    assert_int_equal(e2e_node_wait_boot(&sn), 0);
+    assert_true(sn.serving > boots);
+    cJSON *st = e2e_status(&sn);
+    assert_string_equal(e2e_jstr(st, "version"), versions[1]);
+    cJSON_Delete(st);
+    e2e_node_stop(&sn);
+}
+
 static void frontend_over_ble(void **state)
 {
     (void)state;
@@ -694,6 +746,7 @@ int main(void)
         cmocka_unit_test(ext_corrupted_packet_resent),
         cmocka_unit_test(ext_reconnect_resumes),
         cmocka_unit_test(ext_wrong_chip_refused),
+        cmocka_unit_test(ext_signed_only),
         cmocka_unit_test(ext_abort_forgets),
         cmocka_unit_test(second_central_refused),
         cmocka_unit_test(malformed_frames_drop_the_link),
