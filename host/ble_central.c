@@ -115,7 +115,8 @@ static int frame(struct ble_central *c, uint8_t op, int chr, const void *v, size
     f[2] = op;
     if (chr >= 0)
         memcpy(f + 3, aloft_ble_uuid[1 + chr], 16);
-    memcpy(f + 3 + (chr >= 0 ? 16 : 0), v, len);
+    if (len) /* v may be NULL for an empty value */
+        memcpy(f + 3 + (chr >= 0 ? 16 : 0), v, len);
     return send_frame(c, f, 2 + n);
 }
 
