@@ -21,7 +21,7 @@ static const uint8_t owner[] = {N_SD, N_SVC, N_INST, N_INST, N_HOST};
 static const uint8_t rtype[] = {T_PTR, T_PTR, T_SRV, T_TXT, T_A};
 static const uint8_t target[] = {N_SVC, N_INST, N_HOST, 0, 0};
 
-static unsigned be16(const uint8_t *p)
+static __attribute__((noinline)) unsigned be16(const uint8_t *p)
 {
     return (unsigned)p[0] << 8 | p[1];
 }
@@ -135,30 +135,22 @@ static bool rr(struct out *w, const struct aloft_agent *a, const struct aloft_md
 {
     struct out was = *w;
     put_name(w, m, owner[i]);
-    put16(w, rtype[i]);
-    put16(w, 1 | (i >= 2 && !legacy ? 0x8000 : 0));
-    put16(w, ttl >> 16);
-    put16(w, ttl);
-    size_t len_at = w->n;
-    put16(w, 0);
-    if (i == 2) { /* priority, weight, port */
-        put16(w, 0);
-        put16(w, 0);
-        put16(w, m->port);
-    }
+    const uint8_t fixed[16] = {0, rtype[i], i >= 2 && !legacy ? 0x80 : 0, 1, (uint8_t)(ttl >> 24), (uint8_t)(ttl >> 16),
+                               (uint8_t)(ttl >> 8), (uint8_t)ttl, 0, 0, 0, 0, 0, 0, (uint8_t)(m->port >> 8),
+                               (uint8_t)m->port};
+    size_t len_at = w->n + 8;
+    put(w, fixed, i == 2 ? 16 : 10); /* type, class, TTL, length; SRV: priority, weight, port */
     if (target[i]) {
         put_name(w, m, target[i]);
     } else if (i == 3) {
         const char *chip = aloft_chip_name(a->app.chip_id);
         chip = chip ? chip : "esp32";
-        const char *const kv[] = {"tcp_check=no", "ssh_upload=no", a->psk[0] ? "auth_upload=yes" : "auth_upload=no"};
+        bool auth = a->psk[0];
         put(w, (uint8_t[]){(uint8_t)(6 + strlen(chip))}, 1);
         put(w, "board=", 6);
         put(w, chip, strlen(chip));
-        for (unsigned k = 0; k < 3; k++) {
-            put(w, (uint8_t[]){(uint8_t)strlen(kv[k])}, 1);
-            put(w, kv[k], strlen(kv[k]));
-        }
+        put(w, "\14tcp_check=no\15ssh_upload=no", 27);
+        put(w, auth ? "\17auth_upload=yes" : "\16auth_upload=no", 15u + auth);
     } else {
         put(w, m->ip, 4);
     }
@@ -256,24 +248,21 @@ int aloft_mdns_announce(const struct aloft_agent *a, const struct aloft_mdns *m,
 int aloft_mdns_init(struct aloft_mdns *m, const struct aloft_agent *a, const char *name, const uint8_t ip[4],
                     uint16_t port)
 {
-    char def[19] = "aloft-";
-    if (!name) {
-        size_t n = 6;
+    char def[19] = "aloft-", *o = m->name;
+    size_t n = 6;
+    if (!name) { /* "aloft-" and the MAC's digits */
         for (const char *s = a->mac; *s && n < 18; s++)
             if (*s != ':')
-                def[n++] = (char)lower((uint8_t)*s);
-        def[n] = 0;
+                def[n++] = *s;
         name = def;
     }
-    size_t n = strlen(name);
-    if (!n || n > ALOFT_MDNS_NAME_MAX || name[0] == '-')
+    for (n = 0; name[n] && n <= ALOFT_MDNS_NAME_MAX; n++)
+        o[n] = (char)lower((uint8_t)name[n]);
+    if (!n || n > ALOFT_MDNS_NAME_MAX)
         return ALOFT_E_INVAL;
-    for (size_t i = 0; i <= n; i++) {
-        char c = (char)lower((uint8_t)name[i]);
-        if (i < n && !(c == '-' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')))
-            return ALOFT_E_INVAL;
-        m->name[i] = c;
-    }
+    o[n] = 0;
+    if (o[0] == '-' || o[strspn(o, "abcdefghijklmnopqrstuvwxyz0123456789-")])
+        return ALOFT_E_INVAL;
     memcpy(m->ip, ip, 4);
     m->port = port;
     return 0;
