@@ -57,7 +57,8 @@ static bool is(const struct aloft_mdns *m, unsigned id, const uint8_t *q, size_t
 
 /* The name at p[at] (pointers followed) into q, uncompressed, lower case,
  * its length in *ql. Returns the offset after it in p, 0 when malformed.
- * Pointers must point back: with the 255-byte limit no loop can last. */
+ * Pointers must point back (and past the header): with the 255-byte
+ * limit no loop can last. */
 static size_t name_get(const uint8_t *p, size_t len, size_t at, uint8_t q[256], size_t *ql)
 {
     size_t end = 0, n = 0;
@@ -66,7 +67,8 @@ static size_t name_get(const uint8_t *p, size_t len, size_t at, uint8_t q[256], 
             return 0;
         unsigned c = p[at];
         if (c >= 0xC0) {
-            if (at + 1 >= len || ((c & 0x3F) << 8 | p[at + 1]) >= at)
+            /* never into the header: a question echoed to a legacy resolver follows another one */
+            if (at + 1 >= len || ((c & 0x3F) << 8 | p[at + 1]) >= at || ((c & 0x3F) << 8 | p[at + 1]) < 12)
                 return 0;
             end = end ? end : at + 2;
             at = (c & 0x3F) << 8 | p[at + 1];

@@ -2,8 +2,9 @@
  * questions get which records, the legacy unicast rules (ID and questions
  * echoed, TTL at most 10, no cache-flush bit), QU, known-answer
  * suppression, the announcement and its goodbye, auth_upload following the
- * PSK, and malformed packets (pointer loops, forward pointers, names and
- * records cut short, responses) that get no answer. The answers are read
+ * PSK, and malformed packets (pointer loops, forward pointers, pointers
+ * into the header, names and records cut short, responses) that get no
+ * answer. The answers are read
  * back by a decoder written here from RFC 1035. */
 #include "testutil.h"
 
@@ -418,6 +419,13 @@ static void malformed_packets_get_nothing(void **state)
     q_begin(&q, 0, 1, 0);
     q_u16(&q, 0xC00E), q_u16(&q, 1), q_u16(&q, 1);
     assert_int_equal(ask(&q, 5353), 0);
+    /* a pointer into the header: echoed to a legacy resolver, it would read other bytes there */
+    q_begin(&q, 0, 1, 0); /* desk-lamp.local, its root the zero of the flags byte */
+    q.b[q.n++] = 9;
+    memcpy(q.b + q.n, "desk-lamp\5local", 15);
+    q.n += 15;
+    q_u16(&q, 0xC002), q_u16(&q, 1), q_u16(&q, 1);
+    assert_int_equal(ask(&q, 1234), 0);
     q_begin(&q, 0, 2, 0);
     q.b[q.n++] = 1, q.b[q.n++] = 'x', q_u16(&q, 0xC014); /* x -> the second name: forward */
     q_u16(&q, 1), q_u16(&q, 1);
