@@ -21,6 +21,7 @@ static const uint8_t owner[] = {N_SD, N_SVC, N_INST, N_INST, N_HOST};
 static const uint8_t rtype[] = {T_PTR, T_PTR, T_SRV, T_TXT, T_A};
 static const uint8_t target[] = {N_SVC, N_INST, N_HOST, 0, 0};
 
+/* not inlined: a dozen callers, each a byte swap on rv32 otherwise */
 static __attribute__((noinline)) unsigned be16(const uint8_t *p)
 {
     return (unsigned)p[0] << 8 | p[1];
