@@ -7,7 +7,7 @@ set -eu
 PACKAGES="cmake gcc make pkg-config libcmocka-dev libcjson-dev clang libclang-rt-14-dev
 gcc-riscv64-unknown-elf gcc-arm-none-eabi libnewlib-dev libnewlib-arm-none-eabi valgrind python3
 libmicrohttpd-dev libcurl4-openssl-dev libssl-dev curl nodejs chromium libsqlite3-dev time libpq-dev postgresql openssl wrk nginx-light
-libmosquitto-dev mosquitto xz-utils zstd bsdiff xdelta3 libdbus-1-dev dbus-daemon"
+libmosquitto-dev mosquitto xz-utils zstd bsdiff xdelta3 libdbus-1-dev dbus-daemon bind9-dnsutils"
 
 missing=""
 for p in $PACKAGES; do

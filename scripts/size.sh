@@ -37,10 +37,12 @@ AGENT_TEXT_BUDGET=59648  # agent + core, .text, per target: 48 KB, + 2 KB for si
                          # + 595 B for POST /ota taking them (push.c: the patch type, its writer, errors),
                          # + 700 B for resuming a patch upload whose link dropped (push.c, status),
                          # + 241 B for naming a frontend flashed with the app (check.c: its superblock)
-OPTIONAL=(ble)           # agent modules a device may leave out, each outside the agent's budget with its own:
+OPTIONAL=(ble mdns)      # agent modules a device may leave out, each outside the agent's budget with its own:
 BLE_TEXT_BUDGET=6144     # agent/ble.c, the BLE OTA service (ESP-IDF: CONFIG_ALOFT_BLE_OTA; esp32-ble-ota's protocol and
                          # the extended mode: sector CRCs, resume, ABORT, Status), .text per target;
                          # + 512 B for its PSK check (CHALLENGE/AUTH with HMAC-SHA256, fail closed, legacy)
+MDNS_TEXT_BUDGET=3072    # agent/mdns.c, the mDNS/DNS-SD responder that lists the device among the Arduino IDE's
+                         # network ports (ESP-IDF: CONFIG_ALOFT_MDNS): 2.9 KB on rv32imc, 2.0 KB on Cortex-M4
 AGENT_RAM_BUDGET=512     # agent + core, .data + .bss
 AGENT_STACK_BUDGET=2048  # each agent entry point and everything it calls
 DELTA_RAM_BUDGET=8192    # the delta decoder: its state (struct aloft_delta) + the worst-case stack
@@ -50,7 +52,7 @@ DELTA_RAM_BUDGET=8192    # the delta decoder: its state (struct aloft_delta) + t
 CORE_CALLBACKS=(--callbacks delta.c=du_read,du_start,du_write)
 # The agent's entry points: every function these headers declare.
 AGENT_API=(include/aloft/agent.h include/aloft/push.h include/aloft/pull.h include/aloft/mqtt.h include/aloft/espota.h
-           include/aloft/ble.h)
+           include/aloft/ble.h include/aloft/mdns.h)
 # The agent may call what newlib's libc defines (one multilib stands for all:
 # the names are the same) and the target's libgcc helpers.
 NEWLIB_LIBC=/usr/lib/arm-none-eabi/newlib/thumb/v7e-m/nofp/libc.a
@@ -264,6 +266,7 @@ sum_row "agent total" agent
 totals "agent + core" "agent + core" $AGENT_TEXT_BUDGET $AGENT_RAM_BUDGET core agent
 printf 'optional (outside the total above)\n'
 totals "ble" "agent/ble.c (CONFIG_ALOFT_BLE_OTA)" $BLE_TEXT_BUDGET 0 ble
+totals "mdns" "agent/mdns.c (CONFIG_ALOFT_MDNS)" $MDNS_TEXT_BUDGET 0 mdns
 printf '\n'
 
 # stack PART TARGET: scripts/stack.py's report on PART's entry points.

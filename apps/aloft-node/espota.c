@@ -149,6 +149,8 @@ int node_espota_start(struct node *n)
         return node_error("--espota %s: not [ADDR:]PORT with an IPv4 address", spec);
     self = addr;
     self.sin_port = 0;
+    n->espota_addr = addr.sin_addr;
+    n->espota_port = (uint16_t)port;
     if ((udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 || bind(udp, (struct sockaddr *)&addr, sizeof addr)) {
         int e = errno;
         return node_error("espota: cannot listen on UDP %s:%d: %s", host, port, strerror(e));

@@ -59,6 +59,14 @@ static const char usage[] =
     "  --espota [ADDR:]PORT    take ArduinoOTA uploads (Arduino IDE, PlatformIO's upload_protocol =\n"
     "                          espota) on this UDP port (3232 as ArduinoOTA; ADDR alone: port\n"
     "                          3232; default ADDR: --listen's); the password is the PSK\n"
+    "  --mdns [ADDR][:PORT]    announce the ArduinoOTA service over mDNS (DNS-SD _arduino._tcp), so\n"
+    "                          that the Arduino IDE lists the device under Tools > Port > Network\n"
+    "                          ports; needs --espota. Default 224.0.0.251:5353: joins the group\n"
+    "                          on every interface, as a device on a LAN. Another ADDR answers each\n"
+    "                          query to its sender and announces nothing, for tests on loopback:\n"
+    "                          --mdns 127.0.0.5:5399; dig -p 5399 @127.0.0.5 _arduino._tcp.local PTR\n"
+    "  --mdns-name NAME        the name it answers for: NAME.local, NAME._arduino._tcp.local\n"
+    "                          (default aloft-<the MAC's 12 hex digits>)\n"
     "  --ble HOST:PORT         take BLE centrals over a simulated link on this TCP address\n"
     "                          (docs/ble.md; also --ble-name, --ble-mtu, --ble-interval,\n"
     "                          --ble-packets); with a PSK, updates need its challenge-response\n"
@@ -452,6 +460,8 @@ static int run(struct node *n)
         return 1;
     if (n->cfg.espota && node_espota_start(n) != 0)
         return 1;
+    if (n->cfg.mdns && node_mdns_start(n) != 0)
+        return 1;
     if (n->cfg.ble && node_ble_start(n) != 0)
         return 1;
     if (n->sim.behaviour == ALOFT_SIM_HEALTHY) {
@@ -484,6 +494,7 @@ static int run(struct node *n)
     usleep(n->cfg.restart_delay_ms * 1000u);
     node_log(n, "restarting (%s)", n->restart_reason);
     node_mqtt_stop(n);
+    node_mdns_stop(n);
     node_http_stop();
     aloft_posix_flash_close(&n->pf);
     reexec(n, n->restart_reason, n->agent.boot_count);
@@ -510,7 +521,7 @@ enum {
     OPT_RESTART_DELAY, OPT_IDLE, OPT_LOG, OPT_CREATE, OPT_PARTITIONS, OPT_FLASH_SIZE, OPT_FIRMWARE, OPT_WWW,
     OPT_MQTT, OPT_MQTT_CA, OPT_MQTT_USER, OPT_MQTT_PASSWORD, OPT_DEVICE_ID, OPT_PLATFORM, OPT_CMD_TOPIC, OPT_SERVER,
     OPT_CHECK_EVERY, OPT_CA_FILE, OPT_INSECURE, OPT_MAX_SOCKETS, OPT_TRUSTED_KEYS, OPT_SERVER_KEY, OPT_MAC, OPT_ESPOTA,
-    OPT_BLE, OPT_BLE_NAME, OPT_BLE_MTU, OPT_BLE_INTERVAL, OPT_BLE_PACKETS, OPT_BLE_LEGACY,
+    OPT_BLE, OPT_BLE_NAME, OPT_BLE_MTU, OPT_BLE_INTERVAL, OPT_BLE_PACKETS, OPT_BLE_LEGACY, OPT_MDNS, OPT_MDNS_NAME,
 };
 
 int main(int argc, char **argv)
@@ -548,6 +559,8 @@ int main(int argc, char **argv)
         {"ca-file", required_argument, NULL, OPT_CA_FILE},
         {"insecure", no_argument, NULL, OPT_INSECURE},
         {"espota", required_argument, NULL, OPT_ESPOTA},
+        {"mdns", optional_argument, NULL, OPT_MDNS},
+        {"mdns-name", required_argument, NULL, OPT_MDNS_NAME},
         {"ble", required_argument, NULL, OPT_BLE},
         {"ble-name", required_argument, NULL, OPT_BLE_NAME},
         {"ble-mtu", required_argument, NULL, OPT_BLE_MTU},
@@ -680,6 +693,12 @@ int main(int argc, char **argv)
         case OPT_CA_FILE: n.cfg.ca_file = optarg; break;
         case OPT_INSECURE: n.cfg.insecure = true; break;
         case OPT_ESPOTA: n.cfg.espota = optarg; break;
+        case OPT_MDNS: /* the address may follow as the next word */
+            if (!optarg && optind < argc && argv[optind][0] != '-')
+                optarg = argv[optind++];
+            n.cfg.mdns = optarg ? optarg : "";
+            break;
+        case OPT_MDNS_NAME: n.cfg.mdns_name = optarg; break;
         case OPT_BLE:
             if (parse_listen(optarg))
                 return fail("--ble '%s' is not HOST:PORT, e.g. 127.0.0.2:8033", optarg), 2;
@@ -715,6 +734,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "aloft-node: --flash FLASH.img is required\n\n%s", usage);
         return 2;
     }
+    if (n.cfg.mdns && !n.cfg.espota)
+        return fail("--mdns announces the ArduinoOTA service: it needs --espota (the Arduino IDE can only "
+                    "upload to a device that takes espota)"), 2;
     n.argv = argv;
     /* close-on-exec ("e"): a restart opens it again */
     if (n.cfg.log_path && !(log_file = fopen(n.cfg.log_path, "ae")))

@@ -9,6 +9,7 @@
 #ifndef ALOFT_NODE_H
 #define ALOFT_NODE_H
 
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -48,6 +49,8 @@ struct node_config {
     const char *ca_file;         /* CA bundle for HTTPS downloads; NULL: the system's */
     bool insecure;               /* do not verify HTTPS certificates */
     const char *espota;          /* ArduinoOTA's UDP [ADDR:]PORT; NULL: none */
+    const char *mdns;            /* the mDNS responder's [ADDR][:PORT] ("": the group); NULL: none */
+    const char *mdns_name;       /* its host name; NULL: aloft-<MAC digits> */
     const char *ble;             /* the simulated BLE link's HOST:PORT; NULL: none */
     const char *ble_name;        /* advertised name */
     unsigned ble_mtu, ble_interval_ms, ble_packets;
@@ -68,6 +71,8 @@ struct node {
     struct aloft_agent_port port;
     struct aloft_agent agent;
     struct aloft_www_lfs www;    /* the mounted www slot */
+    struct in_addr espota_addr;  /* where ArduinoOTA listens (espota.c), for mDNS */
+    uint16_t espota_port;
     /* restart request from the agent: reason, or NULL */
     pthread_mutex_t restart_lock;
     pthread_cond_t restart_cond;
@@ -116,6 +121,12 @@ void node_mqtt_stop(struct node *n);
 /* ArduinoOTA uploads (espota.c) on cfg.espota. Returns 0 or 1 with a
  * message printed. */
 int node_espota_start(struct node *n);
+
+/* The mDNS responder (mdns.c) on cfg.mdns, for the ArduinoOTA service that
+ * node_espota_start opened. Returns 0 or 1 with a message printed.
+ * node_mdns_stop says goodbye to the group (before a restart). */
+int node_mdns_start(struct node *n);
+void node_mdns_stop(struct node *n);
 
 /* The BLE OTA service on the simulated link (ble.c) on cfg.ble. Returns 0
  * or 1 with a message printed. */

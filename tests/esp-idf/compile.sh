@@ -53,6 +53,7 @@ on=$out/sdkconfig_aloft.h
     # off by default, but its code must compile too (the kit's sdkconfig has NimBLE on)
     echo "#define CONFIG_ALOFT_BLE_OTA 1"
     echo "#define CONFIG_ALOFT_BLE_LEGACY 1"
+    echo "#define CONFIG_ALOFT_MDNS 1"
 } >"$on"
 
 glue_src=("$comp"/*.c)

@@ -5,7 +5,7 @@
 # example's Kconfig and the example's sdkconfig.defaults (as
 # tests/esp-idf/kconfig.sh makes them for every build without idf.py).
 # The certificate bundle is on, as in ESP-IDF's defaults: on the host its
-# CAs are FAKE_IDF_CA_BUNDLE's (crt_bundle.c).
+# CAs are FAKE_IDF_CA_BUNDLE's (crt_bundle.c). CONFIG_ALOFT_MDNS is on.
 # usage: tests/fake-idf/sdkconfig.sh OUT.h
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -22,5 +22,8 @@ mkdir -p "$(dirname "$out")"
     echo "#define CONFIG_HTTPD_MAX_REQ_HDR_LEN 512"
     echo "#define CONFIG_MBEDTLS_CERTIFICATE_BUNDLE 1"
     "$root/tests/esp-idf/kconfig.sh"
+    # the mDNS responder too, so that the suites ask it (the fakes join no
+    # group and drop what goes to one: nothing leaves 127.0.0.0/8)
+    echo "#define CONFIG_ALOFT_MDNS 1"
 } >"$out.tmp"
 mv "$out.tmp" "$out"

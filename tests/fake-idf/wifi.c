@@ -3,6 +3,7 @@
  * posts WIFI_EVENT_STA_START, connect posts IP_EVENT_STA_GOT_IP. Handlers
  * run one at a time on the loop's own thread, as ESP-IDF's default loop
  * runs them on its task, so a handler may call esp_wifi_connect. */
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -112,10 +113,29 @@ esp_err_t esp_netif_init(void)
     return ESP_OK;
 }
 
+static int sta;
+static bool sta_made;
+
 esp_netif_t *esp_netif_create_default_wifi_sta(void)
 {
-    static int sta;
+    sta_made = netif_up;
     return netif_up ? (esp_netif_t *)&sta : NULL;
+}
+
+esp_netif_t *esp_netif_get_default_netif(void)
+{
+    return sta_made ? (esp_netif_t *)&sta : NULL;
+}
+
+esp_err_t esp_netif_get_ip_info(esp_netif_t *esp_netif, esp_netif_ip_info_t *ip_info)
+{
+    const char *ip = getenv("FAKE_IDF_IP");
+    if (!esp_netif || !ip_info)
+        return ESP_ERR_INVALID_ARG;
+    memset(ip_info, 0, sizeof *ip_info);
+    if (started && ip && inet_pton(AF_INET, ip, &ip_info->ip.addr) != 1)
+        ip_info->ip.addr = 0;
+    return ESP_OK;
 }
 
 esp_err_t esp_wifi_init(const wifi_init_config_t *config)

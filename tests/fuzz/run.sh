@@ -39,7 +39,7 @@ JOBS=${FUZZ_JOBS:-2}
 TIME=${FUZZ_TIME:-20}
 
 # name, runs, max_len: a few seconds each on one core.
-HARNESSES="image:20000:9000 part:150000:3200 part_csv:150000:2048 littlefs:60000:65537 devstatus:300000:17000 trigger:300000:4096 mqtt_cmd:300000:4096 push:30000:8192 espota:30000:8192 delta:30000:8192"
+HARNESSES="image:20000:9000 part:150000:3200 part_csv:150000:2048 littlefs:60000:65537 devstatus:300000:17000 trigger:300000:4096 mqtt_cmd:300000:4096 push:30000:8192 espota:30000:8192 delta:30000:8192 mdns:100000:1500"
 
 say() { echo "fuzz: $*"; }
 
@@ -76,6 +76,7 @@ build() {
         libs="$(pkg-config --libs libcjson 2>/dev/null || echo -lcjson)"
         ;;
     mqtt_cmd) extra="$AGENT $CORE" libs="" ;;
+    mdns) extra="$SRC/agent/mdns.c $CORE" libs="" ;;
     push | espota) extra="$AGENT $CORE $SRC/ports/posix/flash_file.c $SRC/ports/posix/kv.c $SRC/host/flashimg.c $SRC/host/image_make.c" libs="" ;;
     *) extra="$CORE" libs="" ;;
     esac
@@ -120,7 +121,7 @@ fi
 # ---- seeds ----
 
 S=$OUT/seeds
-mkdir -p "$S/image" "$S/part" "$S/part_csv" "$S/littlefs" "$S/devstatus" "$S/trigger" "$S/mqtt_cmd" "$S/push" "$S/espota" "$S/delta"
+mkdir -p "$S/image" "$S/part" "$S/part_csv" "$S/littlefs" "$S/devstatus" "$S/trigger" "$S/mqtt_cmd" "$S/push" "$S/espota" "$S/delta" "$S/mdns"
 [ -d "$FIXTURES/esp-idf" ] || say "no fixtures in $FIXTURES: seeding from synthesised inputs only"
 have_aloft=no
 [ -x "$ALOFT" ] && have_aloft=yes
@@ -309,6 +310,18 @@ PY
     done
 fi
 printf '\377\017\000' >"$S/delta/empty"
+
+# mdns: the flags byte (fuzz_mdns.c), then a query: PTR for the service
+# (legacy and from 5353, QU), ANY for the instance, A for the host, and a
+# PTR with this device's own PTR as a known answer.
+q='\000\000\000\000\000\001\000\000\000\000\000\000'
+printf "\000$q\010_arduino\004_tcp\005local\000\000\014\000\001" >"$S/mdns/ptr-legacy"
+printf "\003$q\010_arduino\004_tcp\005local\000\000\014\200\001" >"$S/mdns/ptr-qu"
+printf "\006$q\011desk-lamp\010_arduino\004_tcp\005local\000\000\377\000\001" >"$S/mdns/any"
+printf "\002$q\022aloft-020000000001\005local\000\000\001\000\001" >"$S/mdns/a"
+printf "\006\000\000\000\000\000\001\000\001\000\000\000\000\010_arduino\004_tcp\005local\000\000\014\000\001\300\014\000\014\000\001\000\000\021\224\000\014\011desk-lamp\300\014" \
+    >"$S/mdns/known"
+printf "\006$q\011_services\007_dns-sd\004_udp\005local\000\000\014\000\001" >"$S/mdns/services"
 
 # Dictionaries: the words of each grammar.
 cat >"$OUT/part.dict" <<'EOF'

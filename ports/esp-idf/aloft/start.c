@@ -1,6 +1,6 @@
 /* aloft on ESP-IDF: aloft_start — the agent on this device's partitions,
  * NVS and LittleFS, then what the configuration asks for: the HTTP update
- * API, MQTT, ArduinoOTA uploads, the confirm of a new app, an interrupted download carried on,
+ * API, MQTT, ArduinoOTA uploads (announced over mDNS), the confirm of a new app, an interrupted download carried on,
  * scheduled checks. The order is aloft-node's. */
 #include <stdlib.h>
 
@@ -104,6 +104,10 @@ esp_err_t aloft_start(const aloft_config_t *cfg)
         first = e;
 #ifdef CONFIG_ALOFT_ESPOTA /* off, the linker leaves its task and 6.7 KB of RAM out */
     if (cfg->espota_port && (e = aloft_idf_espota_start(d)) != ESP_OK && first == ESP_OK)
+        first = e;
+#endif
+#ifdef CONFIG_ALOFT_MDNS /* the Arduino IDE lists it: only with ArduinoOTA */
+    if (cfg->espota_port && (e = aloft_idf_mdns_start(d)) != ESP_OK && first == ESP_OK)
         first = e;
 #endif
 #ifdef CONFIG_ALOFT_BLE_OTA /* needs NimBLE: off, none of it is built */

@@ -36,6 +36,7 @@ static struct {
     bool set;
 } options[] = {{.name = "push-port"}, {.name = "check-interval"}, {.name = "confirm-timeout"}, {.name = "mqtt"},
                {.name = "device-id"}, {.name = "platform"}, {.name = "cmd-topic"}, {.name = "server"},
+               {.name = "mdns-name"},
                /* ArduinoOTA only when asked for (--espota): suites that do not use it
                 * run several devices on one address, where only one could bind its port */
                {.name = "espota-port", .value = "0", .set = true}};
@@ -97,7 +98,7 @@ int main(int argc, char **argv)
 {
     enum { O_FLASH = 256, O_LISTEN, O_PSK, O_MQTT, O_ID, O_TOPIC, O_SERVER,
            O_EVERY, O_CONFIRM, O_DELAY, O_RATE, O_PLATFORM, O_CA, O_MQTT_CA, O_MQTT_USER, O_MQTT_PASSWORD, O_ESPOTA, O_SIM, O_MAC,
-           O_SERVER_KEY };
+           O_SERVER_KEY, O_MDNS_NAME };
     static const struct option longs[] = {
         {"flash", required_argument, NULL, O_FLASH},       {"listen", required_argument, NULL, O_LISTEN},
         {"psk", required_argument, NULL, O_PSK},           {"mqtt", required_argument, NULL, O_MQTT},
@@ -111,7 +112,7 @@ int main(int argc, char **argv)
         {"mqtt-tls-ca", required_argument, NULL, O_MQTT_CA}, {"mqtt-user", required_argument, NULL, O_MQTT_USER},
         {"mqtt-password", required_argument, NULL, O_MQTT_PASSWORD}, {"insecure", no_argument, NULL, O_SIM},
         {"mac", required_argument, NULL, O_MAC},           {"server-key", required_argument, NULL, O_SERVER_KEY},
-        {"espota", required_argument, NULL, O_ESPOTA},
+        {"espota", required_argument, NULL, O_ESPOTA},     {"mdns-name", required_argument, NULL, O_MDNS_NAME},
         {NULL, 0, NULL, 0},
     };
     const char *flash = NULL, *psk = NULL, *server_key = NULL, *broker = NULL, *user = NULL, *password = "";
@@ -147,6 +148,7 @@ int main(int argc, char **argv)
         case O_EVERY: set_option("check-interval", optarg); break;
         case O_CONFIRM: set_option("confirm-timeout", optarg); break;
         case O_DELAY: break; /* the component restarts when it restarts */
+        case O_MDNS_NAME: set_option("mdns-name", optarg); break; /* mDNS is built in, on port 5353 */
         case O_ESPOTA: { /* the port (ADDR alone: 3232); the address is the device's own, --listen's */
             const char *colon = strrchr(optarg, ':');
             set_option("espota-port", colon ? colon + 1 : strspn(optarg, "0123456789") == strlen(optarg) ? optarg : "3232");

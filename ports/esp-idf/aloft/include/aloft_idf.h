@@ -42,6 +42,8 @@ typedef struct {
                                  * of them are installed; none: NVS security/trusted_keys, if set */
     uint16_t espota_port;       /* ArduinoOTA uploads (Arduino IDE, PlatformIO's espota) on this UDP
                                  * port, the PSK their password; 0: none. Needs CONFIG_ALOFT_ESPOTA */
+    const char *mdns_name;      /* with CONFIG_ALOFT_MDNS, the Arduino IDE lists the device as NAME
+                                 * (NAME.local); none: aloft-<the MAC's 12 hex digits> */
 } aloft_config_t;
 
 /* Options that menuconfig hides when what they belong to is off. */
@@ -69,6 +71,11 @@ typedef struct {
 #else
 #define ALOFT_KCONFIG_ESPOTA_PORT 0
 #endif
+#ifdef CONFIG_ALOFT_MDNS
+#define ALOFT_KCONFIG_MDNS_NAME CONFIG_ALOFT_MDNS_NAME
+#else
+#define ALOFT_KCONFIG_MDNS_NAME ""
+#endif
 
 #define ALOFT_CONFIG_DEFAULT()                                                                                     \
     {                                                                                                              \
@@ -80,6 +87,7 @@ typedef struct {
         .check_interval_s = CONFIG_ALOFT_CHECK_INTERVAL_S, .confirm_timeout_s = CONFIG_ALOFT_CONFIRM_TIMEOUT_S,    \
         .httpd_stack_size = ALOFT_KCONFIG_HTTPD_STACK_SIZE, .task_stack_size = CONFIG_ALOFT_TASK_STACK_SIZE,       \
         .ca_pem = NULL, .trusted_keys = CONFIG_ALOFT_TRUSTED_KEYS, .espota_port = ALOFT_KCONFIG_ESPOTA_PORT,        \
+        .mdns_name = ALOFT_KCONFIG_MDNS_NAME,                                                                      \
     }
 
 /* Start aloft, once, after nvs_flash_init() (and best once the network is

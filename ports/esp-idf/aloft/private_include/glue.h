@@ -93,6 +93,10 @@ esp_err_t aloft_idf_http_start(struct aloft_idf *d);
 /* ArduinoOTA uploads on UDP port cfg.espota_port (espota.c). */
 esp_err_t aloft_idf_espota_start(struct aloft_idf *d);
 
+/* The ArduinoOTA service announced over mDNS (mdns.c; CONFIG_ALOFT_MDNS),
+ * for the Arduino IDE. ESP_OK or an error. */
+esp_err_t aloft_idf_mdns_start(struct aloft_idf *d);
+
 /* The BLE OTA service on NimBLE (ble.c; CONFIG_ALOFT_BLE_OTA): starts the
  * NimBLE host, registers the service and advertises. ESP_OK or an error. */
 esp_err_t aloft_idf_ble_start(struct aloft_idf *d);

@@ -21,6 +21,7 @@ static inline const char *fake_idf_built_device_id(void) { return CONFIG_ALOFT_D
 static inline const char *fake_idf_built_platform(void) { return CONFIG_ALOFT_PLATFORM; }
 static inline const char *fake_idf_built_cmd_topic(void) { return CONFIG_ALOFT_CMD_TOPIC; }
 static inline const char *fake_idf_built_server(void) { return CONFIG_ALOFT_SERVER_URL; }
+static inline const char *fake_idf_built_mdns_name(void) { return CONFIG_ALOFT_MDNS_NAME; }
 
 #undef CONFIG_ALOFT_PUSH_PORT
 #undef CONFIG_ALOFT_CHECK_INTERVAL_S
@@ -31,6 +32,7 @@ static inline const char *fake_idf_built_server(void) { return CONFIG_ALOFT_SERV
 #undef CONFIG_ALOFT_PLATFORM
 #undef CONFIG_ALOFT_CMD_TOPIC
 #undef CONFIG_ALOFT_SERVER_URL
+#undef CONFIG_ALOFT_MDNS_NAME
 #define CONFIG_ALOFT_PUSH_PORT fake_idf_kconfig_int("push-port", FAKE_IDF_BUILT_PUSH_PORT)
 #define CONFIG_ALOFT_CHECK_INTERVAL_S fake_idf_kconfig_int("check-interval", FAKE_IDF_BUILT_CHECK_INTERVAL_S)
 #define CONFIG_ALOFT_CONFIRM_TIMEOUT_S fake_idf_kconfig_int("confirm-timeout", FAKE_IDF_BUILT_CONFIRM_TIMEOUT_S)
@@ -40,3 +42,4 @@ static inline const char *fake_idf_built_server(void) { return CONFIG_ALOFT_SERV
 #define CONFIG_ALOFT_PLATFORM fake_idf_kconfig_str("platform", fake_idf_built_platform())
 #define CONFIG_ALOFT_CMD_TOPIC fake_idf_kconfig_str("cmd-topic", fake_idf_built_cmd_topic())
 #define CONFIG_ALOFT_SERVER_URL fake_idf_kconfig_str("server", fake_idf_built_server())
+#define CONFIG_ALOFT_MDNS_NAME fake_idf_kconfig_str("mdns-name", fake_idf_built_mdns_name())
