@@ -41,9 +41,11 @@ AGENT_TEXT_BUDGET=59968  # agent + core, .text, per target: 48 KB, + 2 KB for si
                          # (push.c: delta/ck saved every 32 KB of patch and at a drop, dropped at the end;
                          # agent.c: loaded at start)
 OPTIONAL=(ble)           # agent modules a device may leave out, each outside the agent's budget with its own:
-BLE_TEXT_BUDGET=6144     # agent/ble.c, the BLE OTA service (ESP-IDF: CONFIG_ALOFT_BLE_OTA; esp32-ble-ota's protocol and
+BLE_TEXT_BUDGET=6656     # agent/ble.c, the BLE OTA service (ESP-IDF: CONFIG_ALOFT_BLE_OTA; esp32-ble-ota's protocol and
                          # the extended mode: sector CRCs, resume, ABORT, Status), .text per target;
                          # + 512 B for its PSK check (CHALLENGE/AUTH with HMAC-SHA256, fail closed, legacy)
+                         # + 512 B for delta patches (BEGIN's kind, Status's flags, resuming at the
+                         # decoder's checkpoint inside a sector)
 AGENT_RAM_BUDGET=512     # agent + core, .data + .bss
 AGENT_STACK_BUDGET=2048  # each agent entry point and everything it calls
 DELTA_RAM_BUDGET=8192    # the delta decoder: its state (struct aloft_delta) + the worst-case stack
