@@ -277,9 +277,10 @@ COLD static void begin(struct aloft_agent *a, struct aloft_ble *b, const uint8_t
 {
     uint8_t target = v[2], delta = len > 7 ? v[7] : ALOFT_BLE_KIND_IMAGE, kind = target | delta << 1;
     uint32_t size = le(v + 3, 4);
-    if (v[1] < 1 || kind > 2 || b->hashed != 3) {
+    bool bad = (target | delta) > 1 || kind > 2; /* a patch is for the app only */
+    if (v[1] < 1 || bad || b->hashed != 3) {
         refuse(b, ALOFT_BLE_X_BEGIN_NAK, "bad_request",
-               kind > 2 ? "target: 0 firmware, 1 frontend; kind: 0 image, 1 patch of the firmware"
+               bad ? "target: 0 firmware, 1 frontend; kind: 0 image, 1 patch of the firmware"
                         : "send both halves of the SHA-256 (0x11) first");
         return;
     }

@@ -7,7 +7,8 @@
  * the node kept a checkpoint, resumes from the decoder's checkpoint (Status
  * shows it) instead of starting over, and installs. `aloft ble push
  * --delta-from` sends a patch when the node runs OLD, and the whole image
- * when it runs another (the node refuses the patch first). */
+ * when it runs another (the node refuses the patch first). BEGIN's kind is
+ * checked. */
 #include "e2e.h"
 
 #include <pthread.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aloft/crypto.h"
 #include "ble_central.h"
 
 static struct e2e_node node;
@@ -262,10 +264,56 @@ static void cli_push_delta_from(void **state)
     running(V6);
 }
 
+/* BEGIN's kind is checked: an unknown kind, a patch for the frontend, an
+ * unknown target and a 9-byte BEGIN are refused, and nothing changes. */
+static void begin_kind_checked(void **state)
+{
+    (void)state;
+    struct e2e_snap s;
+    e2e_snap_take(&s, &node);
+    struct ble_central c;
+    struct ble_note n;
+    assert_int_equal(ble_central_connect(&c, ble, 23), 0);
+    assert_int_equal(ble_central_request(&c, 0x05, ALOFT_BLE_CONTROL, NULL, 0, NULL, NULL), 0);
+    uint8_t m[1 + ALOFT_BLE_NONCE] = {ALOFT_BLE_X_CHALLENGE}, d[32];
+    assert_int_equal(ble_central_request(&c, 0x03, ALOFT_BLE_CONTROL, m, 1, NULL, NULL), 0);
+    assert_true(ble_central_note(&c, ALOFT_BLE_CONTROL, &n, 5000) > 0);
+    assert_int_equal(n.v[0], ALOFT_BLE_X_NONCE);
+    struct aloft_hmac_sha256 h;
+    aloft_hmac_sha256_key(&h, node.psk, strlen(node.psk));
+    aloft_hmac_sha256_sum(&h, n.v + 1, ALOFT_BLE_NONCE, d);
+    m[0] = ALOFT_BLE_X_AUTH;
+    memcpy(m + 1, d, ALOFT_BLE_NONCE);
+    assert_int_equal(ble_central_request(&c, 0x03, ALOFT_BLE_CONTROL, m, sizeof m, NULL, NULL), 0);
+    assert_true(ble_central_note(&c, ALOFT_BLE_CONTROL, &n, 5000) > 0);
+    assert_int_equal(n.v[0], ALOFT_BLE_X_AUTH_ACK);
+    static const uint8_t bad[][8] = {
+        {ALOFT_BLE_X_BEGIN, 1, 0, 0, 0x10, 0, 0, 2}, /* kind 2 */
+        {ALOFT_BLE_X_BEGIN, 1, 1, 0, 0x10, 0, 0, 1}, /* a patch for the frontend */
+        {ALOFT_BLE_X_BEGIN, 1, 2, 0, 0x10, 0, 0, 0}, /* target 2 */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint8_t hash[18] = {ALOFT_BLE_X_HASH, 0};
+        assert_int_equal(ble_central_request(&c, 0x03, ALOFT_BLE_CONTROL, hash, 18, NULL, NULL), 0);
+        hash[1] = 1;
+        assert_int_equal(ble_central_request(&c, 0x03, ALOFT_BLE_CONTROL, hash, 18, NULL, NULL), 0);
+        assert_int_equal(ble_central_request(&c, 0x03, ALOFT_BLE_CONTROL, bad[i], i == 2 ? 7 : 8, NULL, NULL), 0);
+        assert_true(ble_central_note(&c, ALOFT_BLE_CONTROL, &n, 5000) > 0);
+        assert_int_equal(n.v[0], ALOFT_BLE_X_BEGIN_NAK);
+        assert_int_equal(memcmp(n.v + 1, "bad_request", 11), 0);
+    }
+    uint8_t nine[9] = {ALOFT_BLE_X_BEGIN, 1, 0, 0, 0x10, 0, 0, 1, 0};
+    assert_int_equal(ble_central_request(&c, 0x03, ALOFT_BLE_CONTROL, nine, 9, NULL, NULL), 0x0D);
+    ble_central_close(&c);
+    assert_null(e2e_snap_diff(&s, &node));
+    e2e_snap_free(&s);
+}
+
 int main(void)
 {
     e2e_init(46);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(begin_kind_checked),
         cmocka_unit_test(wrong_base_refused_then_a_patch_installs),
         cmocka_unit_test(dropped_patch_resumes_at_the_checkpoint),
         cmocka_unit_test(power_cut_patch_resumes),
