@@ -73,6 +73,9 @@ int aloft_agent_start(struct aloft_agent *a, const struct aloft_agent_port *port
     a->boot_count = cfg->boot_count;
     a->open = cfg->open;
     a->delta = cfg->delta;
+    /* a patch upload cut by a restart resumes from its last saved checkpoint */
+    a->delta_ck = a->delta && port->settings.get(port->settings.ctx, "delta/ck", &a->dck, sizeof a->dck) ==
+                                  (int)sizeof a->dck;
     aloft_agent_log(a, "boot: reset_reason=%s running_partition=%s", a->reset_reason, b->running->label);
 
     /* what the running firmware is: its header and descriptor */
@@ -243,7 +246,7 @@ void aloft_agent_status_fields(struct aloft_agent *a, struct aloft_jw *w)
     aloft_jw_bool(w, "busy", a->busy);
     aloft_jw_bool(w, "delta", a->delta != NULL);
     if (a->delta_ck)
-        aloft_jw_num(w, "delta_resume", a->delta_ck_patch);
+        aloft_jw_num(w, "delta_resume", a->dck.patch);
 }
 
 int aloft_agent_status_json(struct aloft_agent *a, char *buf, size_t cap)

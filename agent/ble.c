@@ -77,7 +77,14 @@ COLD static void refuse(struct aloft_ble *b, uint8_t op, const char *code, const
     notify(b, ALOFT_BLE_CONTROL, m, 1 + (size_t)(n < (int)sizeof m - 1 ? n : (int)sizeof m - 2));
 }
 
-/* The saved job (ble/job "target,size,slot,sha256"): 0 and its fields, or -1. */
+/* What a patch's checkpoint is kept with (a->dck.owner): its SHA-256's. */
+static uint32_t owner_of(const uint8_t sha[32])
+{
+    return le(sha, 4) | 1;
+}
+
+/* The saved job (ble/job "kind,size,slot,sha256", kind: the target, + 2 for
+ * a patch): 0 and its fields, or -1. */
 COLD static int saved_job(struct aloft_agent *a, uint8_t *target, uint32_t *size, uint8_t sha[32], uint32_t *slot,
                      uint32_t *offset)
 {
@@ -85,7 +92,7 @@ COLD static int saved_job(struct aloft_agent *a, uint8_t *target, uint32_t *size
     aloft_agent_get(a, "ble/job", s, sizeof s);
     unsigned long t = strtoul(s, &e, 10), z = *e == ',' ? strtoul(e + 1, &e, 10) : 0;
     *slot = *e == ',' ? (uint32_t)strtoul(e + 1, &e, 10) : 0;
-    if (t > 1 || *e != ',' || !aloft_agent_is_hex(e + 1, 64))
+    if (t > 2 || *e != ',' || !aloft_agent_is_hex(e + 1, 64))
         return -1;
     for (int i = 0; i < 32; i++) {
         char h[3] = {e[1 + 2 * i], e[2 + 2 * i], 0};
@@ -95,6 +102,8 @@ COLD static int saved_job(struct aloft_agent *a, uint8_t *target, uint32_t *size
     *size = (uint32_t)z;
     aloft_agent_get(a, "ble/offset", s, sizeof s);
     *offset = (uint32_t)strtoul(s, NULL, 10) / ALOFT_BLE_SECTOR * ALOFT_BLE_SECTOR;
+    if (t & 2) /* a patch resumes at its decoder's checkpoint (push.c keeps it), if this one's */
+        *offset = a->delta_ck && a->dck.owner == owner_of(sha) ? a->dck.patch : 0;
     return *offset <= *size ? 0 : -1;
 }
 
@@ -122,12 +131,14 @@ static void drop(struct aloft_agent *a, struct aloft_ble *b)
     b->resync = false;
 }
 
-/* Forget the extended job, saved and in memory. */
+/* Forget the extended job, saved and in memory (a patch's checkpoint too). */
 static void forget(struct aloft_agent *a, struct aloft_ble *b)
 {
     drop(a, b);
     aloft_agent_put(a, "ble/job", NULL);
     aloft_agent_put(a, "ble/offset", NULL);
+    if (a->dck.owner)
+        aloft_push_delta_keep(a, false);
 }
 
 /* Start the update of size bytes (at: already in the slot). 0, or 1 with
@@ -137,8 +148,20 @@ static int start(struct aloft_agent *a, struct aloft_ble *b, bool frontend, uint
     memset(&b->p, 0, sizeof b->p);
     b->p.buf = b->buf;
     b->p.cap = sizeof b->buf;
-    b->p.received = at;
+    if (b->delta) { /* at: the checkpoint's patch offset */
+        b->p.kind = KIND_DELTA;
+        b->p.resume = at;
+        b->p.owner = owner_of(b->sha);
+    } else {
+        b->p.received = at;
+    }
     if (aloft_push_upload_begin(a, &b->p, frontend, size, &b->reply)) {
+        aloft_push_abort(a, &b->p);
+        return 1;
+    }
+    if (b->delta && at) /* the decoder starts again from the header this device kept */
+        aloft_push_body(a, &b->p, a->dck.header, ALOFT_DELTA_HEADER_BYTES);
+    if (b->p.status) {
         aloft_push_abort(a, &b->p);
         return 1;
     }
@@ -198,6 +221,7 @@ COLD static void request(struct aloft_agent *a, struct aloft_ble *b)
         return;
     }
     drop(a, b);
+    b->delta = false;
     const struct aloft_part *next = aloft_part_next_update(&a->boot->table, a->boot->running);
     if (start(a, b, false, next ? next->size : 1, 0)) {
         aloft_agent_log(a, "ble: REQUEST refused: %s (%s)", b->p.code, b->p.message);
@@ -249,17 +273,23 @@ COLD static void begin_ack(struct aloft_ble *b)
     notify(b, ALOFT_BLE_CONTROL, m, sizeof m);
 }
 
-COLD static void begin(struct aloft_agent *a, struct aloft_ble *b, const uint8_t *v)
+COLD static void begin(struct aloft_agent *a, struct aloft_ble *b, const uint8_t *v, size_t len)
 {
-    uint8_t target = v[2];
+    uint8_t target = v[2], delta = len > 7 ? v[7] : ALOFT_BLE_KIND_IMAGE, kind = target | delta << 1;
     uint32_t size = le(v + 3, 4);
-    if (v[1] < 1 || target > 1 || b->hashed != 3) {
+    bool bad = (target | delta) > 1 || kind > 2; /* a patch is for the app only */
+    if (v[1] < 1 || bad || b->hashed != 3) {
         refuse(b, ALOFT_BLE_X_BEGIN_NAK, "bad_request",
-               target > 1 ? "target: 0 firmware, 1 frontend" : "send both halves of the SHA-256 (0x11) first");
+               bad ? "target: 0 firmware, 1 frontend; kind: 0 image, 1 patch of the firmware"
+                        : "send both halves of the SHA-256 (0x11) first");
+        return;
+    }
+    if (delta && !a->delta) {
+        refuse(b, ALOFT_BLE_X_BEGIN_NAK, "no_patches", "this device takes no patches: send the image");
         return;
     }
     b->hashed = 0;
-    bool same = b->target == target && b->size == size && !memcmp(b->sha, b->want, 32);
+    bool same = b->target == target && b->delta == delta && b->size == size && !memcmp(b->sha, b->want, 32);
     if (b->state == ALOFT_BLE_EXT && same) { /* a repeated BEGIN: go on from the last whole sector */
         b->fill = 0;
         b->resync = false;
@@ -272,9 +302,10 @@ COLD static void begin(struct aloft_agent *a, struct aloft_ble *b, const uint8_t
     const struct aloft_part *next = target ? a->www[aloft_agent_www_inactive(a) & 1]
                                            : aloft_part_next_update(&a->boot->table, a->boot->running);
     if (saved_job(a, &st, &sz, sha, &slot, &at) ||
-        !(st == target && sz == size && !memcmp(sha, b->want, 32) && next && next->offset == slot))
+        !(st == kind && sz == size && !memcmp(sha, b->want, 32) && next && next->offset == slot))
         at = 0;
     b->target = target;
+    b->delta = delta;
     b->size = size;
     memcpy(b->sha, b->want, 32);
     if (at && start(a, b, target, size, at)) {
@@ -287,14 +318,15 @@ COLD static void begin(struct aloft_agent *a, struct aloft_ble *b, const uint8_t
         return;
     }
     char job[100];
-    snprintf(job, sizeof job, "%u,%lu,%lu,", (unsigned)target, (unsigned long)size, (unsigned long)slot_of(b));
+    snprintf(job, sizeof job, "%u,%lu,%lu,", (unsigned)kind, (unsigned long)size, (unsigned long)next->offset);
     aloft_agent_hex(b->sha, 32, job + strlen(job));
     b->state = ALOFT_BLE_EXT;
-    b->done = b->saved = at;
+    b->skip = (uint16_t)(at % ALOFT_BLE_SECTOR); /* a patch's checkpoint may fall inside a sector */
+    b->done = b->saved = at - b->skip;
     if (!at && (aloft_agent_put(a, "ble/job", job) || aloft_agent_put(a, "ble/offset", "0")))
         b->saved = UINT32_MAX; /* no resume point: still an update */
     aloft_agent_log(a, "ble: update begins (extended, %lu bytes for the %s, from %lu)", (unsigned long)size,
-                    target ? "frontend" : "app", (unsigned long)at);
+                    target ? "frontend" : delta ? "app as a patch" : "app", (unsigned long)at);
     begin_ack(b);
 }
 
@@ -327,7 +359,8 @@ COLD static void sector(struct aloft_agent *a, struct aloft_ble *b, const uint8_
         sector_nak(b, b->fill == want ? ALOFT_BLE_NAK_CRC : ALOFT_BLE_NAK_GAP);
         return;
     }
-    aloft_push_body(a, &b->p, b->sector, want);
+    aloft_push_body(a, &b->p, b->sector + b->skip, want - b->skip);
+    b->skip = 0;
     if (b->p.status) {
         fail(a, b, b->p.code, b->p.message);
         return;
@@ -338,7 +371,8 @@ COLD static void sector(struct aloft_agent *a, struct aloft_ble *b, const uint8_
     put(m + 1, b->done, 4);
     notify(b, ALOFT_BLE_CONTROL, m, sizeof m);
     if (b->done % ALOFT_BLE_SAVE_EVERY == 0 && b->saved != UINT32_MAX) {
-        save_offset(a, b);
+        if (!b->delta) /* a patch's resume point is its decoder's checkpoint */
+            save_offset(a, b);
         uint8_t s[ALOFT_BLE_STATUS_LEN];
         status(a, b, s);
         notify(b, ALOFT_BLE_STATUS, s, sizeof s);
@@ -401,7 +435,7 @@ COLD static void end_ack(struct aloft_agent *a, struct aloft_ble *b, bool fronte
     aloft_agent_put(a, "ble/job", NULL);
     aloft_agent_put(a, "ble/offset", NULL);
     uint8_t m[2 + 32] = {ALOFT_BLE_X_END_ACK, frontend};
-    const char *what = frontend ? b->p.slot->label : b->p.u.v.info.desc.version;
+    const char *what = frontend ? b->p.slot->label : (b->delta ? &a->delta->u : &b->p.u)->v.info.desc.version;
     size_t n = strlen(what) < 32 ? strlen(what) : 32;
     memcpy(m + 2, what, n);
     notify(b, ALOFT_BLE_CONTROL, m, 2 + n);
@@ -413,7 +447,7 @@ COLD static int end(struct aloft_agent *a, struct aloft_ble *b)
         incomplete(b);
         return 0;
     }
-    if (!image_ok(a, b))
+    if (!b->delta && !image_ok(a, b)) /* a patch: the decoder checks the result's SHA-256 */
         return 0;
     bool frontend = b->target;
     const char *code = finish(a, b);
@@ -429,8 +463,8 @@ COLD static int control(struct aloft_agent *a, struct aloft_ble *b, const uint8_
     static const uint8_t need[] = {[ALOFT_BLE_X_BEGIN - 0x10] = 7, 18, 9, 1, 1, 1, 1 + ALOFT_BLE_NONCE};
     uint8_t op = v[0];
     const char *why;
-    if (op >= 0x10 && op <= ALOFT_BLE_X_AUTH && len != need[op - 0x10])
-        return ATT_LEN;
+    if (op >= 0x10 && op <= ALOFT_BLE_X_AUTH && len != need[op - 0x10] && !(op == ALOFT_BLE_X_BEGIN && len == 8))
+        return ATT_LEN; /* BEGIN: 8 bytes with its kind */
     if (b->state == ALOFT_BLE_RESTARTING)
         return ATT_UNLIKELY; /* the answer is given: the device restarts */
     if ((op == ALOFT_BLE_X_BEGIN || op == ALOFT_BLE_X_ABORT) && (why = denied(a, b))) {
@@ -448,7 +482,7 @@ COLD static int control(struct aloft_agent *a, struct aloft_ble *b, const uint8_
         memcpy(b->want + 16 * v[1], v + 2, 16);
         b->hashed |= (uint8_t)(1 << v[1]);
         return 0;
-    case ALOFT_BLE_X_BEGIN: begin(a, b, v); return 0;
+    case ALOFT_BLE_X_BEGIN: begin(a, b, v, len); return 0;
     case ALOFT_BLE_X_CHALLENGE: /* a fresh nonce for one AUTH */
         b->nonce[0] = ALOFT_BLE_X_NONCE;
         a->port->random(a->port->ctx, b->nonce + 1, ALOFT_BLE_NONCE);
@@ -516,7 +550,7 @@ int aloft_ble_write(struct aloft_agent *a, struct aloft_ble *b, int chr, const v
 
 COLD static void status(struct aloft_agent *a, struct aloft_ble *b, uint8_t out[ALOFT_BLE_STATUS_LEN])
 {
-    uint8_t st = b->state, target = b->target, sha[32];
+    uint8_t st = b->state, target = b->target | b->delta << 1, sha[32];
     uint32_t size = b->size, off = b->done, slot;
     memcpy(sha, b->sha, 32);
     if (st == ALOFT_BLE_LEGACY)
@@ -527,8 +561,8 @@ COLD static void status(struct aloft_agent *a, struct aloft_ble *b, uint8_t out[
         target = 0, size = off = 0, memset(sha, 0, 32);
     out[0] = ALOFT_BLE_VERSION;
     out[1] = st;
-    out[2] = target;
-    out[3] = 0;
+    out[2] = target & 1;
+    out[3] = (a->delta ? ALOFT_BLE_TAKES_PATCHES : 0) | (target & 2);
     put(out + 4, size, 4);
     put(out + 8, off, 4);
     memcpy(out + 12, sha, 8);
@@ -567,7 +601,7 @@ void aloft_ble_disconnect(struct aloft_agent *a, struct aloft_ble *b)
         aloft_agent_log(a, "ble: disconnected mid-transfer after %lu bytes; nothing changed",
                         (unsigned long)b->p.received);
     if (b->state == ALOFT_BLE_EXT) {
-        if (b->saved != UINT32_MAX && b->done != b->saved)
+        if (b->saved != UINT32_MAX && b->done != b->saved && !b->delta)
             save_offset(a, b);
         aloft_agent_log(a, "ble: disconnected; %lu of %lu bytes kept for a resume", (unsigned long)b->done,
                         (unsigned long)b->size);

@@ -11,8 +11,6 @@
 #include "aloft/err.h"
 #include "push_private.h"
 
-enum kind { KIND_REPLIED, KIND_FIRMWARE, KIND_FRONTEND, KIND_PULL, KIND_DELTA };
-
 #define JSON "application/json"
 #define DELTA "application/x-aloft-delta"
 
@@ -193,11 +191,11 @@ int aloft_push_upload_begin(struct aloft_agent *a, struct aloft_push *p, bool fr
     int rc = 0;
     uint32_t at = (uint32_t)p->received; /* ble.c resumes: bytes already in the slot */
     if (!p->resume)
-        a->delta_ck = false; /* the slot is rewritten: nothing to resume any more */
+        aloft_push_delta_keep(a, false); /* the slot is rewritten: nothing to resume any more */
     if (p->kind == KIND_DELTA && p->resume) {
         /* the header again, then the patch from the checkpoint; the base and the
          * result's first bytes are checked again before anything is written */
-        aloft_delta_update_resume(a->delta, a->boot, NULL, a->delta_ck_patch, a->delta_ck_out);
+        aloft_delta_update_resume(a->delta, a->boot, NULL, a->dck.patch, a->dck.out);
     } else if (p->kind == KIND_DELTA) {
         /* nothing is erased until the patch's header names the running image */
         aloft_delta_update_begin(a->delta, a->boot, NULL);
@@ -216,6 +214,31 @@ int aloft_push_upload_begin(struct aloft_agent *a, struct aloft_push *p, bool fr
     return 0;
 }
 
+void aloft_push_delta_keep(struct aloft_agent *a, bool keep)
+{
+    const struct aloft_settings *s = &a->port->settings;
+    if (keep)
+        s->set(s->ctx, "delta/ck", &a->dck, sizeof a->dck);
+    else if (a->delta_ck)
+        s->del(s->ctx, "delta/ck");
+    a->delta_ck = keep;
+}
+
+/* The decoder's checkpoint as the patch's resume point, once it is at least
+ * `ahead` patch bytes past the one kept (a dropped link: any newer one). */
+static void keep_checkpoint(struct aloft_agent *a, struct aloft_push *p, uint32_t ahead)
+{
+    struct aloft_delta *d = &a->delta->d;
+    uint32_t ck_patch, ck_out;
+    aloft_delta_checkpoint(d, &ck_patch, &ck_out);
+    if (!ck_out || !d->h.result_size || ck_patch < (a->delta_ck ? a->dck.patch : 0) + ahead)
+        return;
+    a->dck.patch = ck_patch, a->dck.out = ck_out, a->dck.owner = p->owner;
+    aloft_push_delta_keep(a, true);
+    aloft_agent_log(a, "ota: patch checkpoint kept: it can resume at byte %u (%u bytes written)", (unsigned)ck_patch,
+                    (unsigned)ck_out);
+}
+
 static void upload_body(struct aloft_agent *a, struct aloft_push *p, const void *data, size_t len)
 {
     if (p->status)
@@ -224,12 +247,12 @@ static void upload_body(struct aloft_agent *a, struct aloft_push *p, const void 
     if (p->kind == KIND_DELTA && !p->resume && p->received < ALOFT_DELTA_HEADER_BYTES) {
         /* kept for a resume: one delta update at a time, and no checkpoint is kept meanwhile */
         size_t n = ALOFT_DELTA_HEADER_BYTES - p->received < len ? ALOFT_DELTA_HEADER_BYTES - p->received : len;
-        memcpy(a->delta_ck_header + p->received, data, n);
+        memcpy(a->dck.header + p->received, data, n);
     }
     if (p->resume && p->received < ALOFT_DELTA_HEADER_BYTES) {
         /* a resumed patch must be the interrupted one */
         size_t n = ALOFT_DELTA_HEADER_BYTES - p->received < len ? ALOFT_DELTA_HEADER_BYTES - p->received : len;
-        if (memcmp(data, a->delta_ck_header + p->received, n)) {
+        if (memcmp(data, a->dck.header + p->received, n)) {
             refuse(p, 409, "cannot_resume", "not the patch whose upload dropped: send the whole patch");
             return;
         }
@@ -258,6 +281,8 @@ static void upload_body(struct aloft_agent *a, struct aloft_push *p, const void 
         return;
     }
     p->received += len;
+    if (p->kind == KIND_DELTA)
+        keep_checkpoint(a, p, ALOFT_DELTA_SAVE_EVERY);
 }
 
 /* Not inlined: its reply buffers would sit on the stack under the signature
@@ -301,6 +326,9 @@ static void upload_end(struct aloft_agent *a, struct aloft_push *p, struct aloft
 {
     int rc = 0;
     const char *code = NULL;
+    if (p->kind == KIND_DELTA && a->delta->d.h.result_size)
+        aloft_push_delta_keep(a, false); /* applied or refused: nothing to resume (a resume with
+                                          * another patch's header never reached the decoder) */
     if (!p->status && p->kind != KIND_FRONTEND) {
         struct aloft_update *u = writer(a, p);
         rc = p->kind == KIND_DELTA ? aloft_delta_update_end(a->delta) : aloft_update_end(u);
@@ -387,12 +415,12 @@ int aloft_push_begin(struct aloft_agent *a, struct aloft_push *p, const struct a
             p->kind = KIND_DELTA;
             /* "; resume=N": the rest of a patch whose link dropped (GET /ota/status's delta_resume) */
             const char *rs = strstr(r->content_type, "resume=");
-            if (rs && (!a->delta_ck || strtoul(rs + 7, NULL, 10) != a->delta_ck_patch)) {
+            if (rs && (!a->delta_ck || strtoul(rs + 7, NULL, 10) != a->dck.patch)) {
                 aloft_push_error(p, reply, 409, "cannot_resume",
                                  "nothing to resume at that offset: send the whole patch");
                 return 1;
             }
-            p->resume = rs ? a->delta_ck_patch : 0;
+            p->resume = rs ? a->dck.patch : 0;
         }
         return aloft_push_upload_begin(a, p, strcmp(url, "/ota") != 0, (uint64_t)r->content_length, reply);
     }
@@ -446,17 +474,12 @@ void aloft_push_end(struct aloft_agent *a, struct aloft_push *p, struct aloft_pu
 
 void aloft_push_abort(struct aloft_agent *a, struct aloft_push *p)
 {
-    if (p->kind == KIND_DELTA && p->started && !p->status) {
-        /* keep where a new request can take the patch up again */
-        struct aloft_delta *d = &a->delta->d;
-        uint32_t ck_patch, ck_out;
-        aloft_delta_checkpoint(d, &ck_patch, &ck_out);
-        a->delta_ck = ck_out > 0 && d->h.result_size;
-        if (a->delta_ck) {
-            a->delta_ck_patch = ck_patch, a->delta_ck_out = ck_out;
-            aloft_agent_log(a, "ota: patch upload dropped; it can resume at byte %u (%u bytes written)",
-                            (unsigned)ck_patch, (unsigned)ck_out);
-        }
+    if (p->kind == KIND_DELTA && p->started) {
+        /* keep where a new request can take the patch up again; a refused one is forgotten */
+        if (!p->status)
+            keep_checkpoint(a, p, 1);
+        else if (a->delta->d.h.result_size)
+            aloft_push_delta_keep(a, false);
     }
     if ((p->kind == KIND_FIRMWARE || p->kind == KIND_DELTA) && p->started) {
         /* the client went away: otadata and the running image were never touched */

@@ -5,6 +5,20 @@
 
 #include "aloft/push.h"
 
+/* What a request is (aloft_push.kind); ble.c starts patches too. */
+enum aloft_push_kind { KIND_REPLIED, KIND_FIRMWARE, KIND_FRONTEND, KIND_PULL, KIND_DELTA };
+
+/* A patch's checkpoint is saved (delta/ck) whenever this many more bytes of
+ * the patch are behind it: a power cut costs at most about this much again
+ * (15 s over BLE at MTU 23, a quarter second at 1 Mbit/s), the settings'
+ * flash is not written for every block, and a short patch never writes them. */
+#define ALOFT_DELTA_SAVE_EVERY 32768
+
+/* push.c: keep a->dck as the patch's resume point, in RAM and in the
+ * settings (keep), or forget it (the settings are written only if it was
+ * there). */
+void aloft_push_delta_keep(struct aloft_agent *a, bool keep);
+
 /* push.c: a JSON reply of len bytes already in p->buf (an error reply when
  * len is negative: it did not fit), and an error reply (its code and
  * message also in p->code and p->message). */

@@ -7,9 +7,10 @@
 # tools Debian does not ship; the decoder's RAM (scripts/size.sh's figures for
 # ESP32-C3 when its cross compilers are here); the decoder's instructions per
 # byte of the result, counted by callgrind, next to SHA-256 of the same
-# bytes; the time to update a simulated device over a 1 Mbit/s link with
-# the whole image and with a patch. Timings are for reference: a benchmark
-# never fails on one.
+# bytes; the time to update a simulated device over a 1 Mbit/s link and
+# over the simulated BLE link (aloft-node --ble, its default timing, ATT MTU
+# 247: BENCH_DELTA_BLE_MTU) with the whole image and with a patch. Timings
+# are for reference: a benchmark never fails on one.
 #
 # usage: bench/delta.sh [BUILD_DIR] [OLD NEW]   (default: build; run by bench/run.sh)
 set -euo pipefail
@@ -129,14 +130,72 @@ link() { # full|delta -> "upload_s wall_s bytes ok"
 }
 read -r full_up full_wall full_bytes full_ok < <(link full)
 read -r delta_up delta_wall delta_bytes delta_ok < <(link delta)
-printf '\nupdating one simulated device (aloft-node, ESP32 flash timing) over a 1 Mbit/s link, OLD -> NEW\n'
-printf '(upload: the request until the device replied, whole-slot erase and decode included;\n'
-printf ' deploy: until the device was verified after its restart; for the patch, aloft deploy makes it first)\n\n'
-printf '%-28s %12s %10s %10s %8s  %s\n' way "bytes sent" "upload s" "deploy s" "x full" result
-printf '%-28s %12s %10s %10s %8s  %s\n' "whole image (POST /ota)" "$full_bytes" "$full_up" "$full_wall" "1.00x" "$full_ok"
-printf '%-28s %12s %10s %10s %8s  %s\n' "delta patch (--delta-from)" "$delta_bytes" "$delta_up" "$delta_wall" \
-    "$(awk -v a="$delta_up" -v b="$full_up" 'BEGIN { printf "%.2fx", (b > 0 ? a / b : 0) }')" "$delta_ok"
-printf 'both pay the update writer'"'"'s whole-slot erase before the first byte is written (the 3 MB ota slot of\n'
+
+# The same over the simulated BLE link: aloft-node --ble at its default
+# timing (30 ms connection interval, 4 packets per event), ATT MTU 247, the
+# extended mode; aloft ble push NEW, then aloft ble push NEW --delta-from OLD
+# (which makes the patch first). upload: from the node's "update begins" to
+# its "verified into" (the node's log, polled every 50 ms); push: the whole
+# command, until the device was verified over HTTP after its restart.
+ble_mtu=${BENCH_DELTA_BLE_MTU:-247}
+when() { # FILE TEXT: the time FILE first holds TEXT (polled every 50 ms, up to 20 min)
+    local i=0
+    until grep -q "$2" "$1" 2>/dev/null; do
+        sleep 0.05
+        i=$((i + 1))
+        [ $i -lt 24000 ] || return 1
+    done
+    date +%s.%N
+}
+over_ble() { # full|delta -> "upload_s wall_s bytes ok"
+    local how=$1 out=$tmp/ble-$1.out log=$tmp/ble-node-$1.log code=0 t0 t1 pid hport bport extra=() w1 w2
+    hport=$(bench_free_port)
+    bport=$(bench_free_port)
+    "$node" --create --flash-size 8M --firmware "$old" --flash "$tmp/ble-$how.img" --psk "$psk" \
+        --listen "$ip:$hport" --ble "$ip:$bport" --ble-mtu "$ble_mtu" --flash-timing esp32 </dev/null >"$log" 2>&1 &
+    pid=$!
+    pids+=("$pid")
+    bench_wait_for "$log" "http: serving" "$pid" "node $ip:$hport"
+    bench_wait_for "$log" "ble: advertising" "$pid" "node $ip:$bport"
+    [ "$how" = delta ] && extra=(--delta-from "$old")
+    when "$log" "update begins" >"$tmp/ble-$how.t0" &
+    w1=$!
+    when "$log" "verified into" >"$tmp/ble-$how.t1" &
+    w2=$!
+    pids+=("$w1" "$w2")
+    t0=$(date +%s.%N)
+    "$aloft" ble push "$new" "$ip:$bport" --psk "$psk" --mtu "$ble_mtu" --status-port "$hport" --timeout 120 \
+        "${extra[@]}" >"$out" 2>"$tmp/ble-$how.err" || code=$?
+    t1=$(date +%s.%N)
+    sleep 0.2
+    kill "$pid" "$w1" "$w2" 2>/dev/null || true
+    wait "$pid" "$w1" "$w2" 2>/dev/null || true
+    local ok=FAILED bytes
+    [ $code = 0 ] && grep -q ': updated: ' "$out" && ok=ok
+    bytes=$(grep -o 'sending a [0-9]*-byte patch' "$out" | grep -o '[0-9]*' || true)
+    awk -v u0="$(cat "$tmp/ble-$how.t0")" -v u1="$(cat "$tmp/ble-$how.t1")" -v a="$t0" -v b="$t1" \
+        -v n="${bytes:-$n}" -v ok="$ok" \
+        'BEGIN { printf "%.2f %.2f %d %s\n", (u0 && u1 ? u1 - u0 : 0), b - a, n, ok }'
+}
+read -r bfull_up bfull_wall bfull_bytes bfull_ok < <(over_ble full)
+read -r bdelta_up bdelta_wall bdelta_bytes bdelta_ok < <(over_ble delta)
+
+printf '\nupdating one simulated device (aloft-node, ESP32 flash timing), OLD -> NEW, over a 1 Mbit/s link and over\n'
+printf 'the simulated BLE link (30 ms interval, 4 packets per event, MTU %s, the extended mode)\n' "$ble_mtu"
+printf '(upload: 1 Mbit/s, the request until the device replied; BLE, the device'"'"'s "update begins" until it verified\n'
+printf ' the image; whole-slot erase and decode included. deploy/push: until the device was verified after its\n'
+printf ' restart; for the patch, aloft deploy / aloft ble push makes it first, %s s here)\n\n' "$t_aloft"
+xfull() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", (b > 0 ? a / b : 0) }'; }
+printf '%-36s %12s %10s %10s %8s  %s\n' way "bytes sent" "upload s" "deploy s" "x full" result
+printf '%-36s %12s %10s %10s %8s  %s\n' "1 Mbit/s, whole image (POST /ota)" "$full_bytes" "$full_up" "$full_wall" "1.00x" "$full_ok"
+printf '%-36s %12s %10s %10s %8s  %s\n' "1 Mbit/s, delta patch (--delta-from)" "$delta_bytes" "$delta_up" "$delta_wall" \
+    "$(xfull "$delta_up" "$full_up")" "$delta_ok"
+printf '%-36s %12s %10s %10s %8s  %s\n' "BLE, whole image (aloft ble push)" "$bfull_bytes" "$bfull_up" "$bfull_wall" \
+    "1.00x" "$bfull_ok"
+printf '%-36s %12s %10s %10s %8s  %s\n' "BLE, delta patch (--delta-from)" "$bdelta_bytes" "$bdelta_up" "$bdelta_wall" \
+    "$(xfull "$bdelta_up" "$bfull_up")" "$bdelta_ok"
+printf 'each pays the update writer'"'"'s whole-slot erase before the first byte is written (the 3 MB ota slot of\n'
 printf 'the 8 MB table: 47 block erases, ~7 s with ESP32 timings) and the programming of the whole NEW;\n'
-printf 'the patch only shortens the time on the air. The simulated BLE link is not measured here.\n'
+printf 'the patch shortens the time on the air.\n'
 [ "$full_ok" = ok ] && [ "$delta_ok" = ok ] || bench_fail "a deploy over the throttled link failed"
+[ "$bfull_ok" = ok ] && [ "$bdelta_ok" = ok ] || bench_fail "a push over the simulated BLE link failed (see $tmp/ble-*)"

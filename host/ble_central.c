@@ -341,8 +341,9 @@ static int push_ext(struct ble_central *c, struct ble_push *o, const uint8_t *im
     m[1] = ALOFT_BLE_VERSION;
     m[2] = o->frontend;
     put32(m + 3, (uint32_t)len);
+    m[7] = ALOFT_BLE_KIND_PATCH; /* sent only for a patch: a device older than patches takes 7 bytes */
     struct ble_note n;
-    if (write_req(c, ALOFT_BLE_CONTROL, m, 7, "BEGIN") || control_note(c, &n, BEGIN_MS, "BEGIN"))
+    if (write_req(c, ALOFT_BLE_CONTROL, m, o->delta ? 8 : 7, "BEGIN") || control_note(c, &n, BEGIN_MS, "BEGIN"))
         return -1;
     if (n.v[0] == ALOFT_BLE_X_BEGIN_NAK)
         return refused(c, &n, "refused");

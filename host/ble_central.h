@@ -66,6 +66,7 @@ struct ble_push {
     bool frontend;     /* extended mode only: the www slot */
     bool legacy;       /* the esp32-ble-ota protocol (it cannot authenticate) */
     const char *psk;   /* extended: authenticate with it (CHALLENGE, AUTH); NULL: an open device */
+    bool delta;        /* extended: the bytes are a delta patch for the running app (BEGIN's kind) */
     /* progress: bytes safely on the device (extended) or sent (esp32-ble-ota) */
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
     void *ctx;

@@ -29,18 +29,23 @@ TEXT_BUDGET=24576        # whole core, .text (code + read-only data), per target
 RAM_BUDGET=256           # whole core, .data + .bss
 STACK_BUDGET=1536        # aloft_update_write and everything it calls
 ALLOWED="memcpy memset memcmp"
-AGENT_TEXT_BUDGET=59648  # agent + core, .text, per target: 48 KB, + 2 KB for signature checks,
+AGENT_TEXT_BUDGET=59968  # agent + core, .text, per target: 48 KB, + 2 KB for signature checks,
                          # + 512 B for signed reports (the HMAC, the signing in pull.c),
                          # + 2757 B for ArduinoOTA uploads (agent/espota.c: the handshake, its MD5 and
                          # PBKDF2-HMAC-SHA256 answers; push.c's upload entry for it),
                          # + 3643 B for delta updates (core/delta.c's decoder, core/delta_update.c),
                          # + 595 B for POST /ota taking them (push.c: the patch type, its writer, errors),
                          # + 700 B for resuming a patch upload whose link dropped (push.c, status),
-                         # + 241 B for naming a frontend flashed with the app (check.c: its superblock)
+                         # + 241 B for naming a frontend flashed with the app (check.c: its superblock),
+                         # + 320 B for a patch's checkpoint kept in the settings, so a restart resumes it
+                         # (push.c: delta/ck saved every 32 KB of patch and at a drop, dropped at the end;
+                         # agent.c: loaded at start)
 OPTIONAL=(ble mdns)      # agent modules a device may leave out, each outside the agent's budget with its own:
-BLE_TEXT_BUDGET=6144     # agent/ble.c, the BLE OTA service (ESP-IDF: CONFIG_ALOFT_BLE_OTA; esp32-ble-ota's protocol and
+BLE_TEXT_BUDGET=6656     # agent/ble.c, the BLE OTA service (ESP-IDF: CONFIG_ALOFT_BLE_OTA; esp32-ble-ota's protocol and
                          # the extended mode: sector CRCs, resume, ABORT, Status), .text per target;
                          # + 512 B for its PSK check (CHALLENGE/AUTH with HMAC-SHA256, fail closed, legacy)
+                         # + 512 B for delta patches (BEGIN's kind, Status's flags, resuming at the
+                         # decoder's checkpoint inside a sector)
 MDNS_TEXT_BUDGET=3072    # agent/mdns.c, the mDNS/DNS-SD responder that lists the device among the Arduino IDE's
                          # network ports (ESP-IDF: CONFIG_ALOFT_MDNS): 2.9 KB on rv32imc, 2.0 KB on Cortex-M4
 AGENT_RAM_BUDGET=512     # agent + core, .data + .bss

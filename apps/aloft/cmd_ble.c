@@ -14,6 +14,7 @@
 #include "ble_bluez.h"
 #include "ble_central.h"
 #include "cmd.h"
+#include "delta.h"
 #include "file.h"
 #include "fleet.h"
 
@@ -38,7 +39,7 @@ static const char scan_help[] =
     "  aloft ble scan 127.0.0.2:8033 127.0.0.3:8033\n";
 
 static const char push_help[] =
-    "usage: aloft ble push FILE TARGET [--frontend] [--legacy] [--mtu N] [options]\n"
+    "usage: aloft ble push FILE TARGET [--frontend] [--legacy] [--delta-from OLD] [--mtu N] [options]\n"
     "\n"
     "Push an app image (or, with --frontend, a LittleFS www.bin) to a device over BLE,\n"
     "with a progress bar, then wait for it to come back and verify it as aloft deploy\n"
@@ -67,6 +68,12 @@ static const char push_help[] =
     "                    that is open takes the image\n"
     "  --legacy          the esp32-ble-ota protocol instead of the extended mode (sends no\n"
     "                    PSK: it has no way to)\n"
+    "  --delta-from OLD  the image the device runs now: send a delta patch from OLD to FILE\n"
+    "                    (made here, as aloft delta make does) instead of FILE, when the\n"
+    "                    device's Status says it takes patches and the patch is under 80%% of\n"
+    "                    FILE. A device that runs another image refuses the patch before it\n"
+    "                    erases anything (wrong_base); FILE is then sent whole. A patch cut\n"
+    "                    off resumes from the device's last checkpoint, restarts included\n"
     "  --mtu N           the ATT MTU to ask for, 23..517 (default 517; the device may agree\n"
     "                    to less). Through BlueZ the MTU is BlueZ's: --mtu caps it, and is\n"
     "                    what is assumed when BlueZ does not show it (else 23)\n"
@@ -83,6 +90,7 @@ static const char push_help[] =
     "  aloft ble push build/app.bin 127.0.0.2:8033 --status-port 8032 --psk \"$OTA_PSK\"\n"
     "  aloft ble push build/www.bin 127.0.0.2:8033 --frontend\n"
     "  aloft ble push build/app.bin 127.0.0.2:8033 --legacy --mtu 185\n"
+    "  aloft ble push app-1.1.bin 127.0.0.2:8033 --delta-from app-1.0.bin --psk \"$OTA_PSK\"\n"
     "  aloft ble push build/app.bin 24:6F:28:1A:2B:3C --status-host 192.168.1.40\n"
     "  aloft ble push build/app.bin esp32\n";
 
@@ -171,9 +179,9 @@ int aloft_cmd_ble_scan(int argc, char **argv)
         printf("%-22s \"%s\"  MTU %u  %s", target, ct.name, (unsigned)ct.mtu,
                v[1] < sizeof states / sizeof states[0] ? states[v[1]] : "?");
         if (v[1] == ALOFT_BLE_EXT || v[1] == ALOFT_BLE_SAVED)
-            printf(": %s, %lu of %lu bytes in flash", v[2] ? "frontend" : "app", (unsigned long)le32(v + 8),
-                   (unsigned long)le32(v + 4));
-        printf("\n");
+            printf(": %s, %lu of %lu bytes in flash", v[2] ? "frontend" : v[3] & ALOFT_BLE_IS_PATCH ? "app patch" : "app",
+                   (unsigned long)le32(v + 8), (unsigned long)le32(v + 4));
+        printf("%s\n", v[3] & ALOFT_BLE_TAKES_PATCHES ? "  (takes patches)" : "");
     }
     return rc;
 }
@@ -210,6 +218,53 @@ static void progress(void *ctx, uint64_t done, uint64_t total)
     }
 }
 
+/* The appended SHA-256 (hex) of the --delta-from image. */
+static char patch_base[65];
+
+/* --delta-from OLD: the patch from OLD to the image, when it is under 80 %
+ * of it (a patch that saves little is not worth the device's extra work);
+ * else *patch stays NULL. Returns 0, or 2 for an unusable OLD. */
+static int make_patch(const char *old_path, const uint8_t *img, size_t len, uint8_t **patch, size_t *patch_len)
+{
+    size_t old_len;
+    uint8_t *old = NULL;
+    struct aloft_image_info info = {0};
+    if (aloft_file_read(old_path, &old, &old_len) || aloft_image_verify(old, old_len, ALOFT_CHIP_ANY, 0, &info) ||
+        !info.hash_appended) {
+        fprintf(stderr, "aloft ble push: --delta-from %s: not a readable app image with an appended SHA-256\n",
+                old_path);
+        free(old);
+        return 2;
+    }
+    for (int i = 0; i < 32; i++)
+        snprintf(patch_base + 2 * i, 3, "%02x", info.sha256[i]);
+    printf("making a patch from %s...\n", old_path);
+    fflush(stdout);
+    int rc = aloft_delta_make(old, old_len, img, len, 0, NULL, NULL, patch, patch_len);
+    free(old);
+    if (rc) {
+        fprintf(stderr, "aloft ble push: a patch from %s: %s; sending the whole image\n", old_path, aloft_strerror(rc));
+        *patch = NULL;
+    } else if (*patch_len * 10 >= len * 8) {
+        printf("the patch is %zu bytes, %.0f%% of the image: sending the whole image\n", *patch_len,
+               100.0 * (double)*patch_len / (double)len);
+        free(*patch), *patch = NULL;
+    }
+    return 0;
+}
+
+/* Does the device take patches (its Status says so)? Says why not. */
+static bool takes_patches(struct ble_central *c, const char *target)
+{
+    uint8_t v[64];
+    size_t n = 0;
+    if (ble_central_request(c, 0x02, ALOFT_BLE_STATUS, NULL, 0, v, &n) == 0 && n >= ALOFT_BLE_STATUS_LEN &&
+        v[3] & ALOFT_BLE_TAKES_PATCHES)
+        return true;
+    printf("%s takes no patches (its BLE Status says so): sending the whole image\n", target);
+    return false;
+}
+
 /* The device's status over HTTP, or !ok. */
 static struct aloft_devstatus status_of(const char *host, unsigned port)
 {
@@ -228,10 +283,11 @@ int aloft_cmd_ble_push(int argc, char **argv)
         {"mtu", required_argument, NULL, 'm'},  {"tries", required_argument, NULL, 'n'},
         {"status-port", required_argument, NULL, 's'}, {"timeout", required_argument, NULL, 't'},
         {"psk", required_argument, NULL, 'k'},  {"status-host", required_argument, NULL, 'H'},
+        {"delta-from", required_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
     bool frontend = false, legacy = false, mtu_given = false;
-    const char *psk = getenv("ALOFT_PSK"), *status_host = NULL;
+    const char *psk = getenv("ALOFT_PSK"), *status_host = NULL, *delta_from = NULL;
     unsigned mtu = 517, tries = 3, sport = 8032, timeout = 30;
     int c;
     optind = 1;
@@ -247,6 +303,7 @@ int aloft_cmd_ble_push(int argc, char **argv)
             mtu_given = true;
             break;
         case 'H': status_host = optarg; break;
+        case 'd': delta_from = optarg; break;
         case 'n':
             if (!number(optarg, 1, 100, &tries))
                 return aloft_usage_error(argv[0], push_help, "--tries takes 1..100");
@@ -267,6 +324,8 @@ int aloft_cmd_ble_push(int argc, char **argv)
         return aloft_usage_error(argv[0], push_help, argc - optind < 2 ? "missing FILE or TARGET" : "too many arguments");
     if (frontend && legacy)
         return aloft_usage_error(argv[0], push_help, "--frontend needs the extended mode (not --legacy)");
+    if (delta_from && (frontend || legacy))
+        return aloft_usage_error(argv[0], push_help, "--delta-from is for an app image in the extended mode");
     const char *file = argv[optind], *target = argv[optind + 1], *colon = strrchr(target, ':');
     bool bluez = ble_bluez_target(target);
     if (!bluez && (!colon || colon == target))
@@ -284,6 +343,12 @@ int aloft_cmd_ble_push(int argc, char **argv)
         free(img);
         return 2;
     }
+    uint8_t *patch = NULL;
+    size_t patch_len = 0;
+    if (delta_from && make_patch(delta_from, img, len, &patch, &patch_len)) {
+        free(img);
+        return 2;
+    }
     char host[80];
     if (status_host || bluez)
         snprintf(host, sizeof host, "%s", status_host ? status_host : "");
@@ -298,21 +363,40 @@ int aloft_cmd_ble_push(int argc, char **argv)
     struct bar bar = {.tty = isatty(STDERR_FILENO), .t0 = now(), .shown = -1};
     struct ble_push o = {.frontend = frontend, .legacy = legacy, .psk = psk && *psk && !legacy ? psk : NULL,
                          .progress = progress, .ctx = &bar};
+    if (patch && before.ok && (!before.delta || strcmp(before.sha256, patch_base))) {
+        printf("%s runs %s%s: sending the whole image\n", target, before.version,
+               before.delta ? ", not the patch's base" : " and takes no patches");
+        free(patch), patch = NULL;
+    }
     rc = -1;
     for (unsigned t = 0; t < tries && rc < 0; t++) {
         if (t)
             fprintf(stderr, "%s%s; trying again (%u of %u)\n", bar.tty ? "\n" : "", ct.why, t + 1, tries);
         if (ble_central_open(&ct, target, (uint16_t)mtu, mtu_given ? (uint16_t)mtu : 23, 5000))
             continue;
-        rc = ble_push_image(&ct, &o, img, len);
+        if (patch && !o.delta && !takes_patches(&ct, target)) {
+            free(patch), patch = NULL;
+        } else if (patch && !o.delta) {
+            printf("%s: sending a %zu-byte patch from %s (%.1f%% of the image)\n", target, patch_len, delta_from,
+                   100.0 * (double)patch_len / (double)len);
+            o.delta = true;
+        }
+        rc = o.delta ? ble_push_image(&ct, &o, patch, patch_len) : ble_push_image(&ct, &o, img, len);
+        if (rc > 0 && o.delta && strstr(ct.why, "wrong_base")) { /* it runs another image: nothing was erased */
+            printf("%s does not run %s (%s): sending the whole image\n", target, delta_from, ct.why);
+            free(patch), patch = NULL;
+            o.delta = false;
+            rc = ble_push_image(&ct, &o, img, len);
+        }
         if (rc >= 0 && o.resumed_at)
-            fprintf(stderr, "%sresumed at %lu bytes (what the device had in flash)\n", bar.tty ? "\n" : "",
-                    (unsigned long)o.resumed_at);
+            fprintf(stderr, "%sresumed at %lu bytes (what the device had %s)\n", bar.tty ? "\n" : "",
+                    (unsigned long)o.resumed_at, o.delta ? "of the patch" : "in flash");
         ble_central_close(&ct);
     }
     if (bar.tty)
         fputc('\n', stderr);
     free(img);
+    free(patch);
     if (rc) {
         printf("%s: %s: %s\n", target, rc > 0 ? "rejected" : "unreachable", ct.why);
         return 1;

@@ -141,10 +141,14 @@ struct aloft_agent {
     bool busy;                       /* an update (push or pull) holds the update slot */
     bool restarting;                 /* asked port->restart: another image or frontend is next */
     struct aloft_delta_update *delta; /* cfg->delta */
-    /* a delta push whose link dropped after a checkpoint: where it resumes */
+    /* a patch upload cut after a checkpoint: where it resumes. Kept in the
+     * settings as it is (delta/ck), so that a restart resumes too */
     bool delta_ck;
-    uint32_t delta_ck_patch, delta_ck_out;
-    uint8_t delta_ck_header[ALOFT_DELTA_HEADER_BYTES]; /* the interrupted patch's */
+    struct aloft_delta_ck {
+        uint32_t patch, out; /* aloft_delta_checkpoint's */
+        uint32_t owner;      /* 0, or the BLE transfer's (ble.c resumes only its own) */
+        uint8_t header[ALOFT_DELTA_HEADER_BYTES]; /* the interrupted patch's */
+    } dck;
     struct aloft_agent_state state;
     char doc[1024];                  /* the state document sent to port->state */
 };

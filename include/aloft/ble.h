@@ -55,7 +55,7 @@ extern const uint8_t aloft_ble_uuid[1 + ALOFT_BLE_CHRS][16];
 #define ALOFT_BLE_DONE_ACK 0x05
 #define ALOFT_BLE_DONE_NAK 0x06
 /* the extended mode's, client → device: */
-#define ALOFT_BLE_X_BEGIN 0x10  /* version u8, target u8, size u32 */
+#define ALOFT_BLE_X_BEGIN 0x10  /* version u8, target u8, size u32[, kind u8] */
 #define ALOFT_BLE_X_HASH 0x11   /* half u8 (0, 1), 16 bytes of the SHA-256 */
 #define ALOFT_BLE_X_SECTOR 0x12 /* offset u32, crc32 u32 */
 #define ALOFT_BLE_X_END 0x13
@@ -81,6 +81,14 @@ extern const uint8_t aloft_ble_uuid[1 + ALOFT_BLE_CHRS][16];
 #define ALOFT_BLE_STATUS_LEN 20   /* fits MTU 23 */
 #define ALOFT_BLE_NONCE 16        /* bytes of the nonce, and of AUTH's HMAC */
 
+/* BEGIN's kind (absent: an image) */
+#define ALOFT_BLE_KIND_IMAGE 0
+#define ALOFT_BLE_KIND_PATCH 1 /* a delta patch (docs/delta.md) for the running app */
+
+/* Status byte 3 */
+#define ALOFT_BLE_TAKES_PATCHES 0x01 /* the device takes BEGIN's kind PATCH */
+#define ALOFT_BLE_IS_PATCH 0x02      /* the transfer (or the interrupted one) is a patch */
+
 /* SECTOR_NAK reasons */
 #define ALOFT_BLE_NAK_CRC 1    /* the sector's bytes do not match its CRC */
 #define ALOFT_BLE_NAK_GAP 2    /* a packet was missing or out of order */
@@ -102,6 +110,8 @@ struct aloft_ble {
     bool authed;                   /* this connection passed AUTH */
     uint8_t nonce[1 + ALOFT_BLE_NONCE]; /* NONCE's notification; [0] 0 when used up */
     uint8_t state, target, hashed; /* hashed: bit per SHA-256 half staged */
+    bool delta;                    /* the transfer is a patch: HASH and size are the patch's */
+    uint16_t skip;                 /* a resumed patch: bytes of the first sector the decoder has */
     bool sub[ALOFT_BLE_CHRS];
     bool resync;                   /* dropping packets until the one at done */
     uint16_t mtu, packet;          /* packet: esp32-ble-ota's announced size */

@@ -84,6 +84,7 @@ struct aloft_push {
     char message[200];
     uint64_t received, expected;
     uint32_t resume;         /* a delta push resumed at this patch offset (0: from the start) */
+    uint32_t owner;          /* a patch's: what its checkpoint is kept with (a->dck.owner) */
     const struct aloft_part *slot;
     struct aloft_update u;
     char path[ALOFT_PUSH_PATH_MAX + 16]; /* + "index.html.gz" */

@@ -3,7 +3,9 @@
  * refused before the update slot is touched; a corrupted or truncated patch
  * is refused with the running slot, otadata and settings byte-identical and
  * the node still running the old image; an upload whose link dropped
- * resumes; aloft deploy --delta-from sends a patch where it helps. */
+ * resumes, and one cut by a power loss resumes after the restart (the
+ * checkpoint is in the settings); aloft deploy --delta-from sends a patch
+ * where it helps. */
 #include "e2e.h"
 
 #include <stdio.h>
@@ -14,7 +16,7 @@
 #include "aloft/delta.h"
 
 static struct e2e_node node;
-static char v1[300], v2[300], other[300], patch[300], wrong[300];
+static char v1[300], v2[300], v3[300], other[300], patch[300], wrong[300], big[300];
 static const char *const delta_type[] = {"-H", "Content-Type: application/x-aloft-delta", NULL};
 
 static void make(const char *old, const char *new, const char *out)
@@ -31,11 +33,15 @@ static int setup(void **state)
     snprintf(other, sizeof other, "%s", e2e_path("delta-other.bin"));
     snprintf(patch, sizeof patch, "%s", e2e_path("1-2.delta"));
     snprintf(wrong, sizeof wrong, "%s", e2e_path("other-2.delta"));
+    snprintf(v3, sizeof v3, "%s", e2e_path("delta-3.bin"));
+    snprintf(big, sizeof big, "%s", e2e_path("1-3.delta"));
     e2e_image(v1, e2e_chip(), "1.0.0", 300000, NULL);
     e2e_image(v2, e2e_chip(), "2.0.0", 320000, NULL);
     e2e_image(other, e2e_chip(), "1.5.0", 300000, NULL);
     make(v1, v2, patch);
     make(other, v2, wrong);
+    e2e_image(v3, e2e_chip(), "3.0.0", 400000, NULL); /* 100 KB more code: a patch of about 100 KB */
+    make(v1, v3, big);
     e2e_node_init(&node, "delta");
     const char *args[] = {"--create", "--flash-size", "4M", "--firmware", v1, NULL};
     return e2e_node_start(&node, args);
@@ -304,6 +310,115 @@ static void test_deploy_sends_a_patch_when_it_helps(void **state)
     assert_int_equal(e2e_node_wait_log(&on_v1, "bytes of patch verified", 1, 1000), 0);
 }
 
+/* POST the patch p (len bytes) to n until the node says it kept a checkpoint
+ * in its settings, then cut the power (kill -9) and start it again: where
+ * GET /ota/status says it resumes. */
+static uint32_t cut_after_a_checkpoint(struct e2e_node *n, const uint8_t *p, size_t len)
+{
+    unsigned kept = e2e_log_count(n, "patch checkpoint kept");
+    int fd = e2e_connect(n);
+    char head[400];
+    int hl = snprintf(head, sizeof head,
+                      "POST /ota HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-aloft-delta\r\n"
+                      "%s\r\nContent-Length: %zu\r\n\r\n", n->listen, n->auth, len);
+    assert_int_equal(send(fd, head, (size_t)hl, MSG_NOSIGNAL), hl);
+    size_t off = 0;
+    while (e2e_log_count(n, "patch checkpoint kept") == kept) {
+        assert_true(off + 4096 < len); /* a checkpoint is kept before the patch ends */
+        assert_int_equal(send(fd, p + off, 4096, MSG_NOSIGNAL), 4096);
+        off += 4096;
+        for (int i = 0; i < 15 && e2e_log_count(n, "patch checkpoint kept") == kept; i++)
+            e2e_sleep_ms(20); /* the node takes what came */
+    }
+    e2e_node_kill9(n);
+    close(fd);
+    const char *again[] = {NULL};
+    assert_int_equal(e2e_node_start(n, again), 0);
+    cJSON *st = e2e_status(n);
+    assert_string_equal(e2e_jstr(st, "version"), "1.0.0");
+    assert_non_null(cJSON_GetObjectItem(st, "delta_resume"));
+    uint32_t at = (uint32_t)e2e_jnum(st, "delta_resume");
+    cJSON_Delete(st);
+    assert_true(at >= 32768 && at <= off);
+    return at;
+}
+
+/* The header, then the patch from at: a resumed upload's body, in a file. */
+static const char *tail_from(const uint8_t *p, size_t len, uint32_t at, bool corrupt)
+{
+    uint8_t *body = malloc(ALOFT_DELTA_HEADER_BYTES + len - at);
+    memcpy(body, p, ALOFT_DELTA_HEADER_BYTES);
+    memcpy(body + ALOFT_DELTA_HEADER_BYTES, p + at, len - at);
+    if (corrupt)
+        body[ALOFT_DELTA_HEADER_BYTES + (len - at) / 2] ^= 0x20;
+    const char *f = e2e_path(corrupt ? "bad-tail.delta" : "good-tail.delta");
+    e2e_file_write(f, body, ALOFT_DELTA_HEADER_BYTES + len - at);
+    free(body);
+    return f;
+}
+
+/* A patch upload cut by a power loss resumes after the restart from the
+ * checkpoint the node kept in its settings, and installs. A resumed patch
+ * that fails its checks is refused with the running slot and otadata
+ * byte-identical, and its resume point is gone (the next try starts over). */
+static void test_patch_upload_resumes_after_a_restart(void **state)
+{
+    (void)state;
+    struct e2e_node n;
+    e2e_node_init(&n, "delta-restart");
+    const char *args[] = {"--create", "--flash-size", "4M", "--firmware", v1, NULL};
+    assert_int_equal(e2e_node_start(&n, args), 0);
+    size_t len;
+    uint8_t *p = e2e_file_read(big, &len);
+    char type[120];
+    const char *resume[] = {"-H", type, NULL};
+    struct e2e_http r;
+
+    /* cut, restarted, then the rest of the patch with a flipped byte */
+    uint32_t at = cut_after_a_checkpoint(&n, p, len);
+    snprintf(type, sizeof type, "Content-Type: application/x-aloft-delta; resume=%u", (unsigned)at);
+    struct e2e_snap s;
+    e2e_snap_take(&s, &n);
+    int got = e2e_upload(&n, "/ota", tail_from(p, len, at, true), &r, resume);
+    assert_int_equal(got / 100, 4);
+    e2e_http_free(&r);
+    const char *d = e2e_snap_diff(&s, &n);
+    assert_true(!d || !strcmp(d, "nvs")); /* the settings lose the resume point, nothing else */
+    e2e_snap_free(&s);
+    cJSON *st = e2e_status(&n);
+    assert_string_equal(e2e_jstr(st, "version"), "1.0.0");
+    assert_null(cJSON_GetObjectItem(st, "delta_resume"));
+    cJSON_Delete(st);
+    assert_int_equal(e2e_upload(&n, "/ota", tail_from(p, len, at, false), &r, resume), 409);
+    assert_string_equal(e2e_http_error(&r), "cannot_resume");
+    e2e_http_free(&r);
+
+    /* cut and restarted again: the rest of the patch installs the new image */
+    at = cut_after_a_checkpoint(&n, p, len);
+    snprintf(type, sizeof type, "Content-Type: application/x-aloft-delta; resume=%u", (unsigned)at);
+    got = e2e_upload(&n, "/ota", tail_from(p, len, at, false), &r, resume);
+    if (got != 200)
+        fprintf(stderr, "resume: %d (curl %d): %s\n", got, r.rc, r.body ? r.body : "");
+    assert_true(got == 200 || (got == 0 && (r.rc == 52 || r.rc == 56)));
+    e2e_http_free(&r);
+    assert_int_equal(e2e_node_wait_boot(&n), 0);
+    st = e2e_status(&n);
+    assert_string_equal(e2e_jstr(st, "version"), "3.0.0");
+    assert_null(cJSON_GetObjectItem(st, "delta_resume"));
+    cJSON_Delete(st);
+    size_t n3;
+    uint8_t *want = e2e_file_read(v3, &n3);
+    uint32_t off, size;
+    e2e_part(&n, e2e_jstr(st = e2e_status(&n), "running_partition"), &off, &size);
+    cJSON_Delete(st);
+    uint8_t *img = e2e_flash_read(&n, off, (uint32_t)n3);
+    assert_memory_equal(img, want, n3);
+    free(img);
+    free(want);
+    free(p);
+    e2e_node_stop(&n);
+}
+
 int main(void)
 {
     e2e_init(41);
@@ -311,6 +426,7 @@ int main(void)
         cmocka_unit_test(test_refused_patches_change_nothing),
         cmocka_unit_test(test_delta_push_boots_the_new_image),
         cmocka_unit_test(test_dropped_patch_upload_resumes),
+        cmocka_unit_test(test_patch_upload_resumes_after_a_restart),
         cmocka_unit_test(test_kill9_during_a_delta_push),
         cmocka_unit_test(test_deploy_sends_a_patch_when_it_helps),
     };
