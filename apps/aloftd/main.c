@@ -467,7 +467,9 @@ int main(int argc, char **argv)
     sigaddset(&stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
+    aloftd_deltas_start(&d); /* without it devices get whole images */
     if (aloftd_http_start(&d)) {
+        aloftd_deltas_stop();
         aloft_store_close(d.store);
         return 1;
     }
@@ -475,6 +477,7 @@ int main(int argc, char **argv)
     if (aloftd_mqtt_start(&d)) {
         aloftd_mqtt_stop();
         aloftd_http_stop(&d);
+        aloftd_deltas_stop();
         aloft_store_close(d.store);
         return 2;
     }
@@ -483,6 +486,7 @@ int main(int argc, char **argv)
     aloftd_log("stopping (%s)", sig == SIGINT ? "SIGINT" : "SIGTERM");
     aloftd_http_stop(&d);
     aloftd_mqtt_stop();
+    aloftd_deltas_stop();
     aloft_store_close(d.store);
     return 0;
 }
