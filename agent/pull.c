@@ -375,11 +375,14 @@ static int take_image(struct aloft_agent *a, struct aloft_pull *j, uint64_t at, 
     return 0;
 }
 
-/* Patch bytes, through the decoder: it checks the base before its writer
- * erases anything, and the result's head is vetted as an image's is. */
-static int take_patch(struct aloft_agent *a, struct aloft_pull *j, const uint8_t *p, size_t len)
+/* Patch bytes [at, at + len), through the decoder: it checks the base
+ * before its writer erases anything, and the result's head is vetted as an
+ * image's is. The header is kept: a resume feeds it again. */
+static int take_patch(struct aloft_agent *a, struct aloft_pull *j, uint64_t at, const uint8_t *p, size_t len)
 {
     struct aloft_update *u = writer(a, j);
+    if (at < ALOFT_DELTA_HEADER_BYTES)
+        memcpy(a->delta_ck_header + at, p, ALOFT_DELTA_HEADER_BYTES - at < len ? ALOFT_DELTA_HEADER_BYTES - at : len);
     int rc = aloft_delta_update_write(a->delta, p, len);
     j->started = u->state != 0;
     if (rc) /* a header the decoder refused, before its writer began: not a patch */
@@ -398,7 +401,7 @@ static int take(struct aloft_agent *a, struct aloft_pull *j, const uint8_t *p, s
     aloft_md5_update(&j->md5c, p, len);
     uint64_t at = j->done;
     j->done += len;
-    if (j->delta ? take_patch(a, j, p, len) : take_image(a, j, at, p, len))
+    if (j->delta ? take_patch(a, j, at, p, len) : take_image(a, j, at, p, len))
         return -1;
     unsigned pct = j->total ? (unsigned)(j->done * 100 / j->total) : 0;
     if (pct >= j->last_pct + 5 || now(a) - j->last_pub_ms >= 1000)
@@ -717,6 +720,37 @@ static int complete(struct aloft_agent *a, struct aloft_pull *j)
 
 enum verdict { COMPLETE, FAILED, NOTHING, RETRY };
 
+/* Did the attempt that ended bring something a retry keeps: bytes, or for
+ * a patch a checkpoint further on? */
+static bool progressed(struct aloft_agent *a, struct aloft_pull *j)
+{
+    if (!j->delta)
+        return j->done > j->before;
+    uint32_t ck, out;
+    aloft_delta_checkpoint(&a->delta->d, &ck, &out);
+    bool on = ck > j->ck;
+    j->ck = ck;
+    return on;
+}
+
+/* A patch whose download dropped goes on from the decoder's last
+ * checkpoint (its header again, then Range from there; the bytes in the
+ * slot are verified again), else from its start. */
+static void resume_patch(struct aloft_agent *a, struct aloft_pull *j)
+{
+    uint32_t ck, out;
+    aloft_delta_checkpoint(&a->delta->d, &ck, &out);
+    if (ck && j->etag[0]) {
+        aloft_delta_update_resume(a->delta, a->boot, j->slot, ck, out);
+        if (aloft_delta_update_write(a->delta, a->delta_ck_header, ALOFT_DELTA_HEADER_BYTES) == 0) {
+            j->done = ck;
+            j->md5[0] = 0; /* the body's digest misses what is not sent again; the result's is checked */
+            return;
+        }
+    }
+    start_over(a, j);
+}
+
 /* What a transfer that ended means (aloft-node's download loop). */
 static enum verdict judge(struct aloft_agent *a, struct aloft_pull *j, enum aloft_net result, const char *err)
 {
@@ -749,8 +783,7 @@ static enum verdict judge(struct aloft_agent *a, struct aloft_pull *j, enum alof
         fail(j, code, "%s answered %d", j->url, st);
     if (j->code[0])
         return FAILED;
-    /* a patch starts over each time: only the attempts count */
-    j->stalls = j->restart ? j->stalls : j->done > j->before && !j->delta ? 0 : j->stalls + 1;
+    j->stalls = j->restart ? j->stalls : progressed(a, j) ? 0 : j->stalls + 1;
     if (j->stalls < ALOFT_PULL_MAX_STALLS)
         return RETRY;
     if (http_error)
@@ -802,8 +835,8 @@ void aloft_pull_done(struct aloft_agent *a, struct aloft_pull *j, enum aloft_net
                         (unsigned long long)j->done, (unsigned long long)j->total, err);
         j->delay_ms = j->stalls ? 250u << (j->stalls - 1 < 4 ? j->stalls - 1 : 4) : 100u;
         snprintf(j->url, sizeof j->url, "%s", j->r.url);
-        if (j->delta) /* the decoder cannot take the rest of a patch: from its start */
-            start_over(a, j);
+        if (j->delta)
+            resume_patch(a, j);
         break;
     }
 }

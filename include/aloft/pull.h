@@ -26,7 +26,8 @@
  * delta patch (a check's application/x-aloft-delta, a trigger's
  * delta_url) goes through the delta decoder: the base is checked before
  * anything is erased (wrong_base), the result through the same checks; a
- * dropped patch download starts over, and a restart abandons it. A
+ * dropped patch download resumes from the decoder's last checkpoint (the
+ * patch's header again, then Range), and a restart abandons it. A
  * verified image is made the boot image after "pull/pending" is saved, and
  * the boot after the restart tells: updated (once confirmed) or
  * rolled_back, in the state and in a report to the update server. */
@@ -106,6 +107,7 @@ struct aloft_pull {
     bool started;                /* slot erased / update begun */
     bool delta;                  /* the body is a delta patch (a->delta decodes it) */
     bool vetted;                 /* a patch's result: its head was checked */
+    uint32_t ck;                 /* a patch: the decoder's checkpoint when the last attempt ended */
     unsigned stalls;
     uint64_t before;             /* done at the start of this attempt */
     uint32_t delay_ms;           /* before the next request */
