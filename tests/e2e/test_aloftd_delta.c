@@ -150,6 +150,17 @@ static const cJSON *release_of(const cJSON *list, const char *version)
     return NULL;
 }
 
+/* `aloft server releases demo` lists the patch line want under its release. */
+static void cli_lists(struct aloftd_proc *s, const char *want)
+{
+    char *out = NULL;
+    const char *argv[] = {"aloft", "server", "releases", "demo", "--server", s->url, "--token", s->token, NULL};
+    assert_int_equal(aloft_test_run(&out, argv), 0);
+    if (!strstr(out, want))
+        fail_msg("no '%s' in:\n%s", want, out);
+    free(out);
+}
+
 /* Only a device that names an earlier release's image gets the patch;
  * the patch rebuilds the release exactly; an HTTPUpdate device, a device
  * on an image aloftd does not have and a malformed header do not. */
@@ -226,6 +237,10 @@ static void test_patch_only_for_a_device_on_an_earlier_release(void **state)
     assert_string_equal(e2e_jstr(d, "url"), path);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(release_of(list, "1.0.0"), "deltas")), 0);
     cJSON_Delete(list);
+    char line[200];
+    snprintf(line, sizeof line, "\n    delta from 1.0.0: %zu bytes, %.1f %% of the image, %s\n", patch_len,
+             (double)(patch_len * 1000 / 320000) / 10, path);
+    cli_lists(&srv, line);
 
     assert_true(metric(&srv, "aloft_delta_patches_made_total{worth=\"yes\"}") == 1);
     assert_true(metric(&srv, "aloft_delta_patches_made_total{worth=\"no\"}") == 0);
@@ -261,6 +276,7 @@ static void test_patch_not_worth_it_sends_the_image(void **state)
     assert_true(e2e_jnum(d, "percent") >= 80);
     assert_null(cJSON_GetObjectItem(d, "url"));
     cJSON_Delete(list);
+    cli_lists(&srv, "\n    delta from 1.0.0: not worth it (");
     assert_int_equal(aloftd_count_files(&srv, "firmware"), 2); /* the two images, no patch */
     assert_int_equal(aloftd_stop(&srv), 0);
 }
