@@ -158,7 +158,6 @@ static void save_job(struct aloft_agent *a, struct aloft_pull *j)
     aloft_agent_put(a, "pull/job", fits ? j->text : NULL);
 }
 
-
 /* POST the outcome of the update to target to the update server
  * (port->report does it in the background), signed with the credential
  * the server derived for this device when it has one: ?auth= is the
@@ -445,8 +444,8 @@ static int validate(struct aloft_agent *a, struct aloft_pull *j)
             start_over(a, j);
         }
         j->total = j->resp_len;
-        /* a patch: the check's answer says so, or the trigger did (and then
-         * every retry of the job is the patch, from its start) */
+        /* a patch: the check's answer says so, or the trigger did (every
+         * retry of the job then asks for the patch) */
         j->delta = j->r.delta = a->delta && !j->r.frontend && (j->resp_delta || j->r.delta);
         if (j->delta) {
             a->delta_ck = false; /* the decoder is this job's now: no push resumes */

@@ -68,7 +68,8 @@ int aloft_trigger_parse(const char *json, size_t len, struct aloft_pull_req *r, 
     if (rc)
         return rc;
     if ((r->delta_url[0] || r->delta_base[0]) && (!web_url(r->delta_url) || !aloft_agent_is_hex(r->delta_base, 64)))
-        return refuse(why, why_len, "%s", "\"delta_url\" (an http(s) URL) and \"delta_base\" (64 hex digits) go together");
+        return refuse(why, why_len, "%s",
+                      "\"delta_url\" (an http(s) URL) and \"delta_base\" (64 hex digits) go together");
     aloft_agent_lower(r->delta_base);
     if (r->sha256[0] && !aloft_agent_is_hex(r->sha256, 64))
         return refuse(why, why_len, "%s", "\"sha256\" must be 64 hex digits");
