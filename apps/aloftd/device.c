@@ -172,14 +172,19 @@ static int frontend_decision(const struct aloft_store_release *cur, const char *
 }
 
 /* The release to a device running the image base: the patch from it when
- * one worth sending exists, else the image (and the patch is asked for). */
+ * one worth sending exists (why then says so), else the image (and the
+ * patch is asked for). */
 static enum MHD_Result send_firmware(struct aloftd *d, struct MHD_Connection *c, const char *platform,
-                                     const char *base, const struct aloft_store_release *cur, unsigned *status)
+                                     const char *base, const struct aloft_store_release *cur, unsigned *status,
+                                     char *why, size_t cap)
 {
     struct aloft_store_delta p;
     int rc = aloft_store_delta_get(d->store, base, cur->sha256, &p);
-    if (rc == 0 && p.worth && p.size < cur->size)
+    if (rc == 0 && p.worth && p.size < cur->size) {
+        size_t len = strlen(why);
+        snprintf(why + len, cap - len, " as a delta patch of %llu bytes", (unsigned long long)p.size);
         return aloftd_send_patch(d, c, cur, &p, status);
+    }
     if (rc == ALOFT_E_NOTFOUND)
         aloftd_deltas_want(platform, base, cur);
     else if (rc)
@@ -296,7 +301,7 @@ enum MHD_Result aloftd_update(struct aloftd *d, struct MHD_Connection *c)
         ret = not_modified(c, why, rollout_note);
     } else {
         ret = base[0] && kind == ALOFT_STORE_FIRMWARE && strcmp(base, cur.sha256)
-                  ? send_firmware(d, c, view.p.name, base, &cur, &status)
+                  ? send_firmware(d, c, view.p.name, base, &cur, &status, why, sizeof why)
                   : aloftd_send_release(d, c, &cur, &status);
         if (status == 200 && in_stage && dv.mac[0] &&
             aloft_store_rollout_offered(d->store, view.ro.id, view.ro.stage, dv.mac))

@@ -193,6 +193,17 @@ static void test_patch_only_for_a_device_on_an_earlier_release(void **state)
     assert_string_equal(aloftd_header_value(&r, "X-Aloft-Version"), "2.0.0");
     assert_true(r.len * 100 < 320000 * 80);
     size_t patch_len = r.len;
+    /* the inventory says what the device was sent */
+    char reason[120];
+    snprintf(reason, sizeof reason, "offered 2.0.0 as a delta patch of %zu bytes", patch_len);
+    cJSON *devs = aloftd_json(&srv, "/api/devices?platform=demo");
+    const cJSON *dev, *me = NULL;
+    cJSON_ArrayForEach(dev, cJSON_GetObjectItem(devs, "devices"))
+        if (!strcmp(e2e_jstr(dev, "mac"), "24:0A:C4:0D:00:09"))
+            me = dev;
+    assert_non_null(me);
+    assert_string_equal(e2e_jstr(me, "last_reason"), reason);
+    cJSON_Delete(devs);
     const char *patch = e2e_path("offered.delta"), *out = e2e_path("rebuilt.bin");
     e2e_file_write(patch, r.body, r.len);
     e2e_http_free(&r);
