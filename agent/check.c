@@ -41,7 +41,9 @@ static int digest_flash(struct aloft_agent *a, uint32_t off, uint32_t len, char 
 
 int aloft_pull_describe(struct aloft_agent *a, char md5[33], char sha256[65])
 {
-    md5[0] = sha256[0] = 0;
+    if (md5)
+        md5[0] = 0;
+    sha256[0] = 0;
     return digest_flash(a, a->boot->running->offset, a->app.image_len, md5, sha256);
 }
 
@@ -171,6 +173,9 @@ int aloft_pull_check(struct aloft_agent *a, struct aloft_pull *j, bool frontend,
     } else if (version[0]) {
         header(h, cap, "x-ESP32-version", version);
     }
+    /* a patch from the running image will do, when this build decodes them */
+    if (!frontend && a->delta && aloft_agent_is_hex(sketch_sha256, 64))
+        header(h, cap, "X-Aloft-Delta", sketch_sha256);
     j->check = true;
     a->busy = true;
     j->end = ALOFT_PULL_RUNNING;

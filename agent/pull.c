@@ -25,6 +25,7 @@
 #include "pull_job.h"
 
 #define PENDING_MAX 512 /* pull/pending's JSON: a few short strings */
+#define DELTA_TYPE "application/x-aloft-delta"
 #define REASON_MAX 200  /* in a report: the server takes at most 199 characters */
 
 /* ---- small helpers ---- */
@@ -37,6 +38,12 @@ static uint64_t now(const struct aloft_agent *a)
 static const char *target_name(bool frontend)
 {
     return frontend ? "frontend" : "firmware";
+}
+
+/* The update writer of a firmware job: its own, or the delta decoder's. */
+static struct aloft_update *writer(struct aloft_agent *a, struct aloft_pull *j)
+{
+    return j->delta ? &a->delta->u : &j->u;
 }
 
 void aloft_pull_server_url(const struct aloft_agent *a, const char *path, char *out, size_t cap)
@@ -91,7 +98,7 @@ static int image_fail(struct aloft_agent *a, struct aloft_pull *j, int err)
         {ALOFT_E_CHIP, "wrong_chip"},        {ALOFT_E_ESP8266, "wrong_chip"},    {ALOFT_E_SEGMENT, "corrupt_image"},
         {ALOFT_E_CHECKSUM, "corrupt_image"}, {ALOFT_E_HASH, "corrupt_image"},    {ALOFT_E_TRAILING, "corrupt_image"},
         {ALOFT_E_TRUNCATED, "truncated"},    {ALOFT_E_NOSPC, "too_large"},       {ALOFT_E_STATE, "pending_verify"},
-        {ALOFT_E_SIGNATURE, "bad_signature"},
+        {ALOFT_E_SIGNATURE, "bad_signature"}, {ALOFT_E_BASE, "wrong_base"},     {ALOFT_E_CORRUPT, "bad_patch"},
     };
     const char *code = "flash_error";
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
@@ -116,9 +123,23 @@ static void publish(struct aloft_agent *a, struct aloft_pull *j, uint8_t phase)
     j->last_pct = j->total ? (unsigned)(j->done * 100 / j->total) : 0;
 }
 
-/* The job as the settings keep it, so that a restart resumes it. */
+static void clear_job(struct aloft_agent *a)
+{
+    aloft_agent_put(a, "pull/job", NULL);
+    aloft_agent_put(a, "pull/url", NULL);
+    aloft_agent_put(a, "pull/token", NULL);
+    aloft_agent_put(a, "pull/offset", NULL);
+}
+
+/* The job as the settings keep it, so that a restart resumes it. A patch
+ * is not kept: the decoder's state lives in RAM, so it would start over. */
 static void save_job(struct aloft_agent *a, struct aloft_pull *j)
 {
+    j->saved = 0;
+    if (j->delta || j->r.delta) {
+        clear_job(a);
+        return;
+    }
     struct aloft_jw w;
     aloft_jw_begin(&w, j->text, sizeof j->text);
     aloft_jw_str(&w, "version", j->r.version);
@@ -135,15 +156,6 @@ static void save_job(struct aloft_agent *a, struct aloft_pull *j)
     aloft_agent_put(a, "pull/token", j->r.token[0] ? j->r.token : NULL);
     aloft_agent_put(a, "pull/offset", "0");
     aloft_agent_put(a, "pull/job", fits ? j->text : NULL);
-    j->saved = 0;
-}
-
-static void clear_job(struct aloft_agent *a)
-{
-    aloft_agent_put(a, "pull/job", NULL);
-    aloft_agent_put(a, "pull/url", NULL);
-    aloft_agent_put(a, "pull/token", NULL);
-    aloft_agent_put(a, "pull/offset", NULL);
 }
 
 /* POST the outcome of the update to target to the update server
@@ -190,7 +202,7 @@ static void report(struct aloft_agent *a, const char *result, const char *reason
 static void job_failed(struct aloft_agent *a, struct aloft_pull *j)
 {
     if (j->started && !j->r.frontend)
-        aloft_update_abort(&j->u);
+        aloft_update_abort(writer(a, j));
     clear_job(a);
     aloft_agent_log(a, "pull: failed: %s (%s); nothing changed", j->code, j->reason);
     publish(a, j, ALOFT_PHASE_FAILED);
@@ -249,8 +261,17 @@ int aloft_pull_start(struct aloft_agent *a, struct aloft_pull *j, const struct a
         job_failed(a, j);
         return strcmp(j->code, "pending_verify") ? ALOFT_E_NOTFOUND : ALOFT_E_INVAL;
     }
-    aloft_agent_log(a, "pull: %s %s into %s%s%s", target_name(r->frontend), r->url, j->slot->label,
-                    r->trigger[0] ? " for trigger " : "", r->trigger);
+    /* the trigger's patch, when it is from the image this device runs */
+    char run[65];
+    j->r.delta = false;
+    if (r->delta_url[0] && !r->frontend && a->delta && !aloft_pull_describe(a, NULL, run) &&
+        !strcmp(run, r->delta_base)) {
+        j->r.delta = true;
+        snprintf(j->r.url, sizeof j->r.url, "%s", r->delta_url);
+        snprintf(j->url, sizeof j->url, "%s", r->delta_url);
+    }
+    aloft_agent_log(a, "pull: %s %s%s into %s%s%s", target_name(r->frontend), j->r.delta ? "patch " : "", j->r.url,
+                    j->slot->label, r->trigger[0] ? " for trigger " : "", r->trigger);
     save_job(a, j);
     publish(a, j, ALOFT_PHASE_DOWNLOADING);
     j->end = ALOFT_PULL_RUNNING;
@@ -258,6 +279,8 @@ int aloft_pull_start(struct aloft_agent *a, struct aloft_pull *j, const struct a
 }
 
 /* ---- the body ---- */
+
+static int vet(struct aloft_agent *a, struct aloft_pull *j, const struct aloft_image_info *in);
 
 /* Identify the image from its head; refuse what must not be installed. */
 static int identify(struct aloft_agent *a, struct aloft_pull *j)
@@ -270,7 +293,12 @@ static int identify(struct aloft_agent *a, struct aloft_pull *j)
     if (!aloft_image_ident_ready(v))
         return fail(j, j->head_len ? "truncated" : "not_an_image", "the body is %u bytes: %s", (unsigned)j->head_len,
                     j->head_len ? "it ends inside the image header" : "empty");
-    const struct aloft_image_info *in = &v->info;
+    return vet(a, j, &v->info);
+}
+
+/* Refuse an image the device must not install, from its head's info. */
+static int vet(struct aloft_agent *a, struct aloft_pull *j, const struct aloft_image_info *in)
+{
     const struct aloft_app_desc *run = &a->app.desc;
     if (a->app.has_desc && (!in->has_desc || strcmp(in->desc.project_name, run->project_name)))
         return fail(j, "wrong_project", "the image is for project '%s'; this device runs '%s'",
@@ -317,13 +345,9 @@ static int put(struct aloft_agent *a, struct aloft_pull *j, uint64_t at, const v
     return rc ? image_fail(a, j, rc) : 0;
 }
 
-/* The next len bytes of the body. */
-static int take(struct aloft_agent *a, struct aloft_pull *j, const uint8_t *p, size_t len)
+/* Body bytes [at, at + len) of an image. */
+static int take_image(struct aloft_agent *a, struct aloft_pull *j, uint64_t at, const uint8_t *p, size_t len)
 {
-    aloft_sha256_update(&j->sha, p, len);
-    aloft_md5_update(&j->md5c, p, len);
-    uint64_t at = j->done;
-    j->done += len;
     if (!j->started && j->r.frontend && begin(a, j))
         return -1;
     if (!j->started) { /* firmware: nothing is erased before the head is identified */
@@ -347,6 +371,37 @@ static int take(struct aloft_agent *a, struct aloft_pull *j, const uint8_t *p, s
         aloft_agent_put(a, "pull/offset", v);
         j->saved = safe;
     }
+    return 0;
+}
+
+/* Patch bytes [at, at + len), through the decoder: it checks the base
+ * before its writer erases anything, and the result's head is vetted as an
+ * image's is. The header is kept: a resume feeds it again. */
+static int take_patch(struct aloft_agent *a, struct aloft_pull *j, uint64_t at, const uint8_t *p, size_t len)
+{
+    struct aloft_update *u = writer(a, j);
+    if (at < ALOFT_DELTA_HEADER_BYTES)
+        memcpy(a->delta_ck_header + at, p, ALOFT_DELTA_HEADER_BYTES - at < len ? ALOFT_DELTA_HEADER_BYTES - at : len);
+    int rc = aloft_delta_update_write(a->delta, p, len);
+    j->started = u->state != 0;
+    if (rc) /* a header the decoder refused, before its writer began: not a patch */
+        return image_fail(a, j, !u->state && (rc == ALOFT_E_MAGIC || rc == ALOFT_E_HEADER) ? ALOFT_E_CORRUPT : rc);
+    if (!j->vetted && u->state && aloft_image_ident_ready(&u->v)) {
+        j->vetted = true;
+        return vet(a, j, &u->v.info);
+    }
+    return 0;
+}
+
+/* The next len bytes of the body. */
+static int take(struct aloft_agent *a, struct aloft_pull *j, const uint8_t *p, size_t len)
+{
+    aloft_sha256_update(&j->sha, p, len);
+    aloft_md5_update(&j->md5c, p, len);
+    uint64_t at = j->done;
+    j->done += len;
+    if (j->delta ? take_patch(a, j, at, p, len) : take_image(a, j, at, p, len))
+        return -1;
     unsigned pct = j->total ? (unsigned)(j->done * 100 / j->total) : 0;
     if (pct >= j->last_pct + 5 || now(a) - j->last_pub_ms >= 1000)
         publish(a, j, ALOFT_PHASE_DOWNLOADING);
@@ -357,8 +412,8 @@ static int take(struct aloft_agent *a, struct aloft_pull *j, const uint8_t *p, s
 static void start_over(struct aloft_agent *a, struct aloft_pull *j)
 {
     if (j->started && !j->r.frontend)
-        aloft_update_abort(&j->u);
-    j->started = false;
+        aloft_update_abort(writer(a, j));
+    j->started = j->vetted = false;
     j->done = j->head_len = 0;
     j->etag[0] = 0;
     aloft_sha256_init(&j->sha);
@@ -389,6 +444,13 @@ static int validate(struct aloft_agent *a, struct aloft_pull *j)
             start_over(a, j);
         }
         j->total = j->resp_len;
+        /* a patch: the check's answer says so, or the trigger did (every
+         * retry of the job then asks for the patch) */
+        j->delta = j->r.delta = a->delta && !j->r.frontend && (j->resp_delta || j->r.delta);
+        if (j->delta) {
+            a->delta_ck = false; /* the decoder is this job's now: no push resumes */
+            aloft_delta_update_begin(a->delta, a->boot, j->slot);
+        }
         if (!j->md5[0] && aloft_agent_is_hex(j->resp_md5, 32)) {
             memcpy(j->md5, j->resp_md5, sizeof j->md5);
             aloft_agent_lower(j->md5);
@@ -407,7 +469,8 @@ static int validate(struct aloft_agent *a, struct aloft_pull *j)
             memcpy(sha, j->etag + 1, 64);
         if (aloft_agent_is_hex(sha, 64)) {
             aloft_agent_lower(sha);
-            memcpy(j->r.sha256, sha, sizeof sha);
+            if (!j->delta) /* a patch's result is checked against its own header */
+                memcpy(j->r.sha256, sha, sizeof sha);
             char path[80];
             snprintf(path, sizeof path, "/firmware/%s.bin", sha);
             aloft_pull_server_url(a, path, j->r.url, sizeof j->r.url);
@@ -416,7 +479,7 @@ static int validate(struct aloft_agent *a, struct aloft_pull *j)
     }
     if (j->status == 200) /* the body starts: a restart resumes it with this ETag and x-MD5 */
         save_job(a, j);
-    if (j->r.size && j->total && j->total != j->r.size)
+    if (!j->delta && j->r.size && j->total && j->total != j->r.size)
         return fail(j, "size_mismatch", "the server sends %llu bytes; the trigger says %llu",
                     (unsigned long long)j->total, (unsigned long long)j->r.size);
     if (j->total > j->slot->size)
@@ -471,7 +534,7 @@ int aloft_pull_request(struct aloft_agent *a, struct aloft_pull *j, struct aloft
 void aloft_pull_head_begin(struct aloft_pull *j)
 {
     j->resp_len = j->range_start = j->range_total = 0;
-    j->has_range = false;
+    j->has_range = j->resp_delta = false;
     j->resp_etag[0] = j->resp_md5[0] = j->resp_version[0] = 0;
 }
 
@@ -521,6 +584,8 @@ void aloft_pull_header(struct aloft_pull *j, const char *name, const char *value
         copy_trimmed(j->resp_md5, sizeof j->resp_md5, value);
     } else if (!strcasecmp(name, "X-Aloft-Version")) {
         copy_trimmed(j->resp_version, sizeof j->resp_version, value);
+    } else if (!strcasecmp(name, "Content-Type")) {
+        j->resp_delta = !strncasecmp(value, DELTA_TYPE, strlen(DELTA_TYPE));
     }
 }
 
@@ -561,7 +626,7 @@ static uint32_t otadata_seq(const struct aloft_agent *a)
 /* What the outcome looks at after the restart. Returns 0 or an error. */
 static int save_pending(struct aloft_agent *a, struct aloft_pull *j)
 {
-    const struct aloft_image_info *in = &j->u.v.info;
+    const struct aloft_image_info *in = &writer(a, j)->v.info;
     if (!j->r.frontend && in->has_desc) /* a resumed job may not have seen the head */
         snprintf(j->r.version, sizeof j->r.version, "%s", in->desc.version);
     struct aloft_jw w;
@@ -586,31 +651,42 @@ static int www_check(struct aloft_agent *a, const struct aloft_part *p)
 /* The body is in: check it whole, make it boot, restart. */
 static int complete(struct aloft_agent *a, struct aloft_pull *j)
 {
-    if (!j->started && !j->r.frontend && (identify(a, j) || begin(a, j) || put(a, j, 0, j->head, j->head_len)))
+    struct aloft_update *u = writer(a, j);
+    if (!j->started && !j->r.frontend && !j->delta &&
+        (identify(a, j) || begin(a, j) || put(a, j, 0, j->head, j->head_len)))
         return -1;
     if (!j->started && j->r.frontend && begin(a, j))
         return -1;
     if (j->total && j->done != j->total)
         return fail(j, "truncated", "the body ended at byte %llu of %llu", (unsigned long long)j->done,
                     (unsigned long long)j->total);
-    if (j->r.size && j->done != j->r.size)
-        return fail(j, "size_mismatch", "the body is %llu bytes; expected %llu", (unsigned long long)j->done,
-                    (unsigned long long)j->r.size);
+    /* a trigger's size and SHA-256 name the image: a patch's result */
     uint8_t h[32];
     char hex[65];
+    uint64_t size = j->done;
     aloft_sha256_final(&j->sha, h);
+    int rc = j->delta ? aloft_delta_update_end(a->delta) : 0; /* the result's size and SHA-256 as its header says */
+    if (rc)
+        return image_fail(a, j, rc);
+    if (j->delta) {
+        size = a->delta->d.h.result_size;
+        memcpy(h, a->delta->d.h.result_sha256, sizeof h);
+    }
+    if (j->r.size && size != j->r.size)
+        return fail(j, "size_mismatch", "the image is %llu bytes; expected %llu", (unsigned long long)size,
+                    (unsigned long long)j->r.size);
     aloft_agent_hex(h, 32, hex);
     if (j->r.sha256[0] && strcmp(hex, j->r.sha256))
-        return fail(j, "bad_sha256", "the body's SHA-256 is %s; expected %s", hex, j->r.sha256);
+        return fail(j, "bad_sha256", "the image's SHA-256 is %s; expected %s", hex, j->r.sha256);
     aloft_md5_final(&j->md5c, h);
     aloft_agent_hex(h, 16, hex);
     if (j->md5[0] && strcmp(hex, j->md5))
         return fail(j, "bad_md5", "the body's MD5 is %s; x-MD5 says %s", hex, j->md5);
     publish(a, j, ALOFT_PHASE_VERIFYING);
-    int rc = j->r.frontend ? www_check(a, j->slot) : aloft_update_end(&j->u);
+    rc = j->r.frontend ? www_check(a, j->slot) : j->delta ? 0 : aloft_update_end(u);
     const char *code = NULL;
     if (rc == 0)
-        rc = aloft_agent_sig_check(a, j->slot->offset, (uint32_t)j->done, j->r.frontend ? NULL : &j->u.v.info, &code,
+        rc = aloft_agent_sig_check(a, j->slot->offset, (uint32_t)j->done, j->r.frontend ? NULL : &u->v.info, &code,
                                    j->reason, sizeof j->reason);
     if (rc == ALOFT_E_SIGNATURE && code) {
         snprintf(j->code, sizeof j->code, "%s", code);
@@ -622,7 +698,7 @@ static int complete(struct aloft_agent *a, struct aloft_pull *j)
         /* pending before the switch: power lost right after it still
          * leaves an outcome to report (the outcome sees whether it happened) */
         rc = j->r.frontend ? aloft_agent_put(a, "www/slot", j->slot == a->www[1] ? "1" : "0")
-                           : aloft_update_set_boot(&j->u);
+                           : aloft_update_set_boot(u);
         if (rc)
             aloft_agent_put(a, "pull/pending", NULL);
     }
@@ -633,8 +709,8 @@ static int complete(struct aloft_agent *a, struct aloft_pull *j)
     if (j->r.frontend && (j->r.version[0] || j->r.sha256[0])) /* what a check names as its frontend */
         aloft_agent_put(a, "pull/www", j->r.version[0] ? j->r.version : j->r.sha256);
     clear_job(a);
-    aloft_agent_log(a, "pull: %llu bytes verified into %s%s%s; restarting", (unsigned long long)j->done,
-                    j->slot->label, j->r.version[0] ? ", version " : "", j->r.version);
+    aloft_agent_log(a, "pull: %llu bytes%s verified into %s%s%s; restarting", (unsigned long long)j->done,
+                    j->delta ? " of patch" : "", j->slot->label, j->r.version[0] ? ", version " : "", j->r.version);
     publish(a, j, ALOFT_PHASE_RESTARTING);
     j->end = ALOFT_PULL_INSTALLED;
     aloft_agent_restart(a); /* busy stays: nothing else starts now */
@@ -642,6 +718,37 @@ static int complete(struct aloft_agent *a, struct aloft_pull *j)
 }
 
 enum verdict { COMPLETE, FAILED, NOTHING, RETRY };
+
+/* Did the attempt that ended bring something a retry keeps: bytes, or for
+ * a patch a checkpoint further on? */
+static bool progressed(struct aloft_agent *a, struct aloft_pull *j)
+{
+    if (!j->delta)
+        return j->done > j->before;
+    uint32_t ck, out;
+    aloft_delta_checkpoint(&a->delta->d, &ck, &out);
+    bool on = ck > j->ck;
+    j->ck = ck;
+    return on;
+}
+
+/* A patch whose download dropped goes on from the decoder's last
+ * checkpoint (its header again, then Range from there; the bytes in the
+ * slot are verified again), else from its start. */
+static void resume_patch(struct aloft_agent *a, struct aloft_pull *j)
+{
+    uint32_t ck, out;
+    aloft_delta_checkpoint(&a->delta->d, &ck, &out);
+    if (ck && j->etag[0]) {
+        aloft_delta_update_resume(a->delta, a->boot, j->slot, ck, out);
+        if (aloft_delta_update_write(a->delta, a->delta_ck_header, ALOFT_DELTA_HEADER_BYTES) == 0) {
+            j->done = ck;
+            j->md5[0] = 0; /* the body's digest misses what is not sent again; the result's is checked */
+            return;
+        }
+    }
+    start_over(a, j);
+}
 
 /* What a transfer that ended means (aloft-node's download loop). */
 static enum verdict judge(struct aloft_agent *a, struct aloft_pull *j, enum aloft_net result, const char *err)
@@ -675,7 +782,7 @@ static enum verdict judge(struct aloft_agent *a, struct aloft_pull *j, enum alof
         fail(j, code, "%s answered %d", j->url, st);
     if (j->code[0])
         return FAILED;
-    j->stalls = j->restart ? j->stalls : j->done > j->before ? 0 : j->stalls + 1;
+    j->stalls = j->restart ? j->stalls : progressed(a, j) ? 0 : j->stalls + 1;
     if (j->stalls < ALOFT_PULL_MAX_STALLS)
         return RETRY;
     if (http_error)
@@ -727,6 +834,8 @@ void aloft_pull_done(struct aloft_agent *a, struct aloft_pull *j, enum aloft_net
                         (unsigned long long)j->done, (unsigned long long)j->total, err);
         j->delay_ms = j->stalls ? 250u << (j->stalls - 1 < 4 ? j->stalls - 1 : 4) : 100u;
         snprintf(j->url, sizeof j->url, "%s", j->r.url);
+        if (j->delta)
+            resume_patch(a, j);
         break;
     }
 }

@@ -16,6 +16,11 @@ static int refuse(char *why, size_t why_len, const char *fmt, const char *arg)
     return ALOFT_E_SYNTAX;
 }
 
+static bool web_url(const char *u)
+{
+    return !strncmp(u, "http://", 7) || !strncmp(u, "https://", 8);
+}
+
 /* An optional string member into dst; ALOFT_E_SYNTAX (with why) when it is
  * not a string or too long. */
 static int opt_str(const char *json, size_t len, const char *key, char *dst, size_t cap, char *why, size_t why_len)
@@ -47,7 +52,7 @@ int aloft_trigger_parse(const char *json, size_t len, struct aloft_pull_req *r, 
         snprintf(why, why_len, "\"url\" is longer than %u characters", (unsigned)sizeof r->url - 1);
         return ALOFT_E_SYNTAX;
     }
-    if (strncmp(r->url, "http://", 7) && strncmp(r->url, "https://", 8))
+    if (!web_url(r->url))
         return refuse(why, why_len, "%s", "\"url\" must be an http:// or https:// URL");
     int rc = opt_str(json, len, "version", r->version, sizeof r->version, why, why_len);
     if (!rc)
@@ -56,8 +61,16 @@ int aloft_trigger_parse(const char *json, size_t len, struct aloft_pull_req *r, 
         rc = opt_str(json, len, "token", r->token, sizeof r->token, why, why_len);
     if (!rc)
         rc = opt_str(json, len, "id", r->trigger, sizeof r->trigger, why, why_len);
+    if (!rc)
+        rc = opt_str(json, len, "delta_url", r->delta_url, sizeof r->delta_url, why, why_len);
+    if (!rc)
+        rc = opt_str(json, len, "delta_base", r->delta_base, sizeof r->delta_base, why, why_len);
     if (rc)
         return rc;
+    if ((r->delta_url[0] || r->delta_base[0]) && (!web_url(r->delta_url) || !aloft_agent_is_hex(r->delta_base, 64)))
+        return refuse(why, why_len, "%s",
+                      "\"delta_url\" (an http(s) URL) and \"delta_base\" (64 hex digits) go together");
+    aloft_agent_lower(r->delta_base);
     if (r->sha256[0] && !aloft_agent_is_hex(r->sha256, 64))
         return refuse(why, why_len, "%s", "\"sha256\" must be 64 hex digits");
     aloft_agent_lower(r->sha256); /* compared in lower case */

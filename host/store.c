@@ -463,6 +463,17 @@ int aloft_store_transaction(struct aloft_store *s, aloft_store_tx_body body, voi
     return s->pg ? aloft_store_pg_transaction(s->pg, body, ctx) : aloft_store_sqlite_transaction(s->sqlite, body, ctx);
 }
 
+int aloft_store_tx_exec(struct aloft_store_tx *t, enum aloft_store_query id, aloft_store_row_cb cb, void *ctx,
+                        int64_t *changed, const char *types, ...)
+{
+    va_list ap;
+    va_start(ap, types);
+    int rc = t->pg ? aloft_store_pg_tx_vexec(t, id, cb, ctx, changed, types, ap)
+                   : aloft_store_sqlite_tx_vexec(t, id, cb, ctx, changed, types, ap);
+    va_end(ap);
+    return rc;
+}
+
 struct aloft_store_rollout_state *aloft_store_rollout_state(struct aloft_store *s)
 {
     return s->ro;

@@ -161,6 +161,30 @@ int aloft_store_file_read(struct aloft_store *s, const char *sha256, uint64_t si
 typedef int (*aloft_store_file_cb)(void *ctx, const char *sha256, uint64_t size);
 int aloft_store_files_unshared(struct aloft_store *s, aloft_store_file_cb cb, void *ctx);
 
+/* A delta patch between two firmware images (aloftd makes them in the
+ * background, aloftd/deltas.c). */
+struct aloft_store_delta {
+    char base[65];      /* SHA-256 of the image a device runs */
+    char target[65];    /* SHA-256 of the image it is offered */
+    bool worth;         /* false: the patch is 80 % of the image or more; the image is sent */
+    char sha256[65];    /* the patch file's (firmware/<sha256>.bin), "" when not worth it */
+    char md5[33];       /* the patch file's, "" when not worth it */
+    uint64_t size;      /* the patch's bytes */
+    uint64_t target_size;
+    int64_t created_at;
+};
+/* The patch from base to target: 0 or ALOFT_E_NOTFOUND (not made yet). */
+int aloft_store_delta_get(struct aloft_store *s, const char *base, const char *target, struct aloft_store_delta *d);
+/* Record what came of making a patch, with its file's row when it is worth
+ * sending (its bytes are stored already, as a release's are), in one
+ * transaction. A pair recorded already (another instance made it) stays. */
+int aloft_store_delta_add(struct aloft_store *s, const struct aloft_store_delta *d);
+/* The patches made to target, oldest first. */
+typedef int (*aloft_store_delta_cb)(void *ctx, const struct aloft_store_delta *d);
+int aloft_store_deltas(struct aloft_store *s, const char *target, aloft_store_delta_cb cb, void *ctx);
+/* Is the image sha256 a firmware release of platform? */
+int aloft_store_release_has(struct aloft_store *s, const char *platform, const char *sha256, bool *has);
+
 /* Record a check-in: insert the device or update it (first_seen and the
  * check-in count carry over). first_seen, last_seen and checkins of d are
  * ignored; now is the time of the check-in. Queued, never blocking on the

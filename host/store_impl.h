@@ -105,6 +105,10 @@ enum aloft_store_query {
     Q_EVENT_CHECKIN,
     Q_EVENT_ADD,
     Q_DEVICE_EVENTS,
+    Q_DELTA_GET,
+    Q_DELTAS_TO,
+    Q_DELTA_ADD,
+    Q_RELEASE_HAS_SHA,
     Q_SCHEMA_VERSION,
     Q_WHITELIST_CHECK,
     Q_WHITELIST_ENABLED,
@@ -149,8 +153,11 @@ int aloft_store_exec(struct aloft_store *s, enum aloft_store_query id, aloft_sto
                      int64_t *changed, const char *types, ...);
 int aloft_store_exec_sql(struct aloft_store *s, const char *sql, aloft_store_row_cb cb, void *ctx, int n,
                          const char *const *values);
-/* A transaction of the open backend (see struct aloft_store_tx). */
+/* A transaction of the open backend (see struct aloft_store_tx), and a
+ * query inside one (as aloft_store_exec). */
 int aloft_store_transaction(struct aloft_store *s, aloft_store_tx_body body, void *ctx);
+int aloft_store_tx_exec(struct aloft_store_tx *t, enum aloft_store_query id, aloft_store_row_cb cb, void *ctx,
+                        int64_t *changed, const char *types, ...);
 /* A report from the nine columns of a row that starts at c (mac, version,
  * result, reason, partition, state, reset_reason, reported_at, reports). */
 void aloft_store_report_cols(const char *const *c, struct aloft_store_report *r);

@@ -319,17 +319,6 @@ static int outcome_index(const char *result)
     return -1;
 }
 
-static int tx_exec(struct aloft_store_tx *t, enum aloft_store_query id, aloft_store_row_cb cb, void *ctx,
-                   int64_t *changed, const char *types, ...)
-{
-    va_list ap;
-    va_start(ap, types);
-    int rc = t->pg ? aloft_store_pg_tx_vexec(t, id, cb, ctx, changed, types, ap)
-                   : aloft_store_sqlite_tx_vexec(t, id, cb, ctx, changed, types, ap);
-    va_end(ap);
-    return rc;
-}
-
 struct offer {
     int64_t id, stage;
     const char *mac;
@@ -339,9 +328,9 @@ static int offer_body(void *ctx, struct aloft_store_tx *t)
 {
     const struct offer *o = ctx;
     int64_t n = 0;
-    int rc = tx_exec(t, Q_ROLLOUT_OFFERED, NULL, NULL, &n, "isii", o->id, o->mac, (int64_t)time(NULL), o->stage);
+    int rc = aloft_store_tx_exec(t, Q_ROLLOUT_OFFERED, NULL, NULL, &n, "isii", o->id, o->mac, (int64_t)time(NULL), o->stage);
     if (rc == 0 && n) /* the first offer */
-        rc = tx_exec(t, Q_ROLLOUT_STAGE_OFFERED, NULL, NULL, NULL, "ii", o->id, o->stage);
+        rc = aloft_store_tx_exec(t, Q_ROLLOUT_STAGE_OFFERED, NULL, NULL, NULL, "ii", o->id, o->stage);
     return rc;
 }
 
@@ -385,14 +374,14 @@ static int outcome_body(void *ctx, struct aloft_store_tx *t)
     o->counted = false;
     for (int tries = 0; tries < 10; tries++) {
         struct offered_device d = {false, 0, ""};
-        int rc = tx_exec(t, Q_ROLLOUT_DEVICE, read_offered_device, &d, NULL, "is", o->id, o->mac);
+        int rc = aloft_store_tx_exec(t, Q_ROLLOUT_DEVICE, read_offered_device, &d, NULL, "is", o->id, o->mac);
         if (rc || !d.found)
             return rc;
         o->counted = true;
         if (!strcmp(d.result, o->result))
             return 0;
         int64_t n = 0;
-        rc = tx_exec(t, Q_ROLLOUT_RESULT, NULL, NULL, &n, "siss", o->result, o->id, o->mac, d.result);
+        rc = aloft_store_tx_exec(t, Q_ROLLOUT_RESULT, NULL, NULL, &n, "siss", o->result, o->id, o->mac, d.result);
         if (rc)
             return rc;
         if (!n) /* another transaction changed it first (PostgreSQL): read it again */
@@ -403,7 +392,7 @@ static int outcome_body(void *ctx, struct aloft_store_tx *t)
             delta[was]--;
         if (now >= 0)
             delta[now]++;
-        return tx_exec(t, Q_ROLLOUT_STAGE_MOVE, NULL, NULL, NULL, "iiiiii", delta[0], delta[1], delta[2], delta[3],
+        return aloft_store_tx_exec(t, Q_ROLLOUT_STAGE_MOVE, NULL, NULL, NULL, "iiiiii", delta[0], delta[1], delta[2], delta[3],
                        o->id, d.stage);
     }
     snprintf(aloft_store_last_error, sizeof aloft_store_last_error,
@@ -484,11 +473,11 @@ static int settle_body(void *ctx, struct aloft_store_tx *t)
 {
     struct settle *x = ctx;
     x->stage = -1;
-    int rc = tx_exec(t, Q_ROLLOUT_SETTLE, read_stage, &x->stage, NULL, "sis",
+    int rc = aloft_store_tx_exec(t, Q_ROLLOUT_SETTLE, read_stage, &x->stage, NULL, "sis",
                      x->on_release ? "updated" : "old_version", x->id, x->mac);
     if (rc || x->stage < 0 || x->stage >= ALOFT_STORE_STAGES_MAX)
         return rc;
-    return tx_exec(t, Q_ROLLOUT_STAGE_MOVE, read_stage_counts, &x->counts, NULL, "iiiiii",
+    return aloft_store_tx_exec(t, Q_ROLLOUT_STAGE_MOVE, read_stage_counts, &x->counts, NULL, "iiiiii",
                    (int64_t)x->on_release, (int64_t)0, (int64_t)0, (int64_t)!x->on_release, x->id, x->stage);
 }
 
@@ -509,9 +498,9 @@ static int settle_batch_body(void *ctx, struct aloft_store_tx *t)
             rc = offer_body(&o, t);
         } else {
             int64_t stage = -1;
-            rc = tx_exec(t, Q_ROLLOUT_SETTLE, read_stage, &stage, NULL, "sis", "updated", it->rollout, it->mac);
+            rc = aloft_store_tx_exec(t, Q_ROLLOUT_SETTLE, read_stage, &stage, NULL, "sis", "updated", it->rollout, it->mac);
             if (rc == 0 && stage >= 0)
-                rc = tx_exec(t, Q_ROLLOUT_STAGE_MOVE, NULL, NULL, NULL, "iiiiii", (int64_t)1, (int64_t)0,
+                rc = aloft_store_tx_exec(t, Q_ROLLOUT_STAGE_MOVE, NULL, NULL, NULL, "iiiiii", (int64_t)1, (int64_t)0,
                              (int64_t)0, (int64_t)0, it->rollout, stage);
         }
         if (rc)

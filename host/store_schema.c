@@ -182,6 +182,22 @@ const char *const aloft_store_migrations[] = {
     "  detail TEXT NOT NULL,"      /* the answer's reason; a report's result and reason */
     "  PRIMARY KEY (mac, slot)"
     ");",
+    /* 10: delta patches between firmware images, made by aloftd in the
+     * background: one row per (base, target) pair of SHA-256s, with what
+     * came of it. A patch worth sending is a stored file like a release's
+     * (a blobs row, its bytes in blob_chunks on PostgreSQL); one that is
+     * not is remembered so that it is not made again. */
+    "CREATE TABLE deltas ("
+    "  base TEXT NOT NULL,"        /* the image a device runs */
+    "  target TEXT NOT NULL,"      /* the image it is offered */
+    "  worth INTEGER NOT NULL,"    /* 0: the patch is 80 % of the image or more: the image is sent */
+    "  sha256 TEXT NOT NULL,"      /* the patch file's ('' when not worth it) */
+    "  size BIGINT NOT NULL,"      /* the patch's bytes */
+    "  target_size BIGINT NOT NULL,"
+    "  created_at BIGINT NOT NULL,"
+    "  PRIMARY KEY (base, target)"
+    ");"
+    "CREATE INDEX deltas_by_target ON deltas (target);",
 };
 
 const size_t aloft_store_migration_count = sizeof aloft_store_migrations / sizeof aloft_store_migrations[0];
@@ -201,6 +217,9 @@ const char aloft_store_migrations_table[] =
 #define RELEASE_COLS                                                                                          \
     "p.name, r.kind, r.version, r.sha256, b.md5, b.size, r.secure_version, r.chip, r.project, r.idf_ver, " \
     "r.uploaded_at, r.seq, r.signer FROM releases r JOIN blobs b ON b.sha256 = r.sha256 JOIN platforms p ON p.name_key = r.platform"
+#define DELTA_COLS                                                                                         \
+    "d.base, d.target, d.worth, d.sha256, COALESCE(b.md5, ''), d.size, d.target_size, d.created_at "     \
+    "FROM deltas d LEFT JOIN blobs b ON b.sha256 = d.sha256"
 #define DEVICE_COLS                                                                                               \
     "d.mac, p.name, d.version, d.ip, d.free_space, d.sketch_size, d.sdk_version, d.mode, d.first_seen, d.last_seen, " \
     "d.checkins, d.last_status, d.last_reason FROM devices d JOIN platforms p ON p.name_key = d.platform"
@@ -275,6 +294,11 @@ const char *const aloft_store_sql[Q_COUNT] = {
     [Q_EVENT_ADD] = EVENT_INSERT "WHERE 1 = 1" EVENT_UPSERT,
     [Q_DEVICE_EVENTS] = "SELECT seq, at, kind, version, status, detail FROM device_events WHERE mac = ? "
                         "ORDER BY seq DESC",
+    [Q_DELTA_GET] = "SELECT " DELTA_COLS " WHERE d.base = ? AND d.target = ?",
+    [Q_DELTAS_TO] = "SELECT " DELTA_COLS " WHERE d.target = ? ORDER BY d.created_at, d.base",
+    [Q_DELTA_ADD] = "INSERT INTO deltas (base, target, worth, sha256, size, target_size, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (base, target) DO NOTHING",
+    [Q_RELEASE_HAS_SHA] = "SELECT COUNT(*) FROM releases WHERE platform = ? AND kind = 'firmware' AND sha256 = ?",
     [Q_SCHEMA_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
     [Q_WHITELIST_CHECK] = "SELECT COALESCE((SELECT w.enabled FROM whitelists w WHERE w.platform = ?), 0), "
                           "(SELECT COUNT(*) FROM whitelist_macs m WHERE m.platform = ? AND m.mac = ?)",

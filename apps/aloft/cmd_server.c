@@ -35,6 +35,8 @@ static const struct {
                 "  aloft server upload build/www.bin --frontend --platform hello-aloft --version 2.0\n"},
     [RELEASES] = {"releases", "[PLATFORM [--frontend]]",
                   "A platform's release history, newest upload first; * marks the current one.\n"
+                  "Under each firmware release, the delta patches the server made to it for\n"
+                  "devices on an earlier one (their size and URL, or that one was not worth it).\n"
                   "Without PLATFORM: every platform with its chip, current release and counts.",
                   "  --frontend         the platform's frontend releases instead of its firmware\n",
                   "  aloft server releases\n"
@@ -305,11 +307,24 @@ static void print_releases(const cJSON *reply)
     const cJSON *all = cJSON_GetObjectItemCaseSensitive(reply, "releases"), *r;
     int vw = width(all, "version", 16);
     printf("  %-*s %10s  %-20s  %-17s  %s\n", vw, "VERSION", "SIZE", "UPLOADED", "SHA-256", "SIGNED BY");
-    cJSON_ArrayForEach(r, all)
+    cJSON_ArrayForEach(r, all) {
         printf("%c %-*s %10.0f  %-20s  %.16s…  %.16s%s\n",
                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "current")) ? '*' : ' ', vw, str(r, "version"),
                num(r, "size"), str(r, "uploaded_at"), str(r, "sha256"), str(r, "signer"),
                cJSON_IsString(cJSON_GetObjectItemCaseSensitive(r, "signer")) ? "…" : "");
+        const cJSON *d; /* the delta patches the server made to it */
+        cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(r, "deltas")) {
+            /* the release it is from, else the image's SHA-256 (no longer a release) */
+            bool named = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(d, "base_version"));
+            const char *from = named ? str(d, "base_version") : str(d, "base"), *more = named ? "" : "…";
+            if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "worth")))
+                printf("    delta from %.16s%s: %.0f bytes, %.1f %% of the image, %s\n", from, more, num(d, "size"),
+                       num(d, "percent"), str(d, "url"));
+            else
+                printf("    delta from %.16s%s: not worth it (%.1f %% of the image): the image is sent\n", from, more,
+                       num(d, "percent"));
+        }
+    }
 }
 
 static void print_devices(const cJSON *reply)

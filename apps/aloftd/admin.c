@@ -311,6 +311,42 @@ static int add_release(void *ctx, const struct aloft_store_release *r)
     return 0;
 }
 
+static const char *json_str(const cJSON *j, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+struct patch_list {
+    cJSON *array;          /* of the release */
+    const cJSON *releases; /* the list, to name each base by its version */
+};
+
+/* A patch made to a release: from which release, its size, what it saves
+ * (a patch not worth sending saves nothing: the image is sent). */
+static int add_patch(void *ctx, const struct aloft_store_delta *dl)
+{
+    struct patch_list *pl = ctx;
+    const cJSON *r, *from = NULL;
+    cJSON_ArrayForEach(r, pl->releases)
+        if (!strcmp(json_str(r, "sha256"), dl->base))
+            from = r;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "base", dl->base);
+    add_string_or_null(j, "base_version", from ? json_str(from, "version") : "");
+    cJSON_AddBoolToObject(j, "worth", dl->worth);
+    cJSON_AddNumberToObject(j, "size", (double)dl->size);
+    cJSON_AddNumberToObject(j, "percent", dl->target_size ? (double)(dl->size * 1000 / dl->target_size) / 10 : 0);
+    if (dl->worth) {
+        char url[80];
+        snprintf(url, sizeof url, "/firmware/%s.bin", dl->sha256);
+        cJSON_AddStringToObject(j, "url", url);
+    }
+    add_time(j, "created_at", dl->created_at);
+    cJSON_AddItemToArray(pl->array, j);
+    return 0;
+}
+
 /* kind from the query or a JSON body ("firmware" when absent). -1: bad. */
 static int parse_kind(const char *s)
 {
@@ -328,7 +364,15 @@ static enum MHD_Result releases(struct aloftd *d, struct MHD_Connection *c, cons
     add_string_or_null(j, "current", p->current[kind]);
     add_string_or_null(j, "pinned", p->pinned[kind]);
     struct release_list l = {cJSON_AddArrayToObject(j, "releases"), p->current[kind]};
-    return reply_list(c, j, aloft_store_releases(d->store, p->name, (enum aloft_store_kind)kind, add_release, &l));
+    int rc = aloft_store_releases(d->store, p->name, (enum aloft_store_kind)kind, add_release, &l);
+    /* then each firmware's patches (a query of its own: not inside the list's) */
+    cJSON *r;
+    cJSON_ArrayForEach(r, l.array)
+        if (!rc && kind == ALOFT_STORE_FIRMWARE) {
+            struct patch_list pl = {cJSON_AddArrayToObject(r, "deltas"), l.array};
+            rc = aloft_store_deltas(d->store, json_str(r, "sha256"), add_patch, &pl);
+        }
+    return reply_list(c, j, rc);
 }
 
 static enum MHD_Result pin(struct aloftd *d, struct MHD_Connection *c, const struct aloft_store_platform *p,

@@ -112,6 +112,20 @@ enum MHD_Result aloftd_download(struct aloftd *d, struct MHD_Connection *c, cons
 void aloftd_download_stop(void);
 enum MHD_Result aloftd_send_release(struct aloftd *d, struct MHD_Connection *c, const struct aloft_store_release *r,
                                     unsigned *status);
+/* /update's 200 with the patch p from the device's image to r's instead:
+ * Content-Type application/x-aloft-delta (PROTOCOLS.md §2). */
+enum MHD_Result aloftd_send_patch(struct aloftd *d, struct MHD_Connection *c, const struct aloft_store_release *r,
+                                  const struct aloft_store_delta *p, unsigned *status);
+
+/* deltas.c: delta patches made in the background, one worker thread.
+ * start/stop: with the HTTP server. want: the patch from base (SHA-256 of
+ * the image a device runs) to target is wanted; queued unless it is
+ * queued or being made already, or the queue is full (the image is sent
+ * meanwhile either way). The worker makes it only when base is a firmware
+ * release of the platform. */
+int aloftd_deltas_start(struct aloftd *d);
+void aloftd_deltas_stop(void);
+void aloftd_deltas_want(const char *platform, const char *base, const struct aloft_store_release *target);
 
 /* "<dir>/<sha256>.bin" into out. */
 void aloftd_blob_path(const struct aloftd *d, const char *sha256, char *out, size_t cap);
@@ -234,6 +248,10 @@ void aloftd_metrics_checkin(unsigned status);
 void aloftd_metrics_download(uint64_t bytes);
 void aloftd_metrics_report(const char *result);
 void aloftd_metrics_rollout_event(void);
+/* deltas.c made a patch (worth sending or not); download.c sent one, saving
+ * saved bytes against the image. */
+void aloftd_metrics_patch_made(bool worth);
+void aloftd_metrics_patch_sent(uint64_t saved);
 /* Is the request this thread is answering a HEAD (no body is sent)? */
 extern _Thread_local bool aloftd_head_request;
 

@@ -21,7 +21,11 @@
  * A check-in of a device the rollout was offered to is that device's
  * success or failure, before anything is decided (rollout.c).
  * What the decision needs of the database comes from the store's cache of
- * it (aloft_store_update_view), so a 304 touches the database not at all. */
+ * it (aloft_store_update_view), so a 304 touches the database not at all.
+ * A device that takes delta patches names the image it runs in
+ * X-Aloft-Delta: <sha256>; its 200 is the patch from that image when one
+ * worth sending was made (deltas.c), else the image, and the patch is
+ * asked for. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -167,6 +171,27 @@ static int frontend_decision(const struct aloft_store_release *cur, const char *
     return 0;
 }
 
+/* The release to a device running the image base: the patch from it when
+ * one worth sending exists (why then says so), else the image (and the
+ * patch is asked for). */
+static enum MHD_Result send_firmware(struct aloftd *d, struct MHD_Connection *c, const char *platform,
+                                     const char *base, const struct aloft_store_release *cur, unsigned *status,
+                                     char *why, size_t cap)
+{
+    struct aloft_store_delta p;
+    int rc = aloft_store_delta_get(d->store, base, cur->sha256, &p);
+    if (rc == 0 && p.worth && p.size < cur->size) {
+        size_t len = strlen(why);
+        snprintf(why + len, cap - len, " as a delta patch of %llu bytes", (unsigned long long)p.size);
+        return aloftd_send_patch(d, c, cur, &p, status);
+    }
+    if (rc == ALOFT_E_NOTFOUND)
+        aloftd_deltas_want(platform, base, cur);
+    else if (rc)
+        aloftd_log("delta: cannot look the patch up: %s; the image is sent", aloft_store_error());
+    return aloftd_send_release(d, c, cur, status);
+}
+
 enum MHD_Result aloftd_update(struct aloftd *d, struct MHD_Connection *c)
 {
     const char *dev = aloftd_arg(c, "dev"), *ver = aloftd_arg(c, "ver");
@@ -186,6 +211,17 @@ enum MHD_Result aloftd_update(struct aloftd *d, struct MHD_Connection *c)
     const char *mac = esp_header(c, "STA-MAC");
     if (mac && !parse_mac(mac, dv.mac))
         return aloftd_reply_error(c, 400, "bad_header", "x-ESP32-STA-MAC must look like AA:BB:CC:DD:EE:FF");
+    /* the image a device that takes patches runs: 64 hex digits */
+    char base[65] = "";
+    const char *delta = aloftd_header(c, "X-Aloft-Delta");
+    if (delta) {
+        for (size_t i = 0; i < 64 && delta[i]; i++)
+            base[i] = (char)(delta[i] >= 'A' && delta[i] <= 'F' ? delta[i] - 'A' + 'a' : delta[i]);
+        base[64] = 0;
+        if (strlen(delta) != 64 || strspn(base, "0123456789abcdef") != 64)
+            return aloftd_reply_error(c, 400, "bad_header",
+                                      "X-Aloft-Delta must be the SHA-256 of the running image: 64 hex digits");
+    }
     dv.free_space = parse_count(esp_header(c, "free-space"));
     dv.sketch_size = parse_count(esp_header(c, "sketch-size"));
     if (dv.free_space == -2 || dv.sketch_size == -2)
@@ -264,7 +300,9 @@ enum MHD_Result aloftd_update(struct aloftd *d, struct MHD_Connection *c)
         status = 304;
         ret = not_modified(c, why, rollout_note);
     } else {
-        ret = aloftd_send_release(d, c, &cur, &status);
+        ret = base[0] && kind == ALOFT_STORE_FIRMWARE && strcmp(base, cur.sha256)
+                  ? send_firmware(d, c, view.p.name, base, &cur, &status, why, sizeof why)
+                  : aloftd_send_release(d, c, &cur, &status);
         if (status == 200 && in_stage && dv.mac[0] &&
             aloft_store_rollout_offered(d->store, view.ro.id, view.ro.stage, dv.mac))
             aloftd_log("rollout %lld: offer to %s not recorded: %s", (long long)view.ro.id, dv.mac,

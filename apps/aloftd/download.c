@@ -73,11 +73,11 @@ static int open_blob(struct aloftd *d, struct MHD_Connection *c, const char *sha
     return -1;
 }
 
-static void common_headers(struct MHD_Response *r, const char *sha256)
+static void common_headers(struct MHD_Response *r, const char *sha256, const char *type)
 {
     char etag[70];
     snprintf(etag, sizeof etag, "\"%s\"", sha256);
-    MHD_add_response_header(r, "Content-Type", "application/octet-stream");
+    MHD_add_response_header(r, "Content-Type", type);
     MHD_add_response_header(r, "ETag", etag);
     MHD_add_response_header(r, "Accept-Ranges", "bytes");
 }
@@ -267,41 +267,69 @@ static struct MHD_Response *whole_file(const struct aloftd *d, int fd, uint64_t 
 
 /* /update's 200: the whole file, as a download is sent (mapped, one send
  * for header and body) and kept like one, with HTTPUpdate's headers: one
- * response per release, shared by every device offered it. */
-enum MHD_Result aloftd_send_release(struct aloftd *d, struct MHD_Connection *c, const struct aloft_store_release *r,
-                                    unsigned *status)
+ * response per release (and per patch to it), shared by every device
+ * offered it. p: the patch from the device's image to r's, sent instead. */
+static enum MHD_Result send_update(struct aloftd *d, struct MHD_Connection *c, const struct aloft_store_release *r,
+                                   const struct aloft_store_delta *p, unsigned *status)
 {
+    const char *sha = p ? p->sha256 : r->sha256;
+    uint64_t size = p ? p->size : r->size, saved = p ? r->size - p->size : 0;
     char key[200];
-    snprintf(key, sizeof key, "%s %s %s", r->sha256, r->platform, r->version);
+    snprintf(key, sizeof key, "%s %s %s", sha, r->platform, r->version);
     enum MHD_Result ret;
     *status = 200;
     if (cache_queue(c, key, &ret)) {
-        if (ret == MHD_YES && !aloftd_head_request)
-            aloftd_metrics_download(r->size);
+        if (ret == MHD_YES && !aloftd_head_request) {
+            aloftd_metrics_download(size);
+            if (p)
+                aloftd_metrics_patch_sent(saved);
+        }
         return ret;
     }
-    int fd = open_blob(d, c, r->sha256, r->size, status, &ret);
+    int fd = open_blob(d, c, sha, size, status, &ret);
     if (fd < 0)
         return ret;
-    struct MHD_Response *resp = whole_file(d, fd, r->size);
+    struct MHD_Response *resp = whole_file(d, fd, size);
     if (!resp) {
         close(fd);
         return MHD_NO;
     }
-    char platform[40], version[80], disposition[160];
+    char platform[40], version[80], disposition[160], num[24];
     safe_name(r->platform, platform, sizeof platform);
     safe_name(r->version, version, sizeof version);
-    snprintf(disposition, sizeof disposition, "attachment; filename=\"%s-%s.bin\"", platform, version);
-    common_headers(resp, r->sha256);
-    MHD_add_response_header(resp, "x-MD5", r->md5); /* HTTPUpdate checks the body against it */
+    snprintf(disposition, sizeof disposition, "attachment; filename=\"%s-%s.%s\"", platform, version,
+             p ? "delta" : "bin");
+    common_headers(resp, sha, p ? "application/x-aloft-delta" : "application/octet-stream");
+    MHD_add_response_header(resp, "x-MD5", p ? p->md5 : r->md5); /* HTTPUpdate checks the body against it */
     MHD_add_response_header(resp, "Content-Disposition", disposition);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     MHD_add_response_header(resp, "X-Aloft-Version", r->version);
+    if (p) { /* what the patch makes, and from what */
+        MHD_add_response_header(resp, "X-Aloft-Delta-Base", p->base);
+        MHD_add_response_header(resp, "X-Aloft-Image-SHA256", r->sha256);
+        snprintf(num, sizeof num, "%llu", (unsigned long long)r->size);
+        MHD_add_response_header(resp, "X-Aloft-Image-Size", num);
+    }
     ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
-    if (ret == MHD_YES && !aloftd_head_request)
-        aloftd_metrics_download(r->size);
-    cache_put(key, r->size, resp);
+    if (ret == MHD_YES && !aloftd_head_request) {
+        aloftd_metrics_download(size);
+        if (p)
+            aloftd_metrics_patch_sent(saved);
+    }
+    cache_put(key, size, resp);
     return ret;
+}
+
+enum MHD_Result aloftd_send_release(struct aloftd *d, struct MHD_Connection *c, const struct aloft_store_release *r,
+                                    unsigned *status)
+{
+    return send_update(d, c, r, NULL, status);
+}
+
+enum MHD_Result aloftd_send_patch(struct aloftd *d, struct MHD_Connection *c, const struct aloft_store_release *r,
+                                  const struct aloft_store_delta *p, unsigned *status)
+{
+    return send_update(d, c, r, p, status);
 }
 
 void aloftd_download_stop(void)
@@ -379,7 +407,7 @@ enum MHD_Result aloftd_download(struct aloftd *d, struct MHD_Connection *c, cons
         close(fd);
         return MHD_NO;
     }
-    common_headers(r, sha);
+    common_headers(r, sha, "application/octet-stream");
     MHD_add_response_header(r, "Cache-Control", "public, max-age=31536000, immutable");
     if (kind == RANGE_OK) {
         char cr[80];

@@ -114,6 +114,10 @@ static const char usage[] =
     "  GET|POST /api/platforms/P/checkins {\"settle\": false}   check-ins, which no device signs,\n"
     "       no longer settle a device in a rollout: only signed reports do (default true)\n"
     "  GET  /metrics                               Prometheus text format\n"
+    "Devices check in as Arduino's HTTPUpdate does, without a token:\n"
+    "  GET  /update?dev=P&ver=V                  200 the release's image, 304 nothing to do; with\n"
+    "       X-Aloft-Delta: SHA256 (of the device's image) a delta patch from it instead, once\n"
+    "       one worth sending is made (in the background, from an earlier release of P)\n"
     "Devices report the outcome of an update, signed with their credential (a report that\n"
     "is not is refused with 401 and never counts):\n"
     "  POST /api/devices/MAC/report?auth=HMAC {\"version\": V, \"result\": \"updated|rolled_back|failed\",\n"
@@ -467,7 +471,9 @@ int main(int argc, char **argv)
     sigaddset(&stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
+    aloftd_deltas_start(&d); /* without it devices get whole images */
     if (aloftd_http_start(&d)) {
+        aloftd_deltas_stop();
         aloft_store_close(d.store);
         return 1;
     }
@@ -475,6 +481,7 @@ int main(int argc, char **argv)
     if (aloftd_mqtt_start(&d)) {
         aloftd_mqtt_stop();
         aloftd_http_stop(&d);
+        aloftd_deltas_stop();
         aloft_store_close(d.store);
         return 2;
     }
@@ -483,6 +490,7 @@ int main(int argc, char **argv)
     aloftd_log("stopping (%s)", sig == SIGINT ? "SIGINT" : "SIGTERM");
     aloftd_http_stop(&d);
     aloftd_mqtt_stop();
+    aloftd_deltas_stop();
     aloft_store_close(d.store);
     return 0;
 }

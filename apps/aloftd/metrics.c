@@ -28,6 +28,7 @@ static const char *const endpoint_names[ALOFTD_EP_COUNT] = {
 static uint64_t requests[ALOFTD_EP_COUNT][STATUS_MAX];
 static uint64_t checkins[STATUS_MAX];
 static uint64_t downloads, bytes_sent, reports[3], rollout_events;
+static uint64_t patches_made[2], patches_sent, patch_bytes_saved; /* made: [0] not worth it, [1] worth it */
 
 static void inc(uint64_t *v, uint64_t n)
 {
@@ -60,6 +61,17 @@ void aloftd_metrics_download(uint64_t bytes)
 void aloftd_metrics_report(const char *result)
 {
     inc(&reports[!strcmp(result, "updated") ? 0 : !strcmp(result, "rolled_back") ? 1 : 2], 1);
+}
+
+void aloftd_metrics_patch_made(bool worth)
+{
+    inc(&patches_made[worth], 1);
+}
+
+void aloftd_metrics_patch_sent(uint64_t saved)
+{
+    inc(&patches_sent, 1);
+    inc(&patch_bytes_saved, saved);
 }
 
 void aloftd_metrics_rollout_event(void)
@@ -189,6 +201,19 @@ enum MHD_Result aloftd_metrics(struct aloftd *d, struct MHD_Connection *c)
         (unsigned long long)get(&downloads), (unsigned long long)get(&bytes_sent),
         (unsigned long long)get(&reports[0]), (unsigned long long)get(&reports[1]),
         (unsigned long long)get(&reports[2]), (unsigned long long)get(&rollout_events));
+    put(&o,
+        "# HELP aloft_delta_patches_made_total Delta patches this process made, by whether they were worth sending.\n"
+        "# TYPE aloft_delta_patches_made_total counter\n"
+        "aloft_delta_patches_made_total{worth=\"yes\"} %llu\n"
+        "aloft_delta_patches_made_total{worth=\"no\"} %llu\n"
+        "# HELP aloft_delta_patches_sent_total /update 200s that sent a delta patch instead of the image.\n"
+        "# TYPE aloft_delta_patches_sent_total counter\n"
+        "aloft_delta_patches_sent_total %llu\n"
+        "# HELP aloft_delta_bytes_saved_total Bytes not sent because a patch went instead of the image.\n"
+        "# TYPE aloft_delta_bytes_saved_total counter\n"
+        "aloft_delta_bytes_saved_total %llu\n",
+        (unsigned long long)get(&patches_made[1]), (unsigned long long)get(&patches_made[0]),
+        (unsigned long long)get(&patches_sent), (unsigned long long)get(&patch_bytes_saved));
     put(&o, "# HELP aloft_rollout_percent The share of the platform's devices the rollout offers its release to.\n"
             "# TYPE aloft_rollout_percent gauge\n"
             "# HELP aloft_rollout_stage Index of the rollout's current stage.\n"

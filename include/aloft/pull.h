@@ -23,6 +23,11 @@
  * kept in the settings, so a restart resumes it (aloft_pull_boot). When the
  * device trusts signing keys, a whole image not signed by one is refused
  * (unsigned, bad_signature, untrusted_key) before anything switches. A
+ * delta patch (a check's application/x-aloft-delta, a trigger's
+ * delta_url) goes through the delta decoder: the base is checked before
+ * anything is erased (wrong_base), the result through the same checks; a
+ * dropped patch download resumes from the decoder's last checkpoint (the
+ * patch's header again, then Range), and a restart abandons it. A
  * verified image is made the boot image after "pull/pending" is saved, and
  * the boot after the restart tells: updated (once confirmed) or
  * rolled_back, in the state and in a report to the update server. */
@@ -47,12 +52,19 @@ struct aloft_pull_req {
     char token[256];   /* bearer token for the download */
     char trigger[48];  /* the trigger's id, echoed in the state */
     bool frontend;     /* the www slot, not the app */
+    /* a delta patch from the image delta_base (SHA-256, lower-case hex) to
+     * this one: taken instead of url when the device runs that image and
+     * takes patches (version, sha256 and size still name the image) */
+    char delta_url[512];
+    char delta_base[65];
+    bool delta;        /* url is the patch (aloft_pull_start decided) */
 };
 
 /* Parse an ota_trigger: untrusted JSON, every field checked for type and
  * size. "url" (http:// or https://) is required; "version", "sha256" (64
  * hex digits), "size" (a positive whole number), "token", "id" (at most 47
- * characters) and "target" ("firmware" or "frontend") are optional. Returns
+ * characters), "target" ("firmware" or "frontend") and "delta_url" with
+ * "delta_base" (both or neither: an http(s) URL, 64 hex digits) are optional. Returns
  * 0, or ALOFT_E_SYNTAX with a reason in why. */
 int aloft_trigger_parse(const char *json, size_t len, struct aloft_pull_req *r, char *why, size_t why_len);
 
@@ -87,12 +99,15 @@ struct aloft_pull {
                                              * first request; then the settings' JSON */
     /* the response being read */
     int status;
-    bool validated, restart, has_range;
+    bool validated, restart, has_range, resp_delta;
     uint64_t resp_len, range_start, range_total;
     char resp_etag[80], resp_md5[40], resp_version[33];
     /* the body */
     uint64_t total, done, saved;
     bool started;                /* slot erased / update begun */
+    bool delta;                  /* the body is a delta patch (a->delta decodes it) */
+    bool vetted;                 /* a patch's result: its head was checked */
+    uint32_t ck;                 /* a patch: the decoder's checkpoint when the last attempt ended */
     unsigned stalls;
     uint64_t before;             /* done at the start of this attempt */
     uint32_t delay_ms;           /* before the next request */
@@ -120,6 +135,10 @@ int aloft_pull_start(struct aloft_agent *a, struct aloft_pull *j, const struct a
 /* Start a scheduled check (GET <server>/update?dev=…&ver=… with the
  * HTTPUpdate headers; frontend: x-ESP32-mode: spiffs). sketch_md5 and
  * sketch_sha256 are the running image's digests (aloft_pull_describe).
+ * A device that takes delta patches (cfg->delta) also sends
+ * X-Aloft-Delta: <sketch_sha256>; a 200 with Content-Type
+ * application/x-aloft-delta is then a patch from the running image,
+ * decoded into the slot.
  * A 200's body is installed like a trigger's; a 304, an error status or
  * no answer ends the job with nothing to do. Returns 0 (run it), or when
  * it cannot run now (logged): ALOFT_E_STATE (the running image waits for
@@ -133,8 +152,8 @@ int aloft_pull_check(struct aloft_agent *a, struct aloft_pull *j, bool frontend,
  * together does not ask together. */
 uint32_t aloft_pull_check_interval_ms(struct aloft_agent *a, uint32_t every_s);
 
-/* MD5 and SHA-256 of the running image, as hex, for the checks' headers.
- * Returns 0 or a flash error. */
+/* MD5 (md5 may be NULL) and SHA-256 of the running image, as hex, for the
+ * checks' headers. Returns 0 or a flash error. */
 int aloft_pull_describe(struct aloft_agent *a, char md5[33], char sha256[65]);
 
 /* At boot, after aloft_agent_start: tell the outcome of the update that

@@ -87,11 +87,13 @@ function raw(url, path, { method = 'GET', headers = {}, localAddress } = {}) {
 }
 
 // A device's check-in, as Arduino's HTTPUpdate sends it (PROTOCOLS.md §3.1),
-// from its own loopback address standing in for its LAN address.
-function checkIn(url, { mac, version, ip }) {
+// from its own loopback address standing in for its LAN address; delta: the
+// SHA-256 of its image, as a device that takes delta patches names it.
+function checkIn(url, { mac, version, ip, delta }) {
   return raw(url, `/update?dev=${PLATFORM}&ver=${version}`, {
     localAddress: ip,
     headers: {
+      ...(delta ? { 'X-Aloft-Delta': delta } : {}),
       'User-Agent': 'ESP32-http-Update',
       'x-ESP32-STA-MAC': mac,
       'x-ESP32-AP-MAC': mac,
@@ -261,7 +263,8 @@ test('admin UI: sign in, upload two releases, see devices check in live, pin, st
 
         // Three devices check in; the table shows them within its refresh.
         const devices = [
-          { mac: '24:0A:C4:00:00:01', version: OLD, ip: '127.0.0.11' },
+          { mac: '24:0A:C4:00:00:01', version: OLD, ip: '127.0.0.11',
+            delta: createHash('sha256').update(readFileSync(FW_OLD)).digest('hex') },
           { mac: '24:0A:C4:00:00:02', version: OLD, ip: '127.0.0.12' },
           { mac: '24:0A:C4:00:00:03', version: '0.6.4', ip: '127.0.0.13' },
         ];
@@ -281,6 +284,10 @@ test('admin UI: sign in, upload two releases, see devices check in live, pin, st
           assert.equal(cells[2], d.ip);
           assert.equal(cells[5], d.version === '0.6.4' ? '304 runs the current release 0.6.4' : '200 offered 0.6.4');
         }
+        // The first device named its image: the server makes the patch from it in the
+        // background (it got the image meanwhile), and the release shows the saving.
+        await waitText(page, `${releases} tr[data-version="0.6.4"] .delta`,
+                       new RegExp(`^\\s*from ${re(OLD)}:\\s*[\\d,]+ B, 1\\d(\\.\\d)? % —\\s*saves [\\d,]+ B a device`), 60000);
 
         // Pin the old release, then roll the new one out stage by stage.
         await page.click(`${releases} tr[data-version="${OLD}"] .pin-button`);

@@ -148,6 +148,8 @@ static void downgrade(void)
                       "DROP TABLE blob_chunks; DROP TABLE device_events; DROP INDEX devices_by_version; "
                       "DROP INDEX devices_by_last_seen; DROP INDEX devices_by_ip; DROP INDEX devices_by_status; "
                       "DROP INDEX devices_by_platform; CREATE INDEX devices_by_platform ON devices (platform); "
+                      /* migration 10 */
+                      "DROP TABLE deltas; "
                       "DELETE FROM schema_migrations WHERE version >= 5";
     if (aloftd_on_pg()) {
         PGconn *c = PQconnectdb(srv.db);

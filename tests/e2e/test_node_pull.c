@@ -570,6 +570,44 @@ static void test_dropped_connections_resume_with_range(void **state)
     e2e_node_stop(&n);
 }
 
+/* A delta patch (a trigger's delta_url; its url is never fetched) whose
+ * connection drops goes on from the decoder's last checkpoint: the patch's
+ * header again, then Range from a block start before the drop, never from
+ * byte 0; the node boots exactly the new image. */
+static void test_dropped_patch_resumes_at_a_checkpoint(void **state)
+{
+    (void)state;
+    const char *patch = e2e_path("pull-1-2.delta");
+    const char *mk[] = {"aloft", "delta", "make", fw1, fw2, "-o", patch, "-q", NULL};
+    assert_int_equal(aloft_test_run(NULL, mk), 0);
+    size_t plen, len1;
+    uint8_t *p = e2e_file_read(patch, &plen), *img1 = e2e_file_read(fw1, &len1);
+    struct file *f = serve_bytes("/drop.delta", p, plen);
+    f->drops[0] = plen * 40 / 100;
+    f->drops[1] = plen * 80 / 100;
+    f->ndrops = 2;
+    char sha1[65], sha2[65], json[900];
+    aloft_sha256_hex(img1, len1, sha1);
+    aloft_sha256_hex(img2, img2_len, sha2);
+    free(p);
+    free(img1);
+    struct e2e_node n;
+    start_node(&n, "patch-drops", NULL);
+    snprintf(json, sizeof json,
+             "{\"type\":\"ota_trigger\",\"url\":\"%s\",\"sha256\":\"%s\",\"size\":%zu,\"id\":\"patch-drops\","
+             "\"delta_url\":\"%s\",\"delta_base\":\"%s\"}",
+             file_url("/nowhere.bin"), sha2, img2_len, file_url("/drop.delta"), sha1);
+    trigger_ok(&n, json);
+    cJSON_Delete(wait_state(&n, "patch-drops", "updated"));
+    expect_version(&n, "2.0.0");
+    slot_holds(&n, "ota_1", img2, img2_len);
+    long long max_from = 0;
+    assert_int_equal(ranged_requests("/drop.delta", &max_from), 2);
+    assert_true(max_from > (long long)(plen * 40 / 100) && max_from < (long long)(plen * 80 / 100));
+    assert_int_equal(e2e_log_count(&n, "/nowhere.bin"), 0);
+    e2e_node_stop(&n);
+}
+
 /* Trigger a throttled download of path (len bytes) on n, kill -9 the node
  * past 400 KB and start it again: it resumes from the offset it kept (one
  * Range request from a non-zero multiple of 64 KB) to the updated state. */
@@ -1132,6 +1170,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_https_verified_update_and_untrusted_certificate, aloftd_teardown),
         cmocka_unit_test_teardown(test_dropped_connections_resume_with_range, e2e_teardown),
+        cmocka_unit_test_teardown(test_dropped_patch_resumes_at_a_checkpoint, e2e_teardown),
         cmocka_unit_test_teardown(test_killed_mid_download_resumes_after_restart, e2e_teardown),
         cmocka_unit_test_teardown(test_bad_downloads_fail_and_change_nothing, e2e_teardown),
         cmocka_unit_test_teardown(test_scheduled_checks, aloftd_teardown),

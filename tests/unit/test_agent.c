@@ -257,6 +257,39 @@ static void test_trigger_strings_are_unescaped(void **state)
     }
 }
 
+/* A trigger's delta patch: its URL and base come together, each checked;
+ * the base is compared in lower case. */
+static void test_trigger_delta_fields(void **state)
+{
+    (void)state;
+    struct aloft_pull_req r;
+    char why[200], json[400];
+    const char *base = "ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789";
+    snprintf(json, sizeof json,
+             "{\"type\":\"ota_trigger\",\"url\":\"http://h/f.bin\",\"delta_url\":\"https://h/p.delta\","
+             "\"delta_base\":\"%s\"}", base);
+    assert_int_equal(aloft_trigger_parse(json, strlen(json), &r, why, sizeof why), 0);
+    assert_string_equal(r.url, "http://h/f.bin");
+    assert_string_equal(r.delta_url, "https://h/p.delta");
+    assert_string_equal(r.delta_base, "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
+    assert_false(r.delta); /* aloft_pull_start decides, from the running image */
+    static const char *const bad[] = {
+        "\"delta_url\":\"http://h/p\"",                          /* no base */
+        "\"delta_base\":\"%s\"",                                  /* no URL */
+        "\"delta_url\":\"ftp://h/p\",\"delta_base\":\"%s\"",       /* not http(s) */
+        "\"delta_url\":\"http://h/p\",\"delta_base\":\"%.63s\"",   /* 63 digits */
+        "\"delta_url\":\"http://h/p\",\"delta_base\":\"%.63sg\"",  /* not hex */
+        "\"delta_url\":7,\"delta_base\":\"%s\"",                    /* not a string */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char fields[200];
+        snprintf(fields, sizeof fields, bad[i], base);
+        snprintf(json, sizeof json, "{\"type\":\"ota_trigger\",\"url\":\"http://h/f.bin\",%s}", fields);
+        assert_int_equal(aloft_trigger_parse(json, strlen(json), &r, why, sizeof why), ALOFT_E_SYNTAX);
+        assert_non_null(strstr(why, "delta_"));
+    }
+}
+
 /* Scheduled checks spread over ±10 % of the interval, from the port's random bytes. */
 static void test_check_interval_is_jittered(void **state)
 {
@@ -284,6 +317,7 @@ int main(void)
         cmocka_unit_test(test_confirm_and_reject),
         cmocka_unit_test(test_mqtt_commands),
         cmocka_unit_test(test_trigger_strings_are_unescaped),
+        cmocka_unit_test(test_trigger_delta_fields),
         cmocka_unit_test(test_check_interval_is_jittered),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
