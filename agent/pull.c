@@ -23,6 +23,7 @@
 #include "aloft/err.h"
 #include "aloft/otadata.h"
 #include "pull_job.h"
+#include "push_private.h"
 
 #define PENDING_MAX 512 /* pull/pending's JSON: a few short strings */
 #define DELTA_TYPE "application/x-aloft-delta"
@@ -381,7 +382,7 @@ static int take_patch(struct aloft_agent *a, struct aloft_pull *j, uint64_t at, 
 {
     struct aloft_update *u = writer(a, j);
     if (at < ALOFT_DELTA_HEADER_BYTES)
-        memcpy(a->delta_ck_header + at, p, ALOFT_DELTA_HEADER_BYTES - at < len ? ALOFT_DELTA_HEADER_BYTES - at : len);
+        memcpy(a->dck.header + at, p, ALOFT_DELTA_HEADER_BYTES - at < len ? ALOFT_DELTA_HEADER_BYTES - at : len);
     int rc = aloft_delta_update_write(a->delta, p, len);
     j->started = u->state != 0;
     if (rc) /* a header the decoder refused, before its writer began: not a patch */
@@ -447,8 +448,8 @@ static int validate(struct aloft_agent *a, struct aloft_pull *j)
         /* a patch: the check's answer says so, or the trigger did (every
          * retry of the job then asks for the patch) */
         j->delta = j->r.delta = a->delta && !j->r.frontend && (j->resp_delta || j->r.delta);
+        aloft_push_delta_keep(a, false); /* the slot is this job's now: no patch upload resumes */
         if (j->delta) {
-            a->delta_ck = false; /* the decoder is this job's now: no push resumes */
             aloft_delta_update_begin(a->delta, a->boot, j->slot);
         }
         if (!j->md5[0] && aloft_agent_is_hex(j->resp_md5, 32)) {
@@ -741,7 +742,7 @@ static void resume_patch(struct aloft_agent *a, struct aloft_pull *j)
     aloft_delta_checkpoint(&a->delta->d, &ck, &out);
     if (ck && j->etag[0]) {
         aloft_delta_update_resume(a->delta, a->boot, j->slot, ck, out);
-        if (aloft_delta_update_write(a->delta, a->delta_ck_header, ALOFT_DELTA_HEADER_BYTES) == 0) {
+        if (aloft_delta_update_write(a->delta, a->dck.header, ALOFT_DELTA_HEADER_BYTES) == 0) {
             j->done = ck;
             j->md5[0] = 0; /* the body's digest misses what is not sent again; the result's is checked */
             return;
