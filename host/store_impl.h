@@ -132,6 +132,8 @@ enum aloft_store_query {
     Q_ROLLOUT_RESULT,
     Q_ROLLOUT_SETTLE,
     Q_ROLLOUT_STAGE_MOVE,
+    Q_ROLLOUT_HISTORY_NOTE,
+    Q_ROLLOUT_HISTORY,
     Q_COUNT
 };
 extern const char *const aloft_store_sql[Q_COUNT];
