@@ -206,6 +206,10 @@ struct aloft_store_device_query {
     const char *sort;     /* mac (NULL), version, ip, last_seen, status */
     bool desc;
     uint64_t offset, limit; /* limit 1 to ALOFT_STORE_PAGE_MAX */
+    /* keyset paging: the page starts after this device (its MAC, and its
+     * value of the sort, as text) in the sort's order, found by index
+     * however deep; NULL: from the start (then offset) */
+    const char *after_mac, *after_value;
 };
 #define ALOFT_STORE_PAGE_MAX 1000
 /* A device and its last report (NULL: none). */

@@ -151,6 +151,9 @@ int aloft_store_exec(struct aloft_store *s, enum aloft_store_query id, aloft_sto
                      int64_t *changed, const char *types, ...);
 int aloft_store_exec_sql(struct aloft_store *s, const char *sql, aloft_store_row_cb cb, void *ctx, int n,
                          const char *const *values);
+/* Whether text compares byte by byte, so that the strings starting with a
+ * prefix are one range of an index (SQLite; PostgreSQL in the C collation). */
+bool aloft_store_bytewise_text(struct aloft_store *s);
 /* A transaction of the open backend (see struct aloft_store_tx). */
 int aloft_store_transaction(struct aloft_store *s, aloft_store_tx_body body, void *ctx);
 /* A report from the nine columns of a row that starts at c (mac, version,
