@@ -121,6 +121,7 @@ struct aloft_store {
     uint64_t gen;      /* bumped (atomically) by every change of what the views hold */
     bool views_usable; /* may views be kept at all (see aloft_store_update_view) */
     struct aloft_store_rollout_state *ro; /* store_rollout.c's */
+    bool bytewise; /* text compares byte by byte (SQLite; PostgreSQL in the C collation) */
 };
 
 #define DISPATCH(fn, ...) \
@@ -323,6 +324,28 @@ int aloft_store_checkin(struct aloft_store *s, const struct aloft_store_device *
     return 0;
 }
 
+static int read_collation(void *ctx, int n, const char *const *c)
+{
+    if (n >= 1)
+        snprintf(ctx, 64, "%s", c[0]);
+    return 0;
+}
+
+/* Does the database compare text byte by byte (a prefix is then a range
+ * of an index)? Its default collation says: C or POSIX. */
+static bool pg_bytewise(struct aloft_store *s)
+{
+    char coll[64] = "";
+    aloft_store_exec_sql(s, "SELECT datcollate FROM pg_database WHERE datname = current_database()", read_collation,
+                         coll, 0, NULL);
+    return !strcmp(coll, "C") || !strcmp(coll, "POSIX") || !strncmp(coll, "C.", 2);
+}
+
+bool aloft_store_bytewise_text(struct aloft_store *s)
+{
+    return s->bytewise;
+}
+
 int aloft_store_open(struct aloft_store **out, const char *url, char *err, size_t errlen)
 {
     *out = NULL;
@@ -348,6 +371,7 @@ int aloft_store_open(struct aloft_store **out, const char *url, char *err, size_
         aloft_store_close(s);
         return ALOFT_E_IO;
     }
+    s->bytewise = s->sqlite != NULL || pg_bytewise(s);
     /* SQLite: one process owns the file (only this store changes it).
      * PostgreSQL: other processes may change it; views are kept only
      * while the LISTEN connection is up (pg_event), VC_TTL_MS at most. */

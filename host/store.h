@@ -230,6 +230,10 @@ struct aloft_store_device_query {
     const char *sort;     /* mac (NULL), version, ip, last_seen, status */
     bool desc;
     uint64_t offset, limit; /* limit 1 to ALOFT_STORE_PAGE_MAX */
+    /* keyset paging: the page starts after this device (its MAC, and its
+     * value of the sort, as text) in the sort's order, found by index
+     * however deep; NULL: from the start (then offset) */
+    const char *after_mac, *after_value;
 };
 #define ALOFT_STORE_PAGE_MAX 1000
 /* A device and its last report (NULL: none). */
@@ -393,6 +397,21 @@ int aloft_store_rollout_result(struct aloft_store *s, int64_t id, const char *ma
  * Another process sharing a PostgreSQL database sees it within 100 ms. */
 int aloft_store_rollout_settle(struct aloft_store *s, int64_t id, const char *mac, bool on_release, bool defer,
                                bool *counted, int *stage, struct aloft_store_stage_counts *k);
+/* A rollout's progress over time: a stage's counters as they stood at
+ * the end of a step of time (at: its start, a multiple of the step) in
+ * which one of them changed. Kept in the transaction that changes them,
+ * once per stage a batch touches: no cost at a check-in, one row a stage a
+ * step at most. By (at, stage). */
+struct aloft_store_rollout_point {
+    int64_t at;
+    int stage;
+    struct aloft_store_stage_counts k;
+};
+#define ALOFT_STORE_HISTORY_STEP 60 /* seconds, unless aloft_store_rollout_history_step says otherwise */
+#define ALOFT_STORE_HISTORY_MAX 20000 /* points a read returns at most: the newest */
+void aloft_store_rollout_history_step(struct aloft_store *s, unsigned seconds);
+typedef int (*aloft_store_point_cb)(void *ctx, const struct aloft_store_rollout_point *p);
+int aloft_store_rollout_history(struct aloft_store *s, int64_t id, aloft_store_point_cb cb, void *ctx);
 
 /* What GET /update decides with, for one platform (case-insensitive): the
  * platform, whether mac ("" or NULL: none) passes its whitelist, the rollout

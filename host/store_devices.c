@@ -1,7 +1,8 @@
 /* aloft host: the device inventory at fleet size — a page of devices
  * filtered and sorted by the database, the versions the fleet runs, and a
  * device's history. The page's statement is made for each call from the
- * filters given (each one a condition the indexes of migration 9 serve),
+ * filters given (each one a condition the indexes of migration 9 serve;
+ * a page deep in the list starts after a device, by the same index),
  * with every value a parameter: only numbers this file formats and column
  * names from its own table are written into the SQL. */
 #include "store_impl.h"
@@ -14,8 +15,10 @@
 
 static const struct {
     const char *name, *column;
+    bool number; /* an integer column: a cursor's value is written as a number */
 } sorts[] = {
-    {"mac", "d.mac"}, {"version", "d.version"}, {"ip", "d.ip"}, {"last_seen", "d.last_seen"}, {"status", "d.last_status"},
+    {"mac", "d.mac", false},        {"version", "d.version", false},   {"ip", "d.ip", false},
+    {"last_seen", "d.last_seen", true}, {"status", "d.last_status", true},
 };
 
 static const struct {
@@ -41,9 +44,10 @@ static const struct {
 struct where {
     char sql[512];
     size_t len;
-    const char *values[8];
+    const char *values[12];
     int n;
     char key[ALOFT_STORE_NAME_MAX + 1];
+    char upper[64]; /* the end of an address prefix's range */
     bool reports; /* a condition is on the reports */
 };
 
@@ -57,7 +61,7 @@ static void cond(struct where *w, const char *text, const char *value)
 }
 
 /* The WHERE clause of q, or ALOFT_E_INVAL. */
-static int where_of(const struct aloft_store_device_query *q, struct where *w)
+static int where_of(struct aloft_store *s, const struct aloft_store_device_query *q, struct where *w)
 {
     memset(w, 0, sizeof *w);
     w->len = (size_t)snprintf(w->sql, sizeof w->sql, "WHERE 1 = 1");
@@ -80,7 +84,15 @@ static int where_of(const struct aloft_store_device_query *q, struct where *w)
     }
     if (q->address && q->address[0]) {
         char text[64];
-        snprintf(text, sizeof text, "substr(d.ip, 1, %zu) = ?", strlen(q->address));
+        size_t n = strlen(q->address);
+        /* the addresses starting with it are [it, it with its last byte one up): a range of devices_by_ip */
+        if (n < sizeof w->upper && (unsigned char)q->address[n - 1] < 0x7F && aloft_store_bytewise_text(s)) {
+            memcpy(w->upper, q->address, n + 1);
+            w->upper[n - 1]++;
+            cond(w, "d.ip >= ?", q->address);
+            cond(w, "d.ip < ?", w->upper);
+        }
+        snprintf(text, sizeof text, "substr(d.ip, 1, %zu) = ?", n);
         cond(w, text, q->address);
     }
     char text[64];
@@ -140,7 +152,7 @@ int aloft_store_devices_page(struct aloft_store *s, const struct aloft_store_dev
     if (k == sizeof sorts / sizeof sorts[0] || q->limit < 1 || q->limit > ALOFT_STORE_PAGE_MAX)
         return ALOFT_E_INVAL;
     struct where w;
-    if (where_of(q, &w))
+    if (where_of(s, q, &w) || (q->after_mac && strlen(q->after_mac) != 17))
         return ALOFT_E_INVAL;
     aloft_store_checkin_flush(s); /* what was checked in before this call */
     char sql[1200]; /* the count joins the reports only when a filter needs them */
@@ -150,6 +162,27 @@ int aloft_store_devices_page(struct aloft_store *s, const struct aloft_store_dev
     int rc = aloft_store_exec_sql(s, sql, read_count, total, w.n, w.values);
     if (rc)
         return rc;
+    if (q->after_mac) { /* after this device in the page's order: the index's range, not an offset */
+        const char *op = q->desc ? "<" : ">";
+        char text[96];
+        if (!k) {
+            snprintf(text, sizeof text, "d.mac %s ?", op);
+            cond(&w, text, q->after_mac);
+        } else if (sorts[k].number) {
+            char *end;
+            long long v = q->after_value ? strtoll(q->after_value, &end, 10) : 0;
+            if (!q->after_value || !*q->after_value || *end)
+                return ALOFT_E_INVAL;
+            snprintf(text, sizeof text, "(%s, d.mac) %s (%lld, ?)", sorts[k].column, op, v);
+            cond(&w, text, q->after_mac);
+        } else {
+            if (!q->after_value)
+                return ALOFT_E_INVAL;
+            snprintf(text, sizeof text, "(%s, d.mac) %s (?, ?)", sorts[k].column, op);
+            cond(&w, text, q->after_value);
+            w.values[w.n++] = q->after_mac;
+        }
+    }
     const char *dir = q->desc ? "DESC" : "ASC";
     snprintf(sql, sizeof sql, "SELECT " PAGE_COLS PAGE_FROM "%s ORDER BY %s %s%s%s LIMIT %llu OFFSET %llu", w.sql,
              sorts[k].column, dir, k ? ", d.mac " : "", k ? dir : "", (unsigned long long)q->limit,

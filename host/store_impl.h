@@ -136,6 +136,8 @@ enum aloft_store_query {
     Q_ROLLOUT_RESULT,
     Q_ROLLOUT_SETTLE,
     Q_ROLLOUT_STAGE_MOVE,
+    Q_ROLLOUT_HISTORY_NOTE,
+    Q_ROLLOUT_HISTORY,
     Q_COUNT
 };
 extern const char *const aloft_store_sql[Q_COUNT];
@@ -153,6 +155,9 @@ int aloft_store_exec(struct aloft_store *s, enum aloft_store_query id, aloft_sto
                      int64_t *changed, const char *types, ...);
 int aloft_store_exec_sql(struct aloft_store *s, const char *sql, aloft_store_row_cb cb, void *ctx, int n,
                          const char *const *values);
+/* Whether text compares byte by byte, so that the strings starting with a
+ * prefix are one range of an index (SQLite; PostgreSQL in the C collation). */
+bool aloft_store_bytewise_text(struct aloft_store *s);
 /* A transaction of the open backend (see struct aloft_store_tx), and a
  * query inside one (as aloft_store_exec). */
 int aloft_store_transaction(struct aloft_store *s, aloft_store_tx_body body, void *ctx);

@@ -55,12 +55,14 @@ struct settle_queue {
 struct aloft_store_rollout_state {
     struct known_set known;
     struct settle_queue sq;
+    unsigned history_step; /* seconds */
 };
 
 struct aloft_store_rollout_state *aloft_store_rollout_state_new(void)
 {
     struct aloft_store_rollout_state *st = calloc(1, sizeof *st);
     if (st) {
+        st->history_step = ALOFT_STORE_HISTORY_STEP;
         pthread_mutex_init(&st->known.lock, NULL);
         pthread_mutex_init(&st->sq.lock, NULL);
         pthread_mutex_init(&st->sq.flush_lock, NULL);
@@ -319,24 +321,83 @@ static int outcome_index(const char *result)
     return -1;
 }
 
+void aloft_store_rollout_history_step(struct aloft_store *s, unsigned seconds)
+{
+    aloft_store_rollout_state(s)->history_step = seconds ? seconds : 1;
+}
+
+/* The stages whose counters a transaction changed: their points of the
+ * step `at` are written once each, after the changes (a batch of
+ * thousands touches a few). */
+#define TOUCHED_MAX 16
+
+struct touched {
+    int64_t at;
+    size_t n;
+    int64_t rollout[TOUCHED_MAX], stage[TOUCHED_MAX];
+};
+
+static void touched_init(struct aloft_store *s, struct touched *x)
+{
+    int64_t step = aloft_store_rollout_state(s)->history_step;
+    x->at = (int64_t)time(NULL) / step * step;
+    x->n = 0;
+}
+
+static int touched_write(struct aloft_store_tx *t, struct touched *x)
+{
+    for (size_t i = 0; i < x->n; i++) {
+        int rc = aloft_store_tx_exec(t, Q_ROLLOUT_HISTORY_NOTE, NULL, NULL, NULL, "iii", x->at, x->rollout[i], x->stage[i]);
+        if (rc)
+            return rc;
+    }
+    x->n = 0;
+    return 0;
+}
+
+static int touch(struct aloft_store_tx *t, struct touched *x, int64_t id, int64_t stage)
+{
+    for (size_t i = 0; i < x->n; i++)
+        if (x->rollout[i] == id && x->stage[i] == stage)
+            return 0;
+    int rc = x->n == TOUCHED_MAX ? touched_write(t, x) : 0;
+    if (rc == 0) {
+        x->rollout[x->n] = id;
+        x->stage[x->n++] = stage;
+    }
+    return rc;
+}
+
 struct offer {
     int64_t id, stage;
     const char *mac;
+    struct touched *touched;
 };
 
-static int offer_body(void *ctx, struct aloft_store_tx *t)
+static int offer_write(const struct offer *o, struct aloft_store_tx *t)
 {
-    const struct offer *o = ctx;
     int64_t n = 0;
     int rc = aloft_store_tx_exec(t, Q_ROLLOUT_OFFERED, NULL, NULL, &n, "isii", o->id, o->mac, (int64_t)time(NULL), o->stage);
     if (rc == 0 && n) /* the first offer */
         rc = aloft_store_tx_exec(t, Q_ROLLOUT_STAGE_OFFERED, NULL, NULL, NULL, "ii", o->id, o->stage);
+    if (rc == 0 && n)
+        rc = touch(t, o->touched, o->id, o->stage);
     return rc;
+}
+
+static int offer_body(void *ctx, struct aloft_store_tx *t)
+{
+    const struct offer *o = ctx;
+    o->touched->n = 0; /* a transaction tried again starts afresh */
+    int rc = offer_write(o, t);
+    return rc ? rc : touched_write(t, o->touched);
 }
 
 int aloft_store_rollout_offered(struct aloft_store *s, int64_t id, int stage, const char *mac)
 {
-    struct offer o = {id, stage, mac};
+    struct touched touched;
+    touched_init(s, &touched);
+    struct offer o = {id, stage, mac, &touched};
     int rc = settle_defer(s, id, stage, mac) ? 0 : aloft_store_transaction(s, offer_body, &o);
     if (rc == 0)
         known_set(&aloft_store_rollout_state(s)->known, id, mac, KNOWN_OFFERED);
@@ -363,6 +424,7 @@ static int read_offered_device(void *ctx, int n, const char *const *c)
 struct outcome {
     int64_t id;
     const char *mac, *result;
+    struct touched touched;
     bool counted; /* out */
 };
 
@@ -392,8 +454,12 @@ static int outcome_body(void *ctx, struct aloft_store_tx *t)
             delta[was]--;
         if (now >= 0)
             delta[now]++;
-        return aloft_store_tx_exec(t, Q_ROLLOUT_STAGE_MOVE, NULL, NULL, NULL, "iiiiii", delta[0], delta[1], delta[2], delta[3],
-                       o->id, d.stage);
+        o->touched.n = 0;
+        rc = aloft_store_tx_exec(t, Q_ROLLOUT_STAGE_MOVE, NULL, NULL, NULL, "iiiiii", delta[0], delta[1], delta[2], delta[3],
+                     o->id, d.stage);
+        if (rc == 0)
+            rc = touch(t, &o->touched, o->id, d.stage);
+        return rc ? rc : touched_write(t, &o->touched);
     }
     snprintf(aloft_store_last_error, sizeof aloft_store_last_error,
              "the outcome of %s kept changing under this one: try again", o->mac);
@@ -402,7 +468,8 @@ static int outcome_body(void *ctx, struct aloft_store_tx *t)
 
 int aloft_store_rollout_result(struct aloft_store *s, int64_t id, const char *mac, const char *result, bool *counted)
 {
-    struct outcome o = {id, mac, result, false};
+    struct outcome o = {id, mac, result, {0, 0, {0}, {0}}, false};
+    touched_init(s, &o.touched);
     int rc = aloft_store_settle_flush(s); /* its offer may wait there */
     if (rc == 0)
         rc = aloft_store_transaction(s, outcome_body, &o);
@@ -464,6 +531,7 @@ struct settle {
     int64_t id;
     const char *mac;
     bool on_release;
+    struct touched touched;
     int64_t stage; /* out: -1, not settled by this one */
     struct aloft_store_rollout counts; /* out: counts[stage] */
 };
@@ -477,36 +545,44 @@ static int settle_body(void *ctx, struct aloft_store_tx *t)
                      x->on_release ? "updated" : "old_version", x->id, x->mac);
     if (rc || x->stage < 0 || x->stage >= ALOFT_STORE_STAGES_MAX)
         return rc;
-    return aloft_store_tx_exec(t, Q_ROLLOUT_STAGE_MOVE, read_stage_counts, &x->counts, NULL, "iiiiii",
-                   (int64_t)x->on_release, (int64_t)0, (int64_t)0, (int64_t)!x->on_release, x->id, x->stage);
+    x->touched.n = 0;
+    rc = aloft_store_tx_exec(t, Q_ROLLOUT_STAGE_MOVE, read_stage_counts, &x->counts, NULL, "iiiiii", (int64_t)x->on_release,
+                 (int64_t)0, (int64_t)0, (int64_t)!x->on_release, x->id, x->stage);
+    if (rc == 0)
+        rc = touch(t, &x->touched, x->id, x->stage);
+    return rc ? rc : touched_write(t, &x->touched);
 }
 
 struct settle_batch {
     const struct settle_item *items;
     size_t n;
+    struct touched *touched;
 };
 
 /* The waiting offers and successes, each with its stage's counter. */
 static int settle_batch_body(void *ctx, struct aloft_store_tx *t)
 {
     const struct settle_batch *b = ctx;
+    b->touched->n = 0;
     for (size_t i = 0; i < b->n; i++) {
         const struct settle_item *it = &b->items[i];
         int rc;
         if (it->stage >= 0) {
-            struct offer o = {it->rollout, it->stage, it->mac};
-            rc = offer_body(&o, t);
+            struct offer o = {it->rollout, it->stage, it->mac, b->touched};
+            rc = offer_write(&o, t);
         } else {
             int64_t stage = -1;
             rc = aloft_store_tx_exec(t, Q_ROLLOUT_SETTLE, read_stage, &stage, NULL, "sis", "updated", it->rollout, it->mac);
             if (rc == 0 && stage >= 0)
                 rc = aloft_store_tx_exec(t, Q_ROLLOUT_STAGE_MOVE, NULL, NULL, NULL, "iiiiii", (int64_t)1, (int64_t)0,
                              (int64_t)0, (int64_t)0, it->rollout, stage);
+            if (rc == 0 && stage >= 0)
+                rc = touch(t, b->touched, it->rollout, stage);
         }
         if (rc)
             return rc;
     }
-    return 0;
+    return touched_write(t, b->touched);
 }
 
 /* Write what waits; also waits for a write in progress, so that a read
@@ -516,7 +592,9 @@ int aloft_store_settle_flush(struct aloft_store *s)
     struct settle_queue *q = &aloft_store_rollout_state(s)->sq;
     pthread_mutex_lock(&q->flush_lock);
     pthread_mutex_lock(&q->lock);
-    struct settle_batch b = {q->batch, q->n};
+    struct touched touched;
+    touched_init(s, &touched);
+    struct settle_batch b = {q->batch, q->n, &touched};
     if (q->n) /* nothing queued yet: no batch allocated either */
         memcpy(q->batch, q->items, q->n * sizeof *q->items);
     __atomic_store_n(&q->n, 0, __ATOMIC_RELEASE);
@@ -589,6 +667,7 @@ int aloft_store_rollout_settle(struct aloft_store *s, int64_t id, const char *ma
     x.id = id;
     x.mac = mac;
     x.on_release = on_release;
+    touched_init(s, &x.touched);
     rc = aloft_store_transaction(s, settle_body, &x);
     if (rc)
         return rc;
@@ -599,4 +678,32 @@ int aloft_store_rollout_settle(struct aloft_store *s, int64_t id, const char *ma
         *k = x.counts.counts[x.stage];
     }
     return 0;
+}
+
+struct point_read {
+    aloft_store_point_cb cb;
+    void *ctx;
+};
+
+static int read_point(void *ctx, int n, const char *const *c)
+{
+    const struct point_read *x = ctx;
+    if (n < 7)
+        return 0;
+    struct aloft_store_rollout_point p;
+    p.at = strtoll(c[0], NULL, 10);
+    p.stage = (int)strtol(c[1], NULL, 10);
+    p.k.offered = strtoull(c[2], NULL, 10);
+    p.k.updated = strtoull(c[3], NULL, 10);
+    p.k.failed = strtoull(c[4], NULL, 10);
+    p.k.rolled_back = strtoull(c[5], NULL, 10);
+    p.k.old_version = strtoull(c[6], NULL, 10);
+    return x->cb(x->ctx, &p);
+}
+
+int aloft_store_rollout_history(struct aloft_store *s, int64_t id, aloft_store_point_cb cb, void *ctx)
+{
+    int rc = aloft_store_settle_flush(s); /* the changes waiting count too */
+    struct point_read x = {cb, ctx};
+    return rc ? rc : aloft_store_exec(s, Q_ROLLOUT_HISTORY, read_point, &x, NULL, "i", id);
 }

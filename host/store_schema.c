@@ -198,6 +198,20 @@ const char *const aloft_store_migrations[] = {
     "  PRIMARY KEY (base, target)"
     ");"
     "CREATE INDEX deltas_by_target ON deltas (target);",
+    /* 11: each rollout's progress over time: a stage's counters as they
+     * stood at the end of each step of time (a minute by default) in which
+     * one changed, written with the change (see rollout_stages) */
+    "CREATE TABLE rollout_history ("
+    "  rollout BIGINT NOT NULL REFERENCES rollouts (id),"
+    "  at BIGINT NOT NULL,"        /* the step's start, a multiple of its length */
+    "  stage INTEGER NOT NULL,"
+    "  offered BIGINT NOT NULL,"
+    "  updated BIGINT NOT NULL,"
+    "  failed BIGINT NOT NULL,"
+    "  rolled_back BIGINT NOT NULL,"
+    "  old_version BIGINT NOT NULL,"
+    "  PRIMARY KEY (rollout, at, stage)"
+    ");",
 };
 
 const size_t aloft_store_migration_count = sizeof aloft_store_migrations / sizeof aloft_store_migrations[0];
@@ -223,6 +237,10 @@ const char aloft_store_migrations_table[] =
 #define DEVICE_COLS                                                                                               \
     "d.mac, p.name, d.version, d.ip, d.free_space, d.sketch_size, d.sdk_version, d.mode, d.first_seen, d.last_seen, " \
     "d.checkins, d.last_status, d.last_reason FROM devices d JOIN platforms p ON p.name_key = d.platform"
+
+#define TEXT_OF_(x) #x
+#define TEXT_OF(x) TEXT_OF_(x)
+#define HISTORY_MAX TEXT_OF(ALOFT_STORE_HISTORY_MAX)
 
 /* a rollout; its counters are read apart (Q_ROLLOUT_STAGES) */
 #define ROLLOUT_COLS                                                                                              \
@@ -355,4 +373,15 @@ const char *const aloft_store_sql[Q_COUNT] = {
                              "rolled_back = rolled_back + ?, old_version = old_version + ? "
                              "WHERE rollout = ? AND stage = ? "
                              "RETURNING stage, offered, updated, failed, rolled_back, old_version",
+    /* a stage's counters now, as the point of this step: at, rollout, stage */
+    [Q_ROLLOUT_HISTORY_NOTE] = "INSERT INTO rollout_history (rollout, at, stage, offered, updated, failed, rolled_back, "
+                               "old_version) SELECT rollout, CAST(? AS BIGINT), stage, offered, updated, failed, "
+                               "rolled_back, old_version FROM rollout_stages WHERE rollout = ? AND stage = ? "
+                               "ON CONFLICT (rollout, at, stage) DO UPDATE SET offered = excluded.offered, "
+                               "updated = excluded.updated, failed = excluded.failed, "
+                               "rolled_back = excluded.rolled_back, old_version = excluded.old_version",
+    /* the newest points (ALOFT_STORE_HISTORY_MAX), read back into time order */
+    [Q_ROLLOUT_HISTORY] = "SELECT at, stage, offered, updated, failed, rolled_back, old_version FROM "
+                          "(SELECT * FROM rollout_history WHERE rollout = ? ORDER BY at DESC, stage DESC LIMIT " HISTORY_MAX ") h "
+                          "ORDER BY at, stage",
 };

@@ -2,7 +2,10 @@
  * update server with Arduino HTTPUpdate's check-in (PROTOCOLS.md §3.1) the
  * way a fleet does, to rehearse a rollout or load a server. One event loop
  * over libcurl's multi interface; the devices waiting for their next poll
- * sit in a heap ordered by time, so a device costs memory, not a thread. */
+ * sit in a heap ordered by time, so a device costs memory, not a thread.
+ * Nothing blocks the loop (a credential is one more request in it), and a
+ * request allocates nothing: each slot keeps its curl handle, its
+ * connection and its header lists, and only the MAC in them changes. */
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <openssl/hmac.h>
@@ -89,7 +92,7 @@ static const char help[] =
 #define RESTART_S 1.0        /* from the end of a download to the report after the restart */
 
 enum dev_state { D_IDLE, D_BUSY, D_GONE };
-enum req_kind { R_CHECKIN, R_REPORT };
+enum req_kind { R_CHECKIN, R_REPORT, R_CREDENTIAL };
 enum fate { F_UPDATE, F_ROLL_BACK, F_VANISH };
 
 struct device {
@@ -98,27 +101,34 @@ struct device {
     char declined[VERSION_MAX + 1]; /* the version it rolled back from */
     char pending[VERSION_MAX + 1];  /* taken, to report after the restart */
     char credential[65];            /* read from the server before the first report */
+    bool asked;                     /* for its credential, for this report */
     enum fate fate;
     enum dev_state state;
     enum req_kind next; /* what it does when due */
     double due;         /* monotonic seconds */
 };
 
+/* The MAC's place in a check-in's header lists: "x-ESP32-STA-MAC: " */
+#define MAC_AT 17
+
 struct transfer {
     CURL *h;
-    struct curl_slist *headers;
+    struct curl_slist *checkin_headers; /* made once; the MAC written into the first two */
+    struct curl_slist *json_headers, *auth_headers;
     struct device *d;
     enum req_kind kind;
     double started;
     char offered[VERSION_MAX + 1]; /* X-Aloft-Version of a 200 */
     bool cut;                      /* the body was not wanted */
-    char body[512];                /* a report's JSON */
+    char body[512];                /* a report's JSON; a credential's answer */
+    char url[600];
 };
 
 struct opts {
     long devices;
     const char *server, *platform, *version, *until, *token;
     char *token_buf; /* the token read, owned */
+    char *platform_q; /* the platform as a URL query value */
     double interval, duration, link_rate, rollback_share, vanish_share;
     bool jitter, no_download;
     long concurrency, free_space;
@@ -271,37 +281,6 @@ static size_t collect(char *p, size_t size, size_t n, void *ctx)
     return size * n;
 }
 
-/* The device's credential, read once from the server with the admin token
- * (a blocking request: once per device, before its first report). */
-static bool credential(struct fleet *f, struct device *d)
-{
-    if (d->credential[0] || !f->o.token)
-        return d->credential[0] != 0;
-    char url[600], auth[600], reply[512] = "";
-    snprintf(url, sizeof url, "%s/api/devices/%s/credential", f->o.server, d->mac);
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", f->o.token);
-    CURL *h = curl_easy_init();
-    struct curl_slist *hs = curl_slist_append(NULL, auth);
-    long code = 0;
-    if (h) {
-        curl_easy_setopt(h, CURLOPT_URL, url);
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hs);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, (void *)reply);
-        curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
-        if (curl_easy_perform(h) == CURLE_OK)
-            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-        curl_easy_cleanup(h);
-    }
-    curl_slist_free_all(hs);
-    cJSON *j = code == 200 ? cJSON_Parse(reply) : NULL;
-    const char *c = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "credential"));
-    if (c && strlen(c) == 64)
-        memcpy(d->credential, c, 65);
-    cJSON_Delete(j);
-    return d->credential[0] != 0;
-}
-
 static size_t on_header(char *p, size_t size, size_t n, void *ctx)
 {
     struct transfer *t = ctx;
@@ -322,14 +301,74 @@ static size_t on_header(char *p, size_t size, size_t n, void *ctx)
 }
 
 /* The body of a check-in's 200 is the image: counted, not kept; cut when
- * it is not wanted (--no-download, or a release this device rolled back). */
+ * it is not wanted (--no-download, or a release this device rolled back).
+ * A credential's answer is kept (short). */
 static size_t on_body(char *p, size_t size, size_t n, void *ctx)
 {
-    (void)p;
     struct transfer *t = ctx;
+    if (t->kind == R_CREDENTIAL)
+        return collect(p, size, n, t->body);
     long code = 0;
     curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &code);
     return t->kind == R_CHECKIN && code == 200 && t->cut ? 0 : size * n;
+}
+
+/* v into out as a URL query value (unreserved characters kept, the rest %XX). */
+static void query_value(const char *v, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t k = 0;
+    for (; *v; v++) {
+        unsigned char c = (unsigned char)*v;
+        bool keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || strchr("-._~", c);
+        if (k + (keep ? 1 : 3) >= cap)
+            break;
+        if (keep) {
+            out[k++] = (char)c;
+        } else {
+            out[k++] = '%';
+            out[k++] = hex[c >> 4];
+            out[k++] = hex[c & 15];
+        }
+    }
+    out[k] = 0;
+}
+
+/* A slot's handle and header lists, made once: what is the same for every
+ * request of a kind is set here, not per request. -1: out of memory. */
+static int slot_init(struct fleet *f, struct transfer *t)
+{
+    char h[120];
+    struct curl_slist *hs = NULL;
+    snprintf(h, sizeof h, "x-ESP32-STA-MAC: %s", "00:00:00:00:00:00");
+    hs = curl_slist_append(hs, h);
+    snprintf(h, sizeof h, "x-ESP32-AP-MAC: %s", "00:00:00:00:00:00");
+    hs = hs ? curl_slist_append(hs, h) : NULL;
+    snprintf(h, sizeof h, "x-ESP32-free-space: %ld", f->o.free_space);
+    static const char *const same[] = {"User-Agent: ESP32-http-Update", "x-ESP32-sketch-size: 1048576",
+                                       "x-ESP32-chip-size: 4194304", "x-ESP32-sdk-version: v5.1.2",
+                                       "x-ESP32-mode: sketch"};
+    hs = hs ? curl_slist_append(hs, h) : NULL;
+    for (size_t i = 0; hs && i < sizeof same / sizeof same[0]; i++)
+        hs = curl_slist_append(hs, same[i]);
+    t->checkin_headers = hs;
+    t->json_headers = curl_slist_append(NULL, "Content-Type: application/json");
+    if (f->o.token) {
+        char auth[600];
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", f->o.token);
+        t->auth_headers = curl_slist_append(NULL, auth);
+    }
+    if (!(t->h = curl_easy_init()) || !t->checkin_headers || !t->json_headers || (f->o.token && !t->auth_headers))
+        return -1;
+    curl_easy_setopt(t->h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(t->h, CURLOPT_HEADERDATA, t);
+    curl_easy_setopt(t->h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(t->h, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(t->h, CURLOPT_PRIVATE, t);
+    curl_easy_setopt(t->h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(t->h, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(t->h, CURLOPT_TIMEOUT, 600L);
+    return 0;
 }
 
 static void start(struct fleet *f, struct device *d, double now)
@@ -337,32 +376,28 @@ static void start(struct fleet *f, struct device *d, double now)
     struct transfer *t = &f->slots[f->free_slots[--f->nfree]];
     t->d = d;
     t->kind = d->next;
+    /* a report wants the device's credential first, read with the admin token */
+    if (t->kind == R_REPORT && f->o.token && !d->credential[0] && !d->asked)
+        t->kind = R_CREDENTIAL;
     t->started = now;
     t->offered[0] = 0;
     t->cut = f->o.no_download;
-    curl_easy_reset(t->h);
-    char url[600], h[120];
-    struct curl_slist *hs = NULL;
+    t->body[0] = 0;
     if (t->kind == R_CHECKIN) {
-        char *plat = curl_easy_escape(t->h, f->o.platform, 0), *ver = curl_easy_escape(t->h, d->version, 0);
-        snprintf(url, sizeof url, "%s/update?dev=%s&ver=%s", f->o.server, plat ? plat : "", ver ? ver : "");
-        curl_free(plat);
-        curl_free(ver);
-        hs = curl_slist_append(hs, "User-Agent: ESP32-http-Update");
-        snprintf(h, sizeof h, "x-ESP32-STA-MAC: %s", d->mac);
-        hs = curl_slist_append(hs, h);
-        snprintf(h, sizeof h, "x-ESP32-AP-MAC: %s", d->mac);
-        hs = curl_slist_append(hs, h);
-        snprintf(h, sizeof h, "x-ESP32-free-space: %ld", f->o.free_space);
-        hs = curl_slist_append(hs, h);
-        hs = curl_slist_append(hs, "x-ESP32-sketch-size: 1048576");
-        hs = curl_slist_append(hs, "x-ESP32-chip-size: 4194304");
-        hs = curl_slist_append(hs, "x-ESP32-sdk-version: v5.1.2");
-        hs = curl_slist_append(hs, "x-ESP32-mode: sketch");
-        curl_easy_setopt(t->h, CURLOPT_HEADERFUNCTION, on_header);
-        curl_easy_setopt(t->h, CURLOPT_HEADERDATA, t);
+        char ver[3 * VERSION_MAX + 1];
+        query_value(d->version, ver, sizeof ver);
+        snprintf(t->url, sizeof t->url, "%s/update?dev=%s&ver=%s", f->o.server, f->o.platform_q, ver);
+        memcpy(t->checkin_headers->data + MAC_AT, d->mac, 17);
+        memcpy(t->checkin_headers->next->data + MAC_AT - 1, d->mac, 17); /* "x-ESP32-AP-MAC: " */
+        curl_easy_setopt(t->h, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(t->h, CURLOPT_HTTPHEADER, t->checkin_headers);
         if (f->o.link_rate > 0)
             curl_easy_setopt(t->h, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)f->o.link_rate);
+    } else if (t->kind == R_CREDENTIAL) {
+        snprintf(t->url, sizeof t->url, "%s/api/devices/%s/credential", f->o.server, d->mac);
+        curl_easy_setopt(t->h, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(t->h, CURLOPT_HTTPHEADER, t->auth_headers);
+        curl_easy_setopt(t->h, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)0);
     } else {
         bool back = d->fate == F_ROLL_BACK;
         if (back)
@@ -377,25 +412,18 @@ static void start(struct fleet *f, struct device *d, double now)
                      "\"partition\": \"ota_1\", \"state\": \"valid\", \"reset_reason\": \"sw\"}",
                      d->pending, d->pending);
         char auth[65] = "";
-        if (credential(f, d)) { /* signed as the agent signs: HMAC-SHA256 of the body */
+        if (d->credential[0]) { /* signed as the agent signs: HMAC-SHA256 of the body */
             uint8_t mac[32];
             HMAC(EVP_sha256(), d->credential, 64, (const uint8_t *)t->body, strlen(t->body), mac, NULL);
             aloft_hex(mac, sizeof mac, auth);
         }
-        snprintf(url, sizeof url, "%s/api/devices/%s/report%s%s", f->o.server, d->mac, auth[0] ? "?auth=" : "",
-                 auth);
-        hs = curl_slist_append(hs, "Content-Type: application/json");
+        snprintf(t->url, sizeof t->url, "%s/api/devices/%s/report%s%s", f->o.server, d->mac,
+                 auth[0] ? "?auth=" : "", auth);
+        curl_easy_setopt(t->h, CURLOPT_HTTPHEADER, t->json_headers);
         curl_easy_setopt(t->h, CURLOPT_POSTFIELDS, t->body);
+        curl_easy_setopt(t->h, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)0);
     }
-    t->headers = hs;
-    curl_easy_setopt(t->h, CURLOPT_URL, url);
-    curl_easy_setopt(t->h, CURLOPT_HTTPHEADER, hs);
-    curl_easy_setopt(t->h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(t->h, CURLOPT_WRITEDATA, t);
-    curl_easy_setopt(t->h, CURLOPT_PRIVATE, t);
-    curl_easy_setopt(t->h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(t->h, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(t->h, CURLOPT_TIMEOUT, 600L);
+    curl_easy_setopt(t->h, CURLOPT_URL, t->url);
     d->state = D_BUSY;
     curl_multi_add_handle(f->multi, t->h);
 }
@@ -450,9 +478,24 @@ static void checkin_done(struct fleet *f, struct transfer *t, CURLcode rc, long 
     schedule(f, d, R_REPORT, now + (f->o.interval < RESTART_S ? f->o.interval : RESTART_S));
 }
 
+/* The credential read (or not: the report goes unsigned, and is refused);
+ * the report goes now. */
+static void credential_done(struct fleet *f, struct transfer *t, CURLcode rc, long code, double now)
+{
+    struct device *d = t->d;
+    cJSON *j = rc == CURLE_OK && code == 200 ? cJSON_Parse(t->body) : NULL;
+    const char *c = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "credential"));
+    if (c && strlen(c) == 64)
+        memcpy(d->credential, c, 65);
+    cJSON_Delete(j);
+    d->asked = true;
+    schedule(f, d, R_REPORT, now);
+}
+
 static void report_done(struct fleet *f, struct transfer *t, CURLcode rc, long code, double now)
 {
     struct device *d = t->d;
+    d->asked = false;
     if (rc != CURLE_OK || code != 200)
         f->st.report_errors++;
     else
@@ -482,10 +525,10 @@ static void reap(struct fleet *f, double now)
         curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &code);
         CURLcode rc = m->data.result;
         curl_multi_remove_handle(f->multi, m->easy_handle);
-        curl_slist_free_all(t->headers);
-        t->headers = NULL;
         if (t->kind == R_CHECKIN)
             checkin_done(f, t, rc, code, now);
+        else if (t->kind == R_CREDENTIAL)
+            credential_done(f, t, rc, code, now);
         else
             report_done(f, t, rc, code, now);
         f->free_slots[f->nfree++] = (size_t)(t - f->slots);
@@ -711,8 +754,11 @@ static int setup(struct fleet *f)
     f->multi = curl_multi_init();
     if (!f->dev || !f->heap || !f->slots || !f->free_slots || !f->multi)
         return -1;
+    if (!(f->o.platform_q = malloc(3 * strlen(f->o.platform) + 1)))
+        return -1;
+    query_value(f->o.platform, f->o.platform_q, 3 * strlen(f->o.platform) + 1);
     for (long i = 0; i < f->o.concurrency; i++) {
-        if (!(f->slots[i].h = curl_easy_init()))
+        if (slot_init(f, &f->slots[i]))
             return -1;
         f->free_slots[f->nfree++] = (size_t)i;
     }
@@ -741,7 +787,9 @@ static void teardown(struct fleet *f)
     for (long i = 0; f->slots && i < f->o.concurrency; i++) {
         if (f->slots[i].h && f->slots[i].d && f->slots[i].d->state == D_BUSY)
             curl_multi_remove_handle(f->multi, f->slots[i].h);
-        curl_slist_free_all(f->slots[i].headers);
+        curl_slist_free_all(f->slots[i].checkin_headers);
+        curl_slist_free_all(f->slots[i].json_headers);
+        curl_slist_free_all(f->slots[i].auth_headers);
         curl_easy_cleanup(f->slots[i].h);
     }
     curl_multi_cleanup(f->multi);
@@ -750,6 +798,7 @@ static void teardown(struct fleet *f)
     free(f->slots);
     free(f->free_slots);
     free(f->o.token_buf);
+    free(f->o.platform_q);
 }
 
 int aloft_cmd_fleet_simulate(int argc, char **argv)

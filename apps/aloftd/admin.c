@@ -139,19 +139,49 @@ static cJSON *report_json(const struct aloft_store_report *r)
     return j;
 }
 
+/* The devices of the list by MAC, to find each report's device in log n:
+ * sorted here (strcmp), whatever order the database's collation gave. */
+struct by_mac {
+    const char *mac;
+    cJSON *dev;
+};
+
+struct device_index {
+    struct by_mac *v;
+    size_t n;
+};
+
+static int by_mac_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct by_mac *)a)->mac, ((const struct by_mac *)b)->mac);
+}
+
+static int index_devices(cJSON *list, struct device_index *x)
+{
+    x->n = 0;
+    x->v = malloc(((size_t)cJSON_GetArraySize(list) + 1) * sizeof *x->v);
+    if (!x->v)
+        return ALOFT_E_IO;
+    cJSON *dev;
+    cJSON_ArrayForEach(dev, list)
+    {
+        const cJSON *mac = cJSON_GetObjectItemCaseSensitive(dev, "mac");
+        if (cJSON_IsString(mac))
+            x->v[x->n++] = (struct by_mac){mac->valuestring, dev};
+    }
+    qsort(x->v, x->n, sizeof *x->v, by_mac_cmp);
+    return 0;
+}
+
 /* A device's last outcome report, into its object of the list ("report":
  * null for devices that never reported). */
 static int add_report(void *ctx, const struct aloft_store_report *r)
 {
-    cJSON *dev;
-    cJSON_ArrayForEach(dev, (cJSON *)ctx)
-    {
-        const cJSON *mac = cJSON_GetObjectItemCaseSensitive(dev, "mac");
-        if (!cJSON_IsString(mac) || strcmp(mac->valuestring, r->mac))
-            continue;
-        cJSON_ReplaceItemInObjectCaseSensitive(dev, "report", report_json(r));
-        break;
-    }
+    const struct device_index *x = ctx;
+    struct by_mac key = {r->mac, NULL};
+    const struct by_mac *hit = bsearch(&key, x->v, x->n, sizeof *x->v, by_mac_cmp);
+    if (hit)
+        cJSON_ReplaceItemInObjectCaseSensitive(hit->dev, "report", report_json(r));
     return 0;
 }
 
@@ -164,13 +194,38 @@ static enum MHD_Result reply_list(struct MHD_Connection *c, cJSON *j, int rc)
     return aloftd_reply_json(c, 200, j);
 }
 
+struct page {
+    cJSON *devices;
+    uint64_t n;
+    struct aloft_store_device last;
+};
+
 static int add_page_device(void *ctx, const struct aloft_store_device *d, const struct aloft_store_report *r)
 {
+    struct page *pg = ctx;
     cJSON *j = device_json(d);
     if (r)
         cJSON_ReplaceItemInObjectCaseSensitive(j, "report", report_json(r));
-    cJSON_AddItemToArray(ctx, j);
+    cJSON_AddItemToArray(pg->devices, j);
+    pg->n++;
+    pg->last = *d;
     return 0;
+}
+
+/* The cursor of the page after the one that ended with d: its MAC, then
+ * (sorted by anything else) a comma and its value of the sort. */
+static void cursor_of(const struct aloft_store_device *d, const char *sort, char *out, size_t cap)
+{
+    if (!sort || !strcmp(sort, "mac"))
+        snprintf(out, cap, "%s", d->mac);
+    else if (!strcmp(sort, "version"))
+        snprintf(out, cap, "%s,%s", d->mac, d->version);
+    else if (!strcmp(sort, "ip"))
+        snprintf(out, cap, "%s,%s", d->mac, d->ip);
+    else if (!strcmp(sort, "last_seen"))
+        snprintf(out, cap, "%s,%lld", d->mac, (long long)d->last_seen);
+    else
+        snprintf(out, cap, "%s,%d", d->mac, d->last_status);
 }
 
 /* A whole number from the query in [0, max]; absent: dflt. false: bad. */
@@ -188,8 +243,9 @@ static bool arg_number(struct MHD_Connection *c, const char *name, uint64_t max,
     return true;
 }
 
-/* GET /api/devices?limit=N[&offset=&sort=&order=&platform=&version=&state=&address=&seen_within=&silent_for=]:
- * one page, filtered and sorted by the database. */
+/* GET /api/devices?limit=N[&offset=&after=&sort=&order=&platform=&version=&state=&address=&seen_within=
+ * &silent_for=]: one page, filtered and sorted by the database; "next" (after=) starts the following
+ * one by index however deep, where offset= counts its way there. */
 static enum MHD_Result devices_page(struct aloftd *d, struct MHD_Connection *c)
 {
     struct aloft_store_device_query q;
@@ -211,6 +267,16 @@ static enum MHD_Result devices_page(struct aloftd *d, struct MHD_Connection *c)
     q.mac = aloftd_arg(c, "mac");
     q.sort = aloftd_arg(c, "sort");
     q.desc = order && !strcmp(order, "desc");
+    const char *after = aloftd_arg(c, "after");
+    char after_mac[18], given[18];
+    if (after) { /* a page's "next": MAC[,VALUE] */
+        snprintf(given, sizeof given, "%s", after);
+        if (strlen(after) < 17 || (after[17] && after[17] != ',') || !aloftd_mac_normalize(given, after_mac) ||
+            strcmp(given, after_mac))
+            return aloftd_reply_error(c, 400, "bad_parameter", "after: the \"next\" of the page before");
+        q.after_mac = after_mac;
+        q.after_value = after[17] ? after + 18 : NULL;
+    }
     int64_t now = (int64_t)time(NULL);
     q.seen_after = within ? now - (int64_t)within : 0;
     q.seen_before = silent ? now - (int64_t)silent : 0;
@@ -219,18 +285,27 @@ static enum MHD_Result devices_page(struct aloftd *d, struct MHD_Connection *c)
     if (rc)
         return aloftd_reply_store_error(c, rc, "unknown_platform", "no such platform");
     cJSON *j = cJSON_CreateObject();
-    cJSON *a = cJSON_AddArrayToObject(j, "devices");
+    struct page pg;
+    memset(&pg, 0, sizeof pg);
+    pg.devices = cJSON_AddArrayToObject(j, "devices");
     uint64_t total = 0;
-    rc = aloft_store_devices_page(d->store, &q, &total, add_page_device, a);
+    rc = aloft_store_devices_page(d->store, &q, &total, add_page_device, &pg);
     if (rc == ALOFT_E_INVAL) {
         cJSON_Delete(j);
         return aloftd_reply_error(c, 400, "bad_parameter",
                                   "sort: mac, version, ip, last_seen or status; state: offered, current, refused, "
-                                  "updated, rolled_back, failed or unreported");
+                                  "updated, rolled_back, failed or unreported; after: the \"next\" of the page "
+                                  "before, with the same sort");
     }
     cJSON_AddNumberToObject(j, "total", (double)total);
     cJSON_AddNumberToObject(j, "offset", (double)q.offset);
     cJSON_AddNumberToObject(j, "limit", (double)q.limit);
+    char next[200];
+    cursor_of(&pg.last, q.sort, next, sizeof next);
+    if (pg.n == q.limit) /* a full page: there may be more after it */
+        cJSON_AddStringToObject(j, "next", next);
+    else
+        cJSON_AddNullToObject(j, "next");
     return reply_list(c, j, rc);
 }
 
@@ -284,8 +359,10 @@ static enum MHD_Result device_page(struct aloftd *d, struct MHD_Connection *c, c
     q.mac = up;
     q.limit = 1;
     uint64_t total = 0;
-    cJSON *list = cJSON_CreateArray();
-    int rc = aloft_store_devices_page(d->store, &q, &total, add_page_device, list);
+    struct page pg;
+    memset(&pg, 0, sizeof pg);
+    cJSON *list = pg.devices = cJSON_CreateArray();
+    int rc = aloft_store_devices_page(d->store, &q, &total, add_page_device, &pg);
     if (rc == 0 && total == 0)
         rc = ALOFT_E_NOTFOUND;
     if (rc) {
@@ -576,8 +653,12 @@ enum MHD_Result aloftd_admin(struct aloftd *d, struct MHD_Connection *c, const c
         cJSON *j = cJSON_CreateObject();
         cJSON *a = cJSON_AddArrayToObject(j, "devices");
         rc = aloft_store_devices(d->store, platform, add_device, a);
+        struct device_index x = {NULL, 0};
         if (rc == 0)
-            rc = aloft_store_reports(d->store, add_report, a);
+            rc = index_devices(a, &x);
+        if (rc == 0)
+            rc = aloft_store_reports(d->store, add_report, &x);
+        free(x.v);
         return reply_list(c, j, rc);
     }
     if (!strcmp(url, "/api/rollouts") || !strncmp(url, "/api/rollouts/", 14))

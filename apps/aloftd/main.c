@@ -71,13 +71,17 @@ static const char usage[] =
     "                           installed one, <aloftd's directory>/../share/aloft/admin, or\n"
     "                           in a build, <aloftd's directory>/../admin; make www builds it)\n"
     "                                                                          env ALOFT_UI\n"
+    "  --rollout-step S         a rollout's progress over time keeps each stage's counters\n"
+    "                           once per S seconds in which they change (default 60)\n"
+    "                                                                          env ALOFT_ROLLOUT_STEP\n"
     "  --rotate-admin-token     make a new admin token, refuse every earlier one, print the\n"
     "                           new one (and write it to admin-token-file) and exit; a\n"
     "                           running aloftd on the same database takes it at once\n"
     "  --config FILE            settings as `key = value` lines (keys: listen, data, db,\n"
     "                           admin-token-file, max-upload, threads, max-connections,\n"
     "                           max-per-address, head-timeout, idle-timeout, tls-cert,\n"
-    "                           tls-key, mqtt, mqtt-user, mqtt-password, public-url, ui;\n"
+    "                           tls-key, mqtt, mqtt-user, mqtt-password, public-url, ui,\n"
+    "                           rollout-step;\n"
     "                           # starts a comment line)                     env ALOFT_CONFIG\n"
     "\n"
     "A flag wins over the environment, which wins over the config file, which wins\n"
@@ -94,9 +98,10 @@ static const char usage[] =
     "  GET|POST /api/platforms/P/publish {\"publish\": \"manual\"}   uploads are offered only once\n"
     "       pinned or rolled out (default \"auto\": the newest upload is offered at once)\n"
     "  GET  /api/devices[?platform=P]              with each device's last outcome report\n"
-    "  GET  /api/devices?platform=P&limit=50&offset=0&sort=mac|version|ip|last_seen|status\n"
+    "  GET  /api/devices?platform=P&limit=50&offset=0|after=NEXT&sort=mac|version|ip|last_seen|status\n"
     "       &order=asc|desc [&version=V&state=offered|current|refused|updated|rolled_back|failed|\n"
-    "       unreported&address=IP-PREFIX&seen_within=S&silent_for=S]   one page, and the total\n"
+    "       unreported&address=IP-PREFIX&seen_within=S&silent_for=S]   one page, the total, and\n"
+    "       \"next\": give it as after= for the following page (found by index however deep)\n"
     "  GET  /api/devices/MAC                       the device, its last report, its last 32 events\n"
     "  GET  /api/platforms/P/versions              how many devices run each version\n"
     "  GET|POST /api/platforms/P/whitelist {\"enabled\": true, \"add\": [MAC], \"remove\": [MAC]}\n"
@@ -107,6 +112,7 @@ static const char usage[] =
     "       offered in this one updated (reported it, or checked in on V); a device that checks\n"
     "       in again still on another version failed\n"
     "  GET  /api/rollouts[/ID]; POST /api/rollouts/ID/advance|pause|resume|abort\n"
+    "  GET  /api/rollouts/ID/history               each stage's counters over time\n"
     "  POST /api/platforms/P/trigger {\"device\": MAC, \"version\": V}   (both optional) an MQTT\n"
     "       trigger to aloft/P/cmd or aloft/P/MAC/cmd; a rollout's start and advances trigger\n"
     "       the inventory devices of each new stage (--mqtt)\n"
@@ -194,7 +200,7 @@ static void shown_url(const char *url, char *out, size_t cap)
  * of precedence. */
 enum { S_LISTEN, S_DATA, S_DB, S_TOKEN_FILE, S_MAX_UPLOAD, S_THREADS, S_MAX_CONNECTIONS, S_MAX_PER_ADDRESS,
        S_HEAD_TIMEOUT, S_IDLE_TIMEOUT, S_TLS_CERT, S_TLS_KEY, S_MQTT, S_MQTT_USER,
-       S_MQTT_PASSWORD, S_PUBLIC_URL, S_UI, S_COUNT };
+       S_MQTT_PASSWORD, S_PUBLIC_URL, S_UI, S_ROLLOUT_STEP, S_COUNT };
 
 static struct setting {
     const char *key, *env, *fallback;
@@ -220,6 +226,7 @@ static struct setting {
     [S_MQTT_PASSWORD] = {"mqtt-password", "ALOFT_MQTT_PASSWORD", NULL},
     [S_PUBLIC_URL] = {"public-url", "ALOFT_PUBLIC_URL", NULL},
     [S_UI] = {"ui", "ALOFT_UI", NULL}, /* default: aloftd_ui_default */
+    [S_ROLLOUT_STEP] = {"rollout-step", "ALOFT_ROLLOUT_STEP", "60"},
 };
 
 static struct setting *setting_named(const char *key, size_t len)
@@ -419,6 +426,9 @@ int main(int argc, char **argv)
         return bad_setting(S_HEAD_TIMEOUT, "give seconds, 1 to 3600");
     if (!number_setting(S_IDLE_TIMEOUT, 1, 3600, &d.idle_timeout_s))
         return bad_setting(S_IDLE_TIMEOUT, "give seconds, 1 to 3600");
+    unsigned rollout_step;
+    if (!number_setting(S_ROLLOUT_STEP, 1, 86400, &rollout_step))
+        return bad_setting(S_ROLLOUT_STEP, "give seconds, 1 to 86400");
     if (!d.tls_cert != !d.tls_key)
         return bad_setting(d.tls_cert ? S_TLS_CERT : S_TLS_KEY, "HTTPS needs both tls-cert and tls-key");
     char default_db[4200];
@@ -449,6 +459,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "aloftd: %s\n", err);
         return 1;
     }
+    aloft_store_rollout_history_step(d.store, rollout_step);
     int schema = 0;
     aloft_store_schema_version(d.store, &schema);
     char shown[4300];

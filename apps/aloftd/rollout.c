@@ -453,6 +453,40 @@ bool aloftd_rollout_checkin(struct aloftd *d, const struct aloft_store_rollout *
     return changed;
 }
 
+static int add_point(void *ctx, const struct aloft_store_rollout_point *p)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "at", (double)p->at);
+    cJSON_AddNumberToObject(o, "stage", p->stage);
+    cJSON_AddNumberToObject(o, "offered", (double)p->k.offered);
+    cJSON_AddNumberToObject(o, "updated", (double)p->k.updated);
+    cJSON_AddNumberToObject(o, "failed", (double)p->k.failed);
+    cJSON_AddNumberToObject(o, "rolled_back", (double)p->k.rolled_back);
+    cJSON_AddNumberToObject(o, "old_version", (double)p->k.old_version);
+    cJSON_AddItemToArray(ctx, o);
+    return 0;
+}
+
+/* r's progress over time: each stage's counters at the end of each step
+ * in which they changed (Unix seconds; a stage keeps its last values
+ * until its next point), after r as it is now. */
+static enum MHD_Result history_reply(struct aloftd *d, struct MHD_Connection *c, const struct aloft_store_rollout *r)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "id", (double)r->id);
+    cJSON_AddNumberToObject(j, "created_at", (double)r->created_at);
+    cJSON_AddNumberToObject(j, "updated_at", (double)r->updated_at);
+    cJSON *points = cJSON_AddArrayToObject(j, "points");
+    int rc = aloft_store_rollout_history(d->store, r->id, add_point, points);
+    if (rc) {
+        cJSON_Delete(j);
+        return aloftd_reply_store_error(c, rc, "", "");
+    }
+    cJSON_AddBoolToObject(j, "truncated", cJSON_GetArraySize(points) >= ALOFT_STORE_HISTORY_MAX);
+    cJSON_AddItemToObject(j, "rollout", aloftd_rollout_json(r));
+    return aloftd_reply_json(c, 200, j);
+}
+
 enum MHD_Result aloftd_rollout_route(struct aloftd *d, struct MHD_Connection *c, const char *rest, bool get,
                                      bool post)
 {
@@ -479,6 +513,8 @@ enum MHD_Result aloftd_rollout_route(struct aloftd *d, struct MHD_Connection *c,
     if (!action)
         return get ? aloftd_reply_json(c, 200, aloftd_rollout_json(&r))
                    : aloftd_reply_error(c, 405, "method_not_allowed", "use GET");
+    if (!strcmp(action, "history"))
+        return get ? history_reply(d, c, &r) : aloftd_reply_error(c, 405, "method_not_allowed", "use GET");
     if (!post)
         return aloftd_reply_error(c, 405, "method_not_allowed", "use POST");
     int stage = r.stage;

@@ -409,7 +409,8 @@ test('admin UI at fleet size, on a phone: 3,000 devices paged, sorted and filter
   { skip: noChromium, timeout: 180000 },
   async () => {
     for (const f of [FW_OLD, FW_NEW]) assert.ok(existsSync(f), `${f} not found (ALOFT_FIXTURES)`);
-    await withAloftd([], async ({ dir, server }) => {
+    // the rollout's history a point a second, so that it has several
+    await withAloftd(['--rollout-step', '1'], async ({ dir, server }) => {
       const get = async (path) => {
         const r = await fetch(`${server.url}${path}`, { headers: { Authorization: `Bearer ${TOKEN}` }, signal: AbortSignal.timeout(10000) });
         assert.equal(r.status, 200, path);
@@ -450,8 +451,13 @@ test('admin UI at fleet size, on a phone: 3,000 devices paged, sorted and filter
       // were offered (after the check-ins were written: a device's
       // check-ins within 100 ms are one), 10 never do.
       const takers = Array.from({ length: 40 }, (_, i) => ({ mac: `24:0A:C4:20:00:${hex2(i)}`, version: '0.5.0', ip: '127.0.0.25' }));
+      // (half of them, then the others in a later second: two steps)
       const offers = [];
       for (const d of takers) {
+        if (offers.length === 20) {
+          const next = Math.floor(Date.now() / 1000) + 1;
+          while (Date.now() / 1000 < next) await new Promise((r) => setTimeout(r, 20));
+        }
         const r = await checkIn(server.url, d);
         offers.push(r.status === 200 ? r.headers['x-aloft-version'] : null);
       }
@@ -492,6 +498,17 @@ test('admin UI at fleet size, on a phone: 3,000 devices paged, sorted and filter
         await waitText(page, `${stage0} .offered`, new RegExp(`^${ro.by_stage[0].offered}$`));
         assert.equal(await page.locator(`${stage0} .bar-value .updated`).innerText(), String(ro.by_stage[0].updated));
         assert.equal(await page.locator(`.rollout-chart[data-rollout="${ro.id}"] .stage-row`).count(), 2);
+        // Over time: a step for each second the counters changed in, and
+        // the last one the rollout's counters.
+        const timeline = await get(`/api/rollouts/${ro.id}/history`);
+        const steps = new Set(timeline.points.map((p) => p.at)).size;
+        assert.ok(steps >= 2, `${steps} steps`);
+        const line = `.rollout-timeline[data-rollout="${ro.id}"]`;
+        await waitText(page, `${line} .last-offered`, new RegExp(`^${ro.offered}$`));
+        assert.equal(await page.locator(`${line} .last-updated`).innerText(), String(ro.successes));
+        assert.equal(await page.locator(`${line} .last-failed`).innerText(), String(ro.failures));
+        assert.equal(await page.locator(line).getAttribute('data-steps'), String(steps));
+        assert.equal(await page.locator(`${line} path.offered`).count(), 1);
 
         // Pages of 50, in MAC order; the second is the server's second.
         assert.equal(await page.locator('#devices tbody tr').count(), 50);

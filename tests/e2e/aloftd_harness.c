@@ -3,6 +3,7 @@
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "aloftd_harness.h"
 
+#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -252,6 +253,64 @@ int aloftd_get(struct aloftd_proc *s, struct e2e_http *r, const char *path, cons
     argv[k++] = url;
     argv[k] = NULL;
     return e2e_curl(r, argv);
+}
+
+struct grow {
+    char *p;
+    size_t n;
+};
+
+static size_t grow(char *data, size_t size, size_t n, void *ctx)
+{
+    struct grow *g = ctx;
+    char *bigger = realloc(g->p, g->n + size * n + 1);
+    assert_non_null(bigger);
+    memcpy(bigger + g->n, data, size * n);
+    g->n += size * n;
+    bigger[g->n] = 0;
+    g->p = bigger;
+    return size * n;
+}
+
+int aloftd_fetch(struct aloftd_proc *s, struct e2e_http *r, const char *path, const char *const headers[],
+                 const char *body)
+{
+    static bool ready;
+    if (!ready)
+        ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+    char url[600], agent[64];
+    snprintf(url, sizeof url, "%s%s", s->url, path);
+    snprintf(agent, sizeof agent, "curl/%s", curl_version_info(CURLVERSION_NOW)->version);
+    CURL *h = curl_easy_init();
+    assert_non_null(h);
+    struct curl_slist *hs = NULL;
+    for (size_t i = 0; headers && headers[i]; i++)
+        hs = curl_slist_append(hs, headers[i]);
+    struct grow b = {calloc(1, 1), 0}, hd = {calloc(1, 1), 0};
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(h, CURLOPT_USERAGENT, agent);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hs);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, grow);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, grow);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &hd);
+    if (body)
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    long code = 0;
+    CURLcode rc = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(h);
+    curl_slist_free_all(hs);
+    struct e2e_http tmp = {(int)code, (int)rc, b.p, b.n, hd.p};
+    if (r)
+        *r = tmp;
+    else
+        e2e_http_free(&tmp);
+    return (int)code;
 }
 
 int aloftd_admin_get(struct aloftd_proc *s, struct e2e_http *r, const char *path)

@@ -94,6 +94,15 @@ char *aloftd_log_read(const struct aloftd_proc *s);
 /* curl <args...> <url><path>: the server's URL prepended to path. */
 int aloftd_get(struct aloftd_proc *s, struct e2e_http *r, const char *path, const char *const args[]);
 
+/* The same in this process (libcurl, a new connection each time as the
+ * curl program makes): GET path, or POST body when it is not NULL, with
+ * these request headers ("Name: value", NULL-terminated; may be NULL). For
+ * tests that make hundreds of requests, where starting curl for each
+ * costs most of their time. r (may be NULL) as aloftd_get fills it; rc is
+ * libcurl's code (the curl program's exit status). Returns the status. */
+int aloftd_fetch(struct aloftd_proc *s, struct e2e_http *r, const char *path, const char *const headers[],
+                 const char *body);
+
 /* The same with the admin token's header. */
 int aloftd_admin_get(struct aloftd_proc *s, struct e2e_http *r, const char *path);
 int aloftd_admin_post(struct aloftd_proc *s, struct e2e_http *r, const char *path, const char *json);

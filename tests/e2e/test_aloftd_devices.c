@@ -5,7 +5,10 @@
  * by the column asked for with the MAC breaking ties, the pages never
  * overlapping; /api/platforms/<p>/versions counts them by version; a
  * device's page has its history: check-ins that changed something, offers,
- * reports, at most 32 kept, newest first; bad parameters are 400. */
+ * reports, at most 32 kept, newest first; bad parameters are 400. Deep
+ * pages: every sort walked page by page after the "next" of the page
+ * before (keyset) gives what offsets give, each device once; the whole
+ * list (no limit) carries each device's own last report. */
 #include "aloftd_harness.h"
 
 #include <stdio.h>
@@ -53,6 +56,64 @@ static void expect_400(const char *path)
     assert_int_equal(aloftd_admin_get(&srv, &r, path), 400);
     assert_string_equal(e2e_http_error(&r), "bad_parameter");
     e2e_http_free(&r);
+}
+
+/* GET path with the admin token, in this process (hundreds of pages): its JSON. */
+static cJSON *page_json(const char *path)
+{
+    const char *headers[] = {srv.auth, NULL};
+    struct e2e_http r;
+    assert_int_equal(aloftd_fetch(&srv, &r, path, headers, NULL), 200);
+    cJSON *j = cJSON_Parse(r.body);
+    e2e_http_free(&r);
+    assert_non_null(j);
+    return j;
+}
+
+/* Every device of platform inv, sorted by sort in order, in pages of 7:
+ * by offset, or after each page's "next". Their MACs into macs. */
+static void walk(const char *sort, const char *order, bool keyset, char macs[N][18])
+{
+    int seen = 0, off = 0;
+    char next[200] = "";
+    for (int pages = 0; pages <= N / 7 + 1; pages++) {
+        char path[400];
+        snprintf(path, sizeof path, "/api/devices?platform=inv&limit=7&sort=%s&order=%s%s%s", sort, order,
+                 keyset ? (next[0] ? "&after=" : "") : "&offset=", keyset ? next : "");
+        if (!keyset)
+            snprintf(path + strlen(path), sizeof path - strlen(path), "%d", off);
+        cJSON *j = page_json(path);
+        assert_int_equal((int)cJSON_GetObjectItemCaseSensitive(j, "total")->valuedouble, N);
+        const cJSON *d;
+        cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(j, "devices"))
+        {
+            assert_true(seen < N);
+            snprintf(macs[seen++], 18, "%s", e2e_jstr(d, "mac"));
+        }
+        off += 7;
+        const cJSON *nx = cJSON_GetObjectItemCaseSensitive(j, "next");
+        bool more = cJSON_IsString(nx);
+        if (more) { /* the cursor's characters, for the query */
+            char *esc = next;
+            for (const char *c = nx->valuestring; *c && esc < next + sizeof next - 4; c++)
+                esc += *c == ':' || *c == ',' ? snprintf(esc, 4, "%%%02X", (unsigned char)*c) : (*esc = *c, 1);
+            *esc = 0;
+        }
+        cJSON_Delete(j);
+        if (seen == N) { /* a last full page still says "next"; the one after it is empty */
+            if (more && keyset) {
+                snprintf(path, sizeof path, "/api/devices?platform=inv&limit=7&sort=%s&order=%s&after=%s", sort,
+                         order, next);
+                j = page_json(path);
+                assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "devices")), 0);
+                assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "next")));
+                cJSON_Delete(j);
+            }
+            return;
+        }
+        assert_true(more);
+    }
+    fail_msg("%s %s: %d devices of %d", sort, order, seen, N);
 }
 
 static void test_inventory(void **state)
@@ -116,6 +177,19 @@ static void test_inventory(void **state)
     assert_string_equal(e2e_jstr(cJSON_GetArrayItem(list, 40), "version"), "1.5.0");
     cJSON_Delete(j);
 
+    /* deep pages: after the page before, by index, the same as by offset */
+    static const char *const walks[][2] = {{"mac", "asc"},       {"mac", "desc"}, {"version", "desc"},
+                                           {"last_seen", "asc"}, {"ip", "asc"},   {"status", "desc"}};
+    static char by_offset[N][18], by_key[N][18];
+    for (size_t w = 0; w < sizeof walks / sizeof walks[0]; w++) {
+        walk(walks[w][0], walks[w][1], false, by_offset);
+        walk(walks[w][0], walks[w][1], true, by_key);
+        assert_memory_equal(by_offset, by_key, sizeof by_key);
+        for (int a = 0; a < N; a++) /* each device once */
+            for (int b = a + 1; b < N; b++)
+                assert_string_not_equal(by_key[a], by_key[b]);
+    }
+
     /* filters, counted by the database */
     assert_int_equal(count_of("&version=1.5.0"), N / 3);
     assert_int_equal(count_of("&state=offered"), N / 3);
@@ -133,6 +207,9 @@ static void test_inventory(void **state)
     expect_400("/api/devices?platform=inv&limit=10&state=sideways");
     expect_400("/api/devices?platform=inv&limit=10&order=up");
     expect_400("/api/devices?platform=inv&limit=10&offset=-1");
+    expect_400("/api/devices?platform=inv&limit=10&after=nonsense");
+    expect_400("/api/devices?platform=inv&limit=10&sort=last_seen&after=24%3A0A%3AC4%3A33%3A00%3A01%2Cyesterday");
+    expect_400("/api/devices?platform=inv&limit=10&sort=version&after=24%3A0A%3AC4%3A33%3A00%3A01");
 
     /* a device's history: the offer, then what changed; a check-in like the one before is none */
     assert_int_equal(checkin(1, "2.0.0", "4194304"), 304); /* updated */
@@ -182,6 +259,21 @@ static void test_inventory(void **state)
     assert_string_equal(e2e_jstr(cJSON_GetArrayItem(ev, 0), "kind"), "report");
     assert_string_equal(e2e_jstr(cJSON_GetArrayItem(ev, 0), "detail"), "rolled_back");
     assert_string_equal(e2e_jstr(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "device"), "report"), "result"), "rolled_back");
+    cJSON_Delete(j);
+    /* the whole list: each device with its own last report, the others none */
+    j = aloftd_json(&srv, "/api/devices?platform=inv");
+    int listed = 0;
+    const cJSON *dev;
+    cJSON_ArrayForEach(dev, cJSON_GetObjectItemCaseSensitive(j, "devices"))
+    {
+        const cJSON *rep = cJSON_GetObjectItemCaseSensitive(dev, "report");
+        listed++;
+        if (!strcmp(e2e_jstr(dev, "mac"), mac))
+            assert_string_equal(e2e_jstr(rep, "result"), "rolled_back");
+        else
+            assert_true(cJSON_IsNull(rep));
+    }
+    assert_int_equal(listed, N);
     cJSON_Delete(j);
     assert_int_equal(aloftd_admin_get(&srv, &r, "/api/devices/24:0A:C4:99:99:99"), 404);
     e2e_http_free(&r);

@@ -1,7 +1,8 @@
 /* aloftd end to end: per-platform MAC whitelists, device outcome reports,
  * staged rollouts with 100 simulated devices (halted by failures, advanced
- * by successes), and /metrics. Real aloftd processes on loopback, curl as
- * the devices. Runs twice like test_aloftd (CTest: test_aloftd_rollout on
+ * by successes), and /metrics. Real aloftd processes on loopback; the
+ * devices' check-ins and reports are libcurl in this process (a curl
+ * program each cost most of the time), the admin calls curl. Runs twice like test_aloftd (CTest: test_aloftd_rollout on
  * SQLite, test_aloftd_rollout_pg on a PostgreSQL server the harness
  * starts). */
 #include "aloftd_harness.h"
@@ -55,11 +56,10 @@ static int checkin(const char *platform, const char *ver, const char *mac, bool 
     char path[200], h_mac[80];
     snprintf(path, sizeof path, "/update?dev=%s&ver=%s", platform, ver);
     snprintf(h_mac, sizeof h_mac, "%s: %s", esp8266 ? "x-ESP8266-STA-MAC" : "x-ESP32-STA-MAC", mac ? mac : "");
-    const char *args[] = {"-H", esp8266 ? "User-Agent: ESP8266-http-Update" : "User-Agent: ESP32-http-Update",
-                          "-H", "x-ESP32-free-space: 1900544", "-H", "x-ESP32-mode: sketch",
-                          mac ? "-H" : NULL, h_mac, NULL};
+    const char *headers[] = {esp8266 ? "User-Agent: ESP8266-http-Update" : "User-Agent: ESP32-http-Update",
+                             "x-ESP32-free-space: 1900544", "x-ESP32-mode: sketch", mac ? h_mac : NULL, NULL};
     struct e2e_http r;
-    int code = aloftd_get(&srv, &r, path, args);
+    int code = aloftd_fetch(&srv, &r, path, headers, NULL);
     if (out)
         *out = r;
     else
@@ -90,9 +90,9 @@ static int report(const char *mac, const char *json, cJSON **reply)
     char path[200], auth[65];
     aloftd_report_auth(&srv, mac, json, auth);
     snprintf(path, sizeof path, "/api/devices/%.40s/report?auth=%s", mac, auth);
-    const char *args[] = {"-H", "Content-Type: application/json", "--data-binary", json, NULL};
+    const char *headers[] = {"Content-Type: application/json", NULL};
     struct e2e_http r;
-    int code = aloftd_get(&srv, &r, path, args);
+    int code = aloftd_fetch(&srv, &r, path, headers, json);
     if (reply)
         *reply = cJSON_Parse(r.body);
     e2e_http_free(&r);

@@ -5,7 +5,10 @@
  * device once, in the stage it was offered in, by its last outcome. Then the
  * database is taken back to the schema before the counters existed and
  * aloftd started on it again: the migration must rebuild the same counters
- * from the devices offered. Runs on SQLite (test_aloftd_rollout_counts) and
+ * from the devices offered. The rollout's history (each stage's counters
+ * over time, one point a stage a second here: --rollout-step 1) must end
+ * on the same counters and hold, before a second's boundary, what the
+ * rollout counted before it. Runs on SQLite (test_aloftd_rollout_counts) and
  * on the harness's PostgreSQL (test_aloftd_rollout_counts_pg). The devices
  * are one libcurl handle (a kept-alive connection), so hundreds stay quick. */
 #include "aloftd_harness.h"
@@ -15,6 +18,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "aloft/image.h"
 #include "image_make.h"
@@ -98,6 +102,15 @@ struct counts {
     double offered, updated, failed, rolled_back, old_version;
 };
 
+static void expect_same(const struct counts *got, const struct counts *want)
+{
+    if (memcmp(got, want, sizeof *got))
+        fprintf(stderr, "history: offered %.0f updated %.0f failed %.0f rolled_back %.0f old_version %.0f; want %.0f "
+                "%.0f %.0f %.0f %.0f\n", got->offered, got->updated, got->failed, got->rolled_back, got->old_version,
+                want->offered, want->updated, want->failed, want->rolled_back, want->old_version);
+    assert_memory_equal(got, want, sizeof *got);
+}
+
 static void expect_stage(const cJSON *ro, int stage, const struct counts *want)
 {
     const cJSON *k = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ro, "by_stage"), stage);
@@ -111,6 +124,42 @@ static void expect_stage(const cJSON *ro, int stage, const struct counts *want)
                 stage, got.offered, got.updated, got.failed, got.rolled_back, got.old_version, want->offered,
                 want->updated, want->failed, want->rolled_back, want->old_version);
     assert_memory_equal(&got, want, sizeof got);
+}
+
+/* The last point of each stage in id's history at or before `before`
+ * (INT64_MAX: all) into got[2]; each stage's offered never goes down. */
+static void history(long long id, int64_t before, struct counts got[2])
+{
+    char path[64];
+    snprintf(path, sizeof path, "/api/rollouts/%lld/history", id);
+    cJSON *h = aloftd_json(&srv, path);
+    memset(got, 0, 2 * sizeof *got);
+    double last_at = 0;
+    const cJSON *p;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(h, "points"))
+    {
+        int stage = (int)e2e_jnum(p, "stage");
+        double at = e2e_jnum(p, "at");
+        assert_true(stage == 0 || stage == 1);
+        assert_true(at >= last_at); /* in time order */
+        last_at = at;
+        if (at > (double)before)
+            continue;
+        assert_true(e2e_jnum(p, "offered") >= got[stage].offered);
+        got[stage] = (struct counts){e2e_jnum(p, "offered"), e2e_jnum(p, "updated"), e2e_jnum(p, "failed"),
+                                     e2e_jnum(p, "rolled_back"), e2e_jnum(p, "old_version")};
+    }
+    assert_false(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "truncated")));
+    cJSON_Delete(h);
+}
+
+/* The history ends where the counters are. */
+static void expect_history(long long id, const struct counts want[2])
+{
+    struct counts got[2];
+    history(id, INT64_MAX, got);
+    expect_same(&got[0], &want[0]);
+    expect_same(&got[1], &want[1]);
 }
 
 /* The rollout's counters: by stage, in all, and of its current stage. */
@@ -141,14 +190,14 @@ static void expect_counts(long long id, const struct counts want[2], int current
  * hold, the publish policy). */
 static void downgrade(void)
 {
-    const char *sql = "DROP TABLE rollout_stages; DROP INDEX rollouts_by_platform; DROP TABLE server_secrets; "
+    const char *sql = "DROP TABLE rollout_history; DROP TABLE rollout_stages; DROP INDEX rollouts_by_platform; DROP TABLE server_secrets; "
                       "ALTER TABLE platforms DROP COLUMN checkins_settle; ALTER TABLE platforms DROP COLUMN pin_holds; "
                       "ALTER TABLE platforms DROP COLUMN publish_manual; "
                       /* migrations 8 and 9 */
                       "DROP TABLE blob_chunks; DROP TABLE device_events; DROP INDEX devices_by_version; "
                       "DROP INDEX devices_by_last_seen; DROP INDEX devices_by_ip; DROP INDEX devices_by_status; "
                       "DROP INDEX devices_by_platform; CREATE INDEX devices_by_platform ON devices (platform); "
-                      /* migration 10 */
+                      /* migrations 10 and 11 */
                       "DROP TABLE deltas; "
                       "DELETE FROM schema_migrations WHERE version >= 5";
     if (aloftd_on_pg()) {
@@ -177,7 +226,8 @@ static void test_counts(void **state)
 {
     (void)state;
     aloftd_init(&srv, "counts");
-    assert_int_equal(aloftd_start(&srv, NULL), 0);
+    static const char *const step[] = {"--rollout-step", "1", NULL};
+    assert_int_equal(aloftd_start(&srv, step), 0);
     struct e2e_http r;
     assert_int_equal(aloftd_upload(&srv, &r, make_image("c-1.0.0.bin", "1.0.0"), NULL, NULL), 201);
     e2e_http_free(&r);
@@ -236,6 +286,12 @@ static void test_counts(void **state)
         }
     }
     expect_counts(id, want, 0);
+    expect_history(id, want);
+    /* a second's boundary: what the history holds before it stays */
+    struct counts stage0 = want[0], got[2];
+    int64_t boundary = (int64_t)time(NULL) + 1;
+    while ((int64_t)time(NULL) < boundary)
+        e2e_sleep_ms(20);
 
     /* stage 1 (100 %): the others are offered it there; half of them come back updated */
     char path_advance[64];
@@ -266,11 +322,15 @@ static void test_counts(void **state)
             break;
         }
     expect_counts(id, want, 1);
+    expect_history(id, want);
+    history(id, boundary - 1, got);
+    expect_same(&got[0], &stage0);
+    assert_true(got[1].offered == 0);
 
     /* the migration builds the same counters from the devices offered */
     assert_int_equal(aloftd_stop(&srv), 0);
     downgrade();
-    assert_int_equal(aloftd_start(&srv, NULL), 0);
+    assert_int_equal(aloftd_start(&srv, step), 0);
     expect_counts(id, want, 1);
 }
 
