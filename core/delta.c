@@ -143,19 +143,19 @@ static uint32_t length(struct aloft_delta *d, uint16_t *at, uint16_t *p, unsigne
     return ALOFT_DELTA_MIN_MATCH + 16 + tree(d, at, p + 2 + 2 * ALOFT_DELTA_PB * 8, 8);
 }
 
-static uint32_t distance(struct aloft_delta *d, uint16_t *at, uint32_t len)
+/* A distance - 1 (or a near match's offset - 1), its slot from table ls. */
+static uint32_t distance(struct aloft_delta *d, uint16_t *at, unsigned ls)
 {
-    unsigned ls = len - ALOFT_DELTA_MIN_MATCH < 3 ? len - ALOFT_DELTA_MIN_MATCH : 3;
     uint32_t slot = tree(d, at, d->p + ALOFT_DELTA_P_DIST_SLOT + ls * 64, 6);
     if (slot < 4)
-        return slot + 1;
+        return slot;
     unsigned nd = (slot >> 1) - 1;
     uint32_t dist = (2 | (slot & 1)) << nd;
     if (slot < 14)
         dist += rtree(d, at, d->p + ALOFT_DELTA_P_DIST_SPECIAL + dist - slot - 1, nd);
     else
         dist += direct(d, at, nd - 4) << 4 | rtree(d, at, d->p + ALOFT_DELTA_P_ALIGN, 4);
-    return dist + 1;
+    return dist;
 }
 
 /* ---- the dictionary: base ‖ result ---- */
@@ -273,7 +273,15 @@ static int token(struct aloft_delta *d, uint16_t *at)
     uint32_t len, dist;
     if (!bit(d, at, p + ALOFT_DELTA_P_IS_REP + s)) {
         len = length(d, at, p + ALOFT_DELTA_P_LEN, ps);
-        dist = distance(d, at, len);
+        if (bit(d, at, p + ALOFT_DELTA_P_IS_NEAR + s)) {
+            /* near one of the repeat distances: code moved by a few bytes */
+            uint32_t k = tree(d, at, p + ALOFT_DELTA_P_NEAR_REP, 2);
+            unsigned neg = bit(d, at, p + ALOFT_DELTA_P_NEAR_SIGN + k);
+            uint32_t off = distance(d, at, 4) + 1;
+            dist = neg ? d->rep[k] - off : d->rep[k] + off;
+        } else {
+            dist = distance(d, at, len - ALOFT_DELTA_MIN_MATCH < 3 ? len - ALOFT_DELTA_MIN_MATCH : 3) + 1;
+        }
         d->rep[3] = d->rep[2], d->rep[2] = d->rep[1], d->rep[1] = d->rep[0], d->rep[0] = dist;
         d->state = s < 7 ? 7 : 10;
     } else {

@@ -12,11 +12,11 @@
 #include "aloft/update.h"
 
 #define ALOFT_DELTA_MAGIC "ALDP"
-#define ALOFT_DELTA_VERSION 1
+#define ALOFT_DELTA_VERSION 2
 #define ALOFT_DELTA_HEADER_BYTES 84
 
 /* The header, little-endian on the wire:
- *   0  magic "ALDP"      4  version (1)   5  flags (0)   6  log2 of the block size   7  0
+ *   0  magic "ALDP"      4  version (2)   5  flags (0)   6  log2 of the block size   7  0
  *   8  base size        12  result size  16  base SHA-256  48  result SHA-256
  *  80  CRC-32 (zlib) of bytes 0..79 */
 struct aloft_delta_header {
@@ -55,10 +55,13 @@ enum {
     ALOFT_DELTA_P_DIFF = ALOFT_DELTA_P_LIT + 0x300, /* LZMA's matched literal */
     ALOFT_DELTA_P_LEN = ALOFT_DELTA_P_DIFF + ALOFT_DELTA_DIFF_CTX * 256,
     ALOFT_DELTA_P_REP_LEN = ALOFT_DELTA_P_LEN + ALOFT_DELTA_LEN_BYTES,
-    ALOFT_DELTA_P_DIST_SLOT = ALOFT_DELTA_P_REP_LEN + ALOFT_DELTA_LEN_BYTES,
-    ALOFT_DELTA_P_DIST_SPECIAL = ALOFT_DELTA_P_DIST_SLOT + 4 * 64,
+    ALOFT_DELTA_P_DIST_SLOT = ALOFT_DELTA_P_REP_LEN + ALOFT_DELTA_LEN_BYTES, /* 4 length classes, then near */
+    ALOFT_DELTA_P_DIST_SPECIAL = ALOFT_DELTA_P_DIST_SLOT + 5 * 64,
     ALOFT_DELTA_P_ALIGN = ALOFT_DELTA_P_DIST_SPECIAL + 114,
-    ALOFT_DELTA_PROBS = ALOFT_DELTA_P_ALIGN + 16,
+    ALOFT_DELTA_P_IS_NEAR = ALOFT_DELTA_P_ALIGN + 16,
+    ALOFT_DELTA_P_NEAR_REP = ALOFT_DELTA_P_IS_NEAR + ALOFT_DELTA_STATES, /* 2-bit tree */
+    ALOFT_DELTA_P_NEAR_SIGN = ALOFT_DELTA_P_NEAR_REP + 4,
+    ALOFT_DELTA_PROBS = ALOFT_DELTA_P_NEAR_SIGN + 4,
 };
 
 #define ALOFT_DELTA_RATE0 2     /* a new probability moves 1/4 of the way */

@@ -144,6 +144,21 @@ static void test_generated_pairs_round_trip_small(void **state)
     np = round_trip(a, na, c, na + 5000);
     assert_true(np < 5000 + 1024);
 
+    /* code that moved by a few bytes at many places: 1..3 bytes inserted
+     * every 4 KB, so each region is a little further than the one before (a
+     * near match: a repeat distance and the small step, not a new distance) */
+    size_t nc = 0, nins = 0;
+    for (size_t i = 0; i < na; i += 4096, nins++) {
+        size_t n = na - i < 4096 ? na - i : 4096;
+        memcpy(c + nc, a + i, n);
+        nc += n;
+        for (size_t k = 0; k <= nins % 3 && nc < na + 5000; k++)
+            c[nc++] = rnd();
+    }
+    np = round_trip(a, na, c, nc);
+    printf("shifted: %zu insertions, patch %zu\n", nins, np);
+    assert_true(np < nins * 8); /* ~7.5 B each; 8.8 B each before near matches */
+
     /* moved segments: two 40 KB blocks swapped */
     memcpy(c, a, na);
     memcpy(c + 50000, a + 200000, 40000);
