@@ -370,7 +370,7 @@ static float lit_price(const struct enc *e, uint32_t here, const struct mstate *
     plain += pr(*isd, 0);
     if (old >= 0) {
         float diff = pr(*isd, 1) +
-                     tree_price(e->p + ALOFT_DELTA_P_DIFF + ALOFT_DELTA_DIFF_CTX_OF(prev) * 256, 8, (uint8_t)(cur - old));
+                     tree_price(e->p + ALOFT_DELTA_P_DIFF + ALOFT_DELTA_DIFF_CTX_OF(prev, m->state) * 256, 8, (uint8_t)(cur - old));
         if (diff < plain) {
             *use_diff = 1;
             return c + diff;
@@ -472,7 +472,7 @@ static void enc_token(struct enc *e, struct mstate *m, uint32_t here, const stru
         if (m->aligned)
             rc_bit(r, p + ALOFT_DELTA_P_IS_DIFF + s * ALOFT_DELTA_PB + ps, t->kind == T_DIFF);
         if (t->kind == T_DIFF)
-            rc_tree(r, p + ALOFT_DELTA_P_DIFF + ALOFT_DELTA_DIFF_CTX_OF(prev) * 256, 8, (uint8_t)(e->dict[here] - o));
+            rc_tree(r, p + ALOFT_DELTA_P_DIFF + ALOFT_DELTA_DIFF_CTX_OF(prev, s) * 256, 8, (uint8_t)(e->dict[here] - o));
         else
             mlit_enc(r, p + ALOFT_DELTA_P_LIT, o, e->dict[here]);
         break;

@@ -71,8 +71,10 @@ enum {
 /* A plain literal is coded as LZMA's matched literal against the byte at the
  * last repeat distance (0 when there is none): while its bits agree with that
  * byte's they are the context (an edited instruction often keeps its opcode).
- * A diff literal's context: the previous byte's top bits. */
-#define ALOFT_DELTA_DIFF_CTX_OF(prev) ((prev) >> 6)
+ * A diff literal's context: whether a literal came just before (the second
+ * byte of a changed field: a call's or a literal load's offset) and the
+ * previous byte's top bit. */
+#define ALOFT_DELTA_DIFF_CTX_OF(prev, state) ((state) < 7 ? 2 + ((prev) >> 7) : (prev) >> 7)
 
 /* A probability's value (the chance of a 0 bit, of 1 << PROB_BITS). */
 #define ALOFT_DELTA_PVAL(p) ((unsigned)(p) & ((1u << ALOFT_DELTA_PROB_BITS) - 1))
