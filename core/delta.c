@@ -299,7 +299,7 @@ static int token(struct aloft_delta *d, uint16_t *at)
                 d->rep[k] = d->rep[k - 1];
             d->rep[0] = dist;
         }
-        len = length(d, at, p + ALOFT_DELTA_P_REP_LEN, ps);
+        len = length(d, at, p + ALOFT_DELTA_P_REP_LEN, ALOFT_DELTA_REP_LEN_CTX(s, ps));
         d->state = s < 7 ? 8 : 11;
     }
     d->aligned = 1;

@@ -492,7 +492,7 @@ static void enc_token(struct enc *e, struct mstate *m, uint32_t here, const stru
             if (t->rep != 1)
                 rc_bit(r, p + ALOFT_DELTA_P_IS_REP_G2 + s, t->rep == 3);
         }
-        enc_len(e, p + ALOFT_DELTA_P_REP_LEN, ps, t->len);
+        enc_len(e, p + ALOFT_DELTA_P_REP_LEN, ALOFT_DELTA_REP_LEN_CTX(s, ps), t->len);
         break;
     default: {
         rc_bit(r, p + ALOFT_DELTA_P_IS_REP + s, 0);
@@ -655,7 +655,7 @@ static int encode_block(struct enc *e, const struct finder *f, uint32_t at, uint
                     longest = len, nice = (struct tok){T_REP, (uint8_t)k, len, 0};
                 float base = cur->cost + rep_price(e, &cur->m, k, ps);
                 for (uint32_t l = ALOFT_DELTA_MIN_MATCH; l <= len; l++) {
-                    c = base + e->len_price[1][ps][l];
+                    c = base + e->len_price[1][ALOFT_DELTA_REP_LEN_CTX(cur->m.state, ps)][l];
                     if (c < nd[j + l].cost) {
                         cand = (struct node){c, j, {T_REP, (uint8_t)k, l, 0}, cur->m};
                         apply(&cand.m, &cand.t);

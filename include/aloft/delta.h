@@ -75,6 +75,9 @@ enum {
  * byte of a changed field: a call's or a literal load's offset) and the
  * previous byte's top bit. */
 #define ALOFT_DELTA_DIFF_CTX_OF(prev, state) ((state) < 7 ? 2 + ((prev) >> 7) : (prev) >> 7)
+/* A repeat's length context (of ALOFT_DELTA_PB): whether a literal came just
+ * before (the run to the next changed byte) and the position's low bit. */
+#define ALOFT_DELTA_REP_LEN_CTX(state, ps) (((state) < 7 ? 2 : 0) + ((ps) & 1))
 
 /* A probability's value (the chance of a 0 bit, of 1 << PROB_BITS). */
 #define ALOFT_DELTA_PVAL(p) ((unsigned)(p) & ((1u << ALOFT_DELTA_PROB_BITS) - 1))
