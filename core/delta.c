@@ -11,7 +11,8 @@
 enum { PH_HEADER, PH_BLOCK, PH_TOKENS, PH_DONE };
 
 /* No token takes more than ~340 bits (six flags, a length, a slot, 26 direct
- * and 4 align bits at the coder's worst 12 bits per modelled bit). */
+ * and 4 align bits at the coder's worst 12 bits per modelled bit; a near
+ * match's flag, repeat and sign bits are three of the six). */
 #define TOKEN_MAX_BYTES 48
 #define TOP (1u << 24)
 

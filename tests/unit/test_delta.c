@@ -217,6 +217,19 @@ static void test_refused_patches(void **state)
             assert_memory_equal(mem.out, b, nb);
         p[at] ^= 0x10;
     }
+    /* well-coded matches whose distance is impossible: a near match at the
+     * first repeat distance + 2^31 (past the dictionary), a plain one of
+     * 2^32 (wraps to 0: the byte being decoded). Corrupt, nothing copied. */
+    static const uint8_t bad_dist[2][10] = {{0x00, 0x82, 0x3d, 0xf7, 0xff, 0xff, 0xf8, 0x00, 0x00, 0x00},
+                                            {0x00, 0x81, 0xff, 0xf7, 0xff, 0xff, 0xe0, 0x00, 0x00, 0x00}};
+    uint8_t crafted[ALOFT_DELTA_HEADER_BYTES + sizeof bad_dist[0]];
+    for (int i = 0; i < 2; i++) {
+        memcpy(crafted, p, ALOFT_DELTA_HEADER_BYTES);
+        memcpy(crafted + ALOFT_DELTA_HEADER_BYTES, bad_dist[i], sizeof bad_dist[i]);
+        assert_int_equal(apply_chunked(a, na, crafted, sizeof crafted, 100), ALOFT_E_CORRUPT);
+        assert_int_equal(mem.len, 0);
+    }
+
     /* bytes after the end */
     uint8_t *longer = malloc(np + 3);
     memcpy(longer, p, np);
