@@ -11,7 +11,8 @@
 enum { PH_HEADER, PH_BLOCK, PH_TOKENS, PH_DONE };
 
 /* No token takes more than ~340 bits (six flags, a length, a slot, 26 direct
- * and 4 align bits at the coder's worst 12 bits per modelled bit). */
+ * and 4 align bits at the coder's worst 12 bits per modelled bit; a near
+ * match's flag, repeat and sign bits are three of the six). */
 #define TOKEN_MAX_BYTES 48
 #define TOP (1u << 24)
 
@@ -143,19 +144,19 @@ static uint32_t length(struct aloft_delta *d, uint16_t *at, uint16_t *p, unsigne
     return ALOFT_DELTA_MIN_MATCH + 16 + tree(d, at, p + 2 + 2 * ALOFT_DELTA_PB * 8, 8);
 }
 
-static uint32_t distance(struct aloft_delta *d, uint16_t *at, uint32_t len)
+/* A distance - 1 (or a near match's offset - 1), its slot from table ls. */
+static uint32_t distance(struct aloft_delta *d, uint16_t *at, unsigned ls)
 {
-    unsigned ls = len - ALOFT_DELTA_MIN_MATCH < 3 ? len - ALOFT_DELTA_MIN_MATCH : 3;
     uint32_t slot = tree(d, at, d->p + ALOFT_DELTA_P_DIST_SLOT + ls * 64, 6);
     if (slot < 4)
-        return slot + 1;
+        return slot;
     unsigned nd = (slot >> 1) - 1;
     uint32_t dist = (2 | (slot & 1)) << nd;
     if (slot < 14)
         dist += rtree(d, at, d->p + ALOFT_DELTA_P_DIST_SPECIAL + dist - slot - 1, nd);
     else
         dist += direct(d, at, nd - 4) << 4 | rtree(d, at, d->p + ALOFT_DELTA_P_ALIGN, 4);
-    return dist + 1;
+    return dist;
 }
 
 /* ---- the dictionary: base ‖ result ---- */
@@ -238,7 +239,7 @@ static int literal(struct aloft_delta *d, uint16_t *at, unsigned ps)
         int prev = dict(d, here - 1);
         if (prev < 0)
             return prev;
-        uint32_t diff = tree(d, at, d->p + ALOFT_DELTA_P_DIFF + ALOFT_DELTA_DIFF_CTX_OF((unsigned)prev) * 256, 8);
+        uint32_t diff = tree(d, at, d->p + ALOFT_DELTA_P_DIFF + ALOFT_DELTA_DIFF_CTX_OF((unsigned)prev, d->state) * 256, 8);
         d->state = (uint8_t)after_lit(d->state);
         return put(d, (uint8_t)(old + diff));
     }
@@ -273,7 +274,15 @@ static int token(struct aloft_delta *d, uint16_t *at)
     uint32_t len, dist;
     if (!bit(d, at, p + ALOFT_DELTA_P_IS_REP + s)) {
         len = length(d, at, p + ALOFT_DELTA_P_LEN, ps);
-        dist = distance(d, at, len);
+        if (bit(d, at, p + ALOFT_DELTA_P_IS_NEAR + s)) {
+            /* near one of the repeat distances: code moved by a few bytes */
+            uint32_t k = tree(d, at, p + ALOFT_DELTA_P_NEAR_REP, 2);
+            unsigned neg = bit(d, at, p + ALOFT_DELTA_P_NEAR_SIGN + k);
+            uint32_t off = distance(d, at, 4) + 1;
+            dist = neg ? d->rep[k] - off : d->rep[k] + off;
+        } else {
+            dist = distance(d, at, len - ALOFT_DELTA_MIN_MATCH < 3 ? len - ALOFT_DELTA_MIN_MATCH : 3) + 1;
+        }
         d->rep[3] = d->rep[2], d->rep[2] = d->rep[1], d->rep[1] = d->rep[0], d->rep[0] = dist;
         d->state = s < 7 ? 7 : 10;
     } else {
@@ -291,7 +300,7 @@ static int token(struct aloft_delta *d, uint16_t *at)
                 d->rep[k] = d->rep[k - 1];
             d->rep[0] = dist;
         }
-        len = length(d, at, p + ALOFT_DELTA_P_REP_LEN, ps);
+        len = length(d, at, p + ALOFT_DELTA_P_REP_LEN, ALOFT_DELTA_REP_LEN_CTX(s, ps));
         d->state = s < 7 ? 8 : 11;
     }
     d->aligned = 1;

@@ -12,7 +12,10 @@
 #include "aloft/delta.h"
 #include "aloft/err.h"
 
-#define NICE 32       /* a match this long is taken at once (so prices are refreshed often) */
+/* A match this long is taken at once (so prices are refreshed often). The
+ * parse is sensitive to it, block by block: each block is made with each of
+ * these and the shortest kept (blocks are coded independently). */
+static const uint32_t nice_lens[] = {8, 12, 16, 20, 24, 32, 48, 64};
 #define WINDOW 2048   /* positions per parse window */
 #define MAX_CANDS 16  /* matches kept per position */
 #define PROB_ONE (1u << ALOFT_DELTA_PROB_BITS)
@@ -254,9 +257,10 @@ struct enc {
     uint32_t n;          /* dictionary size */
     uint16_t p[ALOFT_DELTA_PROBS];
     struct rc rc;
+    uint32_t nice;
     /* prices frozen at a window's start */
     float len_price[2][ALOFT_DELTA_PB][ALOFT_DELTA_MAX_MATCH + 1];
-    float slot_price[4][64];
+    float slot_price[5][64];
     float align_price[16];
 };
 
@@ -300,7 +304,7 @@ static void update_prices(struct enc *e)
             for (uint32_t len = ALOFT_DELTA_MIN_MATCH; len <= ALOFT_DELTA_MAX_MATCH; len++)
                 e->len_price[k][ps][len] =
                     len_price_calc(e->p + (k ? ALOFT_DELTA_P_REP_LEN : ALOFT_DELTA_P_LEN), ps, len);
-    for (int ls = 0; ls < 4; ls++)
+    for (int ls = 0; ls < 5; ls++)
         for (uint32_t s = 0; s < 64; s++) {
             float c = tree_price(e->p + ALOFT_DELTA_P_DIST_SLOT + ls * 64, 6, s);
             if (s >= 14)
@@ -311,10 +315,11 @@ static void update_prices(struct enc *e)
         e->align_price[a] = rtree_price(e->p + ALOFT_DELTA_P_ALIGN, 4, a);
 }
 
-static float dist_price(const struct enc *e, uint32_t dist, uint32_t len)
+/* Price of d0 (a distance - 1, or a near offset - 1) with slot table ls. */
+static float d0_price(const struct enc *e, uint32_t d0, unsigned ls)
 {
-    uint32_t d0 = dist - 1, slot = dist_slot(d0);
-    float c = e->slot_price[len_state(len)][slot];
+    uint32_t slot = dist_slot(d0);
+    float c = e->slot_price[ls][slot];
     if (slot < 4)
         return c;
     unsigned nd = (slot >> 1) - 1;
@@ -322,6 +327,28 @@ static float dist_price(const struct enc *e, uint32_t dist, uint32_t len)
     if (slot < 14)
         return c + rtree_price(e->p + ALOFT_DELTA_P_DIST_SPECIAL + base - slot - 1, nd, d0 - base);
     return c + e->align_price[(d0 - base) & 15];
+}
+
+/* Price of a new match's distance: plain, or near a repeat distance (then
+ * *near is 1 + which one), whichever is the cheaper. */
+static float dist_price(const struct enc *e, const struct mstate *m, uint32_t dist, uint32_t len, uint8_t *near)
+{
+    const uint16_t *isn = &e->p[ALOFT_DELTA_P_IS_NEAR + m->state];
+    float best = pr(*isn, 0) + d0_price(e, dist - 1, len_state(len));
+    *near = 0;
+    for (unsigned k = 0; k < 4; k++) {
+        if (dist == m->rep[k])
+            continue;
+        unsigned neg = dist < m->rep[k];
+        uint32_t off = neg ? m->rep[k] - dist : dist - m->rep[k];
+        if (off > best * 8.0f) /* cannot be cheaper */
+            continue;
+        float c = pr(*isn, 1) + tree_price(e->p + ALOFT_DELTA_P_NEAR_REP, 2, k) +
+                  pr(e->p[ALOFT_DELTA_P_NEAR_SIGN + k], neg) + d0_price(e, off - 1, 4);
+        if (c < best)
+            best = c, *near = (uint8_t)(k + 1);
+    }
+    return best;
 }
 
 /* The byte at rep0 for a diff literal, or -1 when there is none. */
@@ -347,7 +374,7 @@ static float lit_price(const struct enc *e, uint32_t here, const struct mstate *
     plain += pr(*isd, 0);
     if (old >= 0) {
         float diff = pr(*isd, 1) +
-                     tree_price(e->p + ALOFT_DELTA_P_DIFF + ALOFT_DELTA_DIFF_CTX_OF(prev) * 256, 8, (uint8_t)(cur - old));
+                     tree_price(e->p + ALOFT_DELTA_P_DIFF + ALOFT_DELTA_DIFF_CTX_OF(prev, m->state) * 256, 8, (uint8_t)(cur - old));
         if (diff < plain) {
             *use_diff = 1;
             return c + diff;
@@ -382,7 +409,7 @@ static float shortrep_price(const struct enc *e, const struct mstate *m, unsigne
 enum { T_LIT, T_DIFF, T_SHORTREP, T_REP, T_MATCH };
 
 struct tok {
-    uint8_t kind, rep; /* rep: which repeat distance for T_REP */
+    uint8_t kind, rep; /* rep: which repeat distance for T_REP, or 1 + the one a T_MATCH is near */
     uint32_t len, dist;
 };
 
@@ -449,7 +476,7 @@ static void enc_token(struct enc *e, struct mstate *m, uint32_t here, const stru
         if (m->aligned)
             rc_bit(r, p + ALOFT_DELTA_P_IS_DIFF + s * ALOFT_DELTA_PB + ps, t->kind == T_DIFF);
         if (t->kind == T_DIFF)
-            rc_tree(r, p + ALOFT_DELTA_P_DIFF + ALOFT_DELTA_DIFF_CTX_OF(prev) * 256, 8, (uint8_t)(e->dict[here] - o));
+            rc_tree(r, p + ALOFT_DELTA_P_DIFF + ALOFT_DELTA_DIFF_CTX_OF(prev, s) * 256, 8, (uint8_t)(e->dict[here] - o));
         else
             mlit_enc(r, p + ALOFT_DELTA_P_LIT, o, e->dict[here]);
         break;
@@ -469,13 +496,22 @@ static void enc_token(struct enc *e, struct mstate *m, uint32_t here, const stru
             if (t->rep != 1)
                 rc_bit(r, p + ALOFT_DELTA_P_IS_REP_G2 + s, t->rep == 3);
         }
-        enc_len(e, p + ALOFT_DELTA_P_REP_LEN, ps, t->len);
+        enc_len(e, p + ALOFT_DELTA_P_REP_LEN, ALOFT_DELTA_REP_LEN_CTX(s, ps), t->len);
         break;
     default: {
         rc_bit(r, p + ALOFT_DELTA_P_IS_REP + s, 0);
         enc_len(e, p + ALOFT_DELTA_P_LEN, ps, t->len);
-        uint32_t d0 = t->dist - 1, slot = dist_slot(d0);
-        rc_tree(r, p + ALOFT_DELTA_P_DIST_SLOT + len_state(t->len) * 64, 6, slot);
+        rc_bit(r, p + ALOFT_DELTA_P_IS_NEAR + s, t->rep != 0);
+        uint32_t d0 = t->dist - 1, ls = len_state(t->len);
+        if (t->rep) {
+            unsigned k = t->rep - 1u, neg = t->dist < m->rep[k];
+            rc_tree(r, p + ALOFT_DELTA_P_NEAR_REP, 2, k);
+            rc_bit(r, p + ALOFT_DELTA_P_NEAR_SIGN + k, neg);
+            d0 = (neg ? m->rep[k] - t->dist : t->dist - m->rep[k]) - 1;
+            ls = 4;
+        }
+        uint32_t slot = dist_slot(d0);
+        rc_tree(r, p + ALOFT_DELTA_P_DIST_SLOT + ls * 64, 6, slot);
         if (slot >= 4) {
             unsigned nd = (slot >> 1) - 1;
             uint32_t base = (2 | (slot & 1)) << nd, v = d0 - base;
@@ -495,6 +531,8 @@ static void enc_token(struct enc *e, struct mstate *m, uint32_t here, const stru
 
 struct cand {
     uint32_t len, dist;
+    float price; /* of the distance, for lengths of 5 or more */
+    uint8_t near;
 };
 
 struct finder {
@@ -503,7 +541,22 @@ struct finder {
 
 /* The longest earlier matches at here (longest first, each with the
  * smallest distance found for at least its length), capped at limit. */
-static int find(const struct enc *e, const struct finder *f, uint32_t here, uint32_t limit, struct cand *out)
+static uint32_t match_len(const struct enc *e, uint32_t here, uint32_t dist, uint32_t limit)
+{
+    if (dist > here)
+        return 0;
+    uint32_t l = 0;
+    while (l < limit && e->dict[here + l] == e->dict[here - dist + l])
+        l++;
+    return l;
+}
+
+/* The earlier matches at here worth trying (longest first, each with a
+ * distance cheaper than every longer one's), capped at limit. Among equally
+ * long ones the suffix array's nearest comes first: it matches furthest
+ * beyond the cap. */
+static int find(const struct enc *e, const struct finder *f, const struct mstate *ms, uint32_t here, uint32_t limit,
+                struct cand *out)
 {
     int32_t r = f->rank[here];
     /* each way, the running LCP only shrinks: both lists come longest first */
@@ -524,37 +577,27 @@ static int find(const struct enc *e, const struct finder *f, uint32_t here, uint
             i = nb;
             uint32_t q = (uint32_t)f->sa[i];
             if (q < here && limit >= ALOFT_DELTA_MIN_MATCH)
-                side[w][ns[w]++] = (struct cand){l < limit ? l : limit, here - q};
+                side[w][ns[w]++] = (struct cand){l < limit ? l : limit, here - q, 0, 0};
         }
     }
-    /* merge longest first; keep one only if closer than every longer one */
     int a = 0, b = 0, m = 0;
-    uint32_t best = UINT32_MAX;
+    float best = INFINITY;
     while ((a < ns[0] || b < ns[1]) && m < MAX_CANDS) {
         struct cand c;
         if (b >= ns[1] || (a < ns[0] && side[0][a].len >= side[1][b].len))
             c = side[0][a++];
         else
             c = side[1][b++];
-        if (c.dist < best) {
-            best = c.dist;
+        c.price = dist_price(e, ms, c.dist, ALOFT_DELTA_MIN_MATCH + 3, &c.near);
+        if (c.price < best) {
+            best = c.price;
             if (m && out[m - 1].len == c.len)
-                out[m - 1].dist = c.dist;
+                out[m - 1] = c;
             else
                 out[m++] = c;
         }
     }
     return m;
-}
-
-static uint32_t match_len(const struct enc *e, uint32_t here, uint32_t dist, uint32_t limit)
-{
-    if (dist > here)
-        return 0;
-    uint32_t l = 0;
-    while (l < limit && e->dict[here + l] == e->dict[here - dist + l])
-        l++;
-    return l;
 }
 
 /* ---- the parse ---- */
@@ -616,7 +659,7 @@ static int encode_block(struct enc *e, const struct finder *f, uint32_t at, uint
                     longest = len, nice = (struct tok){T_REP, (uint8_t)k, len, 0};
                 float base = cur->cost + rep_price(e, &cur->m, k, ps);
                 for (uint32_t l = ALOFT_DELTA_MIN_MATCH; l <= len; l++) {
-                    c = base + e->len_price[1][ps][l];
+                    c = base + e->len_price[1][ALOFT_DELTA_REP_LEN_CTX(cur->m.state, ps)][l];
                     if (c < nd[j + l].cost) {
                         cand = (struct node){c, j, {T_REP, (uint8_t)k, l, 0}, cur->m};
                         apply(&cand.m, &cand.t);
@@ -626,24 +669,26 @@ static int encode_block(struct enc *e, const struct finder *f, uint32_t at, uint
             }
             /* new distances */
             struct cand cs[MAX_CANDS];
-            int nc = longest >= NICE ? 0 : find(e, f, here, limit, cs);
+            int nc = longest >= e->nice ? 0 : find(e, f, &cur->m, here, limit, cs);
             float mbase = cur->cost + pr(e->p[ALOFT_DELTA_P_IS_MATCH + cur->m.state * ALOFT_DELTA_PB + ps], 1) +
                           pr(e->p[ALOFT_DELTA_P_IS_REP + cur->m.state], 0);
             uint32_t lo = ALOFT_DELTA_MIN_MATCH;
             for (int k = nc - 1; k >= 0; k--) { /* shortest (closest) first */
                 if (cs[k].len > longest)
-                    longest = cs[k].len, nice = (struct tok){T_MATCH, 0, cs[k].len, cs[k].dist};
+                    longest = cs[k].len, nice = (struct tok){T_MATCH, cs[k].near, cs[k].len, cs[k].dist};
                 for (uint32_t l = lo; l <= cs[k].len; l++) {
-                    c = mbase + e->len_price[0][ps][l] + dist_price(e, cs[k].dist, l);
+                    uint8_t near = cs[k].near;
+                    float dp = l >= ALOFT_DELTA_MIN_MATCH + 3 ? cs[k].price : dist_price(e, &cur->m, cs[k].dist, l, &near);
+                    c = mbase + e->len_price[0][ps][l] + dp;
                     if (c < nd[j + l].cost) {
-                        cand = (struct node){c, j, {T_MATCH, 0, l, cs[k].dist}, cur->m};
+                        cand = (struct node){c, j, {T_MATCH, near, l, cs[k].dist}, cur->m};
                         apply(&cand.m, &cand.t);
                         nd[j + l] = cand;
                     }
                 }
                 lo = cs[k].len + 1;
             }
-            if (longest >= NICE || (longest == limit && longest >= ALOFT_DELTA_MIN_MATCH)) {
+            if (longest >= e->nice || (longest == limit && longest >= ALOFT_DELTA_MIN_MATCH)) {
                 /* take it: the path to j, then this token */
                 cand = (struct node){0, j, nice, cur->m};
                 apply(&cand.m, &cand.t);
@@ -722,12 +767,22 @@ int aloft_delta_make(const uint8_t *base, size_t base_len, const uint8_t *result
     uint32_t bs = 1u << block_shift;
     for (uint32_t at = 0; at < result_len && !e->rc.oom; at += bs) {
         uint32_t end = result_len - at > bs ? at + bs : (uint32_t)result_len;
-        for (size_t i = 0; i < ALOFT_DELTA_PROBS; i++)
-            e->p[i] = PROB_ONE / 2;
-        rc_start(&e->rc);
-        if ((rc = encode_block(e, &f, e->base + at, e->base + end, nd, path)) != 0)
-            goto out;
-        rc_flush(&e->rc);
+        size_t start = e->rc.len, best = SIZE_MAX;
+        unsigned n = sizeof nice_lens / sizeof nice_lens[0], pick = 0;
+        for (unsigned i = 0; i <= n; i++) {
+            if (i == n && pick == n - 1)
+                break; /* the last one tried is the one kept */
+            e->nice = nice_lens[i < n ? i : pick];
+            e->rc.len = start;
+            for (size_t k = 0; k < ALOFT_DELTA_PROBS; k++)
+                e->p[k] = PROB_ONE / 2;
+            rc_start(&e->rc);
+            if ((rc = encode_block(e, &f, e->base + at, e->base + end, nd, path)) != 0)
+                goto out;
+            rc_flush(&e->rc);
+            if (i < n && e->rc.len - start < best)
+                best = e->rc.len - start, pick = i;
+        }
         if (progress)
             progress(progress_ctx, end, result_len);
     }

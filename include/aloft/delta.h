@@ -12,11 +12,11 @@
 #include "aloft/update.h"
 
 #define ALOFT_DELTA_MAGIC "ALDP"
-#define ALOFT_DELTA_VERSION 1
+#define ALOFT_DELTA_VERSION 2
 #define ALOFT_DELTA_HEADER_BYTES 84
 
 /* The header, little-endian on the wire:
- *   0  magic "ALDP"      4  version (1)   5  flags (0)   6  log2 of the block size   7  0
+ *   0  magic "ALDP"      4  version (2)   5  flags (0)   6  log2 of the block size   7  0
  *   8  base size        12  result size  16  base SHA-256  48  result SHA-256
  *  80  CRC-32 (zlib) of bytes 0..79 */
 struct aloft_delta_header {
@@ -55,10 +55,13 @@ enum {
     ALOFT_DELTA_P_DIFF = ALOFT_DELTA_P_LIT + 0x300, /* LZMA's matched literal */
     ALOFT_DELTA_P_LEN = ALOFT_DELTA_P_DIFF + ALOFT_DELTA_DIFF_CTX * 256,
     ALOFT_DELTA_P_REP_LEN = ALOFT_DELTA_P_LEN + ALOFT_DELTA_LEN_BYTES,
-    ALOFT_DELTA_P_DIST_SLOT = ALOFT_DELTA_P_REP_LEN + ALOFT_DELTA_LEN_BYTES,
-    ALOFT_DELTA_P_DIST_SPECIAL = ALOFT_DELTA_P_DIST_SLOT + 4 * 64,
+    ALOFT_DELTA_P_DIST_SLOT = ALOFT_DELTA_P_REP_LEN + ALOFT_DELTA_LEN_BYTES, /* 4 length classes, then near */
+    ALOFT_DELTA_P_DIST_SPECIAL = ALOFT_DELTA_P_DIST_SLOT + 5 * 64,
     ALOFT_DELTA_P_ALIGN = ALOFT_DELTA_P_DIST_SPECIAL + 114,
-    ALOFT_DELTA_PROBS = ALOFT_DELTA_P_ALIGN + 16,
+    ALOFT_DELTA_P_IS_NEAR = ALOFT_DELTA_P_ALIGN + 16,
+    ALOFT_DELTA_P_NEAR_REP = ALOFT_DELTA_P_IS_NEAR + ALOFT_DELTA_STATES, /* 2-bit tree */
+    ALOFT_DELTA_P_NEAR_SIGN = ALOFT_DELTA_P_NEAR_REP + 4,
+    ALOFT_DELTA_PROBS = ALOFT_DELTA_P_NEAR_SIGN + 4,
 };
 
 #define ALOFT_DELTA_RATE0 2     /* a new probability moves 1/4 of the way */
@@ -68,8 +71,13 @@ enum {
 /* A plain literal is coded as LZMA's matched literal against the byte at the
  * last repeat distance (0 when there is none): while its bits agree with that
  * byte's they are the context (an edited instruction often keeps its opcode).
- * A diff literal's context: the previous byte's top bits. */
-#define ALOFT_DELTA_DIFF_CTX_OF(prev) ((prev) >> 6)
+ * A diff literal's context: whether a literal came just before (the second
+ * byte of a changed field: a call's or a literal load's offset) and the
+ * previous byte's top bit. */
+#define ALOFT_DELTA_DIFF_CTX_OF(prev, state) ((state) < 7 ? 2 + ((prev) >> 7) : (prev) >> 7)
+/* A repeat's length context (of ALOFT_DELTA_PB): whether a literal came just
+ * before (the run to the next changed byte) and the position's low bit. */
+#define ALOFT_DELTA_REP_LEN_CTX(state, ps) (((state) < 7 ? 2 : 0) + ((ps) & 1))
 
 /* A probability's value (the chance of a 0 bit, of 1 << PROB_BITS). */
 #define ALOFT_DELTA_PVAL(p) ((unsigned)(p) & ((1u << ALOFT_DELTA_PROB_BITS) - 1))

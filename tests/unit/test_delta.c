@@ -144,6 +144,21 @@ static void test_generated_pairs_round_trip_small(void **state)
     np = round_trip(a, na, c, na + 5000);
     assert_true(np < 5000 + 1024);
 
+    /* code that moved by a few bytes at many places: 1..3 bytes inserted
+     * every 4 KB, so each region is a little further than the one before (a
+     * near match: a repeat distance and the small step, not a new distance) */
+    size_t nc = 0, nins = 0;
+    for (size_t i = 0; i < na; i += 4096, nins++) {
+        size_t n = na - i < 4096 ? na - i : 4096;
+        memcpy(c + nc, a + i, n);
+        nc += n;
+        for (size_t k = 0; k <= nins % 3 && nc < na + 5000; k++)
+            c[nc++] = rnd();
+    }
+    np = round_trip(a, na, c, nc);
+    printf("shifted: %zu insertions, patch %zu\n", nins, np);
+    assert_true(np < nins * 8); /* ~7.5 B each; 8.8 B each before near matches */
+
     /* moved segments: two 40 KB blocks swapped */
     memcpy(c, a, na);
     memcpy(c + 50000, a + 200000, 40000);
@@ -202,6 +217,19 @@ static void test_refused_patches(void **state)
             assert_memory_equal(mem.out, b, nb);
         p[at] ^= 0x10;
     }
+    /* well-coded matches whose distance is impossible: a near match at the
+     * first repeat distance + 2^31 (past the dictionary), a plain one of
+     * 2^32 (wraps to 0: the byte being decoded). Corrupt, nothing copied. */
+    static const uint8_t bad_dist[2][10] = {{0x00, 0x82, 0x3d, 0xf7, 0xff, 0xff, 0xf8, 0x00, 0x00, 0x00},
+                                            {0x00, 0x81, 0xff, 0xf7, 0xff, 0xff, 0xe0, 0x00, 0x00, 0x00}};
+    uint8_t crafted[ALOFT_DELTA_HEADER_BYTES + sizeof bad_dist[0]];
+    for (int i = 0; i < 2; i++) {
+        memcpy(crafted, p, ALOFT_DELTA_HEADER_BYTES);
+        memcpy(crafted + ALOFT_DELTA_HEADER_BYTES, bad_dist[i], sizeof bad_dist[i]);
+        assert_int_equal(apply_chunked(a, na, crafted, sizeof crafted, 100), ALOFT_E_CORRUPT);
+        assert_int_equal(mem.len, 0);
+    }
+
     /* bytes after the end */
     uint8_t *longer = malloc(np + 3);
     memcpy(longer, p, np);
