@@ -608,6 +608,50 @@ static void test_dropped_patch_resumes_at_a_checkpoint(void **state)
     e2e_node_stop(&n);
 }
 
+/* A patch upload whose link dropped keeps its checkpoint in the settings; a
+ * pull that then takes the update slot drops it, so the device that boots
+ * the pulled image offers no resume of a patch whose bytes it overwrote
+ * (kept, it would come back from the settings at that boot). */
+static void test_pull_drops_a_kept_patch_checkpoint(void **state)
+{
+    (void)state;
+    const char *patch = e2e_path("pull-1-2-cut.delta");
+    const char *mk[] = {"aloft", "delta", "make", fw1, fw2, "-o", patch, "-q", NULL};
+    assert_int_equal(aloft_test_run(NULL, mk), 0);
+    size_t plen;
+    uint8_t *p = e2e_file_read(patch, &plen);
+    struct e2e_node n;
+    start_node(&n, "patch-then-pull", NULL);
+    int fd = e2e_connect(&n);
+    char head[400];
+    int hl = snprintf(head, sizeof head,
+                      "POST /ota HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-aloft-delta\r\n"
+                      "%s\r\nContent-Length: %zu\r\n\r\n", n.listen, n.auth, plen);
+    assert_int_equal(send(fd, head, (size_t)hl, MSG_NOSIGNAL), hl);
+    size_t cut = plen * 60 / 100;
+    assert_int_equal(send(fd, p, cut, MSG_NOSIGNAL), (ssize_t)cut);
+    free(p);
+    close(fd); /* the link drops: the node keeps where the patch got to */
+    assert_int_equal(e2e_node_wait_log(&n, "upload dropped after", 1, 30000), 0);
+    assert_true(e2e_log_count(&n, "patch checkpoint kept") > 0);
+    cJSON *st = e2e_status(&n);
+    assert_non_null(cJSON_GetObjectItem(st, "delta_resume"));
+    cJSON_Delete(st);
+
+    serve_bytes("/after-patch.bin", img2, img2_len);
+    char sha[65], json[600];
+    aloft_sha256_hex(img2, img2_len, sha);
+    snprintf(json, sizeof json, "{\"type\":\"ota_trigger\",\"url\":\"%s\",\"sha256\":\"%s\",\"size\":%zu,"
+             "\"id\":\"after-patch\"}", file_url("/after-patch.bin"), sha, img2_len);
+    trigger_ok(&n, json);
+    cJSON_Delete(wait_state(&n, "after-patch", "updated"));
+    expect_version(&n, "2.0.0");
+    st = e2e_status(&n);
+    assert_null(cJSON_GetObjectItem(st, "delta_resume"));
+    cJSON_Delete(st);
+    e2e_node_stop(&n);
+}
+
 /* Trigger a throttled download of path (len bytes) on n, kill -9 the node
  * past 400 KB and start it again: it resumes from the offset it kept (one
  * Range request from a non-zero multiple of 64 KB) to the updated state. */
@@ -1171,6 +1215,7 @@ int main(void)
         cmocka_unit_test_teardown(test_https_verified_update_and_untrusted_certificate, aloftd_teardown),
         cmocka_unit_test_teardown(test_dropped_connections_resume_with_range, e2e_teardown),
         cmocka_unit_test_teardown(test_dropped_patch_resumes_at_a_checkpoint, e2e_teardown),
+        cmocka_unit_test_teardown(test_pull_drops_a_kept_patch_checkpoint, e2e_teardown),
         cmocka_unit_test_teardown(test_killed_mid_download_resumes_after_restart, e2e_teardown),
         cmocka_unit_test_teardown(test_bad_downloads_fail_and_change_nothing, e2e_teardown),
         cmocka_unit_test_teardown(test_scheduled_checks, aloftd_teardown),
