@@ -448,10 +448,10 @@ static int validate(struct aloft_agent *a, struct aloft_pull *j)
         /* a patch: the check's answer says so, or the trigger did (every
          * retry of the job then asks for the patch) */
         j->delta = j->r.delta = a->delta && !j->r.frontend && (j->resp_delta || j->r.delta);
-        aloft_push_delta_keep(a, false); /* the slot is this job's now: no patch upload resumes */
-        if (j->delta) {
+        if (!j->r.frontend) /* the update slot is this job's now: no patch upload resumes */
+            aloft_push_delta_keep(a, false);
+        if (j->delta)
             aloft_delta_update_begin(a->delta, a->boot, j->slot);
-        }
         if (!j->md5[0] && aloft_agent_is_hex(j->resp_md5, 32)) {
             memcpy(j->md5, j->resp_md5, sizeof j->md5);
             aloft_agent_lower(j->md5);
