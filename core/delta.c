@@ -227,9 +227,57 @@ static unsigned after_lit(unsigned s)
     return s < 4 ? 0 : s < 10 ? s - 3 : s - 6;
 }
 
+/* Result bytes left in the current block: no token crosses its end. */
+static uint32_t block_left(const struct aloft_delta *d)
+{
+    uint32_t end = ((d->out >> d->h.block_shift) + 1) << d->h.block_shift;
+    return (end > d->h.result_size ? d->h.result_size : end) - d->out;
+}
+
+/* A field: the old bytes at the last distance plus a recent or a new delta. */
+static int field(struct aloft_delta *d, uint16_t *at)
+{
+    uint32_t here = d->h.base_size + d->out, from = here - d->rep[0];
+    if (d->rep[0] - 1 >= here)
+        return ALOFT_E_CORRUPT;
+    int c = dict(d, from);
+    if (c < 0)
+        return c;
+    unsigned t = tree(d, at, d->p + ALOFT_DELTA_P_FIELD_TYPE + (c & 15) * 4, 2), w = ALOFT_DELTA_FIELD_W(t), k;
+    uint32_t *mru = d->field[t], delta;
+    if (bit(d, at, d->p + ALOFT_DELTA_P_FIELD_HIT + t)) {
+        k = tree(d, at, d->p + ALOFT_DELTA_P_FIELD_IDX + t * ALOFT_DELTA_FIELD_MRU, ALOFT_DELTA_FIELD_MRU_BITS);
+        delta = mru[k];
+    } else {
+        unsigned neg = bit(d, at, d->p + ALOFT_DELTA_P_FIELD_SIGN + t);
+        uint32_t mag = distance(d, at, 5) + 1;
+        delta = neg ? 0u - mag : mag;
+        k = ALOFT_DELTA_FIELD_MRU - 1;
+    }
+    for (; k; k--)
+        mru[k] = mru[k - 1];
+    mru[0] = delta;
+    if (d->rep[0] < w || w > block_left(d))
+        return ALOFT_E_CORRUPT;
+    uint32_t v = 0;
+    for (unsigned i = 0; i < w; i++) {
+        if ((c = dict(d, from + i)) < 0)
+            return c;
+        v |= (uint32_t)c << 8 * i;
+    }
+    v += delta << ALOFT_DELTA_FIELD_S(t);
+    d->state = (uint8_t)after_lit(d->state);
+    for (unsigned i = 0; i < w; i++)
+        if ((c = put(d, (uint8_t)(v >> 8 * i))) != 0)
+            return c;
+    return 0;
+}
+
 static int literal(struct aloft_delta *d, uint16_t *at, unsigned ps)
 {
     uint32_t here = d->h.base_size + d->out;
+    if (d->aligned && bit(d, at, d->p + ALOFT_DELTA_P_IS_FIELD + d->state))
+        return field(d, at);
     if (d->aligned && bit(d, at, d->p + ALOFT_DELTA_P_IS_DIFF + d->state * ALOFT_DELTA_PB + ps)) {
         if (d->rep[0] - 1 >= here)
             return ALOFT_E_CORRUPT;
@@ -304,10 +352,7 @@ static int token(struct aloft_delta *d, uint16_t *at)
         d->state = s < 7 ? 8 : 11;
     }
     d->aligned = 1;
-    uint32_t block_end = ((d->out >> d->h.block_shift) + 1) << d->h.block_shift;
-    if (block_end > d->h.result_size)
-        block_end = d->h.result_size;
-    if (len > block_end - d->out)
+    if (len > block_left(d))
         return ALOFT_E_CORRUPT;
     return copy(d, d->rep[0], len);
 }
@@ -321,6 +366,7 @@ static void block_reset(struct aloft_delta *d)
     d->aligned = 1;
     for (int i = 0; i < 4; i++)
         d->rep[i] = d->h.base_size; /* the same offset in the base */
+    memset(d->field, 0, sizeof d->field);
 }
 
 static int check_base(struct aloft_delta *d)

@@ -193,6 +193,10 @@ static void rc_rtree(struct rc *r, uint16_t *p, unsigned bits, uint32_t v)
 /* ---- prices (bits) from the model's current probabilities ---- */
 
 static float price_tab[PROB_ONE + 1];
+/* A field's new delta is priced this many bits below its cost: it joins the
+ * recent deltas, and moved code reuses them (one insertion shifts every
+ * reference across it alike). */
+#define FIELD_NEW_BIAS 1.5f
 
 static float pr(uint16_t p, unsigned b)
 {
@@ -260,12 +264,13 @@ struct enc {
     uint32_t nice;
     /* prices frozen at a window's start */
     float len_price[2][ALOFT_DELTA_PB][ALOFT_DELTA_MAX_MATCH + 1];
-    float slot_price[5][64];
+    float slot_price[6][64];
     float align_price[16];
 };
 
 struct mstate {
     uint32_t rep[4];
+    uint32_t field[ALOFT_DELTA_FIELD_TYPES][ALOFT_DELTA_FIELD_MRU];
     uint8_t state, aligned;
 };
 
@@ -304,7 +309,7 @@ static void update_prices(struct enc *e)
             for (uint32_t len = ALOFT_DELTA_MIN_MATCH; len <= ALOFT_DELTA_MAX_MATCH; len++)
                 e->len_price[k][ps][len] =
                     len_price_calc(e->p + (k ? ALOFT_DELTA_P_REP_LEN : ALOFT_DELTA_P_LEN), ps, len);
-    for (int ls = 0; ls < 5; ls++)
+    for (int ls = 0; ls < 6; ls++)
         for (uint32_t s = 0; s < 64; s++) {
             float c = tree_price(e->p + ALOFT_DELTA_P_DIST_SLOT + ls * 64, 6, s);
             if (s >= 14)
@@ -370,6 +375,7 @@ static float lit_price(const struct enc *e, uint32_t here, const struct mstate *
     *use_diff = 0;
     if (!m->aligned)
         return c + plain;
+    c += pr(e->p[ALOFT_DELTA_P_IS_FIELD + m->state], 0);
     const uint16_t *isd = &e->p[ALOFT_DELTA_P_IS_DIFF + m->state * ALOFT_DELTA_PB + ps];
     plain += pr(*isd, 0);
     if (old >= 0) {
@@ -406,16 +412,62 @@ static float shortrep_price(const struct enc *e, const struct mstate *m, unsigne
 
 /* ---- tokens: coding them and their effect on the model state ---- */
 
-enum { T_LIT, T_DIFF, T_SHORTREP, T_REP, T_MATCH };
+enum { T_LIT, T_DIFF, T_FIELD, T_SHORTREP, T_REP, T_MATCH };
 
+/* rep: which repeat distance for T_REP, 1 + the one a T_MATCH is near, a
+ * T_FIELD's type; k: a T_FIELD's recent delta, or FIELD_NEW; dist: a
+ * T_FIELD's delta */
 struct tok {
-    uint8_t kind, rep; /* rep: which repeat distance for T_REP, or 1 + the one a T_MATCH is near */
+    uint8_t kind, rep;
     uint32_t len, dist;
+    uint8_t k;
 };
+#define FIELD_NEW 0xFF
+
+/* The field of type t at here, if the old bytes at rep0 plus a delta make
+ * it: its token and price, else INFINITY. */
+static float field_price(const struct enc *e, uint32_t here, const struct mstate *m, unsigned t, struct tok *out)
+{
+    unsigned w = ALOFT_DELTA_FIELD_W(t), sh = ALOFT_DELTA_FIELD_S(t);
+    uint32_t r0 = m->rep[0];
+    *out = (struct tok){T_FIELD, (uint8_t)t, w, 0, FIELD_NEW};
+    if (!m->aligned || r0 < w || r0 > here || here + w > e->n)
+        return INFINITY;
+    uint32_t ov = 0, nv = 0, mask = w == 4 ? 0xFFFFFFFFu : 0xFFFFFFu;
+    for (unsigned i = 0; i < w; i++) {
+        ov |= (uint32_t)e->dict[here - r0 + i] << 8 * i;
+        nv |= (uint32_t)e->dict[here + i] << 8 * i;
+    }
+    uint32_t diff = (nv - ov) & mask;
+    if (!diff || diff & ((1u << sh) - 1))
+        return INFINITY;
+    unsigned ps = (here - e->base) & 3, s = m->state;
+    float c = pr(e->p[ALOFT_DELTA_P_IS_MATCH + s * ALOFT_DELTA_PB + ps], 0) + pr(e->p[ALOFT_DELTA_P_IS_FIELD + s], 1) +
+              tree_price(e->p + ALOFT_DELTA_P_FIELD_TYPE + (ov & 15) * 4, 2, t);
+    for (unsigned k = 0; k < ALOFT_DELTA_FIELD_MRU; k++)
+        if (((m->field[t][k] << sh) & mask) == diff) {
+            out->k = (uint8_t)k;
+            out->dist = m->field[t][k];
+            return c + pr(e->p[ALOFT_DELTA_P_FIELD_HIT + t], 1) + tree_price(e->p + ALOFT_DELTA_P_FIELD_IDX + t * ALOFT_DELTA_FIELD_MRU, ALOFT_DELTA_FIELD_MRU_BITS, k);
+        }
+    unsigned bits = 8 * w - sh;
+    uint32_t v = diff >> sh, neg = v >> (bits - 1), mag = neg ? (uint32_t)((1ull << bits) - v) : v;
+    out->dist = neg ? 0u - mag : mag;
+    return c + pr(e->p[ALOFT_DELTA_P_FIELD_HIT + t], 0) + pr(e->p[ALOFT_DELTA_P_FIELD_SIGN + t], neg) +
+           d0_price(e, mag - 1, 5) - FIELD_NEW_BIAS;
+}
 
 static void apply(struct mstate *m, const struct tok *t)
 {
     switch (t->kind) {
+    case T_FIELD: {
+        uint32_t *mru = m->field[t->rep];
+        for (unsigned k = t->k == FIELD_NEW ? ALOFT_DELTA_FIELD_MRU - 1 : t->k; k; k--)
+            mru[k] = mru[k - 1];
+        mru[0] = t->dist;
+        m->state = (uint8_t)after_lit(m->state);
+        break;
+    }
     case T_LIT:
         m->state = (uint8_t)after_lit(m->state);
         m->aligned = 0;
@@ -461,6 +513,25 @@ static void enc_len(struct enc *e, uint16_t *p, unsigned ps, uint32_t len)
     }
 }
 
+/* d0 (a distance - 1, a near offset - 1, a field's new delta's magnitude - 1) with slot table ls. */
+static void enc_d0(struct enc *e, uint32_t d0, unsigned ls)
+{
+    struct rc *r = &e->rc;
+    uint16_t *p = e->p;
+    uint32_t slot = dist_slot(d0);
+    rc_tree(r, p + ALOFT_DELTA_P_DIST_SLOT + ls * 64, 6, slot);
+    if (slot >= 4) {
+        unsigned nd = (slot >> 1) - 1;
+        uint32_t base = (2 | (slot & 1)) << nd, v = d0 - base;
+        if (slot < 14) {
+            rc_rtree(r, p + ALOFT_DELTA_P_DIST_SPECIAL + base - slot - 1, nd, v);
+        } else {
+            rc_direct(r, v >> 4, nd - 4);
+            rc_rtree(r, p + ALOFT_DELTA_P_ALIGN, 4, v & 15);
+        }
+    }
+}
+
 static void enc_token(struct enc *e, struct mstate *m, uint32_t here, const struct tok *t)
 {
     unsigned s = m->state, ps = (here - e->base) & 3;
@@ -469,10 +540,26 @@ static void enc_token(struct enc *e, struct mstate *m, uint32_t here, const stru
     rc_bit(r, p + ALOFT_DELTA_P_IS_MATCH + s * ALOFT_DELTA_PB + ps, t->kind >= T_SHORTREP);
     switch (t->kind) {
     case T_LIT:
-    case T_DIFF: {
+    case T_DIFF:
+    case T_FIELD: {
         unsigned prev = e->dict[here - 1];
         int old = diff_base(e, here, m);
         unsigned o = old < 0 ? 0 : (unsigned)old;
+        if (m->aligned)
+            rc_bit(r, p + ALOFT_DELTA_P_IS_FIELD + s, t->kind == T_FIELD);
+        if (t->kind == T_FIELD) {
+            unsigned ft = t->rep;
+            rc_tree(r, p + ALOFT_DELTA_P_FIELD_TYPE + (o & 15) * 4, 2, ft);
+            rc_bit(r, p + ALOFT_DELTA_P_FIELD_HIT + ft, t->k != FIELD_NEW);
+            if (t->k != FIELD_NEW) {
+                rc_tree(r, p + ALOFT_DELTA_P_FIELD_IDX + ft * ALOFT_DELTA_FIELD_MRU, ALOFT_DELTA_FIELD_MRU_BITS, t->k);
+            } else {
+                unsigned neg = t->dist >> 31;
+                rc_bit(r, p + ALOFT_DELTA_P_FIELD_SIGN + ft, neg);
+                enc_d0(e, (neg ? 0u - t->dist : t->dist) - 1, 5);
+            }
+            break;
+        }
         if (m->aligned)
             rc_bit(r, p + ALOFT_DELTA_P_IS_DIFF + s * ALOFT_DELTA_PB + ps, t->kind == T_DIFF);
         if (t->kind == T_DIFF)
@@ -510,18 +597,7 @@ static void enc_token(struct enc *e, struct mstate *m, uint32_t here, const stru
             d0 = (neg ? m->rep[k] - t->dist : t->dist - m->rep[k]) - 1;
             ls = 4;
         }
-        uint32_t slot = dist_slot(d0);
-        rc_tree(r, p + ALOFT_DELTA_P_DIST_SLOT + ls * 64, 6, slot);
-        if (slot >= 4) {
-            unsigned nd = (slot >> 1) - 1;
-            uint32_t base = (2 | (slot & 1)) << nd, v = d0 - base;
-            if (slot < 14) {
-                rc_rtree(r, p + ALOFT_DELTA_P_DIST_SPECIAL + base - slot - 1, nd, v);
-            } else {
-                rc_direct(r, v >> 4, nd - 4);
-                rc_rtree(r, p + ALOFT_DELTA_P_ALIGN, 4, v & 15);
-            }
-        }
+        enc_d0(e, d0, ls);
     }
     }
     apply(m, t);
@@ -613,7 +689,7 @@ struct node {
 static int encode_block(struct enc *e, const struct finder *f, uint32_t at, uint32_t end, struct node *nd,
                         struct tok *path)
 {
-    struct mstate m = {{e->base, e->base, e->base, e->base}, 0, 1};
+    struct mstate m = {{e->base, e->base, e->base, e->base}, {{0}}, 0, 1};
     while (at < end) {
         update_prices(e);
         uint32_t wend = end - at > WINDOW ? at + WINDOW : end;
@@ -636,9 +712,19 @@ static int encode_block(struct enc *e, const struct finder *f, uint32_t at, uint
             int use_diff;
             float c = cur->cost + lit_price(e, here, &cur->m, &use_diff);
             if (c < nd[j + 1].cost) {
-                cand = (struct node){c, j, {use_diff ? T_DIFF : T_LIT, 0, 1, 0}, cur->m};
+                cand = (struct node){c, j, {use_diff ? T_DIFF : T_LIT, 0, 1, 0, 0}, cur->m};
                 apply(&cand.m, &cand.t);
                 nd[j + 1] = cand;
+            }
+            /* fields */
+            for (unsigned ft = 0; ft < ALOFT_DELTA_FIELD_TYPES; ft++) {
+                struct tok t;
+                c = cur->cost + field_price(e, here, &cur->m, ft, &t);
+                if (t.len <= limit && c < nd[j + t.len].cost) {
+                    cand = (struct node){c, j, t, cur->m};
+                    apply(&cand.m, &cand.t);
+                    nd[j + t.len] = cand;
+                }
             }
             /* repeats */
             uint32_t longest = 0;
@@ -648,7 +734,7 @@ static int encode_block(struct enc *e, const struct finder *f, uint32_t at, uint
                 if (k == 0 && len >= 1) {
                     c = cur->cost + shortrep_price(e, &cur->m, ps);
                     if (c < nd[j + 1].cost) {
-                        cand = (struct node){c, j, {T_SHORTREP, 0, 1, 0}, cur->m};
+                        cand = (struct node){c, j, {T_SHORTREP, 0, 1, 0, 0}, cur->m};
                         apply(&cand.m, &cand.t);
                         nd[j + 1] = cand;
                     }
@@ -656,12 +742,12 @@ static int encode_block(struct enc *e, const struct finder *f, uint32_t at, uint
                 if (len < ALOFT_DELTA_MIN_MATCH)
                     continue;
                 if (len > longest)
-                    longest = len, nice = (struct tok){T_REP, (uint8_t)k, len, 0};
+                    longest = len, nice = (struct tok){T_REP, (uint8_t)k, len, 0, 0};
                 float base = cur->cost + rep_price(e, &cur->m, k, ps);
                 for (uint32_t l = ALOFT_DELTA_MIN_MATCH; l <= len; l++) {
                     c = base + e->len_price[1][ALOFT_DELTA_REP_LEN_CTX(cur->m.state, ps)][l];
                     if (c < nd[j + l].cost) {
-                        cand = (struct node){c, j, {T_REP, (uint8_t)k, l, 0}, cur->m};
+                        cand = (struct node){c, j, {T_REP, (uint8_t)k, l, 0, 0}, cur->m};
                         apply(&cand.m, &cand.t);
                         nd[j + l] = cand;
                     }
@@ -675,13 +761,13 @@ static int encode_block(struct enc *e, const struct finder *f, uint32_t at, uint
             uint32_t lo = ALOFT_DELTA_MIN_MATCH;
             for (int k = nc - 1; k >= 0; k--) { /* shortest (closest) first */
                 if (cs[k].len > longest)
-                    longest = cs[k].len, nice = (struct tok){T_MATCH, cs[k].near, cs[k].len, cs[k].dist};
+                    longest = cs[k].len, nice = (struct tok){T_MATCH, cs[k].near, cs[k].len, cs[k].dist, 0};
                 for (uint32_t l = lo; l <= cs[k].len; l++) {
                     uint8_t near = cs[k].near;
                     float dp = l >= ALOFT_DELTA_MIN_MATCH + 3 ? cs[k].price : dist_price(e, &cur->m, cs[k].dist, l, &near);
                     c = mbase + e->len_price[0][ps][l] + dp;
                     if (c < nd[j + l].cost) {
-                        cand = (struct node){c, j, {T_MATCH, near, l, cs[k].dist}, cur->m};
+                        cand = (struct node){c, j, {T_MATCH, near, l, cs[k].dist, 0}, cur->m};
                         apply(&cand.m, &cand.t);
                         nd[j + l] = cand;
                     }
@@ -705,7 +791,7 @@ static int encode_block(struct enc *e, const struct finder *f, uint32_t at, uint
         while (np) {
             const struct tok *t = &path[--np];
             enc_token(e, &m, here, t);
-            here += t->kind <= T_SHORTREP ? 1 : t->len;
+            here += t->len;
         }
         at = here;
         if (e->rc.oom)

@@ -12,11 +12,11 @@
 #include "aloft/update.h"
 
 #define ALOFT_DELTA_MAGIC "ALDP"
-#define ALOFT_DELTA_VERSION 2
+#define ALOFT_DELTA_VERSION 3
 #define ALOFT_DELTA_HEADER_BYTES 84
 
 /* The header, little-endian on the wire:
- *   0  magic "ALDP"      4  version (2)   5  flags (0)   6  log2 of the block size   7  0
+ *   0  magic "ALDP"      4  version (3)   5  flags (0)   6  log2 of the block size   7  0
  *   8  base size        12  result size  16  base SHA-256  48  result SHA-256
  *  80  CRC-32 (zlib) of bytes 0..79 */
 struct aloft_delta_header {
@@ -31,9 +31,11 @@ struct aloft_delta_header {
 int aloft_delta_header_parse(struct aloft_delta_header *h, const uint8_t raw[ALOFT_DELTA_HEADER_BYTES]);
 
 /* The coding model: an LZMA-like token stream (literals, matches anywhere
- * in base ‖ result-so-far, four repeat distances) with one addition, the
+ * in base ‖ result-so-far, four repeat distances) with two additions: the
  * diff literal (the byte's difference from the byte at the last repeat
- * distance), coded with an adaptive binary range coder. These numbers are
+ * distance) and the field (a pointer or an instruction's offset that moved
+ * code changed: the old one plus a recent delta), coded with an adaptive
+ * binary range coder. These numbers are
  * the format: encoder and decoder share them. */
 enum {
     ALOFT_DELTA_PROB_BITS = 12, /* a probability's low 12 bits: the chance of a 0, of 4096 */
@@ -43,6 +45,9 @@ enum {
     ALOFT_DELTA_MIN_MATCH = 2,
     ALOFT_DELTA_MAX_MATCH = 273,
     ALOFT_DELTA_LEN_BYTES = 2 + 2 * ALOFT_DELTA_PB * 8 + 256,
+    ALOFT_DELTA_FIELD_TYPES = 4,
+    ALOFT_DELTA_FIELD_MRU_BITS = 3,
+    ALOFT_DELTA_FIELD_MRU = 1 << ALOFT_DELTA_FIELD_MRU_BITS, /* recent deltas kept per field type */
 
     ALOFT_DELTA_P_IS_MATCH = 0,
     ALOFT_DELTA_P_IS_REP = ALOFT_DELTA_P_IS_MATCH + ALOFT_DELTA_STATES * ALOFT_DELTA_PB,
@@ -56,12 +61,17 @@ enum {
     ALOFT_DELTA_P_LEN = ALOFT_DELTA_P_DIFF + ALOFT_DELTA_DIFF_CTX * 256,
     ALOFT_DELTA_P_REP_LEN = ALOFT_DELTA_P_LEN + ALOFT_DELTA_LEN_BYTES,
     ALOFT_DELTA_P_DIST_SLOT = ALOFT_DELTA_P_REP_LEN + ALOFT_DELTA_LEN_BYTES, /* 4 length classes, then near */
-    ALOFT_DELTA_P_DIST_SPECIAL = ALOFT_DELTA_P_DIST_SLOT + 5 * 64,
+    ALOFT_DELTA_P_DIST_SPECIAL = ALOFT_DELTA_P_DIST_SLOT + 6 * 64, /* 5: a field's new delta */
     ALOFT_DELTA_P_ALIGN = ALOFT_DELTA_P_DIST_SPECIAL + 114,
     ALOFT_DELTA_P_IS_NEAR = ALOFT_DELTA_P_ALIGN + 16,
     ALOFT_DELTA_P_NEAR_REP = ALOFT_DELTA_P_IS_NEAR + ALOFT_DELTA_STATES, /* 2-bit tree */
     ALOFT_DELTA_P_NEAR_SIGN = ALOFT_DELTA_P_NEAR_REP + 4,
-    ALOFT_DELTA_PROBS = ALOFT_DELTA_P_NEAR_SIGN + 4,
+    ALOFT_DELTA_P_IS_FIELD = ALOFT_DELTA_P_NEAR_SIGN + 4,
+    ALOFT_DELTA_P_FIELD_TYPE = ALOFT_DELTA_P_IS_FIELD + ALOFT_DELTA_STATES, /* 2-bit tree per old byte's low nibble */
+    ALOFT_DELTA_P_FIELD_HIT = ALOFT_DELTA_P_FIELD_TYPE + 16 * 4,
+    ALOFT_DELTA_P_FIELD_IDX = ALOFT_DELTA_P_FIELD_HIT + ALOFT_DELTA_FIELD_TYPES, /* a tree of FIELD_MRU_BITS per type */
+    ALOFT_DELTA_P_FIELD_SIGN = ALOFT_DELTA_P_FIELD_IDX + ALOFT_DELTA_FIELD_TYPES * ALOFT_DELTA_FIELD_MRU,
+    ALOFT_DELTA_PROBS = ALOFT_DELTA_P_FIELD_SIGN + ALOFT_DELTA_FIELD_TYPES,
 };
 
 #define ALOFT_DELTA_RATE0 2     /* a new probability moves 1/4 of the way */
@@ -78,6 +88,13 @@ enum {
 /* A repeat's length context (of ALOFT_DELTA_PB): whether a literal came just
  * before (the run to the next changed byte) and the position's low bit. */
 #define ALOFT_DELTA_REP_LEN_CTX(state, ps) (((state) < 7 ? 2 : 0) + ((ps) & 1))
+
+/* A field: w bytes (little-endian) that are the old ones at the last repeat
+ * distance plus a delta shifted left by s, modulo 2^(8w). What moved code
+ * changes: a 32-bit pointer; Xtensa's L32R (16 bits at bit 8) and CALLn/J
+ * (18 bits at bit 6) offsets; RISC-V's AUIPC (20 bits at bit 12). */
+#define ALOFT_DELTA_FIELD_W(t) ((t) & 1 ? 3u : 4u)
+#define ALOFT_DELTA_FIELD_S(t) ((t) == 0 ? 0u : (t) == 1 ? 8u : (t) == 2 ? 12u : 6u)
 
 /* A probability's value (the chance of a 0 bit, of 1 << PROB_BITS). */
 #define ALOFT_DELTA_PVAL(p) ((unsigned)(p) & ((1u << ALOFT_DELTA_PROB_BITS) - 1))
@@ -125,6 +142,7 @@ struct aloft_delta {
     uint32_t ck_patch, ck_out; /* last checkpoint: a block start, all before it written */
     uint32_t range, code;
     uint32_t rep[4];
+    uint32_t field[ALOFT_DELTA_FIELD_TYPES][ALOFT_DELTA_FIELD_MRU]; /* recent field deltas, newest first */
     uint32_t cache_pos;        /* dictionary position of cache[0] */
     uint16_t in_len, out_len, cache_len;
     uint8_t state, aligned, phase;
