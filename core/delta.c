@@ -237,38 +237,37 @@ static uint32_t block_left(const struct aloft_delta *d)
 /* A field: the old bytes at the last distance plus a recent or a new delta. */
 static int field(struct aloft_delta *d, uint16_t *at)
 {
-    uint32_t here = d->h.base_size + d->out, from = here - d->rep[0];
+    uint32_t here = d->h.base_size + d->out, from = here - d->rep[0], delta, v = 0;
     if (d->rep[0] - 1 >= here)
         return ALOFT_E_CORRUPT;
     int c = dict(d, from);
     if (c < 0)
         return c;
-    unsigned t = tree(d, at, d->p + ALOFT_DELTA_P_FIELD_TYPE + (c & 15) * 4, 2), w = ALOFT_DELTA_FIELD_W(t), k;
-    uint32_t *mru = d->field[t], delta;
+    unsigned t = tree(d, at, d->p + ALOFT_DELTA_P_FIELD_TYPE + (c & 15) * 4, 2), w = ALOFT_DELTA_FIELD_W(t);
+    unsigned k = ALOFT_DELTA_FIELD_MRU - 1;
+    uint32_t *mru = d->field[t];
     if (bit(d, at, d->p + ALOFT_DELTA_P_FIELD_HIT + t)) {
         k = tree(d, at, d->p + ALOFT_DELTA_P_FIELD_IDX + t * ALOFT_DELTA_FIELD_MRU, ALOFT_DELTA_FIELD_MRU_BITS);
         delta = mru[k];
     } else {
         unsigned neg = bit(d, at, d->p + ALOFT_DELTA_P_FIELD_SIGN + t);
-        uint32_t mag = distance(d, at, 5) + 1;
-        delta = neg ? 0u - mag : mag;
-        k = ALOFT_DELTA_FIELD_MRU - 1;
+        delta = distance(d, at, 5) + 1;
+        delta = neg ? 0u - delta : delta;
     }
     for (; k; k--)
         mru[k] = mru[k - 1];
     mru[0] = delta;
     if (d->rep[0] < w || w > block_left(d))
         return ALOFT_E_CORRUPT;
-    uint32_t v = 0;
-    for (unsigned i = 0; i < w; i++) {
+    for (unsigned i = w; i--;) {
         if ((c = dict(d, from + i)) < 0)
             return c;
-        v |= (uint32_t)c << 8 * i;
+        v = v << 8 | (unsigned)c;
     }
     v += delta << ALOFT_DELTA_FIELD_S(t);
     d->state = (uint8_t)after_lit(d->state);
-    for (unsigned i = 0; i < w; i++)
-        if ((c = put(d, (uint8_t)(v >> 8 * i))) != 0)
+    for (; w; w--, v >>= 8)
+        if ((c = put(d, (uint8_t)v)) != 0)
             return c;
     return 0;
 }
