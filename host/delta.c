@@ -12,10 +12,9 @@
 #include "aloft/delta.h"
 #include "aloft/err.h"
 
-/* A match this long is taken at once (so prices are refreshed often). The
- * parse is sensitive to it, block by block: each block is made with each of
- * these and the shortest kept (blocks are coded independently). */
-static const uint32_t nice_lens[] = {8, 12, 16, 20, 24, 32, 48, 64};
+/* A match this long is taken at once, ending the parse's window (so prices
+ * are refreshed). */
+#define NICE 160
 #define WINDOW 2048   /* positions per parse window */
 #define MAX_CANDS 16  /* matches kept per position */
 #define PROB_ONE (1u << ALOFT_DELTA_PROB_BITS)
@@ -261,7 +260,6 @@ struct enc {
     uint32_t n;          /* dictionary size */
     uint16_t p[ALOFT_DELTA_PROBS];
     struct rc rc;
-    uint32_t nice;
     /* prices frozen at a window's start */
     float len_price[2][ALOFT_DELTA_PB][ALOFT_DELTA_MAX_MATCH + 1];
     float slot_price[6][64];
@@ -755,7 +753,7 @@ static int encode_block(struct enc *e, const struct finder *f, uint32_t at, uint
             }
             /* new distances */
             struct cand cs[MAX_CANDS];
-            int nc = longest >= e->nice ? 0 : find(e, f, &cur->m, here, limit, cs);
+            int nc = longest >= NICE ? 0 : find(e, f, &cur->m, here, limit, cs);
             float mbase = cur->cost + pr(e->p[ALOFT_DELTA_P_IS_MATCH + cur->m.state * ALOFT_DELTA_PB + ps], 1) +
                           pr(e->p[ALOFT_DELTA_P_IS_REP + cur->m.state], 0);
             uint32_t lo = ALOFT_DELTA_MIN_MATCH;
@@ -774,7 +772,7 @@ static int encode_block(struct enc *e, const struct finder *f, uint32_t at, uint
                 }
                 lo = cs[k].len + 1;
             }
-            if (longest >= e->nice || (longest == limit && longest >= ALOFT_DELTA_MIN_MATCH)) {
+            if (longest >= NICE || (longest == limit && longest >= ALOFT_DELTA_MIN_MATCH)) {
                 /* take it: the path to j, then this token */
                 cand = (struct node){0, j, nice, cur->m};
                 apply(&cand.m, &cand.t);
@@ -853,22 +851,12 @@ int aloft_delta_make(const uint8_t *base, size_t base_len, const uint8_t *result
     uint32_t bs = 1u << block_shift;
     for (uint32_t at = 0; at < result_len && !e->rc.oom; at += bs) {
         uint32_t end = result_len - at > bs ? at + bs : (uint32_t)result_len;
-        size_t start = e->rc.len, best = SIZE_MAX;
-        unsigned n = sizeof nice_lens / sizeof nice_lens[0], pick = 0;
-        for (unsigned i = 0; i <= n; i++) {
-            if (i == n && pick == n - 1)
-                break; /* the last one tried is the one kept */
-            e->nice = nice_lens[i < n ? i : pick];
-            e->rc.len = start;
-            for (size_t k = 0; k < ALOFT_DELTA_PROBS; k++)
-                e->p[k] = PROB_ONE / 2;
-            rc_start(&e->rc);
-            if ((rc = encode_block(e, &f, e->base + at, e->base + end, nd, path)) != 0)
-                goto out;
-            rc_flush(&e->rc);
-            if (i < n && e->rc.len - start < best)
-                best = e->rc.len - start, pick = i;
-        }
+        for (size_t k = 0; k < ALOFT_DELTA_PROBS; k++)
+            e->p[k] = PROB_ONE / 2;
+        rc_start(&e->rc);
+        if ((rc = encode_block(e, &f, e->base + at, e->base + end, nd, path)) != 0)
+            goto out;
+        rc_flush(&e->rc);
         if (progress)
             progress(progress_ctx, end, result_len);
     }
