@@ -20,7 +20,7 @@ static const char make_help[] =
     "Make a patch that turns the image OLD (what a device runs) into NEW. A\n"
     "device applies it in about 8 KB of RAM, reading OLD from its running slot,\n"
     "and refuses it unless its running image is exactly OLD (the patch names\n"
-    "OLD's SHA-256, and NEW's size and SHA-256). Making one takes about ten seconds\n"
+    "OLD's SHA-256, and NEW's size and SHA-256). Making one takes a few seconds\n"
     "and about 15 times the two images' size of memory.\n"
     "\n"
     "options:\n"
