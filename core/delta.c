@@ -283,10 +283,7 @@ static int literal(struct aloft_delta *d, uint16_t *at, unsigned ps)
         int old = dict(d, here - d->rep[0]);
         if (old < 0)
             return old;
-        int prev = dict(d, here - 1);
-        if (prev < 0)
-            return prev;
-        uint32_t diff = tree(d, at, d->p + ALOFT_DELTA_P_DIFF + ALOFT_DELTA_DIFF_CTX_OF((unsigned)prev, d->state) * 256, 8);
+        uint32_t diff = tree(d, at, d->p + ALOFT_DELTA_P_DIFF, 8);
         d->state = (uint8_t)after_lit(d->state);
         return put(d, (uint8_t)(old + diff));
     }

@@ -366,7 +366,6 @@ static float lit_price(const struct enc *e, uint32_t here, const struct mstate *
     unsigned ps = (here - e->base) & 3;
     float c = pr(e->p[ALOFT_DELTA_P_IS_MATCH + m->state * ALOFT_DELTA_PB + ps], 0);
     uint8_t cur = e->dict[here];
-    unsigned prev = e->dict[here - 1];
     int old = diff_base(e, here, m);
     unsigned o = old < 0 ? 0 : (unsigned)old;
     float plain = mlit_price(e->p + ALOFT_DELTA_P_LIT, o, cur);
@@ -378,7 +377,7 @@ static float lit_price(const struct enc *e, uint32_t here, const struct mstate *
     plain += pr(*isd, 0);
     if (old >= 0) {
         float diff = pr(*isd, 1) +
-                     tree_price(e->p + ALOFT_DELTA_P_DIFF + ALOFT_DELTA_DIFF_CTX_OF(prev, m->state) * 256, 8, (uint8_t)(cur - old));
+                     tree_price(e->p + ALOFT_DELTA_P_DIFF, 8, (uint8_t)(cur - old));
         if (diff < plain) {
             *use_diff = 1;
             return c + diff;
@@ -540,7 +539,6 @@ static void enc_token(struct enc *e, struct mstate *m, uint32_t here, const stru
     case T_LIT:
     case T_DIFF:
     case T_FIELD: {
-        unsigned prev = e->dict[here - 1];
         int old = diff_base(e, here, m);
         unsigned o = old < 0 ? 0 : (unsigned)old;
         if (m->aligned)
@@ -561,7 +559,7 @@ static void enc_token(struct enc *e, struct mstate *m, uint32_t here, const stru
         if (m->aligned)
             rc_bit(r, p + ALOFT_DELTA_P_IS_DIFF + s * ALOFT_DELTA_PB + ps, t->kind == T_DIFF);
         if (t->kind == T_DIFF)
-            rc_tree(r, p + ALOFT_DELTA_P_DIFF + ALOFT_DELTA_DIFF_CTX_OF(prev, s) * 256, 8, (uint8_t)(e->dict[here] - o));
+            rc_tree(r, p + ALOFT_DELTA_P_DIFF, 8, (uint8_t)(e->dict[here] - o));
         else
             mlit_enc(r, p + ALOFT_DELTA_P_LIT, o, e->dict[here]);
         break;

@@ -41,7 +41,6 @@ enum {
     ALOFT_DELTA_PROB_BITS = 12, /* a probability's low 12 bits: the chance of a 0, of 4096 */
     ALOFT_DELTA_STATES = 12,
     ALOFT_DELTA_PB = 4, /* position contexts: pos & 3 */
-    ALOFT_DELTA_DIFF_CTX = 4, /* diff literal contexts */
     ALOFT_DELTA_MIN_MATCH = 2,
     ALOFT_DELTA_MAX_MATCH = 273,
     ALOFT_DELTA_LEN_BYTES = 2 + 2 * ALOFT_DELTA_PB * 8 + 256,
@@ -58,7 +57,7 @@ enum {
     ALOFT_DELTA_P_IS_DIFF = ALOFT_DELTA_P_IS_REP0_LONG + ALOFT_DELTA_STATES * ALOFT_DELTA_PB,
     ALOFT_DELTA_P_LIT = ALOFT_DELTA_P_IS_DIFF + ALOFT_DELTA_STATES * ALOFT_DELTA_PB,
     ALOFT_DELTA_P_DIFF = ALOFT_DELTA_P_LIT + 0x300, /* LZMA's matched literal */
-    ALOFT_DELTA_P_LEN = ALOFT_DELTA_P_DIFF + ALOFT_DELTA_DIFF_CTX * 256,
+    ALOFT_DELTA_P_LEN = ALOFT_DELTA_P_DIFF + 256,
     ALOFT_DELTA_P_REP_LEN = ALOFT_DELTA_P_LEN + ALOFT_DELTA_LEN_BYTES,
     ALOFT_DELTA_P_DIST_SLOT = ALOFT_DELTA_P_REP_LEN + ALOFT_DELTA_LEN_BYTES, /* 4 length classes, then near */
     ALOFT_DELTA_P_DIST_SPECIAL = ALOFT_DELTA_P_DIST_SLOT + 6 * 64, /* 5: a field's new delta */
@@ -81,10 +80,7 @@ enum {
 /* A plain literal is coded as LZMA's matched literal against the byte at the
  * last repeat distance (0 when there is none): while its bits agree with that
  * byte's they are the context (an edited instruction often keeps its opcode).
- * A diff literal's context: whether a literal came just before (the second
- * byte of a changed field: a call's or a literal load's offset) and the
- * previous byte's top bit. */
-#define ALOFT_DELTA_DIFF_CTX_OF(prev, state) ((state) < 7 ? 2 + ((prev) >> 7) : (prev) >> 7)
+ * A diff literal has one context: fields took what its contexts told apart. */
 /* A repeat's length context (of ALOFT_DELTA_PB): whether a literal came just
  * before (the run to the next changed byte) and the position's low bit. */
 #define ALOFT_DELTA_REP_LEN_CTX(state, ps) (((state) < 7 ? 2 : 0) + ((ps) & 1))
