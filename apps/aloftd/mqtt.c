@@ -15,9 +15,9 @@
  * (deltas.c) and the image goes. A platform's trigger is one message for
  * all: it carries the patch from the most common image its devices run
  * that has one (a device on another image takes the image at url). A
- * trigger that finds no connection
- * is not kept: the caller learns it (the operator's trigger answers 503;
- * a rollout logs it) and devices still check /update on their own. */
+ * trigger that finds no connection is not kept: the caller learns it (the
+ * operator's trigger answers 503; a rollout logs it) and devices still
+ * check /update on their own. */
 #include <errno.h>
 #include <mosquitto.h>
 #include <pthread.h>
