@@ -6,7 +6,8 @@
  * The settings keep the job so that a restart resumes it:
  *   pull/url, pull/token   what to download
  *   pull/offset            bytes safely in flash (a multiple of 64 KB)
- *   pull/job               {version, sha256, size, trigger, target, slot, etag, md5, check}
+ *   pull/job               {version, sha256, size, trigger, target, slot, etag, md5, check[, delta]}
+ *   delta/ck               a patch's: the decoder's checkpoint (push.c keeps it)
  *   pull/trigger           the last trigger id taken (a repeat is ignored)
  *   pull/pending           {version, trigger, target, slot, seq}: what should come up
  *   pull/rolled_back       the last version that did not come up
@@ -132,15 +133,12 @@ static void clear_job(struct aloft_agent *a)
     aloft_agent_put(a, "pull/offset", NULL);
 }
 
-/* The job as the settings keep it, so that a restart resumes it. A patch
- * is not kept: the decoder's state lives in RAM, so it would start over. */
+/* The job as the settings keep it, so that a restart resumes it: an image
+ * from pull/offset, a patch from the decoder's checkpoint kept in delta/ck
+ * (every ALOFT_DELTA_SAVE_EVERY bytes of patch, as an upload's). */
 static void save_job(struct aloft_agent *a, struct aloft_pull *j)
 {
     j->saved = 0;
-    if (j->delta || j->r.delta) {
-        clear_job(a);
-        return;
-    }
     struct aloft_jw w;
     aloft_jw_begin(&w, j->text, sizeof j->text);
     aloft_jw_str(&w, "version", j->r.version);
@@ -152,6 +150,8 @@ static void save_job(struct aloft_agent *a, struct aloft_pull *j)
     aloft_jw_str(&w, "etag", j->etag);
     aloft_jw_str(&w, "md5", j->md5);
     aloft_jw_bool(&w, "check", j->check);
+    if (j->r.delta) /* a patch's job: an image's reads as it always did */
+        aloft_jw_bool(&w, "delta", true);
     bool fits = aloft_jw_end(&w) > 0;
     aloft_agent_put(a, "pull/url", j->r.url);
     aloft_agent_put(a, "pull/token", j->r.token[0] ? j->r.token : NULL);
@@ -204,6 +204,8 @@ static void job_failed(struct aloft_agent *a, struct aloft_pull *j)
 {
     if (j->started && !j->r.frontend)
         aloft_update_abort(writer(a, j));
+    if (j->delta) /* nothing to resume any more */
+        aloft_push_delta_keep(a, false);
     clear_job(a);
     aloft_agent_log(a, "pull: failed: %s (%s); nothing changed", j->code, j->reason);
     publish(a, j, ALOFT_PHASE_FAILED);
@@ -387,6 +389,7 @@ static int take_patch(struct aloft_agent *a, struct aloft_pull *j, uint64_t at, 
     j->started = u->state != 0;
     if (rc) /* a header the decoder refused, before its writer began: not a patch */
         return image_fail(a, j, !u->state && (rc == ALOFT_E_MAGIC || rc == ALOFT_E_HEADER) ? ALOFT_E_CORRUPT : rc);
+    aloft_push_delta_checkpoint(a, ALOFT_PULL_CK_OWNER, ALOFT_DELTA_SAVE_EVERY); /* a restart resumes there */
     if (!j->vetted && u->state && aloft_image_ident_ready(&u->v)) {
         j->vetted = true;
         return vet(a, j, &u->v.info);
@@ -693,6 +696,8 @@ static int complete(struct aloft_agent *a, struct aloft_pull *j)
         snprintf(j->code, sizeof j->code, "%s", code);
         return -1;
     }
+    if (rc == 0 && j->delta) /* applied: nothing to resume (a cut before the switch starts over) */
+        aloft_push_delta_keep(a, false);
     if (rc == 0)
         rc = save_pending(a, j);
     if (rc == 0) {
@@ -733,17 +738,17 @@ static bool progressed(struct aloft_agent *a, struct aloft_pull *j)
     return on;
 }
 
-/* A patch whose download dropped goes on from the decoder's last
- * checkpoint (its header again, then Range from there; the bytes in the
- * slot are verified again), else from its start. */
-static void resume_patch(struct aloft_agent *a, struct aloft_pull *j)
+/* A patch whose download dropped goes on from a checkpoint of the decoder
+ * (its header again, then Range from there; the bytes in the slot are
+ * verified again), else from its start. */
+static void resume_patch(struct aloft_agent *a, struct aloft_pull *j, uint32_t ck, uint32_t out)
 {
-    uint32_t ck, out;
-    aloft_delta_checkpoint(&a->delta->d, &ck, &out);
+    j->delta = j->r.delta = true;
     if (ck && j->etag[0]) {
         aloft_delta_update_resume(a->delta, a->boot, j->slot, ck, out);
         if (aloft_delta_update_write(a->delta, a->dck.header, ALOFT_DELTA_HEADER_BYTES) == 0) {
             j->done = ck;
+            j->started = true;
             j->md5[0] = 0; /* the body's digest misses what is not sent again; the result's is checked */
             return;
         }
@@ -835,8 +840,11 @@ void aloft_pull_done(struct aloft_agent *a, struct aloft_pull *j, enum aloft_net
                         (unsigned long long)j->done, (unsigned long long)j->total, err);
         j->delay_ms = j->stalls ? 250u << (j->stalls - 1 < 4 ? j->stalls - 1 : 4) : 100u;
         snprintf(j->url, sizeof j->url, "%s", j->r.url);
-        if (j->delta)
-            resume_patch(a, j);
+        if (j->delta) {
+            uint32_t ck, out;
+            aloft_delta_checkpoint(&a->delta->d, &ck, &out);
+            resume_patch(a, j, ck, out);
+        }
         break;
     }
 }
@@ -966,6 +974,8 @@ static int resume_job(struct aloft_agent *a, struct aloft_pull *j)
         r->size = 0;
     v = aloft_json_get(t, len, "check");
     j->check = j->answered = v.type == ALOFT_JSON_BOOL && v.truth;
+    v = aloft_json_get(t, len, "delta");
+    bool patch = a->delta && v.type == ALOFT_JSON_BOOL && v.truth;
     j->first_sent = true; /* a check's own headers went with its first request */
     r->frontend = !strcmp(target, "frontend");
     snprintf(j->url, sizeof j->url, "%s", r->url);
@@ -986,7 +996,9 @@ static int resume_job(struct aloft_agent *a, struct aloft_pull *j)
         return 0;
     }
     int rc = 0;
-    if (at && at <= j->slot->size) {
+    if (patch) /* from the checkpoint this job kept, else from its start */
+        resume_patch(a, j, a->delta_ck && a->dck.owner == ALOFT_PULL_CK_OWNER ? a->dck.patch : 0, a->dck.out);
+    else if (at && at <= j->slot->size) {
         const struct aloft_flash *f = a->port->flash;
         rc = r->frontend ? aloft_flash_erase(f, j->slot->offset + (uint32_t)at, j->slot->size - (uint32_t)at)
                          : aloft_update_resume(&j->u, a->boot, j->slot, (uint32_t)at);

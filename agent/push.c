@@ -226,16 +226,16 @@ void aloft_push_delta_keep(struct aloft_agent *a, bool keep)
 
 /* The decoder's checkpoint as the patch's resume point, once it is at least
  * `ahead` patch bytes past the one kept (a dropped link: any newer one). */
-static void keep_checkpoint(struct aloft_agent *a, struct aloft_push *p, uint32_t ahead)
+void aloft_push_delta_checkpoint(struct aloft_agent *a, uint32_t owner, uint32_t ahead)
 {
     struct aloft_delta *d = &a->delta->d;
     uint32_t ck_patch, ck_out;
     aloft_delta_checkpoint(d, &ck_patch, &ck_out);
     if (!ck_out || !d->h.result_size || ck_patch < (a->delta_ck ? a->dck.patch : 0) + ahead)
         return;
-    a->dck.patch = ck_patch, a->dck.out = ck_out, a->dck.owner = p->owner;
+    a->dck.patch = ck_patch, a->dck.out = ck_out, a->dck.owner = owner;
     aloft_push_delta_keep(a, true);
-    aloft_agent_log(a, "ota: patch checkpoint kept: it can resume at byte %u (%u bytes written)", (unsigned)ck_patch,
+    aloft_agent_log(a, "delta: patch checkpoint kept: it can resume at byte %u (%u bytes written)", (unsigned)ck_patch,
                     (unsigned)ck_out);
 }
 
@@ -282,7 +282,7 @@ static void upload_body(struct aloft_agent *a, struct aloft_push *p, const void 
     }
     p->received += len;
     if (p->kind == KIND_DELTA)
-        keep_checkpoint(a, p, ALOFT_DELTA_SAVE_EVERY);
+        aloft_push_delta_checkpoint(a, p->owner, ALOFT_DELTA_SAVE_EVERY);
 }
 
 /* Not inlined: its reply buffers would sit on the stack under the signature
@@ -477,7 +477,7 @@ void aloft_push_abort(struct aloft_agent *a, struct aloft_push *p)
     if (p->kind == KIND_DELTA && p->started) {
         /* keep where a new request can take the patch up again; a refused one is forgotten */
         if (!p->status)
-            keep_checkpoint(a, p, 1);
+            aloft_push_delta_checkpoint(a, p->owner, 1);
         else if (a->delta->d.h.result_size)
             aloft_push_delta_keep(a, false);
     }

@@ -18,6 +18,11 @@ enum aloft_push_kind { KIND_REPLIED, KIND_FIRMWARE, KIND_FRONTEND, KIND_PULL, KI
  * settings (keep), or forget it (the settings are written only if it was
  * there). */
 void aloft_push_delta_keep(struct aloft_agent *a, bool keep);
+/* push.c: keep the decoder's checkpoint as the patch's resume point (with
+ * owner: 0 for POST /ota, ALOFT_PULL_CK_OWNER for a pull, odd for BLE) once
+ * it is at least `ahead` patch bytes past the one kept. */
+void aloft_push_delta_checkpoint(struct aloft_agent *a, uint32_t owner, uint32_t ahead);
+#define ALOFT_PULL_CK_OWNER 2
 
 /* push.c: a JSON reply of len bytes already in p->buf (an error reply when
  * len is negative: it did not fit), and an error reply (its code and

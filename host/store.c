@@ -296,7 +296,11 @@ int aloft_store_checkin(struct aloft_store *s, const struct aloft_store_device *
         if (!strcmp(e->d.mac, d->mac)) { /* coalesce: the latest wins */
             int64_t first = e->d.first_seen;
             uint64_t count = e->d.checkins;
+            char image[65];
+            memcpy(image, e->d.image, sizeof image);
             e->d = *d;
+            if (!strcmp(d->mode, "spiffs")) /* a frontend check-in says nothing of the running image */
+                memcpy(e->d.image, image, sizeof image);
             e->d.first_seen = first;
             e->d.last_seen = now;
             e->d.checkins = count + 1;

@@ -68,6 +68,8 @@ struct aloft_store_device {
     uint64_t checkins;
     int last_status;     /* what /update answered last time */
     char last_reason[320];
+    char image[65];      /* SHA-256 of the running image the device named in X-Aloft-Delta at its last
+                          * firmware check-in (it takes patches from it); "" unknown */
 };
 
 /* Open (creating an SQLite file) and migrate to the newest schema. url:
@@ -247,6 +249,13 @@ int aloft_store_devices_page(struct aloft_store *s, const struct aloft_store_dev
 /* How many devices of platform run each version, most first. */
 typedef int (*aloft_store_count_cb)(void *ctx, const char *value, uint64_t n);
 int aloft_store_device_versions(struct aloft_store *s, const char *platform, aloft_store_count_cb cb, void *ctx);
+/* The image (SHA-256) the device mac of platform last said it runs, into
+ * image[65]: "" when it never said (or is not in the inventory). */
+int aloft_store_device_image(struct aloft_store *s, const char *platform, const char *mac, char image[65]);
+/* The running images the devices of platform said, most devices first
+ * (at most ALOFT_STORE_IMAGES_MAX), with their counts. */
+#define ALOFT_STORE_IMAGES_MAX 8
+int aloft_store_device_images(struct aloft_store *s, const char *platform, aloft_store_count_cb cb, void *ctx);
 /* A device's recent history, newest first: the last ALOFT_STORE_EVENTS
  * check-ins that changed its version or the answer it got, offers (an
  * answer 200) and outcome reports. A check-in like the one before is not

@@ -238,3 +238,28 @@ int aloft_store_device_events(struct aloft_store *s, const char *mac, aloft_stor
     struct events x = {cb, ctx};
     return aloft_store_exec(s, Q_DEVICE_EVENTS, read_event, &x, NULL, "s", mac);
 }
+
+static int read_text(void *ctx, int n, const char *const *c)
+{
+    if (n >= 1)
+        snprintf(ctx, 65, "%s", c[0]);
+    return 0;
+}
+
+int aloft_store_device_image(struct aloft_store *s, const char *platform, const char *mac, char image[65])
+{
+    char key[ALOFT_STORE_NAME_MAX + 1];
+    aloft_store_key(platform, key, sizeof key);
+    image[0] = 0;
+    aloft_store_checkin_flush(s); /* its last check-in may still wait */
+    return aloft_store_exec(s, Q_DEVICE_IMAGE, read_text, image, NULL, "ss", key, mac);
+}
+
+int aloft_store_device_images(struct aloft_store *s, const char *platform, aloft_store_count_cb cb, void *ctx)
+{
+    char key[ALOFT_STORE_NAME_MAX + 1];
+    aloft_store_key(platform, key, sizeof key);
+    aloft_store_checkin_flush(s);
+    struct counts x = {cb, ctx};
+    return aloft_store_exec(s, Q_DEVICE_IMAGES, read_value_count, &x, NULL, "s", key);
+}

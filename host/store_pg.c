@@ -444,6 +444,7 @@ static void read_device(const PGresult *res, int row, struct aloft_store_device 
     d->checkins = (uint64_t)col_int(res, row, 10);
     d->last_status = (int)col_int(res, row, 11);
     col_text(res, row, 12, d->last_reason, sizeof d->last_reason);
+    col_text(res, row, 13, d->image, sizeof d->image);
 }
 
 /* The platform with this key into *p. */
@@ -704,9 +705,9 @@ int aloft_store_pg_checkin_batch(struct aloft_store_pg *s, const struct aloft_st
                  (int64_t)d[i].last_status, d[i].last_reason, d[i].mac, d[i].mac, d[i].version,
                  (int64_t)d[i].last_status, d[i].last_reason);
         if (rc == 0)
-            rc = run(s, c, Q_CHECKIN_BATCH, "record check-ins", "ssssiissiiiis", d[i].mac, key, d[i].version, d[i].ip,
+            rc = run(s, c, Q_CHECKIN_BATCH, "record check-ins", "ssssiissiiiiss", d[i].mac, key, d[i].version, d[i].ip,
                  d[i].free_space, d[i].sketch_size, d[i].sdk_version, d[i].mode, d[i].first_seen, d[i].last_seen,
-                 (int64_t)d[i].checkins, (int64_t)d[i].last_status, d[i].last_reason);
+                 (int64_t)d[i].checkins, (int64_t)d[i].last_status, d[i].last_reason, d[i].image);
     }
     rc = end_release(s, c, rc);
     release(s, c);

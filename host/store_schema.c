@@ -212,6 +212,10 @@ const char *const aloft_store_migrations[] = {
     "  old_version BIGINT NOT NULL,"
     "  PRIMARY KEY (rollout, at, stage)"
     ");",
+    /* 12: the image each device runs, as it named it when it checked in
+     * for firmware (X-Aloft-Delta: it takes patches from it), so that
+     * aloftd's MQTT triggers can carry the patch from it */
+    "ALTER TABLE devices ADD COLUMN image TEXT NOT NULL DEFAULT '';", /* '' : unknown */
 };
 
 const size_t aloft_store_migration_count = sizeof aloft_store_migrations / sizeof aloft_store_migrations[0];
@@ -236,7 +240,7 @@ const char aloft_store_migrations_table[] =
     "FROM deltas d LEFT JOIN blobs b ON b.sha256 = d.sha256"
 #define DEVICE_COLS                                                                                               \
     "d.mac, p.name, d.version, d.ip, d.free_space, d.sketch_size, d.sdk_version, d.mode, d.first_seen, d.last_seen, " \
-    "d.checkins, d.last_status, d.last_reason FROM devices d JOIN platforms p ON p.name_key = d.platform"
+    "d.checkins, d.last_status, d.last_reason, d.image FROM devices d JOIN platforms p ON p.name_key = d.platform"
 
 #define TEXT_OF_(x) #x
 #define TEXT_OF(x) TEXT_OF_(x)
@@ -291,18 +295,23 @@ const char *const aloft_store_sql[Q_COUNT] = {
     /* coalesced check-ins (store.c's queue): first_seen, last_seen and the
      * count of check-ins since the last flush */
     [Q_CHECKIN_BATCH] = "INSERT INTO devices (mac, platform, version, ip, free_space, sketch_size, sdk_version, mode, "
-                        "first_seen, last_seen, checkins, last_status, last_reason) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (mac) DO UPDATE SET "
+                        "first_seen, last_seen, checkins, last_status, last_reason, image) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (mac) DO UPDATE SET "
                         "platform = excluded.platform, version = excluded.version, ip = excluded.ip, "
                         "free_space = excluded.free_space, sketch_size = excluded.sketch_size, "
                         "sdk_version = excluded.sdk_version, mode = excluded.mode, last_seen = excluded.last_seen, "
                         "checkins = devices.checkins + excluded.checkins, last_status = excluded.last_status, "
-                        "last_reason = excluded.last_reason",
+                        "last_reason = excluded.last_reason, "
+                        /* a frontend check-in says nothing of the running image */
+                        "image = CASE WHEN excluded.mode = 'spiffs' THEN devices.image ELSE excluded.image END",
     [Q_DEVICES_ALL] = "SELECT " DEVICE_COLS " ORDER BY d.mac",
     [Q_DEVICES_PLATFORM] = "SELECT " DEVICE_COLS " WHERE d.platform = ? ORDER BY d.mac",
     /* recorded files whose bytes the database does not hold (stored before migration 9) */
     [Q_FILES_UNSHARED] = "SELECT b.sha256, b.size FROM blobs b WHERE NOT EXISTS "
                          "(SELECT 1 FROM blob_chunks c WHERE c.sha256 = b.sha256 AND c.seq = 0) ORDER BY b.sha256",
+    [Q_DEVICE_IMAGE] = "SELECT image FROM devices WHERE platform = ? AND mac = ?",
+    [Q_DEVICE_IMAGES] = "SELECT image, COUNT(*) FROM devices WHERE platform = ? AND image <> '' GROUP BY image "
+                        "ORDER BY COUNT(*) DESC, image LIMIT " TEXT_OF(ALOFT_STORE_IMAGES_MAX),
     [Q_DEVICE_VERSIONS] = "SELECT version, COUNT(*) FROM devices WHERE platform = ? GROUP BY version "
                           "ORDER BY COUNT(*) DESC, version",
     /* a check-in that changed the device's version or answer: one event,

@@ -258,6 +258,7 @@ static void read_device(sqlite3_stmt *st, struct aloft_store_device *d)
     d->checkins = (uint64_t)sqlite3_column_int64(st, 10);
     d->last_status = sqlite3_column_int(st, 11);
     col_text(st, 12, d->last_reason, sizeof d->last_reason);
+    col_text(st, 13, d->image, sizeof d->image);
 }
 
 /* One row into *p; lock held. */
@@ -553,9 +554,9 @@ int aloft_store_sqlite_checkin_batch(struct aloft_store_sqlite *s, const struct 
                  "record a device's event");
         if (rc == 0)
             rc = run(s,
-                 bind(s, Q_CHECKIN_BATCH, "ssssiissiiiis", d[i].mac, key, d[i].version, d[i].ip, d[i].free_space,
+                 bind(s, Q_CHECKIN_BATCH, "ssssiissiiiiss", d[i].mac, key, d[i].version, d[i].ip, d[i].free_space,
                       d[i].sketch_size, d[i].sdk_version, d[i].mode, d[i].first_seen, d[i].last_seen,
-                      (int64_t)d[i].checkins, (int64_t)d[i].last_status, d[i].last_reason),
+                      (int64_t)d[i].checkins, (int64_t)d[i].last_status, d[i].last_reason, d[i].image),
                  "record check-ins");
     }
     rc = end_tx(s, rc);

@@ -211,11 +211,20 @@ void aloftd_mqtt_stop(void);
 bool aloftd_mqtt_enabled(void);
 /* aloft/<platform>/cmd (mac NULL) or aloft/<platform>/<mac>/cmd into out. */
 void aloftd_mqtt_topic(const char *platform, const char *mac, char *out, size_t cap);
-/* The trigger message of a release. */
-cJSON *aloftd_mqtt_trigger_json(const struct aloft_store_release *r);
+/* The trigger message of a release, with the patch p (NULL: none). */
+cJSON *aloftd_mqtt_trigger_json(const struct aloft_store_release *r, const struct aloft_store_delta *p);
+/* The patch a trigger of r carries to a device that runs image ("":
+ * unknown) into *p: true when one worth sending exists; when none was made
+ * yet it is asked for (deltas.c) and false. */
+bool aloftd_mqtt_patch(struct aloftd *d, const struct aloft_store_release *r, const char *image,
+                       struct aloft_store_delta *p);
+/* The patch a platform's trigger of r carries: from the most common image
+ * its devices run that has one worth sending. */
+bool aloftd_mqtt_platform_patch(struct aloftd *d, const struct aloft_store_release *r, struct aloft_store_delta *p);
 /* Publish r's trigger (QoS 1, not retained) to the platform's topic (mac
- * NULL) or the device's. 0, or -1: no --mqtt, not connected, refused. */
-int aloftd_mqtt_trigger(const struct aloft_store_release *r, const char *mac);
+ * NULL) or the device's, with the patch p (NULL: none). 0, or -1: no
+ * --mqtt, not connected, refused. */
+int aloftd_mqtt_trigger(const struct aloft_store_release *r, const char *mac, const struct aloft_store_delta *p);
 /* A rollout opened a stage: trigger the inventory devices of its platform
  * whose bucket is in [from_percent, the stage's percent) and that do not
  * run its release yet; at 100 % the platform's topic instead. */

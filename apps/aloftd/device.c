@@ -222,6 +222,8 @@ enum MHD_Result aloftd_update(struct aloftd *d, struct MHD_Connection *c)
             return aloftd_reply_error(c, 400, "bad_header",
                                       "X-Aloft-Delta must be the SHA-256 of the running image: 64 hex digits");
     }
+    if (kind == ALOFT_STORE_FIRMWARE) /* remembered for the triggers' patches (mqtt.c) */
+        memcpy(dv.image, base, sizeof dv.image);
     dv.free_space = parse_count(esp_header(c, "free-space"));
     dv.sketch_size = parse_count(esp_header(c, "sketch-size"));
     if (dv.free_space == -2 || dv.sketch_size == -2)

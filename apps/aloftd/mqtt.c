@@ -8,9 +8,16 @@
  *    "version":V,"sha256":H,"size":N}
  * to aloft/<platform>/cmd (every device of the platform) or to
  * aloft/<platform>/<device-id>/cmd, the device id being its MAC as the
- * inventory has it (AA:BB:CC:DD:EE:FF). A trigger that finds no connection
- * is not kept: the caller learns it (the operator's trigger answers 503;
- * a rollout logs it) and devices still check /update on their own. */
+ * inventory has it (AA:BB:CC:DD:EE:FF). With the patch from the image a
+ * device runs (as it named it at its last check-in) when one worth sending
+ * exists, also "delta_url":"<public-url>/firmware/<patch sha256>.bin" and
+ * "delta_base":<that image>; when none was made yet it is asked for
+ * (deltas.c) and the image goes. A platform's trigger is one message for
+ * all: it carries the patch from the most common image its devices run
+ * that has one (a device on another image takes the image at url). A
+ * trigger that finds no connection is not kept: the caller learns it (the
+ * operator's trigger answers 503; a rollout logs it) and devices still
+ * check /update on their own. */
 #include <errno.h>
 #include <mosquitto.h>
 #include <pthread.h>
@@ -208,7 +215,7 @@ bool aloftd_mqtt_enabled(void)
     return mosq != NULL;
 }
 
-cJSON *aloftd_mqtt_trigger_json(const struct aloft_store_release *r)
+cJSON *aloftd_mqtt_trigger_json(const struct aloft_store_release *r, const struct aloft_store_delta *p)
 {
     char url[800];
     snprintf(url, sizeof url, "%s/firmware/%s.bin", public_url, r->sha256);
@@ -218,7 +225,60 @@ cJSON *aloftd_mqtt_trigger_json(const struct aloft_store_release *r)
     cJSON_AddStringToObject(j, "version", r->version);
     cJSON_AddStringToObject(j, "sha256", r->sha256);
     cJSON_AddNumberToObject(j, "size", (double)r->size);
+    if (p) {
+        snprintf(url, sizeof url, "%s/firmware/%s.bin", public_url, p->sha256);
+        cJSON_AddStringToObject(j, "delta_url", url);
+        cJSON_AddStringToObject(j, "delta_base", p->base);
+    }
     return j;
+}
+
+bool aloftd_mqtt_patch(struct aloftd *d, const struct aloft_store_release *r, const char *image,
+                       struct aloft_store_delta *p)
+{
+    if (!image[0] || !strcmp(image, r->sha256))
+        return false;
+    int rc = aloft_store_delta_get(d->store, image, r->sha256, p);
+    if (rc == 0)
+        return p->worth && p->sha256[0] && p->size < r->size;
+    if (rc == ALOFT_E_NOTFOUND)
+        aloftd_deltas_want(r->platform, image, r);
+    else
+        aloftd_log("mqtt: cannot look the patch up: %s; the trigger sends the image", aloft_store_error());
+    return false;
+}
+
+struct images {
+    char sha256[ALOFT_STORE_IMAGES_MAX][65];
+    size_t n;
+};
+
+static int add_image(void *ctx, const char *image, uint64_t count)
+{
+    struct images *x = ctx;
+    (void)count;
+    if (x->n < ALOFT_STORE_IMAGES_MAX && strlen(image) == 64)
+        snprintf(x->sha256[x->n++], 65, "%s", image);
+    return 0;
+}
+
+bool aloftd_mqtt_platform_patch(struct aloftd *d, const struct aloft_store_release *r, struct aloft_store_delta *p)
+{
+    struct images x = {.n = 0};
+    if (aloft_store_device_images(d->store, r->platform, add_image, &x)) {
+        aloftd_log("mqtt: the inventory is unavailable (%s): the trigger of %s sends the image", aloft_store_error(),
+                   r->version);
+        return false;
+    }
+    bool found = false; /* the most common image with a patch; the others' patches are asked for */
+    for (size_t i = 0; i < x.n; i++) {
+        struct aloft_store_delta q;
+        if (aloftd_mqtt_patch(d, r, x.sha256[i], &q) && !found) {
+            *p = q;
+            found = true;
+        }
+    }
+    return found;
 }
 
 void aloftd_mqtt_topic(const char *platform, const char *mac, char *out, size_t cap)
@@ -229,7 +289,7 @@ void aloftd_mqtt_topic(const char *platform, const char *mac, char *out, size_t 
         snprintf(out, cap, "aloft/%s/cmd", platform);
 }
 
-int aloftd_mqtt_trigger(const struct aloft_store_release *r, const char *mac)
+int aloftd_mqtt_trigger(const struct aloft_store_release *r, const char *mac, const struct aloft_store_delta *p)
 {
     if (!mosq)
         return -1;
@@ -239,7 +299,7 @@ int aloftd_mqtt_trigger(const struct aloft_store_release *r, const char *mac)
         aloftd_log("mqtt: not connected to %s: no trigger of %s to %s", broker, r->version, topic);
         return -1;
     }
-    cJSON *j = aloftd_mqtt_trigger_json(r);
+    cJSON *j = aloftd_mqtt_trigger_json(r, p);
     char *text = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     if (!text)
@@ -250,19 +310,55 @@ int aloftd_mqtt_trigger(const struct aloft_store_release *r, const char *mac)
         aloftd_log("mqtt: trigger of %s to %s not published: %s", r->version, topic, mosquitto_strerror(rc));
         return -1;
     }
-    aloftd_log("mqtt: trigger of %s %s to %s", r->platform, r->version, topic);
+    if (p)
+        aloftd_log("mqtt: trigger of %s %s to %s, with the patch from %.12s (%llu bytes)", r->platform, r->version,
+                   topic, p->base, (unsigned long long)p->size);
+    else
+        aloftd_log("mqtt: trigger of %s %s to %s", r->platform, r->version, topic);
     return 0;
 }
 
 /* ---- rollouts: the devices of a stage share ---- */
 
+struct member {
+    char mac[18];
+    char image[65]; /* the image it runs, "" unknown */
+};
+
 struct share {
     int64_t id;
     unsigned from, to; /* buckets [from, to) */
     const char *version;
-    char (*macs)[18];
+    struct member *m;
     size_t n, cap;
 };
+
+/* The patches a stage's triggers carry, looked up once per image. */
+#define PATCHES_KEPT 8
+struct patches {
+    struct {
+        char image[65];
+        bool found;
+        struct aloft_store_delta p;
+    } e[PATCHES_KEPT];
+    size_t n;
+};
+
+static const struct aloft_store_delta *patch_of(struct aloftd *d, const struct aloft_store_release *r,
+                                                struct patches *c, const char *image, struct aloft_store_delta *tmp)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (!strcmp(c->e[i].image, image))
+            return c->e[i].found ? &c->e[i].p : NULL;
+    bool found = aloftd_mqtt_patch(d, r, image, tmp);
+    if (c->n < PATCHES_KEPT) {
+        snprintf(c->e[c->n].image, sizeof c->e[c->n].image, "%s", image);
+        c->e[c->n].found = found;
+        c->e[c->n].p = *tmp;
+        c->n++;
+    }
+    return found ? tmp : NULL;
+}
 
 static int add_member(void *ctx, const struct aloft_store_device *dv)
 {
@@ -274,13 +370,15 @@ static int add_member(void *ctx, const struct aloft_store_device *dv)
         return 0;
     if (s->n == s->cap) {
         size_t cap = s->cap ? 2 * s->cap : 64;
-        void *p = realloc(s->macs, cap * sizeof *s->macs);
+        void *p = realloc(s->m, cap * sizeof *s->m);
         if (!p)
             return -1;
-        s->macs = p;
+        s->m = p;
         s->cap = cap;
     }
-    memcpy(s->macs[s->n++], dv->mac, 18);
+    memcpy(s->m[s->n].mac, dv->mac, sizeof s->m[s->n].mac);
+    memcpy(s->m[s->n].image, dv->image, sizeof s->m[s->n].image);
+    s->n++;
     return 0;
 }
 
@@ -301,7 +399,8 @@ void aloftd_mqtt_rollout(struct aloftd *d, const struct aloft_store_rollout *ro,
         return;
     }
     if (percent >= 100) { /* everyone: the platform's topic reaches devices the inventory does not know */
-        aloftd_mqtt_trigger(&r, NULL);
+        struct aloft_store_delta p;
+        aloftd_mqtt_trigger(&r, NULL, aloftd_mqtt_platform_patch(d, &r, &p) ? &p : NULL);
         return;
     }
     struct share s = {.id = ro->id, .from = (unsigned)from_percent, .to = (unsigned)percent, .version = ro->version};
@@ -309,12 +408,20 @@ void aloftd_mqtt_rollout(struct aloftd *d, const struct aloft_store_rollout *ro,
     if (rc)
         aloftd_log("mqtt: rollout %lld: the inventory is unavailable (%s): no triggers", (long long)ro->id,
                    aloft_store_error());
-    unsigned sent = 0;
-    for (size_t i = 0; rc == 0 && i < s.n; i++)
-        sent += aloftd_mqtt_trigger(&r, s.macs[i]) == 0;
+    unsigned sent = 0, patched = 0;
+    struct patches *cache = calloc(1, sizeof *cache);
+    for (size_t i = 0; rc == 0 && i < s.n; i++) {
+        struct aloft_store_delta tmp;
+        const struct aloft_store_delta *p = cache ? patch_of(d, &r, cache, s.m[i].image, &tmp) : NULL;
+        bool ok = aloftd_mqtt_trigger(&r, s.m[i].mac, p) == 0;
+        sent += ok;
+        patched += ok && p;
+    }
     if (rc == 0)
-        aloftd_log("mqtt: rollout %lld at %d%%: triggered %u of %zu devices", (long long)ro->id, percent, sent, s.n);
-    free(s.macs);
+        aloftd_log("mqtt: rollout %lld at %d%%: triggered %u of %zu devices (%u with a patch)", (long long)ro->id,
+                   percent, sent, s.n, patched);
+    free(cache);
+    free(s.m);
 }
 
 /* ---- POST /api/platforms/<p>/trigger ---- */
@@ -355,14 +462,21 @@ enum MHD_Result aloftd_trigger(struct aloftd *d, struct MHD_Connection *c, const
                                   version[0] ? " " : "", version);
     if (rc)
         return aloftd_reply_store_error(c, rc, "unknown_version", "no such release");
-    char topic[128];
+    char topic[128], image[65] = "";
     aloftd_mqtt_topic(r.platform, mac[0] ? mac : NULL, topic, sizeof topic);
-    if (aloftd_mqtt_trigger(&r, mac[0] ? mac : NULL))
+    struct aloft_store_delta patch;
+    bool has = false;
+    if (mac[0] && aloft_store_device_image(d->store, r.platform, mac, image))
+        aloftd_log("mqtt: the inventory is unavailable (%s): the trigger to %s sends the image", aloft_store_error(),
+                   mac);
+    else
+        has = mac[0] ? aloftd_mqtt_patch(d, &r, image, &patch) : aloftd_mqtt_platform_patch(d, &r, &patch);
+    if (aloftd_mqtt_trigger(&r, mac[0] ? mac : NULL, has ? &patch : NULL))
         return aloftd_reply_error(c, 503, "mqtt_unavailable", "not connected to the MQTT broker %s: try again later",
                                   broker);
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "status", "published");
     cJSON_AddStringToObject(j, "topic", topic);
-    cJSON_AddItemToObject(j, "trigger", aloftd_mqtt_trigger_json(&r));
+    cJSON_AddItemToObject(j, "trigger", aloftd_mqtt_trigger_json(&r, has ? &patch : NULL));
     return aloftd_reply_json(c, 200, j);
 }

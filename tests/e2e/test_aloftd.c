@@ -1107,7 +1107,7 @@ static void test_settings(void **state)
     assert_int_equal(rc, 0);
     char *log = aloftd_log_read(&srv);
     char want[500];
-    snprintf(want, sizeof want, "database %s (schema 11)", shown);
+    snprintf(want, sizeof want, "database %s (schema 12)", shown);
     assert_non_null(strstr(log, want));
     assert_null(strstr(log, "hunter2"));
     free(log);
@@ -1354,12 +1354,12 @@ static void test_pg_shared(void **state)
     for (int i = 0; i < 3; i++)
         assert_int_equal(aloftd_wait_serving(all[i]), 0);
     char *rows = aloftd_pg_query(a.db, "SELECT version FROM schema_migrations ORDER BY version");
-    assert_string_equal(rows, "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n"); /* each migration run once */
+    assert_string_equal(rows, "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n12\n"); /* each migration run once */
     free(rows);
     char token[128] = ""; /* those that found no token made one; any made is valid on all */
     for (int i = 0; i < 3; i++) {
         char *log = aloftd_log_read(all[i]);
-        assert_non_null(strstr(log, "(schema 11)"));
+        assert_non_null(strstr(log, "(schema 12)"));
         free(log);
         if (!token[0])
             snprintf(token, sizeof token, "%s", all[i]->token);

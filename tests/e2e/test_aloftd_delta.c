@@ -7,7 +7,10 @@
  * new version and reports it; an MQTT trigger with delta_url and delta_base
  * gives a node on the base the patch and a node on another image the whole
  * image, and a patch whose result is not the image the trigger names
- * changes nothing. On SQLite, and on PostgreSQL (test_aloftd_delta_pg),
+ * changes nothing. aloftd's own triggers (an operator's to one device or
+ * to the platform, a rollout stage's) carry the patch from the image each
+ * device named at its last check-in, once the patch is made, and nodes
+ * install it. On SQLite, and on PostgreSQL (test_aloftd_delta_pg),
  * where the patch's bytes are in the database too. */
 #include "aloftd_harness.h"
 #include "mqtt_harness.h"
@@ -475,6 +478,202 @@ static void test_mqtt_trigger_with_a_delta(void **state)
     assert_int_equal(aloftd_stop(&srv), 0);
 }
 
+/* The server's bucket of a device in a rollout, computed independently:
+ * FNV-1a (64 bits) of "<id>/<MAC>" mod 100. */
+static unsigned bucket(long long id, const char *mac)
+{
+    char key[64];
+    snprintf(key, sizeof key, "%lld/%.17s", id, mac);
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = key; *p; p++) {
+        h ^= (unsigned char)*p;
+        h *= 1099511628211ull;
+    }
+    return (unsigned)(h % 100);
+}
+
+/* A node on firmware that checks once at boot and takes MQTT triggers;
+ * returns once aloftd answered its check (it runs the current release). */
+static void start_checking_node(struct aloftd_proc *s, struct e2e_node *n, const char *name, const char *firmware,
+                                const char *mac, char key[65])
+{
+    aloftd_credential(s, NULL, mac, key);
+    const char *args[] = {"--server", s->url, "--mqtt", broker.addr, "--mac", mac, "--server-key", key, NULL};
+    start_node(n, name, firmware, args);
+    wait_log(n, "answered 304 (nothing to do)");
+}
+
+/* POST /api/platforms/demo/trigger with body: the "trigger" aloftd
+ * published (cJSON_Delete it). */
+static cJSON *trigger(struct aloftd_proc *s, const char *body)
+{
+    struct e2e_http r;
+    assert_int_equal(aloftd_admin_post(s, &r, "/api/platforms/demo/trigger", body), 200);
+    cJSON *j = cJSON_Parse(r.body);
+    e2e_http_free(&r);
+    cJSON *t = cJSON_DetachItemFromObject(j, "trigger");
+    cJSON_Delete(j);
+    assert_non_null(t);
+    return t;
+}
+
+/* The trigger carries no patch. */
+static void no_patch(const cJSON *t)
+{
+    assert_null(cJSON_GetObjectItem(t, "delta_url"));
+    assert_null(cJSON_GetObjectItem(t, "delta_base"));
+    assert_string_equal(e2e_jstr(t, "sha256"), sha2);
+}
+
+/* The trigger carries the patch from base, as aloftd serves it. */
+static void carries_patch(struct aloftd_proc *s, const cJSON *t, const char *base, const char *patch_url)
+{
+    assert_string_equal(e2e_jstr(t, "delta_base"), base);
+    assert_string_equal(e2e_jstr(t, "delta_url"), patch_url);
+    assert_string_equal(e2e_jstr(t, "sha256"), sha2);
+    assert_string_equal(e2e_jstr(t, "version"), "2.0.0");
+    (void)s;
+}
+
+/* aloftd's own triggers carry the patch from the image each device said
+ * it runs when it checked in: a trigger to one device (once the patch is
+ * made: the first trigger asks for it and sends the image), a rollout
+ * stage's per-device triggers, and a platform's trigger (from the most
+ * common image that has a patch); a device on an image aloftd makes no
+ * patch from gets the image. The nodes install what they were sent. */
+static void test_aloftd_triggers_carry_the_patch(void **state)
+{
+    (void)state;
+    mqtt_broker_init(&broker, "dtrig", NULL, NULL);
+    mqtt_broker_start(&broker);
+    broker_up = true;
+    mqtt_sub_start(&broker, "aloft/+/+/cmd", "aloft/+/cmd");
+    struct aloftd_proc srv;
+    aloftd_init(&srv, "trig");
+    const char *mqtt[] = {"--mqtt", broker.addr, NULL};
+    assert_int_equal(aloftd_start(&srv, mqtt), 0);
+    upload(&srv, v1, NULL);
+    uint64_t t0 = e2e_now_ms();
+    for (char *log = aloftd_log_read(&srv); !strstr(log, "mqtt: connected to "); log = aloftd_log_read(&srv)) {
+        free(log);
+        assert_true(e2e_now_ms() - t0 < WAIT_MS);
+        e2e_sleep_ms(50);
+    }
+
+    /* the rollout made below is the database's first (id 1): a MAC in its 50 % share */
+    char in_share[18] = "";
+    for (unsigned i = 0x10; !in_share[0]; i++) {
+        char mac[18];
+        snprintf(mac, sizeof mac, "24:0A:C4:0E:00:%02X", i);
+        if (bucket(1, mac) < 50)
+            memcpy(in_share, mac, sizeof mac);
+    }
+    const char *mac_first = "24:0A:C4:0E:01:01", *mac_patch = "24:0A:C4:0E:01:02", *mac_other = "24:0A:C4:0E:01:03";
+    char key[65];
+    struct e2e_node first, patched, rolled, other;
+    start_checking_node(&srv, &first, "trig-first", v1, mac_first, key);
+    start_checking_node(&srv, &patched, "trig-patch", v1, mac_patch, key);
+    start_checking_node(&srv, &rolled, "trig-rollout", v1, in_share, key);
+    start_checking_node(&srv, &other, "trig-other", v15, mac_other, key); /* 1.5.0: never a release here */
+    upload(&srv, v2, NULL);
+
+    /* an image aloftd has no release of: no patch, ever; the whole image */
+    char body[200];
+    snprintf(body, sizeof body, "{\"device\": \"%s\"}", mac_other);
+    cJSON *t = trigger(&srv, body);
+    no_patch(t);
+    cJSON_Delete(t);
+    wait_log(&other, "pull: 320000 bytes verified into ota_1, version 2.0.0");
+    runs_v2(&other);
+
+    /* on release 1.0.0, before the patch is made: the image, and the patch is asked for */
+    snprintf(body, sizeof body, "{\"device\": \"%s\", \"version\": \"2.0.0\"}", mac_first);
+    t = trigger(&srv, body);
+    no_patch(t);
+    cJSON_Delete(t);
+    wait_log(&first, "pull: 320000 bytes verified into ota_1, version 2.0.0");
+    runs_v2(&first);
+    assert_int_equal(e2e_log_count(&first, "of patch"), 0);
+    assert_int_equal(e2e_log_count(&other, "of patch"), 0);
+
+    /* aloftd makes it in the background */
+    char patch_url[200] = "";
+    t0 = e2e_now_ms();
+    while (!patch_url[0]) {
+        assert_true(e2e_now_ms() - t0 < WAIT_MS);
+        cJSON *list = aloftd_json(&srv, "/api/platforms/demo/releases");
+        const cJSON *d = cJSON_GetArrayItem(cJSON_GetObjectItem(release_of(list, "2.0.0"), "deltas"), 0);
+        if (d) {
+            assert_string_equal(e2e_jstr(d, "base"), sha1);
+            assert_true(cJSON_IsTrue(cJSON_GetObjectItem(d, "worth")));
+            snprintf(patch_url, sizeof patch_url, "%s%s", srv.url, e2e_jstr(d, "url"));
+        }
+        cJSON_Delete(list);
+        if (!patch_url[0])
+            e2e_sleep_ms(100);
+    }
+
+    /* a device trigger with the patch: the node installs the patch */
+    snprintf(body, sizeof body, "{\"device\": \"%s\"}", mac_patch);
+    t = trigger(&srv, body);
+    carries_patch(&srv, t, sha1, patch_url);
+    cJSON_Delete(t);
+    wait_log(&patched, "bytes of patch verified into ota_1, version 2.0.0");
+    runs_v2(&patched);
+    assert_int_equal(e2e_log_count(&patched, "pull: 320000 bytes verified"), 0);
+
+    /* a rollout's stage: its devices' triggers carry the patch too */
+    struct e2e_http r;
+    assert_int_equal(aloftd_admin_post(&srv, &r, "/api/platforms/demo/rollouts",
+                                       "{\"version\": \"2.0.0\", \"stages\": [50, 100]}"),
+                     201);
+    cJSON *ro = cJSON_Parse(r.body);
+    e2e_http_free(&r);
+    assert_true(e2e_jnum(ro, "id") == 1);
+    cJSON_Delete(ro);
+    char topic[80];
+    snprintf(topic, sizeof topic, "aloft/demo/%s/cmd", in_share);
+    unsigned from = 0;
+    t = mqtt_sub_wait(&from, topic, "delta_base", sha1, MQTT_WAIT_MS);
+    assert_non_null(t);
+    carries_patch(&srv, t, sha1, patch_url);
+    cJSON_Delete(t);
+    wait_log(&rolled, "bytes of patch verified into ota_1, version 2.0.0");
+    runs_v2(&rolled);
+
+    /* a platform's trigger: one message, with the patch from the most
+     * common image that has one (two devices on an image aloftd has no
+     * release of are more, and those on 2.0.0 more still) */
+    const char *fakes[][2] = {{"24:0A:C4:0E:02:01", sha_unknown}, {"24:0A:C4:0E:02:02", sha_unknown},
+                              {"24:0A:C4:0E:02:03", sha1}};
+    for (size_t i = 0; i < 3; i++) {
+        char path[100], h_mac[60], h_delta[100];
+        snprintf(path, sizeof path, "/update?dev=demo&ver=%s", fakes[i][1] == sha1 ? "1.0.0" : "0.9.0");
+        snprintf(h_mac, sizeof h_mac, "x-ESP32-STA-MAC: %s", fakes[i][0]);
+        snprintf(h_delta, sizeof h_delta, "X-Aloft-Delta: %s", fakes[i][1]);
+        const char *args[] = {"-H", h_mac, "-H", h_delta, NULL};
+        int code = aloftd_get(&srv, &r, path, args); /* offered or not (the rollout decides): recorded */
+        assert_true(code == 200 || code == 304);
+        e2e_http_free(&r);
+    }
+    /* a frontend check-in says nothing of the running image: the last one's stays */
+    const char *spiffs[] = {"-H", "x-ESP32-STA-MAC: 24:0A:C4:0E:02:03", "-H", "x-ESP32-mode: spiffs", NULL};
+    assert_int_equal(aloftd_get(&srv, &r, "/update?dev=demo&ver=1.0.0", spiffs), 404); /* no frontend release */
+    e2e_http_free(&r);
+    t = trigger(&srv, "{}");
+    carries_patch(&srv, t, sha1, patch_url);
+    cJSON_Delete(t);
+    t = mqtt_sub_wait(&from, "aloft/demo/cmd", "delta_base", sha1, MQTT_WAIT_MS);
+    assert_non_null(t);
+    cJSON_Delete(t);
+
+    e2e_node_stop(&first);
+    e2e_node_stop(&patched);
+    e2e_node_stop(&rolled);
+    e2e_node_stop(&other);
+    assert_int_equal(aloftd_stop(&srv), 0);
+}
+
 int main(void)
 {
     e2e_init(183);
@@ -485,6 +684,7 @@ int main(void)
         cmocka_unit_test_teardown(test_patch_not_worth_it_sends_the_image, teardown),
         cmocka_unit_test_teardown(test_node_pulls_a_patch_and_boots_it, teardown),
         cmocka_unit_test_teardown(test_mqtt_trigger_with_a_delta, teardown),
+        cmocka_unit_test_teardown(test_aloftd_triggers_carry_the_patch, teardown),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -199,6 +199,8 @@ static void downgrade(void)
                       "DROP INDEX devices_by_platform; CREATE INDEX devices_by_platform ON devices (platform); "
                       /* migrations 10 and 11 */
                       "DROP TABLE deltas; "
+                      /* migration 12 */
+                      "ALTER TABLE devices DROP COLUMN image; "
                       "DELETE FROM schema_migrations WHERE version >= 5";
     if (aloftd_on_pg()) {
         PGconn *c = PQconnectdb(srv.db);

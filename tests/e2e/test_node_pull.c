@@ -5,7 +5,9 @@
  * purpose (drops the connection at 30, 60 and 95 % of the body, serves other
  * bytes, a cut file, 404, a non-image, another chip's image) and honours
  * Range. Each failure is reported with its code and leaves the running slot,
- * otadata and every setting but the pull/ ones byte-identical. */
+ * otadata and every setting but the pull/ ones byte-identical. A pulled
+ * delta patch cut by kill -9 resumes after the restart from the checkpoint
+ * kept in the settings, and one that then fails its checks changes nothing. */
 #include "aloftd_harness.h"
 
 #include <arpa/inet.h>
@@ -574,12 +576,22 @@ static void test_dropped_connections_resume_with_range(void **state)
  * connection drops goes on from the decoder's last checkpoint: the patch's
  * header again, then Range from a block start before the drop, never from
  * byte 0; the node boots exactly the new image. */
+/* The patch fw1 -> fw2, made once. */
+static const char *patch_1_2(void)
+{
+    static char path[300];
+    if (!path[0]) {
+        snprintf(path, sizeof path, "%s", e2e_path("pull-1-2.delta"));
+        const char *mk[] = {"aloft", "delta", "make", fw1, fw2, "-o", path, "-q", NULL};
+        assert_int_equal(aloft_test_run(NULL, mk), 0);
+    }
+    return path;
+}
+
 static void test_dropped_patch_resumes_at_a_checkpoint(void **state)
 {
     (void)state;
-    const char *patch = e2e_path("pull-1-2.delta");
-    const char *mk[] = {"aloft", "delta", "make", fw1, fw2, "-o", patch, "-q", NULL};
-    assert_int_equal(aloft_test_run(NULL, mk), 0);
+    const char *patch = patch_1_2();
     size_t plen, len1;
     uint8_t *p = e2e_file_read(patch, &plen), *img1 = e2e_file_read(fw1, &len1);
     struct file *f = serve_bytes("/drop.delta", p, plen);
@@ -615,9 +627,7 @@ static void test_dropped_patch_resumes_at_a_checkpoint(void **state)
 static void test_pull_drops_a_kept_patch_checkpoint(void **state)
 {
     (void)state;
-    const char *patch = e2e_path("pull-1-2-cut.delta");
-    const char *mk[] = {"aloft", "delta", "make", fw1, fw2, "-o", patch, "-q", NULL};
-    assert_int_equal(aloft_test_run(NULL, mk), 0);
+    const char *patch = patch_1_2();
     size_t plen;
     uint8_t *p = e2e_file_read(patch, &plen);
     struct e2e_node n;
@@ -700,6 +710,106 @@ static void test_killed_mid_download_resumes_after_restart(void **state)
     kill_and_resume(&n, "/slow.bin", img2_len, "firmware", "killed");
     expect_version(&n, "2.0.0");
     slot_holds(&n, "ota_1", img2, img2_len);
+    e2e_node_stop(&n);
+}
+
+/* Serve the patch fw1 -> fw2 at path (corrupt: a byte flipped at 3/4 of it
+ * once the node was cut), trigger it on a throttled node, and kill -9 the
+ * node once it kept a checkpoint of the patch in its settings: the running
+ * slot and otadata are untouched; started again, the node resumes from the
+ * checkpoint it kept (one request, with Range from there, not from 0).
+ * Returns the patch's length. */
+static size_t pull_patch_cut(struct e2e_node *n, struct before *b, const char *path, const char *id, bool corrupt)
+{
+    size_t plen, len1;
+    uint8_t *p = e2e_file_read(patch_1_2(), &plen), *img1 = e2e_file_read(fw1, &len1);
+    struct file *f = serve_bytes(path, p, plen);
+    char sha1[65], sha2[65], json[900];
+    aloft_sha256_hex(img1, len1, sha1);
+    aloft_sha256_hex(img2, img2_len, sha2);
+    free(p);
+    free(img1);
+    const char *slow[] = {"--link-rate", "200000", NULL};
+    start_node(n, id, slow);
+    take(b, n);
+    snprintf(json, sizeof json,
+             "{\"type\":\"ota_trigger\",\"url\":\"%s\",\"sha256\":\"%s\",\"size\":%zu,\"id\":\"%s\","
+             "\"delta_url\":\"%s\",\"delta_base\":\"%s\"}",
+             file_url("/nowhere.bin"), sha2, img2_len, id, file_url(path), sha1);
+    trigger_ok(n, json);
+    assert_int_equal(e2e_node_wait_log(n, "patch checkpoint kept", 1, WAIT_MS), 0);
+    e2e_node_kill9(n);
+    assert_true(has_setting(n, "pull/job"));
+    assert_true(has_setting(n, "delta/ck"));
+    uint8_t *run = e2e_flash_read(n, b->run_off, b->run_size);
+    uint8_t *od = e2e_flash_read(n, E2E_OTADATA_OFF, E2E_OTADATA_SIZE);
+    assert_memory_equal(run, b->run, b->run_size);
+    assert_memory_equal(od, b->otadata, E2E_OTADATA_SIZE);
+    free(run);
+    free(od);
+    /* where the last checkpoint logged says it resumes */
+    char *log = e2e_log_read(n), *last = NULL;
+    for (char *s = log; (s = strstr(s, "it can resume at byte ")); s++)
+        last = s;
+    assert_non_null(last);
+    long long logged = atoll(last + strlen("it can resume at byte "));
+    free(log);
+    assert_true(logged >= 32768 && logged < (long long)plen);
+    assert_int_equal(ranged_requests(path, NULL), 0);
+    if (corrupt) {
+        pthread_mutex_lock(&fs.lock);
+        f->data[plen * 3 / 4] ^= 0x20;
+        pthread_mutex_unlock(&fs.lock);
+    }
+    const char *again[] = {NULL};
+    assert_int_equal(e2e_node_start(n, again), 0);
+    cJSON_Delete(wait_state(n, id, corrupt ? "failed" : "updated"));
+    long long from = 0;
+    assert_int_equal(ranged_requests(path, &from), 1);
+    assert_true(from >= logged && from < (long long)plen * 3 / 4);
+    char line[160];
+    snprintf(line, sizeof line, "at byte %lld for trigger %s", from, id);
+    assert_int_equal(e2e_log_count(n, line), 1); /* the restart resumed it there */
+    return plen;
+}
+
+/* A pulled patch cut by a power loss (kill -9) resumes after the restart
+ * from the checkpoint kept in the settings, and installs exactly the new
+ * image; its resume point is gone then. */
+static void test_pulled_patch_resumes_after_a_restart(void **state)
+{
+    (void)state;
+    struct e2e_node n;
+    struct before b;
+    size_t plen = pull_patch_cut(&n, &b, "/ck.delta", "patch-restart", false);
+    /* the settings were written at most once per 32 KB of patch, before and after the cut */
+    unsigned kept = e2e_log_count(&n, "patch checkpoint kept");
+    assert_true(kept >= 2 && kept <= plen / 32768 + 1);
+    free(b.run);
+    free(b.otadata);
+    expect_version(&n, "2.0.0");
+    slot_holds(&n, "ota_1", img2, img2_len);
+    assert_int_equal(e2e_log_count(&n, "bytes of patch verified into ota_1, version 2.0.0"), 1);
+    assert_false(has_setting(&n, "delta/ck"));
+    assert_false(has_setting(&n, "pull/job"));
+    cJSON *st = e2e_status(&n);
+    assert_null(cJSON_GetObjectItem(st, "delta_resume"));
+    cJSON_Delete(st);
+    e2e_node_stop(&n);
+}
+
+/* A resumed patch whose checks fail is refused: the running slot, otadata
+ * and the settings but pull's are as they were, no job and no resume point
+ * is left, and the node runs its image. */
+static void test_resumed_pulled_patch_that_fails_changes_nothing(void **state)
+{
+    (void)state;
+    struct e2e_node n;
+    struct before b;
+    pull_patch_cut(&n, &b, "/ck-bad.delta", "patch-restart-bad", true);
+    unchanged(&b, &n, "a resumed patch that fails");
+    assert_false(has_setting(&n, "delta/ck"));
+    expect_version(&n, "1.0.0");
     e2e_node_stop(&n);
 }
 
@@ -1217,6 +1327,8 @@ int main(void)
         cmocka_unit_test_teardown(test_dropped_patch_resumes_at_a_checkpoint, e2e_teardown),
         cmocka_unit_test_teardown(test_pull_drops_a_kept_patch_checkpoint, e2e_teardown),
         cmocka_unit_test_teardown(test_killed_mid_download_resumes_after_restart, e2e_teardown),
+        cmocka_unit_test_teardown(test_pulled_patch_resumes_after_a_restart, e2e_teardown),
+        cmocka_unit_test_teardown(test_resumed_pulled_patch_that_fails_changes_nothing, e2e_teardown),
         cmocka_unit_test_teardown(test_bad_downloads_fail_and_change_nothing, e2e_teardown),
         cmocka_unit_test_teardown(test_scheduled_checks, aloftd_teardown),
         cmocka_unit_test_teardown(test_frontend_target, e2e_teardown),
