@@ -195,7 +195,7 @@ static void test_generated_pairs_round_trip_small(void **state)
 /* Code that moved changes every reference across the move alike: pointers
  * (by the move), Xtensa L32R and CALL8 offsets (by how far the code moved
  * from what it refers to). A field codes each as the old one plus a recent
- * delta: 2 bits or so, where diff literals took 15. */
+ * delta: about 3 bits, where format 2's diff literals took 16. */
 static void test_moved_references_cost_little(void **state)
 {
     (void)state;
@@ -217,7 +217,7 @@ static void test_moved_references_cost_little(void **state)
     }
     size_t np = round_trip(a, na, b, na);
     printf("moved references: %zu, patch %zu\n", refs, np);
-    assert_true(np * 8 < refs * 4); /* under 4 bits each (format 2: 15) */
+    assert_true(np * 8 < refs * 4); /* under 4 bits each (7,938 B; format 2: 37,194 B) */
     free(a);
     free(b);
 }
