@@ -202,13 +202,19 @@ static int read_value_count(void *ctx, int n, const char *const *c)
     return n < 2 ? ALOFT_E_IO : x->cb(x->ctx, c[0], strtoull(c[1], NULL, 10));
 }
 
-int aloft_store_device_versions(struct aloft_store *s, const char *platform, aloft_store_count_cb cb, void *ctx)
+/* A platform's devices counted by a value (query q: value, count). */
+static int platform_counts(struct aloft_store *s, enum aloft_store_query q, const char *platform, aloft_store_count_cb cb, void *ctx)
 {
     char key[ALOFT_STORE_NAME_MAX + 1];
     aloft_store_key(platform, key, sizeof key);
     aloft_store_checkin_flush(s);
     struct counts x = {cb, ctx};
-    return aloft_store_exec(s, Q_DEVICE_VERSIONS, read_value_count, &x, NULL, "s", key);
+    return aloft_store_exec(s, q, read_value_count, &x, NULL, "s", key);
+}
+
+int aloft_store_device_versions(struct aloft_store *s, const char *platform, aloft_store_count_cb cb, void *ctx)
+{
+    return platform_counts(s, Q_DEVICE_VERSIONS, platform, cb, ctx);
 }
 
 struct events {
@@ -257,9 +263,5 @@ int aloft_store_device_image(struct aloft_store *s, const char *platform, const 
 
 int aloft_store_device_images(struct aloft_store *s, const char *platform, aloft_store_count_cb cb, void *ctx)
 {
-    char key[ALOFT_STORE_NAME_MAX + 1];
-    aloft_store_key(platform, key, sizeof key);
-    aloft_store_checkin_flush(s);
-    struct counts x = {cb, ctx};
-    return aloft_store_exec(s, Q_DEVICE_IMAGES, read_value_count, &x, NULL, "s", key);
+    return platform_counts(s, Q_DEVICE_IMAGES, platform, cb, ctx);
 }

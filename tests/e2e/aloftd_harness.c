@@ -669,3 +669,15 @@ char *aloftd_pg_query(const char *url, const char *sql)
     PQfinish(c);
     return out;
 }
+
+unsigned aloftd_bucket(long long id, const char *mac)
+{
+    char key[64];
+    snprintf(key, sizeof key, "%lld/%.17s", id, mac);
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = key; *p; p++) {
+        h ^= (unsigned char)*p;
+        h *= 1099511628211ull;
+    }
+    return (unsigned)(h % 100);
+}

@@ -132,4 +132,8 @@ const char *aloftd_header_value(const struct e2e_http *r, const char *name);
  * "tmp"): how many there are. */
 unsigned aloftd_count_files(const struct aloftd_proc *s, const char *sub);
 
+/* The server's bucket of a device in a rollout, computed independently:
+ * FNV-1a (64 bits) of "<id>/<MAC>" mod 100. */
+unsigned aloftd_bucket(long long id, const char *mac);
+
 #endif

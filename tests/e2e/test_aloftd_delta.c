@@ -478,20 +478,6 @@ static void test_mqtt_trigger_with_a_delta(void **state)
     assert_int_equal(aloftd_stop(&srv), 0);
 }
 
-/* The server's bucket of a device in a rollout, computed independently:
- * FNV-1a (64 bits) of "<id>/<MAC>" mod 100. */
-static unsigned bucket(long long id, const char *mac)
-{
-    char key[64];
-    snprintf(key, sizeof key, "%lld/%.17s", id, mac);
-    uint64_t h = 1469598103934665603ull;
-    for (const char *p = key; *p; p++) {
-        h ^= (unsigned char)*p;
-        h *= 1099511628211ull;
-    }
-    return (unsigned)(h % 100);
-}
-
 /* A node on firmware that checks once at boot and takes MQTT triggers;
  * returns once aloftd answered its check (it runs the current release). */
 static void start_checking_node(struct aloftd_proc *s, struct e2e_node *n, const char *name, const char *firmware,
@@ -565,7 +551,7 @@ static void test_aloftd_triggers_carry_the_patch(void **state)
     for (unsigned i = 0x10; !in_share[0]; i++) {
         char mac[18];
         snprintf(mac, sizeof mac, "24:0A:C4:0E:00:%02X", i);
-        if (bucket(1, mac) < 50)
+        if (aloftd_bucket(1, mac) < 50)
             memcpy(in_share, mac, sizeof mac);
     }
     const char *mac_first = "24:0A:C4:0E:01:01", *mac_patch = "24:0A:C4:0E:01:02", *mac_other = "24:0A:C4:0E:01:03";

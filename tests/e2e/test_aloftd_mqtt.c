@@ -237,20 +237,6 @@ static void test_operator_trigger(void **state)
 
 static char macs[NDEV][18];
 
-/* The server's bucket of a device in a rollout, computed independently:
- * FNV-1a (64 bits) of "<id>/<MAC>" mod 100. */
-static unsigned bucket(long long id, const char *mac)
-{
-    char key[64];
-    snprintf(key, sizeof key, "%lld/%.17s", id, mac);
-    uint64_t h = 1469598103934665603ull;
-    for (const char *p = key; *p; p++) {
-        h ^= (unsigned char)*p;
-        h *= 1099511628211ull;
-    }
-    return (unsigned)(h % 100);
-}
-
 static void checkin(const char *mac, const char *ver)
 {
     char path[200], h_mac[80];
@@ -272,7 +258,7 @@ static void expect_devices(long long id, unsigned from, unsigned to, const cJSON
 {
     unsigned want = 0;
     for (int i = 0; i < NDEV; i++)
-        want += bucket(id, macs[i]) >= from && bucket(id, macs[i]) < to;
+        want += aloftd_bucket(id, macs[i]) >= from && aloftd_bucket(id, macs[i]) < to;
     printf("rollout %lld: %u%% to %u%%: %u of %d devices triggered\n", id, from, to, want, NDEV);
     sub_expect(want);
     bool seen[NDEV] = {false};
@@ -291,7 +277,7 @@ static void expect_devices(long long id, unsigned from, unsigned to, const cJSON
         if (found < 0)
             fprintf(stderr, "a trigger on %s: no device of the share\n", topic);
         assert_true(found >= 0);
-        unsigned b = bucket(id, macs[found]);
+        unsigned b = aloftd_bucket(id, macs[found]);
         if (b < from || b >= to || seen[found])
             fprintf(stderr, "%s (bucket %u) triggered%s, outside [%u, %u)\n", macs[found], b,
                     seen[found] ? " twice" : "", from, to);
@@ -385,7 +371,7 @@ static void test_rollout_auto_triggers(void **state)
 
     int first = -1;
     for (int i = 0; i < NDEV && first < 0; i++)
-        if (bucket(id, macs[i]) < 10)
+        if (aloftd_bucket(id, macs[i]) < 10)
             first = i;
     assert_true(first >= 0);
     mqtt_sub_clear();

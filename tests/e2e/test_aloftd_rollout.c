@@ -99,20 +99,6 @@ static int report(const char *mac, const char *json, cJSON **reply)
     return code;
 }
 
-/* The server's bucket of a device in a rollout, computed independently:
- * FNV-1a (64 bits) of "<id>/<MAC>" mod 100. */
-static unsigned bucket(long long id, const char *mac)
-{
-    char key[64];
-    snprintf(key, sizeof key, "%lld/%.17s", id, mac);
-    uint64_t h = 1469598103934665603ull;
-    for (const char *p = key; *p; p++) {
-        h ^= (unsigned char)*p;
-        h *= 1099511628211ull;
-    }
-    return (unsigned)(h % 100);
-}
-
 static char macs[NDEV][18];
 
 static void make_macs(void)
@@ -154,10 +140,10 @@ static void expect_share(long long id, int percent, const bool offered[NDEV], in
 {
     int want = 0;
     for (int i = 0; i < NDEV; i++) {
-        bool in = bucket(id, macs[i]) < (unsigned)percent;
+        bool in = aloftd_bucket(id, macs[i]) < (unsigned)percent;
         if (in != offered[i])
             fprintf(stderr, "rollout %lld at %d%%: device %s (bucket %u) %s\n", id, percent, macs[i],
-                    bucket(id, macs[i]), offered[i] ? "offered but outside" : "not offered but inside");
+                    aloftd_bucket(id, macs[i]), offered[i] ? "offered but outside" : "not offered but inside");
         assert_int_equal(in, offered[i]);
         want += in;
     }
@@ -756,7 +742,7 @@ static void test_rollout_auto_advance(void **state)
      * before that still run 1.0.0 again: failures, under max_failures) */
     int added = 0;
     for (int i = 0; i < NDEV; i++)
-        added += bucket(id, macs[i]) >= 10 && bucket(id, macs[i]) < 50;
+        added += aloftd_bucket(id, macs[i]) >= 10 && aloftd_bucket(id, macs[i]) < 50;
     fleet_checkin_mixed("demo", updated, offered);
     expect_share_mixed(id, 50, updated, offered);
     ro = rollout_get(id);
@@ -769,7 +755,7 @@ static void test_rollout_auto_advance(void **state)
     /* paused, it does not advance by itself, however many succeed */
     action(id, "pause", 200, "paused");
     for (int i = 0; i < NDEV; i++)
-        if (bucket(id, macs[i]) >= 10 && bucket(id, macs[i]) < 50)
+        if (aloftd_bucket(id, macs[i]) >= 10 && aloftd_bucket(id, macs[i]) < 50)
             updated[i] = true;
     assert_int_equal(fleet_checkin_mixed("demo", updated, offered), 0);
     ro = rollout_get(id);
@@ -790,7 +776,7 @@ static void test_rollout_auto_advance(void **state)
     expect_share_mixed(id, 100, updated, offered);
     int last = 0, lidx[NDEV];
     for (int i = 0; i < NDEV; i++)
-        if (bucket(id, macs[i]) >= 50)
+        if (aloftd_bucket(id, macs[i]) >= 50)
             lidx[last++] = i;
     assert_true(rest >= last);
     int need2 = (last + 1) / 2;
