@@ -540,8 +540,12 @@ static void test_aloftd_triggers_carry_the_patch(void **state)
     assert_int_equal(aloftd_start(&srv, mqtt), 0);
     upload(&srv, v1, NULL);
     uint64_t t0 = e2e_now_ms();
-    for (char *log = aloftd_log_read(&srv); !strstr(log, "mqtt: connected to "); log = aloftd_log_read(&srv)) {
+    for (;;) {
+        char *log = aloftd_log_read(&srv);
+        bool up = strstr(log, "mqtt: connected to ") != NULL;
         free(log);
+        if (up)
+            break;
         assert_true(e2e_now_ms() - t0 < WAIT_MS);
         e2e_sleep_ms(50);
     }
