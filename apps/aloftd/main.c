@@ -484,12 +484,12 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
     aloftd_deltas_start(&d); /* without it devices get whole images */
+    aloftd_ui_log(&d); /* before `serving on`, which tests and scripts wait for */
     if (aloftd_http_start(&d)) {
         aloftd_deltas_stop();
         aloft_store_close(d.store);
         return 1;
     }
-    aloftd_ui_log(&d);
     if (aloftd_mqtt_start(&d)) {
         aloftd_mqtt_stop();
         aloftd_http_stop(&d);
