@@ -39,8 +39,8 @@ const NEW = '0.6.4';
 const re = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 // Starts aloftd on HOST, any free port, with a fresh data directory and the
-// known admin token; resolves once it serves (its `serving on` line gives
-// the port) and has said where the UI comes from.
+// known admin token; resolves once it has said where the UI comes from and
+// serves (its `serving on` line gives the port).
 async function startAloftd(dir, extraArgs = []) {
   const tokenFile = join(dir, 'token');
   writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
@@ -59,7 +59,8 @@ async function startAloftd(dir, extraArgs = []) {
       server.lines.push(line);
       const m = line.match(/^aloftd: serving on http:\/\/([\d.]+):(\d+)\/$/);
       if (m) server.url = `http://${m[1]}:${m[2]}`;
-      if (/^aloftd: admin UI/.test(line)) ok();
+      if (/^aloftd: admin UI/.test(line)) server.ui = true;
+      if (server.url && server.ui) ok(); // the UI line comes first
     });
   });
   await withTimeout(Promise.race([ready, exited]), 15000, 'aloftd to start serving');
