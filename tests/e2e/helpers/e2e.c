@@ -732,6 +732,14 @@ const char *e2e_snap_diff(const struct e2e_snap *s, const struct e2e_node *n)
     return why;
 }
 
+void e2e_snap_app_unchanged(const struct e2e_snap *s, const struct e2e_node *n)
+{
+    const char *d = e2e_snap_diff(s, n);
+    if (d && strcmp(d, "nvs"))
+        fprintf(stderr, "changed: the %s\n", d);
+    assert_true(!d || !strcmp(d, "nvs"));
+}
+
 void e2e_snap_free(struct e2e_snap *s)
 {
     free(s->run);

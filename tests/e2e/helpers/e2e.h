@@ -192,6 +192,9 @@ void e2e_snap_take(struct e2e_snap *s, struct e2e_node *n);
 /* NULL when all three ranges are byte-identical now, else the name of the
  * first that differs ("running slot", "otadata", "nvs"). */
 const char *e2e_snap_diff(const struct e2e_snap *s, const struct e2e_node *n);
+/* Assert that the running slot and otadata are as they were; the settings
+ * (nvs) may have changed (a resume point, a pull job). */
+void e2e_snap_app_unchanged(const struct e2e_snap *s, const struct e2e_node *n);
 void e2e_snap_free(struct e2e_snap *s);
 
 /* aloft image make --chip chip --project demo --version version [--size
