@@ -295,17 +295,6 @@ static void test_patch_not_worth_it_sends_the_image(void **state)
     assert_int_equal(aloftd_stop(&srv), 0);
 }
 
-static void start_node(struct e2e_node *n, const char *name, const char *firmware, const char *const extra[])
-{
-    e2e_node_init(n, name);
-    const char *args[24] = {"--create", "--flash-size", "4M", "--firmware", firmware};
-    size_t k = 5;
-    for (size_t i = 0; extra && extra[i]; i++)
-        args[k++] = extra[i];
-    args[k] = NULL;
-    assert_int_equal(e2e_node_start(n, args), 0);
-}
-
 /* The node runs 2.0.0 from ota_1, which holds exactly v2. */
 static void runs_v2(struct e2e_node *n)
 {
@@ -371,7 +360,7 @@ static void test_node_pulls_a_patch_and_boots_it(void **state)
     aloftd_credential(&srv, NULL, mac, key);
     struct e2e_node n;
     const char *args[] = {"--server", srv.url, "--check-every", "1", "--mac", mac, "--server-key", key, NULL};
-    start_node(&n, "pull", v1, args);
+    e2e_node_start_with(&n, "pull", v1, args);
     char line[120];
     snprintf(line, sizeof line, "pull: %zu bytes of patch verified into ota_1, version 2.0.0", patch_len);
     wait_log(&n, line);
@@ -407,8 +396,8 @@ static void test_mqtt_trigger_with_a_delta(void **state)
     struct e2e_node on_base, on_other;
     const char *a1[] = {"--mqtt", broker.addr, "--mac", "24:0A:C4:0D:00:02", NULL};
     const char *a2[] = {"--mqtt", broker.addr, "--mac", "24:0A:C4:0D:00:03", NULL};
-    start_node(&on_base, "mqtt-base", v1, a1);
-    start_node(&on_other, "mqtt-other", v15, a2);
+    e2e_node_start_with(&on_base, "mqtt-base", v1, a1);
+    e2e_node_start_with(&on_other, "mqtt-other", v15, a2);
     unsigned from = 0;
     cJSON_Delete(mqtt_sub_wait(&from, "aloft/demo/24:0A:C4:0D:00:02/state", NULL, NULL, MQTT_WAIT_MS));
     cJSON_Delete(mqtt_sub_wait(&from, "aloft/demo/24:0A:C4:0D:00:03/state", NULL, NULL, MQTT_WAIT_MS));
@@ -485,7 +474,7 @@ static void start_checking_node(struct aloftd_proc *s, struct e2e_node *n, const
 {
     aloftd_credential(s, NULL, mac, key);
     const char *args[] = {"--server", s->url, "--mqtt", broker.addr, "--mac", mac, "--server-key", key, NULL};
-    start_node(n, name, firmware, args);
+    e2e_node_start_with(n, name, firmware, args);
     wait_log(n, "answered 304 (nothing to do)");
 }
 

@@ -9,18 +9,6 @@
 
 #define FIXTURE_4MB ALOFT_FIXTURES "/esp-idf/esp32s3-csi-node-4mb-v0.4.3.bin"
 
-/* A node on the default 4 MB table with firmware in ota_0. */
-static void start(struct e2e_node *n, const char *name, const char *firmware, const char *const extra[])
-{
-    e2e_node_init(n, name);
-    const char *args[24] = {"--create", "--flash-size", "4M", "--firmware", firmware};
-    size_t k = 5;
-    for (size_t i = 0; extra && extra[i]; i++)
-        args[k++] = extra[i];
-    args[k] = NULL;
-    assert_int_equal(e2e_node_start(n, args), 0);
-}
-
 /* Upload, expect 200 {"status":"ok"}, wait for the restart. */
 static void update(struct e2e_node *n, const char *file)
 {
@@ -52,7 +40,7 @@ static void test_smaller_image_after_larger_erases_the_tail(void **state)
     e2e_image(big, "esp32s3", "2.0.0", 900000, NULL);
     e2e_image(small, "esp32s3", "2.1.0", 0, NULL);
     struct e2e_node n;
-    start(&n, "shrink", FIXTURE_4MB, NULL);
+    e2e_node_start_with(&n, "shrink", FIXTURE_4MB, NULL);
     uint32_t off, size;
     e2e_part(&n, "ota_0", &off, &size);
     size_t old_len;
@@ -92,7 +80,7 @@ static void test_curl_d_is_refused_with_guidance(void **state)
     e2e_image(run, "esp32s3", "2.0.0", 300000, NULL);
     e2e_image(fw, "esp32s3", "2.1.0", 300000, NULL);
     struct e2e_node n;
-    start(&n, "form", run, NULL);
+    e2e_node_start_with(&n, "form", run, NULL);
     struct e2e_snap s;
     e2e_snap_take(&s, &n);
     unsigned boots = n.serving;
@@ -135,7 +123,7 @@ static void test_reply_lost_in_restart_status_tells_the_truth(void **state)
     e2e_image(v1, "esp32s3", "1.0.0", 0, NULL);
     struct e2e_node n;
     const char *now[] = {"--restart-delay", "0", NULL};
-    start(&n, "lost", v1, now);
+    e2e_node_start_with(&n, "lost", v1, now);
     const char *parts[] = {"ota_0", "ota_1"};
     unsigned lost = 0;
     for (int i = 1; i <= 4; i++) {
@@ -177,7 +165,7 @@ static void test_panicking_image_is_rolled_back(void **state)
     e2e_image(v3, "esp32s3", "3.0.0", 0, NULL);
     struct e2e_node n;
     const char *on[] = {"--rollback", "on", NULL};
-    start(&n, "panic", v1, on);
+    e2e_node_start_with(&n, "panic", v1, on);
     update(&n, v2); /* returns at the first boot that serves: after the fallback */
     char *log = e2e_log_read(&n);
     const char *sw = strstr(log, "boot: reset_reason=SW running_partition=ota_1");
@@ -208,7 +196,7 @@ static void test_unconfirmed_image_is_rolled_back_at_next_restart(void **state)
     e2e_image(v3, "esp32s3", "3.0.0", 0, NULL);
     struct e2e_node n;
     const char *on[] = {"--rollback", "on", NULL};
-    start(&n, "noconf", v1, on);
+    e2e_node_start_with(&n, "noconf", v1, on);
     update(&n, v2);
     expect_running(&n, "ota_1", "2.0.0", "SW");
     cJSON *st = e2e_status(&n);
@@ -249,7 +237,7 @@ static void test_confirm_after_marks_valid(void **state)
     e2e_image(v2, "esp32s3", "2.0.0", 0, "confirm-after=2");
     struct e2e_node n;
     const char *on[] = {"--rollback", "on", NULL};
-    start(&n, "conf", v1, on);
+    e2e_node_start_with(&n, "conf", v1, on);
     update(&n, v2);
     uint64_t booted = e2e_now_ms();
     cJSON *st = e2e_status(&n);

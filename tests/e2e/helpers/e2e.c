@@ -393,6 +393,17 @@ int e2e_node_start(struct e2e_node *n, const char *const args[])
     return e2e_node_wait_boot(n);
 }
 
+void e2e_node_start_with(struct e2e_node *n, const char *name, const char *firmware, const char *const extra[])
+{
+    e2e_node_init(n, name);
+    const char *args[24] = {"--create", "--flash-size", "4M", "--firmware", firmware};
+    size_t k = 5;
+    for (size_t i = 0; extra && extra[i] && k < 23; i++)
+        args[k++] = extra[i];
+    args[k] = NULL;
+    assert_int_equal(e2e_node_start(n, args), 0);
+}
+
 static void reap(struct e2e_node *n, int sig, unsigned grace_ms)
 {
     if (n->pid <= 0) {

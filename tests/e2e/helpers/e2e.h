@@ -75,6 +75,10 @@ void e2e_node_init(struct e2e_node *n, const char *name);
  * serve within E2E_BOOT_TIMEOUT_MS. */
 int e2e_node_start(struct e2e_node *n, const char *const args[]);
 
+/* e2e_node_init, then a new 4 MB flash (the default partition table) with
+ * firmware in ota_0, started with extra (NULL-terminated, may be NULL). */
+void e2e_node_start_with(struct e2e_node *n, const char *name, const char *firmware, const char *const extra[]);
+
 /* The same node restarts itself (same PID) after an update, a panic or a
  * power cut: wait for the next `http: serving` line. Returns 0 or -1. */
 int e2e_node_wait_boot(struct e2e_node *n);
